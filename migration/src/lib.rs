@@ -1,0 +1,21 @@
+//! Database schema of jetchat, one migration per file, applied in order by `Migrator`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_chats;
+mod m20261124_000002_create_chat_members;
+mod m20261124_000003_create_messages;
+
+/// Applies jetchat's migrations; `jetchat migrate` and `jetchat serve` both run it.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_create_chats::Migration),
+            Box::new(m20261124_000002_create_chat_members::Migration),
+            Box::new(m20261124_000003_create_messages::Migration),
+        ]
+    }
+}

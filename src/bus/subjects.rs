@@ -1,0 +1,129 @@
+//! The one place subject and stream names are built, all from one prefix (`chat` by default).
+
+use crate::{auth::UserId, store::ChatId};
+
+/// Subject and stream names for one prefix.
+#[derive(Clone, Debug)]
+pub struct Subjects {
+    prefix: String,
+    in_stream: String,
+    events_stream: String,
+}
+
+impl Subjects {
+    /// Names under `prefix`; streams are the prefix in capitals plus `_IN` and `_EVENTS`.
+    pub fn new(prefix: &str) -> Self {
+        let stem: String = prefix
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Subjects {
+            prefix: prefix.to_owned(),
+            in_stream: format!("{stem}_IN"),
+            events_stream: format!("{stem}_EVENTS"),
+        }
+    }
+
+    /// The command stream (`CHAT_IN`).
+    pub fn in_stream(&self) -> &str {
+        &self.in_stream
+    }
+
+    /// The event stream (`CHAT_EVENTS`).
+    pub fn events_stream(&self) -> &str {
+        &self.events_stream
+    }
+
+    /// Every command: `chat.in.>`.
+    pub fn all_commands(&self) -> String {
+        format!("{}.in.>", self.prefix)
+    }
+
+    /// Every event: `chat.events.>`.
+    pub fn all_events(&self) -> String {
+        format!("{}.events.>", self.prefix)
+    }
+
+    /// A message into a known chat: `chat.in.<chat_id>.message`.
+    pub fn message_command(&self, chat_id: ChatId) -> String {
+        format!("{}.in.{chat_id}.message", self.prefix)
+    }
+
+    /// A private message when only the receiver is known: `chat.in.direct.message`.
+    pub fn direct_message_command(&self) -> String {
+        format!("{}.in.direct.message", self.prefix)
+    }
+
+    /// A delivered or read mark: `chat.in.<chat_id>.receipt`.
+    pub fn receipt_command(&self, chat_id: ChatId) -> String {
+        format!("{}.in.{chat_id}.receipt", self.prefix)
+    }
+
+    /// Chat creation: `chat.in.chats.create`.
+    pub fn create_chat_command(&self) -> String {
+        format!("{}.in.chats.create", self.prefix)
+    }
+
+    /// One event of a chat: `chat.events.<chat_id>.<kind>`.
+    pub fn chat_event(&self, chat_id: ChatId, kind: &str) -> String {
+        format!("{}.events.{chat_id}.{kind}", self.prefix)
+    }
+
+    /// Everything that happens in one chat, for live delivery: `chat.events.<chat_id>.*`.
+    pub fn chat_events(&self, chat_id: ChatId) -> String {
+        format!("{}.events.{chat_id}.*", self.prefix)
+    }
+
+    /// One membership event kind in every chat: `chat.events.*.<kind>`.
+    pub fn every_chat(&self, kind: &str) -> String {
+        format!("{}.events.*.{kind}", self.prefix)
+    }
+
+    /// Outcomes for the sockets of one jetchat instance: `chat.replies.<instance>.*`.
+    pub fn instance_replies(&self, instance: &str) -> String {
+        format!("{}.replies.{instance}.*", self.prefix)
+    }
+
+    /// Outcomes for one socket: `chat.replies.<instance>.<conn>`.
+    pub fn socket_replies(&self, instance: &str, conn: u64) -> String {
+        format!("{}.replies.{instance}.{conn}", self.prefix)
+    }
+
+    /// Deduplication id of a message command (`Nats-Msg-Id`).
+    pub fn message_dedupe_id(sender_id: UserId, client_msg_id: &str) -> String {
+        format!("msg:{sender_id}:{client_msg_id}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_prefix_gives_the_documented_names() {
+        let s = Subjects::new("chat");
+        assert_eq!(s.in_stream(), "CHAT_IN");
+        assert_eq!(s.events_stream(), "CHAT_EVENTS");
+        assert_eq!(s.message_command(7), "chat.in.7.message");
+        assert_eq!(s.direct_message_command(), "chat.in.direct.message");
+        assert_eq!(s.receipt_command(7), "chat.in.7.receipt");
+        assert_eq!(s.create_chat_command(), "chat.in.chats.create");
+        assert_eq!(
+            s.chat_event(7, "message_created"),
+            "chat.events.7.message_created"
+        );
+    }
+
+    #[test]
+    fn prefix_shapes_streams() {
+        let s = Subjects::new("staging.chat");
+        assert_eq!(s.in_stream(), "STAGING_CHAT_IN");
+        assert_eq!(s.all_events(), "staging.chat.events.>");
+    }
+}

@@ -1,0 +1,208 @@
+//! Typed settings, read once from the environment (and `.env`) and validated at start-up.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use jsonwebtoken::Algorithm;
+
+/// A setting that is missing or malformed; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// How JWTs are verified.
+#[derive(Clone, Debug)]
+pub struct JwtSettings {
+    /// The signing algorithm; tokens with any other `alg` are refused.
+    pub algorithm: Algorithm,
+    /// HMAC secret (HS*) or PEM public key (RS*/ES*).
+    pub key: Vec<u8>,
+    /// The claim that carries the user id (SimpleJWT's `USER_ID_CLAIM`).
+    pub user_id_claim: String,
+}
+
+/// Everything jetchat needs to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the HTTP and WebSocket server listens.
+    pub bind_addr: SocketAddr,
+    /// sea-orm connection string; SQLite by default.
+    pub database_url: String,
+    /// An external NATS server; `None` starts the embedded one.
+    pub nats_url: Option<String>,
+    /// The nats-server binary for the embedded mode.
+    pub nats_server_bin: Option<PathBuf>,
+    /// Root of the subjects and stream names (`chat` gives `chat.in.>` and `CHAT_IN`).
+    pub subject_prefix: String,
+    /// Replicas of the streams: 1 alone, 3 in a cluster.
+    pub stream_replicas: usize,
+    /// Local state of the embedded mode: the SQLite file and the nats-server store.
+    pub data_dir: PathBuf,
+    /// Where uploaded media lives.
+    pub media_dir: PathBuf,
+    /// Token verification.
+    pub jwt: JwtSettings,
+    /// Largest WebSocket frame accepted; larger ones close the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Longest message content, in characters.
+    pub max_content_chars: usize,
+    /// Frames queued for one socket before it is closed as a slow consumer.
+    pub socket_queue: usize,
+    /// Most commands the persister writes in one transaction.
+    pub persist_batch: usize,
+    /// How long a REST call waits for the persister's outcome.
+    pub command_timeout: Duration,
+}
+
+impl Config {
+    /// Reads `.env` (if present) and the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the settings from any variable source; tests pass a map.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| get(name).filter(|v| !v.trim().is_empty());
+        let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into()));
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("jetchat.db").display()
+            )
+        });
+        let algorithm = match var("JWT_ALGORITHM").as_deref().unwrap_or("HS256") {
+            "HS256" => Algorithm::HS256,
+            "HS384" => Algorithm::HS384,
+            "HS512" => Algorithm::HS512,
+            "RS256" => Algorithm::RS256,
+            "ES256" => Algorithm::ES256,
+            other => {
+                return Err(ConfigError {
+                    name: "JWT_ALGORITHM",
+                    problem: format!("{other:?} is not one of HS256, HS384, HS512, RS256, ES256"),
+                });
+            }
+        };
+        let key = match algorithm {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => var("JWT_SECRET")
+                .ok_or(ConfigError {
+                    name: "JWT_SECRET",
+                    problem: "required: the Django SECRET_KEY or SimpleJWT SIGNING_KEY".into(),
+                })?
+                .into_bytes(),
+            _ => {
+                let value = var("JWT_PUBLIC_KEY").ok_or(ConfigError {
+                    name: "JWT_PUBLIC_KEY",
+                    problem: format!(
+                        "required with JWT_ALGORITHM={algorithm:?}: a PEM key or a path"
+                    ),
+                })?;
+                if value.contains("-----BEGIN") {
+                    value.into_bytes()
+                } else {
+                    std::fs::read(&value).map_err(|e| ConfigError {
+                        name: "JWT_PUBLIC_KEY",
+                        problem: format!("cannot read {value}: {e}"),
+                    })?
+                }
+            }
+        };
+        let subject_prefix = var("NATS_SUBJECT_PREFIX").unwrap_or_else(|| "chat".into());
+        if subject_prefix.is_empty()
+            || !subject_prefix.split('.').all(|t| {
+                !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+        {
+            return Err(ConfigError {
+                name: "NATS_SUBJECT_PREFIX",
+                problem: format!(
+                    "{subject_prefix:?} must be dot-separated tokens of letters, digits, '-' or '_'"
+                ),
+            });
+        }
+        Ok(Config {
+            bind_addr: parse(&var, "BIND_ADDR", "127.0.0.1:8000")?,
+            database_url,
+            nats_url: var("NATS_URL"),
+            nats_server_bin: var("NATS_SERVER_BIN").map(PathBuf::from),
+            subject_prefix,
+            stream_replicas: parse(&var, "NATS_STREAM_REPLICAS", "1")?,
+            media_dir: PathBuf::from(var("MEDIA_DIR").unwrap_or_else(|| "media".into())),
+            data_dir,
+            jwt: JwtSettings {
+                algorithm,
+                key,
+                user_id_claim: var("JWT_USER_ID_CLAIM").unwrap_or_else(|| "user_id".into()),
+            },
+            max_frame_bytes: parse(&var, "MAX_FRAME_BYTES", "65536")?,
+            max_content_chars: parse(&var, "MAX_CONTENT_CHARS", "10000")?,
+            socket_queue: parse(&var, "SOCKET_QUEUE", "1024")?,
+            persist_batch: parse(&var, "PERSIST_BATCH", "500")?,
+            command_timeout: Duration::from_millis(parse(&var, "COMMAND_TIMEOUT_MS", "10000")?),
+        })
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    var: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw = var(name).unwrap_or_else(|| default.to_owned());
+    raw.trim().parse().map_err(|e| ConfigError {
+        name,
+        problem: format!("{raw:?} is not valid: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn jwt_secret_is_required_and_named() {
+        let err = config(&[]).unwrap_err();
+        assert_eq!(err.name, "JWT_SECRET");
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = config(&[("JWT_SECRET", "s")]).unwrap();
+        assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.database_url, "sqlite://data/jetchat.db?mode=rwc");
+        assert!(c.nats_url.is_none());
+        assert_eq!(c.jwt.user_id_claim, "user_id");
+        assert_eq!(c.subject_prefix, "chat");
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        let err = config(&[("JWT_SECRET", "s"), ("BIND_ADDR", "nowhere")]).unwrap_err();
+        assert_eq!(err.name, "BIND_ADDR");
+        let err = config(&[("JWT_SECRET", "s"), ("JWT_ALGORITHM", "none")]).unwrap_err();
+        assert_eq!(err.name, "JWT_ALGORITHM");
+        let err = config(&[("JWT_SECRET", "s"), ("NATS_SUBJECT_PREFIX", "a..b")]).unwrap_err();
+        assert_eq!(err.name, "NATS_SUBJECT_PREFIX");
+        let err = config(&[("JWT_ALGORITHM", "RS256")]).unwrap_err();
+        assert_eq!(err.name, "JWT_PUBLIC_KEY");
+    }
+}

@@ -1,0 +1,99 @@
+//! The shapes shared by the socket, REST and the bus: chats, messages, content types, receipts.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use utoipa::ToSchema;
+
+use crate::{auth::UserId, store::ChatId};
+
+/// A message id (the database's, increasing over time).
+pub type MessageId = i64;
+
+/// What a message carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentType {
+    Text,
+    Audio,
+    Video,
+    Image,
+    File,
+}
+
+impl ContentType {
+    /// The name stored in the database and sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Text => "text",
+            ContentType::Audio => "audio",
+            ContentType::Video => "video",
+            ContentType::Image => "image",
+            ContentType::File => "file",
+        }
+    }
+
+    /// Parses a wire or database name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "text" => ContentType::Text,
+            "audio" => ContentType::Audio,
+            "video" => ContentType::Video,
+            "image" => ContentType::Image,
+            "file" => ContentType::File,
+            _ => return None,
+        })
+    }
+}
+
+/// A member's mark on a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptStatus {
+    Delivered,
+    Read,
+}
+
+/// Where a message stands for the one who looks at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Sent,
+    Delivered,
+    Read,
+}
+
+/// A persisted message, as events, frames and history show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MessageView {
+    pub message_id: MessageId,
+    pub chat_id: ChatId,
+    pub sender_id: UserId,
+    /// The other member of a private chat; `null` in a group.
+    pub receiver_id: Option<UserId>,
+    pub content: String,
+    pub content_type: ContentType,
+    pub file_url: Option<String>,
+    pub client_msg_id: String,
+    /// UTC, RFC 3339 with an offset.
+    #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub timestamp: DateTime<Utc>,
+}
+
+/// A chat and its members.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChatView {
+    pub chat_id: ChatId,
+    pub name: Option<String>,
+    pub is_group: bool,
+    pub created_by: UserId,
+    #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    pub member_ids: Vec<UserId>,
+}
+
+/// Serialises a time as `2024-11-15T10:00:00.000000+00:00`.
+pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, false))
+}

@@ -1,0 +1,67 @@
+//! The WebSocket side: `/ws/chat` upgrade with token check, the socket loop, the frames and
+//! the routing of events to sockets.
+
+pub mod protocol;
+pub mod router;
+pub mod socket;
+
+use axum::{
+    extract::{Query, State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+
+use crate::{
+    app::AppState,
+    auth::{AuthError, bearer_token},
+    http::ApiError,
+};
+
+/// The query of `/ws/chat`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct WsParams {
+    /// The access token (browsers cannot set headers on a WebSocket).
+    token: Option<String>,
+}
+
+/// Opens a chat WebSocket.
+///
+/// The token comes from `?token=` or `Authorization: Bearer`; a missing, expired, refresh or
+/// badly signed token is refused with 401 before the upgrade. The frames are described in
+/// `docs/protocol.md`.
+#[utoipa::path(
+    get,
+    path = "/ws/chat",
+    tag = "websocket",
+    params(WsParams),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 401, description = "Missing or invalid token", body = crate::http::ErrorBody),
+        (status = 426, description = "Not a WebSocket upgrade request", body = crate::http::ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
+pub async fn ws_chat(
+    State(state): State<AppState>,
+    Query(params): Query<WsParams>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let token = params.token.as_deref().or_else(|| bearer_token(&headers));
+    let user_id = match token.map(|t| state.keys.verify(t)) {
+        Some(Ok(user_id)) => user_id,
+        Some(Err(e)) => return ApiError::Unauthorized(e).into_response(),
+        None => return ApiError::Unauthorized(AuthError::Missing).into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return ApiError::UpgradeRequired(rejection.body_text()).into_response(),
+    };
+    let limit = state.config.max_frame_bytes;
+    let tracker = state.tracker.clone();
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |ws| tracker.track_future(socket::serve(ws, state, user_id)))
+}

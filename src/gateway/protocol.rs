@@ -1,0 +1,321 @@
+//! The WebSocket frames: what clients send (the Python service's frames plus jetchat's) and
+//! what the server answers. See `docs/protocol.md`.
+
+use axum::extract::ws::Utf8Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    auth::UserId,
+    domain::{ContentType, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339},
+    store::ChatId,
+};
+
+/// Longest `client_msg_id`, in characters.
+pub const MAX_CLIENT_MSG_ID: usize = 64;
+
+/// A frame as received; every field optional so a missing one gets a precise error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawFrame {
+    action: Option<String>,
+    chat_id: Option<ChatId>,
+    receiver_id: Option<UserId>,
+    content: Option<String>,
+    content_type: Option<String>,
+    file_url: Option<String>,
+    client_msg_id: Option<String>,
+    message_id: Option<MessageId>,
+}
+
+/// A checked client request.
+#[derive(Debug, PartialEq)]
+pub enum Request {
+    /// Post a message into `chat_id`, or to `receiver_id` (private chat).
+    Send(SendRequest),
+    /// Mark a message (and all before it) delivered or read.
+    Mark {
+        message_id: MessageId,
+        chat_id: Option<ChatId>,
+        status: ReceiptStatus,
+    },
+    /// Keep-alive at the application level; answered with `pong`.
+    Ping,
+}
+
+/// A checked `send_message`.
+#[derive(Debug, PartialEq)]
+pub struct SendRequest {
+    pub chat_id: Option<ChatId>,
+    pub receiver_id: Option<UserId>,
+    pub content: String,
+    pub content_type: ContentType,
+    pub file_url: Option<String>,
+    pub client_msg_id: String,
+}
+
+/// Why a frame was refused; sent back as an `error` frame, the socket stays open.
+#[derive(Debug, PartialEq)]
+pub struct FrameError {
+    pub code: &'static str,
+    pub detail: String,
+    pub client_msg_id: Option<String>,
+}
+
+impl FrameError {
+    /// An error about the frame as a whole.
+    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        FrameError {
+            code,
+            detail: detail.into(),
+            client_msg_id: None,
+        }
+    }
+
+    /// The same error, correlated with a send.
+    pub fn about(mut self, client_msg_id: Option<&str>) -> Self {
+        self.client_msg_id = client_msg_id.map(str::to_owned);
+        self
+    }
+}
+
+/// Parses and checks a text frame.
+pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError> {
+    let raw: RawFrame = serde_json::from_str(text).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            FrameError::new("bad_json", format!("frame is not valid JSON: {e}"))
+        } else {
+            FrameError::new(
+                "invalid_field",
+                format!("frame has a field of the wrong type: {e}"),
+            )
+        }
+    })?;
+    let action = raw
+        .action
+        .as_deref()
+        .ok_or_else(|| FrameError::new("missing_field", "action is required"))?;
+    match action {
+        "send_message" => parse_send(raw, max_content_chars).map(Request::Send),
+        "acknowledge" | "read" => mark(raw, ReceiptStatus::Read),
+        "delivered" => mark(raw, ReceiptStatus::Delivered),
+        "ping" => Ok(Request::Ping),
+        other => Err(FrameError::new(
+            "unknown_action",
+            format!("unknown action {other:?}"),
+        )),
+    }
+}
+
+fn mark(raw: RawFrame, status: ReceiptStatus) -> Result<Request, FrameError> {
+    let message_id = raw
+        .message_id
+        .ok_or_else(|| FrameError::new("missing_field", "message_id is required"))?;
+    if message_id <= 0 {
+        return Err(FrameError::new(
+            "invalid_field",
+            "message_id must be a positive integer",
+        ));
+    }
+    Ok(Request::Mark {
+        message_id,
+        chat_id: raw.chat_id,
+        status,
+    })
+}
+
+fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, FrameError> {
+    let client_msg_id = match raw.client_msg_id {
+        Some(id) if id.is_empty() || id.chars().count() > MAX_CLIENT_MSG_ID => {
+            return Err(FrameError::new(
+                "invalid_field",
+                format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID} characters"),
+            ));
+        }
+        Some(id) => id,
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    let fail =
+        |code, detail: String| Err(FrameError::new(code, detail).about(Some(&client_msg_id)));
+    if raw.chat_id.is_none() && raw.receiver_id.is_none() {
+        return fail("missing_field", "chat_id or receiver_id is required".into());
+    }
+    if raw.chat_id.is_some_and(|id| id <= 0) || raw.receiver_id.is_some_and(|id| id <= 0) {
+        return fail(
+            "invalid_field",
+            "chat_id and receiver_id must be positive integers".into(),
+        );
+    }
+    let content_type = match raw.content_type.as_deref() {
+        None => ContentType::Text,
+        Some(name) => match ContentType::parse(name) {
+            Some(t) => t,
+            None => {
+                return fail(
+                    "invalid_field",
+                    format!("content_type {name:?} is not text, audio, video, image or file"),
+                );
+            }
+        },
+    };
+    let file_url = raw.file_url.filter(|u| !u.trim().is_empty());
+    let content = raw.content.unwrap_or_default();
+    if content.trim().is_empty() && file_url.is_none() {
+        return fail("empty_content", "content is empty".into());
+    }
+    if content.chars().count() > max_content_chars {
+        return fail(
+            "content_too_long",
+            format!("content is longer than {max_content_chars} characters"),
+        );
+    }
+    if file_url.as_ref().is_some_and(|u| u.len() > 2048) {
+        return fail(
+            "invalid_field",
+            "file_url is longer than 2048 characters".into(),
+        );
+    }
+    Ok(SendRequest {
+        chat_id: raw.chat_id,
+        receiver_id: if raw.chat_id.is_some() {
+            None
+        } else {
+            raw.receiver_id
+        },
+        content,
+        content_type,
+        file_url,
+        client_msg_id,
+    })
+}
+
+/// A frame the server sends.
+#[derive(Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    /// JetStream has the message: it is durable from now on.
+    MessageAccepted {
+        client_msg_id: &'a str,
+        chat_id: Option<ChatId>,
+    },
+    /// The message is persisted; to the socket that sent it.
+    MessageAck {
+        client_msg_id: &'a str,
+        message_id: MessageId,
+        chat_id: ChatId,
+        #[serde(serialize_with = "rfc3339")]
+        timestamp: DateTime<Utc>,
+    },
+    /// A message for the other sockets of every member.
+    NewMessage {
+        #[serde(flatten)]
+        message: &'a MessageView,
+        status: MessageStatus,
+    },
+    /// A member marked the recipient's message; to its author's sockets.
+    StatusUpdate {
+        message_id: MessageId,
+        chat_id: ChatId,
+        user_id: UserId,
+        status: ReceiptStatus,
+    },
+    /// A refused frame or command; `error` repeats `detail` for the Python service's clients.
+    Error {
+        code: &'a str,
+        detail: &'a str,
+        error: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<&'a str>,
+    },
+    /// The answer to `ping`.
+    Pong,
+}
+
+impl ServerFrame<'_> {
+    /// Serialises the frame once; the result is cheap to clone for many sockets.
+    pub fn render(&self) -> Utf8Bytes {
+        serde_json::to_string(self)
+            .expect("frames always serialise")
+            .into()
+    }
+}
+
+impl FrameError {
+    /// The `error` frame for this error.
+    pub fn render(&self) -> Utf8Bytes {
+        ServerFrame::Error {
+            code: self.code,
+            detail: &self.detail,
+            error: &self.detail,
+            client_msg_id: self.client_msg_id.as_deref(),
+        }
+        .render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_frames_still_parse() {
+        let r = parse(
+            r#"{"action":"send_message","receiver_id":2,"content":"hi","content_type":"text"}"#,
+            100,
+        )
+        .unwrap();
+        let Request::Send(s) = r else { panic!() };
+        assert_eq!(s.receiver_id, Some(2));
+        assert_eq!(s.content_type, ContentType::Text);
+        assert!(!s.client_msg_id.is_empty());
+        assert_eq!(
+            parse(r#"{"action":"acknowledge","message_id":42}"#, 100).unwrap(),
+            Request::Mark {
+                message_id: 42,
+                chat_id: None,
+                status: ReceiptStatus::Read
+            }
+        );
+    }
+
+    #[test]
+    fn bad_frames_get_precise_codes() {
+        let code = |t: &str| parse(t, 5).unwrap_err().code;
+        assert_eq!(code("{"), "bad_json");
+        assert_eq!(code(r#"{"content":"x"}"#), "missing_field");
+        assert_eq!(code(r#"{"action":"dance"}"#), "unknown_action");
+        assert_eq!(
+            code(r#"{"action":"send_message","content":"x"}"#),
+            "missing_field"
+        );
+        assert_eq!(
+            code(r#"{"action":"send_message","chat_id":1,"content":"  "}"#),
+            "empty_content"
+        );
+        assert_eq!(
+            code(r#"{"action":"send_message","chat_id":1,"content":"toolong"}"#),
+            "content_too_long"
+        );
+        assert_eq!(
+            code(r#"{"action":"send_message","chat_id":"x","content":"a"}"#),
+            "invalid_field"
+        );
+        assert_eq!(
+            code(r#"{"action":"send_message","chat_id":1,"content":"a","content_type":"gif"}"#),
+            "invalid_field"
+        );
+        assert_eq!(code(r#"{"action":"acknowledge"}"#), "missing_field");
+    }
+
+    #[test]
+    fn error_frame_repeats_detail_under_error() {
+        let frame = FrameError::new("bad_json", "nope")
+            .about(Some("c1"))
+            .render();
+        let v: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+        assert_eq!(v["action"], "error");
+        assert_eq!(v["error"], "nope");
+        assert_eq!(v["detail"], "nope");
+        assert_eq!(v["client_msg_id"], "c1");
+    }
+}

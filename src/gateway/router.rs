@@ -1,0 +1,473 @@
+//! Interest-based routing of events to this instance's sockets.
+//!
+//! One task owns the routing tables. It subscribes to a chat's event subject while at least
+//! one local socket belongs to that chat (reference-counted through the chat's socket set),
+//! so NATS sends each instance only what it needs and a group message is one publish however
+//! many members it has. Each event is decoded and rendered once, then shared by every socket.
+//!
+//! Membership events (`chat_created`, `member_added`) are watched for every chat, so a socket
+//! starts receiving a chat the moment its user joins it. A subscription that starts because of
+//! such an event is caught up from the database: events published before NATS had the new
+//! subscription would otherwise be missed.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use async_nats::Subscriber;
+use axum::extract::ws::Utf8Bytes;
+use futures_util::StreamExt;
+use sea_orm::DatabaseConnection;
+use tokio::sync::mpsc;
+use tokio_stream::StreamMap;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::ServerFrame;
+use crate::{
+    auth::UserId,
+    bus::{
+        Bus,
+        messages::{Event, Outcome},
+    },
+    domain::{MessageId, MessageStatus, MessageView},
+    store::{ChatId, queries},
+};
+
+/// A socket's id, unique within this instance.
+pub type ConnId = u64;
+
+/// Most messages a catch-up replays into a chat that was just joined.
+const CATCH_UP_LIMIT: u64 = 1000;
+
+/// A persisted message, decoded once and rendered once as `new_message`.
+pub struct LiveMessage {
+    pub view: MessageView,
+    pub frame: Utf8Bytes,
+}
+
+impl LiveMessage {
+    /// Renders the shared `new_message` frame.
+    pub fn new(view: MessageView) -> Arc<Self> {
+        let frame = ServerFrame::NewMessage {
+            message: &view,
+            status: MessageStatus::Sent,
+        }
+        .render();
+        Arc::new(LiveMessage { view, frame })
+    }
+}
+
+/// What the router hands a socket.
+pub enum Outbound {
+    /// A message in one of the socket's chats.
+    Message(Arc<LiveMessage>),
+    /// A rendered `status_update`.
+    Status(Utf8Bytes),
+    /// The socket's user is now a member of this chat.
+    Joined(queries::Membership),
+    /// An outcome addressed to this socket (a refused command).
+    Reply(Outcome),
+}
+
+/// A socket as the router knows it.
+struct SocketEntry {
+    user_id: UserId,
+    outbox: mpsc::Sender<Outbound>,
+    kick: CancellationToken,
+    chats: HashSet<ChatId>,
+}
+
+/// A chat with local sockets.
+#[derive(Default)]
+struct ChatRoute {
+    conns: HashSet<ConnId>,
+    /// While a catch-up runs, live messages wait here.
+    syncing: Option<Vec<Arc<LiveMessage>>>,
+}
+
+enum RouterCmd {
+    Register {
+        conn: ConnId,
+        user_id: UserId,
+        chats: Vec<ChatId>,
+        outbox: mpsc::Sender<Outbound>,
+        kick: CancellationToken,
+    },
+    Unregister {
+        conn: ConnId,
+    },
+    Join {
+        conn: ConnId,
+        chat_id: ChatId,
+    },
+    CaughtUp {
+        chat_id: ChatId,
+        messages: Vec<Arc<LiveMessage>>,
+    },
+}
+
+/// The handle sockets use; cheap to clone.
+#[derive(Clone)]
+pub struct RouterHandle {
+    tx: mpsc::UnboundedSender<RouterCmd>,
+}
+
+impl RouterHandle {
+    /// Starts routing for the socket `conn` of `user_id` in `chats`. When its queue is full the
+    /// router cancels `kick` and forgets the socket.
+    pub fn register(
+        &self,
+        conn: ConnId,
+        user_id: UserId,
+        chats: Vec<ChatId>,
+        outbox: mpsc::Sender<Outbound>,
+        kick: CancellationToken,
+    ) {
+        let _ = self.tx.send(RouterCmd::Register {
+            conn,
+            user_id,
+            chats,
+            outbox,
+            kick,
+        });
+    }
+
+    /// Stops routing to `conn`.
+    pub fn unregister(&self, conn: ConnId) {
+        let _ = self.tx.send(RouterCmd::Unregister { conn });
+    }
+
+    /// Adds a chat the socket found out about itself (its user joined it moments ago).
+    pub fn join(&self, conn: ConnId, chat_id: ChatId) {
+        let _ = self.tx.send(RouterCmd::Join { conn, chat_id });
+    }
+}
+
+/// Starts the router task of instance `instance`.
+pub async fn spawn(
+    bus: Bus,
+    db: DatabaseConnection,
+    instance: &str,
+    shutdown: CancellationToken,
+) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), async_nats::SubscribeError> {
+    let created = bus
+        .client
+        .subscribe(bus.subjects.every_chat("chat_created"))
+        .await?;
+    let added = bus
+        .client
+        .subscribe(bus.subjects.every_chat("member_added"))
+        .await?;
+    let replies = bus
+        .client
+        .subscribe(bus.subjects.instance_replies(instance))
+        .await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let router = Router {
+        bus,
+        db,
+        handle: RouterHandle { tx: tx.clone() },
+        sockets: HashMap::new(),
+        users: HashMap::new(),
+        chats: HashMap::new(),
+        subs: StreamMap::new(),
+    };
+    let task = tokio::spawn(router.run(rx, created, added, replies, shutdown));
+    Ok((RouterHandle { tx }, task))
+}
+
+struct Router {
+    bus: Bus,
+    db: DatabaseConnection,
+    handle: RouterHandle,
+    sockets: HashMap<ConnId, SocketEntry>,
+    users: HashMap<UserId, Vec<ConnId>>,
+    chats: HashMap<ChatId, ChatRoute>,
+    subs: StreamMap<ChatId, Subscriber>,
+}
+
+impl Router {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<RouterCmd>,
+        mut created: Subscriber,
+        mut added: Subscriber,
+        mut replies: Subscriber,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                Some(cmd) = rx.recv() => self.command(cmd).await,
+                Some((chat_id, msg)) = self.subs.next() => self.chat_event(chat_id, &msg.payload),
+                Some(msg) = created.next() => self.membership_event(&msg.payload).await,
+                Some(msg) = added.next() => self.membership_event(&msg.payload).await,
+                Some(msg) = replies.next() => self.reply(&msg.subject, &msg.payload),
+                else => return,
+            }
+        }
+    }
+
+    async fn command(&mut self, cmd: RouterCmd) {
+        match cmd {
+            RouterCmd::Register {
+                conn,
+                user_id,
+                chats,
+                outbox,
+                kick,
+            } => {
+                self.sockets.insert(
+                    conn,
+                    SocketEntry {
+                        user_id,
+                        outbox,
+                        kick,
+                        chats: HashSet::new(),
+                    },
+                );
+                self.users.entry(user_id).or_default().push(conn);
+                for chat_id in chats {
+                    self.attach(conn, chat_id).await;
+                }
+            }
+            RouterCmd::Unregister { conn } => self.detach(conn),
+            RouterCmd::Join { conn, chat_id } => {
+                if self.sockets.contains_key(&conn) {
+                    self.attach(conn, chat_id).await;
+                }
+            }
+            RouterCmd::CaughtUp {
+                chat_id,
+                mut messages,
+            } => {
+                let Some(route) = self.chats.get_mut(&chat_id) else {
+                    return;
+                };
+                let buffered = route.syncing.take().unwrap_or_default();
+                let newest = messages.last().map_or(0, |m| m.view.message_id);
+                messages.extend(buffered.into_iter().filter(|m| m.view.message_id > newest));
+                for message in messages {
+                    self.deliver(chat_id, |_| true, || Outbound::Message(message.clone()));
+                }
+            }
+        }
+    }
+
+    /// Adds `conn` to a chat's route; `true` when this started the chat's subscription.
+    async fn attach(&mut self, conn: ConnId, chat_id: ChatId) -> bool {
+        let Some(socket) = self.sockets.get_mut(&conn) else {
+            return false;
+        };
+        if !socket.chats.insert(chat_id) {
+            return false;
+        }
+        let route = self.chats.entry(chat_id).or_default();
+        route.conns.insert(conn);
+        if route.conns.len() > 1 || self.subs.contains_key(&chat_id) {
+            return false;
+        }
+        match self
+            .bus
+            .client
+            .subscribe(self.bus.subjects.chat_events(chat_id))
+            .await
+        {
+            Ok(sub) => {
+                self.subs.insert(chat_id, sub);
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, chat_id, "cannot subscribe to chat events");
+                false
+            }
+        }
+    }
+
+    fn detach(&mut self, conn: ConnId) {
+        let Some(socket) = self.sockets.remove(&conn) else {
+            return;
+        };
+        if let Some(conns) = self.users.get_mut(&socket.user_id) {
+            conns.retain(|c| *c != conn);
+            if conns.is_empty() {
+                self.users.remove(&socket.user_id);
+            }
+        }
+        for chat_id in socket.chats {
+            if let Some(route) = self.chats.get_mut(&chat_id) {
+                route.conns.remove(&conn);
+                if route.conns.is_empty() {
+                    self.chats.remove(&chat_id);
+                    self.subs.remove(&chat_id); // dropping the subscriber unsubscribes
+                }
+            }
+        }
+    }
+
+    /// Hands an item to each socket of the chat that `wanted` selects; a full queue kicks the
+    /// socket (it reconnects and reads history) instead of slowing everyone down.
+    fn deliver(
+        &mut self,
+        chat_id: ChatId,
+        wanted: impl Fn(UserId) -> bool,
+        item: impl Fn() -> Outbound,
+    ) {
+        let Some(route) = self.chats.get(&chat_id) else {
+            return;
+        };
+        let mut kicked = Vec::new();
+        for conn in &route.conns {
+            let Some(socket) = self.sockets.get(conn) else {
+                continue;
+            };
+            if !wanted(socket.user_id) {
+                continue;
+            }
+            if let Err(mpsc::error::TrySendError::Full(_)) = socket.outbox.try_send(item()) {
+                tracing::warn!(
+                    conn,
+                    user_id = socket.user_id,
+                    "socket queue full; closing it"
+                );
+                socket.kick.cancel();
+                kicked.push(*conn);
+            }
+        }
+        for conn in kicked {
+            self.detach(conn);
+        }
+    }
+
+    fn chat_event(&mut self, chat_id: ChatId, payload: &[u8]) {
+        let event = match serde_json::from_slice::<Event>(payload) {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(%error, chat_id, "undecodable event ignored");
+                return;
+            }
+        };
+        match event {
+            Event::MessageCreated(created) => {
+                let message = LiveMessage::new(created.message);
+                if let Some(buffer) = self
+                    .chats
+                    .get_mut(&chat_id)
+                    .and_then(|r| r.syncing.as_mut())
+                {
+                    buffer.push(message);
+                    return;
+                }
+                self.deliver(chat_id, |_| true, || Outbound::Message(message.clone()));
+            }
+            Event::Receipt(receipt) => {
+                let frame = ServerFrame::StatusUpdate {
+                    message_id: receipt.message_id,
+                    chat_id: receipt.chat_id,
+                    user_id: receipt.user_id,
+                    status: receipt.status,
+                }
+                .render();
+                self.deliver(
+                    chat_id,
+                    |user| user == receipt.sender_id,
+                    || Outbound::Status(frame.clone()),
+                );
+            }
+            // Membership is handled from the wildcard subscriptions.
+            Event::ChatCreated(_) | Event::MemberAdded(_) => {}
+        }
+    }
+
+    async fn membership_event(&mut self, payload: &[u8]) {
+        let (chat_id, users, after): (ChatId, Vec<UserId>, MessageId) =
+            match serde_json::from_slice::<Event>(payload) {
+                Ok(Event::ChatCreated(e)) => (e.chat.chat_id, e.chat.member_ids, 0),
+                Ok(Event::MemberAdded(e)) => (e.chat_id, vec![e.user_id], e.after_message_id),
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "undecodable membership event ignored");
+                    return;
+                }
+            };
+        let Ok(Some(chat)) = queries::chat(&self.db, chat_id).await else {
+            return;
+        };
+        let mut started = false;
+        for user_id in &users {
+            let conns = self.users.get(user_id).cloned().unwrap_or_default();
+            for conn in conns {
+                started |= self.attach(conn, chat_id).await;
+                let peer = queries::peer_of(chat.private_key.as_deref(), *user_id);
+                if let Some(socket) = self.sockets.get(&conn) {
+                    let _ = socket
+                        .outbox
+                        .try_send(Outbound::Joined(queries::Membership { chat_id, peer }));
+                }
+            }
+        }
+        if started {
+            if let Some(route) = self.chats.get_mut(&chat_id) {
+                route.syncing = Some(Vec::new());
+            }
+            tokio::spawn(catch_up(
+                self.bus.clone(),
+                self.db.clone(),
+                self.handle.clone(),
+                chat_id,
+                after,
+                chat.private_key,
+            ));
+        }
+    }
+
+    fn reply(&mut self, subject: &str, payload: &[u8]) {
+        let Some(conn) = subject
+            .rsplit('.')
+            .next()
+            .and_then(|c| c.parse::<ConnId>().ok())
+        else {
+            return;
+        };
+        let Ok(outcome) = serde_json::from_slice::<Outcome>(payload) else {
+            return;
+        };
+        if let Some(socket) = self.sockets.get(&conn) {
+            let _ = socket.outbox.try_send(Outbound::Reply(outcome));
+        }
+    }
+}
+
+/// Replays what a just-started subscription may have missed: a round trip to the server
+/// proves it has the subscription, after which every earlier event's message is committed.
+async fn catch_up(
+    bus: Bus,
+    db: DatabaseConnection,
+    router: RouterHandle,
+    chat_id: ChatId,
+    after: MessageId,
+    private_key: Option<String>,
+) {
+    // Nobody answers this subject: the server's "no responders" is the round trip we need.
+    let _ = bus
+        .client
+        .request(
+            format!("_JETCHAT.barrier.{}", uuid::Uuid::new_v4().simple()),
+            "".into(),
+        )
+        .await;
+    let messages = match queries::history(&db, chat_id, None, Some(after), CATCH_UP_LIMIT).await {
+        Ok(mut rows) => {
+            rows.reverse();
+            rows.iter()
+                .map(|m| LiveMessage::new(m.view(private_key.as_deref())))
+                .collect()
+        }
+        Err(error) => {
+            tracing::warn!(%error, chat_id, "catch-up query failed");
+            Vec::new()
+        }
+    };
+    let _ = router.tx.send(RouterCmd::CaughtUp { chat_id, messages });
+}

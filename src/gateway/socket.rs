@@ -1,0 +1,464 @@
+//! One client's socket: a single task that reads frames, publishes commands, and writes the
+//! frames the router hands it through a bounded queue.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use async_nats::jetstream::{message::PublishMessage, publish::PublishAck};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{
+    SinkExt, StreamExt,
+    future::BoxFuture,
+    stream::{FuturesOrdered, SplitSink},
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    protocol::{self, FrameError, Request, SendRequest, ServerFrame},
+    router::{ConnId, LiveMessage, Outbound},
+};
+use crate::{
+    app::AppState,
+    auth::UserId,
+    bus::{
+        Subjects,
+        messages::{Command, MarkReceipt, Outcome, SendMessage, VERSION},
+    },
+    domain::{MessageId, ReceiptStatus},
+    store::{ChatId, queries},
+};
+
+/// Close code for a socket whose queue overflowed (it reads too slowly).
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code when the server shuts down ("going away").
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a frame over the size limit ("message too big").
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code when the socket cannot be set up (database unavailable).
+pub const CLOSE_INTERNAL: u16 = 1011;
+
+/// Frames written before a flush.
+const WRITE_BATCH: usize = 64;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+type Sink = SplitSink<WebSocket, Message>;
+
+/// The outcome of a JetStream publish this socket waits for.
+struct Published {
+    client_msg_id: Option<String>,
+    chat_id: Option<ChatId>,
+    result: Result<PublishAck, String>,
+}
+
+/// The socket's own view of its user's chats.
+struct Socket {
+    state: AppState,
+    user_id: UserId,
+    conn: ConnId,
+    chats: HashSet<ChatId>,
+    /// Private chats by the other user.
+    peers: HashMap<UserId, ChatId>,
+    /// Sends accepted or in flight whose `message_ack` this socket owes.
+    awaiting_ack: HashSet<String>,
+    /// The newest message pushed per chat: a repeat (redelivery, catch-up) is dropped.
+    pushed: HashMap<ChatId, MessageId>,
+    publishes: FuturesOrdered<BoxFuture<'static, Published>>,
+    reply_to: String,
+}
+
+/// Serves one authenticated socket until it closes, the server shuts down, or it is kicked.
+#[tracing::instrument(name = "socket", skip_all, fields(user_id, conn))]
+pub async fn serve(ws: WebSocket, state: AppState, user_id: UserId) {
+    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    tracing::Span::current()
+        .record("user_id", user_id)
+        .record("conn", conn);
+    let (mut sink, mut stream) = ws.split();
+    let memberships = match queries::memberships(&state.db, user_id).await {
+        Ok(m) => m,
+        Err(error) => {
+            tracing::error!(%error, "cannot load memberships");
+            close(
+                &mut sink,
+                CLOSE_INTERNAL,
+                "database unavailable, retry later",
+            )
+            .await;
+            return;
+        }
+    };
+    let (outbox, mut inbox) = mpsc::channel(state.config.socket_queue);
+    let kick = CancellationToken::new();
+    let mut socket = Socket {
+        reply_to: state.bus.subjects.socket_replies(&state.instance, conn),
+        chats: memberships.iter().map(|m| m.chat_id).collect(),
+        peers: memberships
+            .iter()
+            .filter_map(|m| Some((m.peer?, m.chat_id)))
+            .collect(),
+        state,
+        user_id,
+        conn,
+        awaiting_ack: HashSet::new(),
+        pushed: HashMap::new(),
+        publishes: FuturesOrdered::new(),
+    };
+    let router = socket.state.router.clone();
+    router.register(
+        conn,
+        user_id,
+        socket.chats.iter().copied().collect(),
+        outbox,
+        kick.clone(),
+    );
+    tracing::debug!(chats = socket.chats.len(), "socket open");
+    let shutdown = socket.state.shutdown.clone();
+    loop {
+        let written = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
+                break;
+            }
+            _ = kick.cancelled() => {
+                close(&mut sink, CLOSE_SLOW_CONSUMER, "too many undelivered frames; reconnect and read history").await;
+                break;
+            }
+            Some(published) = socket.publishes.next() => {
+                match socket.published(published).await {
+                    Some(frame) => sink.feed(Message::Text(frame)).await,
+                    None => Ok(()),
+                }
+            }
+            Some(item) = inbox.recv() => {
+                let mut result = socket.outbound(item, &mut sink).await;
+                for _ in 0..WRITE_BATCH {
+                    let Ok(item) = inbox.try_recv() else { break };
+                    result = result.and(socket.outbound(item, &mut sink).await);
+                }
+                result
+            }
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => match socket.inbound(&text).await {
+                    Some(reply) => sink.feed(Message::Text(reply)).await,
+                    None => Ok(()),
+                },
+                Some(Ok(Message::Binary(_))) => {
+                    let error = FrameError::new("bad_json", "binary frames are not supported; send JSON text");
+                    sink.feed(Message::Text(error.render())).await
+                }
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(_)) => Ok(()), // ping and pong are answered by the library
+                Some(Err(error)) => {
+                    if is_too_big(&error) {
+                        close(&mut sink, CLOSE_TOO_BIG, "frame exceeds the size limit").await;
+                    } else {
+                        tracing::debug!(%error, "socket read failed");
+                    }
+                    break;
+                }
+            },
+        };
+        if written.is_err() || sink.flush().await.is_err() {
+            break;
+        }
+    }
+    router.unregister(conn);
+    tracing::debug!("socket closed");
+}
+
+impl Socket {
+    /// Handles a text frame; returns the frame to answer with, if any.
+    async fn inbound(&mut self, text: &str) -> Option<Utf8Bytes> {
+        let request = match protocol::parse(text, self.state.config.max_content_chars) {
+            Ok(request) => request,
+            Err(error) => return Some(error.render()),
+        };
+        let result = match request {
+            Request::Send(send) => self.send(send).await,
+            Request::Mark {
+                message_id,
+                chat_id,
+                status,
+            } => self.mark(message_id, chat_id, status).await,
+            Request::Ping => return Some(ServerFrame::Pong.render()),
+        };
+        result.err().map(|e| e.render())
+    }
+
+    async fn send(&mut self, send: SendRequest) -> Result<(), FrameError> {
+        let id = send.client_msg_id.clone();
+        let subjects = self.state.bus.subjects.clone();
+        let (subject, chat_id) = match (send.chat_id, send.receiver_id) {
+            (Some(chat_id), _) => {
+                self.check_member(chat_id)
+                    .await
+                    .map_err(|e| e.about(Some(&id)))?;
+                (subjects.message_command(chat_id), Some(chat_id))
+            }
+            (None, Some(receiver)) if receiver == self.user_id => {
+                return Err(FrameError::new(
+                    "invalid_field",
+                    "you cannot send a private message to yourself",
+                )
+                .about(Some(&id)));
+            }
+            (None, Some(receiver)) => match self.peers.get(&receiver) {
+                Some(chat_id) => (subjects.message_command(*chat_id), Some(*chat_id)),
+                None => (subjects.direct_message_command(), None),
+            },
+            (None, None) => unreachable!("protocol::parse requires a chat or a receiver"),
+        };
+        let command = Command::SendMessage(SendMessage {
+            v: VERSION,
+            sender_id: self.user_id,
+            chat_id,
+            receiver_id: if chat_id.is_some() {
+                None
+            } else {
+                send.receiver_id
+            },
+            content: send.content,
+            content_type: send.content_type,
+            file_url: send.file_url,
+            client_msg_id: send.client_msg_id,
+            reply_to: Some(self.reply_to.clone()),
+        });
+        let dedupe = Subjects::message_dedupe_id(self.user_id, &id);
+        self.publish(subject, &command, Some(dedupe), Some(id.clone()), chat_id)
+            .await?;
+        self.awaiting_ack.insert(id);
+        Ok(())
+    }
+
+    async fn mark(
+        &mut self,
+        message_id: MessageId,
+        chat_id: Option<ChatId>,
+        status: ReceiptStatus,
+    ) -> Result<(), FrameError> {
+        let message = queries::message(&self.state.db, message_id)
+            .await
+            .map_err(|_| FrameError::new("unavailable", "database unavailable, retry later"))?
+            .filter(|m| chat_id.is_none_or(|c| c == m.chat_id))
+            .ok_or_else(|| {
+                FrameError::new("not_found", format!("message {message_id} does not exist"))
+            })?;
+        // A stranger learns nothing about the message: same answer as for a missing one.
+        self.check_member(message.chat_id).await.map_err(|_| {
+            FrameError::new("not_found", format!("message {message_id} does not exist"))
+        })?;
+        if message.sender_id == self.user_id {
+            return Err(FrameError::new(
+                "forbidden",
+                "you cannot mark your own message",
+            ));
+        }
+        let command = Command::Receipt(MarkReceipt {
+            v: VERSION,
+            user_id: self.user_id,
+            chat_id: message.chat_id,
+            message_id,
+            status,
+            reply_to: Some(self.reply_to.clone()),
+        });
+        let subject = self.state.bus.subjects.receipt_command(message.chat_id);
+        self.publish(subject, &command, None, None, Some(message.chat_id))
+            .await
+    }
+
+    /// Membership from the socket's own list, or from the database for a chat joined a
+    /// moment ago (the router's event may still be on its way).
+    async fn check_member(&mut self, chat_id: ChatId) -> Result<(), FrameError> {
+        if self.chats.contains(&chat_id) {
+            return Ok(());
+        }
+        let forbidden = || {
+            FrameError::new(
+                "forbidden",
+                format!("you are not a member of chat {chat_id}"),
+            )
+        };
+        match queries::membership(&self.state.db, chat_id, self.user_id).await {
+            Ok(Some(m)) => {
+                self.joined(m);
+                self.state.router.join(self.conn, chat_id);
+                Ok(())
+            }
+            Ok(None) => Err(forbidden()),
+            Err(_) => Err(FrameError::new(
+                "unavailable",
+                "database unavailable, retry later",
+            )),
+        }
+    }
+
+    fn joined(&mut self, m: queries::Membership) {
+        self.chats.insert(m.chat_id);
+        if let Some(peer) = m.peer {
+            self.peers.insert(peer, m.chat_id);
+        }
+    }
+
+    /// Publishes a command to `CHAT_IN`; its acknowledgement is awaited alongside other work.
+    async fn publish(
+        &mut self,
+        subject: String,
+        command: &Command,
+        dedupe: Option<String>,
+        client_msg_id: Option<String>,
+        chat_id: Option<ChatId>,
+    ) -> Result<(), FrameError> {
+        let payload = serde_json::to_vec(command).expect("commands always serialise");
+        let mut publish = PublishMessage::build().payload(payload.into());
+        if let Some(id) = dedupe {
+            publish = publish.message_id(id);
+        }
+        let unavailable = |e: &dyn std::fmt::Display| {
+            FrameError::new(
+                "unavailable",
+                format!("not accepted ({e}); retry with the same client_msg_id"),
+            )
+            .about(client_msg_id.as_deref())
+        };
+        let ack = self
+            .state
+            .bus
+            .jetstream
+            .send_publish(subject, publish)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        self.publishes.push_back(Box::pin(async move {
+            Published {
+                client_msg_id,
+                chat_id,
+                result: ack.await.map_err(|e| e.to_string()),
+            }
+        }));
+        Ok(())
+    }
+
+    /// Turns a JetStream acknowledgement into `message_accepted` (or an error).
+    async fn published(&mut self, published: Published) -> Option<Utf8Bytes> {
+        let Published {
+            client_msg_id,
+            chat_id,
+            result,
+        } = published;
+        match (result, client_msg_id) {
+            (Ok(ack), Some(id)) => {
+                if ack.duplicate {
+                    // A retry of a send JetStream already has: if it is stored, ack it now.
+                    if let Ok(Some(m)) =
+                        queries::message_by_client_id(&self.state.db, self.user_id, &id).await
+                    {
+                        self.awaiting_ack.remove(&id);
+                        let ack = ServerFrame::MessageAck {
+                            client_msg_id: &id,
+                            message_id: m.id,
+                            chat_id: m.chat_id,
+                            timestamp: m.created_at,
+                        };
+                        return Some(ack.render());
+                    }
+                }
+                Some(
+                    ServerFrame::MessageAccepted {
+                        client_msg_id: &id,
+                        chat_id,
+                    }
+                    .render(),
+                )
+            }
+            (Ok(_), None) => None,
+            (Err(e), id) => {
+                if let Some(id) = &id {
+                    self.awaiting_ack.remove(id);
+                }
+                let error = FrameError::new(
+                    "unavailable",
+                    format!("not accepted ({e}); retry with the same client_msg_id"),
+                );
+                Some(error.about(id.as_deref()).render())
+            }
+        }
+    }
+
+    /// Writes what the router handed over.
+    async fn outbound(&mut self, item: Outbound, sink: &mut Sink) -> Result<(), axum::Error> {
+        let frame = match item {
+            Outbound::Message(message) => match self.message_frame(&message) {
+                Some(frame) => frame,
+                None => return Ok(()),
+            },
+            Outbound::Status(frame) => frame,
+            Outbound::Joined(m) => {
+                self.joined(m);
+                return Ok(());
+            }
+            Outbound::Reply(Outcome::Rejected {
+                command_id,
+                code,
+                detail,
+                ..
+            }) => {
+                let id = self.awaiting_ack.take(&command_id);
+                ServerFrame::Error {
+                    code: &code,
+                    detail: &detail,
+                    error: &detail,
+                    client_msg_id: id.as_deref(),
+                }
+                .render()
+            }
+            Outbound::Reply(_) => return Ok(()),
+        };
+        sink.feed(Message::Text(frame)).await
+    }
+
+    /// `message_ack` for this socket's own send, `new_message` otherwise, nothing for a repeat.
+    fn message_frame(&mut self, message: &LiveMessage) -> Option<Utf8Bytes> {
+        let view = &message.view;
+        let newest = self.pushed.entry(view.chat_id).or_default();
+        if view.message_id <= *newest {
+            return None;
+        }
+        *newest = view.message_id;
+        if view.sender_id == self.user_id && self.awaiting_ack.remove(&view.client_msg_id) {
+            return Some(
+                ServerFrame::MessageAck {
+                    client_msg_id: &view.client_msg_id,
+                    message_id: view.message_id,
+                    chat_id: view.chat_id,
+                    timestamp: view.timestamp,
+                }
+                .render(),
+            );
+        }
+        Some(message.frame.clone())
+    }
+}
+
+async fn close(sink: &mut Sink, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = sink.send(Message::Close(Some(frame))).await;
+}
+
+/// Whether a read failed because a frame was over the size limit.
+fn is_too_big(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}

@@ -1,0 +1,210 @@
+//! Chats: create one (through the persister), list mine, read one's history.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::StatusCode,
+};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    ApiError, ErrorBody,
+    messages::{HistoryMessage, HistoryQuery, page},
+};
+use crate::{
+    app::AppState,
+    auth::{AuthUser, UserId},
+    bus::{
+        CommandError,
+        messages::{Command, CreateChat, Outcome, VERSION},
+    },
+    domain::{ChatView, MessageView},
+    store::{ChatId, queries},
+};
+
+/// A chat to create. The Python service's form — a bare array of member ids with `?name=` —
+/// is accepted too and makes a group.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum CreateChatBody {
+    Full(CreateChatRequest),
+    /// Legacy: the member ids of a new group.
+    Legacy(Vec<UserId>),
+}
+
+/// A new chat; the caller is added to it.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateChatRequest {
+    /// Shown for groups; ignored for private chats.
+    pub name: Option<String>,
+    /// A group, or a private chat (exactly one other member).
+    #[serde(default)]
+    pub is_group: bool,
+    /// The other members.
+    pub member_ids: Vec<UserId>,
+}
+
+/// The Python service's `?name=` for the legacy body.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CreateChatQuery {
+    /// The group's name (legacy form).
+    pub name: Option<String>,
+}
+
+/// One of my chats with its newest message and how many I have not read.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ChatSummary {
+    #[serde(flatten)]
+    pub chat: ChatView,
+    pub last_message: Option<MessageView>,
+    pub unread_count: i64,
+}
+
+/// Creates a group, or returns the private chat with one user (creating it the first time).
+///
+/// The command goes through the persister like everything that changes state; the answer
+/// comes once it is committed.
+#[utoipa::path(post, path = "/chats/", tag = "chats",
+    params(CreateChatQuery),
+    request_body = CreateChatBody,
+    responses(
+        (status = 201, description = "Created", body = ChatView),
+        (status = 200, description = "The private chat already existed", body = ChatView),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+#[tracing::instrument(skip_all, fields(user_id = user))]
+pub async fn create_chat(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Query(query): Query<CreateChatQuery>,
+    Json(body): Json<CreateChatBody>,
+) -> Result<(StatusCode, Json<ChatView>), ApiError> {
+    let request = match body {
+        CreateChatBody::Full(r) => r,
+        CreateChatBody::Legacy(member_ids) => CreateChatRequest {
+            name: query.name,
+            is_group: true,
+            member_ids,
+        },
+    };
+    if request.member_ids.iter().any(|id| *id <= 0) {
+        return Err(ApiError::Invalid(
+            "member_ids must be positive integers".into(),
+        ));
+    }
+    let command_id = uuid::Uuid::now_v7().to_string();
+    let outcome = state
+        .bus
+        .command(
+            state.bus.subjects.create_chat_command(),
+            format!("create:{command_id}"),
+            |reply_to| {
+                Command::CreateChat(CreateChat {
+                    v: VERSION,
+                    command_id: command_id.clone(),
+                    creator_id: user,
+                    name: request.name,
+                    is_group: request.is_group,
+                    member_ids: request.member_ids,
+                    reply_to: Some(reply_to),
+                })
+            },
+            state.config.command_timeout,
+        )
+        .await
+        .map_err(|e| match e {
+            CommandError::Timeout => ApiError::Timeout,
+            CommandError::NotAccepted(e) => ApiError::Unavailable(e),
+        })?;
+    match outcome {
+        Outcome::ChatReady { chat, created, .. } => Ok((
+            if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            Json(chat),
+        )),
+        Outcome::Rejected { detail, .. } => Err(ApiError::Invalid(detail)),
+    }
+}
+
+/// My chats, newest activity first, each with its last message and my unread count.
+#[utoipa::path(get, path = "/chats/", tag = "chats",
+    responses((status = 200, body = Vec<ChatSummary>), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_chats(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<Vec<ChatSummary>>, ApiError> {
+    let db = &state.db;
+    let mine: Vec<ChatId> = queries::memberships(db, user)
+        .await?
+        .into_iter()
+        .map(|m| m.chat_id)
+        .collect();
+    if mine.is_empty() {
+        return Ok(Json(Vec::new()));
+    }
+    let chats = queries::chats(db, &mine).await?;
+    let members = queries::members(db, mine.iter().copied()).await?;
+    let mut last = queries::last_messages(db, &mine).await?;
+    let unread = queries::unread_counts(db, user).await?;
+    let mut summaries: Vec<ChatSummary> = chats
+        .into_iter()
+        .map(|chat| {
+            let member_ids = members
+                .iter()
+                .filter(|m| m.chat_id == chat.id)
+                .map(|m| m.user_id)
+                .collect();
+            ChatSummary {
+                last_message: last
+                    .remove(&chat.id)
+                    .map(|m| m.view(chat.private_key.as_deref())),
+                unread_count: unread.get(&chat.id).copied().unwrap_or(0),
+                chat: chat.view(member_ids),
+            }
+        })
+        .collect();
+    summaries.sort_by_key(|s| {
+        std::cmp::Reverse(
+            s.last_message
+                .as_ref()
+                .map_or(s.chat.created_at, |m| m.timestamp),
+        )
+    });
+    Ok(Json(summaries))
+}
+
+/// A page of a chat's messages, newest first.
+#[utoipa::path(get, path = "/chats/{chat_id}/messages", tag = "chats",
+    params(("chat_id" = i64, Path, description = "The chat"), HistoryQuery),
+    responses(
+        (status = 200, body = Vec<HistoryMessage>),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn chat_messages(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(chat_id): Path<ChatId>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<Vec<HistoryMessage>>, ApiError> {
+    let chat = queries::chat(&state.db, chat_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("chat {chat_id} does not exist")))?;
+    page(&state, &chat, user, &query).await.map(Json)
+}
+
+/// The chat routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_chat, list_chats))
+        .routes(routes!(chat_messages))
+}

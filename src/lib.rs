@@ -1,0 +1,27 @@
+//! jetchat: a real-time chat service on NATS JetStream.
+//!
+//! The data flow, module by module:
+//!
+//! 1. [`gateway`] accepts WebSockets (`/ws/chat`), checks each frame and publishes it as a
+//!    command to the `CHAT_IN` stream ([`bus`]); JetStream's acknowledgement becomes the
+//!    client's `message_accepted`.
+//! 2. [`persister`] pulls commands in batches, writes them through [`store`] in one transaction
+//!    per batch, publishes what happened to `CHAT_EVENTS` and only then acks the commands.
+//! 3. [`gateway::router`] subscribes to the events of the chats its sockets belong to and
+//!    pushes `message_ack`, `new_message` and `status_update` frames.
+//!
+//! [`http`] serves REST (chat creation, history) and the OpenAPI document ([`openapi`]);
+//! [`auth`] checks the Django-issued JWTs; [`app`] wires it all together under one
+//! [`shutdown`] token; [`config`] reads the settings.
+
+pub mod app;
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod domain;
+pub mod gateway;
+pub mod http;
+pub mod openapi;
+pub mod persister;
+pub mod shutdown;
+pub mod store;

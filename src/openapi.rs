@@ -1,0 +1,44 @@
+//! The OpenAPI document: the `ApiDoc` root; paths and schemas come from the handlers through
+//! `utoipa_axum`, so a route cannot exist without its documentation.
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+/// The root of `/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "jetchat",
+        description = "Real-time chat on NATS JetStream. WebSocket at `/ws/chat` (frames in \
+                       docs/protocol.md); REST below, all behind a Django-issued JWT \
+                       (`Authorization: Bearer <token>`). Errors are `{\"detail\": \"...\"}`."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "chats", description = "Create chats, list mine, read history"),
+        (name = "messages", description = "Private history with one user"),
+        (name = "websocket", description = "The real-time socket"),
+        (name = "health", description = "Readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` scheme the handlers refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

@@ -1,0 +1,601 @@
+//! One batch of commands applied in one transaction: the only place chat state is written.
+//!
+//! Idempotent by construction: a redelivered command or a client's retry finds its message
+//! (unique sender + `client_msg_id`), its private chat (unique pair) or its group
+//! (unique `create_command_id`) and re-emits the same events instead of writing twice.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    sea_query::Expr,
+};
+
+use crate::{
+    auth::UserId,
+    bus::messages::{
+        ChatCreated, Command, CreateChat, Event, MarkReceipt, MessageCreated, Outcome,
+        ReceiptEvent, SendMessage, VERSION,
+    },
+    domain::{MessageId, ReceiptStatus},
+    store::{ChatId, chat, chat_member, message, queries},
+};
+
+/// Rows per multi-row INSERT (well under SQLite's and PostgreSQL's parameter limits).
+const INSERT_CHUNK: usize = 500;
+
+/// Longest group chat name.
+const MAX_NAME_CHARS: usize = 255;
+
+/// Most members a group starts with.
+const MAX_GROUP_MEMBERS: usize = 10_000;
+
+/// A command with the `CHAT_IN` sequence it came from.
+pub struct Incoming {
+    pub seq: u64,
+    pub command: Command,
+}
+
+/// What a committed batch must announce.
+#[derive(Default)]
+pub struct Applied {
+    /// Events for `CHAT_EVENTS`, in commit order.
+    pub events: Vec<Event>,
+    /// Outcomes for commands that asked for one: `(reply_to, outcome)`.
+    pub replies: Vec<(String, Outcome)>,
+}
+
+/// A member's watermarks as this batch sees them.
+#[derive(Clone, Copy)]
+struct Marks {
+    delivered: MessageId,
+    read: MessageId,
+}
+
+/// A chat as this batch sees it.
+struct ChatState {
+    model: chat::Model,
+    members: HashMap<UserId, Marks>,
+}
+
+/// An event whose message id is known only after the bulk insert.
+enum Pending {
+    Ready(Event),
+    Message { key: (UserId, String), seq: u64 },
+}
+
+/// Applies `batch` inside `txn`. Business refusals become `Rejected` outcomes; only database
+/// errors fail the batch (and then nothing is acked, so JetStream redelivers it).
+pub async fn apply(txn: &impl ConnectionTrait, batch: &[Incoming]) -> Result<Applied, DbErr> {
+    let mut state = BatchState::load(txn, batch).await?;
+    let mut pending = Vec::with_capacity(batch.len());
+    let mut replies = Vec::new();
+    for incoming in batch {
+        let result = match &incoming.command {
+            Command::SendMessage(cmd) => state.send(txn, cmd, incoming.seq, &mut pending).await,
+            Command::Receipt(cmd) => state.receipt(txn, cmd, &mut pending).await,
+            Command::CreateChat(cmd) => {
+                state
+                    .create_chat(txn, cmd, &mut pending, &mut replies)
+                    .await
+            }
+        }?;
+        if let Err((code, detail)) = result {
+            let (command_id, reply_to) = match &incoming.command {
+                Command::SendMessage(c) => (c.client_msg_id.clone(), c.reply_to.clone()),
+                Command::Receipt(c) => (format!("receipt:{}", c.message_id), c.reply_to.clone()),
+                Command::CreateChat(c) => (c.command_id.clone(), c.reply_to.clone()),
+            };
+            tracing::debug!(code, detail, command_id, "command rejected");
+            if let Some(reply_to) = reply_to {
+                replies.push((
+                    reply_to,
+                    Outcome::Rejected {
+                        v: VERSION,
+                        command_id,
+                        code: code.into(),
+                        detail,
+                    },
+                ));
+            }
+        }
+    }
+    let stored = state.insert_messages(txn).await?;
+    let events = pending
+        .into_iter()
+        .filter_map(|p| match p {
+            Pending::Ready(event) => Some(event),
+            Pending::Message { key, seq } => {
+                let (row, private_key) = stored.get(&key)?;
+                Some(Event::MessageCreated(MessageCreated {
+                    v: VERSION,
+                    message: row.view(private_key.as_deref()),
+                    stream_seq: seq,
+                }))
+            }
+        })
+        .collect();
+    Ok(Applied { events, replies })
+}
+
+/// A refusal: an error code and a sentence.
+type Refusal = (&'static str, String);
+
+struct BatchState {
+    chats: HashMap<ChatId, ChatState>,
+    private: HashMap<String, ChatId>,
+    /// Messages already stored for this batch's keys (a retry or a redelivery).
+    existing: HashMap<(UserId, String), message::Model>,
+    /// New rows to insert, in order, with the keys already taken in this batch.
+    new_rows: Vec<message::ActiveModel>,
+    new_keys: HashSet<(UserId, String)>,
+}
+
+impl BatchState {
+    /// Loads every chat, member and existing message the batch refers to, in a few queries.
+    async fn load(db: &impl ConnectionTrait, batch: &[Incoming]) -> Result<Self, DbErr> {
+        let mut chat_ids = HashSet::new();
+        let mut private_keys = HashSet::new();
+        let mut client_ids = HashSet::new();
+        for incoming in batch {
+            match &incoming.command {
+                Command::SendMessage(c) => {
+                    match (c.chat_id, c.receiver_id) {
+                        (Some(id), _) => chat_ids.insert(id),
+                        (None, Some(r)) => private_keys.insert(chat::private_key(c.sender_id, r)),
+                        _ => false,
+                    };
+                    client_ids.insert(c.client_msg_id.clone());
+                }
+                Command::Receipt(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
+                Command::CreateChat(c) if !c.is_group => {
+                    if let [other] = c.member_ids.as_slice() {
+                        private_keys.insert(chat::private_key(c.creator_id, *other));
+                    }
+                }
+                Command::CreateChat(_) => {}
+            }
+        }
+        let mut condition = sea_orm::Condition::any();
+        if !chat_ids.is_empty() {
+            condition = condition.add(chat::Column::Id.is_in(chat_ids.iter().copied()));
+        }
+        if !private_keys.is_empty() {
+            condition = condition.add(chat::Column::PrivateKey.is_in(private_keys.iter().cloned()));
+        }
+        let chat_rows = if chat_ids.is_empty() && private_keys.is_empty() {
+            Vec::new()
+        } else {
+            chat::Entity::find().filter(condition).all(db).await?
+        };
+        let members = if chat_rows.is_empty() {
+            Vec::new()
+        } else {
+            queries::members(db, chat_rows.iter().map(|c| c.id)).await?
+        };
+        let mut chats: HashMap<ChatId, ChatState> = chat_rows
+            .into_iter()
+            .map(|model| {
+                (
+                    model.id,
+                    ChatState {
+                        model,
+                        members: HashMap::new(),
+                    },
+                )
+            })
+            .collect();
+        for m in members {
+            if let Some(chat) = chats.get_mut(&m.chat_id) {
+                chat.members.insert(
+                    m.user_id,
+                    Marks {
+                        delivered: m.last_delivered_message_id,
+                        read: m.last_read_message_id,
+                    },
+                );
+            }
+        }
+        let private = chats
+            .values()
+            .filter_map(|c| Some((c.model.private_key.clone()?, c.model.id)))
+            .collect();
+        let existing = if client_ids.is_empty() {
+            HashMap::new()
+        } else {
+            message::Entity::find()
+                .filter(message::Column::ClientMsgId.is_in(client_ids))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|m| ((m.sender_id, m.client_msg_id.clone()), m))
+                .collect()
+        };
+        Ok(BatchState {
+            chats,
+            private,
+            existing,
+            new_rows: Vec::new(),
+            new_keys: HashSet::new(),
+        })
+    }
+
+    async fn send(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &SendMessage,
+        seq: u64,
+        pending: &mut Vec<Pending>,
+    ) -> Result<Result<(), Refusal>, DbErr> {
+        let key = (cmd.sender_id, cmd.client_msg_id.clone());
+        if self.existing.contains_key(&key) || self.new_keys.contains(&key) {
+            // Stored before: announce it again so the sender gets its ack; sockets drop repeats.
+            pending.push(Pending::Message { key, seq });
+            return Ok(Ok(()));
+        }
+        let chat_id = match (cmd.chat_id, cmd.receiver_id) {
+            (Some(chat_id), _) => {
+                let Some(chat) = self.chats.get(&chat_id) else {
+                    return Ok(Err(("not_found", format!("chat {chat_id} does not exist"))));
+                };
+                if !chat.members.contains_key(&cmd.sender_id) {
+                    return Ok(Err((
+                        "forbidden",
+                        format!("you are not a member of chat {chat_id}"),
+                    )));
+                }
+                chat_id
+            }
+            (None, Some(receiver_id)) => {
+                if receiver_id <= 0 || receiver_id == cmd.sender_id {
+                    return Ok(Err((
+                        "invalid_receiver",
+                        format!("cannot send to user {receiver_id}"),
+                    )));
+                }
+                self.private_chat(db, cmd.sender_id, receiver_id, None, pending)
+                    .await?
+                    .0
+            }
+            (None, None) => {
+                return Ok(Err((
+                    "missing_field",
+                    "chat_id or receiver_id is required".into(),
+                )));
+            }
+        };
+        self.new_keys.insert(key.clone());
+        self.new_rows.push(message::ActiveModel {
+            chat_id: Set(chat_id),
+            sender_id: Set(cmd.sender_id),
+            content: Set(cmd.content.clone()),
+            content_type: Set(cmd.content_type.as_str().to_owned()),
+            file_url: Set(cmd.file_url.clone()),
+            client_msg_id: Set(cmd.client_msg_id.clone()),
+            created_at: Set(Utc::now()),
+            stream_seq: Set(seq as i64),
+            ..Default::default()
+        });
+        pending.push(Pending::Message { key, seq });
+        Ok(Ok(()))
+    }
+
+    async fn receipt(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &MarkReceipt,
+        pending: &mut Vec<Pending>,
+    ) -> Result<Result<(), Refusal>, DbErr> {
+        let Some(chat) = self.chats.get_mut(&cmd.chat_id) else {
+            return Ok(Err((
+                "not_found",
+                format!("chat {} does not exist", cmd.chat_id),
+            )));
+        };
+        let Some(marks) = chat.members.get(&cmd.user_id).copied() else {
+            return Ok(Err((
+                "forbidden",
+                format!("you are not a member of chat {}", cmd.chat_id),
+            )));
+        };
+        let Some(message) = queries::message(db, cmd.message_id).await? else {
+            return Ok(Err((
+                "not_found",
+                format!("message {} does not exist", cmd.message_id),
+            )));
+        };
+        if message.chat_id != cmd.chat_id {
+            return Ok(Err((
+                "not_found",
+                format!("message {} is not in chat {}", cmd.message_id, cmd.chat_id),
+            )));
+        }
+        if message.sender_id == cmd.user_id {
+            return Ok(Err((
+                "forbidden",
+                "you cannot mark your own message".into(),
+            )));
+        }
+        let mut next = marks;
+        match cmd.status {
+            ReceiptStatus::Delivered => next.delivered = next.delivered.max(cmd.message_id),
+            ReceiptStatus::Read => {
+                next.read = next.read.max(cmd.message_id);
+                next.delivered = next.delivered.max(cmd.message_id);
+            }
+        }
+        if next.delivered == marks.delivered && next.read == marks.read {
+            return Ok(Ok(())); // Watermarks only move forward; nothing new to tell.
+        }
+        chat_member::Entity::update_many()
+            .col_expr(
+                chat_member::Column::LastDeliveredMessageId,
+                Expr::value(next.delivered),
+            )
+            .col_expr(
+                chat_member::Column::LastReadMessageId,
+                Expr::value(next.read),
+            )
+            .filter(chat_member::Column::ChatId.eq(cmd.chat_id))
+            .filter(chat_member::Column::UserId.eq(cmd.user_id))
+            .exec(db)
+            .await?;
+        chat.members.insert(cmd.user_id, next);
+        pending.push(Pending::Ready(Event::Receipt(ReceiptEvent {
+            v: VERSION,
+            chat_id: cmd.chat_id,
+            message_id: cmd.message_id,
+            user_id: cmd.user_id,
+            status: cmd.status,
+            sender_id: message.sender_id,
+        })));
+        Ok(Ok(()))
+    }
+
+    async fn create_chat(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &CreateChat,
+        pending: &mut Vec<Pending>,
+        replies: &mut Vec<(String, Outcome)>,
+    ) -> Result<Result<(), Refusal>, DbErr> {
+        if let Some(name) = &cmd.name {
+            if name.chars().count() > MAX_NAME_CHARS {
+                return Ok(Err((
+                    "invalid_name",
+                    format!("name is longer than {MAX_NAME_CHARS} characters"),
+                )));
+            }
+        }
+        if cmd.member_ids.iter().any(|id| *id <= 0) {
+            return Ok(Err((
+                "invalid_member",
+                "member ids must be positive integers".into(),
+            )));
+        }
+        let (chat_id, created) = if cmd.is_group {
+            let mut ids: Vec<UserId> = cmd.member_ids.clone();
+            ids.push(cmd.creator_id);
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() > MAX_GROUP_MEMBERS {
+                return Ok(Err((
+                    "too_many_members",
+                    format!("a group starts with at most {MAX_GROUP_MEMBERS} members"),
+                )));
+            }
+            self.group(db, cmd, &ids, pending).await?
+        } else {
+            let others: Vec<UserId> = cmd
+                .member_ids
+                .iter()
+                .copied()
+                .filter(|id| *id != cmd.creator_id)
+                .collect();
+            let [other] = others.as_slice() else {
+                return Ok(Err((
+                    "invalid_member",
+                    "a private chat has exactly one member besides you".into(),
+                )));
+            };
+            self.private_chat(db, cmd.creator_id, *other, Some(&cmd.command_id), pending)
+                .await?
+        };
+        if let Some(reply_to) = &cmd.reply_to {
+            let chat = &self.chats[&chat_id];
+            let mut member_ids: Vec<UserId> = chat.members.keys().copied().collect();
+            member_ids.sort_unstable();
+            replies.push((
+                reply_to.clone(),
+                Outcome::ChatReady {
+                    v: VERSION,
+                    command_id: cmd.command_id.clone(),
+                    chat: chat.model.view(member_ids),
+                    created,
+                },
+            ));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Finds or creates the private chat of two users; `true` when created now.
+    async fn private_chat(
+        &mut self,
+        db: &impl ConnectionTrait,
+        a: UserId,
+        b: UserId,
+        command_id: Option<&str>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<(ChatId, bool), DbErr> {
+        let key = chat::private_key(a, b);
+        if let Some(id) = self.private.get(&key) {
+            return Ok((*id, false));
+        }
+        let model = chat::Entity::insert(chat::ActiveModel {
+            name: Set(None),
+            is_group: Set(false),
+            private_key: Set(Some(key.clone())),
+            create_command_id: Set(None),
+            created_by: Set(a),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        })
+        .exec_with_returning(db)
+        .await?;
+        self.private.insert(key, model.id);
+        let id = model.id;
+        self.add_chat(db, model, &[a.min(b), a.max(b)], command_id, pending)
+            .await?;
+        Ok((id, true))
+    }
+
+    /// Creates a group once per command id; `true` when created now.
+    async fn group(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &CreateChat,
+        member_ids: &[UserId],
+        pending: &mut Vec<Pending>,
+    ) -> Result<(ChatId, bool), DbErr> {
+        let existing = chat::Entity::find()
+            .filter(chat::Column::CreateCommandId.eq(cmd.command_id.as_str()))
+            .one(db)
+            .await?;
+        if let Some(model) = existing {
+            if !self.chats.contains_key(&model.id) {
+                let members = queries::members(db, [model.id]).await?;
+                let members = members
+                    .into_iter()
+                    .map(|m| {
+                        (
+                            m.user_id,
+                            Marks {
+                                delivered: m.last_delivered_message_id,
+                                read: m.last_read_message_id,
+                            },
+                        )
+                    })
+                    .collect();
+                self.chats.insert(
+                    model.id,
+                    ChatState {
+                        model: model.clone(),
+                        members,
+                    },
+                );
+            }
+            return Ok((model.id, false));
+        }
+        let model = chat::Entity::insert(chat::ActiveModel {
+            name: Set(cmd.name.clone()),
+            is_group: Set(true),
+            private_key: Set(None),
+            create_command_id: Set(Some(cmd.command_id.clone())),
+            created_by: Set(cmd.creator_id),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        })
+        .exec_with_returning(db)
+        .await?;
+        let id = model.id;
+        self.add_chat(db, model, member_ids, Some(&cmd.command_id), pending)
+            .await?;
+        Ok((id, true))
+    }
+
+    async fn add_chat(
+        &mut self,
+        db: &impl ConnectionTrait,
+        model: chat::Model,
+        member_ids: &[UserId],
+        command_id: Option<&str>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<(), DbErr> {
+        for chunk in member_ids.chunks(INSERT_CHUNK) {
+            chat_member::Entity::insert_many(chunk.iter().map(|user_id| {
+                chat_member::ActiveModel {
+                    chat_id: Set(model.id),
+                    user_id: Set(*user_id),
+                    joined_at: Set(model.created_at),
+                    last_delivered_message_id: Set(0),
+                    last_read_message_id: Set(0),
+                }
+            }))
+            .exec_without_returning(db)
+            .await?;
+        }
+        pending.push(Pending::Ready(Event::ChatCreated(ChatCreated {
+            v: VERSION,
+            command_id: command_id.map(str::to_owned),
+            chat: model.view(member_ids.to_vec()),
+        })));
+        let members = member_ids
+            .iter()
+            .map(|id| {
+                (
+                    *id,
+                    Marks {
+                        delivered: 0,
+                        read: 0,
+                    },
+                )
+            })
+            .collect();
+        self.chats.insert(model.id, ChatState { model, members });
+        Ok(())
+    }
+
+    /// Inserts the batch's new messages in multi-row statements; returns every message the
+    /// batch refers to (new and previously stored) with its chat's private key.
+    async fn insert_messages(
+        mut self,
+        db: &impl ConnectionTrait,
+    ) -> Result<HashMap<(UserId, String), (message::Model, Option<String>)>, DbErr> {
+        let rows = std::mem::take(&mut self.new_rows);
+        let mut stored = std::mem::take(&mut self.existing);
+        let mut iter = rows.into_iter().peekable();
+        while iter.peek().is_some() {
+            let chunk: Vec<_> = iter.by_ref().take(INSERT_CHUNK).collect();
+            for model in message::Entity::insert_many(chunk)
+                .exec_with_returning(db)
+                .await?
+            {
+                stored.insert((model.sender_id, model.client_msg_id.clone()), model);
+            }
+        }
+        let mut missing_chats = HashSet::new();
+        for m in stored.values() {
+            if !self.chats.contains_key(&m.chat_id) {
+                missing_chats.insert(m.chat_id);
+            }
+        }
+        if !missing_chats.is_empty() {
+            for model in chat::Entity::find()
+                .filter(chat::Column::Id.is_in(missing_chats))
+                .all(db)
+                .await?
+            {
+                self.chats.insert(
+                    model.id,
+                    ChatState {
+                        model,
+                        members: HashMap::new(),
+                    },
+                );
+            }
+        }
+        Ok(stored
+            .into_iter()
+            .map(|(key, m)| {
+                let private_key = self
+                    .chats
+                    .get(&m.chat_id)
+                    .and_then(|c| c.model.private_key.clone());
+                (key, (m, private_key))
+            })
+            .collect())
+    }
+}

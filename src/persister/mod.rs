@@ -1,0 +1,229 @@
+//! The persister: a durable pull consumer on `CHAT_IN` that writes each batch of commands in
+//! one transaction, publishes the resulting events to `CHAT_EVENTS`, and acks the commands
+//! only after both — so a crash at any point means redelivery, never loss.
+
+pub mod batch;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, context::PublishAckFuture};
+use futures_util::StreamExt;
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{
+    Bus,
+    messages::{Command, Event},
+};
+use batch::{Applied, Incoming};
+
+/// Runs until `shutdown`; the batch in hand is finished first.
+pub async fn run(
+    bus: Bus,
+    db: DatabaseConnection,
+    consumer: PullConsumer,
+    batch_size: usize,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let stream = consumer
+            .stream()
+            .max_messages_per_batch(batch_size)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await;
+        let mut chunks = match stream {
+            Ok(stream) => stream.ready_chunks(batch_size),
+            Err(error) => {
+                tracing::warn!(%error, "persister cannot pull yet; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let chunk = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                chunk = chunks.next() => chunk,
+            };
+            let Some(chunk) = chunk else { break };
+            let messages: Vec<jetstream::Message> = chunk
+                .into_iter()
+                .filter_map(|item| {
+                    item.map_err(|error| tracing::warn!(%error, "pull failed"))
+                        .ok()
+                })
+                .collect();
+            if !messages.is_empty() {
+                process(&bus, &db, messages, &shutdown).await;
+            }
+        }
+    }
+}
+
+/// Decodes, writes, announces and acks one batch.
+#[tracing::instrument(skip_all, fields(size = messages.len()))]
+async fn process(
+    bus: &Bus,
+    db: &DatabaseConnection,
+    messages: Vec<jetstream::Message>,
+    shutdown: &CancellationToken,
+) {
+    let mut incoming = Vec::with_capacity(messages.len());
+    let mut valid = Vec::with_capacity(messages.len());
+    for message in messages {
+        let seq = message
+            .info()
+            .map(|i| i.stream_sequence)
+            .unwrap_or_default();
+        match decode(&message.subject, &message.payload) {
+            Ok(command) => {
+                incoming.push(Incoming { seq, command });
+                valid.push(message);
+            }
+            Err(error) => {
+                // A payload no version of jetchat can read would block the stream forever.
+                tracing::error!(%error, subject = %message.subject, seq, "undecodable command dropped");
+                let _ = message.ack_with(AckKind::Term).await;
+            }
+        }
+    }
+    let mut backoff = Duration::from_millis(100);
+    let applied = loop {
+        match write(db, &incoming).await {
+            Ok(applied) => break applied,
+            Err(error) => {
+                tracing::error!(%error, "persisting a batch failed; retrying");
+                for message in &valid {
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
+                tokio::select! {
+                    // Not acked: JetStream redelivers these to whoever persists next.
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    if let Err(error) = announce(bus, &applied).await {
+        // Committed but not announced: leave the commands unacked so the redelivery re-emits.
+        tracing::error!(%error, "publishing events failed; the batch will be redelivered");
+        for message in &valid {
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+        }
+        return;
+    }
+    for message in &valid {
+        if let Err(error) = message.ack().await {
+            tracing::warn!(%error, "ack failed; the command will be redelivered and found stored");
+        }
+    }
+}
+
+async fn write(db: &DatabaseConnection, incoming: &[Incoming]) -> Result<Applied, DbErr> {
+    let txn = db.begin().await?;
+    let applied = batch::apply(&txn, incoming).await?;
+    txn.commit().await?;
+    Ok(applied)
+}
+
+/// Publishes the events (all in flight at once, then every ack awaited) and the replies.
+async fn announce(bus: &Bus, applied: &Applied) -> Result<(), async_nats::Error> {
+    let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(applied.events.len());
+    for event in &applied.events {
+        let subject = bus.subjects.chat_event(event.chat_id(), event.kind());
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(serde_json::to_vec(event)?.into())
+            .message_id(dedupe_id(event));
+        acks.push(bus.jetstream.send_publish(subject, publish).await?);
+    }
+    for ack in acks {
+        ack.await?;
+    }
+    for (reply_to, outcome) in &applied.replies {
+        bus.client
+            .publish(reply_to.clone(), serde_json::to_vec(outcome)?.into())
+            .await?;
+    }
+    Ok(())
+}
+
+/// `Nats-Msg-Id` of an event, so a re-emitted event is stored once in `CHAT_EVENTS`.
+fn dedupe_id(event: &Event) -> String {
+    match event {
+        Event::MessageCreated(e) => format!("created:{}", e.message.message_id),
+        Event::Receipt(e) => format!(
+            "receipt:{}:{}:{:?}:{}",
+            e.chat_id, e.user_id, e.status, e.message_id
+        ),
+        Event::ChatCreated(e) => format!("chat:{}", e.chat.chat_id),
+        Event::MemberAdded(e) => {
+            format!("member:{}:{}:{}", e.chat_id, e.user_id, e.after_message_id)
+        }
+    }
+}
+
+/// Reads a command; `type` and `chat_id` may be left out when the subject implies them
+/// (`chat.in.7.message` is a `send_message` into chat 7), which keeps hand-written
+/// commands from Django short.
+pub fn decode(subject: &str, payload: &[u8]) -> Result<Command, serde_json::Error> {
+    if let Ok(command) = serde_json::from_slice(payload) {
+        return Ok(command);
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(payload)?;
+    if let Some(object) = value.as_object_mut() {
+        let mut tokens = subject.rsplit('.');
+        let kind = tokens.next().unwrap_or_default();
+        let chat = tokens.next().and_then(|t| t.parse::<i64>().ok());
+        let implied = match kind {
+            "message" => Some("send_message"),
+            "receipt" => Some("receipt"),
+            "create" => Some("create_chat"),
+            _ => None,
+        };
+        if let (false, Some(kind)) = (object.contains_key("type"), implied) {
+            object.insert("type".into(), kind.into());
+        }
+        if let (false, Some(chat)) = (object.contains_key("chat_id"), chat) {
+            object.insert("chat_id".into(), chat.into());
+        }
+        if !object.contains_key("client_msg_id") && kind == "message" {
+            object.insert(
+                "client_msg_id".into(),
+                uuid::Uuid::now_v7().to_string().into(),
+            );
+        }
+        if !object.contains_key("content_type") && kind == "message" {
+            object.insert("content_type".into(), "text".into());
+        }
+    }
+    serde_json::from_value(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_fills_in_what_the_payload_leaves_out() {
+        let cmd = decode("chat.in.7.message", br#"{"sender_id":1,"content":"hi"}"#).unwrap();
+        let Command::SendMessage(m) = cmd else {
+            panic!("not a message")
+        };
+        assert_eq!(m.chat_id, Some(7));
+        assert_eq!(m.sender_id, 1);
+        assert!(!m.client_msg_id.is_empty());
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(decode("chat.in.7.message", b"nope").is_err());
+        assert!(decode("chat.in.7.message", br#"{"content":"no sender"}"#).is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! Membership of a user in a chat, with the member's delivered and read watermarks.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "chat_members")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub chat_id: i64,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub user_id: i64,
+    pub joined_at: DateTimeUtc,
+    /// Every message up to this id has reached one of the member's devices.
+    pub last_delivered_message_id: i64,
+    /// Every message up to this id has been read by the member.
+    pub last_read_message_id: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::chat::Entity",
+        from = "Column::ChatId",
+        to = "super::chat::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Chat,
+}
+
+impl Related<super::chat::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Chat.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

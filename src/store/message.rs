@@ -1,0 +1,39 @@
+//! A message: one row per message, whatever the size of the chat.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "messages")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub chat_id: i64,
+    pub sender_id: i64,
+    #[sea_orm(column_type = "Text")]
+    pub content: String,
+    pub content_type: String,
+    pub file_url: Option<String>,
+    pub client_msg_id: String,
+    pub created_at: DateTimeUtc,
+    /// The `CHAT_IN` sequence of the command it was persisted from.
+    pub stream_seq: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::chat::Entity",
+        from = "Column::ChatId",
+        to = "super::chat::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Chat,
+}
+
+impl Related<super::chat::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Chat.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,283 @@
+//! Read queries for sockets and REST, and the views built from rows.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Condition, Expr, ExprTrait, Query},
+};
+
+use super::{ChatId, chat, chat_member, message};
+use crate::{
+    auth::UserId,
+    domain::{ChatView, ContentType, MessageId, MessageStatus, MessageView},
+};
+
+/// One of a user's chats, as a socket needs it to check sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub chat_id: ChatId,
+    /// The other member of a private chat.
+    pub peer: Option<UserId>,
+}
+
+/// The other user of a private chat key `"a:b"`.
+pub fn peer_of(private_key: Option<&str>, me: UserId) -> Option<UserId> {
+    let (a, b) = private_key?.split_once(':')?;
+    let (a, b): (UserId, UserId) = (a.parse().ok()?, b.parse().ok()?);
+    Some(if a == me { b } else { a })
+}
+
+impl message::Model {
+    /// The message as frames and history show it; `private_key` is its chat's.
+    pub fn view(&self, private_key: Option<&str>) -> MessageView {
+        MessageView {
+            message_id: self.id,
+            chat_id: self.chat_id,
+            sender_id: self.sender_id,
+            receiver_id: peer_of(private_key, self.sender_id),
+            content: self.content.clone(),
+            content_type: ContentType::parse(&self.content_type).unwrap_or(ContentType::File),
+            file_url: self.file_url.clone(),
+            client_msg_id: self.client_msg_id.clone(),
+            timestamp: self.created_at,
+        }
+    }
+}
+
+impl chat::Model {
+    /// The chat with its members.
+    pub fn view(&self, member_ids: Vec<UserId>) -> ChatView {
+        ChatView {
+            chat_id: self.id,
+            name: self.name.clone(),
+            is_group: self.is_group,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            member_ids,
+        }
+    }
+}
+
+/// Every chat `user_id` belongs to.
+pub async fn memberships(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+) -> Result<Vec<Membership>, DbErr> {
+    let rows = chat::Entity::find()
+        .inner_join(chat_member::Entity)
+        .filter(chat_member::Column::UserId.eq(user_id))
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|c| Membership {
+            chat_id: c.id,
+            peer: peer_of(c.private_key.as_deref(), user_id),
+        })
+        .collect())
+}
+
+/// `user_id`'s membership of one chat, if any.
+pub async fn membership(
+    db: &impl ConnectionTrait,
+    chat_id: ChatId,
+    user_id: UserId,
+) -> Result<Option<Membership>, DbErr> {
+    let chat = chat::Entity::find_by_id(chat_id)
+        .inner_join(chat_member::Entity)
+        .filter(chat_member::Column::UserId.eq(user_id))
+        .one(db)
+        .await?;
+    Ok(chat.map(|c| Membership {
+        chat_id: c.id,
+        peer: peer_of(c.private_key.as_deref(), user_id),
+    }))
+}
+
+/// A chat by id.
+pub async fn chat(
+    db: &impl ConnectionTrait,
+    chat_id: ChatId,
+) -> Result<Option<chat::Model>, DbErr> {
+    chat::Entity::find_by_id(chat_id).one(db).await
+}
+
+/// Chats by id.
+pub async fn chats(db: &impl ConnectionTrait, ids: &[ChatId]) -> Result<Vec<chat::Model>, DbErr> {
+    chat::Entity::find()
+        .filter(chat::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await
+}
+
+/// The private chat of two users, if it exists.
+pub async fn private_chat(
+    db: &impl ConnectionTrait,
+    a: UserId,
+    b: UserId,
+) -> Result<Option<chat::Model>, DbErr> {
+    chat::Entity::find()
+        .filter(chat::Column::PrivateKey.eq(chat::private_key(a, b)))
+        .one(db)
+        .await
+}
+
+/// The members of some chats.
+pub async fn members(
+    db: &impl ConnectionTrait,
+    chat_ids: impl IntoIterator<Item = ChatId>,
+) -> Result<Vec<chat_member::Model>, DbErr> {
+    chat_member::Entity::find()
+        .filter(chat_member::Column::ChatId.is_in(chat_ids))
+        .order_by_asc(chat_member::Column::ChatId)
+        .order_by_asc(chat_member::Column::UserId)
+        .all(db)
+        .await
+}
+
+/// A message by id.
+pub async fn message(
+    db: &impl ConnectionTrait,
+    id: MessageId,
+) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find_by_id(id).one(db).await
+}
+
+/// A message by its author's idempotency key.
+pub async fn message_by_client_id(
+    db: &impl ConnectionTrait,
+    sender_id: UserId,
+    client_msg_id: &str,
+) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find()
+        .filter(message::Column::SenderId.eq(sender_id))
+        .filter(message::Column::ClientMsgId.eq(client_msg_id))
+        .one(db)
+        .await
+}
+
+/// A page of a chat's history, newest first: before `before`, or the oldest `limit` after
+/// `after` (still returned newest first), or the newest `limit`.
+pub async fn history(
+    db: &impl ConnectionTrait,
+    chat_id: ChatId,
+    before: Option<MessageId>,
+    after: Option<MessageId>,
+    limit: u64,
+) -> Result<Vec<message::Model>, DbErr> {
+    let mut query = message::Entity::find().filter(message::Column::ChatId.eq(chat_id));
+    if let Some(before) = before {
+        query = query.filter(message::Column::Id.lt(before));
+    }
+    if let Some(after) = after {
+        query = query.filter(message::Column::Id.gt(after));
+    }
+    if after.is_some() && before.is_none() {
+        let mut page = query
+            .order_by_asc(message::Column::Id)
+            .limit(limit)
+            .all(db)
+            .await?;
+        page.reverse();
+        Ok(page)
+    } else {
+        query
+            .order_by_desc(message::Column::Id)
+            .limit(limit)
+            .all(db)
+            .await
+    }
+}
+
+/// The newest message of each chat.
+pub async fn last_messages(
+    db: &impl ConnectionTrait,
+    chat_ids: &[ChatId],
+) -> Result<HashMap<ChatId, message::Model>, DbErr> {
+    let newest = Query::select()
+        .expr(Expr::col(message::Column::Id).max())
+        .from(message::Entity)
+        .and_where(message::Column::ChatId.is_in(chat_ids.iter().copied()))
+        .group_by_col(message::Column::ChatId)
+        .to_owned();
+    let rows = message::Entity::find()
+        .filter(message::Column::Id.in_subquery(newest))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|m| (m.chat_id, m)).collect())
+}
+
+/// How many messages from others `user_id` has not read, per chat (chats with none are absent).
+pub async fn unread_counts(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+) -> Result<HashMap<ChatId, i64>, DbErr> {
+    let query = Query::select()
+        .column((message::Entity, message::Column::ChatId))
+        .expr_as(
+            Expr::col((message::Entity, message::Column::Id)).count(),
+            "unread",
+        )
+        .from(message::Entity)
+        .inner_join(
+            chat_member::Entity,
+            Condition::all()
+                .add(
+                    Expr::col((chat_member::Entity, chat_member::Column::ChatId))
+                        .equals((message::Entity, message::Column::ChatId)),
+                )
+                .add(Expr::col((chat_member::Entity, chat_member::Column::UserId)).eq(user_id))
+                .add(
+                    Expr::col((message::Entity, message::Column::Id)).gt(Expr::col((
+                        chat_member::Entity,
+                        chat_member::Column::LastReadMessageId,
+                    ))),
+                ),
+        )
+        .and_where(Expr::col((message::Entity, message::Column::SenderId)).ne(user_id))
+        .group_by_col((message::Entity, message::Column::ChatId))
+        .to_owned();
+    let rows = db.query_all(&query).await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<i64>("", "chat_id")?,
+                row.try_get::<i64>("", "unread")?,
+            ))
+        })
+        .collect()
+}
+
+/// The status of `message` for `viewer`, given the chat's members and their watermarks:
+/// for the author, the least advanced other member; for anyone else, their own marks.
+pub fn status(
+    message: &message::Model,
+    viewer: UserId,
+    members: &[chat_member::Model],
+) -> MessageStatus {
+    let level = |m: &chat_member::Model| {
+        if m.last_read_message_id >= message.id {
+            MessageStatus::Read
+        } else if m.last_delivered_message_id >= message.id {
+            MessageStatus::Delivered
+        } else {
+            MessageStatus::Sent
+        }
+    };
+    let rank = |s: MessageStatus| s as u8;
+    if message.sender_id == viewer {
+        members
+            .iter()
+            .filter(|m| m.user_id != viewer)
+            .map(level)
+            .min_by_key(|s| rank(*s))
+            .unwrap_or(MessageStatus::Sent)
+    } else {
+        members
+            .iter()
+            .find(|m| m.user_id == viewer)
+            .map(level)
+            .unwrap_or(MessageStatus::Sent)
+    }
+}
