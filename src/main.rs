@@ -1,4 +1,4 @@
-//! The `jetchat` binary: `serve` (the default) or `migrate`.
+//! The `jetchat` binary: `serve` (the default), `migrate`, and `token` for development.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -19,6 +19,14 @@ enum Cmd {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Print a Django-style access token for a user, signed with JWT_SECRET (development).
+    Token {
+        /// The user id to put in the token.
+        user_id: i64,
+        /// Minutes until it expires.
+        #[arg(long, default_value_t = 60)]
+        minutes: i64,
+    },
 }
 
 #[tokio::main]
@@ -26,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _ = dotenvy::dotenv();
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -36,6 +45,13 @@ async fn main() -> anyhow::Result<()> {
             let token = CancellationToken::new();
             shutdown::cancel_on_signal(token.clone());
             App::build(config, token).await?.run_until_stopped().await
+        }
+        Cmd::Token { user_id, minutes } => {
+            println!(
+                "{}",
+                jetchat::auth::dev_token(&config.jwt, user_id, minutes)?
+            );
+            Ok(())
         }
         Cmd::Migrate => {
             let db = store::connect(&config.database_url)

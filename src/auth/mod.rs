@@ -83,6 +83,37 @@ impl JwtKeys {
     }
 }
 
+/// Mints an access token shaped like SimpleJWT's, for development and examples; only for
+/// HMAC algorithms (with RS256/ES256 the private key lives with Django).
+pub fn dev_token(settings: &JwtSettings, user_id: UserId, minutes: i64) -> anyhow::Result<String> {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    if !matches!(
+        settings.algorithm,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+    ) {
+        anyhow::bail!(
+            "JWT_ALGORITHM is {:?}: tokens come from Django's private key",
+            settings.algorithm
+        );
+    }
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = Map::new();
+    claims.insert("token_type".into(), "access".into());
+    claims.insert("exp".into(), (now + minutes * 60).into());
+    claims.insert("iat".into(), now.into());
+    claims.insert(
+        "jti".into(),
+        uuid::Uuid::new_v4().simple().to_string().into(),
+    );
+    claims.insert(settings.user_id_claim.clone(), user_id.into());
+    let header = Header::new(settings.algorithm);
+    Ok(encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(&settings.key),
+    )?)
+}
+
 /// The token from `Authorization: Bearer …`, if any.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -151,6 +182,16 @@ mod tests {
             )),
             Ok(8)
         );
+    }
+
+    #[test]
+    fn dev_tokens_verify() {
+        let settings = JwtSettings {
+            algorithm: Algorithm::HS256,
+            key: b"secret".to_vec(),
+            user_id_claim: "user_id".into(),
+        };
+        assert_eq!(keys().verify(&dev_token(&settings, 42, 5).unwrap()), Ok(42));
     }
 
     #[test]

@@ -6,7 +6,7 @@ pub mod router;
 pub mod socket;
 
 use axum::{
-    extract::{Query, State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},
+    extract::{State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::{
     app::AppState,
     auth::{AuthError, bearer_token},
-    http::ApiError,
+    http::{ApiError, extract::Query},
 };
 
 /// The query of `/ws/chat`.

@@ -81,8 +81,15 @@ impl FrameError {
 
 /// Parses and checks a text frame.
 pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError> {
+    if !text.trim_start().starts_with('{') {
+        return Err(FrameError::new("bad_json", "a frame must be a JSON object"));
+    }
     let raw: RawFrame = serde_json::from_str(text).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
+        // A type error may hide a syntax error further on: only valid JSON is "invalid_field".
+        if e.is_syntax()
+            || e.is_eof()
+            || serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
+        {
             FrameError::new("bad_json", format!("frame is not valid JSON: {e}"))
         } else {
             FrameError::new(
@@ -282,6 +289,9 @@ mod tests {
     fn bad_frames_get_precise_codes() {
         let code = |t: &str| parse(t, 5).unwrap_err().code;
         assert_eq!(code("{"), "bad_json");
+        assert_eq!(code("[1, 2"), "bad_json");
+        assert_eq!(code(r#"{"action": 5, "#), "bad_json");
+        assert_eq!(code(r#"{"action": 5}"#), "invalid_field");
         assert_eq!(code(r#"{"content":"x"}"#), "missing_field");
         assert_eq!(code(r#"{"action":"dance"}"#), "unknown_action");
         assert_eq!(

@@ -40,6 +40,9 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code when the socket cannot be set up (database unavailable).
 pub const CLOSE_INTERNAL: u16 = 1011;
 
+/// How long pushed messages wait before they are reported delivered together.
+const DELIVERED_REPORT_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Frames written before a flush.
 const WRITE_BATCH: usize = 64;
 
@@ -67,6 +70,8 @@ struct Socket {
     /// The newest message pushed per chat: a repeat (redelivery, catch-up) is dropped.
     pushed: HashMap<ChatId, MessageId>,
     publishes: FuturesOrdered<BoxFuture<'static, Published>>,
+    /// Newest message pushed per chat and not yet reported delivered (`AUTO_DELIVERED`).
+    delivered: HashMap<ChatId, MessageId>,
     reply_to: String,
 }
 
@@ -106,6 +111,7 @@ pub async fn serve(ws: WebSocket, state: AppState, user_id: UserId) {
         awaiting_ack: HashSet::new(),
         pushed: HashMap::new(),
         publishes: FuturesOrdered::new(),
+        delivered: HashMap::new(),
     };
     let router = socket.state.router.clone();
     router.register(
@@ -117,6 +123,7 @@ pub async fn serve(ws: WebSocket, state: AppState, user_id: UserId) {
     );
     tracing::debug!(chats = socket.chats.len(), "socket open");
     let shutdown = socket.state.shutdown.clone();
+    let mut report_at: Option<tokio::time::Instant> = None;
     loop {
         let written = tokio::select! {
             biased;
@@ -127,6 +134,11 @@ pub async fn serve(ws: WebSocket, state: AppState, user_id: UserId) {
             _ = kick.cancelled() => {
                 close(&mut sink, CLOSE_SLOW_CONSUMER, "too many undelivered frames; reconnect and read history").await;
                 break;
+            }
+            _ = tokio::time::sleep_until(report_at.unwrap_or_else(tokio::time::Instant::now)), if report_at.is_some() => {
+                report_at = None;
+                socket.report_delivered().await;
+                Ok(())
             }
             Some(published) = socket.publishes.next() => {
                 match socket.published(published).await {
@@ -165,6 +177,9 @@ pub async fn serve(ws: WebSocket, state: AppState, user_id: UserId) {
         };
         if written.is_err() || sink.flush().await.is_err() {
             break;
+        }
+        if report_at.is_none() && !socket.delivered.is_empty() {
+            report_at = Some(tokio::time::Instant::now() + DELIVERED_REPORT_DELAY);
         }
     }
     router.unregister(conn);
@@ -258,17 +273,39 @@ impl Socket {
                 "you cannot mark your own message",
             ));
         }
+        self.publish_receipt(message.chat_id, message_id, status)
+            .await
+    }
+
+    async fn publish_receipt(
+        &mut self,
+        chat_id: ChatId,
+        message_id: MessageId,
+        status: ReceiptStatus,
+    ) -> Result<(), FrameError> {
         let command = Command::Receipt(MarkReceipt {
             v: VERSION,
             user_id: self.user_id,
-            chat_id: message.chat_id,
+            chat_id,
             message_id,
             status,
             reply_to: Some(self.reply_to.clone()),
         });
-        let subject = self.state.bus.subjects.receipt_command(message.chat_id);
-        self.publish(subject, &command, None, None, Some(message.chat_id))
+        let subject = self.state.bus.subjects.receipt_command(chat_id);
+        self.publish(subject, &command, None, None, Some(chat_id))
             .await
+    }
+
+    /// Reports what this socket has pushed as delivered, one receipt per chat.
+    async fn report_delivered(&mut self) {
+        for (chat_id, message_id) in std::mem::take(&mut self.delivered) {
+            if let Err(error) = self
+                .publish_receipt(chat_id, message_id, ReceiptStatus::Delivered)
+                .await
+            {
+                tracing::debug!(detail = error.detail, "delivered receipt not published");
+            }
+        }
     }
 
     /// Membership from the socket's own list, or from the database for a chat joined a
@@ -438,6 +475,9 @@ impl Socket {
                 }
                 .render(),
             );
+        }
+        if self.state.config.auto_delivered && view.sender_id != self.user_id {
+            self.delivered.insert(view.chat_id, view.message_id);
         }
         Some(message.frame.clone())
     }

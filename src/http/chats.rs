@@ -1,16 +1,13 @@
 //! Chats: create one (through the persister), list mine, read one's history.
 
-use axum::{
-    Json,
-    extract::{Path, Query, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     ApiError, ErrorBody,
+    extract::{Json as JsonBody, Path, Query},
     messages::{HistoryMessage, HistoryQuery, page},
 };
 use crate::{
@@ -81,7 +78,7 @@ pub async fn create_chat(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Query(query): Query<CreateChatQuery>,
-    Json(body): Json<CreateChatBody>,
+    JsonBody(body): JsonBody<CreateChatBody>,
 ) -> Result<(StatusCode, Json<ChatView>), ApiError> {
     let request = match body {
         CreateChatBody::Full(r) => r,

@@ -1,14 +1,14 @@
 //! History: a chat's messages and my private chat with one user, with cursor pagination.
 
-use axum::{
-    Json,
-    extract::{Path, Query, State},
-};
+use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, ErrorBody};
+use super::{
+    ApiError, ErrorBody,
+    extract::{Path, Query},
+};
 use crate::{
     app::AppState,
     auth::{AuthUser, UserId},
@@ -30,6 +30,19 @@ pub struct HistoryQuery {
     pub limit: Option<u64>,
 }
 
+impl HistoryQuery {
+    /// The page size, or 422 when out of range.
+    pub fn checked_limit(&self) -> Result<u64, ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::Invalid(format!(
+                "limit must be between 1 and {MAX_LIMIT}"
+            )));
+        }
+        Ok(limit)
+    }
+}
+
 /// A message in history, with its status for the caller.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryMessage {
@@ -47,12 +60,7 @@ pub async fn page(
     user: UserId,
     query: &HistoryQuery,
 ) -> Result<Vec<HistoryMessage>, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::Invalid(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let limit = query.checked_limit()?;
     let members = queries::members(&state.db, [chat.id]).await?;
     if !members.iter().any(|m| m.user_id == user) {
         return Err(ApiError::Forbidden(format!(
@@ -85,6 +93,7 @@ pub async fn direct_messages(
     Path(other): Path<UserId>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<Vec<HistoryMessage>>, ApiError> {
+    query.checked_limit()?;
     match queries::private_chat(&state.db, user, other).await? {
         Some(chat) if other != user => page(&state, &chat, user, &query).await.map(Json),
         _ => Ok(Json(Vec::new())),

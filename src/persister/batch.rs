@@ -362,13 +362,13 @@ impl BatchState {
         pending: &mut Vec<Pending>,
         replies: &mut Vec<(String, Outcome)>,
     ) -> Result<Result<(), Refusal>, DbErr> {
-        if let Some(name) = &cmd.name {
-            if name.chars().count() > MAX_NAME_CHARS {
-                return Ok(Err((
-                    "invalid_name",
-                    format!("name is longer than {MAX_NAME_CHARS} characters"),
-                )));
-            }
+        if let Some(name) = &cmd.name
+            && name.chars().count() > MAX_NAME_CHARS
+        {
+            return Ok(Err((
+                "invalid_name",
+                format!("name is longer than {MAX_NAME_CHARS} characters"),
+            )));
         }
         if cmd.member_ids.iter().any(|id| *id <= 0) {
             return Ok(Err((
@@ -465,7 +465,7 @@ impl BatchState {
             .one(db)
             .await?;
         if let Some(model) = existing {
-            if !self.chats.contains_key(&model.id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.chats.entry(model.id) {
                 let members = queries::members(db, [model.id]).await?;
                 let members = members
                     .into_iter()
@@ -479,13 +479,10 @@ impl BatchState {
                         )
                     })
                     .collect();
-                self.chats.insert(
-                    model.id,
-                    ChatState {
-                        model: model.clone(),
-                        members,
-                    },
-                );
+                slot.insert(ChatState {
+                    model: model.clone(),
+                    members,
+                });
             }
             return Ok((model.id, false));
         }

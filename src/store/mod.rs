@@ -16,10 +16,8 @@ pub type ChatId = i64;
 /// Opens the database (creating a SQLite file's directory) and tunes SQLite for one writer
 /// and many readers: WAL, `synchronous=NORMAL`, a busy timeout.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    if let Some(path) = sqlite_path(url) {
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
+    if let Some(dir) = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent()) {
+        let _ = std::fs::create_dir_all(dir);
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options

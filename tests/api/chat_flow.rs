@@ -178,3 +178,41 @@ async fn a_new_private_chat_reaches_a_receiver_who_is_already_online() {
         assert_eq!(new["content"], format!("m{i}"));
     }
 }
+
+#[tokio::test]
+async fn pushed_messages_are_marked_delivered_for_clients_that_never_say_so() {
+    let app = crate::helpers::spawn_app_with(&[("AUTO_DELIVERED", "true")]).await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    let mut bob = app.connect(2).await;
+    let mut last = 0;
+    for i in 0..3 {
+        let ack = alice
+            .send_message(json!({"chat_id":chat_id,"content":format!("m{i}")}))
+            .await;
+        last = ack["message_id"].as_i64().unwrap();
+        bob.expect("new_message").await;
+    }
+    // Bob's client (a Python-service client) sends no receipt; jetchat reports the push.
+    loop {
+        let update = alice.expect("status_update").await;
+        assert_eq!(update["user_id"], 2);
+        assert_eq!(update["status"], "delivered");
+        if update["message_id"] == last {
+            break;
+        }
+    }
+    let history: serde_json::Value = app
+        .get(1, &format!("/chats/{chat_id}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["status"] == "delivered")
+    );
+}

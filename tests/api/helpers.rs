@@ -23,8 +23,9 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub http: reqwest::Client,
     pub nats_url: String,
-    pub database_url: String,
-    pub dir: tempfile::TempDir,
+    /// Holds the database, the NATS store and media until the test ends.
+    _dir: tempfile::TempDir,
+    vars: HashMap<String, String>,
     shutdown: CancellationToken,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     nats: Option<EmbeddedNats>,
@@ -50,15 +51,20 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     let nats = EmbeddedNats::start(bin.as_deref(), &dir.path().join("nats"))
         .await
         .expect("nats-server starts");
-    let database_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("jetchat.db").display()
-    );
+    let database_url = match std::env::var("TEST_DATABASE_URL") {
+        Ok(server) => fresh_postgres_database(&server).await,
+        Err(_) => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("jetchat.db").display()
+        ),
+    };
     let mut vars: HashMap<String, String> = HashMap::from([
         ("JWT_SECRET".into(), SECRET.into()),
         ("BIND_ADDR".into(), "127.0.0.1:0".into()),
         ("DATABASE_URL".into(), database_url.clone()),
         ("NATS_URL".into(), nats.url().into()),
+        // Receipts only when a test sends them; `auto_delivered` tests turn this on.
+        ("AUTO_DELIVERED".into(), "false".into()),
         ("DATA_DIR".into(), dir.path().display().to_string()),
         (
             "MEDIA_DIR".into(),
@@ -68,23 +74,51 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     for (k, v) in settings {
         vars.insert(k.to_string(), v.to_string());
     }
+    let (address, shutdown, server) = start(&vars).await;
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        nats_url: nats.url().to_owned(),
+        _dir: dir,
+        vars,
+        shutdown,
+        server: Some(server),
+        nats: Some(nats),
+    }
+}
+
+/// Creates an empty database on the PostgreSQL server at `server_url` and returns its URL.
+async fn fresh_postgres_database(server_url: &str) -> String {
+    use sea_orm::ConnectionTrait;
+    let name = format!("jetchat_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(server_url)
+        .await
+        .expect("TEST_DATABASE_URL connects");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("test database created");
+    admin.close().await.ok();
+    let (base, _) = server_url
+        .rsplit_once('/')
+        .expect("TEST_DATABASE_URL ends with /<database>");
+    format!("{base}/{name}")
+}
+
+async fn start(
+    vars: &HashMap<String, String>,
+) -> (
+    SocketAddr,
+    CancellationToken,
+    JoinHandle<anyhow::Result<()>>,
+) {
     let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test config");
     let shutdown = CancellationToken::new();
     let app = App::build(config, shutdown.clone())
         .await
         .expect("app builds");
     let address = app.address();
-    let server = tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        http: reqwest::Client::new(),
-        nats_url: nats.url().to_owned(),
-        database_url,
-        dir,
-        shutdown,
-        server: Some(server),
-        nats: Some(nats),
-    }
+    (address, shutdown, tokio::spawn(app.run_until_stopped()))
 }
 
 impl Drop for TestApp {
@@ -94,6 +128,31 @@ impl Drop for TestApp {
             server.abort();
         }
         drop(self.nats.take());
+    }
+}
+
+impl TestApp {
+    /// Shuts jetchat down gracefully (the nats-server and the database stay) and waits.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("clean shutdown");
+        }
+    }
+
+    /// Starts jetchat again on the same database and NATS (on a new port).
+    pub async fn start_again(&mut self) {
+        let (address, shutdown, server) = start(&self.vars).await;
+        self.address = address;
+        self.shutdown = shutdown;
+        self.server = Some(server);
+    }
+
+    /// A plain NATS client on the test's server, as Django would use.
+    pub async fn nats(&self) -> async_nats::Client {
+        async_nats::connect(&self.nats_url)
+            .await
+            .expect("NATS connects")
     }
 }
 
@@ -250,5 +309,154 @@ impl WsClient {
                 Some(Ok(_)) => continue,
             }
         }
+    }
+}
+
+/// Where a bounded poll gives up (receipts are persisted asynchronously).
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Calls `check` until it returns `Some`, for at most [`POLL_TIMEOUT`]; fails the test with
+/// `what` and the last observed value otherwise.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + POLL_TIMEOUT;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if tokio::time::Instant::now() >= deadline => {
+                panic!("{what}: not reached within {POLL_TIMEOUT:?}; last seen: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Base64url without padding, as JWTs encode their parts.
+pub fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A JWT built by hand from any header and claims, with `signature` as its third part.
+pub fn raw_token(header: Value, claims: Value, signature: &str) -> String {
+    format!(
+        "{}.{}.{}",
+        base64url(header.to_string().as_bytes()),
+        base64url(claims.to_string().as_bytes()),
+        signature
+    )
+}
+
+/// The claims of a valid access token for `user_id` (any JSON value).
+pub fn access_claims(user_id: Value) -> Value {
+    json!({
+        "token_type": "access",
+        "exp": chrono::Utc::now().timestamp() + 300,
+        "iat": chrono::Utc::now().timestamp(),
+        "jti": uuid::Uuid::new_v4().simple().to_string(),
+        "user_id": user_id,
+    })
+}
+
+impl TestApp {
+    /// `ws://127.0.0.1:<port>/ws/chat` without a token.
+    pub fn ws_base_url(&self) -> String {
+        format!("ws://{}/ws/chat", self.address)
+    }
+
+    /// Tries a WebSocket handshake with `?token=` (or no token at all).
+    pub async fn try_connect(
+        &self,
+        token: Option<&str>,
+    ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
+        let url = match token {
+            Some(token) => self.ws_url(token),
+            None => self.ws_base_url(),
+        };
+        let (stream, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(WsClient { stream })
+    }
+
+    /// Tries a WebSocket handshake with the token in `Authorization: Bearer`.
+    pub async fn try_connect_bearer(
+        &self,
+        token: &str,
+    ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::{
+            client::IntoClientRequest,
+            http::{HeaderValue, header::AUTHORIZATION},
+        };
+        let mut request = self
+            .ws_base_url()
+            .into_client_request()
+            .expect("valid WebSocket URL");
+        request.headers_mut().insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("token fits a header"),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(WsClient { stream })
+    }
+
+    /// GET with a given bearer token (`None`: no `Authorization` header).
+    pub async fn get_with_token(&self, token: Option<&str>, path: &str) -> reqwest::Response {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// POST any body (with its content type) with `user_id`'s bearer token.
+    pub async fn post_raw(&self, user_id: i64, path: &str, body: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token(user_id))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// GET as `user_id` that must answer 200; returns the JSON body.
+    pub async fn get_json(&self, user_id: i64, path: &str) -> Value {
+        let response = self.get(user_id, path).await;
+        assert_eq!(response.status(), 200, "GET {path} as user {user_id}");
+        response.json().await.expect("JSON body")
+    }
+}
+
+impl WsClient {
+    /// Sends any WebSocket message (binary, raw text).
+    pub async fn send_raw(&mut self, message: Message) {
+        self.stream.send(message).await.expect("frame sent");
+    }
+
+    /// The next frame, which must be an `error` with `code`, `detail` and `error` (equal to
+    /// `detail`, for the Python service's clients); returns it.
+    pub async fn expect_error(&mut self, code: &str) -> Value {
+        let frame = self.expect("error").await;
+        assert_eq!(frame["code"], code, "error code of {frame}");
+        let detail = frame["detail"].as_str().unwrap_or_default();
+        assert!(!detail.is_empty(), "detail is a non-empty string: {frame}");
+        assert_eq!(
+            frame["error"], frame["detail"],
+            "error repeats detail: {frame}"
+        );
+        frame
     }
 }

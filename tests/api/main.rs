@@ -3,4 +3,10 @@
 
 mod helpers;
 
+mod auth;
 mod chat_flow;
+mod frames;
+mod history;
+mod lifecycle;
+mod openapi;
+mod rest;

@@ -1,0 +1,63 @@
+//! The OpenAPI document: generated from the handlers, checked into `docs/openapi.json`.
+
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+/// `docs/openapi.json` must equal what the service serves; run with `UPDATE_OPENAPI=1` to
+/// rewrite it after an intended change to the API.
+#[tokio::test]
+async fn served_spec_matches_the_committed_snapshot() {
+    let app = spawn_app().await;
+    let served: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json");
+    let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &pretty).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path)
+        .expect("docs/openapi.json exists (UPDATE_OPENAPI=1 writes it)");
+    assert!(
+        committed == pretty,
+        "docs/openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo nextest run --test api openapi`"
+    );
+}
+
+/// Every operation documents its responses and every `$ref` points at a defined schema.
+#[tokio::test]
+async fn spec_is_self_consistent() {
+    let app = spawn_app().await;
+    let spec: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    let schemas = spec["components"]["schemas"].as_object().unwrap();
+    let text = spec.to_string();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(schemas.contains_key(name), "dangling $ref to {name}");
+    }
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object();
+            assert!(
+                responses.is_some_and(|r| !r.is_empty()),
+                "{method} {path} documents no response"
+            );
+        }
+    }
+}
