@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_create_chats;
 mod m20261124_000002_create_chat_members;
 mod m20261124_000003_create_messages;
+mod m20261124_000004_add_messages_deleted_at;
 
 /// Applies jetchat's migrations; `jetchat migrate` and `jetchat serve` both run it.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_chats::Migration),
             Box::new(m20261124_000002_create_chat_members::Migration),
             Box::new(m20261124_000003_create_messages::Migration),
+            Box::new(m20261124_000004_add_messages_deleted_at::Migration),
         ]
     }
 }

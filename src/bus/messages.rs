@@ -23,6 +23,64 @@ pub enum Command {
     SendMessage(SendMessage),
     Receipt(MarkReceipt),
     CreateChat(CreateChat),
+    AddMembers(AddMembers),
+    RemoveMembers(RemoveMembers),
+    RenameChat(RenameChat),
+    DeleteMessage(DeleteMessage),
+}
+
+impl Command {
+    /// The command's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::SendMessage(_) => "send_message",
+            Command::Receipt(_) => "receipt",
+            Command::CreateChat(_) => "create_chat",
+            Command::AddMembers(_) => "add_members",
+            Command::RemoveMembers(_) => "remove_members",
+            Command::RenameChat(_) => "rename_chat",
+            Command::DeleteMessage(_) => "delete_message",
+        }
+    }
+
+    /// The id an outcome refers to: `command_id`, or a message's `client_msg_id`.
+    pub fn command_id(&self) -> String {
+        match self {
+            Command::SendMessage(c) => c.client_msg_id.clone(),
+            Command::Receipt(c) => format!("receipt:{}:{}", c.user_id, c.message_id),
+            Command::CreateChat(c) => c.command_id.clone(),
+            Command::AddMembers(c) => c.command_id.clone(),
+            Command::RemoveMembers(c) => c.command_id.clone(),
+            Command::RenameChat(c) => c.command_id.clone(),
+            Command::DeleteMessage(c) => c.command_id.clone(),
+        }
+    }
+
+    /// Where the command's outcome should also be sent (core NATS), if anywhere.
+    pub fn reply_to(&self) -> Option<&str> {
+        match self {
+            Command::SendMessage(c) => c.reply_to.as_deref(),
+            Command::Receipt(c) => c.reply_to.as_deref(),
+            Command::CreateChat(c) => c.reply_to.as_deref(),
+            Command::AddMembers(c) => c.reply_to.as_deref(),
+            Command::RemoveMembers(c) => c.reply_to.as_deref(),
+            Command::RenameChat(c) => c.reply_to.as_deref(),
+            Command::DeleteMessage(c) => c.reply_to.as_deref(),
+        }
+    }
+
+    /// The chat the command is about, when it names one.
+    pub fn chat_id(&self) -> Option<ChatId> {
+        match self {
+            Command::SendMessage(c) => c.chat_id,
+            Command::Receipt(c) => Some(c.chat_id),
+            Command::CreateChat(_) => None,
+            Command::AddMembers(c) => Some(c.chat_id),
+            Command::RemoveMembers(c) => Some(c.chat_id),
+            Command::RenameChat(c) => Some(c.chat_id),
+            Command::DeleteMessage(c) => Some(c.chat_id),
+        }
+    }
 }
 
 /// Post a message into a chat (or to a user, creating the private chat on first use).
@@ -75,6 +133,54 @@ pub struct CreateChat {
     pub reply_to: Option<String>,
 }
 
+/// Add users to a group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AddMembers {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    pub chat_id: ChatId,
+    pub user_ids: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// Remove users from a group; their sockets stop receiving it at once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RemoveMembers {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    pub chat_id: ChatId,
+    pub user_ids: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// Rename a group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RenameChat {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    pub chat_id: ChatId,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// Delete a message (moderation): its content is erased, history no longer shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeleteMessage {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
 /// Something the persister committed, on `CHAT_EVENTS`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -83,6 +189,10 @@ pub enum Event {
     Receipt(ReceiptEvent),
     ChatCreated(ChatCreated),
     MemberAdded(MemberAdded),
+    MemberRemoved(MemberRemoved),
+    ChatRenamed(ChatRenamed),
+    MessageDeleted(MessageDeleted),
+    CommandRejected(CommandRejected),
 }
 
 impl Event {
@@ -93,17 +203,25 @@ impl Event {
             Event::Receipt(_) => "receipt",
             Event::ChatCreated(_) => "chat_created",
             Event::MemberAdded(_) => "member_added",
+            Event::MemberRemoved(_) => "member_removed",
+            Event::ChatRenamed(_) => "chat_renamed",
+            Event::MessageDeleted(_) => "message_deleted",
+            Event::CommandRejected(_) => "command_rejected",
         }
     }
 
-    /// The chat the event belongs to.
-    pub fn chat_id(&self) -> ChatId {
-        match self {
+    /// The chat the event belongs to (`None` for a refused command that named none).
+    pub fn chat_id(&self) -> Option<ChatId> {
+        Some(match self {
             Event::MessageCreated(e) => e.message.chat_id,
             Event::Receipt(e) => e.chat_id,
             Event::ChatCreated(e) => e.chat.chat_id,
             Event::MemberAdded(e) => e.chat_id,
-        }
+            Event::MemberRemoved(e) => e.chat_id,
+            Event::ChatRenamed(e) => e.chat_id,
+            Event::MessageDeleted(e) => e.chat_id,
+            Event::CommandRejected(e) => return e.chat_id,
+        })
     }
 }
 
@@ -149,6 +267,55 @@ pub struct MemberAdded {
     pub user_id: UserId,
     /// The newest message before the join: later ones are the member's to see.
     pub after_message_id: MessageId,
+    #[serde(default)]
+    pub command_id: Option<String>,
+}
+
+/// A user left (was removed from) a chat.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemberRemoved {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub chat_id: ChatId,
+    pub user_id: UserId,
+    #[serde(default)]
+    pub command_id: Option<String>,
+}
+
+/// A group got a new name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChatRenamed {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub chat_id: ChatId,
+    pub name: String,
+    #[serde(default)]
+    pub command_id: Option<String>,
+}
+
+/// A message was deleted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MessageDeleted {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    #[serde(default)]
+    pub command_id: Option<String>,
+}
+
+/// A command was refused; nothing changed. `command_id` is the command's `command_id` (or a
+/// message's `client_msg_id`), so the sender can correlate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommandRejected {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    /// The command's type, e.g. `add_members`.
+    pub command: String,
+    pub chat_id: Option<ChatId>,
+    pub code: String,
+    pub detail: String,
 }
 
 /// What became of a command, sent to its `reply_to` (core NATS, at most once).

@@ -70,9 +70,19 @@ impl Subjects {
         format!("{}.in.chats.create", self.prefix)
     }
 
-    /// One event of a chat: `chat.events.<chat_id>.<kind>`.
-    pub fn chat_event(&self, chat_id: ChatId, kind: &str) -> String {
-        format!("{}.events.{chat_id}.{kind}", self.prefix)
+    /// A chat administration command: `chat.in.<chat_id>.<kind>` with `kind` one of
+    /// `add_members`, `remove_members`, `rename`, `delete_message`.
+    pub fn admin_command(&self, chat_id: ChatId, kind: &str) -> String {
+        format!("{}.in.{chat_id}.{kind}", self.prefix)
+    }
+
+    /// One event: `chat.events.<chat_id>.<kind>`, or `chat.events.none.<kind>` for a refused
+    /// command that named no chat.
+    pub fn chat_event(&self, chat_id: Option<ChatId>, kind: &str) -> String {
+        match chat_id {
+            Some(chat_id) => format!("{}.events.{chat_id}.{kind}", self.prefix),
+            None => format!("{}.events.none.{kind}", self.prefix),
+        }
     }
 
     /// Everything that happens in one chat, for live delivery: `chat.events.<chat_id>.*`.
@@ -115,7 +125,7 @@ mod tests {
         assert_eq!(s.receipt_command(7), "chat.in.7.receipt");
         assert_eq!(s.create_chat_command(), "chat.in.chats.create");
         assert_eq!(
-            s.chat_event(7, "message_created"),
+            s.chat_event(Some(7), "message_created"),
             "chat.events.7.message_created"
         );
     }

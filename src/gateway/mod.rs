@@ -39,6 +39,7 @@ pub struct WsParams {
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 401, description = "Missing or invalid token", body = crate::http::ErrorBody),
         (status = 426, description = "Not a WebSocket upgrade request", body = crate::http::ErrorBody),
+        (status = 503, description = "The database is unavailable", body = crate::http::ErrorBody),
     ),
     security((), ("bearer" = []))
 )]
@@ -60,8 +61,16 @@ pub async fn ws_chat(
     };
     let limit = state.config.max_frame_bytes;
     let tracker = state.tracker.clone();
+    let session = match socket::Session::open(state, user_id).await {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::error!(%error, user_id, "cannot open a socket session");
+            return ApiError::Unavailable("database unavailable, retry later".into())
+                .into_response();
+        }
+    };
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |ws| tracker.track_future(socket::serve(ws, state, user_id)))
+        .on_upgrade(move |ws| tracker.track_future(socket::serve(ws, session)))
 }

@@ -236,6 +236,18 @@ pub enum ServerFrame<'a> {
     },
     /// The answer to `ping`.
     Pong,
+    /// A user joined one of your groups (you, when you are the one added).
+    MemberAdded { chat_id: ChatId, user_id: UserId },
+    /// A user left one of your groups (you, when you are the one removed: nothing more of
+    /// that chat reaches you).
+    MemberRemoved { chat_id: ChatId, user_id: UserId },
+    /// A group was renamed.
+    ChatRenamed { chat_id: ChatId, name: &'a str },
+    /// A message was deleted (moderation); drop it from the view.
+    MessageDeleted {
+        chat_id: ChatId,
+        message_id: MessageId,
+    },
 }
 
 impl ServerFrame<'_> {

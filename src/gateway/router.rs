@@ -19,7 +19,7 @@ use async_nats::Subscriber;
 use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamMap;
 use tokio_util::sync::CancellationToken;
 
@@ -62,10 +62,12 @@ impl LiveMessage {
 pub enum Outbound {
     /// A message in one of the socket's chats.
     Message(Arc<LiveMessage>),
-    /// A rendered `status_update`.
-    Status(Utf8Bytes),
+    /// A frame rendered once for every socket that gets it.
+    Frame(Utf8Bytes),
     /// The socket's user is now a member of this chat.
     Joined(queries::Membership),
+    /// The socket's user is no longer a member of this chat.
+    Left(ChatId),
     /// An outcome addressed to this socket (a refused command).
     Reply(Outcome),
 }
@@ -93,6 +95,7 @@ enum RouterCmd {
         chats: Vec<ChatId>,
         outbox: mpsc::Sender<Outbound>,
         kick: CancellationToken,
+        ready: oneshot::Sender<()>,
     },
     Unregister {
         conn: ConnId,
@@ -116,7 +119,10 @@ pub struct RouterHandle {
 impl RouterHandle {
     /// Starts routing for the socket `conn` of `user_id` in `chats`. When its queue is full the
     /// router cancels `kick` and forgets the socket.
-    pub fn register(
+    ///
+    /// Returns once NATS has every subscription the socket needs, so anything published after
+    /// that reaches it.
+    pub async fn register(
         &self,
         conn: ConnId,
         user_id: UserId,
@@ -124,13 +130,16 @@ impl RouterHandle {
         outbox: mpsc::Sender<Outbound>,
         kick: CancellationToken,
     ) {
+        let (ready, subscribed) = oneshot::channel();
         let _ = self.tx.send(RouterCmd::Register {
             conn,
             user_id,
             chats,
             outbox,
             kick,
+            ready,
         });
+        let _ = subscribed.await;
     }
 
     /// Stops routing to `conn`.
@@ -151,14 +160,11 @@ pub async fn spawn(
     instance: &str,
     shutdown: CancellationToken,
 ) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), async_nats::SubscribeError> {
-    let created = bus
-        .client
-        .subscribe(bus.subjects.every_chat("chat_created"))
-        .await?;
-    let added = bus
-        .client
-        .subscribe(bus.subjects.every_chat("member_added"))
-        .await?;
+    let mut membership = Vec::new();
+    for kind in ["chat_created", "member_added", "member_removed"] {
+        membership.push(bus.client.subscribe(bus.subjects.every_chat(kind)).await?);
+    }
+    let membership = futures_util::stream::select_all(membership);
     let replies = bus
         .client
         .subscribe(bus.subjects.instance_replies(instance))
@@ -173,7 +179,7 @@ pub async fn spawn(
         chats: HashMap::new(),
         subs: StreamMap::new(),
     };
-    let task = tokio::spawn(router.run(rx, created, added, replies, shutdown));
+    let task = tokio::spawn(router.run(rx, membership, replies, shutdown));
     Ok((RouterHandle { tx }, task))
 }
 
@@ -191,8 +197,7 @@ impl Router {
     async fn run(
         mut self,
         mut rx: mpsc::UnboundedReceiver<RouterCmd>,
-        mut created: Subscriber,
-        mut added: Subscriber,
+        mut membership: futures_util::stream::SelectAll<Subscriber>,
         mut replies: Subscriber,
         shutdown: CancellationToken,
     ) {
@@ -201,8 +206,7 @@ impl Router {
                 _ = shutdown.cancelled() => return,
                 Some(cmd) = rx.recv() => self.command(cmd).await,
                 Some((chat_id, msg)) = self.subs.next() => self.chat_event(chat_id, &msg.payload),
-                Some(msg) = created.next() => self.membership_event(&msg.payload).await,
-                Some(msg) = added.next() => self.membership_event(&msg.payload).await,
+                Some(msg) = membership.next() => self.membership_event(&msg.payload).await,
                 Some(msg) = replies.next() => self.reply(&msg.subject, &msg.payload),
                 else => return,
             }
@@ -217,6 +221,7 @@ impl Router {
                 chats,
                 outbox,
                 kick,
+                ready,
             } => {
                 self.sockets.insert(
                     conn,
@@ -228,8 +233,18 @@ impl Router {
                     },
                 );
                 self.users.entry(user_id).or_default().push(conn);
+                let mut started = false;
                 for chat_id in chats {
-                    self.attach(conn, chat_id).await;
+                    started |= self.attach(conn, chat_id).await;
+                }
+                if started {
+                    let client = self.bus.client.clone();
+                    tokio::spawn(async move {
+                        barrier(&client).await;
+                        let _ = ready.send(());
+                    });
+                } else {
+                    let _ = ready.send(());
                 }
             }
             RouterCmd::Unregister { conn } => self.detach(conn),
@@ -372,11 +387,69 @@ impl Router {
                 self.deliver(
                     chat_id,
                     |user| user == receipt.sender_id,
-                    || Outbound::Status(frame.clone()),
+                    || Outbound::Frame(frame.clone()),
                 );
             }
-            // Membership is handled from the wildcard subscriptions.
-            Event::ChatCreated(_) | Event::MemberAdded(_) => {}
+            // The member concerned is told from the membership subscription; the others here.
+            Event::MemberAdded(e) => {
+                let frame = ServerFrame::MemberAdded {
+                    chat_id,
+                    user_id: e.user_id,
+                }
+                .render();
+                self.deliver(
+                    chat_id,
+                    |user| user != e.user_id,
+                    || Outbound::Frame(frame.clone()),
+                );
+            }
+            Event::MemberRemoved(e) => {
+                let frame = ServerFrame::MemberRemoved {
+                    chat_id,
+                    user_id: e.user_id,
+                }
+                .render();
+                self.deliver(
+                    chat_id,
+                    |user| user != e.user_id,
+                    || Outbound::Frame(frame.clone()),
+                );
+            }
+            Event::ChatRenamed(e) => {
+                let frame = ServerFrame::ChatRenamed {
+                    chat_id,
+                    name: &e.name,
+                }
+                .render();
+                self.deliver(chat_id, |_| true, || Outbound::Frame(frame.clone()));
+            }
+            Event::MessageDeleted(e) => {
+                let frame = ServerFrame::MessageDeleted {
+                    chat_id,
+                    message_id: e.message_id,
+                }
+                .render();
+                self.deliver(chat_id, |_| true, || Outbound::Frame(frame.clone()));
+            }
+            Event::ChatCreated(_) | Event::CommandRejected(_) => {}
+        }
+    }
+
+    /// Takes `conn` out of one chat's route, unsubscribing when it was the last local socket.
+    fn leave(&mut self, conn: ConnId, chat_id: ChatId) {
+        let Some(socket) = self.sockets.get_mut(&conn) else {
+            return;
+        };
+        if !socket.chats.remove(&chat_id) {
+            return;
+        }
+        let _ = socket.outbox.try_send(Outbound::Left(chat_id));
+        if let Some(route) = self.chats.get_mut(&chat_id) {
+            route.conns.remove(&conn);
+            if route.conns.is_empty() {
+                self.chats.remove(&chat_id);
+                self.subs.remove(&chat_id);
+            }
         }
     }
 
@@ -384,7 +457,27 @@ impl Router {
         let (chat_id, users, after): (ChatId, Vec<UserId>, MessageId) =
             match serde_json::from_slice::<Event>(payload) {
                 Ok(Event::ChatCreated(e)) => (e.chat.chat_id, e.chat.member_ids, 0),
-                Ok(Event::MemberAdded(e)) => (e.chat_id, vec![e.user_id], e.after_message_id),
+                Ok(Event::MemberAdded(e)) => {
+                    let frame = ServerFrame::MemberAdded {
+                        chat_id: e.chat_id,
+                        user_id: e.user_id,
+                    }
+                    .render();
+                    self.tell_user(e.user_id, &frame);
+                    (e.chat_id, vec![e.user_id], e.after_message_id)
+                }
+                Ok(Event::MemberRemoved(e)) => {
+                    let frame = ServerFrame::MemberRemoved {
+                        chat_id: e.chat_id,
+                        user_id: e.user_id,
+                    }
+                    .render();
+                    self.tell_user(e.user_id, &frame);
+                    for conn in self.users.get(&e.user_id).cloned().unwrap_or_default() {
+                        self.leave(conn, e.chat_id);
+                    }
+                    return;
+                }
                 Ok(_) => return,
                 Err(error) => {
                     tracing::warn!(%error, "undecodable membership event ignored");
@@ -422,6 +515,15 @@ impl Router {
         }
     }
 
+    /// Sends a frame to every local socket of one user.
+    fn tell_user(&self, user_id: UserId, frame: &Utf8Bytes) {
+        for conn in self.users.get(&user_id).into_iter().flatten() {
+            if let Some(socket) = self.sockets.get(conn) {
+                let _ = socket.outbox.try_send(Outbound::Frame(frame.clone()));
+            }
+        }
+    }
+
     fn reply(&mut self, subject: &str, payload: &[u8]) {
         let Some(conn) = subject
             .rsplit('.')
@@ -439,6 +541,14 @@ impl Router {
     }
 }
 
+/// Returns once the NATS server has processed everything this client sent before (its
+/// subscriptions included): nobody answers the subject, and the server's "no responders"
+/// reply is the round trip.
+async fn barrier(client: &async_nats::Client) {
+    let subject = format!("_JETCHAT.barrier.{}", uuid::Uuid::new_v4().simple());
+    let _ = client.request(subject, bytes::Bytes::new()).await;
+}
+
 /// Replays what a just-started subscription may have missed: a round trip to the server
 /// proves it has the subscription, after which every earlier event's message is committed.
 async fn catch_up(
@@ -449,14 +559,7 @@ async fn catch_up(
     after: MessageId,
     private_key: Option<String>,
 ) {
-    // Nobody answers this subject: the server's "no responders" is the round trip we need.
-    let _ = bus
-        .client
-        .request(
-            format!("_JETCHAT.barrier.{}", uuid::Uuid::new_v4().simple()),
-            "".into(),
-        )
-        .await;
+    barrier(&bus.client).await;
     let messages = match queries::history(&db, chat_id, None, Some(after), CATCH_UP_LIMIT).await {
         Ok(mut rows) => {
             rows.reverse();

@@ -37,8 +37,6 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code for a frame over the size limit ("message too big").
 pub const CLOSE_TOO_BIG: u16 = 1009;
-/// Close code when the socket cannot be set up (database unavailable).
-pub const CLOSE_INTERNAL: u16 = 1011;
 
 /// How long pushed messages wait before they are reported delivered together.
 const DELIVERED_REPORT_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -70,57 +68,90 @@ struct Socket {
     /// The newest message pushed per chat: a repeat (redelivery, catch-up) is dropped.
     pushed: HashMap<ChatId, MessageId>,
     publishes: FuturesOrdered<BoxFuture<'static, Published>>,
+    /// Chat and author of the messages pushed lately, for the client's marks.
+    recent: RecentMessages,
     /// Newest message pushed per chat and not yet reported delivered (`AUTO_DELIVERED`).
     delivered: HashMap<ChatId, MessageId>,
     reply_to: String,
 }
 
-/// Serves one authenticated socket until it closes, the server shuts down, or it is kicked.
-#[tracing::instrument(name = "socket", skip_all, fields(user_id, conn))]
-pub async fn serve(ws: WebSocket, state: AppState, user_id: UserId) {
-    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-    tracing::Span::current()
-        .record("user_id", user_id)
-        .record("conn", conn);
-    let (mut sink, mut stream) = ws.split();
-    let memberships = match queries::memberships(&state.db, user_id).await {
-        Ok(m) => m,
-        Err(error) => {
-            tracing::error!(%error, "cannot load memberships");
-            close(
-                &mut sink,
-                CLOSE_INTERNAL,
-                "database unavailable, retry later",
+/// A socket that is authenticated and routed but not yet upgraded: opening it before the
+/// WebSocket handshake completes means every event after the handshake reaches the client.
+pub struct Session {
+    socket: Socket,
+    inbox: mpsc::Receiver<Outbound>,
+    kick: CancellationToken,
+    _registration: Registration,
+}
+
+/// Unregisters the socket from the router when dropped, whether the upgrade happened or not.
+struct Registration {
+    router: super::router::RouterHandle,
+    conn: ConnId,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.router.unregister(self.conn);
+    }
+}
+
+impl Session {
+    /// Loads the user's chats and registers the socket with the router.
+    pub async fn open(state: AppState, user_id: UserId) -> Result<Self, sea_orm::DbErr> {
+        let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+        let memberships = queries::memberships(&state.db, user_id).await?;
+        let (outbox, inbox) = mpsc::channel(state.config.socket_queue);
+        let kick = CancellationToken::new();
+        let router = state.router.clone();
+        let socket = Socket {
+            reply_to: state.bus.subjects.socket_replies(&state.instance, conn),
+            chats: memberships.iter().map(|m| m.chat_id).collect(),
+            peers: memberships
+                .iter()
+                .filter_map(|m| Some((m.peer?, m.chat_id)))
+                .collect(),
+            state,
+            user_id,
+            conn,
+            awaiting_ack: HashSet::new(),
+            pushed: HashMap::new(),
+            publishes: FuturesOrdered::new(),
+            delivered: HashMap::new(),
+            recent: RecentMessages::default(),
+        };
+        let registration = Registration {
+            router: router.clone(),
+            conn,
+        };
+        router
+            .register(
+                conn,
+                user_id,
+                socket.chats.iter().copied().collect(),
+                outbox,
+                kick.clone(),
             )
             .await;
-            return;
-        }
-    };
-    let (outbox, mut inbox) = mpsc::channel(state.config.socket_queue);
-    let kick = CancellationToken::new();
-    let mut socket = Socket {
-        reply_to: state.bus.subjects.socket_replies(&state.instance, conn),
-        chats: memberships.iter().map(|m| m.chat_id).collect(),
-        peers: memberships
-            .iter()
-            .filter_map(|m| Some((m.peer?, m.chat_id)))
-            .collect(),
-        state,
-        user_id,
-        conn,
-        awaiting_ack: HashSet::new(),
-        pushed: HashMap::new(),
-        publishes: FuturesOrdered::new(),
-        delivered: HashMap::new(),
-    };
-    let router = socket.state.router.clone();
-    router.register(
-        conn,
-        user_id,
-        socket.chats.iter().copied().collect(),
-        outbox,
-        kick.clone(),
-    );
+        Ok(Session {
+            socket,
+            inbox,
+            kick,
+            _registration: registration,
+        })
+    }
+}
+
+/// Serves one socket until it closes, the server shuts down, or it is kicked.
+#[tracing::instrument(name = "socket", skip_all, fields(user_id = session.socket.user_id, conn = session.socket.conn))]
+pub async fn serve(ws: WebSocket, session: Session) {
+    let Session {
+        mut socket,
+        mut inbox,
+        kick,
+        _registration,
+    } = session;
+    let (mut sink, mut stream) = ws.split();
     tracing::debug!(chats = socket.chats.len(), "socket open");
     let shutdown = socket.state.shutdown.clone();
     let mut report_at: Option<tokio::time::Instant> = None;
@@ -182,7 +213,6 @@ pub async fn serve(ws: WebSocket, state: AppState, user_id: UserId) {
             report_at = Some(tokio::time::Instant::now() + DELIVERED_REPORT_DELAY);
         }
     }
-    router.unregister(conn);
     tracing::debug!("socket closed");
 }
 
@@ -256,25 +286,31 @@ impl Socket {
         chat_id: Option<ChatId>,
         status: ReceiptStatus,
     ) -> Result<(), FrameError> {
-        let message = queries::message(&self.state.db, message_id)
-            .await
-            .map_err(|_| FrameError::new("unavailable", "database unavailable, retry later"))?
-            .filter(|m| chat_id.is_none_or(|c| c == m.chat_id))
-            .ok_or_else(|| {
-                FrameError::new("not_found", format!("message {message_id} does not exist"))
-            })?;
+        let not_found =
+            || FrameError::new("not_found", format!("message {message_id} does not exist"));
+        // Messages this socket was just handed need no database read.
+        let (message_chat, sender_id) = match self.recent.get(message_id) {
+            Some(known) => known,
+            None => queries::message(&self.state.db, message_id)
+                .await
+                .map_err(|_| FrameError::new("unavailable", "database unavailable, retry later"))?
+                .map(|m| (m.chat_id, m.sender_id))
+                .ok_or_else(not_found)?,
+        };
+        if chat_id.is_some_and(|c| c != message_chat) {
+            return Err(not_found());
+        }
         // A stranger learns nothing about the message: same answer as for a missing one.
-        self.check_member(message.chat_id).await.map_err(|_| {
-            FrameError::new("not_found", format!("message {message_id} does not exist"))
-        })?;
-        if message.sender_id == self.user_id {
+        self.check_member(message_chat)
+            .await
+            .map_err(|_| not_found())?;
+        if sender_id == self.user_id {
             return Err(FrameError::new(
                 "forbidden",
                 "you cannot mark your own message",
             ));
         }
-        self.publish_receipt(message.chat_id, message_id, status)
-            .await
+        self.publish_receipt(message_chat, message_id, status).await
     }
 
     async fn publish_receipt(
@@ -432,7 +468,12 @@ impl Socket {
                 Some(frame) => frame,
                 None => return Ok(()),
             },
-            Outbound::Status(frame) => frame,
+            Outbound::Frame(frame) => frame,
+            Outbound::Left(chat_id) => {
+                self.chats.remove(&chat_id);
+                self.peers.retain(|_, c| *c != chat_id);
+                return Ok(());
+            }
             Outbound::Joined(m) => {
                 self.joined(m);
                 return Ok(());
@@ -476,10 +517,39 @@ impl Socket {
                 .render(),
             );
         }
+        self.recent
+            .insert(view.message_id, view.chat_id, view.sender_id);
         if self.state.config.auto_delivered && view.sender_id != self.user_id {
             self.delivered.insert(view.chat_id, view.message_id);
         }
         Some(message.frame.clone())
+    }
+}
+
+/// The last [`RECENT_MESSAGES`] messages pushed to a socket: `(chat_id, sender_id)` by id.
+#[derive(Default)]
+struct RecentMessages {
+    by_id: HashMap<MessageId, (ChatId, UserId)>,
+    order: std::collections::VecDeque<MessageId>,
+}
+
+/// How many pushed messages a socket remembers for marks without a database read.
+const RECENT_MESSAGES: usize = 256;
+
+impl RecentMessages {
+    fn insert(&mut self, id: MessageId, chat_id: ChatId, sender_id: UserId) {
+        if self.by_id.insert(id, (chat_id, sender_id)).is_none() {
+            self.order.push_back(id);
+            if self.order.len() > RECENT_MESSAGES
+                && let Some(old) = self.order.pop_front()
+            {
+                self.by_id.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, id: MessageId) -> Option<(ChatId, UserId)> {
+        self.by_id.get(&id).copied()
     }
 }
 

@@ -6,19 +6,20 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
     sea_query::Expr,
 };
 
 use crate::{
     auth::UserId,
     bus::messages::{
-        ChatCreated, Command, CreateChat, Event, MarkReceipt, MessageCreated, Outcome,
-        ReceiptEvent, SendMessage, VERSION,
+        AddMembers, ChatCreated, ChatRenamed, Command, CommandRejected, CreateChat, DeleteMessage,
+        Event, MarkReceipt, MemberAdded, MemberRemoved, MessageCreated, MessageDeleted, Outcome,
+        ReceiptEvent, RemoveMembers, RenameChat, SendMessage, VERSION,
     },
-    domain::{MessageId, ReceiptStatus},
+    domain::{MessageId, MessageView, ReceiptStatus},
     store::{ChatId, chat, chat_member, message, queries},
 };
 
@@ -34,6 +35,9 @@ const MAX_GROUP_MEMBERS: usize = 10_000;
 /// A command with the `CHAT_IN` sequence it came from.
 pub struct Incoming {
     pub seq: u64,
+    /// When JetStream stored the command: the time of what it creates, so a replay of the
+    /// stream rebuilds the same rows.
+    pub published: DateTime<Utc>,
     pub command: Command,
 }
 
@@ -59,6 +63,12 @@ struct ChatState {
     members: HashMap<UserId, Marks>,
 }
 
+/// What a receipt needs to know of the message it marks.
+struct Marked {
+    chat_id: ChatId,
+    sender_id: UserId,
+}
+
 /// An event whose message id is known only after the bulk insert.
 enum Pending {
     Ready(Event),
@@ -72,48 +82,62 @@ pub async fn apply(txn: &impl ConnectionTrait, batch: &[Incoming]) -> Result<App
     let mut pending = Vec::with_capacity(batch.len());
     let mut replies = Vec::new();
     for incoming in batch {
+        let at = incoming.published;
         let result = match &incoming.command {
-            Command::SendMessage(cmd) => state.send(txn, cmd, incoming.seq, &mut pending).await,
+            Command::SendMessage(cmd) => state.send(txn, cmd, incoming.seq, at, &mut pending).await,
             Command::Receipt(cmd) => state.receipt(txn, cmd, &mut pending).await,
             Command::CreateChat(cmd) => {
                 state
-                    .create_chat(txn, cmd, &mut pending, &mut replies)
+                    .create_chat(txn, cmd, at, &mut pending, &mut replies)
                     .await
             }
+            Command::AddMembers(cmd) => state.add_members(txn, cmd, at, &mut pending).await,
+            Command::RemoveMembers(cmd) => state.remove_members(txn, cmd, &mut pending).await,
+            Command::RenameChat(cmd) => state.rename(txn, cmd, &mut pending).await,
+            Command::DeleteMessage(cmd) => state.delete_message(txn, cmd, at, &mut pending).await,
         }?;
         if let Err((code, detail)) = result {
-            let (command_id, reply_to) = match &incoming.command {
-                Command::SendMessage(c) => (c.client_msg_id.clone(), c.reply_to.clone()),
-                Command::Receipt(c) => (format!("receipt:{}", c.message_id), c.reply_to.clone()),
-                Command::CreateChat(c) => (c.command_id.clone(), c.reply_to.clone()),
-            };
-            tracing::debug!(code, detail, command_id, "command rejected");
-            if let Some(reply_to) = reply_to {
+            let command = &incoming.command;
+            let command_id = command.command_id();
+            tracing::debug!(
+                code,
+                detail,
+                command_id,
+                kind = command.kind(),
+                "command rejected"
+            );
+            if let Some(reply_to) = command.reply_to() {
                 replies.push((
-                    reply_to,
+                    reply_to.to_owned(),
                     Outcome::Rejected {
                         v: VERSION,
-                        command_id,
+                        command_id: command_id.clone(),
                         code: code.into(),
-                        detail,
+                        detail: detail.clone(),
                     },
                 ));
             }
+            pending.push(Pending::Ready(Event::CommandRejected(CommandRejected {
+                v: VERSION,
+                command_id,
+                command: command.kind().into(),
+                chat_id: command.chat_id(),
+                code: code.into(),
+                detail,
+            })));
         }
     }
-    let stored = state.insert_messages(txn).await?;
+    state.flush_messages(txn).await?;
+    let stored = state.stored_views();
     let events = pending
         .into_iter()
         .filter_map(|p| match p {
             Pending::Ready(event) => Some(event),
-            Pending::Message { key, seq } => {
-                let (row, private_key) = stored.get(&key)?;
-                Some(Event::MessageCreated(MessageCreated {
-                    v: VERSION,
-                    message: row.view(private_key.as_deref()),
-                    stream_seq: seq,
-                }))
-            }
+            Pending::Message { key, seq } => Some(Event::MessageCreated(MessageCreated {
+                v: VERSION,
+                message: stored.get(&key)?.clone(),
+                stream_seq: seq,
+            })),
         })
         .collect();
     Ok(Applied { events, replies })
@@ -127,6 +151,8 @@ struct BatchState {
     private: HashMap<String, ChatId>,
     /// Messages already stored for this batch's keys (a retry or a redelivery).
     existing: HashMap<(UserId, String), message::Model>,
+    /// The messages receipts refer to: `(chat_id, sender_id)` by id.
+    marked: HashMap<MessageId, Marked>,
     /// New rows to insert, in order, with the keys already taken in this batch.
     new_rows: Vec<message::ActiveModel>,
     new_keys: HashSet<(UserId, String)>,
@@ -138,6 +164,7 @@ impl BatchState {
         let mut chat_ids = HashSet::new();
         let mut private_keys = HashSet::new();
         let mut client_ids = HashSet::new();
+        let mut marked_ids = HashSet::new();
         for incoming in batch {
             match &incoming.command {
                 Command::SendMessage(c) => {
@@ -150,6 +177,7 @@ impl BatchState {
                 }
                 Command::Receipt(c) => {
                     chat_ids.insert(c.chat_id);
+                    marked_ids.insert(c.message_id);
                 }
                 Command::CreateChat(c) if !c.is_group => {
                     if let [other] = c.member_ids.as_slice() {
@@ -157,6 +185,19 @@ impl BatchState {
                     }
                 }
                 Command::CreateChat(_) => {}
+                Command::AddMembers(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
+                Command::RemoveMembers(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
+                Command::RenameChat(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
+                Command::DeleteMessage(c) => {
+                    chat_ids.insert(c.chat_id);
+                    marked_ids.insert(c.message_id);
+                }
             }
         }
         let mut condition = sea_orm::Condition::any();
@@ -214,7 +255,27 @@ impl BatchState {
                 .map(|m| ((m.sender_id, m.client_msg_id.clone()), m))
                 .collect()
         };
+        let marked = if marked_ids.is_empty() {
+            HashMap::new()
+        } else {
+            message::Entity::find()
+                .filter(message::Column::Id.is_in(marked_ids))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|m| {
+                    (
+                        m.id,
+                        Marked {
+                            chat_id: m.chat_id,
+                            sender_id: m.sender_id,
+                        },
+                    )
+                })
+                .collect()
+        };
         Ok(BatchState {
+            marked,
             chats,
             private,
             existing,
@@ -228,6 +289,7 @@ impl BatchState {
         db: &impl ConnectionTrait,
         cmd: &SendMessage,
         seq: u64,
+        at: DateTime<Utc>,
         pending: &mut Vec<Pending>,
     ) -> Result<Result<(), Refusal>, DbErr> {
         let key = (cmd.sender_id, cmd.client_msg_id.clone());
@@ -256,7 +318,7 @@ impl BatchState {
                         format!("cannot send to user {receiver_id}"),
                     )));
                 }
-                self.private_chat(db, cmd.sender_id, receiver_id, None, pending)
+                self.private_chat(db, cmd.sender_id, receiver_id, None, at, pending)
                     .await?
                     .0
             }
@@ -275,8 +337,9 @@ impl BatchState {
             content_type: Set(cmd.content_type.as_str().to_owned()),
             file_url: Set(cmd.file_url.clone()),
             client_msg_id: Set(cmd.client_msg_id.clone()),
-            created_at: Set(Utc::now()),
+            created_at: Set(at),
             stream_seq: Set(seq as i64),
+            deleted_at: Set(None),
             ..Default::default()
         });
         pending.push(Pending::Message { key, seq });
@@ -301,7 +364,7 @@ impl BatchState {
                 format!("you are not a member of chat {}", cmd.chat_id),
             )));
         };
-        let Some(message) = queries::message(db, cmd.message_id).await? else {
+        let Some(message) = self.marked.get(&cmd.message_id) else {
             return Ok(Err((
                 "not_found",
                 format!("message {} does not exist", cmd.message_id),
@@ -359,6 +422,7 @@ impl BatchState {
         &mut self,
         db: &impl ConnectionTrait,
         cmd: &CreateChat,
+        at: DateTime<Utc>,
         pending: &mut Vec<Pending>,
         replies: &mut Vec<(String, Outcome)>,
     ) -> Result<Result<(), Refusal>, DbErr> {
@@ -387,7 +451,7 @@ impl BatchState {
                     format!("a group starts with at most {MAX_GROUP_MEMBERS} members"),
                 )));
             }
-            self.group(db, cmd, &ids, pending).await?
+            self.group(db, cmd, &ids, at, pending).await?
         } else {
             let others: Vec<UserId> = cmd
                 .member_ids
@@ -401,8 +465,15 @@ impl BatchState {
                     "a private chat has exactly one member besides you".into(),
                 )));
             };
-            self.private_chat(db, cmd.creator_id, *other, Some(&cmd.command_id), pending)
-                .await?
+            self.private_chat(
+                db,
+                cmd.creator_id,
+                *other,
+                Some(&cmd.command_id),
+                at,
+                pending,
+            )
+            .await?
         };
         if let Some(reply_to) = &cmd.reply_to {
             let chat = &self.chats[&chat_id];
@@ -428,6 +499,7 @@ impl BatchState {
         a: UserId,
         b: UserId,
         command_id: Option<&str>,
+        at: DateTime<Utc>,
         pending: &mut Vec<Pending>,
     ) -> Result<(ChatId, bool), DbErr> {
         let key = chat::private_key(a, b);
@@ -440,7 +512,7 @@ impl BatchState {
             private_key: Set(Some(key.clone())),
             create_command_id: Set(None),
             created_by: Set(a),
-            created_at: Set(Utc::now()),
+            created_at: Set(at),
             ..Default::default()
         })
         .exec_with_returning(db)
@@ -458,6 +530,7 @@ impl BatchState {
         db: &impl ConnectionTrait,
         cmd: &CreateChat,
         member_ids: &[UserId],
+        at: DateTime<Utc>,
         pending: &mut Vec<Pending>,
     ) -> Result<(ChatId, bool), DbErr> {
         let existing = chat::Entity::find()
@@ -492,7 +565,7 @@ impl BatchState {
             private_key: Set(None),
             create_command_id: Set(Some(cmd.command_id.clone())),
             created_by: Set(cmd.creator_id),
-            created_at: Set(Utc::now()),
+            created_at: Set(at),
             ..Default::default()
         })
         .exec_with_returning(db)
@@ -545,14 +618,9 @@ impl BatchState {
         Ok(())
     }
 
-    /// Inserts the batch's new messages in multi-row statements; returns every message the
-    /// batch refers to (new and previously stored) with its chat's private key.
-    async fn insert_messages(
-        mut self,
-        db: &impl ConnectionTrait,
-    ) -> Result<HashMap<(UserId, String), (message::Model, Option<String>)>, DbErr> {
+    /// Inserts the messages collected so far in multi-row statements.
+    async fn flush_messages(&mut self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
         let rows = std::mem::take(&mut self.new_rows);
-        let mut stored = std::mem::take(&mut self.existing);
         let mut iter = rows.into_iter().peekable();
         while iter.peek().is_some() {
             let chunk: Vec<_> = iter.by_ref().take(INSERT_CHUNK).collect();
@@ -560,18 +628,19 @@ impl BatchState {
                 .exec_with_returning(db)
                 .await?
             {
-                stored.insert((model.sender_id, model.client_msg_id.clone()), model);
+                self.existing
+                    .insert((model.sender_id, model.client_msg_id.clone()), model);
             }
         }
-        let mut missing_chats = HashSet::new();
-        for m in stored.values() {
-            if !self.chats.contains_key(&m.chat_id) {
-                missing_chats.insert(m.chat_id);
-            }
-        }
-        if !missing_chats.is_empty() {
+        let missing: HashSet<ChatId> = self
+            .existing
+            .values()
+            .map(|m| m.chat_id)
+            .filter(|id| !self.chats.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
             for model in chat::Entity::find()
-                .filter(chat::Column::Id.is_in(missing_chats))
+                .filter(chat::Column::Id.is_in(missing))
                 .all(db)
                 .await?
             {
@@ -584,15 +653,222 @@ impl BatchState {
                 );
             }
         }
-        Ok(stored
-            .into_iter()
+        Ok(())
+    }
+
+    /// Every message the batch refers to (new or stored before, not deleted) as events show it.
+    fn stored_views(&self) -> HashMap<(UserId, String), MessageView> {
+        self.existing
+            .iter()
+            .filter(|(_, m)| m.deleted_at.is_none())
             .map(|(key, m)| {
                 let private_key = self
                     .chats
                     .get(&m.chat_id)
-                    .and_then(|c| c.model.private_key.clone());
-                (key, (m, private_key))
+                    .and_then(|c| c.model.private_key.as_deref());
+                (key.clone(), m.view(private_key))
             })
-            .collect())
+            .collect()
+    }
+
+    /// The group `chat_id`, or why a group command cannot apply to it.
+    fn group_state(&mut self, chat_id: ChatId) -> Result<&mut ChatState, Refusal> {
+        match self.chats.get_mut(&chat_id) {
+            None => Err(("not_found", format!("chat {chat_id} does not exist"))),
+            Some(chat) if !chat.model.is_group => Err((
+                "not_a_group",
+                format!("chat {chat_id} is private; its members are fixed"),
+            )),
+            Some(chat) => Ok(chat),
+        }
+    }
+
+    async fn add_members(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &AddMembers,
+        at: DateTime<Utc>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<Result<(), Refusal>, DbErr> {
+        if cmd.user_ids.iter().any(|id| *id <= 0) {
+            return Ok(Err((
+                "invalid_member",
+                "user ids must be positive integers".into(),
+            )));
+        }
+        let chat = match self.group_state(cmd.chat_id) {
+            Ok(chat) => chat,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let mut new: Vec<UserId> = cmd
+            .user_ids
+            .iter()
+            .copied()
+            .filter(|id| !chat.members.contains_key(id))
+            .collect();
+        new.sort_unstable();
+        new.dedup();
+        if chat.members.len() + new.len() > MAX_GROUP_MEMBERS {
+            return Ok(Err((
+                "too_many_members",
+                format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+            )));
+        }
+        if new.is_empty() {
+            return Ok(Ok(())); // Already members: nothing to do, nothing to announce.
+        }
+        // Messages earlier in this batch come before the join.
+        self.flush_messages(db).await?;
+        let after: Option<i64> = message::Entity::find()
+            .select_only()
+            .column_as(message::Column::Id.max(), "max_id")
+            .filter(message::Column::ChatId.eq(cmd.chat_id))
+            .into_tuple()
+            .one(db)
+            .await?
+            .flatten();
+        let after = after.unwrap_or(0);
+        for chunk in new.chunks(INSERT_CHUNK) {
+            chat_member::Entity::insert_many(chunk.iter().map(|user_id| {
+                chat_member::ActiveModel {
+                    chat_id: Set(cmd.chat_id),
+                    user_id: Set(*user_id),
+                    joined_at: Set(at),
+                    last_delivered_message_id: Set(after),
+                    last_read_message_id: Set(after),
+                }
+            }))
+            .exec_without_returning(db)
+            .await?;
+        }
+        let chat = self.chats.get_mut(&cmd.chat_id).expect("checked above");
+        for user_id in new {
+            chat.members.insert(
+                user_id,
+                Marks {
+                    delivered: after,
+                    read: after,
+                },
+            );
+            pending.push(Pending::Ready(Event::MemberAdded(MemberAdded {
+                v: VERSION,
+                chat_id: cmd.chat_id,
+                user_id,
+                after_message_id: after,
+                command_id: Some(cmd.command_id.clone()),
+            })));
+        }
+        Ok(Ok(()))
+    }
+
+    async fn remove_members(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &RemoveMembers,
+        pending: &mut Vec<Pending>,
+    ) -> Result<Result<(), Refusal>, DbErr> {
+        let chat = match self.group_state(cmd.chat_id) {
+            Ok(chat) => chat,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let mut gone: Vec<UserId> = cmd
+            .user_ids
+            .iter()
+            .copied()
+            .filter(|id| chat.members.contains_key(id))
+            .collect();
+        gone.sort_unstable();
+        gone.dedup();
+        if gone.is_empty() {
+            return Ok(Ok(()));
+        }
+        for user_id in &gone {
+            chat.members.remove(user_id);
+        }
+        chat_member::Entity::delete_many()
+            .filter(chat_member::Column::ChatId.eq(cmd.chat_id))
+            .filter(chat_member::Column::UserId.is_in(gone.iter().copied()))
+            .exec(db)
+            .await?;
+        for user_id in gone {
+            pending.push(Pending::Ready(Event::MemberRemoved(MemberRemoved {
+                v: VERSION,
+                chat_id: cmd.chat_id,
+                user_id,
+                command_id: Some(cmd.command_id.clone()),
+            })));
+        }
+        Ok(Ok(()))
+    }
+
+    async fn rename(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &RenameChat,
+        pending: &mut Vec<Pending>,
+    ) -> Result<Result<(), Refusal>, DbErr> {
+        let name = cmd.name.trim();
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            return Ok(Err((
+                "invalid_name",
+                format!("a name has 1 to {MAX_NAME_CHARS} characters"),
+            )));
+        }
+        let chat = match self.group_state(cmd.chat_id) {
+            Ok(chat) => chat,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        chat.model.name = Some(name.to_owned());
+        chat::Entity::update_many()
+            .col_expr(chat::Column::Name, Expr::value(name))
+            .filter(chat::Column::Id.eq(cmd.chat_id))
+            .exec(db)
+            .await?;
+        pending.push(Pending::Ready(Event::ChatRenamed(ChatRenamed {
+            v: VERSION,
+            chat_id: cmd.chat_id,
+            name: name.to_owned(),
+            command_id: Some(cmd.command_id.clone()),
+        })));
+        Ok(Ok(()))
+    }
+
+    async fn delete_message(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &DeleteMessage,
+        at: DateTime<Utc>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<Result<(), Refusal>, DbErr> {
+        let not_found = || {
+            (
+                "not_found",
+                format!("message {} is not in chat {}", cmd.message_id, cmd.chat_id),
+            )
+        };
+        match self.marked.get(&cmd.message_id) {
+            Some(m) if m.chat_id == cmd.chat_id => {}
+            _ => return Ok(Err(not_found())),
+        }
+        let erased = message::Entity::update_many()
+            .col_expr(message::Column::DeletedAt, Expr::value(at))
+            .col_expr(message::Column::Content, Expr::value(""))
+            .col_expr(
+                message::Column::FileUrl,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(message::Column::Id.eq(cmd.message_id))
+            .filter(message::Column::DeletedAt.is_null())
+            .exec(db)
+            .await?;
+        if erased.rows_affected > 0 {
+            pending.push(Pending::Ready(Event::MessageDeleted(MessageDeleted {
+                v: VERSION,
+                chat_id: cmd.chat_id,
+                message_id: cmd.message_id,
+                command_id: Some(cmd.command_id.clone()),
+            })));
+        }
+        Ok(Ok(()))
     }
 }

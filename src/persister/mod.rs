@@ -75,13 +75,17 @@ async fn process(
     let mut incoming = Vec::with_capacity(messages.len());
     let mut valid = Vec::with_capacity(messages.len());
     for message in messages {
-        let seq = message
-            .info()
-            .map(|i| i.stream_sequence)
-            .unwrap_or_default();
+        let (seq, published) = match message.info() {
+            Ok(info) => (info.stream_sequence, stored_at(info.published)),
+            Err(_) => (0, chrono::Utc::now()),
+        };
         match decode(&message.subject, &message.payload) {
             Ok(command) => {
-                incoming.push(Incoming { seq, command });
+                incoming.push(Incoming {
+                    seq,
+                    published,
+                    command,
+                });
                 valid.push(message);
             }
             Err(error) => {
@@ -154,6 +158,12 @@ async fn announce(bus: &Bus, applied: &Applied) -> Result<(), async_nats::Error>
     Ok(())
 }
 
+/// When JetStream stored a command, as the database records it.
+fn stored_at(published: time::OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(published.unix_timestamp(), published.nanosecond())
+        .unwrap_or_else(chrono::Utc::now)
+}
+
 /// `Nats-Msg-Id` of an event, so a re-emitted event is stored once in `CHAT_EVENTS`.
 fn dedupe_id(event: &Event) -> String {
     match event {
@@ -166,6 +176,10 @@ fn dedupe_id(event: &Event) -> String {
         Event::MemberAdded(e) => {
             format!("member:{}:{}:{}", e.chat_id, e.user_id, e.after_message_id)
         }
+        Event::MemberRemoved(e) => format!("left:{}:{}:{:?}", e.chat_id, e.user_id, e.command_id),
+        Event::ChatRenamed(e) => format!("renamed:{}:{:?}", e.chat_id, e.command_id),
+        Event::MessageDeleted(e) => format!("deleted:{}", e.message_id),
+        Event::CommandRejected(e) => format!("rejected:{}:{}", e.command, e.command_id),
     }
 }
 
@@ -185,6 +199,10 @@ pub fn decode(subject: &str, payload: &[u8]) -> Result<Command, serde_json::Erro
             "message" => Some("send_message"),
             "receipt" => Some("receipt"),
             "create" => Some("create_chat"),
+            "add_members" => Some("add_members"),
+            "remove_members" => Some("remove_members"),
+            "rename" => Some("rename_chat"),
+            "delete_message" => Some("delete_message"),
             _ => None,
         };
         if let (false, Some(kind)) = (object.contains_key("type"), implied) {

@@ -17,6 +17,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// The `CHAT_IN` sequence of the command it was persisted from.
     pub stream_seq: i64,
+    /// Set when the message was deleted; its content is erased then.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -166,7 +166,9 @@ pub async fn history(
     after: Option<MessageId>,
     limit: u64,
 ) -> Result<Vec<message::Model>, DbErr> {
-    let mut query = message::Entity::find().filter(message::Column::ChatId.eq(chat_id));
+    let mut query = message::Entity::find()
+        .filter(message::Column::ChatId.eq(chat_id))
+        .filter(message::Column::DeletedAt.is_null());
     if let Some(before) = before {
         query = query.filter(message::Column::Id.lt(before));
     }
@@ -199,6 +201,7 @@ pub async fn last_messages(
         .expr(Expr::col(message::Column::Id).max())
         .from(message::Entity)
         .and_where(message::Column::ChatId.is_in(chat_ids.iter().copied()))
+        .and_where(message::Column::DeletedAt.is_null())
         .group_by_col(message::Column::ChatId)
         .to_owned();
     let rows = message::Entity::find()
@@ -236,6 +239,7 @@ pub async fn unread_counts(
                 ),
         )
         .and_where(Expr::col((message::Entity, message::Column::SenderId)).ne(user_id))
+        .and_where(Expr::col((message::Entity, message::Column::DeletedAt)).is_null())
         .group_by_col((message::Entity, message::Column::ChatId))
         .to_owned();
     let rows = db.query_all(&query).await?;
