@@ -1,0 +1,228 @@
+//! Django's side of NATS: injected messages and chat administration commands, their outcome
+//! events, and live sockets following membership changes.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::helpers::{FRAME_TIMEOUT, TestApp, spawn_app};
+
+/// Publishes a command to `CHAT_IN` as Django would and waits for JetStream's ack.
+async fn command(app: &TestApp, subject: &str, payload: Value) {
+    let js = async_nats::jetstream::new(app.nats().await);
+    js.publish(subject.to_owned(), payload.to_string().into())
+        .await
+        .expect("published")
+        .await
+        .expect("JetStream acknowledges the command");
+}
+
+/// A live subscription to events, as Django's consumer sees them.
+async fn events(app: &TestApp, subject: &str) -> async_nats::Subscriber {
+    let client = app.nats().await;
+    let sub = client.subscribe(subject.to_owned()).await.unwrap();
+    client.flush().await.unwrap();
+    sub
+}
+
+async fn next_event(sub: &mut async_nats::Subscriber) -> (String, Value) {
+    let msg = tokio::time::timeout(FRAME_TIMEOUT, sub.next())
+        .await
+        .expect("an event in time")
+        .expect("subscription open");
+    (
+        msg.subject.to_string(),
+        serde_json::from_slice(&msg.payload).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_message_injected_on_nats_flows_like_a_sockets_message() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let mut bob = app.connect(2).await;
+    let mut created = events(&app, &format!("chat.events.{chat_id}.message_created")).await;
+
+    // The shortest form Django can send: type, chat, client_msg_id and content_type implied.
+    command(
+        &app,
+        &format!("chat.in.{chat_id}.message"),
+        json!({"sender_id": 1, "content": "from django"}),
+    )
+    .await;
+
+    let new = bob.expect("new_message").await;
+    assert_eq!(new["content"], "from django");
+    assert_eq!(new["sender_id"], 1);
+    let (subject, event) = next_event(&mut created).await;
+    assert_eq!(subject, format!("chat.events.{chat_id}.message_created"));
+    assert_eq!(event["type"], "message_created");
+    assert_eq!(event["v"], 1);
+    assert_eq!(event["message"]["message_id"], new["message_id"]);
+}
+
+#[tokio::test]
+async fn an_added_member_starts_receiving_at_once() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    let mut carol = app.connect(3).await;
+    let mut added = events(&app, &format!("chat.events.{chat_id}.member_added")).await;
+
+    command(
+        &app,
+        &format!("chat.in.{chat_id}.add_members"),
+        json!({"type":"add_members","v":1,"command_id":"cmd-add-1","chat_id":chat_id,"user_ids":[3]}),
+    )
+    .await;
+
+    let (_, event) = next_event(&mut added).await;
+    assert_eq!(event["user_id"], 3);
+    assert_eq!(event["command_id"], "cmd-add-1");
+    let frame = carol.expect("member_added").await;
+    assert_eq!(
+        frame,
+        json!({"action":"member_added","chat_id":chat_id,"user_id":3})
+    );
+    let told = alice.expect("member_added").await;
+    assert_eq!(told["user_id"], 3);
+
+    let ack = alice
+        .send_message(json!({"chat_id": chat_id, "content": "welcome carol"}))
+        .await;
+    let new = carol.expect("new_message").await;
+    assert_eq!(new["message_id"], ack["message_id"]);
+    // Carol may post now, on the socket she already had open.
+    carol
+        .send_message(json!({"chat_id": chat_id, "content": "thanks"}))
+        .await;
+}
+
+#[tokio::test]
+async fn a_removed_member_stops_receiving_at_once() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2, 3]).await;
+    let mut alice = app.connect(1).await;
+    let mut bob = app.connect(2).await;
+    let mut carol = app.connect(3).await;
+
+    command(
+        &app,
+        &format!("chat.in.{chat_id}.remove_members"),
+        json!({"type":"remove_members","command_id":"cmd-rm-1","chat_id":chat_id,"user_ids":[2]}),
+    )
+    .await;
+    assert_eq!(bob.expect("member_removed").await["user_id"], 2);
+    assert_eq!(alice.expect("member_removed").await["user_id"], 2);
+    assert_eq!(carol.expect("member_removed").await["user_id"], 2);
+
+    alice
+        .send_message(json!({"chat_id": chat_id, "content": "bob is gone"}))
+        .await;
+    assert_eq!(carol.expect("new_message").await["content"], "bob is gone");
+    bob.expect_silence(Duration::from_millis(300)).await;
+
+    bob.send(json!({"action":"send_message","chat_id":chat_id,"content":"let me in","client_msg_id":"b1"})).await;
+    let error = bob.expect("error").await;
+    assert_eq!(error["code"], "forbidden");
+    assert_eq!(error["client_msg_id"], "b1");
+    assert_eq!(
+        app.get(2, &format!("/chats/{chat_id}/messages"))
+            .await
+            .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn rename_and_delete_reach_the_members_and_the_history() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    let mut bob = app.connect(2).await;
+    let keep = alice
+        .send_message(json!({"chat_id": chat_id, "content": "keep"}))
+        .await;
+    let spam = alice
+        .send_message(json!({"chat_id": chat_id, "content": "spam"}))
+        .await;
+    bob.expect("new_message").await;
+    bob.expect("new_message").await;
+
+    command(
+        &app,
+        &format!("chat.in.{chat_id}.rename"),
+        json!({"command_id":"cmd-rename","name":"new name"}),
+    )
+    .await;
+    assert_eq!(
+        bob.expect("chat_renamed").await,
+        json!({"action":"chat_renamed","chat_id":chat_id,"name":"new name"})
+    );
+    alice.expect("chat_renamed").await;
+
+    command(
+        &app,
+        &format!("chat.in.{chat_id}.delete_message"),
+        json!({"command_id":"cmd-del","message_id":spam["message_id"]}),
+    )
+    .await;
+    let deleted = bob.expect("message_deleted").await;
+    assert_eq!(deleted["message_id"], spam["message_id"]);
+
+    let history: Value = app
+        .get(2, &format!("/chats/{chat_id}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&Value> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["message_id"])
+        .collect();
+    assert_eq!(ids, vec![&keep["message_id"]]);
+    let chats: Value = app.get(2, "/chats/").await.json().await.unwrap();
+    assert_eq!(chats[0]["name"], "new name");
+}
+
+#[tokio::test]
+async fn refused_commands_say_why_with_their_command_id() {
+    let app = spawn_app().await;
+    let private = app.create_chat(1, false, &[2]).await;
+    let mut rejected = events(&app, "chat.events.*.command_rejected").await;
+
+    command(
+        &app,
+        &format!("chat.in.{private}.add_members"),
+        json!({"command_id":"cmd-private","user_ids":[3]}),
+    )
+    .await;
+    let (subject, event) = next_event(&mut rejected).await;
+    assert_eq!(subject, format!("chat.events.{private}.command_rejected"));
+    assert_eq!(event["command_id"], "cmd-private");
+    assert_eq!(event["command"], "add_members");
+    assert_eq!(event["code"], "not_a_group");
+
+    command(
+        &app,
+        "chat.in.999.rename",
+        json!({"command_id":"cmd-missing","name":"x"}),
+    )
+    .await;
+    let (_, event) = next_event(&mut rejected).await;
+    assert_eq!(event["command_id"], "cmd-missing");
+    assert_eq!(event["code"], "not_found");
+
+    command(
+        &app,
+        "chat.in.999.message",
+        json!({"sender_id": 1, "content": "into the void", "client_msg_id": "void-1"}),
+    )
+    .await;
+    let (_, event) = next_event(&mut rejected).await;
+    assert_eq!(event["command_id"], "void-1");
+    assert_eq!(event["command"], "send_message");
+}
