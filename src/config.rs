@@ -115,21 +115,7 @@ impl Config {
                 }
             }
         };
-        let subject_prefix = var("NATS_SUBJECT_PREFIX").unwrap_or_else(|| "chat".into());
-        if subject_prefix.is_empty()
-            || !subject_prefix.split('.').all(|t| {
-                !t.is_empty()
-                    && t.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            })
-        {
-            return Err(ConfigError {
-                name: "NATS_SUBJECT_PREFIX",
-                problem: format!(
-                    "{subject_prefix:?} must be dot-separated tokens of letters, digits, '-' or '_'"
-                ),
-            });
-        }
+        let subject_prefix = subject_prefix(&var)?;
         Ok(Config {
             bind_addr: parse(&var, "BIND_ADDR", "127.0.0.1:8000")?,
             database_url,
@@ -152,6 +138,46 @@ impl Config {
             auto_delivered: parse(&var, "AUTO_DELIVERED", "true")?,
         })
     }
+}
+
+/// What the operator commands (`replay`, `streams`, `reproject`) need: where NATS is.
+#[derive(Clone, Debug)]
+pub struct OpsConfig {
+    /// `NATS_URL`, else the URL the embedded nats-server of `serve` wrote under `DATA_DIR`.
+    pub nats_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub subject_prefix: String,
+}
+
+impl OpsConfig {
+    /// Reads `.env` (if present) and the environment; no JWT settings needed.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        let var = |name: &'static str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Ok(OpsConfig {
+            nats_url: var("NATS_URL"),
+            data_dir: PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into())),
+            subject_prefix: subject_prefix(&var)?,
+        })
+    }
+}
+
+fn subject_prefix(var: &impl Fn(&'static str) -> Option<String>) -> Result<String, ConfigError> {
+    let prefix = var("NATS_SUBJECT_PREFIX").unwrap_or_else(|| "chat".into());
+    let token_ok = |t: &str| {
+        !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    if !prefix.split('.').all(token_ok) {
+        return Err(ConfigError {
+            name: "NATS_SUBJECT_PREFIX",
+            problem: format!(
+                "{prefix:?} must be dot-separated tokens of letters, digits, '-' or '_'"
+            ),
+        });
+    }
+    Ok(prefix)
 }
 
 fn parse<T: std::str::FromStr>(

@@ -10,6 +10,7 @@
 //! 3. [`gateway::router`] subscribes to the events of the chats its sockets belong to and
 //!    pushes `message_ack`, `new_message` and `status_update` frames.
 //!
+//! [`ops`] holds the operator commands (replay, streams, reproject).
 //! [`http`] serves REST (chat creation, history) and the OpenAPI document ([`openapi`]);
 //! [`auth`] checks the Django-issued JWTs; [`app`] wires it all together under one
 //! [`shutdown`] token; [`config`] reads the settings.
@@ -22,6 +23,7 @@ pub mod domain;
 pub mod gateway;
 pub mod http;
 pub mod openapi;
+pub mod ops;
 pub mod persister;
 pub mod shutdown;
 pub mod store;

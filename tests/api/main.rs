@@ -10,4 +10,5 @@ mod frames;
 mod history;
 mod lifecycle;
 mod openapi;
+mod ops;
 mod rest;

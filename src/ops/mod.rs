@@ -1,0 +1,39 @@
+//! Operator tools: read the streams without changing them (`replay`, `streams`) and rebuild a
+//! database from the command log (`reproject`).
+
+pub mod replay;
+pub mod reproject;
+pub mod streams;
+
+use anyhow::Context as _;
+
+use crate::{
+    bus::{Bus, Subjects, embedded},
+    config::OpsConfig,
+};
+
+/// Connects to `NATS_URL`, or to the embedded nats-server of a running `jetchat serve`.
+pub async fn connect(config: &OpsConfig) -> anyhow::Result<Bus> {
+    let url = match &config.nats_url {
+        Some(url) => url.clone(),
+        None => {
+            let file = embedded::url_file(&config.data_dir.join("nats"));
+            std::fs::read_to_string(&file)
+                .map(|u| u.trim().to_owned())
+                .with_context(|| {
+                    format!(
+                        "NATS_URL is not set and {} does not exist: set NATS_URL, or run this \
+                         while `jetchat serve` runs its embedded nats-server",
+                        file.display()
+                    )
+                })?
+        }
+    };
+    let client = async_nats::ConnectOptions::new()
+        .name("jetchat-ops")
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .connect(&url)
+        .await
+        .with_context(|| format!("NATS_URL: cannot connect to {url}"))?;
+    Ok(Bus::new(client, Subjects::new(&config.subject_prefix)))
+}
