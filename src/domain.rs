@@ -10,7 +10,9 @@ use crate::{auth::UserId, store::ChatId};
 pub type MessageId = i64;
 
 /// What a message carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ContentType {
     Text,
@@ -46,7 +48,9 @@ impl ContentType {
 }
 
 /// A member's mark on a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ReceiptStatus {
     Delivered,
@@ -54,7 +58,9 @@ pub enum ReceiptStatus {
 }
 
 /// Where a message stands for the one who looks at it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     Sent,
@@ -63,7 +69,7 @@ pub enum MessageStatus {
 }
 
 /// A persisted message, as events, frames and history show it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 pub struct MessageView {
     pub message_id: MessageId,
     pub chat_id: ChatId,
@@ -81,7 +87,7 @@ pub struct MessageView {
 }
 
 /// A chat and its members.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 pub struct ChatView {
     pub chat_id: ChatId,
     pub name: Option<String>,

@@ -1,6 +1,7 @@
 //! The typed payloads on the bus: commands on `CHAT_IN`, events on `CHAT_EVENTS`, and the
 //! outcomes sent to a command's `reply_to`. Every payload carries `v` (the contract version).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -17,7 +18,7 @@ fn version() -> u8 {
 }
 
 /// A command on `CHAT_IN`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     SendMessage(SendMessage),
@@ -84,7 +85,7 @@ impl Command {
 }
 
 /// Post a message into a chat (or to a user, creating the private chat on first use).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct SendMessage {
     #[serde(default = "version")]
     pub v: u8,
@@ -104,7 +105,7 @@ pub struct SendMessage {
 }
 
 /// A member marks a message (and everything before it) delivered or read.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MarkReceipt {
     #[serde(default = "version")]
     pub v: u8,
@@ -117,7 +118,7 @@ pub struct MarkReceipt {
 }
 
 /// Create a group, or find-or-create a private chat.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct CreateChat {
     #[serde(default = "version")]
     pub v: u8,
@@ -134,7 +135,7 @@ pub struct CreateChat {
 }
 
 /// Add users to a group.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct AddMembers {
     #[serde(default = "version")]
     pub v: u8,
@@ -146,7 +147,7 @@ pub struct AddMembers {
 }
 
 /// Remove users from a group; their sockets stop receiving it at once.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct RemoveMembers {
     #[serde(default = "version")]
     pub v: u8,
@@ -158,7 +159,7 @@ pub struct RemoveMembers {
 }
 
 /// Rename a group.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct RenameChat {
     #[serde(default = "version")]
     pub v: u8,
@@ -170,7 +171,7 @@ pub struct RenameChat {
 }
 
 /// Delete a message (moderation): its content is erased, history no longer shows it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DeleteMessage {
     #[serde(default = "version")]
     pub v: u8,
@@ -182,7 +183,7 @@ pub struct DeleteMessage {
 }
 
 /// Something the persister committed, on `CHAT_EVENTS`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     MessageCreated(MessageCreated),
@@ -226,7 +227,7 @@ impl Event {
 }
 
 /// A message was stored (or, on a redelivery, found stored).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MessageCreated {
     #[serde(default = "version")]
     pub v: u8,
@@ -236,7 +237,7 @@ pub struct MessageCreated {
 }
 
 /// A member's delivered or read watermark moved.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ReceiptEvent {
     #[serde(default = "version")]
     pub v: u8,
@@ -250,7 +251,7 @@ pub struct ReceiptEvent {
 }
 
 /// A chat was created with its first members.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ChatCreated {
     #[serde(default = "version")]
     pub v: u8,
@@ -259,7 +260,7 @@ pub struct ChatCreated {
 }
 
 /// A user joined an existing chat.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MemberAdded {
     #[serde(default = "version")]
     pub v: u8,
@@ -272,7 +273,7 @@ pub struct MemberAdded {
 }
 
 /// A user left (was removed from) a chat.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MemberRemoved {
     #[serde(default = "version")]
     pub v: u8,
@@ -283,7 +284,7 @@ pub struct MemberRemoved {
 }
 
 /// A group got a new name.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ChatRenamed {
     #[serde(default = "version")]
     pub v: u8,
@@ -294,7 +295,7 @@ pub struct ChatRenamed {
 }
 
 /// A message was deleted.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MessageDeleted {
     #[serde(default = "version")]
     pub v: u8,
@@ -306,7 +307,7 @@ pub struct MessageDeleted {
 
 /// A command was refused; nothing changed. `command_id` is the command's `command_id` (or a
 /// message's `client_msg_id`), so the sender can correlate.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct CommandRejected {
     #[serde(default = "version")]
     pub v: u8,
@@ -319,7 +320,7 @@ pub struct CommandRejected {
 }
 
 /// What became of a command, sent to its `reply_to` (core NATS, at most once).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// A `create_chat` command's chat (`created` is false for an existing private chat).
@@ -338,4 +339,14 @@ pub enum Outcome {
         code: String,
         detail: String,
     },
+}
+
+/// The JSON Schemas of the bus payloads, by file name under `docs/schemas/`: what
+/// `docs/events.md` and `docs/asyncapi.yaml` refer to, and what the contract test checks.
+pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        ("command.json", schemars::schema_for!(Command).to_value()),
+        ("event.json", schemars::schema_for!(Event).to_value()),
+        ("outcome.json", schemars::schema_for!(Outcome).to_value()),
+    ]
 }

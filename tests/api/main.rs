@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod auth;
 mod chat_flow;
+mod contract;
 mod frames;
 mod history;
 mod lifecycle;
