@@ -40,6 +40,8 @@ pub struct Config {
     pub subject_prefix: String,
     /// Replicas of the streams: 1 alone, 3 in a cluster.
     pub stream_replicas: usize,
+    /// How long `CHAT_EVENTS` keeps events for consumers that were away.
+    pub events_max_age: Duration,
     /// Local state of the embedded mode: the SQLite file and the nats-server store.
     pub data_dir: PathBuf,
     /// Where uploaded media lives.
@@ -123,6 +125,7 @@ impl Config {
             nats_server_bin: var("NATS_SERVER_BIN").map(PathBuf::from),
             subject_prefix,
             stream_replicas: parse(&var, "NATS_STREAM_REPLICAS", "1")?,
+            events_max_age: parse::<humantime::Duration>(&var, "EVENTS_MAX_AGE", "7d")?.into(),
             media_dir: PathBuf::from(var("MEDIA_DIR").unwrap_or_else(|| "media".into())),
             data_dir,
             jwt: JwtSettings {

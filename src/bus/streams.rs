@@ -17,14 +17,16 @@ pub const PERSISTER: &str = "persister";
 /// How long a duplicate `Nats-Msg-Id` is recognised.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// How long `CHAT_EVENTS` keeps events for consumers that were away.
-pub const EVENTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
-
 /// How long the persister has to ack a command before JetStream redelivers it.
 pub const PERSIST_ACK_WAIT: Duration = Duration::from_secs(30);
 
 /// Creates or updates both streams and the persister consumer.
-pub async fn ensure(bus: &Bus, replicas: usize) -> anyhow::Result<consumer::PullConsumer> {
+/// `events_max_age` is how long `CHAT_EVENTS` keeps events for consumers that were away.
+pub async fn ensure(
+    bus: &Bus,
+    replicas: usize,
+    events_max_age: Duration,
+) -> anyhow::Result<consumer::PullConsumer> {
     let s = &bus.subjects;
     let commands = bus
         .jetstream
@@ -50,7 +52,7 @@ pub async fn ensure(bus: &Bus, replicas: usize) -> anyhow::Result<consumer::Pull
             storage: StorageType::File,
             discard: DiscardPolicy::Old,
             duplicate_window: DUPLICATE_WINDOW,
-            max_age: EVENTS_MAX_AGE,
+            max_age: events_max_age,
             num_replicas: replicas,
             ..Default::default()
         })

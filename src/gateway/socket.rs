@@ -65,10 +65,9 @@ struct Socket {
     peers: HashMap<UserId, ChatId>,
     /// Sends accepted or in flight whose `message_ack` this socket owes.
     awaiting_ack: HashSet<String>,
-    /// The newest message pushed per chat: a repeat (redelivery, catch-up) is dropped.
-    pushed: HashMap<ChatId, MessageId>,
     publishes: FuturesOrdered<BoxFuture<'static, Published>>,
-    /// Chat and author of the messages pushed lately, for the client's marks.
+    /// Chat and author of the messages pushed lately: repeats are dropped, and the client's
+    /// marks of them need no database read.
     recent: RecentMessages,
     /// Newest message pushed per chat and not yet reported delivered (`AUTO_DELIVERED`).
     delivered: HashMap<ChatId, MessageId>,
@@ -115,7 +114,6 @@ impl Session {
             user_id,
             conn,
             awaiting_ack: HashSet::new(),
-            pushed: HashMap::new(),
             publishes: FuturesOrdered::new(),
             delivered: HashMap::new(),
             recent: RecentMessages::default(),
@@ -501,11 +499,10 @@ impl Socket {
     /// `message_ack` for this socket's own send, `new_message` otherwise, nothing for a repeat.
     fn message_frame(&mut self, message: &LiveMessage) -> Option<Utf8Bytes> {
         let view = &message.view;
-        let newest = self.pushed.entry(view.chat_id).or_default();
-        if view.message_id <= *newest {
-            return None;
-        }
-        *newest = view.message_id;
+        let first_time = self
+            .recent
+            .insert(view.message_id, view.chat_id, view.sender_id);
+        // A send this socket waits on is acked even when the message was seen before (a retry).
         if view.sender_id == self.user_id && self.awaiting_ack.remove(&view.client_msg_id) {
             return Some(
                 ServerFrame::MessageAck {
@@ -517,8 +514,9 @@ impl Socket {
                 .render(),
             );
         }
-        self.recent
-            .insert(view.message_id, view.chat_id, view.sender_id);
+        if !first_time {
+            return None; // a redelivered or caught-up message this socket already has
+        }
         if self.state.config.auto_delivered && view.sender_id != self.user_id {
             self.delivered.insert(view.chat_id, view.message_id);
         }
@@ -537,15 +535,18 @@ struct RecentMessages {
 const RECENT_MESSAGES: usize = 256;
 
 impl RecentMessages {
-    fn insert(&mut self, id: MessageId, chat_id: ChatId, sender_id: UserId) {
-        if self.by_id.insert(id, (chat_id, sender_id)).is_none() {
-            self.order.push_back(id);
-            if self.order.len() > RECENT_MESSAGES
-                && let Some(old) = self.order.pop_front()
-            {
-                self.by_id.remove(&old);
-            }
+    /// Remembers a message; `false` when it was already there.
+    fn insert(&mut self, id: MessageId, chat_id: ChatId, sender_id: UserId) -> bool {
+        if self.by_id.insert(id, (chat_id, sender_id)).is_some() {
+            return false;
         }
+        self.order.push_back(id);
+        if self.order.len() > RECENT_MESSAGES
+            && let Some(old) = self.order.pop_front()
+        {
+            self.by_id.remove(&old);
+        }
+        true
     }
 
     fn get(&self, id: MessageId) -> Option<(ChatId, UserId)> {

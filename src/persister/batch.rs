@@ -144,6 +144,14 @@ pub async fn apply(txn: &impl ConnectionTrait, batch: &[Incoming]) -> Result<App
     Ok(Applied { events, replies })
 }
 
+/// `column` set to `to` unless it is already further: `CASE WHEN column < to THEN to ELSE column END`.
+fn raise(column: chat_member::Column, to: MessageId) -> Expr {
+    use sea_orm::sea_query::ExprTrait as _;
+    Expr::case(Expr::col(column).lt(to), Expr::value(to))
+        .finally(Expr::col(column))
+        .into()
+}
+
 /// A refusal: an error code and a sentence.
 type Refusal = (&'static str, String);
 
@@ -332,6 +340,9 @@ impl BatchState {
         };
         self.new_keys.insert(key.clone());
         self.new_rows.push(message::ActiveModel {
+            // The id is the command's CHAT_IN sequence: message order is stream order whichever
+            // persister writes it and whenever (redelivery, failover, replay).
+            id: Set(seq as i64),
             chat_id: Set(chat_id),
             sender_id: Set(cmd.sender_id),
             content: Set(cmd.content.clone()),
@@ -395,14 +406,15 @@ impl BatchState {
         if next.delivered == marks.delivered && next.read == marks.read {
             return Ok(Ok(())); // Watermarks only move forward; nothing new to tell.
         }
+        // Never lower a watermark, even if another persister moved it meanwhile.
         chat_member::Entity::update_many()
             .col_expr(
                 chat_member::Column::LastDeliveredMessageId,
-                Expr::value(next.delivered),
+                raise(chat_member::Column::LastDeliveredMessageId, next.delivered),
             )
             .col_expr(
                 chat_member::Column::LastReadMessageId,
-                Expr::value(next.read),
+                raise(chat_member::Column::LastReadMessageId, next.read),
             )
             .filter(chat_member::Column::ChatId.eq(cmd.chat_id))
             .filter(chat_member::Column::UserId.eq(cmd.user_id))
