@@ -142,6 +142,27 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// A second jetchat instance on the same NATS and database (its own port and media
+    /// directory), as in a deployment of several instances behind a load balancer.
+    pub async fn sibling(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut vars = self.vars.clone();
+        vars.insert("DATA_DIR".into(), dir.path().display().to_string());
+        vars.insert("MEDIA_DIR".into(), dir.path().join("media").display().to_string());
+        let (address, shutdown, server) = start(&vars).await;
+        TestApp {
+            address,
+            http: reqwest::Client::new(),
+            nats_url: self.nats_url.clone(),
+            _dir: dir,
+            database_url: self.database_url.clone(),
+            vars,
+            shutdown,
+            server: Some(server),
+            nats: None,
+        }
+    }
+
     /// Shuts jetchat down gracefully (the nats-server and the database stay) and waits.
     pub async fn stop(&mut self) {
         self.shutdown.cancel();

@@ -9,6 +9,7 @@ mod chat_flow;
 mod contract;
 mod frames;
 mod history;
+mod instances;
 mod lifecycle;
 mod openapi;
 mod ops;
