@@ -4,6 +4,10 @@
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
     time::Duration,
 };
 
@@ -22,6 +26,7 @@ pub struct EmbeddedNats {
     url: String,
     stop: CancellationToken,
     supervisor: JoinHandle<()>,
+    pid: Arc<AtomicU32>,
 }
 
 impl EmbeddedNats {
@@ -40,12 +45,19 @@ impl EmbeddedNats {
         let _ = std::fs::write(url_file(&dir), &url);
         tracing::info!(%url, bin = %bin.display(), "embedded nats-server started");
         let stop = CancellationToken::new();
-        let supervisor = tokio::spawn(supervise(bin, dir, port, child, stop.clone()));
+        let pid = Arc::new(AtomicU32::new(child.id().unwrap_or_default()));
+        let supervisor = tokio::spawn(supervise(bin, dir, port, child, stop.clone(), pid.clone()));
         Ok(EmbeddedNats {
             url,
             stop,
             supervisor,
+            pid,
         })
+    }
+
+    /// The process id of the server now running (it changes when the supervisor restarts it).
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Ordering::Relaxed)
     }
 
     /// Where clients connect.
@@ -170,6 +182,7 @@ async fn supervise(
     port: u16,
     mut child: tokio::process::Child,
     stop: CancellationToken,
+    pid: Arc<AtomicU32>,
 ) {
     loop {
         tokio::select! {
@@ -182,6 +195,7 @@ async fn supervise(
                     }
                     match spawn(&bin, &dir, Some(port)).await {
                         Ok((restarted, _)) => {
+                            pid.store(restarted.id().unwrap_or_default(), Ordering::Relaxed);
                             child = restarted;
                             tracing::info!(port, "embedded nats-server restarted");
                             break;

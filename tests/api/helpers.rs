@@ -148,7 +148,10 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut vars = self.vars.clone();
         vars.insert("DATA_DIR".into(), dir.path().display().to_string());
-        vars.insert("MEDIA_DIR".into(), dir.path().join("media").display().to_string());
+        vars.insert(
+            "MEDIA_DIR".into(),
+            dir.path().join("media").display().to_string(),
+        );
         let (address, shutdown, server) = start(&vars).await;
         TestApp {
             address,
@@ -161,6 +164,25 @@ impl TestApp {
             server: Some(server),
             nats: None,
         }
+    }
+
+    /// The process id of this app's nats-server.
+    pub fn nats_pid(&self) -> u32 {
+        self.nats
+            .as_ref()
+            .expect("this app owns its nats-server")
+            .pid()
+    }
+
+    /// Kills the nats-server with SIGKILL; its supervisor starts it again on the same port
+    /// and store half a second later.
+    pub fn kill_nats(&self) {
+        let pid = self.nats_pid();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("nats-server killed");
     }
 
     /// Shuts jetchat down gracefully (the nats-server and the database stay) and waits.

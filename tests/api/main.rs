@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod chat_flow;
 mod contract;
+mod failures;
 mod frames;
 mod history;
 mod instances;
