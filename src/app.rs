@@ -78,7 +78,7 @@ impl App {
         store::migrate(&db)
             .await
             .context("applying database migrations")?;
-        let consumer = streams::ensure(&bus, config.stream_replicas, config.events_max_age).await?;
+        let consumer = streams::ensure(&bus, streams::Topology::from_config(&config)).await?;
         let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let (router_handle, router) =
             gateway::router::spawn(bus.clone(), db.clone(), &instance, shutdown.clone())

@@ -56,6 +56,9 @@ pub struct Config {
     pub socket_queue: usize,
     /// Most commands the persister writes in one transaction.
     pub persist_batch: usize,
+    /// How long a command may stay unacked before JetStream hands it to another persister
+    /// (an instance that died mid-batch).
+    pub persist_ack_wait: Duration,
     /// How long a REST call waits for the persister's outcome.
     pub command_timeout: Duration,
     /// Mark messages delivered when they are pushed to a socket (the Python service did);
@@ -137,6 +140,7 @@ impl Config {
             max_content_chars: parse(&var, "MAX_CONTENT_CHARS", "10000")?,
             socket_queue: parse(&var, "SOCKET_QUEUE", "1024")?,
             persist_batch: parse(&var, "PERSIST_BATCH", "500")?,
+            persist_ack_wait: parse::<humantime::Duration>(&var, "PERSIST_ACK_WAIT", "30s")?.into(),
             command_timeout: Duration::from_millis(parse(&var, "COMMAND_TIMEOUT_MS", "10000")?),
             auto_delivered: parse(&var, "AUTO_DELIVERED", "true")?,
         })

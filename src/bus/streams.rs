@@ -17,16 +17,35 @@ pub const PERSISTER: &str = "persister";
 /// How long a duplicate `Nats-Msg-Id` is recognised.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// How long the persister has to ack a command before JetStream redelivers it.
-pub const PERSIST_ACK_WAIT: Duration = Duration::from_secs(30);
+/// How streams and the persister's consumer are set up.
+#[derive(Clone, Copy, Debug)]
+pub struct Topology {
+    /// Replicas of each stream and of the consumer (1 alone, 3 in a cluster).
+    pub replicas: usize,
+    /// How long `CHAT_EVENTS` keeps events for consumers that were away.
+    pub events_max_age: Duration,
+    /// How long the persister has to ack a command before JetStream redelivers it.
+    pub ack_wait: Duration,
+}
+
+impl Topology {
+    /// The topology the settings ask for.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Topology {
+            replicas: config.stream_replicas,
+            events_max_age: config.events_max_age,
+            ack_wait: config.persist_ack_wait,
+        }
+    }
+}
 
 /// Creates or updates both streams and the persister consumer.
-/// `events_max_age` is how long `CHAT_EVENTS` keeps events for consumers that were away.
-pub async fn ensure(
-    bus: &Bus,
-    replicas: usize,
-    events_max_age: Duration,
-) -> anyhow::Result<consumer::PullConsumer> {
+pub async fn ensure(bus: &Bus, topology: Topology) -> anyhow::Result<consumer::PullConsumer> {
+    let Topology {
+        replicas,
+        events_max_age,
+        ack_wait,
+    } = topology;
     let s = &bus.subjects;
     let commands = bus
         .jetstream
@@ -68,7 +87,7 @@ pub async fn ensure(
             durable_name: Some(PERSISTER.to_owned()),
             description: Some("jetchat persister: writes commands to the database".into()),
             ack_policy: AckPolicy::Explicit,
-            ack_wait: PERSIST_ACK_WAIT,
+            ack_wait,
             deliver_policy: DeliverPolicy::All,
             max_ack_pending: 20_000,
             num_replicas: replicas,

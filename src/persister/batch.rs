@@ -352,7 +352,6 @@ impl BatchState {
             created_at: Set(at),
             stream_seq: Set(seq as i64),
             deleted_at: Set(None),
-            ..Default::default()
         });
         pending.push(Pending::Message { key, seq });
         Ok(Ok(()))

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use jetchat::store::message;
 
-use crate::helpers::{WsClient, eventually, spawn_app};
+use crate::helpers::{WsClient, connect_at, eventually, spawn_app, spawn_app_with};
 
 /// Sends `client_msg_id` until jetchat accepts it, resending after each error like a client
 /// that follows the protocol; returns how many errors it saw.
@@ -83,4 +83,88 @@ async fn restarting_nats_under_load_loses_nothing_that_was_accepted() {
     let mut bob = app.connect(2).await;
     send_until_accepted(&mut alice, group, "after").await;
     assert_eq!(bob.expect("new_message").await["content"], "after");
+}
+
+/// Reads frames until every id in `ids` was accepted or the socket dies; returns the accepted.
+async fn collect_accepted(socket: &mut WsClient, ids: &[String]) -> HashSet<String> {
+    let mut accepted = HashSet::new();
+    while accepted.len() < ids.len() {
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::StreamExt::next(&mut socket.stream),
+        )
+        .await
+        {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text)))) => {
+                let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+                if frame["action"] == "message_accepted" {
+                    accepted.insert(frame["client_msg_id"].as_str().unwrap().to_owned());
+                }
+            }
+            Ok(Some(Ok(_))) => continue,
+            _ => break, // the instance is gone
+        }
+    }
+    accepted
+}
+
+#[tokio::test]
+async fn killing_an_instance_mid_stream_loses_nothing_that_was_accepted() {
+    // Short ack wait: the killed instance's unacked batch goes to the survivor in 2 s.
+    let a = spawn_app_with(&[("PERSIST_ACK_WAIT", "2s")]).await;
+    let mut b = a.spawn_process().await;
+    let group = a.create_chat(1, true, &[2]).await;
+    let mut alice = connect_at(b.address, 1).await;
+
+    let ids: Vec<String> = (0..90).map(|i| format!("m{i}")).collect();
+    let mut accepted = HashSet::new();
+    for (round, chunk) in ids.chunks(30).enumerate() {
+        for id in chunk {
+            alice.send(json!({"action":"send_message","chat_id":group,"content":id,"client_msg_id":id})).await;
+        }
+        if round == 1 {
+            // Mid-stream: sends in flight, commands accepted but maybe not persisted yet.
+            b.kill();
+            alice = a.connect(1).await;
+            // The client resends whatever it did not see accepted, with the same ids.
+            let unconfirmed: Vec<String> = ids[..60]
+                .iter()
+                .filter(|id| !accepted.contains(*id))
+                .cloned()
+                .collect();
+            for id in &unconfirmed {
+                send_until_accepted(&mut alice, group, id).await;
+                accepted.insert(id.clone());
+            }
+            continue;
+        }
+        accepted.extend(collect_accepted(&mut alice, chunk).await);
+    }
+    assert_eq!(accepted.len(), 90);
+
+    let db = Database::connect(&a.database_url).await.unwrap();
+    let rows = eventually("every accepted message persisted", || async {
+        let rows = message::Entity::find()
+            .all(&db)
+            .await
+            .map_err(|e| e.to_string())?;
+        if rows.len() >= 90 {
+            Ok(rows)
+        } else {
+            Err(format!("{} rows", rows.len()))
+        }
+    })
+    .await;
+    let stored: Vec<&str> = rows.iter().map(|r| r.client_msg_id.as_str()).collect();
+    let unique: HashSet<&str> = stored.iter().copied().collect();
+    assert_eq!(stored.len(), 90, "no message stored twice");
+    assert_eq!(unique.len(), 90);
+    // Every member can read them all in history.
+    let history: serde_json::Value = a
+        .get(2, &format!("/chats/{group}/messages?limit=100"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 90);
 }

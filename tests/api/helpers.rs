@@ -253,10 +253,51 @@ impl TestApp {
 
     /// Opens a socket as `user_id`.
     pub async fn connect(&self, user_id: i64) -> WsClient {
-        let (stream, _) = tokio_tungstenite::connect_async(self.ws_url(&token(user_id)))
-            .await
-            .expect("WebSocket handshake succeeds");
-        WsClient { stream }
+        connect_at(self.address, user_id).await
+    }
+
+    /// Starts a jetchat process (the `jetchat` binary) on this app's NATS and database, for
+    /// tests that kill an instance for real.
+    pub async fn spawn_process(&self) -> JetchatProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+            .arg("serve")
+            .envs(&self.vars)
+            .env("BIND_ADDR", address.to_string())
+            .env("DATA_DIR", dir.path())
+            .env("MEDIA_DIR", dir.path().join("media"))
+            .env(
+                "RUST_LOG",
+                if std::env::var_os("TEST_LOG").is_some() {
+                    "info"
+                } else {
+                    "warn"
+                },
+            )
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("jetchat starts");
+        let process = JetchatProcess {
+            child,
+            address,
+            _dir: dir,
+        };
+        let health = format!("http://{address}/healthz");
+        eventually("the jetchat process is healthy", || async {
+            match self.http.get(&health).send().await {
+                Ok(r) if r.status() == 200 => Ok(()),
+                Ok(r) => Err(r.status().to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        process
     }
 
     /// GET with `user_id`'s bearer token.
@@ -296,6 +337,37 @@ impl TestApp {
         );
         let body: Value = response.json().await.unwrap();
         body["chat_id"].as_i64().expect("chat_id in the answer")
+    }
+}
+
+/// Opens a socket as `user_id` on the jetchat at `address`.
+pub async fn connect_at(address: SocketAddr, user_id: i64) -> WsClient {
+    let url = format!("ws://{address}/ws/chat?token={}", token(user_id));
+    let (stream, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebSocket handshake succeeds");
+    WsClient { stream }
+}
+
+/// A jetchat running as a process of its own; killed (SIGKILL) on drop if still running.
+pub struct JetchatProcess {
+    child: std::process::Child,
+    pub address: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl JetchatProcess {
+    /// `kill -9`: no shutdown, no last batch, no goodbye to the sockets.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("jetchat killed");
+        self.child.wait().expect("jetchat reaped");
+    }
+}
+
+impl Drop for JetchatProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -14,17 +14,28 @@ async fn users_on_different_instances_chat_privately_and_in_groups() {
     let mut alice = a.connect(1).await;
     let mut bob = b.connect(2).await;
 
-    let ack = alice.send_message(json!({"receiver_id": 2, "content": "across instances"})).await;
+    let ack = alice
+        .send_message(json!({"receiver_id": 2, "content": "across instances"}))
+        .await;
     let new = bob.expect("new_message").await;
     assert_eq!(new["message_id"], ack["message_id"]);
-    bob.send(json!({"action": "acknowledge", "message_id": new["message_id"]})).await;
+    bob.send(json!({"action": "acknowledge", "message_id": new["message_id"]}))
+        .await;
     assert_eq!(alice.expect("status_update").await["status"], "read");
 
     let group = b.create_chat(2, true, &[1, 3]).await;
     let mut carol = a.connect(3).await;
-    let ack = bob.send_message(json!({"chat_id": group, "content": "hello group"})).await;
-    assert_eq!(alice.expect("new_message").await["message_id"], ack["message_id"]);
-    assert_eq!(carol.expect("new_message").await["message_id"], ack["message_id"]);
+    let ack = bob
+        .send_message(json!({"chat_id": group, "content": "hello group"}))
+        .await;
+    assert_eq!(
+        alice.expect("new_message").await["message_id"],
+        ack["message_id"]
+    );
+    assert_eq!(
+        carol.expect("new_message").await["message_id"],
+        ack["message_id"]
+    );
 }
 
 #[tokio::test]
@@ -36,13 +47,20 @@ async fn a_user_with_sockets_on_both_instances_sees_everything_once_per_socket()
     let mut bob_on_b = b.connect(2).await;
     let mut alice = a.connect(1).await;
     for i in 0..5 {
-        alice.send_message(json!({"chat_id": group, "content": format!("m{i}")})).await;
+        alice
+            .send_message(json!({"chat_id": group, "content": format!("m{i}")}))
+            .await;
     }
     for socket in [&mut bob_on_a, &mut bob_on_b] {
         for i in 0..5 {
-            assert_eq!(socket.expect("new_message").await["content"], format!("m{i}"));
+            assert_eq!(
+                socket.expect("new_message").await["content"],
+                format!("m{i}")
+            );
         }
-        socket.expect_silence(std::time::Duration::from_millis(300)).await;
+        socket
+            .expect_silence(std::time::Duration::from_millis(300))
+            .await;
     }
 }
 
@@ -51,7 +69,12 @@ async fn persisters_on_both_instances_write_each_message_once_in_stream_order() 
     let a = spawn_app().await;
     let b = a.sibling().await;
     let group = a.create_chat(1, true, &[2, 3, 4]).await;
-    let mut senders = vec![a.connect(1).await, b.connect(2).await, a.connect(3).await, b.connect(4).await];
+    let mut senders = vec![
+        a.connect(1).await,
+        b.connect(2).await,
+        a.connect(3).await,
+        b.connect(4).await,
+    ];
     // Interleaved sends from four users on two instances; each waits for its acceptance.
     for round in 0..25 {
         for (i, socket) in senders.iter_mut().enumerate() {
@@ -70,14 +93,26 @@ async fn persisters_on_both_instances_write_each_message_once_in_stream_order() 
         }
     }
     let db = Database::connect(&a.database_url).await.unwrap();
-    let rows = message::Entity::find().order_by_asc(message::Column::Id).all(&db).await.unwrap();
-    assert_eq!(rows.len(), 100, "every accepted message stored exactly once");
+    let rows = message::Entity::find()
+        .order_by_asc(message::Column::Id)
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.len(),
+        100,
+        "every accepted message stored exactly once"
+    );
     for row in &rows {
         assert_eq!(row.id, row.stream_seq, "ids follow the stream");
     }
     // Each sender's messages are stored in the order it sent them.
     for i in 0..4 {
-        let mine: Vec<&str> = rows.iter().map(|r| r.content.as_str()).filter(|c| c.starts_with(&format!("u{i}-"))).collect();
+        let mine: Vec<&str> = rows
+            .iter()
+            .map(|r| r.content.as_str())
+            .filter(|c| c.starts_with(&format!("u{i}-")))
+            .collect();
         let expected: Vec<String> = (0..25).map(|round| format!("u{i}-{round}")).collect();
         assert_eq!(mine, expected);
     }
