@@ -31,8 +31,10 @@ impl Bus {
         }
     }
 
-    /// Connects to `url`, retrying in the background if the server goes away later.
-    pub async fn connect(url: &str, subjects: Subjects) -> Result<Self, async_nats::ConnectError> {
+    /// Connects to `urls` (one URL, or a comma-separated list of a cluster's servers),
+    /// retrying in the background if the server goes away later.
+    pub async fn connect(urls: &str, subjects: Subjects) -> Result<Self, async_nats::ConnectError> {
+        let servers = server_list(urls);
         let client = async_nats::ConnectOptions::new()
             .name("jetchat")
             .retry_on_initial_connect()
@@ -44,10 +46,18 @@ impl Bus {
                     other => tracing::debug!(%other, "NATS event"),
                 }
             })
-            .connect(url)
+            .connect(servers.as_slice())
             .await?;
         Ok(Bus::new(client, subjects))
     }
+}
+
+/// The servers of a `NATS_URL` that may list several, comma-separated.
+pub fn server_list(urls: &str) -> Vec<&str> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
 }
 
 /// Why a command sent with [`Bus::command`] has no outcome.

@@ -32,7 +32,7 @@ pub async fn connect(config: &OpsConfig) -> anyhow::Result<Bus> {
     let client = async_nats::ConnectOptions::new()
         .name("jetchat-ops")
         .connection_timeout(std::time::Duration::from_secs(5))
-        .connect(&url)
+        .connect(crate::bus::server_list(&url).as_slice())
         .await
         .with_context(|| format!("NATS_URL: cannot connect to {url}"))?;
     Ok(Bus::new(client, Subjects::new(&config.subject_prefix)))

@@ -29,8 +29,10 @@ pub async fn run(
         let stream = consumer
             .stream()
             .max_messages_per_batch(batch_size)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
+            // Short pulls with frequent heartbeats: after a NATS node dies the pull is renewed
+            // (and reaches the consumer's new leader) within seconds.
+            .heartbeat(Duration::from_secs(1))
+            .expires(Duration::from_secs(5))
             .messages()
             .await;
         let mut chunks = match stream {

@@ -12,7 +12,11 @@ use crate::helpers::{WsClient, connect_at, eventually, spawn_app, spawn_app_with
 
 /// Sends `client_msg_id` until jetchat accepts it, resending after each error like a client
 /// that follows the protocol; returns how many errors it saw.
-async fn send_until_accepted(socket: &mut WsClient, chat_id: i64, client_msg_id: &str) -> usize {
+pub async fn send_until_accepted(
+    socket: &mut WsClient,
+    chat_id: i64,
+    client_msg_id: &str,
+) -> usize {
     let mut errors = 0;
     for _ in 0..100 {
         socket

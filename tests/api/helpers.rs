@@ -448,7 +448,7 @@ impl WsClient {
 }
 
 /// Where a bounded poll gives up (receipts are persisted asynchronously).
-pub const POLL_TIMEOUT: Duration = Duration::from_secs(5);
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Calls `check` until it returns `Some`, for at most [`POLL_TIMEOUT`]; fails the test with
 /// `what` and the last observed value otherwise.

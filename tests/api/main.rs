@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod auth;
 mod chat_flow;
+mod cluster;
 mod contract;
 mod failures;
 mod frames;

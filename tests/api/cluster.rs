@@ -1,0 +1,183 @@
+//! A 3-node NATS JetStream cluster with R3 streams: a node dies under load and comes back,
+//! and no accepted message is lost.
+
+use std::{collections::HashSet, path::PathBuf, process::Stdio};
+
+use sea_orm::{Database, EntityTrait};
+
+use jetchat::store::message;
+
+use crate::{
+    failures::send_until_accepted,
+    helpers::{eventually, spawn_app_with},
+};
+
+/// Three nats-server processes joined by cluster routes, each with its own store.
+struct NatsCluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    ports: Vec<(u16, u16)>,
+    nodes: Vec<Option<std::process::Child>>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl NatsCluster {
+    async fn start() -> NatsCluster {
+        let configured = std::env::var_os("NATS_SERVER_BIN").map(PathBuf::from);
+        let bin = jetchat::bus::embedded::find_binary(configured.as_deref()).expect("nats-server");
+        let ports = (0..3).map(|_| (free_port(), free_port())).collect();
+        let mut cluster = NatsCluster {
+            bin,
+            dir: tempfile::tempdir().unwrap(),
+            ports,
+            nodes: Vec::new(),
+        };
+        for node in 0..3 {
+            let child = cluster.spawn(node);
+            cluster.nodes.push(Some(child));
+        }
+        // JetStream is usable once the cluster elected its meta leader.
+        let client = cluster.client().await;
+        let js = async_nats::jetstream::new(client);
+        eventually("the cluster has a JetStream meta leader", || async {
+            match tokio::time::timeout(std::time::Duration::from_millis(500), js.query_account())
+                .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no answer yet".into()),
+            }
+        })
+        .await;
+        cluster
+    }
+
+    fn spawn(&self, node: usize) -> std::process::Child {
+        let (port, cluster_port) = self.ports[node];
+        let routes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|(_, c)| format!("nats://127.0.0.1:{c}"))
+            .collect();
+        std::process::Command::new(&self.bin)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-n",
+                &format!("node-{node}"),
+            ])
+            .args(["-js", "-sd"])
+            .arg(self.dir.path().join(format!("node-{node}")))
+            .args([
+                "--cluster_name",
+                "jetchat-test",
+                "--cluster",
+                &format!("nats://127.0.0.1:{cluster_port}"),
+            ])
+            .args(["--routes", &routes.join(",")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts")
+    }
+
+    /// Every node's client URL, comma-separated (as NATS_URL takes them).
+    fn url(&self) -> String {
+        self.ports
+            .iter()
+            .map(|(p, _)| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    async fn client(&self) -> async_nats::Client {
+        let url = self.url();
+        async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(jetchat::bus::server_list(&url).as_slice())
+            .await
+            .expect("cluster reachable")
+    }
+
+    fn kill(&mut self, node: usize) {
+        if let Some(mut child) = self.nodes[node].take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn restart(&mut self, node: usize) {
+        self.nodes[node] = Some(self.spawn(node));
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for node in 0..self.nodes.len() {
+            self.kill(node);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cluster_node_dying_under_load_loses_nothing_that_was_accepted() {
+    let mut cluster = NatsCluster::start().await;
+    let url = cluster.url();
+    let app = spawn_app_with(&[("NATS_URL", &url), ("NATS_STREAM_REPLICAS", "3")]).await;
+    let group = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    let mut accepted = Vec::new();
+    for i in 0..60 {
+        if i == 20 {
+            cluster.kill(0);
+        }
+        if i == 40 {
+            cluster.restart(0);
+        }
+        let id = format!("m{i}");
+        send_until_accepted(&mut alice, group, &id).await;
+        accepted.push(id);
+    }
+    let db = Database::connect(&app.database_url).await.unwrap();
+    let rows = eventually("every accepted message persisted", || async {
+        let rows = message::Entity::find()
+            .all(&db)
+            .await
+            .map_err(|e| e.to_string())?;
+        if rows.len() >= accepted.len() {
+            Ok(rows)
+        } else {
+            Err(format!("{} rows", rows.len()))
+        }
+    })
+    .await;
+    let stored: Vec<&str> = rows.iter().map(|r| r.client_msg_id.as_str()).collect();
+    let unique: HashSet<&str> = stored.iter().copied().collect();
+    assert_eq!(stored.len(), unique.len(), "no message stored twice");
+    assert_eq!(
+        unique,
+        accepted.iter().map(String::as_str).collect(),
+        "exactly the accepted ones"
+    );
+    // The streams really are replicated three times.
+    let js = async_nats::jetstream::new(cluster.client().await);
+    let info = js
+        .get_stream("CHAT_IN")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(info.config.num_replicas, 3);
+}
