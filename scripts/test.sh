@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One command to set up and run every test: unit tests, then the integration suite twice —
-# on SQLite, and on PostgreSQL. Each integration test starts its own nats-server and database.
+# on SQLite, and on PostgreSQL. Each integration test starts its own nats-server (or a 3-node
+# cluster) and its own database.
 #
-# PostgreSQL: TEST_DATABASE_URL (postgres://user@host:port/db) names a server to use; without
-# it this script installs Debian's postgresql if needed and runs a throwaway cluster on a free
-# loopback port, removed at the end. SKIP_POSTGRES=1 runs the SQLite pass only.
+# PostgreSQL: Debian's postgresql is installed when missing. TEST_DATABASE_URL
+# (postgres://user@host:port/db) names a server for the second pass; without it this script
+# runs a throwaway cluster on a free loopback port, removed at the end. The outage test starts
+# and stops a cluster of its own (TEST_PG_BIN). SKIP_POSTGRES=1 runs the SQLite pass only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -18,6 +20,18 @@ nextest() {
   fi
 }
 
+if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+if [ "${SKIP_POSTGRES:-}" != 1 ]; then
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$PG_BIN" ]; then
+    echo "== installing PostgreSQL (Debian package)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  fi
+  export TEST_PG_BIN="$PG_BIN"
+fi
+
 echo "== unit tests and the integration suite on SQLite"
 nextest --all-targets
 cargo test --workspace --doc --quiet
@@ -26,16 +40,7 @@ if [ "${SKIP_POSTGRES:-}" = 1 ]; then
   exit 0
 fi
 
-cleanup() { :; }
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
-  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-  if [ -z "$PG_BIN" ]; then
-    echo "== installing PostgreSQL (Debian package)"
-    if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
-    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-  fi
   PG_DIR=$(mktemp -d /tmp/jetchat-pg.XXXXXX)
   PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   if [ "$(id -u)" = 0 ]; then

@@ -8,6 +8,7 @@ mod auth;
 mod chat_flow;
 mod cluster;
 mod contract;
+mod db_outage;
 mod failures;
 mod frames;
 mod history;
