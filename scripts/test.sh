@@ -3,6 +3,9 @@
 # on SQLite, and on PostgreSQL. Each integration test starts its own nats-server (or a 3-node
 # cluster) and its own database.
 #
+# Then the Django example's end-to-end test (examples/django) runs against a real jetchat, and
+# compose.yaml is checked when a docker compose client is present.
+#
 # PostgreSQL: Debian's postgresql is installed when missing. TEST_DATABASE_URL
 # (postgres://user@host:port/db) names a server for the second pass; without it this script
 # runs a throwaway cluster on a free loopback port, removed at the end. The outage test starts
@@ -35,6 +38,16 @@ fi
 echo "== unit tests and the integration suite on SQLite"
 nextest --all-targets
 cargo test --workspace --doc --quiet
+
+echo "== the Django example against a real jetchat (embedded NATS, then nats/accounts.conf)"
+scripts/django_e2e.sh
+scripts/django_e2e.sh --accounts
+
+if docker compose version >/dev/null 2>&1; then
+  echo "== compose.yaml"; docker compose config -q
+elif command -v docker-compose >/dev/null 2>&1; then
+  echo "== compose.yaml"; docker-compose config -q
+fi
 
 if [ "${SKIP_POSTGRES:-}" = 1 ]; then
   exit 0

@@ -18,6 +18,7 @@ use crate::{
     config::Config,
     gateway::{self, router::RouterHandle},
     http,
+    media::Media,
     openapi::ApiDoc,
     persister, store,
 };
@@ -29,6 +30,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub bus: Bus,
     pub keys: Arc<JwtKeys>,
+    /// Uploaded files: storage, staging and signed URLs.
+    pub media: Media,
     pub router: RouterHandle,
     /// This process's id on the bus (its sockets' replies come to it).
     pub instance: Arc<str>,
@@ -51,6 +54,9 @@ impl App {
     /// [`App::run_until_stopped`]. Cancelling `shutdown` stops it gracefully.
     pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<App> {
         let keys = JwtKeys::new(&config.jwt).context("JWT_PUBLIC_KEY: not a valid PEM key")?;
+        let media = Media::local(&config)
+            .await
+            .with_context(|| format!("MEDIA_DIR: cannot use {}", config.media_dir.display()))?;
         let nats = match &config.nats_url {
             Some(_) => None,
             None => Some(
@@ -99,6 +105,7 @@ impl App {
             db,
             bus,
             keys: Arc::new(keys),
+            media,
             router: router_handle,
             instance,
             shutdown,

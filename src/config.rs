@@ -44,8 +44,16 @@ pub struct Config {
     pub events_max_age: Duration,
     /// Local state of the embedded mode: the SQLite file and the nats-server store.
     pub data_dir: PathBuf,
-    /// Where uploaded media lives.
+    /// Where uploaded media lives: blobs named by their SHA-256 and a `tmp/` staging area.
     pub media_dir: PathBuf,
+    /// Largest file `POST /upload` takes, in bytes.
+    pub max_upload_bytes: u64,
+    /// Bytes one user may have uploaded in all (0: no quota).
+    pub upload_quota_bytes: u64,
+    /// How long a signed media URL stays valid.
+    pub media_url_ttl: Duration,
+    /// The key of signed media URLs; `None` derives it from the JWT secret.
+    pub media_url_secret: Option<Vec<u8>>,
     /// Token verification.
     pub jwt: JwtSettings,
     /// Largest WebSocket frame accepted; larger ones close the socket with 1009.
@@ -130,6 +138,16 @@ impl Config {
             stream_replicas: parse(&var, "NATS_STREAM_REPLICAS", "1")?,
             events_max_age: parse::<humantime::Duration>(&var, "EVENTS_MAX_AGE", "7d")?.into(),
             media_dir: PathBuf::from(var("MEDIA_DIR").unwrap_or_else(|| "media".into())),
+            max_upload_bytes: positive(
+                parse(&var, "MAX_UPLOAD_BYTES", "104857600")?,
+                "MAX_UPLOAD_BYTES",
+            )?,
+            upload_quota_bytes: parse(&var, "UPLOAD_QUOTA_BYTES", "1073741824")?,
+            media_url_ttl: positive(
+                parse::<humantime::Duration>(&var, "MEDIA_URL_TTL", "1h")?.into(),
+                "MEDIA_URL_TTL",
+            )?,
+            media_url_secret: var("MEDIA_URL_SECRET").map(String::into_bytes),
             data_dir,
             jwt: JwtSettings {
                 algorithm,
@@ -187,6 +205,17 @@ fn subject_prefix(var: &impl Fn(&'static str) -> Option<String>) -> Result<Strin
     Ok(prefix)
 }
 
+/// Refuses a zero for settings where zero would disable the feature by accident.
+fn positive<T: Default + PartialEq>(value: T, name: &'static str) -> Result<T, ConfigError> {
+    if value == T::default() {
+        return Err(ConfigError {
+            name,
+            problem: "must be greater than zero".into(),
+        });
+    }
+    Ok(value)
+}
+
 fn parse<T: std::str::FromStr>(
     var: &impl Fn(&'static str) -> Option<String>,
     name: &'static str,
@@ -229,6 +258,10 @@ mod tests {
         assert!(c.nats_url.is_none());
         assert_eq!(c.jwt.user_id_claim, "user_id");
         assert_eq!(c.subject_prefix, "chat");
+        assert_eq!(c.max_upload_bytes, 100 * 1024 * 1024);
+        assert_eq!(c.upload_quota_bytes, 1024 * 1024 * 1024);
+        assert_eq!(c.media_url_ttl, Duration::from_secs(3600));
+        assert!(c.media_url_secret.is_none());
     }
 
     #[test]
@@ -241,5 +274,11 @@ mod tests {
         assert_eq!(err.name, "NATS_SUBJECT_PREFIX");
         let err = config(&[("JWT_ALGORITHM", "RS256")]).unwrap_err();
         assert_eq!(err.name, "JWT_PUBLIC_KEY");
+        let err = config(&[("JWT_SECRET", "s"), ("MAX_UPLOAD_BYTES", "100MB")]).unwrap_err();
+        assert_eq!(err.name, "MAX_UPLOAD_BYTES");
+        let err = config(&[("JWT_SECRET", "s"), ("MAX_UPLOAD_BYTES", "0")]).unwrap_err();
+        assert_eq!(err.name, "MAX_UPLOAD_BYTES");
+        let err = config(&[("JWT_SECRET", "s"), ("MEDIA_URL_TTL", "soon")]).unwrap_err();
+        assert_eq!(err.name, "MEDIA_URL_TTL");
     }
 }

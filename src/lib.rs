@@ -11,6 +11,8 @@
 //!    pushes `message_ack`, `new_message` and `status_update` frames.
 //!
 //! [`ops`] holds the operator commands (replay, streams, reproject).
+//! [`media`] recognises, stages, stores and signs uploaded files (`POST /upload`,
+//! `GET /media/{file_id}`).
 //! [`http`] serves REST (chat creation, history) and the OpenAPI document ([`openapi`]);
 //! [`auth`] checks the Django-issued JWTs; [`app`] wires it all together under one
 //! [`shutdown`] token; [`config`] reads the settings.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod gateway;
 pub mod http;
+pub mod media;
 pub mod openapi;
 pub mod ops;
 pub mod persister;

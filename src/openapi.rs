@@ -19,6 +19,7 @@ use utoipa::{
     tags(
         (name = "chats", description = "Create chats, list mine, read history"),
         (name = "messages", description = "Private history with one user"),
+        (name = "media", description = "Upload audio, video and images; fetch them back"),
         (name = "websocket", description = "The real-time socket"),
         (name = "health", description = "Readiness"),
     )

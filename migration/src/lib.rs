@@ -6,6 +6,7 @@ mod m20261124_000001_create_chats;
 mod m20261124_000002_create_chat_members;
 mod m20261124_000003_create_messages;
 mod m20261124_000004_add_messages_deleted_at;
+mod m20261124_000010_create_uploads;
 
 /// Applies jetchat's migrations; `jetchat migrate` and `jetchat serve` both run it.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_create_chat_members::Migration),
             Box::new(m20261124_000003_create_messages::Migration),
             Box::new(m20261124_000004_add_messages_deleted_at::Migration),
+            Box::new(m20261124_000010_create_uploads::Migration),
         ]
     }
 }

@@ -352,6 +352,7 @@ impl BatchState {
             created_at: Set(at),
             stream_seq: Set(seq as i64),
             deleted_at: Set(None),
+            file_id: Set(None),
         });
         pending.push(Pending::Message { key, seq });
         Ok(Ok(()))

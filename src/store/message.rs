@@ -13,6 +13,9 @@ pub struct Model {
     pub content: String,
     pub content_type: String,
     pub file_url: Option<String>,
+    /// The upload the message carries (`uploads.id`), checked to be the sender's; the members
+    /// of the chat may fetch it.
+    pub file_id: Option<String>,
     pub client_msg_id: String,
     pub created_at: DateTimeUtc,
     /// The `CHAT_IN` sequence of the command it was persisted from.

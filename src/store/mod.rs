@@ -4,6 +4,8 @@ pub mod chat;
 pub mod chat_member;
 pub mod message;
 pub mod queries;
+pub mod upload;
+pub mod uploads;
 
 use std::time::Duration;
 

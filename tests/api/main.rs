@@ -14,6 +14,7 @@ mod frames;
 mod history;
 mod instances;
 mod lifecycle;
+mod media;
 mod openapi;
 mod ops;
 mod rest;

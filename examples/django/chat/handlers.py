@@ -1,0 +1,91 @@
+"""What Django does with each jetchat event. Replace the bodies with your own logic.
+
+Handlers run in a worker thread (through ``sync_to_async``), so they may use the ORM. They must be
+idempotent: an event can arrive more than once (a redelivery after a crash, or jetchat
+re-announcing a message after a retry), so key what you write on ``message.message_id``,
+``chat.chat_id`` or the event's ``Nats-Msg-Id`` — for example with ``update_or_create``.
+"""
+
+from dataclasses import dataclass
+
+from .bus import VERSION
+
+
+@dataclass
+class Meta:
+    """Where an event came from."""
+
+    subject: str
+    stream_seq: int
+    nats_msg_id: str | None
+    num_delivered: int
+
+
+def handle(event: dict, meta: Meta) -> str:
+    """Handles one event and returns a line describing it."""
+    kind = event.get("type")
+    if event.get("v") != VERSION:
+        # A new `v` is a breaking change this code was not written for: upgrade the handler.
+        return f"skipped {kind}: contract version {event.get('v')} (this code knows {VERSION})"
+    handler = HANDLERS.get(kind)
+    if handler is None:
+        # New event types may appear within a version; ignoring them is the contract.
+        return f"ignored unknown event type {kind!r}"
+    return handler(event)
+
+
+def message_created(e: dict) -> str:
+    m = e["message"]
+    # e.g. Notification.objects.update_or_create(message_id=m["message_id"], defaults=...)
+    return (
+        f"message {m['message_id']} in chat {m['chat_id']} from user {m['sender_id']}: "
+        f"{m['content']!r} (client_msg_id {m['client_msg_id']})"
+    )
+
+
+def receipt(e: dict) -> str:
+    return (
+        f"user {e['user_id']} marked message {e['message_id']} in chat {e['chat_id']} "
+        f"{e['status']}"
+    )
+
+
+def chat_created(e: dict) -> str:
+    c = e["chat"]
+    kind = f"group {c['name']!r}" if c["is_group"] else "private chat"
+    return (
+        f"{kind} {c['chat_id']} created by user {c['created_by']}, members {c['member_ids']}"
+        f" (command {e['command_id']})"
+    )
+
+
+def member_added(e: dict) -> str:
+    return f"user {e['user_id']} joined chat {e['chat_id']} (command {e['command_id']})"
+
+
+def member_removed(e: dict) -> str:
+    return f"user {e['user_id']} left chat {e['chat_id']} (command {e['command_id']})"
+
+
+def chat_renamed(e: dict) -> str:
+    return f"chat {e['chat_id']} renamed {e['name']!r} (command {e['command_id']})"
+
+
+def message_deleted(e: dict) -> str:
+    return f"message {e['message_id']} in chat {e['chat_id']} deleted (command {e['command_id']})"
+
+
+def command_rejected(e: dict) -> str:
+    return f"{e['command']} {e['command_id']} rejected: {e['code']}: {e['detail']}"
+
+
+HANDLERS = {
+    "message_created": message_created,
+    "receipt": receipt,
+    "chat_created": chat_created,
+    "member_added": member_added,
+    "member_removed": member_removed,
+    "chat_renamed": chat_renamed,
+    "message_deleted": message_deleted,
+    "command_rejected": command_rejected,
+}

@@ -1,0 +1,29 @@
+"""`manage.py mint_token <user_id>`: prints a SimpleJWT access token that jetchat accepts."""
+
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from rest_framework_simplejwt.tokens import AccessToken
+
+
+class Command(BaseCommand):
+    help = "Print an access token for USER_ID, signed with SIMPLE_JWT's SIGNING_KEY (jetchat's JWT_SECRET)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("user_id", type=int)
+        parser.add_argument(
+            "--minutes",
+            type=int,
+            default=None,
+            help="lifetime (default: SIMPLE_JWT's ACCESS_TOKEN_LIFETIME)",
+        )
+
+    def handle(self, *args, user_id, minutes, **options):
+        # The same call a login view makes. The user need not be saved: SimpleJWT only reads
+        # its id, and jetchat only reads the `user_id` claim (plus exp and token_type).
+        user = get_user_model()(pk=user_id)
+        token = AccessToken.for_user(user)
+        if minutes is not None:
+            token.set_exp(lifetime=timedelta(minutes=minutes))
+        self.stdout.write(str(token))
