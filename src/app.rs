@@ -95,6 +95,9 @@ impl App {
             db.clone(),
             consumer,
             config.persist_batch,
+            persister::batch::Rules {
+                max_content_chars: config.max_content_chars,
+            },
             shutdown.clone(),
         ));
         let listener = TcpListener::bind(config.bind_addr)
@@ -149,7 +152,8 @@ impl App {
         let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
         let _ = persister.await;
         let _ = router.await;
-        let _ = bus.client.flush().await;
+        // Bounded: with NATS unreachable a flush would wait for a reconnect that may not come.
+        let _ = tokio::time::timeout(Duration::from_secs(2), bus.client.flush()).await;
         if let Some(nats) = nats {
             nats.stop().await;
         }

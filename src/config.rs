@@ -172,6 +172,8 @@ pub struct OpsConfig {
     pub nats_url: Option<String>,
     pub data_dir: PathBuf,
     pub subject_prefix: String,
+    /// `MAX_CONTENT_CHARS`, which `reproject` applies as the persister did.
+    pub max_content_chars: usize,
 }
 
 impl OpsConfig {
@@ -183,6 +185,7 @@ impl OpsConfig {
             nats_url: var("NATS_URL"),
             data_dir: PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into())),
             subject_prefix: subject_prefix(&var)?,
+            max_content_chars: parse(&var, "MAX_CONTENT_CHARS", "10000")?,
         })
     }
 }

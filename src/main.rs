@@ -110,7 +110,10 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
                 }
             }
             Cmd::Reproject { into } => {
-                let report = jetchat::ops::reproject::run(&bus, into, 500).await?;
+                let rules = jetchat::persister::batch::Rules {
+                    max_content_chars: config.max_content_chars,
+                };
+                let report = jetchat::ops::reproject::run(&bus, into, 500, &rules).await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
             _ => unreachable!("only operator commands"),

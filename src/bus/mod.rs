@@ -35,7 +35,12 @@ impl Bus {
     /// retrying in the background if the server goes away later.
     pub async fn connect(urls: &str, subjects: Subjects) -> Result<Self, async_nats::ConnectError> {
         let servers = server_list(urls);
-        let client = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new();
+        // async-nats ignores `user:password@` in a URL; a server with users needs it passed.
+        if let Some((user, password)) = servers.iter().find_map(|url| credentials(url)) {
+            options = options.user_and_password(user, password);
+        }
+        let client = options
             .name("jetchat")
             .retry_on_initial_connect()
             .connection_timeout(std::time::Duration::from_secs(5))
@@ -50,6 +55,19 @@ impl Bus {
             .await?;
         Ok(Bus::new(client, subjects))
     }
+}
+
+/// The `user:password` of a URL like `nats://jetchat:secret@host:4222`, percent-decoded.
+fn credentials(url: &str) -> Option<(String, String)> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (userinfo, _) = rest.split_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    Some((decode(user), decode(password)))
 }
 
 /// The servers of a `NATS_URL` that may list several, comma-separated.
@@ -105,5 +123,23 @@ impl Bus {
             .map_err(|_| CommandError::Timeout)?
             .ok_or(CommandError::Timeout)?;
         serde_json::from_slice(&reply.payload).map_err(|e| CommandError::NotAccepted(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_list_servers_and_carry_credentials() {
+        assert_eq!(
+            server_list("nats://a:4222, nats://b:4222,"),
+            ["nats://a:4222", "nats://b:4222"]
+        );
+        assert_eq!(
+            credentials("nats://jetchat:s%40cret@host:4222"),
+            Some(("jetchat".into(), "s@cret".into()))
+        );
+        assert_eq!(credentials("nats://host:4222"), None);
     }
 }

@@ -26,7 +26,13 @@ pub struct Report {
 }
 
 /// Replays every command of `CHAT_IN` into the empty database at `url`.
-pub async fn run(bus: &Bus, url: &str, batch_size: usize) -> anyhow::Result<Report> {
+/// `rules` must be the live persister's (`MAX_CONTENT_CHARS`) for an identical result.
+pub async fn run(
+    bus: &Bus,
+    url: &str,
+    batch_size: usize,
+    rules: &persister::batch::Rules,
+) -> anyhow::Result<Report> {
     let db = store::connect(url)
         .await
         .with_context(|| format!("--into: cannot open {url}"))?;
@@ -65,7 +71,7 @@ pub async fn run(bus: &Bus, url: &str, batch_size: usize) -> anyhow::Result<Repo
                 }
             }
             if batch.len() >= batch_size || last {
-                persister::write(&db, &batch)
+                persister::write(&db, &batch, rules)
                     .await
                     .context("writing a batch")?;
                 batch.clear();

@@ -32,6 +32,54 @@ const MAX_NAME_CHARS: usize = 255;
 /// Most members a group starts with.
 const MAX_GROUP_MEMBERS: usize = 10_000;
 
+/// What every message must satisfy, whoever sends it (a socket checks the same before
+/// publishing; commands from NATS are checked here).
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    /// Longest content, in characters (`MAX_CONTENT_CHARS`).
+    pub max_content_chars: usize,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            max_content_chars: 10_000,
+        }
+    }
+}
+
+impl Rules {
+    fn check(&self, cmd: &SendMessage) -> Result<(), Refusal> {
+        if cmd.sender_id <= 0 {
+            return Err((
+                "invalid_field",
+                "sender_id must be a positive integer".into(),
+            ));
+        }
+        if cmd.client_msg_id.is_empty() || cmd.client_msg_id.chars().count() > 64 {
+            return Err((
+                "invalid_field",
+                "client_msg_id must be 1 to 64 characters".into(),
+            ));
+        }
+        if cmd.content.trim().is_empty()
+            && cmd.file_url.as_deref().is_none_or(|u| u.trim().is_empty())
+        {
+            return Err(("empty_content", "content is empty".into()));
+        }
+        if cmd.content.chars().count() > self.max_content_chars {
+            return Err((
+                "content_too_long",
+                format!(
+                    "content is longer than {} characters",
+                    self.max_content_chars
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A command with the `CHAT_IN` sequence it came from.
 pub struct Incoming {
     pub seq: u64,
@@ -73,19 +121,27 @@ struct Marked {
 /// An event whose message id is known only after the bulk insert.
 enum Pending {
     Ready(Event),
-    Message { key: (UserId, String), seq: u64 },
+    Message { key: (UserId, String) },
 }
 
 /// Applies `batch` inside `txn`. Business refusals become `Rejected` outcomes; only database
 /// errors fail the batch (and then nothing is acked, so JetStream redelivers it).
-pub async fn apply(txn: &impl ConnectionTrait, batch: &[Incoming]) -> Result<Applied, DbErr> {
+pub async fn apply(
+    txn: &impl ConnectionTrait,
+    batch: &[Incoming],
+    rules: &Rules,
+) -> Result<Applied, DbErr> {
     let mut state = BatchState::load(txn, batch).await?;
     let mut pending = Vec::with_capacity(batch.len());
     let mut replies = Vec::new();
     for incoming in batch {
         let at = incoming.published;
         let result = match &incoming.command {
-            Command::SendMessage(cmd) => state.send(txn, cmd, incoming.seq, at, &mut pending).await,
+            Command::SendMessage(cmd) => {
+                state
+                    .send(txn, cmd, incoming.seq, at, rules, &mut pending)
+                    .await
+            }
             Command::Receipt(cmd) => state.receipt(txn, cmd, &mut pending).await,
             Command::CreateChat(cmd) => {
                 state
@@ -134,11 +190,14 @@ pub async fn apply(txn: &impl ConnectionTrait, batch: &[Incoming]) -> Result<App
         .into_iter()
         .filter_map(|p| match p {
             Pending::Ready(event) => Some(event),
-            Pending::Message { key, seq } => Some(Event::MessageCreated(MessageCreated {
-                v: VERSION,
-                message: stored.get(&key)?.clone(),
-                stream_seq: seq,
-            })),
+            Pending::Message { key } => {
+                let (message, stream_seq) = stored.get(&key)?.clone();
+                Some(Event::MessageCreated(MessageCreated {
+                    v: VERSION,
+                    message,
+                    stream_seq,
+                }))
+            }
         })
         .collect();
     Ok(Applied { events, replies })
@@ -299,12 +358,16 @@ impl BatchState {
         cmd: &SendMessage,
         seq: u64,
         at: DateTime<Utc>,
+        rules: &Rules,
         pending: &mut Vec<Pending>,
     ) -> Result<Result<(), Refusal>, DbErr> {
+        if let Err(refusal) = rules.check(cmd) {
+            return Ok(Err(refusal));
+        }
         let key = (cmd.sender_id, cmd.client_msg_id.clone());
         if self.existing.contains_key(&key) || self.new_keys.contains(&key) {
             // Stored before: announce it again so the sender gets its ack; sockets drop repeats.
-            pending.push(Pending::Message { key, seq });
+            pending.push(Pending::Message { key });
             return Ok(Ok(()));
         }
         let chat_id = match (cmd.chat_id, cmd.receiver_id) {
@@ -354,7 +417,7 @@ impl BatchState {
             deleted_at: Set(None),
             file_id: Set(None),
         });
-        pending.push(Pending::Message { key, seq });
+        pending.push(Pending::Message { key });
         Ok(Ok(()))
     }
 
@@ -489,10 +552,19 @@ impl BatchState {
             )
             .await?
         };
+        let chat = &self.chats[&chat_id];
+        let mut member_ids: Vec<UserId> = chat.members.keys().copied().collect();
+        member_ids.sort_unstable();
+        if !created {
+            // Already there (an existing private chat, or this command applied before): the
+            // command still gets its outcome event.
+            pending.push(Pending::Ready(Event::ChatCreated(ChatCreated {
+                v: VERSION,
+                command_id: Some(cmd.command_id.clone()),
+                chat: chat.model.view(member_ids.clone()),
+            })));
+        }
         if let Some(reply_to) = &cmd.reply_to {
-            let chat = &self.chats[&chat_id];
-            let mut member_ids: Vec<UserId> = chat.members.keys().copied().collect();
-            member_ids.sort_unstable();
             replies.push((
                 reply_to.clone(),
                 Outcome::ChatReady {
@@ -695,7 +767,7 @@ impl BatchState {
     }
 
     /// Every message the batch refers to (new or stored before, not deleted) as events show it.
-    fn stored_views(&self) -> HashMap<(UserId, String), MessageView> {
+    fn stored_views(&self) -> HashMap<(UserId, String), (MessageView, u64)> {
         self.existing
             .iter()
             .filter(|(_, m)| m.deleted_at.is_none())
@@ -704,7 +776,7 @@ impl BatchState {
                     .chats
                     .get(&m.chat_id)
                     .and_then(|c| c.model.private_key.as_deref());
-                (key.clone(), m.view(private_key))
+                (key.clone(), (m.view(private_key), m.stream_seq as u64))
             })
             .collect()
     }
@@ -738,22 +810,19 @@ impl BatchState {
             Ok(chat) => chat,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let mut new: Vec<UserId> = cmd
-            .user_ids
+        let mut requested = cmd.user_ids.clone();
+        requested.sort_unstable();
+        requested.dedup();
+        let new: Vec<UserId> = requested
             .iter()
             .copied()
             .filter(|id| !chat.members.contains_key(id))
             .collect();
-        new.sort_unstable();
-        new.dedup();
         if chat.members.len() + new.len() > MAX_GROUP_MEMBERS {
             return Ok(Err((
                 "too_many_members",
                 format!("a group has at most {MAX_GROUP_MEMBERS} members"),
             )));
-        }
-        if new.is_empty() {
-            return Ok(Ok(())); // Already members: nothing to do, nothing to announce.
         }
         // Messages earlier in this batch come before the join.
         self.flush_messages(db).await?;
@@ -788,6 +857,10 @@ impl BatchState {
                     read: after,
                 },
             );
+        }
+        // Every requested user is announced, members from before too: applying the command
+        // again (a redelivery) announces the same outcome.
+        for user_id in requested {
             pending.push(Pending::Ready(Event::MemberAdded(MemberAdded {
                 v: VERSION,
                 chat_id: cmd.chat_id,
@@ -809,26 +882,23 @@ impl BatchState {
             Ok(chat) => chat,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let mut gone: Vec<UserId> = cmd
-            .user_ids
+        let mut requested = cmd.user_ids.clone();
+        requested.sort_unstable();
+        requested.dedup();
+        let gone: Vec<UserId> = requested
             .iter()
             .copied()
-            .filter(|id| chat.members.contains_key(id))
+            .filter(|id| chat.members.remove(id).is_some())
             .collect();
-        gone.sort_unstable();
-        gone.dedup();
-        if gone.is_empty() {
-            return Ok(Ok(()));
+        if !gone.is_empty() {
+            chat_member::Entity::delete_many()
+                .filter(chat_member::Column::ChatId.eq(cmd.chat_id))
+                .filter(chat_member::Column::UserId.is_in(gone))
+                .exec(db)
+                .await?;
         }
-        for user_id in &gone {
-            chat.members.remove(user_id);
-        }
-        chat_member::Entity::delete_many()
-            .filter(chat_member::Column::ChatId.eq(cmd.chat_id))
-            .filter(chat_member::Column::UserId.is_in(gone.iter().copied()))
-            .exec(db)
-            .await?;
-        for user_id in gone {
+        // Announced for every requested user, so a repeated command has the same outcome.
+        for user_id in requested {
             pending.push(Pending::Ready(Event::MemberRemoved(MemberRemoved {
                 v: VERSION,
                 chat_id: cmd.chat_id,
@@ -888,7 +958,7 @@ impl BatchState {
             Some(m) if m.chat_id == cmd.chat_id => {}
             _ => return Ok(Err(not_found())),
         }
-        let erased = message::Entity::update_many()
+        message::Entity::update_many()
             .col_expr(message::Column::DeletedAt, Expr::value(at))
             .col_expr(message::Column::Content, Expr::value(""))
             .col_expr(
@@ -899,14 +969,13 @@ impl BatchState {
             .filter(message::Column::DeletedAt.is_null())
             .exec(db)
             .await?;
-        if erased.rows_affected > 0 {
-            pending.push(Pending::Ready(Event::MessageDeleted(MessageDeleted {
-                v: VERSION,
-                chat_id: cmd.chat_id,
-                message_id: cmd.message_id,
-                command_id: Some(cmd.command_id.clone()),
-            })));
-        }
+        // Announced even when it was deleted before: the command's outcome is the same.
+        pending.push(Pending::Ready(Event::MessageDeleted(MessageDeleted {
+            v: VERSION,
+            chat_id: cmd.chat_id,
+            message_id: cmd.message_id,
+            command_id: Some(cmd.command_id.clone()),
+        })));
         Ok(Ok(()))
     }
 }

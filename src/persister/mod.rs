@@ -15,7 +15,7 @@ use crate::bus::{
     Bus,
     messages::{Command, Event},
 };
-use batch::{Applied, Incoming};
+use batch::{Applied, Incoming, Rules};
 
 /// Runs until `shutdown`; the batch in hand is finished first.
 pub async fn run(
@@ -23,6 +23,7 @@ pub async fn run(
     db: DatabaseConnection,
     consumer: PullConsumer,
     batch_size: usize,
+    rules: Rules,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -60,7 +61,7 @@ pub async fn run(
                 })
                 .collect();
             if !messages.is_empty() {
-                process(&bus, &db, messages, &shutdown).await;
+                process(&bus, &db, messages, &rules, &shutdown).await;
             }
         }
     }
@@ -72,10 +73,12 @@ async fn process(
     bus: &Bus,
     db: &DatabaseConnection,
     messages: Vec<jetstream::Message>,
+    rules: &Rules,
     shutdown: &CancellationToken,
 ) {
     let mut incoming = Vec::with_capacity(messages.len());
     let mut valid = Vec::with_capacity(messages.len());
+    let mut unreadable = Vec::new();
     for message in messages {
         match read(&message) {
             Ok(command) => {
@@ -83,15 +86,15 @@ async fn process(
                 valid.push(message);
             }
             Err(error) => {
-                // A payload no version of jetchat can read would block the stream forever.
-                tracing::error!(%error, subject = %message.subject, "undecodable command dropped");
-                let _ = message.ack_with(AckKind::Term).await;
+                tracing::warn!(%error, subject = %message.subject, "undecodable command refused");
+                let rejection = unreadable_command(&message.subject, &message.payload, &error);
+                unreadable.push((message, rejection));
             }
         }
     }
     let mut backoff = Duration::from_millis(100);
-    let applied = loop {
-        match write(db, &incoming).await {
+    let mut applied = loop {
+        match write(db, &incoming, rules).await {
             Ok(applied) => break applied,
             Err(error) => {
                 tracing::error!(%error, "persisting a batch failed; retrying");
@@ -107,10 +110,13 @@ async fn process(
             }
         }
     };
+    applied
+        .events
+        .extend(unreadable.iter().map(|(_, rejection)| rejection.clone()));
     if let Err(error) = announce(bus, &applied).await {
         // Committed but not announced: leave the commands unacked so the redelivery re-emits.
         tracing::error!(%error, "publishing events failed; the batch will be redelivered");
-        for message in &valid {
+        for message in valid.iter().chain(unreadable.iter().map(|(m, _)| m)) {
             let _ = message
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await;
@@ -122,6 +128,30 @@ async fn process(
             tracing::warn!(%error, "ack failed; the command will be redelivered and found stored");
         }
     }
+    // Refused for good: no version of jetchat can read them, redelivery would not help.
+    for (message, _) in &unreadable {
+        let _ = message.ack_with(AckKind::Term).await;
+    }
+}
+
+/// The `command_rejected` event for a payload that is not a command: its id is the payload's
+/// `command_id` or `client_msg_id` when it has one, so the sender can still correlate.
+fn unreadable_command(subject: &str, payload: &[u8], error: &serde_json::Error) -> Event {
+    let value: Option<serde_json::Value> = serde_json::from_slice(payload).ok();
+    let field = |name: &str| value.as_ref()?.get(name)?.as_str().map(str::to_owned);
+    let mut tokens = subject.rsplit('.');
+    let kind = tokens.next().unwrap_or_default().to_owned();
+    let chat_id = tokens.next().and_then(|t| t.parse().ok());
+    Event::CommandRejected(crate::bus::messages::CommandRejected {
+        v: crate::bus::messages::VERSION,
+        command_id: field("command_id")
+            .or_else(|| field("client_msg_id"))
+            .unwrap_or_default(),
+        command: field("type").unwrap_or(kind),
+        chat_id,
+        code: "invalid_command".into(),
+        detail: format!("not a valid command: {error}"),
+    })
 }
 
 /// Decodes a `CHAT_IN` message with its sequence and stored time.
@@ -139,9 +169,13 @@ pub fn read(message: &jetstream::Message) -> Result<Incoming, serde_json::Error>
 }
 
 /// Applies a batch in one transaction (the persister's and `reproject`'s write path).
-pub async fn write(db: &DatabaseConnection, incoming: &[Incoming]) -> Result<Applied, DbErr> {
+pub async fn write(
+    db: &DatabaseConnection,
+    incoming: &[Incoming],
+    rules: &Rules,
+) -> Result<Applied, DbErr> {
     let txn = db.begin().await?;
-    let applied = batch::apply(&txn, incoming).await?;
+    let applied = batch::apply(&txn, incoming, rules).await?;
     txn.commit().await?;
     Ok(applied)
 }
@@ -175,18 +209,33 @@ fn stored_at(published: time::OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
 
 /// `Nats-Msg-Id` of an event, so a re-emitted event is stored once in `CHAT_EVENTS`.
 fn dedupe_id(event: &Event) -> String {
+    let command = |id: &Option<String>| id.clone().unwrap_or_else(|| "-".into());
     match event {
         Event::MessageCreated(e) => format!("created:{}", e.message.message_id),
-        Event::Receipt(e) => format!(
-            "receipt:{}:{}:{:?}:{}",
-            e.chat_id, e.user_id, e.status, e.message_id
-        ),
-        Event::ChatCreated(e) => format!("chat:{}", e.chat.chat_id),
-        Event::MemberAdded(e) => {
-            format!("member:{}:{}:{}", e.chat_id, e.user_id, e.after_message_id)
+        Event::Receipt(e) => {
+            let status = match e.status {
+                crate::domain::ReceiptStatus::Delivered => "delivered",
+                crate::domain::ReceiptStatus::Read => "read",
+            };
+            format!(
+                "receipt:{}:{}:{status}:{}",
+                e.chat_id, e.user_id, e.message_id
+            )
         }
-        Event::MemberRemoved(e) => format!("left:{}:{}:{:?}", e.chat_id, e.user_id, e.command_id),
-        Event::ChatRenamed(e) => format!("renamed:{}:{:?}", e.chat_id, e.command_id),
+        Event::ChatCreated(e) => format!("chat:{}:{}", e.chat.chat_id, command(&e.command_id)),
+        Event::MemberAdded(e) => format!(
+            "member:{}:{}:{}",
+            e.chat_id,
+            e.user_id,
+            command(&e.command_id)
+        ),
+        Event::MemberRemoved(e) => format!(
+            "left:{}:{}:{}",
+            e.chat_id,
+            e.user_id,
+            command(&e.command_id)
+        ),
+        Event::ChatRenamed(e) => format!("renamed:{}:{}", e.chat_id, command(&e.command_id)),
         Event::MessageDeleted(e) => format!("deleted:{}", e.message_id),
         Event::CommandRejected(e) => format!("rejected:{}:{}", e.command, e.command_id),
     }

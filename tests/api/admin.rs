@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{FRAME_TIMEOUT, TestApp, spawn_app};
+use crate::helpers::{FRAME_TIMEOUT, TestApp, spawn_app, spawn_app_with};
 
 /// Publishes a command to `CHAT_IN` as Django would and waits for JetStream's ack.
 async fn command(app: &TestApp, subject: &str, payload: Value) {
@@ -225,4 +225,91 @@ async fn refused_commands_say_why_with_their_command_id() {
     let (_, event) = next_event(&mut rejected).await;
     assert_eq!(event["command_id"], "void-1");
     assert_eq!(event["command"], "send_message");
+}
+
+#[tokio::test]
+async fn every_command_gets_an_outcome_even_when_it_changes_nothing() {
+    let app = spawn_app().await;
+    let group = app.create_chat(1, true, &[2]).await;
+    let private = app.create_chat(1, false, &[2]).await;
+    let mut outcomes = events(&app, "chat.events.>").await;
+
+    // Already a member, not a member, an existing private chat: same outcome events.
+    command(
+        &app,
+        &format!("chat.in.{group}.add_members"),
+        json!({"command_id":"again-add","user_ids":[2]}),
+    )
+    .await;
+    command(
+        &app,
+        &format!("chat.in.{group}.remove_members"),
+        json!({"command_id":"again-rm","user_ids":[9]}),
+    )
+    .await;
+    command(
+        &app,
+        "chat.in.chats.create",
+        json!({"type":"create_chat","command_id":"again-create","creator_id":2,"is_group":false,"member_ids":[1]}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let (_, event) = next_event(&mut outcomes).await;
+        seen.push((
+            event["type"].as_str().unwrap().to_owned(),
+            event["command_id"].as_str().unwrap_or_default().to_owned(),
+            event,
+        ));
+    }
+    assert_eq!(seen[0].0, "member_added");
+    assert_eq!(seen[0].1, "again-add");
+    assert_eq!(seen[1].0, "member_removed");
+    assert_eq!(seen[1].1, "again-rm");
+    assert_eq!(seen[2].0, "chat_created");
+    assert_eq!(seen[2].1, "again-create");
+    assert_eq!(seen[2].2["chat"]["chat_id"], private);
+}
+
+#[tokio::test]
+async fn commands_from_nats_obey_the_same_rules_as_sockets() {
+    let app = spawn_app_with(&[("MAX_CONTENT_CHARS", "10")]).await;
+    let group = app.create_chat(1, true, &[2]).await;
+    let mut rejected = events(&app, "chat.events.*.command_rejected").await;
+    for (payload, code) in [
+        (
+            json!({"sender_id": 1, "content": "   ", "client_msg_id": "blank"}),
+            "empty_content",
+        ),
+        (
+            json!({"sender_id": 1, "content": "far too long here", "client_msg_id": "long"}),
+            "content_too_long",
+        ),
+        (
+            json!({"sender_id": -3, "content": "hi", "client_msg_id": "negative"}),
+            "invalid_field",
+        ),
+    ] {
+        command(&app, &format!("chat.in.{group}.message"), payload).await;
+        let (_, event) = next_event(&mut rejected).await;
+        assert_eq!(event["code"], code, "{event}");
+    }
+    // Not a command at all: refused with the id it carries, not silently dropped.
+    command(
+        &app,
+        &format!("chat.in.{group}.message"),
+        json!({"client_msg_id": "no-sender", "content": "?"}),
+    )
+    .await;
+    let (_, event) = next_event(&mut rejected).await;
+    assert_eq!(event["code"], "invalid_command");
+    assert_eq!(event["command_id"], "no-sender");
+    assert_eq!(event["chat_id"], group);
+    let history: Value = app
+        .get(1, &format!("/chats/{group}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history, json!([]));
 }

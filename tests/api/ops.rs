@@ -207,7 +207,7 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     persisted(&app).await;
 
     let target = crate::helpers::fresh_database_url(app.dir()).await;
-    let report = reproject::run(&app.ops_bus().await, &target, 3)
+    let report = reproject::run(&app.ops_bus().await, &target, 3, &Default::default())
         .await
         .unwrap();
     let live = dump(&Database::connect(&app.database_url).await.unwrap()).await;
@@ -222,7 +222,7 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
 
     // Only into an empty database.
     assert!(
-        reproject::run(&app.ops_bus().await, &target, 3)
+        reproject::run(&app.ops_bus().await, &target, 3, &Default::default())
             .await
             .is_err()
     );
