@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::routing::get;
+use axum::{routing::get, serve::ListenerExt};
 use sea_orm::DatabaseConnection;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -86,10 +86,15 @@ impl App {
             .context("applying database migrations")?;
         let consumer = streams::ensure(&bus, streams::Topology::from_config(&config)).await?;
         let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
-        let (router_handle, router) =
-            gateway::router::spawn(bus.clone(), db.clone(), &instance, shutdown.clone())
-                .await
-                .context("subscribing to membership events")?;
+        let (router_handle, router) = gateway::router::spawn(
+            bus.clone(),
+            db.clone(),
+            media.signer.clone(),
+            &instance,
+            shutdown.clone(),
+        )
+        .await
+        .context("subscribing to membership events")?;
         let persister = tokio::spawn(persister::run(
             bus.clone(),
             db.clone(),
@@ -144,6 +149,11 @@ impl App {
         let shutdown = state.shutdown.clone();
         let tracker = state.tracker.clone();
         let bus = state.bus.clone();
+        // No Nagle delay: a frame right after another (message_accepted, then message_ack)
+        // would otherwise wait for the client's delayed ACK, about 40 ms.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, routes(state))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await

@@ -78,7 +78,12 @@ pub struct MessageView {
     pub receiver_id: Option<UserId>,
     pub content: String,
     pub content_type: ContentType,
+    /// A URL to fetch the attachment: for an upload (`file_id`), a signed `/media/...` link
+    /// valid for `MEDIA_URL_TTL`; otherwise the URL the sender gave.
     pub file_url: Option<String>,
+    /// The upload the message carries (`POST /upload`), if any.
+    #[serde(default)]
+    pub file_id: Option<String>,
     pub client_msg_id: String,
     /// UTC, RFC 3339 with an offset.
     #[serde(serialize_with = "rfc3339")]

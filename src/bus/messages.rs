@@ -97,6 +97,10 @@ pub struct SendMessage {
     pub content_type: ContentType,
     #[serde(default)]
     pub file_url: Option<String>,
+    /// An upload of the sender's (`POST /upload`) the message carries; the persister checks
+    /// the ownership and fills `file_url` and `content_type` from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
     /// The sender's idempotency key: a retry with the same key is stored once.
     pub client_msg_id: String,
     /// A core NATS subject for a rejection, if the sender wants one.

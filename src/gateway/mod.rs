@@ -70,6 +70,9 @@ pub async fn ws_chat(
         }
     };
     upgrade
+        // tungstenite's default 128 KiB read buffer is per socket (and zeroed on every read):
+        // frames are small, 4 KiB keeps an idle socket's memory low.
+        .read_buffer_size(4096)
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |ws| tracker.track_future(socket::serve(ws, session)))

@@ -24,6 +24,7 @@ struct RawFrame {
     content: Option<String>,
     content_type: Option<String>,
     file_url: Option<String>,
+    file_id: Option<String>,
     client_msg_id: Option<String>,
     message_id: Option<MessageId>,
 }
@@ -51,6 +52,8 @@ pub struct SendRequest {
     pub content: String,
     pub content_type: ContentType,
     pub file_url: Option<String>,
+    /// An upload of the sender's, given as `file_id` or as its `/media/{id}` URL.
+    pub file_id: Option<String>,
     pub client_msg_id: String,
 }
 
@@ -166,8 +169,19 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
         },
     };
     let file_url = raw.file_url.filter(|u| !u.trim().is_empty());
+    // The Python service's clients send the `file_url` of their upload: it names the file.
+    let file_id = raw
+        .file_id
+        .filter(|id| !id.trim().is_empty())
+        .or_else(|| file_url.as_deref().and_then(crate::media::file_id_from_url));
+    if file_id.as_ref().is_some_and(|id| id.len() > 64) {
+        return fail(
+            "invalid_field",
+            "file_id is longer than 64 characters".into(),
+        );
+    }
     let content = raw.content.unwrap_or_default();
-    if content.trim().is_empty() && file_url.is_none() {
+    if content.trim().is_empty() && file_url.is_none() && file_id.is_none() {
         return fail("empty_content", "content is empty".into());
     }
     if content.chars().count() > max_content_chars {
@@ -191,7 +205,8 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
         },
         content,
         content_type,
-        file_url,
+        file_url: if file_id.is_some() { None } else { file_url },
+        file_id,
         client_msg_id,
     })
 }

@@ -31,6 +31,7 @@ use crate::{
         messages::{Event, Outcome},
     },
     domain::{MessageId, MessageStatus, MessageView},
+    media::UrlSigner,
     store::{ChatId, queries},
 };
 
@@ -47,8 +48,9 @@ pub struct LiveMessage {
 }
 
 impl LiveMessage {
-    /// Renders the shared `new_message` frame.
-    pub fn new(view: MessageView) -> Arc<Self> {
+    /// Renders the shared `new_message` frame (an upload's URL signed once for everyone).
+    pub fn new(mut view: MessageView, signer: &UrlSigner) -> Arc<Self> {
+        signer.sign_view(&mut view, chrono::Utc::now());
         let frame = ServerFrame::NewMessage {
             message: &view,
             status: MessageStatus::Sent,
@@ -157,6 +159,7 @@ impl RouterHandle {
 pub async fn spawn(
     bus: Bus,
     db: DatabaseConnection,
+    signer: UrlSigner,
     instance: &str,
     shutdown: CancellationToken,
 ) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), async_nats::SubscribeError> {
@@ -173,6 +176,7 @@ pub async fn spawn(
     let router = Router {
         bus,
         db,
+        signer,
         handle: RouterHandle { tx: tx.clone() },
         sockets: HashMap::new(),
         users: HashMap::new(),
@@ -186,6 +190,7 @@ pub async fn spawn(
 struct Router {
     bus: Bus,
     db: DatabaseConnection,
+    signer: UrlSigner,
     handle: RouterHandle,
     sockets: HashMap<ConnId, SocketEntry>,
     users: HashMap<UserId, Vec<ConnId>>,
@@ -365,7 +370,7 @@ impl Router {
         };
         match event {
             Event::MessageCreated(created) => {
-                let message = LiveMessage::new(created.message);
+                let message = LiveMessage::new(created.message, &self.signer);
                 if let Some(buffer) = self
                     .chats
                     .get_mut(&chat_id)
@@ -507,6 +512,7 @@ impl Router {
             tokio::spawn(catch_up(
                 self.bus.clone(),
                 self.db.clone(),
+                self.signer.clone(),
                 self.handle.clone(),
                 chat_id,
                 after,
@@ -554,6 +560,7 @@ async fn barrier(client: &async_nats::Client) {
 async fn catch_up(
     bus: Bus,
     db: DatabaseConnection,
+    signer: UrlSigner,
     router: RouterHandle,
     chat_id: ChatId,
     after: MessageId,
@@ -564,7 +571,7 @@ async fn catch_up(
         Ok(mut rows) => {
             rows.reverse();
             rows.iter()
-                .map(|m| LiveMessage::new(m.view(private_key.as_deref())))
+                .map(|m| LiveMessage::new(m.view(private_key.as_deref()), &signer))
                 .collect()
         }
         Err(error) => {

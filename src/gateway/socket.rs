@@ -268,6 +268,7 @@ impl Socket {
             content: send.content,
             content_type: send.content_type,
             file_url: send.file_url,
+            file_id: send.file_id,
             client_msg_id: send.client_msg_id,
             reply_to: Some(self.reply_to.clone()),
         });

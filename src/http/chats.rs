@@ -160,9 +160,11 @@ pub async fn list_chats(
                 .map(|m| m.user_id)
                 .collect();
             ChatSummary {
-                last_message: last
-                    .remove(&chat.id)
-                    .map(|m| m.view(chat.private_key.as_deref())),
+                last_message: last.remove(&chat.id).map(|m| {
+                    let mut view = m.view(chat.private_key.as_deref());
+                    state.media.signer.sign_view(&mut view, chrono::Utc::now());
+                    view
+                }),
                 unread_count: unread.get(&chat.id).copied().unwrap_or(0),
                 chat: chat.view(member_ids),
             }

@@ -69,12 +69,17 @@ pub async fn page(
         )));
     }
     let rows = queries::history(&state.db, chat.id, query.before, query.after, limit).await?;
+    let now = chrono::Utc::now();
     Ok(rows
         .iter()
-        .map(|m| HistoryMessage {
-            id: m.id,
-            status: queries::status(m, user, &members),
-            message: m.view(chat.private_key.as_deref()),
+        .map(|m| {
+            let mut message = m.view(chat.private_key.as_deref());
+            state.media.signer.sign_view(&mut message, now);
+            HistoryMessage {
+                id: m.id,
+                status: queries::status(m, user, &members),
+                message,
+            }
         })
         .collect())
 }

@@ -50,6 +50,13 @@ impl UrlSigner {
         self.ttl
     }
 
+    /// Replaces an upload's stored `file_url` with a signed one, for the eyes of a client.
+    pub fn sign_view(&self, view: &mut crate::domain::MessageView, now: DateTime<Utc>) {
+        if let Some(file_id) = &view.file_id {
+            view.file_url = Some(self.url(file_id, now));
+        }
+    }
+
     /// The signed path of `file_id`, valid for the TTL from `now`.
     pub fn url(&self, file_id: &str, now: DateTime<Utc>) -> String {
         let expires = now.timestamp() + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2);

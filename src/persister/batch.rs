@@ -20,7 +20,7 @@ use crate::{
         ReceiptEvent, RemoveMembers, RenameChat, SendMessage, VERSION,
     },
     domain::{MessageId, MessageView, ReceiptStatus},
-    store::{ChatId, chat, chat_member, message, queries},
+    store::{ChatId, chat, chat_member, message, queries, upload},
 };
 
 /// Rows per multi-row INSERT (well under SQLite's and PostgreSQL's parameter limits).
@@ -63,6 +63,7 @@ impl Rules {
             ));
         }
         if cmd.content.trim().is_empty()
+            && cmd.file_id.is_none()
             && cmd.file_url.as_deref().is_none_or(|u| u.trim().is_empty())
         {
             return Err(("empty_content", "content is empty".into()));
@@ -219,6 +220,8 @@ struct BatchState {
     private: HashMap<String, ChatId>,
     /// Messages already stored for this batch's keys (a retry or a redelivery).
     existing: HashMap<(UserId, String), message::Model>,
+    /// The uploads messages carry: owner and kind by file id.
+    uploads: HashMap<String, (UserId, String)>,
     /// The messages receipts refer to: `(chat_id, sender_id)` by id.
     marked: HashMap<MessageId, Marked>,
     /// New rows to insert, in order, with the keys already taken in this batch.
@@ -233,6 +236,7 @@ impl BatchState {
         let mut private_keys = HashSet::new();
         let mut client_ids = HashSet::new();
         let mut marked_ids = HashSet::new();
+        let mut file_ids = HashSet::new();
         for incoming in batch {
             match &incoming.command {
                 Command::SendMessage(c) => {
@@ -242,6 +246,7 @@ impl BatchState {
                         _ => false,
                     };
                     client_ids.insert(c.client_msg_id.clone());
+                    file_ids.extend(c.file_id.clone());
                 }
                 Command::Receipt(c) => {
                     chat_ids.insert(c.chat_id);
@@ -342,7 +347,19 @@ impl BatchState {
                 })
                 .collect()
         };
+        let uploads = if file_ids.is_empty() {
+            HashMap::new()
+        } else {
+            upload::Entity::find()
+                .filter(upload::Column::Id.is_in(file_ids))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|u| (u.id, (u.owner_id, u.kind)))
+                .collect()
+        };
         Ok(BatchState {
+            uploads,
             marked,
             chats,
             private,
@@ -401,6 +418,27 @@ impl BatchState {
                 )));
             }
         };
+        // An upload is the sender's to attach; it decides the stored URL and content type.
+        let (file_id, file_url, content_type) = match &cmd.file_id {
+            Some(file_id) => match self.uploads.get(file_id) {
+                Some((owner, kind)) if *owner == cmd.sender_id => (
+                    Some(file_id.clone()),
+                    Some(format!("/media/{file_id}")),
+                    kind.clone(),
+                ),
+                _ => {
+                    return Ok(Err((
+                        "not_found",
+                        format!("file {file_id} is not one of your uploads"),
+                    )));
+                }
+            },
+            None => (
+                None,
+                cmd.file_url.clone(),
+                cmd.content_type.as_str().to_owned(),
+            ),
+        };
         self.new_keys.insert(key.clone());
         self.new_rows.push(message::ActiveModel {
             // The id is the command's CHAT_IN sequence: message order is stream order whichever
@@ -409,13 +447,13 @@ impl BatchState {
             chat_id: Set(chat_id),
             sender_id: Set(cmd.sender_id),
             content: Set(cmd.content.clone()),
-            content_type: Set(cmd.content_type.as_str().to_owned()),
-            file_url: Set(cmd.file_url.clone()),
+            content_type: Set(content_type),
+            file_url: Set(file_url),
             client_msg_id: Set(cmd.client_msg_id.clone()),
             created_at: Set(at),
             stream_seq: Set(seq as i64),
             deleted_at: Set(None),
-            file_id: Set(None),
+            file_id: Set(file_id),
         });
         pending.push(Pending::Message { key });
         Ok(Ok(()))

@@ -39,6 +39,7 @@ impl message::Model {
             content: self.content.clone(),
             content_type: ContentType::parse(&self.content_type).unwrap_or(ContentType::File),
             file_url: self.file_url.clone(),
+            file_id: self.file_id.clone(),
             client_msg_id: self.client_msg_id.clone(),
             timestamp: self.created_at,
         }

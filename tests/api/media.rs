@@ -967,3 +967,74 @@ async fn the_spec_documents_the_multipart_body_and_binary_answers() {
     }
     assert!(media["responses"]["416"].is_object());
 }
+
+#[tokio::test]
+async fn a_voice_note_sent_in_a_chat_plays_for_the_members_from_its_url() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let uploaded = upload_file(&app, 1, "note.ogg", ogg_opus()).await;
+    let mut alice = app.connect(1).await;
+    let mut bob = app.connect(2).await;
+
+    // `content_type` says text: the upload decides (audio); the content may be empty.
+    let ack = alice
+        .send_message(
+            serde_json::json!({"chat_id": chat_id, "content": "", "file_id": uploaded.file_id()}),
+        )
+        .await;
+    let new = bob.expect("new_message").await;
+    assert_eq!(new["message_id"], ack["message_id"]);
+    assert_eq!(new["content_type"], "audio");
+    assert_eq!(new["file_id"], uploaded.file_id());
+    let url = new["file_url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&uploaded.path()) && url.contains("sig="),
+        "{url}"
+    );
+    // A browser's <audio src=...> sends no token: the signed URL is enough, and it seeks.
+    let played = fetch(&app, None, url, &[("Range", "bytes=0-3")]).await;
+    assert_eq!(played.status(), 206);
+    assert_eq!(played.bytes().await.unwrap().as_ref(), &ogg_opus()[..4]);
+
+    // History shows it too, with a fresh signed URL, to any member.
+    let history: serde_json::Value = app
+        .get(2, &format!("/chats/{chat_id}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = history[0]["file_url"].as_str().unwrap();
+    assert!(url.contains("sig="));
+    assert_eq!(fetch(&app, None, url, &[]).await.status(), 200);
+
+    // The Python service's clients send the `file_url` of their upload: that works as well.
+    alice
+        .send_message(serde_json::json!({"chat_id": chat_id, "content": "again", "file_url": uploaded.file_url()}))
+        .await;
+    assert_eq!(
+        bob.expect("new_message").await["file_id"],
+        uploaded.file_id()
+    );
+}
+
+#[tokio::test]
+async fn nobody_can_send_someone_elses_upload() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(2, true, &[1]).await;
+    let uploaded = upload_file(&app, 1, "mine.ogg", ogg_opus()).await;
+    let mut mallory = app.connect(2).await;
+    mallory
+        .send(serde_json::json!({"action": "send_message", "chat_id": chat_id, "file_id": uploaded.file_id(), "client_msg_id": "steal"}))
+        .await;
+    mallory.expect("message_accepted").await;
+    let error = mallory.expect("error").await;
+    assert_eq!(error["code"], "not_found");
+    assert_eq!(error["client_msg_id"], "steal");
+    let history: serde_json::Value = app
+        .get(1, &format!("/chats/{chat_id}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history, serde_json::json!([]));
+}
