@@ -1,1 +1,73 @@
-fn main() {}
+//! `jetchat-load`: drives a running jetchat over real WebSockets with real tokens, speaking the
+//! same frames as any client, and reports throughput and latency (HDR histograms).
+//!
+//! Scenarios live in [`scenario`]; every one prints a summary table (or `--json`) and the
+//! message scenarios can check the database afterwards ([`integrity`]): a fast number must
+//! never hide a lost or doubled message.
+
+mod client;
+mod integrity;
+mod progress;
+mod rest;
+mod scenario;
+mod stats;
+mod target;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code when the run finished but the database does not hold every accepted message
+/// exactly once.
+const EXIT_INTEGRITY: i32 = 2;
+
+#[derive(Parser)]
+#[command(name = "jetchat-load", version, about)]
+struct Cli {
+    /// Print the result as JSON on stdout (the table goes to stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Closed loop: P sender/receiver pairs in private chats; send, await the receiver's
+    /// new_message, the receiver acknowledges (read).
+    Pairs(scenario::pairs::PairsArgs),
+    /// Open loop at a fixed total rate over C connections in chats of G members; latency to
+    /// message_accepted, message_ack and new_message; optionally steps the rate up.
+    Rate(scenario::rate::RateArgs),
+    /// One group of M members, all connected; one sender posts N messages.
+    Fanout(scenario::fanout::FanoutArgs),
+    /// C idle connections held open; jetchat's memory per connection.
+    Idle(scenario::idle::IdleArgs),
+    /// The raw JetStream rate of this machine, no jetchat in the path.
+    Ceiling(scenario::ceiling::CeilingArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        match cli.scenario {
+            Scenario::Pairs(args) => scenario::pairs::run(args).await,
+            Scenario::Rate(args) => scenario::rate::run(args).await,
+            Scenario::Fanout(args) => scenario::fanout::run(args).await,
+            Scenario::Idle(args) => scenario::idle::run(args).await,
+            Scenario::Ceiling(args) => scenario::ceiling::run(args).await,
+        }
+    })?;
+    // Open sockets and tasks are not waited for: the report is all that is left to do.
+    runtime.shutdown_background();
+    report.emit(json);
+    if report.integrity.as_ref().is_some_and(|i| !i.ok) {
+        eprintln!(
+            "jetchat-load: INTEGRITY CHECK FAILED: accepted messages are missing or doubled in the database"
+        );
+        std::process::exit(EXIT_INTEGRITY);
+    }
+    Ok(())
+}
