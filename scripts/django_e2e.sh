@@ -82,11 +82,9 @@ mkdir -p "$DATA_DIR"
 
 JETCHAT_NATS=()   # embedded: NATS_URL stays unset and jetchat starts its own nats-server
 if [ "$MODE" = accounts ]; then
-  # jetchat has no setting for NATS credentials yet (and async-nats ignores user:password in
-  # NATS_URL), so its user is the server's `no_auth_user` here; Django authenticates as
-  # `django` with the sample's placeholder password.
+  # Both log in with the sample's placeholder passwords: jetchat as `jetchat` (user:password in
+  # NATS_URL), Django as `django`.
   cp nats/accounts.conf "$WORK/accounts.conf"
-  echo 'no_auth_user: jetchat' >>"$WORK/accounts.conf"
   NATS_PORT=$(free_port)
   "$NATS_SERVER_BIN" -c "$WORK/accounts.conf" -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/nats-store" \
     >"$WORK/nats.log" 2>&1 &
@@ -97,7 +95,7 @@ if [ "$MODE" = accounts ]; then
     sleep 0.1
   done
   DJANGO_NATS_URL="nats://django:change-me-django@127.0.0.1:$NATS_PORT"
-  JETCHAT_NATS=(NATS_URL="nats://127.0.0.1:$NATS_PORT")
+  JETCHAT_NATS=(NATS_URL="nats://jetchat:change-me-jetchat@127.0.0.1:$NATS_PORT")
 fi
 
 # From $WORK, so jetchat's `.env` (development values) is not read; everything is set here.
