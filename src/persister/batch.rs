@@ -245,7 +245,7 @@ impl BatchState {
                         (None, Some(r)) => private_keys.insert(chat::private_key(c.sender_id, r)),
                         _ => false,
                     };
-                    client_ids.insert(c.client_msg_id.clone());
+                    client_ids.insert((c.sender_id, c.client_msg_id.clone()));
                     file_ids.extend(c.file_id.clone());
                 }
                 Command::Receipt(c) => {
@@ -320,12 +320,18 @@ impl BatchState {
         let existing = if client_ids.is_empty() {
             HashMap::new()
         } else {
+            // Both columns, so the unique (sender_id, client_msg_id) index answers it; by
+            // client_msg_id alone it was a scan of the whole table for every batch.
+            let senders: HashSet<UserId> = client_ids.iter().map(|(sender, _)| *sender).collect();
+            let ids: HashSet<&str> = client_ids.iter().map(|(_, id)| id.as_str()).collect();
             message::Entity::find()
-                .filter(message::Column::ClientMsgId.is_in(client_ids))
+                .filter(message::Column::SenderId.is_in(senders))
+                .filter(message::Column::ClientMsgId.is_in(ids))
                 .all(db)
                 .await?
                 .into_iter()
                 .map(|m| ((m.sender_id, m.client_msg_id.clone()), m))
+                .filter(|(key, _)| client_ids.contains(key))
                 .collect()
         };
         let marked = if marked_ids.is_empty() {
