@@ -39,7 +39,7 @@ fi
 
 echo "django-e2e: building jetchat"
 cargo build --quiet --bin jetchat
-JETCHAT_BIN="$ROOT/target/debug/jetchat"
+JETCHAT_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/jetchat"
 
 WORK=$(mktemp -d /tmp/jetchat-django-e2e.XXXXXX)
 JETCHAT_PID=
