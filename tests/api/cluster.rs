@@ -1,14 +1,10 @@
 //! A 3-node NATS JetStream cluster with R3 streams: a node dies under load and comes back,
 //! and no accepted message is lost.
 
-use std::{collections::HashSet, path::PathBuf, process::Stdio};
-
-use sea_orm::{Database, EntityTrait};
-
-use jetchat::store::message;
+use std::{path::PathBuf, process::Stdio};
 
 use crate::{
-    failures::send_until_accepted,
+    failures::{assert_stored_exactly_once, send_until_accepted},
     helpers::{eventually, spawn_app_with},
 };
 
@@ -148,27 +144,7 @@ async fn a_cluster_node_dying_under_load_loses_nothing_that_was_accepted() {
         send_until_accepted(&mut alice, group, &id).await;
         accepted.push(id);
     }
-    let db = Database::connect(&app.database_url).await.unwrap();
-    let rows = eventually("every accepted message persisted", || async {
-        let rows = message::Entity::find()
-            .all(&db)
-            .await
-            .map_err(|e| e.to_string())?;
-        if rows.len() >= accepted.len() {
-            Ok(rows)
-        } else {
-            Err(format!("{} rows", rows.len()))
-        }
-    })
-    .await;
-    let stored: Vec<&str> = rows.iter().map(|r| r.client_msg_id.as_str()).collect();
-    let unique: HashSet<&str> = stored.iter().copied().collect();
-    assert_eq!(stored.len(), unique.len(), "no message stored twice");
-    assert_eq!(
-        unique,
-        accepted.iter().map(String::as_str).collect(),
-        "exactly the accepted ones"
-    );
+    assert_stored_exactly_once(&app.database_url, &accepted).await;
     // The streams really are replicated three times.
     let js = async_nats::jetstream::new(cluster.client().await);
     let info = js

@@ -2,18 +2,13 @@
 //! the persister retries and catches up; nothing is acked to JetStream before its commit.
 
 use std::{
-    collections::HashSet,
     path::{Path, PathBuf},
     process::Command,
 };
 
-use sea_orm::{Database, EntityTrait};
-
-use jetchat::store::message;
-
 use crate::{
-    failures::send_until_accepted,
-    helpers::{eventually, spawn_app_with},
+    failures::{assert_stored_exactly_once, send_until_accepted},
+    helpers::spawn_app_with,
 };
 
 /// Whether the tests run as root (then PostgreSQL runs as the `postgres` user).
@@ -161,25 +156,5 @@ async fn the_database_going_away_for_seconds_loses_nothing() {
         send_until_accepted(&mut alice, group, &id).await;
         accepted.push(id);
     }
-    let db = Database::connect(&url).await.unwrap();
-    let rows = eventually("the persister caught up", || async {
-        let rows = message::Entity::find()
-            .all(&db)
-            .await
-            .map_err(|e| e.to_string())?;
-        if rows.len() >= accepted.len() {
-            Ok(rows)
-        } else {
-            Err(format!("{} rows", rows.len()))
-        }
-    })
-    .await;
-    let stored: Vec<&str> = rows.iter().map(|r| r.client_msg_id.as_str()).collect();
-    let unique: HashSet<&str> = stored.iter().copied().collect();
-    assert_eq!(stored.len(), unique.len(), "no message stored twice");
-    assert_eq!(
-        unique,
-        accepted.iter().map(String::as_str).collect(),
-        "exactly the accepted ones"
-    );
+    assert_stored_exactly_once(&url, &accepted).await;
 }

@@ -10,6 +10,32 @@ use jetchat::store::message;
 
 use crate::helpers::{WsClient, connect_at, eventually, spawn_app, spawn_app_with};
 
+/// Waits until the database holds as many messages as were accepted, then checks it holds
+/// exactly the accepted ones, each once.
+pub async fn assert_stored_exactly_once(database_url: &str, accepted: &[String]) {
+    let db = Database::connect(database_url).await.unwrap();
+    let rows = eventually("every accepted message persisted", || async {
+        let rows = message::Entity::find()
+            .all(&db)
+            .await
+            .map_err(|e| e.to_string())?;
+        if rows.len() >= accepted.len() {
+            Ok(rows)
+        } else {
+            Err(format!("{} rows", rows.len()))
+        }
+    })
+    .await;
+    let stored: Vec<&str> = rows.iter().map(|r| r.client_msg_id.as_str()).collect();
+    let unique: HashSet<&str> = stored.iter().copied().collect();
+    assert_eq!(stored.len(), unique.len(), "no message stored twice");
+    assert_eq!(
+        unique,
+        accepted.iter().map(String::as_str).collect(),
+        "exactly the accepted ones"
+    );
+}
+
 /// Sends `client_msg_id` until jetchat accepts it, resending after each error like a client
 /// that follows the protocol; returns how many errors it saw.
 pub async fn send_until_accepted(
@@ -62,27 +88,7 @@ async fn restarting_nats_under_load_loses_nothing_that_was_accepted() {
         first_pid,
         "the nats-server was killed and restarted meanwhile"
     );
-    let db = Database::connect(&app.database_url).await.unwrap();
-    let rows = eventually("every accepted message persisted", || async {
-        let rows = message::Entity::find()
-            .all(&db)
-            .await
-            .map_err(|e| e.to_string())?;
-        if rows.len() >= accepted.len() {
-            Ok(rows)
-        } else {
-            Err(format!("{} rows", rows.len()))
-        }
-    })
-    .await;
-    let stored: Vec<&str> = rows.iter().map(|r| r.client_msg_id.as_str()).collect();
-    let unique: HashSet<&str> = stored.iter().copied().collect();
-    assert_eq!(stored.len(), unique.len(), "no message stored twice");
-    assert_eq!(
-        unique,
-        accepted.iter().map(String::as_str).collect(),
-        "exactly the accepted ones"
-    );
+    assert_stored_exactly_once(&app.database_url, &accepted).await;
     // And the service keeps working end to end after the restart.
     let mut bob = app.connect(2).await;
     send_until_accepted(&mut alice, group, "after").await;
