@@ -68,3 +68,53 @@ async fn healthz_reports_ok_when_everything_is_up() {
         json!({"status":"ok","database":true,"nats":true,"streams":true})
     );
 }
+
+#[tokio::test]
+async fn a_socket_that_stops_reading_is_closed_and_slows_nobody_down() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    // Queues longer than a persister batch: a healthy socket absorbs a batch's burst of events.
+    let app =
+        crate::helpers::spawn_app_with(&[("SOCKET_QUEUE", "200"), ("PERSIST_BATCH", "50")]).await;
+    let chat_id = app.create_chat(1, true, &[2, 3]).await;
+    let alice = app.connect(1).await;
+    let fast = app.connect(2).await;
+    let mut slow = app.connect(3).await; // never reads until the end
+    let total = 2000; // 9 KB each, 18 MB: more than the queue and the kernel buffers can hold
+
+    // The sender and the fast member read all the time, as healthy clients do.
+    let (mut alice_tx, mut alice_rx) = alice.stream.split();
+    let drain_alice = tokio::spawn(async move { while let Some(Ok(_)) = alice_rx.next().await {} });
+    let (_fast_tx, mut fast_rx) = fast.stream.split();
+    let fast_reader = tokio::spawn(async move {
+        let mut received = 0;
+        while received < total {
+            let frame = tokio::time::timeout(crate::helpers::FRAME_TIMEOUT, fast_rx.next()).await;
+            match frame {
+                Ok(Some(Ok(Message::Text(text)))) if text.contains("\"new_message\"") => {
+                    received += 1
+                }
+                Ok(Some(Ok(_))) => {}
+                other => panic!("the fast member stopped receiving after {received}: {other:?}"),
+            }
+        }
+        received
+    });
+    let content = "x".repeat(9_000);
+    for i in 0..total {
+        let frame = json!({"action":"send_message","chat_id":chat_id,"content":content,"client_msg_id":format!("m{i}")});
+        alice_tx
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        fast_reader.await.unwrap(),
+        total,
+        "the fast member got every message"
+    );
+    // The slow one was dropped with the documented code instead of holding frames forever.
+    assert_eq!(slow.close_code().await, 4008);
+    drain_alice.abort();
+}
