@@ -52,10 +52,13 @@ enum Cmd {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _ = dotenvy::dotenv();
+    // The service logs at info; the one-shot commands only speak up about problems.
+    let quiet = !matches!(cli.command, None | Some(Cmd::Serve));
+    let default = if quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
         )
         .init();
     let command = cli.command.unwrap_or(Cmd::Serve);
