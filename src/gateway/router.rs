@@ -459,9 +459,16 @@ impl Router {
     }
 
     async fn membership_event(&mut self, payload: &[u8]) {
-        let (chat_id, users, after): (ChatId, Vec<UserId>, MessageId) =
+        // (chat, users who joined, the message before their join, the private chat key)
+        let (chat_id, users, after, private_key): (ChatId, Vec<UserId>, MessageId, Option<String>) =
             match serde_json::from_slice::<Event>(payload) {
-                Ok(Event::ChatCreated(e)) => (e.chat.chat_id, e.chat.member_ids, 0),
+                Ok(Event::ChatCreated(e)) => {
+                    let private_key = match (e.chat.is_group, e.chat.member_ids.as_slice()) {
+                        (false, [a, b]) => Some(crate::store::chat::private_key(*a, *b)),
+                        _ => None,
+                    };
+                    (e.chat.chat_id, e.chat.member_ids, 0, private_key)
+                }
                 Ok(Event::MemberAdded(e)) => {
                     let frame = ServerFrame::MemberAdded {
                         chat_id: e.chat_id,
@@ -469,7 +476,8 @@ impl Router {
                     }
                     .render();
                     self.tell_user(e.user_id, &frame);
-                    (e.chat_id, vec![e.user_id], e.after_message_id)
+                    // Only groups take new members: no private key.
+                    (e.chat_id, vec![e.user_id], e.after_message_id, None)
                 }
                 Ok(Event::MemberRemoved(e)) => {
                     let frame = ServerFrame::MemberRemoved {
@@ -489,15 +497,16 @@ impl Router {
                     return;
                 }
             };
-        let Ok(Some(chat)) = queries::chat(&self.db, chat_id).await else {
+        // Every instance sees every membership event; most concern no local socket.
+        if !users.iter().any(|user| self.users.contains_key(user)) {
             return;
-        };
+        }
         let mut started = false;
         for user_id in &users {
             let conns = self.users.get(user_id).cloned().unwrap_or_default();
             for conn in conns {
                 started |= self.attach(conn, chat_id).await;
-                let peer = queries::peer_of(chat.private_key.as_deref(), *user_id);
+                let peer = queries::peer_of(private_key.as_deref(), *user_id);
                 if let Some(socket) = self.sockets.get(&conn) {
                     let _ = socket
                         .outbox
@@ -516,7 +525,7 @@ impl Router {
                 self.handle.clone(),
                 chat_id,
                 after,
-                chat.private_key,
+                private_key,
             ));
         }
     }
