@@ -71,7 +71,8 @@ pub enum Outbound {
     /// The socket's user is no longer a member of this chat.
     Left(ChatId),
     /// An outcome addressed to this socket (a refused command).
-    Reply(Outcome),
+    /// Boxed: rare and large, it would otherwise size every slot of every socket's queue.
+    Reply(Box<Outcome>),
 }
 
 /// A socket as the router knows it.
@@ -551,7 +552,7 @@ impl Router {
             return;
         };
         if let Some(socket) = self.sockets.get(&conn) {
-            let _ = socket.outbox.try_send(Outbound::Reply(outcome));
+            let _ = socket.outbox.try_send(Outbound::Reply(Box::new(outcome)));
         }
     }
 }
@@ -589,4 +590,19 @@ async fn catch_up(
         }
     };
     let _ = router.tx.send(RouterCmd::CaughtUp { chat_id, messages });
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::Outbound;
+
+    /// Every socket's queue allocates slots of this size in blocks: keep it a few words.
+    #[test]
+    fn outbound_items_stay_small() {
+        assert!(
+            std::mem::size_of::<Outbound>() <= 40,
+            "{} bytes",
+            std::mem::size_of::<Outbound>()
+        );
+    }
 }

@@ -477,12 +477,16 @@ impl Socket {
                 self.joined(m);
                 return Ok(());
             }
-            Outbound::Reply(Outcome::Rejected {
-                command_id,
-                code,
-                detail,
-                ..
-            }) => {
+            Outbound::Reply(outcome) => {
+                let Outcome::Rejected {
+                    command_id,
+                    code,
+                    detail,
+                    ..
+                } = *outcome
+                else {
+                    return Ok(());
+                };
                 let id = self.awaiting_ack.take(&command_id);
                 ServerFrame::Error {
                     code: &code,
@@ -492,7 +496,6 @@ impl Socket {
                 }
                 .render()
             }
-            Outbound::Reply(_) => return Ok(()),
         };
         sink.feed(Message::Text(frame)).await
     }
