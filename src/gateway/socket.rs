@@ -41,6 +41,10 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 /// How long pushed messages wait before they are reported delivered together.
 const DELIVERED_REPORT_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How long a kicked or shut-down socket may take to accept its close frame before the
+/// connection is dropped (a client that stopped reading would hold it, and its buffers, for ever).
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Frames written before a flush.
 const WRITE_BATCH: usize = 64;
 
@@ -152,64 +156,79 @@ pub async fn serve(ws: WebSocket, session: Session) {
     let (mut sink, mut stream) = ws.split();
     tracing::debug!(chats = socket.chats.len(), "socket open");
     let shutdown = socket.state.shutdown.clone();
-    let mut report_at: Option<tokio::time::Instant> = None;
-    loop {
-        let written = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => {
-                close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
-                break;
-            }
-            _ = kick.cancelled() => {
-                close(&mut sink, CLOSE_SLOW_CONSUMER, "too many undelivered frames; reconnect and read history").await;
-                break;
-            }
-            _ = tokio::time::sleep_until(report_at.unwrap_or_else(tokio::time::Instant::now)), if report_at.is_some() => {
-                report_at = None;
-                socket.report_delivered().await;
-                Ok(())
-            }
-            Some(published) = socket.publishes.next() => {
-                match socket.published(published).await {
-                    Some(frame) => sink.feed(Message::Text(frame)).await,
-                    None => Ok(()),
-                }
-            }
-            Some(item) = inbox.recv() => {
-                let mut result = socket.outbound(item, &mut sink).await;
-                for _ in 0..WRITE_BATCH {
-                    let Ok(item) = inbox.try_recv() else { break };
-                    result = result.and(socket.outbound(item, &mut sink).await);
-                }
-                result
-            }
-            frame = stream.next() => match frame {
-                Some(Ok(Message::Text(text))) => match socket.inbound(&text).await {
-                    Some(reply) => sink.feed(Message::Text(reply)).await,
-                    None => Ok(()),
-                },
-                Some(Ok(Message::Binary(_))) => {
-                    let error = FrameError::new("bad_json", "binary frames are not supported; send JSON text");
-                    sink.feed(Message::Text(error.render())).await
-                }
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Ok(_)) => Ok(()), // ping and pong are answered by the library
-                Some(Err(error)) => {
-                    if is_too_big(&error) {
-                        close(&mut sink, CLOSE_TOO_BIG, "frame exceeds the size limit").await;
-                    } else {
-                        tracing::debug!(%error, "socket read failed");
-                    }
+    // A client that stops reading can leave a write waiting for ever, with the kick or the
+    // shutdown never seen: after a grace period the connection is dropped instead.
+    let session = async {
+        let mut report_at: Option<tokio::time::Instant> = None;
+        loop {
+            let written = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
                     break;
                 }
-            },
-        };
-        if written.is_err() || sink.flush().await.is_err() {
-            break;
+                _ = kick.cancelled() => {
+                    close(&mut sink, CLOSE_SLOW_CONSUMER, "too many undelivered frames; reconnect and read history").await;
+                    break;
+                }
+                _ = tokio::time::sleep_until(report_at.unwrap_or_else(tokio::time::Instant::now)), if report_at.is_some() => {
+                    report_at = None;
+                    socket.report_delivered().await;
+                    Ok(())
+                }
+                Some(published) = socket.publishes.next() => {
+                    match socket.published(published).await {
+                        Some(frame) => sink.feed(Message::Text(frame)).await,
+                        None => Ok(()),
+                    }
+                }
+                Some(item) = inbox.recv() => {
+                    let mut result = socket.outbound(item, &mut sink).await;
+                    for _ in 0..WRITE_BATCH {
+                        let Ok(item) = inbox.try_recv() else { break };
+                        result = result.and(socket.outbound(item, &mut sink).await);
+                    }
+                    result
+                }
+                frame = stream.next() => match frame {
+                    Some(Ok(Message::Text(text))) => match socket.inbound(&text).await {
+                        Some(reply) => sink.feed(Message::Text(reply)).await,
+                        None => Ok(()),
+                    },
+                    Some(Ok(Message::Binary(_))) => {
+                        let error = FrameError::new("bad_json", "binary frames are not supported; send JSON text");
+                        sink.feed(Message::Text(error.render())).await
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(_)) => Ok(()), // ping and pong are answered by the library
+                    Some(Err(error)) => {
+                        if is_too_big(&error) {
+                            close(&mut sink, CLOSE_TOO_BIG, "frame exceeds the size limit").await;
+                        } else {
+                            tracing::debug!(%error, "socket read failed");
+                        }
+                        break;
+                    }
+                },
+            };
+            if written.is_err() || sink.flush().await.is_err() {
+                break;
+            }
+            if report_at.is_none() && !socket.delivered.is_empty() {
+                report_at = Some(tokio::time::Instant::now() + DELIVERED_REPORT_DELAY);
+            }
         }
-        if report_at.is_none() && !socket.delivered.is_empty() {
-            report_at = Some(tokio::time::Instant::now() + DELIVERED_REPORT_DELAY);
+    };
+    let stuck = async {
+        tokio::select! {
+            _ = kick.cancelled() => {}
+            _ = shutdown.cancelled() => {}
         }
+        tokio::time::sleep(CLOSE_GRACE).await;
+    };
+    tokio::select! {
+        _ = session => {}
+        _ = stuck => tracing::debug!("the client takes no frames; dropping the connection"),
     }
     tracing::debug!("socket closed");
 }
