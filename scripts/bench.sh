@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs jetchat's benchmark suite on this machine and writes bench/results/<date>.json:
+# Runs jetchat's benchmark suite on this machine and writes bench/results/<date>.json and a
+# plot of its latency percentiles beside it, bench/results/<date>.png:
 # builds jetchat and jetchat-load in release, starts a fresh jetchat (embedded nats-server,
 # temporary SQLite, its own port), runs every jetchat-load scenario against it, then measures
 # the raw JetStream ceiling on a nats-server of its own. Sized for a 2-core, 24 GiB machine:
@@ -75,6 +76,10 @@ if [ "$QUICK" = 1 ]; then
   RATE_STEPS=(--connections 20 --group-size 5 --rate 200 --duration 1 --warmup 0
               --find-max-under-p99-ms 25 --max-steps 2)
   FANOUT=(--members 50 --messages 20)
+  # 9 KB messages at 2,500/s: enough to overflow a slow socket's queue (1,024 frames) and
+  # its kernel buffers (~430 frames) within the second.
+  SLOW=(--members 20 --slow 2 --rate 2500 --duration 1 --warmup 0 --content-bytes 9000
+        --close-wait 5 --settle 0.5)
   CEILING=(--messages 5000)
 else
   # 20,000 sockets, or as many as the open-file limit leaves room for.
@@ -86,6 +91,7 @@ else
   RATE_STEPS=(--connections 200 --group-size 10 --rate 1000 --duration 8 --warmup 2
               --find-max-under-p99-ms 25 --step-factor 1.6 --max-steps 6)
   FANOUT=(--members 1000 --messages 500)
+  SLOW=(--members 200 --slow 10 --rate 250 --duration 15 --warmup 2 --content-bytes 4096)
   CEILING=(--messages 300000)
 fi
 
@@ -108,6 +114,8 @@ run pairs pairs --url "$URL" --first-user 2000000 --database-url "$DB" "${PAIRS[
 run rate_private rate --url "$URL" --first-user 3000000 --database-url "$DB" "${RATE_PRIVATE[@]}"
 run rate_steps rate --url "$URL" --first-user 4000000 --database-url "$DB" "${RATE_STEPS[@]}"
 run fanout fanout --url "$URL" --first-user 5000000 --database-url "$DB" "${FANOUT[@]}"
+run slow slow --url "$URL" --first-user 6000000 --database-url "$DB" --pid "$JETCHAT_PID" \
+  "${SLOW[@]}"
 JETCHAT_RSS_KIB=$(awk '/VmRSS/ {print $2}' "/proc/$JETCHAT_PID/status")
 kill -TERM "$JETCHAT_PID"
 wait "$JETCHAT_PID" || true
@@ -145,7 +153,7 @@ def cpu():
 
 mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
 scenarios = {}
-for name in ["idle", "pairs", "rate_private", "rate_steps", "fanout", "ceiling"]:
+for name in ["idle", "pairs", "rate_private", "rate_steps", "fanout", "slow", "ceiling"]:
     with open(os.path.join(work, name + ".json")) as f:
         scenarios[name] = json.load(f)
 
@@ -183,4 +191,8 @@ with open(out, "w") as f:
     f.write("\n")
 print(f"bench: wrote {out}")
 EOF
+if ! "$LOAD" plot --results "$OUT" --out "${OUT%.json}.png"; then
+  echo "bench: the plot FAILED" >&2
+  STATUS=1
+fi
 exit $STATUS

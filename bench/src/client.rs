@@ -107,10 +107,28 @@ pub fn run_id() -> String {
 /// Opens an authenticated socket for `user_id`, optionally from a given loopback source
 /// address (each one has its own ~28,000 ephemeral ports).
 pub async fn connect(target: &Target, user_id: i64, source: Option<IpAddr>) -> anyhow::Result<Ws> {
+    connect_with(target, user_id, source, None).await
+}
+
+/// [`connect`], optionally with a fixed kernel receive buffer (`SO_RCVBUF`, set before the
+/// handshake so that the advertised window follows it; the kernel doubles the value and no
+/// longer auto-tunes it): a client that stops reading then stalls the server's writes
+/// after that much instead of after the auto-tuned maximum (tens of MB on loopback).
+pub async fn connect_with(
+    target: &Target,
+    user_id: i64,
+    source: Option<IpAddr>,
+    recv_buffer: Option<u32>,
+) -> anyhow::Result<Ws> {
     let socket = match target.addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
+    if let Some(bytes) = recv_buffer {
+        socket
+            .set_recv_buffer_size(bytes)
+            .context("setting SO_RCVBUF")?;
+    }
     if let Some(ip) = source {
         socket
             .bind(SocketAddr::new(ip, 0))
@@ -295,21 +313,37 @@ pub struct ReaderCtx {
 }
 
 /// Reads a socket until it closes (or the task is aborted), logging every frame.
-pub async fn read_frames(mut stream: WsStream, ctx: ReaderCtx) {
-    while let Some(message) = stream.next().await {
+pub async fn read_frames(stream: WsStream, ctx: ReaderCtx) {
+    read_frames_until(stream, ctx, std::future::pending()).await;
+}
+
+/// Reads a socket, logging every frame, until it closes (`None`) or `stop` completes: then
+/// the socket is handed back unread from there on (a reader that stops reading).
+pub async fn read_frames_until(
+    mut stream: WsStream,
+    ctx: ReaderCtx,
+    stop: impl Future<Output = ()>,
+) -> Option<WsStream> {
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let message = tokio::select! {
+            biased;
+            () = &mut stop => return Some(stream),
+            message = stream.next() => message,
+        };
         match message {
-            Ok(Message::Text(text)) => ctx.frame(&text),
-            Ok(Message::Close(frame)) => {
+            Some(Ok(Message::Text(text))) => ctx.frame(&text),
+            Some(Ok(Message::Close(frame))) => {
                 ctx.log.lock().expect("log lock").closed_with =
                     Some(frame.map_or(1005, |f| u16::from(f.code)));
-                ctx.counters.closed.inc();
-                return;
+                break;
             }
-            Ok(_) => {}
-            Err(_) => break,
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
         }
     }
     ctx.counters.closed.inc();
+    None
 }
 
 impl ReaderCtx {

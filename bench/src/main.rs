@@ -7,6 +7,7 @@
 
 mod client;
 mod integrity;
+mod plot;
 mod progress;
 mod rest;
 mod scenario;
@@ -43,21 +44,33 @@ enum Scenario {
     Idle(scenario::idle::IdleArgs),
     /// The raw JetStream rate of this machine, no jetchat in the path.
     Ceiling(scenario::ceiling::CeilingArgs),
+    /// Back-pressure: one group, a baseline, then the same load while K members stop reading;
+    /// the others' latency, jetchat's memory, and the slow sockets closed with 4008.
+    Slow(scenario::slow::SlowArgs),
+    /// Draws the latency percentiles of a results JSON (scripts/bench.sh's or one
+    /// scenario's --json) as a PNG.
+    Plot(plot::PlotArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let json = cli.json;
+    let chosen = match cli.scenario {
+        Scenario::Plot(args) => return plot::run(&args),
+        chosen => chosen,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let report = runtime.block_on(async {
-        match cli.scenario {
+        match chosen {
             Scenario::Pairs(args) => scenario::pairs::run(args).await,
             Scenario::Rate(args) => scenario::rate::run(args).await,
             Scenario::Fanout(args) => scenario::fanout::run(args).await,
             Scenario::Idle(args) => scenario::idle::run(args).await,
             Scenario::Ceiling(args) => scenario::ceiling::run(args).await,
+            Scenario::Slow(args) => scenario::slow::run(args).await,
+            Scenario::Plot(_) => unreachable!("plotted above"),
         }
     })?;
     // Open sockets and tasks are not waited for: the report is all that is left to do.

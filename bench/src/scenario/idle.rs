@@ -192,7 +192,7 @@ fn raise_nofile(want: u64) -> u64 {
 }
 
 /// The resident set of a process in KiB (`VmRSS` of `/proc/<pid>/status`).
-fn vm_rss_kib(pid: u32) -> Option<u64> {
+pub fn vm_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     parse_vm_rss(&status)
 }

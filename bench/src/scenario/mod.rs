@@ -6,6 +6,7 @@ pub mod fanout;
 pub mod idle;
 pub mod pairs;
 pub mod rate;
+pub mod slow;
 
 use std::{
     collections::{BTreeMap, HashSet},
