@@ -212,6 +212,14 @@ fn raise(column: chat_member::Column, to: MessageId) -> Expr {
         .into()
 }
 
+/// The user ids, sorted, each once.
+fn distinct(ids: impl IntoIterator<Item = UserId>) -> Vec<UserId> {
+    let mut ids: Vec<UserId> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// A refusal: an error code and a sentence.
 type Refusal = (&'static str, String);
 
@@ -562,10 +570,7 @@ impl BatchState {
             )));
         }
         let (chat_id, created) = if cmd.is_group {
-            let mut ids: Vec<UserId> = cmd.member_ids.clone();
-            ids.push(cmd.creator_id);
-            ids.sort_unstable();
-            ids.dedup();
+            let ids = distinct(cmd.member_ids.iter().copied().chain([cmd.creator_id]));
             if ids.len() > MAX_GROUP_MEMBERS {
                 return Ok(Err((
                     "too_many_members",
@@ -854,9 +859,7 @@ impl BatchState {
             Ok(chat) => chat,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let mut requested = cmd.user_ids.clone();
-        requested.sort_unstable();
-        requested.dedup();
+        let requested = distinct(cmd.user_ids.iter().copied());
         let new: Vec<UserId> = requested
             .iter()
             .copied()
@@ -926,9 +929,7 @@ impl BatchState {
             Ok(chat) => chat,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let mut requested = cmd.user_ids.clone();
-        requested.sort_unstable();
-        requested.dedup();
+        let requested = distinct(cmd.user_ids.iter().copied());
         let gone: Vec<UserId> = requested
             .iter()
             .copied()
