@@ -78,6 +78,9 @@ pub fn server_list(urls: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Pause between attempts to publish a command that JetStream refused.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Why a command sent with [`Bus::command`] has no outcome.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -111,13 +114,27 @@ impl Bus {
         let publish = jetstream::message::PublishMessage::build()
             .payload(payload.into())
             .message_id(dedupe_id);
-        let accepted = async {
-            self.jetstream.send_publish(subject, publish).await?.await?;
-            Ok::<_, async_nats::Error>(())
-        };
-        accepted
-            .await
-            .map_err(|e| CommandError::NotAccepted(e.to_string()))?;
+        // A stream whose leader is being elected (a new or failed-over replicated stream)
+        // refuses for a moment: retry within the timeout; Nats-Msg-Id makes retries safe.
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let attempt = async {
+                let publish = publish.clone();
+                self.jetstream
+                    .send_publish(subject.clone(), publish)
+                    .await?
+                    .await?;
+                Ok::<_, async_nats::Error>(())
+            };
+            match attempt.await {
+                Ok(()) => break,
+                Err(error) if tokio::time::Instant::now() + RETRY_PAUSE < deadline => {
+                    tracing::debug!(%error, "command not accepted yet; retrying");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(error) => return Err(CommandError::NotAccepted(error.to_string())),
+            }
+        }
         let reply = tokio::time::timeout(timeout, replies.next())
             .await
             .map_err(|_| CommandError::Timeout)?
