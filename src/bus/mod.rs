@@ -34,16 +34,8 @@ impl Bus {
     /// Connects to `urls` (one URL, or a comma-separated list of a cluster's servers),
     /// retrying in the background if the server goes away later.
     pub async fn connect(urls: &str, subjects: Subjects) -> Result<Self, async_nats::ConnectError> {
-        let servers = server_list(urls);
-        let mut options = async_nats::ConnectOptions::new();
-        // async-nats ignores `user:password@` in a URL; a server with users needs it passed.
-        if let Some((user, password)) = servers.iter().find_map(|url| credentials(url)) {
-            options = options.user_and_password(user, password);
-        }
-        let client = options
-            .name("jetchat")
+        let client = options(urls, "jetchat")
             .retry_on_initial_connect()
-            .connection_timeout(std::time::Duration::from_secs(5))
             .event_callback(|event| async move {
                 match event {
                     async_nats::Event::Connected => tracing::info!("NATS connected"),
@@ -51,10 +43,22 @@ impl Bus {
                     other => tracing::debug!(%other, "NATS event"),
                 }
             })
-            .connect(servers.as_slice())
+            .connect(server_list(urls).as_slice())
             .await?;
         Ok(Bus::new(client, subjects))
     }
+}
+
+/// Connection options for `urls` under the client name `name`, with the credentials a URL
+/// carries (async-nats ignores `user:password@` in a URL; a server with users needs them).
+pub fn options(urls: &str, name: &str) -> async_nats::ConnectOptions {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(std::time::Duration::from_secs(5));
+    if let Some((user, password)) = server_list(urls).iter().find_map(|url| credentials(url)) {
+        options = options.user_and_password(user, password);
+    }
+    options
 }
 
 /// The `user:password` of a URL like `nats://jetchat:secret@host:4222`, percent-decoded.

@@ -396,31 +396,6 @@ impl Router {
                     || Outbound::Frame(frame.clone()),
                 );
             }
-            // The member concerned is told from the membership subscription; the others here.
-            Event::MemberAdded(e) => {
-                let frame = ServerFrame::MemberAdded {
-                    chat_id,
-                    user_id: e.user_id,
-                }
-                .render();
-                self.deliver(
-                    chat_id,
-                    |user| user != e.user_id,
-                    || Outbound::Frame(frame.clone()),
-                );
-            }
-            Event::MemberRemoved(e) => {
-                let frame = ServerFrame::MemberRemoved {
-                    chat_id,
-                    user_id: e.user_id,
-                }
-                .render();
-                self.deliver(
-                    chat_id,
-                    |user| user != e.user_id,
-                    || Outbound::Frame(frame.clone()),
-                );
-            }
             Event::ChatRenamed(e) => {
                 let frame = ServerFrame::ChatRenamed {
                     chat_id,
@@ -437,7 +412,11 @@ impl Router {
                 .render();
                 self.deliver(chat_id, |_| true, || Outbound::Frame(frame.clone()));
             }
-            Event::ChatCreated(_) | Event::CommandRejected(_) => {}
+            // Membership events come through the membership subscription (every chat's).
+            Event::ChatCreated(_)
+            | Event::MemberAdded(_)
+            | Event::MemberRemoved(_)
+            | Event::CommandRejected(_) => {}
         }
     }
 
@@ -460,50 +439,59 @@ impl Router {
     }
 
     async fn membership_event(&mut self, payload: &[u8]) {
-        // (chat, users who joined, the message before their join, the private chat key)
-        let (chat_id, users, after, private_key): (ChatId, Vec<UserId>, MessageId, Option<String>) =
-            match serde_json::from_slice::<Event>(payload) {
-                Ok(Event::ChatCreated(e)) => {
-                    let private_key = match (e.chat.is_group, e.chat.member_ids.as_slice()) {
-                        (false, [a, b]) => Some(crate::store::chat::private_key(*a, *b)),
-                        _ => None,
-                    };
-                    (e.chat.chat_id, e.chat.member_ids, 0, private_key)
+        match serde_json::from_slice::<Event>(payload) {
+            Ok(Event::ChatCreated(e)) => {
+                let private_key = match (e.chat.is_group, e.chat.member_ids.as_slice()) {
+                    (false, [a, b]) => Some(crate::store::chat::private_key(*a, *b)),
+                    _ => None,
+                };
+                self.join(e.chat.chat_id, &e.chat.member_ids, 0, private_key)
+                    .await;
+            }
+            Ok(Event::MemberAdded(e)) => {
+                // Only groups take new members: no private key. Joined first, so the new
+                // member's sockets get the frame with everyone else's.
+                self.join(e.chat_id, &[e.user_id], e.after_message_id, None)
+                    .await;
+                let frame = ServerFrame::MemberAdded {
+                    chat_id: e.chat_id,
+                    user_id: e.user_id,
                 }
-                Ok(Event::MemberAdded(e)) => {
-                    let frame = ServerFrame::MemberAdded {
-                        chat_id: e.chat_id,
-                        user_id: e.user_id,
-                    }
-                    .render();
-                    self.tell_user(e.user_id, &frame);
-                    // Only groups take new members: no private key.
-                    (e.chat_id, vec![e.user_id], e.after_message_id, None)
+                .render();
+                self.deliver(e.chat_id, |_| true, || Outbound::Frame(frame.clone()));
+            }
+            Ok(Event::MemberRemoved(e)) => {
+                // Told while still routed, then taken out.
+                let frame = ServerFrame::MemberRemoved {
+                    chat_id: e.chat_id,
+                    user_id: e.user_id,
                 }
-                Ok(Event::MemberRemoved(e)) => {
-                    let frame = ServerFrame::MemberRemoved {
-                        chat_id: e.chat_id,
-                        user_id: e.user_id,
-                    }
-                    .render();
-                    self.tell_user(e.user_id, &frame);
-                    for conn in self.users.get(&e.user_id).cloned().unwrap_or_default() {
-                        self.leave(conn, e.chat_id);
-                    }
-                    return;
+                .render();
+                self.deliver(e.chat_id, |_| true, || Outbound::Frame(frame.clone()));
+                for conn in self.users.get(&e.user_id).cloned().unwrap_or_default() {
+                    self.leave(conn, e.chat_id);
                 }
-                Ok(_) => return,
-                Err(error) => {
-                    tracing::warn!(%error, "undecodable membership event ignored");
-                    return;
-                }
-            };
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "undecodable membership event ignored"),
+        }
+    }
+
+    /// Routes `chat_id` to the local sockets of `users`, who just joined it after message
+    /// `after`; a subscription started by this is caught up from the database.
+    async fn join(
+        &mut self,
+        chat_id: ChatId,
+        users: &[UserId],
+        after: MessageId,
+        private_key: Option<String>,
+    ) {
         // Every instance sees every membership event; most concern no local socket.
         if !users.iter().any(|user| self.users.contains_key(user)) {
             return;
         }
         let mut started = false;
-        for user_id in &users {
+        for user_id in users {
             let conns = self.users.get(user_id).cloned().unwrap_or_default();
             for conn in conns {
                 started |= self.attach(conn, chat_id).await;
@@ -528,15 +516,6 @@ impl Router {
                 after,
                 private_key,
             ));
-        }
-    }
-
-    /// Sends a frame to every local socket of one user.
-    fn tell_user(&self, user_id: UserId, frame: &Utf8Bytes) {
-        for conn in self.users.get(&user_id).into_iter().flatten() {
-            if let Some(socket) = self.sockets.get(conn) {
-                let _ = socket.outbox.try_send(Outbound::Frame(frame.clone()));
-            }
         }
     }
 

@@ -8,7 +8,7 @@ pub mod streams;
 use anyhow::Context as _;
 
 use crate::{
-    bus::{Bus, Subjects, embedded},
+    bus::{self, Bus, Subjects, embedded},
     config::OpsConfig,
 };
 
@@ -29,10 +29,8 @@ pub async fn connect(config: &OpsConfig) -> anyhow::Result<Bus> {
                 })?
         }
     };
-    let client = async_nats::ConnectOptions::new()
-        .name("jetchat-ops")
-        .connection_timeout(std::time::Duration::from_secs(5))
-        .connect(crate::bus::server_list(&url).as_slice())
+    let client = bus::options(&url, "jetchat-ops")
+        .connect(bus::server_list(&url).as_slice())
         .await
         .with_context(|| format!("NATS_URL: cannot connect to {url}"))?;
     Ok(Bus::new(client, Subjects::new(&config.subject_prefix)))
