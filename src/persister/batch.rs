@@ -212,6 +212,38 @@ fn raise(column: chat_member::Column, to: MessageId) -> Expr {
         .into()
 }
 
+/// Terms per `OR` of exact keys: SQLite limits expression depth (1000 by default).
+const KEY_LOOKUP_CHUNK: usize = 200;
+
+/// The stored messages with these `(sender_id, client_msg_id)` keys (retries, redeliveries).
+///
+/// One `OR` of exact pairs, so the unique index answers each pair with one probe. (`sender_id
+/// IN (..) AND client_msg_id IN (..)` made SQLite probe every combination: senders × ids.)
+async fn stored_messages(
+    db: &impl ConnectionTrait,
+    keys: &HashSet<(UserId, String)>,
+) -> Result<HashMap<(UserId, String), message::Model>, DbErr> {
+    let keys: Vec<&(UserId, String)> = keys.iter().collect();
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(KEY_LOOKUP_CHUNK) {
+        let any = chunk
+            .iter()
+            .fold(sea_orm::Condition::any(), |any, (sender, id)| {
+                any.add(
+                    sea_orm::Condition::all()
+                        .add(message::Column::SenderId.eq(*sender))
+                        .add(message::Column::ClientMsgId.eq(id.as_str())),
+                )
+            });
+        let rows = message::Entity::find().filter(any).all(db).await?;
+        found.extend(
+            rows.into_iter()
+                .map(|m| ((m.sender_id, m.client_msg_id.clone()), m)),
+        );
+    }
+    Ok(found)
+}
+
 /// The user ids, sorted, each once.
 fn distinct(ids: impl IntoIterator<Item = UserId>) -> Vec<UserId> {
     let mut ids: Vec<UserId> = ids.into_iter().collect();
@@ -325,23 +357,7 @@ impl BatchState {
             .values()
             .filter_map(|c| Some((c.model.private_key.clone()?, c.model.id)))
             .collect();
-        let existing = if client_ids.is_empty() {
-            HashMap::new()
-        } else {
-            // Both columns, so the unique (sender_id, client_msg_id) index answers it; by
-            // client_msg_id alone it was a scan of the whole table for every batch.
-            let senders: HashSet<UserId> = client_ids.iter().map(|(sender, _)| *sender).collect();
-            let ids: HashSet<&str> = client_ids.iter().map(|(_, id)| id.as_str()).collect();
-            message::Entity::find()
-                .filter(message::Column::SenderId.is_in(senders))
-                .filter(message::Column::ClientMsgId.is_in(ids))
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|m| ((m.sender_id, m.client_msg_id.clone()), m))
-                .filter(|(key, _)| client_ids.contains(key))
-                .collect()
-        };
+        let existing = stored_messages(db, &client_ids).await?;
         let marked = if marked_ids.is_empty() {
             HashMap::new()
         } else {

@@ -17,7 +17,11 @@ use crate::bus::{
 };
 use batch::{Applied, Incoming, Rules};
 
-/// Runs until `shutdown`; the batch in hand is finished first.
+/// Runs until `shutdown`; the batches in hand are finished first.
+///
+/// Two stages, so the database and NATS work at the same time: this task decodes and commits
+/// batch N+1 while a second one publishes batch N's events and acks its commands. At most one
+/// committed batch waits for the second stage, and events leave in commit order.
 pub async fn run(
     bus: Bus,
     db: DatabaseConnection,
@@ -25,6 +29,29 @@ pub async fn run(
     batch_size: usize,
     rules: Rules,
     shutdown: CancellationToken,
+) {
+    let (committed, mut to_announce) = tokio::sync::mpsc::channel::<Committed>(1);
+    let announcer = tokio::spawn({
+        let bus = bus.clone();
+        async move {
+            while let Some(batch) = to_announce.recv().await {
+                batch.announce(&bus).await;
+            }
+        }
+    });
+    write_batches(&db, &consumer, batch_size, &rules, &committed, &shutdown).await;
+    drop(committed);
+    let _ = announcer.await;
+}
+
+/// The first stage: pulls, decodes and commits batches until `shutdown`.
+async fn write_batches(
+    db: &DatabaseConnection,
+    consumer: &PullConsumer,
+    batch_size: usize,
+    rules: &Rules,
+    committed: &tokio::sync::mpsc::Sender<Committed>,
+    shutdown: &CancellationToken,
 ) {
     loop {
         let stream = consumer
@@ -60,25 +87,40 @@ pub async fn run(
                         .ok()
                 })
                 .collect();
-            if !messages.is_empty() {
-                process(&bus, &db, messages, &rules, &shutdown).await;
+            if messages.is_empty() {
+                continue;
+            }
+            let Some(batch) = commit(db, messages, rules, shutdown).await else {
+                return;
+            };
+            if committed.send(batch).await.is_err() {
+                return;
             }
         }
     }
 }
 
-/// Decodes, writes, announces and acks one batch.
+/// A batch written to the database whose events are still to be published.
+struct Committed {
+    applied: Applied,
+    /// The commands the batch applied (acked after the events are out).
+    valid: Vec<jetstream::Message>,
+    /// Payloads that are no command (terminated after their rejections are out).
+    unreadable: Vec<jetstream::Message>,
+}
+
+/// Decodes and commits one batch, retrying while the database fails; `None` on shutdown.
 #[tracing::instrument(skip_all, fields(size = messages.len()))]
-async fn process(
-    bus: &Bus,
+async fn commit(
     db: &DatabaseConnection,
     messages: Vec<jetstream::Message>,
     rules: &Rules,
     shutdown: &CancellationToken,
-) {
+) -> Option<Committed> {
     let mut incoming = Vec::with_capacity(messages.len());
     let mut valid = Vec::with_capacity(messages.len());
     let mut unreadable = Vec::new();
+    let mut rejections = Vec::new();
     for message in messages {
         match read(&message) {
             Ok(command) => {
@@ -87,8 +129,12 @@ async fn process(
             }
             Err(error) => {
                 tracing::warn!(%error, subject = %message.subject, "undecodable command refused");
-                let rejection = unreadable_command(&message.subject, &message.payload, &error);
-                unreadable.push((message, rejection));
+                rejections.push(unreadable_command(
+                    &message.subject,
+                    &message.payload,
+                    &error,
+                ));
+                unreadable.push(message);
             }
         }
     }
@@ -103,34 +149,45 @@ async fn process(
                 }
                 tokio::select! {
                     // Not acked: JetStream redelivers these to whoever persists next.
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => return None,
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     };
-    applied
-        .events
-        .extend(unreadable.iter().map(|(_, rejection)| rejection.clone()));
-    if let Err(error) = announce(bus, &applied).await {
-        // Committed but not announced: leave the commands unacked so the redelivery re-emits.
-        tracing::error!(%error, "publishing events failed; the batch will be redelivered");
-        for message in valid.iter().chain(unreadable.iter().map(|(m, _)| m)) {
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
+    applied.events.extend(rejections);
+    Some(Committed {
+        applied,
+        valid,
+        unreadable,
+    })
+}
+
+impl Committed {
+    /// The second stage: publishes the events and replies, then acks the commands.
+    #[tracing::instrument(skip_all, fields(size = self.valid.len()))]
+    async fn announce(self, bus: &Bus) {
+        if let Err(error) = announce(bus, &self.applied).await {
+            // Committed but not announced: leave the commands unacked so the redelivery
+            // re-emits.
+            tracing::error!(%error, "publishing events failed; the batch will be redelivered");
+            for message in self.valid.iter().chain(&self.unreadable) {
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+            }
+            return;
         }
-        return;
-    }
-    for message in &valid {
-        if let Err(error) = message.ack().await {
-            tracing::warn!(%error, "ack failed; the command will be redelivered and found stored");
+        for message in &self.valid {
+            if let Err(error) = message.ack().await {
+                tracing::warn!(%error, "ack failed; the command will be redelivered and found stored");
+            }
         }
-    }
-    // Refused for good: no version of jetchat can read them, redelivery would not help.
-    for (message, _) in &unreadable {
-        let _ = message.ack_with(AckKind::Term).await;
+        // Refused for good: no version of jetchat can read them, redelivery would not help.
+        for message in &self.unreadable {
+            let _ = message.ack_with(AckKind::Term).await;
+        }
     }
 }
 

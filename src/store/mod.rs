@@ -32,6 +32,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                .pragma("cache_size", "-32768")
+                .pragma("wal_autocheckpoint", "8192")
         });
     Database::connect(options).await
 }
