@@ -84,6 +84,7 @@ impl App {
         store::migrate(&db)
             .await
             .context("applying database migrations")?;
+        store::spawn_checkpointer(db.clone(), shutdown.clone());
         let consumer = streams::ensure(&bus, streams::Topology::from_config(&config)).await?;
         let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let (router_handle, router) = gateway::router::spawn(

@@ -186,6 +186,7 @@ pub async fn apply(
         }
     }
     state.flush_messages(txn).await?;
+    state.flush_marks(txn).await?;
     let stored = state.stored_views();
     let events = pending
         .into_iter()
@@ -204,12 +205,36 @@ pub async fn apply(
     Ok(Applied { events, replies })
 }
 
-/// `column` set to `to` unless it is already further: `CASE WHEN column < to THEN to ELSE column END`.
-fn raise(column: chat_member::Column, to: MessageId) -> Expr {
-    use sea_orm::sea_query::ExprTrait as _;
-    Expr::case(Expr::col(column).lt(to), Expr::value(to))
-        .finally(Expr::col(column))
-        .into()
+/// Members per watermark `UPDATE` (4 parameters each).
+const MARKS_CHUNK: usize = 500;
+
+/// `UPDATE chat_members` raising the watermarks of `rows` members to the values given as
+/// `(chat_id, user_id, delivered, read)` parameters; the same SQL on SQLite and PostgreSQL
+/// but for the placeholders.
+fn raise_marks_sql(backend: sea_orm::DatabaseBackend, rows: usize) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::from("WITH marks (chat_id, user_id, delivered, read_to) AS (VALUES ");
+    for row in 0..rows {
+        let sep = if row == 0 { "" } else { ", " };
+        match backend {
+            sea_orm::DatabaseBackend::Postgres => {
+                let n = row * 4;
+                let _ = write!(sql, "{sep}(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4);
+            }
+            _ => {
+                let _ = write!(sql, "{sep}(?, ?, ?, ?)");
+            }
+        }
+    }
+    sql.push_str(
+        ") UPDATE chat_members SET \
+         last_delivered_message_id = CASE WHEN chat_members.last_delivered_message_id < marks.delivered \
+         THEN marks.delivered ELSE chat_members.last_delivered_message_id END, \
+         last_read_message_id = CASE WHEN chat_members.last_read_message_id < marks.read_to \
+         THEN marks.read_to ELSE chat_members.last_read_message_id END \
+         FROM marks WHERE chat_members.chat_id = marks.chat_id AND chat_members.user_id = marks.user_id",
+    );
+    sql
 }
 
 /// Terms per `OR` of exact keys: SQLite limits expression depth (1000 by default).
@@ -267,6 +292,8 @@ struct BatchState {
     /// New rows to insert, in order, with the keys already taken in this batch.
     new_rows: Vec<message::ActiveModel>,
     new_keys: HashSet<(UserId, String)>,
+    /// Members whose watermarks this batch moved and has not written yet.
+    moved_marks: HashSet<(ChatId, UserId)>,
 }
 
 impl BatchState {
@@ -396,6 +423,7 @@ impl BatchState {
             existing,
             new_rows: Vec::new(),
             new_keys: HashSet::new(),
+            moved_marks: HashSet::new(),
         })
     }
 
@@ -537,21 +565,9 @@ impl BatchState {
         if next.delivered == marks.delivered && next.read == marks.read {
             return Ok(Ok(())); // Watermarks only move forward; nothing new to tell.
         }
-        // Never lower a watermark, even if another persister moved it meanwhile.
-        chat_member::Entity::update_many()
-            .col_expr(
-                chat_member::Column::LastDeliveredMessageId,
-                raise(chat_member::Column::LastDeliveredMessageId, next.delivered),
-            )
-            .col_expr(
-                chat_member::Column::LastReadMessageId,
-                raise(chat_member::Column::LastReadMessageId, next.read),
-            )
-            .filter(chat_member::Column::ChatId.eq(cmd.chat_id))
-            .filter(chat_member::Column::UserId.eq(cmd.user_id))
-            .exec(db)
-            .await?;
         chat.members.insert(cmd.user_id, next);
+        // Written once per member at the end of the batch (or before membership changes).
+        self.moved_marks.insert((cmd.chat_id, cmd.user_id));
         pending.push(Pending::Ready(Event::Receipt(ReceiptEvent {
             v: VERSION,
             chat_id: cmd.chat_id,
@@ -831,6 +847,40 @@ impl BatchState {
         Ok(())
     }
 
+    /// Writes the watermarks receipts moved: one statement per [`MARKS_CHUNK`] members
+    /// instead of one per receipt. A watermark is never lowered, even if another persister
+    /// moved it further meanwhile.
+    async fn flush_marks(&mut self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
+        if self.moved_marks.is_empty() {
+            return Ok(());
+        }
+        let mut moved: Vec<(ChatId, UserId)> = self.moved_marks.drain().collect();
+        moved.sort_unstable(); // the same lock order in every transaction (PostgreSQL)
+        let backend = db.get_database_backend();
+        for chunk in moved.chunks(MARKS_CHUNK) {
+            let mut values = Vec::with_capacity(chunk.len() * 4);
+            for &(chat_id, user_id) in chunk {
+                let Some(marks) = self
+                    .chats
+                    .get(&chat_id)
+                    .and_then(|c| c.members.get(&user_id))
+                else {
+                    continue; // removed later in this batch: nothing to write
+                };
+                values.extend([chat_id, user_id, marks.delivered, marks.read].map(Into::into));
+            }
+            if values.is_empty() {
+                continue;
+            }
+            let sql = raise_marks_sql(backend, values.len() / 4);
+            db.execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Every message the batch refers to (new or stored before, not deleted) as events show it.
     fn stored_views(&self) -> HashMap<(UserId, String), (MessageView, u64)> {
         self.existing
@@ -941,6 +991,8 @@ impl BatchState {
         cmd: &RemoveMembers,
         pending: &mut Vec<Pending>,
     ) -> Result<Result<(), Refusal>, DbErr> {
+        // A removed member's watermarks must not come back with a later re-add.
+        self.flush_marks(db).await?;
         let chat = match self.group_state(cmd.chat_id) {
             Ok(chat) => chat,
             Err(refusal) => return Ok(Err(refusal)),

@@ -33,9 +33,41 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 .pragma("cache_size", "-32768")
-                .pragma("wal_autocheckpoint", "8192")
+                // A backstop: `spawn_checkpointer` keeps the WAL short off the write path.
+                .pragma("wal_autocheckpoint", "16384")
         });
     Database::connect(options).await
+}
+
+/// How often the WAL is copied back into a SQLite database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// For SQLite: copies the WAL back into the database every [`CHECKPOINT_EVERY`] from a task of
+/// its own (`PASSIVE`: it never waits for or blocks the writer), so the persister's commits do
+/// not pay for checkpoints. Returns `None` for other databases.
+pub fn spawn_checkpointer(
+    db: DatabaseConnection,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            if let Err(error) = db
+                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                .await
+            {
+                tracing::debug!(%error, "WAL checkpoint failed; retrying later");
+            }
+        }
+    }))
 }
 
 /// Applies pending migrations.

@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod batches;
 mod chat_flow;
 mod cluster;
 mod contract;

@@ -1,0 +1,206 @@
+//! The persister's batch writes against a real database (SQLite, or the `TEST_DATABASE_URL`
+//! server): large batches cross the chunk sizes of its multi-row statements, and what one
+//! batch defers (watermarks) is written correctly whatever else the batch does.
+
+use jetchat::{
+    bus::messages::{Command, Event},
+    persister::{
+        self,
+        batch::{Incoming, Rules},
+    },
+    store::{self, chat_member, message},
+};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+
+use crate::helpers::fresh_database_url;
+
+/// A migrated database of its own, with its directory.
+async fn database() -> (DatabaseConnection, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let db = store::connect(&url).await.expect("database connects");
+    store::migrate(&db).await.expect("migrations apply");
+    (db, dir)
+}
+
+/// Commands as they would come off `CHAT_IN`, numbered from `first_seq`.
+fn commands(first_seq: u64, payloads: impl IntoIterator<Item = Value>) -> Vec<Incoming> {
+    payloads
+        .into_iter()
+        .zip(first_seq..)
+        .map(|(payload, seq)| Incoming {
+            seq,
+            published: chrono::Utc::now(),
+            command: serde_json::from_value::<Command>(payload).expect("a valid command"),
+        })
+        .collect()
+}
+
+/// Applies one batch in one transaction, as the persister does.
+async fn apply(db: &DatabaseConnection, batch: &[Incoming]) -> Vec<Event> {
+    persister::write(db, batch, &Rules::default())
+        .await
+        .expect("the batch commits")
+        .events
+}
+
+fn group(command_id: &str, creator: i64, members: impl IntoIterator<Item = i64>) -> Value {
+    json!({"type": "create_chat", "command_id": command_id, "creator_id": creator,
+           "is_group": true, "member_ids": members.into_iter().collect::<Vec<_>>()})
+}
+
+fn send(sender: i64, chat_id: i64, client_msg_id: &str) -> Value {
+    json!({"type": "send_message", "sender_id": sender, "chat_id": chat_id,
+           "content": format!("from {sender}"), "content_type": "text",
+           "client_msg_id": client_msg_id})
+}
+
+fn receipt(user: i64, chat_id: i64, message_id: i64, status: &str) -> Value {
+    json!({"type": "receipt", "user_id": user, "chat_id": chat_id,
+           "message_id": message_id, "status": status})
+}
+
+fn created_chat(events: &[Event]) -> i64 {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::ChatCreated(c) => Some(c.chat.chat_id),
+            _ => None,
+        })
+        .expect("a chat_created event")
+}
+
+/// `(sender_id, client_msg_id) → message_id` of the `message_created` events.
+fn created_messages(events: &[Event]) -> std::collections::HashMap<(i64, String), i64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageCreated(m) => Some((
+                (m.message.sender_id, m.message.client_msg_id.clone()),
+                m.message.message_id,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn marks(db: &DatabaseConnection, chat_id: i64, user_id: i64) -> Option<(i64, i64)> {
+    chat_member::Entity::find()
+        .filter(chat_member::Column::ChatId.eq(chat_id))
+        .filter(chat_member::Column::UserId.eq(user_id))
+        .one(db)
+        .await
+        .unwrap()
+        .map(|m| (m.last_delivered_message_id, m.last_read_message_id))
+}
+
+#[tokio::test]
+async fn retries_in_a_large_batch_are_found_and_stored_once() {
+    let (db, _dir) = database().await;
+    let members = 2..=301;
+    let chat_id = created_chat(&apply(&db, &commands(1, [group("g", 1, members.clone())])).await);
+
+    // 300 senders, one message each: more keys than one duplicate lookup takes.
+    let first: Vec<Value> = members
+        .clone()
+        .map(|s| send(s, chat_id, &format!("m-{s}")))
+        .collect();
+    let stored = created_messages(&apply(&db, &commands(10, first)).await);
+    assert_eq!(stored.len(), 300);
+
+    // The same 300 again (client retries, new stream sequences) and 300 new ones, mixed.
+    let again: Vec<Value> = members
+        .clone()
+        .flat_map(|s| {
+            [
+                send(s, chat_id, &format!("m-{s}")),
+                send(s, chat_id, &format!("n-{s}")),
+            ]
+        })
+        .collect();
+    let events = apply(&db, &commands(1000, again)).await;
+    let announced = created_messages(&events);
+    assert_eq!(
+        announced.len(),
+        600,
+        "every command has its message_created"
+    );
+    for (key, id) in &stored {
+        assert_eq!(
+            announced[key], *id,
+            "a retry is announced with the stored id"
+        );
+    }
+    let rows = message::Entity::find()
+        .filter(message::Column::ChatId.eq(chat_id))
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 600, "each client_msg_id stored once");
+}
+
+#[tokio::test]
+async fn a_batch_of_receipts_raises_each_watermark_once_and_never_lowers_it() {
+    let (db, _dir) = database().await;
+    // More members than one watermark statement takes.
+    let readers: Vec<i64> = (2..=601).collect();
+    let chat_id = created_chat(&apply(&db, &commands(1, [group("g", 1, readers.clone())])).await);
+    let sent = created_messages(
+        &apply(
+            &db,
+            &commands(10, (0..3).map(|i| send(1, chat_id, &format!("m{i}")))),
+        )
+        .await,
+    );
+    let id = |i: usize| sent[&(1, format!("m{i}"))];
+
+    let mut batch = Vec::new();
+    for &reader in &readers {
+        batch.push(receipt(reader, chat_id, id(0), "delivered"));
+        batch.push(receipt(reader, chat_id, id(2), "delivered"));
+        batch.push(receipt(reader, chat_id, id(1), "read"));
+        // An older mark after a newer one changes nothing.
+        batch.push(receipt(reader, chat_id, id(0), "read"));
+    }
+    let events = apply(&db, &commands(100, batch)).await;
+
+    let receipts = events
+        .iter()
+        .filter(|e| matches!(e, Event::Receipt(_)))
+        .count();
+    assert_eq!(
+        receipts,
+        600 * 3,
+        "one event per mark that moved a watermark"
+    );
+    for &reader in &readers {
+        assert_eq!(
+            marks(&db, chat_id, reader).await,
+            Some((id(2), id(1))),
+            "member {reader}"
+        );
+    }
+
+    // User 3 reads, leaves and comes back within one batch: re-added, its watermarks start at
+    // the chat's newest message, as for any new member.
+    let leave_and_return = [
+        receipt(3, chat_id, id(2), "read"),
+        json!({"type": "remove_members", "command_id": "r", "chat_id": chat_id, "user_ids": [3]}),
+        json!({"type": "add_members", "command_id": "a", "chat_id": chat_id, "user_ids": [3]}),
+    ];
+    apply(&db, &commands(4000, leave_and_return)).await;
+    assert_eq!(marks(&db, chat_id, 3).await, Some((id(2), id(2))));
+
+    // A later batch with lower marks leaves every watermark where it was.
+    let lower: Vec<Value> = readers[1..]
+        .iter()
+        .map(|&r| receipt(r, chat_id, id(0), "read"))
+        .collect();
+    let events = apply(&db, &commands(5000, lower)).await;
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Receipt(_))),
+        "nothing moved, nothing announced"
+    );
+    assert_eq!(marks(&db, chat_id, 4).await, Some((id(2), id(1))));
+}
