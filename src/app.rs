@@ -23,9 +23,21 @@ use crate::{
     persister, store,
 };
 
-/// The handles every handler and socket shares; cheap to clone.
+/// The handles every handler and socket shares: one allocation for the process, so a clone
+/// (every request and every socket holds one) is a pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Services {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
     pub bus: Bus,
@@ -109,7 +121,7 @@ impl App {
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("BIND_ADDR: cannot listen on {}", config.bind_addr))?;
-        let state = AppState {
+        let state = AppState(Arc::new(Services {
             config: Arc::new(config),
             db,
             bus,
@@ -119,7 +131,7 @@ impl App {
             instance,
             shutdown,
             tracker: TaskTracker::new(),
-        };
+        }));
         Ok(App {
             listener,
             state,

@@ -64,10 +64,11 @@ impl LiveMessage {
 pub enum Outbound {
     /// A message in one of the socket's chats.
     Message(Arc<LiveMessage>),
-    /// A frame rendered once for every socket that gets it.
-    Frame(Utf8Bytes),
+    /// A frame rendered once for every socket that gets it (behind an `Arc`: every variant is
+    /// one pointer, which keeps each socket's queue small).
+    Frame(Arc<Utf8Bytes>),
     /// The socket's user is now a member of this chat.
-    Joined(queries::Membership),
+    Joined(Box<queries::Membership>),
     /// The socket's user is no longer a member of this chat.
     Left(ChatId),
     /// An outcome addressed to this socket (a refused command).
@@ -383,13 +384,14 @@ impl Router {
                 self.deliver(chat_id, |_| true, || Outbound::Message(message.clone()));
             }
             Event::Receipt(receipt) => {
-                let frame = ServerFrame::StatusUpdate {
+                let frame: Arc<Utf8Bytes> = ServerFrame::StatusUpdate {
                     message_id: receipt.message_id,
                     chat_id: receipt.chat_id,
                     user_id: receipt.user_id,
                     status: receipt.status,
                 }
-                .render();
+                .render()
+                .into();
                 self.deliver(
                     chat_id,
                     |user| user == receipt.sender_id,
@@ -397,19 +399,21 @@ impl Router {
                 );
             }
             Event::ChatRenamed(e) => {
-                let frame = ServerFrame::ChatRenamed {
+                let frame: Arc<Utf8Bytes> = ServerFrame::ChatRenamed {
                     chat_id,
                     name: &e.name,
                 }
-                .render();
+                .render()
+                .into();
                 self.deliver(chat_id, |_| true, || Outbound::Frame(frame.clone()));
             }
             Event::MessageDeleted(e) => {
-                let frame = ServerFrame::MessageDeleted {
+                let frame: Arc<Utf8Bytes> = ServerFrame::MessageDeleted {
                     chat_id,
                     message_id: e.message_id,
                 }
-                .render();
+                .render()
+                .into();
                 self.deliver(chat_id, |_| true, || Outbound::Frame(frame.clone()));
             }
             // Membership events come through the membership subscription (every chat's).
@@ -453,20 +457,22 @@ impl Router {
                 // member's sockets get the frame with everyone else's.
                 self.join(e.chat_id, &[e.user_id], e.after_message_id, None)
                     .await;
-                let frame = ServerFrame::MemberAdded {
+                let frame: Arc<Utf8Bytes> = ServerFrame::MemberAdded {
                     chat_id: e.chat_id,
                     user_id: e.user_id,
                 }
-                .render();
+                .render()
+                .into();
                 self.deliver(e.chat_id, |_| true, || Outbound::Frame(frame.clone()));
             }
             Ok(Event::MemberRemoved(e)) => {
                 // Told while still routed, then taken out.
-                let frame = ServerFrame::MemberRemoved {
+                let frame: Arc<Utf8Bytes> = ServerFrame::MemberRemoved {
                     chat_id: e.chat_id,
                     user_id: e.user_id,
                 }
-                .render();
+                .render()
+                .into();
                 self.deliver(e.chat_id, |_| true, || Outbound::Frame(frame.clone()));
                 for conn in self.users.get(&e.user_id).cloned().unwrap_or_default() {
                     self.leave(conn, e.chat_id);
@@ -497,9 +503,13 @@ impl Router {
                 started |= self.attach(conn, chat_id).await;
                 let peer = queries::peer_of(private_key.as_deref(), *user_id);
                 if let Some(socket) = self.sockets.get(&conn) {
-                    let _ = socket
-                        .outbox
-                        .try_send(Outbound::Joined(queries::Membership { chat_id, peer }));
+                    let _ =
+                        socket
+                            .outbox
+                            .try_send(Outbound::Joined(Box::new(queries::Membership {
+                                chat_id,
+                                peer,
+                            })));
                 }
             }
         }

@@ -11,10 +11,11 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{
     SinkExt, StreamExt,
     future::BoxFuture,
-    stream::{FuturesOrdered, SplitSink},
+    stream::{FuturesOrdered, SplitSink, SplitStream},
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::{
     protocol::{self, FrameError, Request, SendRequest, ServerFrame},
@@ -145,15 +146,28 @@ impl Session {
 }
 
 /// Serves one socket until it closes, the server shuts down, or it is kicked.
-#[tracing::instrument(name = "socket", skip_all, fields(user_id = session.socket.user_id, conn = session.socket.conn))]
-pub async fn serve(ws: WebSocket, session: Session) {
+///
+/// Every socket's task is this future, so its size is memory per socket: the WebSocket is split
+/// (into halves on the heap) before the task starts, the session comes boxed and is unpacked
+/// once, and the large, brief futures of the loop (a frame's handling, the delivered report)
+/// are boxed while they run.
+pub fn serve(ws: WebSocket, session: Box<Session>) -> impl Future<Output = ()> {
+    let span = tracing::info_span!(
+        "socket",
+        user_id = session.socket.user_id,
+        conn = session.socket.conn
+    );
+    let (sink, stream) = ws.split();
+    run(sink, stream, session).instrument(span)
+}
+
+async fn run(mut sink: Sink, mut stream: SplitStream<WebSocket>, session: Box<Session>) {
     let Session {
         mut socket,
         mut inbox,
         kick,
         _registration,
-    } = session;
-    let (mut sink, mut stream) = ws.split();
+    } = *session;
     tracing::debug!(chats = socket.chats.len(), "socket open");
     let shutdown = socket.state.shutdown.clone();
     // A client that stops reading can leave a write waiting for ever, with the kick or the
@@ -173,11 +187,11 @@ pub async fn serve(ws: WebSocket, session: Session) {
                 }
                 _ = tokio::time::sleep_until(report_at.unwrap_or_else(tokio::time::Instant::now)), if report_at.is_some() => {
                     report_at = None;
-                    socket.report_delivered().await;
+                    Box::pin(socket.report_delivered()).await;
                     Ok(())
                 }
                 Some(published) = socket.publishes.next() => {
-                    match socket.published(published).await {
+                    match Box::pin(socket.published(published)).await {
                         Some(frame) => sink.feed(Message::Text(frame)).await,
                         None => Ok(()),
                     }
@@ -191,7 +205,7 @@ pub async fn serve(ws: WebSocket, session: Session) {
                     result
                 }
                 frame = stream.next() => match frame {
-                    Some(Ok(Message::Text(text))) => match socket.inbound(&text).await {
+                    Some(Ok(Message::Text(text))) => match Box::pin(socket.inbound(&text)).await {
                         Some(reply) => sink.feed(Message::Text(reply)).await,
                         None => Ok(()),
                     },
@@ -309,7 +323,7 @@ impl Socket {
         // Messages this socket was just handed need no database read.
         let (message_chat, sender_id) = match self.recent.get(message_id) {
             Some(known) => known,
-            None => queries::message(&self.state.db, message_id)
+            None => Box::pin(queries::message(&self.state.db, message_id))
                 .await
                 .map_err(|_| FrameError::new("unavailable", "database unavailable, retry later"))?
                 .map(|m| (m.chat_id, m.sender_id))
@@ -374,7 +388,7 @@ impl Socket {
                 format!("you are not a member of chat {chat_id}"),
             )
         };
-        match queries::membership(&self.state.db, chat_id, self.user_id).await {
+        match Box::pin(queries::membership(&self.state.db, chat_id, self.user_id)).await {
             Ok(Some(m)) => {
                 self.joined(m);
                 self.state.router.join(self.conn, chat_id);
@@ -444,8 +458,12 @@ impl Socket {
             (Ok(ack), Some(id)) => {
                 if ack.duplicate {
                     // A retry of a send JetStream already has: if it is stored, ack it now.
-                    if let Ok(Some(m)) =
-                        queries::message_by_client_id(&self.state.db, self.user_id, &id).await
+                    if let Ok(Some(m)) = Box::pin(queries::message_by_client_id(
+                        &self.state.db,
+                        self.user_id,
+                        &id,
+                    ))
+                    .await
                     {
                         self.awaiting_ack.remove(&id);
                         let ack = ServerFrame::MessageAck {
@@ -486,14 +504,14 @@ impl Socket {
                 Some(frame) => frame,
                 None => return Ok(()),
             },
-            Outbound::Frame(frame) => frame,
+            Outbound::Frame(frame) => Utf8Bytes::clone(&frame),
             Outbound::Left(chat_id) => {
                 self.chats.remove(&chat_id);
                 self.peers.retain(|_, c| *c != chat_id);
                 return Ok(());
             }
             Outbound::Joined(m) => {
-                self.joined(m);
+                self.joined(*m);
                 return Ok(());
             }
             Outbound::Reply(outcome) => {
