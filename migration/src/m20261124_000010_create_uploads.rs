@@ -110,6 +110,6 @@ pub enum Uploads {
 }
 
 #[derive(DeriveIden)]
-enum FileId {
+pub enum FileId {
     FileId,
 }

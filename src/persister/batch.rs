@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QuerySelect, sea_query::Expr,
 };
 
 use crate::{
@@ -290,7 +290,7 @@ struct BatchState {
     /// The messages receipts refer to: `(chat_id, sender_id)` by id.
     marked: HashMap<MessageId, Marked>,
     /// New rows to insert, in order, with the keys already taken in this batch.
-    new_rows: Vec<message::ActiveModel>,
+    new_rows: Vec<message::Model>,
     new_keys: HashSet<(UserId, String)>,
     /// Members whose watermarks this batch moved and has not written yet.
     moved_marks: HashSet<(ChatId, UserId)>,
@@ -498,20 +498,20 @@ impl BatchState {
             ),
         };
         self.new_keys.insert(key.clone());
-        self.new_rows.push(message::ActiveModel {
+        self.new_rows.push(message::Model {
             // The id is the command's CHAT_IN sequence: message order is stream order whichever
             // persister writes it and whenever (redelivery, failover, replay).
-            id: Set(seq as i64),
-            chat_id: Set(chat_id),
-            sender_id: Set(cmd.sender_id),
-            content: Set(cmd.content.clone()),
-            content_type: Set(content_type),
-            file_url: Set(file_url),
-            client_msg_id: Set(cmd.client_msg_id.clone()),
-            created_at: Set(at),
-            stream_seq: Set(seq as i64),
-            deleted_at: Set(None),
-            file_id: Set(file_id),
+            id: seq as i64,
+            chat_id,
+            sender_id: cmd.sender_id,
+            content: cmd.content.clone(),
+            content_type,
+            file_url,
+            client_msg_id: cmd.client_msg_id.clone(),
+            created_at: at,
+            stream_seq: seq as i64,
+            deleted_at: None,
+            file_id,
         });
         pending.push(Pending::Message { key });
         Ok(Ok(()))
@@ -812,16 +812,20 @@ impl BatchState {
     /// Inserts the messages collected so far in multi-row statements.
     async fn flush_messages(&mut self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
         let rows = std::mem::take(&mut self.new_rows);
-        let mut iter = rows.into_iter().peekable();
-        while iter.peek().is_some() {
-            let chunk: Vec<_> = iter.by_ref().take(INSERT_CHUNK).collect();
-            for model in message::Entity::insert_many(chunk)
-                .exec_with_returning(db)
-                .await?
-            {
-                self.existing
-                    .insert((model.sender_id, model.client_msg_id.clone()), model);
-            }
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            // Every column is known here: no RETURNING rows to read back and decode.
+            message::Entity::insert_many(
+                chunk
+                    .iter()
+                    .cloned()
+                    .map(IntoActiveModel::into_active_model),
+            )
+            .exec_without_returning(db)
+            .await?;
+        }
+        for model in rows {
+            self.existing
+                .insert((model.sender_id, model.client_msg_id.clone()), model);
         }
         let missing: HashSet<ChatId> = self
             .existing
