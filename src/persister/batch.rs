@@ -8,8 +8,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QuerySelect, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
+    sea_query::{Expr, OnConflict},
 };
 
 use crate::{
@@ -283,7 +284,8 @@ type Refusal = (&'static str, String);
 struct BatchState {
     chats: HashMap<ChatId, ChatState>,
     private: HashMap<String, ChatId>,
-    /// Messages already stored for this batch's keys (a retry or a redelivery).
+    /// The stored messages of this batch's keys: inserted by it, or found stored before (a
+    /// retry or a redelivery).
     existing: HashMap<(UserId, String), message::Model>,
     /// The uploads messages carry: owner and kind by file id.
     uploads: HashMap<String, (UserId, String)>,
@@ -297,11 +299,11 @@ struct BatchState {
 }
 
 impl BatchState {
-    /// Loads every chat, member and existing message the batch refers to, in a few queries.
+    /// Loads every chat, member, marked message and upload the batch refers to, in a few
+    /// queries.
     async fn load(db: &impl ConnectionTrait, batch: &[Incoming]) -> Result<Self, DbErr> {
         let mut chat_ids = HashSet::new();
         let mut private_keys = HashSet::new();
-        let mut client_ids = HashSet::new();
         let mut marked_ids = HashSet::new();
         let mut file_ids = HashSet::new();
         for incoming in batch {
@@ -312,7 +314,6 @@ impl BatchState {
                         (None, Some(r)) => private_keys.insert(chat::private_key(c.sender_id, r)),
                         _ => false,
                     };
-                    client_ids.insert((c.sender_id, c.client_msg_id.clone()));
                     file_ids.extend(c.file_id.clone());
                 }
                 Command::Receipt(c) => {
@@ -384,7 +385,6 @@ impl BatchState {
             .values()
             .filter_map(|c| Some((c.model.private_key.clone()?, c.model.id)))
             .collect();
-        let existing = stored_messages(db, &client_ids).await?;
         let marked = if marked_ids.is_empty() {
             HashMap::new()
         } else {
@@ -420,14 +420,43 @@ impl BatchState {
             marked,
             chats,
             private,
-            existing,
+            existing: HashMap::new(),
             new_rows: Vec::new(),
             new_keys: HashSet::new(),
             moved_marks: HashSet::new(),
         })
     }
 
+    /// A message, stored unless its key was stored before: optimistically, since almost every
+    /// command is new. The insert skips a key it finds taken (a client's retry after the
+    /// dedupe window, a redelivery after a crash) and `flush_messages` then reads the stored
+    /// row; a refused send is looked up first, so a retry of a stored message is acked again
+    /// whatever changed since (its sender may have left the chat).
     async fn send(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &SendMessage,
+        seq: u64,
+        at: DateTime<Utc>,
+        rules: &Rules,
+        pending: &mut Vec<Pending>,
+    ) -> Result<Result<(), Refusal>, DbErr> {
+        let Err(refusal) = self.new_message(db, cmd, seq, at, rules, pending).await? else {
+            return Ok(Ok(()));
+        };
+        let key = (cmd.sender_id, cmd.client_msg_id.clone());
+        let mut stored = stored_messages(db, &HashSet::from([key.clone()])).await?;
+        match stored.remove(&key) {
+            Some(message) => {
+                self.existing.insert(key.clone(), message);
+                pending.push(Pending::Message { key });
+                Ok(Ok(()))
+            }
+            None => Ok(Err(refusal)),
+        }
+    }
+
+    async fn new_message(
         &mut self,
         db: &impl ConnectionTrait,
         cmd: &SendMessage,
@@ -811,21 +840,39 @@ impl BatchState {
 
     /// Inserts the messages collected so far in multi-row statements.
     async fn flush_messages(&mut self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
-        let rows = std::mem::take(&mut self.new_rows);
-        for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut rows = std::mem::take(&mut self.new_rows).into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<message::Model> = rows.by_ref().take(INSERT_CHUNK).collect();
             // Every column is known here: no RETURNING rows to read back and decode.
-            message::Entity::insert_many(
+            let inserted = message::Entity::insert_many(
                 chunk
                     .iter()
                     .cloned()
                     .map(IntoActiveModel::into_active_model),
             )
+            // No conflict target: a taken id (redelivery) or a taken key (retry) is skipped.
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
             .exec_without_returning(db)
-            .await?;
-        }
-        for model in rows {
-            self.existing
-                .insert((model.sender_id, model.client_msg_id.clone()), model);
+            .await;
+            let inserted = match inserted {
+                Ok(rows) => rows as usize,
+                Err(DbErr::RecordNotInserted) => 0,
+                Err(error) => return Err(error),
+            };
+            if inserted == chunk.len() {
+                self.existing.extend(
+                    chunk
+                        .into_iter()
+                        .map(|m| ((m.sender_id, m.client_msg_id.clone()), m)),
+                );
+            } else {
+                // Some keys were taken: what is stored counts, for those inserted just now too.
+                let keys = chunk
+                    .into_iter()
+                    .map(|m| (m.sender_id, m.client_msg_id))
+                    .collect();
+                self.existing.extend(stored_messages(db, &keys).await?);
+            }
         }
         let missing: HashSet<ChatId> = self
             .existing

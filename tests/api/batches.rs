@@ -204,3 +204,43 @@ async fn a_batch_of_receipts_raises_each_watermark_once_and_never_lowers_it() {
     );
     assert_eq!(marks(&db, chat_id, 4).await, Some((id(2), id(1))));
 }
+
+#[tokio::test]
+async fn a_late_retry_of_a_stored_message_is_acked_even_after_its_sender_left() {
+    let (db, _dir) = database().await;
+    let chat_id = created_chat(&apply(&db, &commands(1, [group("g", 1, [2, 3])])).await);
+    let first = created_messages(&apply(&db, &commands(10, [send(2, chat_id, "late")])).await);
+    let stored_id = first[&(2, "late".to_owned())];
+    let removed = json!({"type": "remove_members", "command_id": "r", "chat_id": chat_id,
+                         "user_ids": [2]});
+    apply(&db, &commands(11, [removed])).await;
+
+    // The same send again, past JetStream's dedupe window (a new stream sequence), beside a
+    // new send of the removed member that must be refused.
+    let events = apply(
+        &db,
+        &commands(500, [send(2, chat_id, "late"), send(2, chat_id, "new")]),
+    )
+    .await;
+    let again = created_messages(&events);
+    assert_eq!(
+        again.get(&(2, "late".to_owned())),
+        Some(&stored_id),
+        "{events:?}"
+    );
+    assert!(!again.contains_key(&(2, "new".to_owned())));
+    let refused: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CommandRejected(r) => Some((r.command_id.as_str(), r.code.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, [("new", "forbidden")]);
+    let rows = message::Entity::find()
+        .filter(message::Column::SenderId.eq(2))
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "stored once, the refused one not at all");
+}
