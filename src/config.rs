@@ -62,6 +62,9 @@ pub struct Config {
     pub max_content_chars: usize,
     /// Frames queued for one socket before it is closed as a slow consumer.
     pub socket_queue: usize,
+    /// How long a kicked or shut-down socket may take to accept its close frame before the
+    /// connection is dropped.
+    pub socket_close_grace: Duration,
     /// Most commands the persister writes in one transaction.
     pub persist_batch: usize,
     /// How long a command may stay unacked before JetStream hands it to another persister
@@ -157,6 +160,8 @@ impl Config {
             max_frame_bytes: parse(&var, "MAX_FRAME_BYTES", "65536")?,
             max_content_chars: parse(&var, "MAX_CONTENT_CHARS", "10000")?,
             socket_queue: parse(&var, "SOCKET_QUEUE", "1024")?,
+            socket_close_grace: parse::<humantime::Duration>(&var, "SOCKET_CLOSE_GRACE", "30s")?
+                .into(),
             persist_batch: parse(&var, "PERSIST_BATCH", "500")?,
             persist_ack_wait: parse::<humantime::Duration>(&var, "PERSIST_ACK_WAIT", "30s")?.into(),
             command_timeout: Duration::from_millis(parse(&var, "COMMAND_TIMEOUT_MS", "10000")?),

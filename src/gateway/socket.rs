@@ -42,10 +42,6 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 /// How long pushed messages wait before they are reported delivered together.
 const DELIVERED_REPORT_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// How long a kicked or shut-down socket may take to accept its close frame before the
-/// connection is dropped (a client that stopped reading would hold it, and its buffers, for ever).
-const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// Frames written before a flush.
 const WRITE_BATCH: usize = 64;
 
@@ -170,6 +166,7 @@ async fn run(mut sink: Sink, mut stream: SplitStream<WebSocket>, session: Box<Se
     } = *session;
     tracing::debug!(chats = socket.chats.len(), "socket open");
     let shutdown = socket.state.shutdown.clone();
+    let close_grace = socket.state.config.socket_close_grace;
     // A client that stops reading can leave a write waiting for ever, with the kick or the
     // shutdown never seen: after a grace period the connection is dropped instead.
     let session = async {
@@ -238,7 +235,7 @@ async fn run(mut sink: Sink, mut stream: SplitStream<WebSocket>, session: Box<Se
             _ = kick.cancelled() => {}
             _ = shutdown.cancelled() => {}
         }
-        tokio::time::sleep(CLOSE_GRACE).await;
+        tokio::time::sleep(close_grace).await;
     };
     tokio::select! {
         _ = session => {}

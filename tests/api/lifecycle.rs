@@ -71,16 +71,61 @@ async fn healthz_reports_ok_when_everything_is_up() {
 
 #[tokio::test]
 async fn a_socket_that_stops_reading_is_closed_and_slows_nobody_down() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-
     // Queues longer than a persister batch: a healthy socket absorbs a batch's burst of events.
     let app =
         crate::helpers::spawn_app_with(&[("SOCKET_QUEUE", "200"), ("PERSIST_BATCH", "50")]).await;
+    let mut slow = flood_past_a_reader_that_stopped(&app).await;
+    // The slow one was dropped with the documented code instead of holding frames forever.
+    assert_eq!(slow.close_code().await, 4008);
+}
+
+#[tokio::test]
+async fn a_kicked_socket_that_never_reads_again_is_dropped_after_the_grace() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = crate::helpers::spawn_app_with(&[
+        ("SOCKET_QUEUE", "200"),
+        ("PERSIST_BATCH", "50"),
+        ("SOCKET_CLOSE_GRACE", "1s"),
+    ])
+    .await;
+    let mut slow = flood_past_a_reader_that_stopped(&app).await;
+    // Well past the grace, the client reads at last. Had the server still been waiting to
+    // write its close frame, that write would now complete and bring 4008 (as in the test
+    // above); dropped, the connection ends with what the kernel held and no close frame.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut new_messages = 0;
+    loop {
+        let frame = tokio::time::timeout(crate::helpers::FRAME_TIMEOUT, slow.stream.next())
+            .await
+            .expect("the connection ends in time");
+        match frame {
+            Some(Ok(Message::Text(text))) if text.contains("\"new_message\"") => new_messages += 1,
+            Some(Ok(Message::Close(frame))) => panic!("the server was still there: {frame:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break, // ended without a closing handshake
+        }
+    }
+    assert!(
+        new_messages > 0,
+        "frames the kernel held before the drop still arrive"
+    );
+}
+
+/// Connects a sender, a member that reads everything and one that never reads, and sends
+/// more than the silent member's queue and kernel buffers hold; returns the silent member's
+/// socket once the reading member has every message.
+async fn flood_past_a_reader_that_stopped(
+    app: &crate::helpers::TestApp,
+) -> crate::helpers::WsClient {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
     let chat_id = app.create_chat(1, true, &[2, 3]).await;
     let alice = app.connect(1).await;
     let fast = app.connect(2).await;
-    let mut slow = app.connect(3).await; // never reads until the end
+    let slow = app.connect(3).await; // never reads
     let total = 2000; // 9 KB each, 18 MB: more than the queue and the kernel buffers can hold
 
     // The sender and the fast member read all the time, as healthy clients do.
@@ -114,7 +159,6 @@ async fn a_socket_that_stops_reading_is_closed_and_slows_nobody_down() {
         total,
         "the fast member got every message"
     );
-    // The slow one was dropped with the documented code instead of holding frames forever.
-    assert_eq!(slow.close_code().await, 4008);
     drain_alice.abort();
+    slow
 }
