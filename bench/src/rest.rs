@@ -23,6 +23,16 @@ struct Created {
     chat_id: i64,
 }
 
+/// Creates one group of `members` users (`target.user(0)` creates it) and returns its id.
+pub async fn create_group(target: &Target, members: usize, run: &str) -> anyhow::Result<i64> {
+    let group = NewChat {
+        creator: target.user(0),
+        others: (1..members).map(|n| target.user(n)).collect(),
+        is_group: true,
+    };
+    Ok(create_chats(target, vec![group], run).await?[0])
+}
+
 /// Creates the chats (through jetchat's persister, as any client would) and returns their
 /// ids in the same order.
 pub async fn create_chats(

@@ -362,6 +362,20 @@ impl Router {
         }
     }
 
+    /// Renders `frame` once and hands it to each socket of the chat that `wanted` selects.
+    fn deliver_frame(
+        &mut self,
+        chat_id: ChatId,
+        wanted: impl Fn(UserId) -> bool,
+        frame: ServerFrame<'_>,
+    ) {
+        if !self.chats.contains_key(&chat_id) {
+            return; // no local socket: nothing to render
+        }
+        let frame: Arc<Utf8Bytes> = Arc::new(frame.render());
+        self.deliver(chat_id, wanted, || Outbound::Frame(frame.clone()));
+    }
+
     fn chat_event(&mut self, chat_id: ChatId, payload: &[u8]) {
         let event = match serde_json::from_slice::<Event>(payload) {
             Ok(event) => event,
@@ -384,37 +398,27 @@ impl Router {
                 self.deliver(chat_id, |_| true, || Outbound::Message(message.clone()));
             }
             Event::Receipt(receipt) => {
-                let frame: Arc<Utf8Bytes> = ServerFrame::StatusUpdate {
+                let frame = ServerFrame::StatusUpdate {
                     message_id: receipt.message_id,
                     chat_id: receipt.chat_id,
                     user_id: receipt.user_id,
                     status: receipt.status,
-                }
-                .render()
-                .into();
-                self.deliver(
-                    chat_id,
-                    |user| user == receipt.sender_id,
-                    || Outbound::Frame(frame.clone()),
-                );
+                };
+                self.deliver_frame(chat_id, |user| user == receipt.sender_id, frame);
             }
             Event::ChatRenamed(e) => {
-                let frame: Arc<Utf8Bytes> = ServerFrame::ChatRenamed {
+                let frame = ServerFrame::ChatRenamed {
                     chat_id,
                     name: &e.name,
-                }
-                .render()
-                .into();
-                self.deliver(chat_id, |_| true, || Outbound::Frame(frame.clone()));
+                };
+                self.deliver_frame(chat_id, |_| true, frame);
             }
             Event::MessageDeleted(e) => {
-                let frame: Arc<Utf8Bytes> = ServerFrame::MessageDeleted {
+                let frame = ServerFrame::MessageDeleted {
                     chat_id,
                     message_id: e.message_id,
-                }
-                .render()
-                .into();
-                self.deliver(chat_id, |_| true, || Outbound::Frame(frame.clone()));
+                };
+                self.deliver_frame(chat_id, |_| true, frame);
             }
             // Membership events come through the membership subscription (every chat's).
             Event::ChatCreated(_)
@@ -457,23 +461,19 @@ impl Router {
                 // member's sockets get the frame with everyone else's.
                 self.join(e.chat_id, &[e.user_id], e.after_message_id, None)
                     .await;
-                let frame: Arc<Utf8Bytes> = ServerFrame::MemberAdded {
+                let frame = ServerFrame::MemberAdded {
                     chat_id: e.chat_id,
                     user_id: e.user_id,
-                }
-                .render()
-                .into();
-                self.deliver(e.chat_id, |_| true, || Outbound::Frame(frame.clone()));
+                };
+                self.deliver_frame(e.chat_id, |_| true, frame);
             }
             Ok(Event::MemberRemoved(e)) => {
                 // Told while still routed, then taken out.
-                let frame: Arc<Utf8Bytes> = ServerFrame::MemberRemoved {
+                let frame = ServerFrame::MemberRemoved {
                     chat_id: e.chat_id,
                     user_id: e.user_id,
-                }
-                .render()
-                .into();
-                self.deliver(e.chat_id, |_| true, || Outbound::Frame(frame.clone()));
+                };
+                self.deliver_frame(e.chat_id, |_| true, frame);
                 for conn in self.users.get(&e.user_id).cloned().unwrap_or_default() {
                     self.leave(conn, e.chat_id);
                 }
@@ -499,9 +499,9 @@ impl Router {
         let mut started = false;
         for user_id in users {
             let conns = self.users.get(user_id).cloned().unwrap_or_default();
+            let peer = queries::peer_of(private_key.as_deref(), *user_id);
             for conn in conns {
                 started |= self.attach(conn, chat_id).await;
-                let peer = queries::peer_of(private_key.as_deref(), *user_id);
                 if let Some(socket) = self.sockets.get(&conn) {
                     let _ =
                         socket

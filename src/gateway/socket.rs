@@ -265,13 +265,13 @@ impl Socket {
 
     async fn send(&mut self, send: SendRequest) -> Result<(), FrameError> {
         let id = send.client_msg_id.clone();
-        let subjects = self.state.bus.subjects.clone();
-        let (subject, chat_id) = match (send.chat_id, send.receiver_id) {
+        // The chat first (membership may need the database), the subject from it after.
+        let chat_id = match (send.chat_id, send.receiver_id) {
             (Some(chat_id), _) => {
                 self.check_member(chat_id)
                     .await
                     .map_err(|e| e.about(Some(&id)))?;
-                (subjects.message_command(chat_id), Some(chat_id))
+                Some(chat_id)
             }
             (None, Some(receiver)) if receiver == self.user_id => {
                 return Err(FrameError::new(
@@ -280,11 +280,13 @@ impl Socket {
                 )
                 .about(Some(&id)));
             }
-            (None, Some(receiver)) => match self.peers.get(&receiver) {
-                Some(chat_id) => (subjects.message_command(*chat_id), Some(*chat_id)),
-                None => (subjects.direct_message_command(), None),
-            },
+            (None, Some(receiver)) => self.peers.get(&receiver).copied(),
             (None, None) => unreachable!("protocol::parse requires a chat or a receiver"),
+        };
+        let subjects = &self.state.bus.subjects;
+        let subject = match chat_id {
+            Some(chat_id) => subjects.message_command(chat_id),
+            None => subjects.direct_message_command(),
         };
         let command = Command::SendMessage(SendMessage {
             v: VERSION,

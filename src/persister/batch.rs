@@ -916,7 +916,7 @@ impl BatchState {
                     .get(&chat_id)
                     .and_then(|c| c.members.get(&user_id))
                 else {
-                    continue; // removed later in this batch: nothing to write
+                    continue; // the chat or the member is gone: nothing to write
                 };
                 values.extend([chat_id, user_id, marks.delivered, marks.read].map(Into::into));
             }

@@ -44,15 +44,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// For SQLite: copies the WAL back into the database every [`CHECKPOINT_EVERY`] from a task of
 /// its own (`PASSIVE`: it never waits for or blocks the writer), so the persister's commits do
-/// not pay for checkpoints. Returns `None` for other databases.
-pub fn spawn_checkpointer(
-    db: DatabaseConnection,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> Option<tokio::task::JoinHandle<()>> {
+/// not pay for checkpoints. Nothing for other databases; the task ends at `shutdown`.
+pub fn spawn_checkpointer(db: DatabaseConnection, shutdown: tokio_util::sync::CancellationToken) {
     if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
-        return None;
+        return;
     }
-    Some(tokio::spawn(async move {
+    tokio::spawn(async move {
         let mut every = tokio::time::interval(CHECKPOINT_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -67,7 +64,7 @@ pub fn spawn_checkpointer(
                 tracing::debug!(%error, "WAL checkpoint failed; retrying later");
             }
         }
-    }))
+    });
 }
 
 /// Applies pending migrations.

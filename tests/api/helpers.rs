@@ -567,6 +567,13 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The OpenAPI document the service serves (no token needed).
+    pub async fn openapi(&self) -> Value {
+        let response = self.get_with_token(None, "/openapi.json").await;
+        assert_eq!(response.status(), 200, "GET /openapi.json");
+        response.json().await.expect("JSON body")
+    }
+
     /// GET as `user_id` that must answer 200; returns the JSON body.
     pub async fn get_json(&self, user_id: i64, path: &str) -> Value {
         let response = self.get(user_id, path).await;

@@ -944,15 +944,7 @@ async fn signed_urls_work_without_a_token_until_they_expire() {
 #[tokio::test]
 async fn the_spec_documents_the_multipart_body_and_binary_answers() {
     let app = spawn_app().await;
-    let spec: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = app.openapi().await;
     let upload = &spec["paths"]["/upload"]["post"];
     let form = &upload["requestBody"]["content"]["multipart/form-data"]["schema"];
     assert_eq!(form["properties"]["file"]["format"], "binary", "{form}");

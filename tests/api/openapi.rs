@@ -9,15 +9,7 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn served_spec_matches_the_committed_snapshot() {
     let app = spawn_app().await;
-    let served: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: Value = app.openapi().await;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json");
     let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
@@ -35,15 +27,7 @@ async fn served_spec_matches_the_committed_snapshot() {
 #[tokio::test]
 async fn spec_is_self_consistent() {
     let app = spawn_app().await;
-    let spec: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = app.openapi().await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     let schemas = spec["components"]["schemas"].as_object().unwrap();
     let text = spec.to_string();

@@ -20,7 +20,7 @@ use crate::{
     client::{self, DeliveryHook, MsgKey, ReaderCtx, Warmups, msg_id, now_us, send_frame},
     integrity::{CheckArgs, Expected},
     progress::{Monitor, note},
-    rest::{self, NewChat},
+    rest,
     stats::{Counters, Report, latency_histogram, wait_settled},
     target::{Target, TargetArgs},
 };
@@ -105,16 +105,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
     );
 
     note(format!("creating a group of {} members", args.members));
-    let chat_id = rest::create_chats(
-        &target,
-        vec![NewChat {
-            creator: target.user(0),
-            others: (1..args.members).map(|n| target.user(n)).collect(),
-            is_group: true,
-        }],
-        &run,
-    )
-    .await?[0];
+    let chat_id = rest::create_group(&target, args.members, &run).await?;
     note(format!("connecting {} sockets", args.members));
     let users: Vec<i64> = (0..args.members).map(|n| target.user(n)).collect();
     let sockets = client::connect_all(&target, &users, args.connect_concurrency).await?;

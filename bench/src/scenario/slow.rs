@@ -31,7 +31,7 @@ use crate::{
     },
     integrity::{CheckArgs, Expected},
     progress::{Monitor, note},
-    rest::{self, NewChat},
+    rest,
     stats::{Counters, LatencySummary, Report, Table, wait_settled},
     target::{Target, TargetArgs},
 };
@@ -231,16 +231,7 @@ pub async fn run(args: SlowArgs) -> anyhow::Result<Report> {
     let slow_range = 1..=args.slow;
     let fast_members = (args.members - 1 - args.slow) as u64;
     note(format!("creating a group of {} members", args.members));
-    let chat_id = rest::create_chats(
-        &target,
-        vec![NewChat {
-            creator: target.user(0),
-            others: (1..args.members).map(|n| target.user(n)).collect(),
-            is_group: true,
-        }],
-        &run,
-    )
-    .await?[0];
+    let chat_id = rest::create_group(&target, args.members, &run).await?;
     note(format!(
         "connecting {} sockets ({} slow)",
         args.members, args.slow
