@@ -595,7 +595,7 @@ impl BatchState {
             return Ok(Ok(())); // Watermarks only move forward; nothing new to tell.
         }
         chat.members.insert(cmd.user_id, next);
-        // Written once per member at the end of the batch (or before membership changes).
+        // Written once per member, at the end of the batch.
         self.moved_marks.insert((cmd.chat_id, cmd.user_id));
         pending.push(Pending::Ready(Event::Receipt(ReceiptEvent {
             v: VERSION,
@@ -916,7 +916,7 @@ impl BatchState {
                     .get(&chat_id)
                     .and_then(|c| c.members.get(&user_id))
                 else {
-                    continue; // the chat or the member is gone: nothing to write
+                    continue; // removed later in the batch: the row is gone
                 };
                 values.extend([chat_id, user_id, marks.delivered, marks.read].map(Into::into));
             }
@@ -1042,8 +1042,6 @@ impl BatchState {
         cmd: &RemoveMembers,
         pending: &mut Vec<Pending>,
     ) -> Result<Result<(), Refusal>, DbErr> {
-        // A removed member's watermarks must not come back with a later re-add.
-        self.flush_marks(db).await?;
         let chat = match self.group_state(cmd.chat_id) {
             Ok(chat) => chat,
             Err(refusal) => return Ok(Err(refusal)),
