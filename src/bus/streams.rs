@@ -47,52 +47,52 @@ pub async fn ensure(bus: &Bus, topology: Topology) -> anyhow::Result<consumer::P
         ack_wait,
     } = topology;
     let s = &bus.subjects;
-    let commands = bus
-        .jetstream
-        .create_or_update_stream(stream::Config {
-            name: s.in_stream().to_owned(),
-            description: Some("jetchat commands: messages, receipts, chat administration".into()),
-            subjects: vec![s.all_commands()],
-            retention: RetentionPolicy::Limits,
-            storage: StorageType::File,
-            discard: DiscardPolicy::Old,
-            duplicate_window: DUPLICATE_WINDOW,
-            num_replicas: replicas,
-            ..Default::default()
-        })
-        .await
-        .with_context(|| format!("creating stream {}", s.in_stream()))?;
+    // Both streams: file storage, kept by limits, duplicates recognised for two minutes.
+    let file_stream = |name: &str, description: &str, subjects: String| stream::Config {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        subjects: vec![subjects],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        discard: DiscardPolicy::Old,
+        duplicate_window: DUPLICATE_WINDOW,
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    let commands = file_stream(
+        s.in_stream(),
+        "jetchat commands: messages, receipts, chat administration",
+        s.all_commands(),
+    );
+    let events = stream::Config {
+        max_age: events_max_age,
+        ..file_stream(
+            s.events_stream(),
+            "jetchat events: what the persister committed",
+            s.all_events(),
+        )
+    };
+    for config in [commands, events] {
+        let name = config.name.clone();
+        bus.jetstream
+            .create_or_update_stream(config)
+            .await
+            .with_context(|| format!("creating stream {name}"))?;
+    }
     bus.jetstream
-        .create_or_update_stream(stream::Config {
-            name: s.events_stream().to_owned(),
-            description: Some("jetchat events: what the persister committed".into()),
-            subjects: vec![s.all_events()],
-            retention: RetentionPolicy::Limits,
-            storage: StorageType::File,
-            discard: DiscardPolicy::Old,
-            duplicate_window: DUPLICATE_WINDOW,
-            max_age: events_max_age,
-            num_replicas: replicas,
-            ..Default::default()
-        })
-        .await
-        .with_context(|| format!("creating stream {}", s.events_stream()))?;
-    let stream = bus
-        .jetstream
-        .get_stream(&commands.config.name)
-        .await
-        .context("opening the command stream")?;
-    stream
-        .create_consumer(consumer::pull::Config {
-            durable_name: Some(PERSISTER.to_owned()),
-            description: Some("jetchat persister: writes commands to the database".into()),
-            ack_policy: AckPolicy::Explicit,
-            ack_wait,
-            deliver_policy: DeliverPolicy::All,
-            max_ack_pending: 20_000,
-            num_replicas: replicas,
-            ..Default::default()
-        })
+        .create_consumer_on_stream(
+            consumer::pull::Config {
+                durable_name: Some(PERSISTER.to_owned()),
+                description: Some("jetchat persister: writes commands to the database".into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait,
+                deliver_policy: DeliverPolicy::All,
+                max_ack_pending: 20_000,
+                num_replicas: replicas,
+                ..Default::default()
+            },
+            s.in_stream(),
+        )
         .await
         .context("creating the persister consumer")
 }
