@@ -6,6 +6,7 @@ pub mod reproject;
 pub mod streams;
 
 use anyhow::Context as _;
+use async_nats::jetstream::consumer::{Consumer, pull::OrderedConfig};
 
 use crate::{
     bus::{self, Bus, Subjects, embedded},
@@ -34,4 +35,22 @@ pub async fn connect(config: &OpsConfig) -> anyhow::Result<Bus> {
         .await
         .with_context(|| format!("NATS_URL: cannot connect to {url}"))?;
     Ok(Bus::new(client, Subjects::new(&config.subject_prefix)))
+}
+
+/// An ordered consumer on the stream `name`: reads it from `config`'s start without changing
+/// anything (it is ephemeral and acks nothing).
+async fn ordered_consumer(
+    bus: &Bus,
+    name: &str,
+    config: OrderedConfig,
+) -> anyhow::Result<Consumer<OrderedConfig>> {
+    let stream = bus
+        .jetstream
+        .get_stream(name)
+        .await
+        .with_context(|| format!("stream {name}"))?;
+    stream
+        .create_consumer(config)
+        .await
+        .context("creating an ordered consumer")
 }

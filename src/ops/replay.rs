@@ -85,19 +85,12 @@ pub async fn run(
         .as_deref()
         .map(|u| parse_time(u, now))
         .transpose()?;
-    let stream = bus
-        .jetstream
-        .get_stream(name)
-        .await
-        .with_context(|| format!("stream {name}"))?;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: args.subject.clone().unwrap_or_default(),
-            deliver_policy,
-            ..Default::default()
-        })
-        .await
-        .context("creating an ordered consumer")?;
+    let config = OrderedConfig {
+        filter_subject: args.subject.clone().unwrap_or_default(),
+        deliver_policy,
+        ..Default::default()
+    };
+    let consumer = super::ordered_consumer(bus, name, config).await?;
     if !args.follow && consumer.cached_info().num_pending == 0 {
         return Ok(0);
     }

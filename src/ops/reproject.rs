@@ -42,19 +42,11 @@ pub async fn run(
     if chat::Entity::find().count(&db).await? > 0 || message::Entity::find().count(&db).await? > 0 {
         bail!("--into: {url} is not empty; reproject only into an empty database");
     }
-    let name = bus.subjects.in_stream();
-    let stream = bus
-        .jetstream
-        .get_stream(name)
-        .await
-        .with_context(|| format!("stream {name}"))?;
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .context("creating an ordered consumer")?;
+    let config = OrderedConfig {
+        deliver_policy: DeliverPolicy::All,
+        ..Default::default()
+    };
+    let consumer = super::ordered_consumer(bus, bus.subjects.in_stream(), config).await?;
     let mut report = Report::default();
     if consumer.cached_info().num_pending > 0 {
         let mut messages = consumer.messages().await?;
