@@ -116,11 +116,16 @@ async fn a_kicked_socket_that_never_reads_again_is_dropped_after_the_grace() {
 /// Connects a sender, a member that reads everything and one that never reads, and sends
 /// more than the silent member's queue and kernel buffers hold; returns the silent member's
 /// socket once the reading member has every message.
+///
+/// The sender keeps at most [`IN_FLIGHT`] messages ahead of the reading member, fewer than its
+/// queue holds, so a reader the test machine schedules late is never mistaken for a slow one:
+/// what this proves is that the silent member is dropped while the other gets everything.
 async fn flood_past_a_reader_that_stopped(
     app: &crate::helpers::TestApp,
 ) -> crate::helpers::WsClient {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
+    const IN_FLIGHT: usize = 50;
 
     let chat_id = app.create_chat(1, true, &[2, 3]).await;
     let alice = app.connect(1).await;
@@ -132,13 +137,18 @@ async fn flood_past_a_reader_that_stopped(
     let (mut alice_tx, mut alice_rx) = alice.stream.split();
     let drain_alice = tokio::spawn(async move { while let Some(Ok(_)) = alice_rx.next().await {} });
     let (_fast_tx, mut fast_rx) = fast.stream.split();
+    let (progress_tx, mut progress) = tokio::sync::watch::channel(0);
     let fast_reader = tokio::spawn(async move {
         let mut received = 0;
         while received < total {
             let frame = tokio::time::timeout(crate::helpers::FRAME_TIMEOUT, fast_rx.next()).await;
             match frame {
                 Ok(Some(Ok(Message::Text(text)))) if text.contains("\"new_message\"") => {
-                    received += 1
+                    received += 1;
+                    progress_tx.send_replace(received);
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    panic!("the fast member was closed after {received}: {frame:?}")
                 }
                 Ok(Some(Ok(_))) => {}
                 other => panic!("the fast member stopped receiving after {received}: {other:?}"),
@@ -148,6 +158,13 @@ async fn flood_past_a_reader_that_stopped(
     });
     let content = "x".repeat(9_000);
     for i in 0..total {
+        if i >= IN_FLIGHT {
+            let caught_up = progress.wait_for(|received| received + IN_FLIGHT > i);
+            tokio::time::timeout(crate::helpers::FRAME_TIMEOUT, caught_up)
+                .await
+                .expect("the fast member keeps receiving")
+                .expect("the fast member's reader is running");
+        }
         let frame = json!({"action":"send_message","chat_id":chat_id,"content":content,"client_msg_id":format!("m{i}")});
         alice_tx
             .send(Message::Text(frame.to_string().into()))
