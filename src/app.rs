@@ -112,7 +112,10 @@ impl App {
             bus.clone(),
             db.clone(),
             consumer,
-            config.persist_batch,
+            persister::Batching {
+                size: config.persist_batch,
+                linger: config.persist_linger,
+            },
             persister::batch::Rules {
                 max_content_chars: config.max_content_chars,
             },

@@ -67,6 +67,9 @@ pub struct Config {
     pub socket_close_grace: Duration,
     /// Most commands the persister writes in one transaction.
     pub persist_batch: usize,
+    /// How long the persister waits for more commands before it writes a batch that is not
+    /// full: fewer, larger transactions for a little latency.
+    pub persist_linger: Duration,
     /// How long a command may stay unacked before JetStream hands it to another persister
     /// (an instance that died mid-batch).
     pub persist_ack_wait: Duration,
@@ -163,6 +166,7 @@ impl Config {
             socket_close_grace: parse::<humantime::Duration>(&var, "SOCKET_CLOSE_GRACE", "30s")?
                 .into(),
             persist_batch: parse(&var, "PERSIST_BATCH", "500")?,
+            persist_linger: parse::<humantime::Duration>(&var, "PERSIST_LINGER", "0s")?.into(),
             persist_ack_wait: parse::<humantime::Duration>(&var, "PERSIST_ACK_WAIT", "30s")?.into(),
             command_timeout: Duration::from_millis(parse(&var, "COMMAND_TIMEOUT_MS", "10000")?),
             auto_delivered: parse(&var, "AUTO_DELIVERED", "true")?,

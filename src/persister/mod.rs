@@ -6,7 +6,11 @@ pub mod batch;
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, context::PublishAckFuture};
+use async_nats::jetstream::{
+    self, AckKind,
+    consumer::{PullConsumer, pull::MessagesError as PullError},
+    context::PublishAckFuture,
+};
 use futures_util::StreamExt;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio_util::sync::CancellationToken;
@@ -17,6 +21,17 @@ use crate::bus::{
 };
 use batch::{Applied, Incoming, Rules};
 
+/// How the persister groups commands into transactions.
+#[derive(Clone, Copy, Debug)]
+pub struct Batching {
+    /// Most commands in one transaction.
+    pub size: usize,
+    /// How long to wait for more commands after the first of a batch, when fewer than `size`
+    /// are at hand. Each commit writes every page it touched (the tables' and the indexes'
+    /// leaves) to the WAL, so a few more commands per commit cost far less per command.
+    pub linger: Duration,
+}
+
 /// Runs until `shutdown`; the batches in hand are finished first.
 ///
 /// Two stages, so the database and NATS work at the same time: this task decodes and commits
@@ -26,7 +41,7 @@ pub async fn run(
     bus: Bus,
     db: DatabaseConnection,
     consumer: PullConsumer,
-    batch_size: usize,
+    batching: Batching,
     rules: Rules,
     shutdown: CancellationToken,
 ) {
@@ -39,7 +54,7 @@ pub async fn run(
             }
         }
     });
-    write_batches(&db, &consumer, batch_size, &rules, &committed, &shutdown).await;
+    write_batches(&db, &consumer, batching, &rules, &committed, &shutdown).await;
     drop(committed);
     let _ = announcer.await;
 }
@@ -48,7 +63,7 @@ pub async fn run(
 async fn write_batches(
     db: &DatabaseConnection,
     consumer: &PullConsumer,
-    batch_size: usize,
+    batching: Batching,
     rules: &Rules,
     committed: &tokio::sync::mpsc::Sender<Committed>,
     shutdown: &CancellationToken,
@@ -56,15 +71,15 @@ async fn write_batches(
     loop {
         let stream = consumer
             .stream()
-            .max_messages_per_batch(batch_size)
+            .max_messages_per_batch(batching.size)
             // Short pulls with frequent heartbeats: after a NATS node dies the pull is renewed
             // (and reaches the consumer's new leader) within seconds.
             .heartbeat(Duration::from_secs(1))
             .expires(Duration::from_secs(5))
             .messages()
             .await;
-        let mut chunks = match stream {
-            Ok(stream) => stream.ready_chunks(batch_size),
+        let mut pulled = match stream {
+            Ok(stream) => stream,
             Err(error) => {
                 tracing::warn!(%error, "persister cannot pull yet; retrying");
                 tokio::select! {
@@ -74,29 +89,48 @@ async fn write_batches(
             }
         };
         loop {
-            let chunk = tokio::select! {
+            let first = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
-                chunk = chunks.next() => chunk,
+                first = pulled.next() => first,
             };
-            let Some(chunk) = chunk else { break };
-            let messages: Vec<jetstream::Message> = chunk
-                .into_iter()
-                .filter_map(|item| {
-                    item.map_err(|error| tracing::warn!(%error, "pull failed"))
-                        .ok()
-                })
-                .collect();
-            if messages.is_empty() {
-                continue;
+            let Some(first) = first else { break };
+            let mut messages = Vec::with_capacity(batching.size);
+            let mut ended = false;
+            keep(&mut messages, first);
+            // What is ready now, then what arrives until the linger is over (a timeout
+            // polls its future before its deadline, so a zero linger still takes the ready).
+            let deadline = tokio::time::Instant::now() + batching.linger;
+            while messages.len() < batching.size {
+                match tokio::time::timeout_at(deadline, pulled.next()).await {
+                    Ok(Some(item)) => keep(&mut messages, item),
+                    Ok(None) => {
+                        ended = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
             }
-            let Some(batch) = commit(db, messages, rules, shutdown).await else {
-                return;
-            };
-            if committed.send(batch).await.is_err() {
-                return;
+            if !messages.is_empty() {
+                let Some(batch) = commit(db, messages, rules, shutdown).await else {
+                    return;
+                };
+                if committed.send(batch).await.is_err() {
+                    return;
+                }
+            }
+            if ended {
+                break;
             }
         }
+    }
+}
+
+/// Adds a pulled message to the batch (a failed pull is logged; the pull goes on).
+fn keep(messages: &mut Vec<jetstream::Message>, item: Result<jetstream::Message, PullError>) {
+    match item {
+        Ok(message) => messages.push(message),
+        Err(error) => tracing::warn!(%error, "pull failed"),
     }
 }
 

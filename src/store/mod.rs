@@ -33,6 +33,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 .pragma("cache_size", "-32768")
+                // Statement journals (a multi-row INSERT keeps one in case it must undo
+                // itself) stay in memory instead of spilling to a temporary file.
+                .pragma("temp_store", "memory")
                 // A backstop: `spawn_checkpointer` keeps the WAL short off the write path.
                 .pragma("wal_autocheckpoint", "16384")
         });

@@ -244,3 +244,43 @@ async fn a_late_retry_of_a_stored_message_is_acked_even_after_its_sender_left() 
         .unwrap();
     assert_eq!(rows.len(), 1, "stored once, the refused one not at all");
 }
+
+#[tokio::test]
+async fn a_lingering_persister_writes_a_trickle_of_commands_once_in_order() {
+    // Batches of at most 8 that wait up to 50 ms for more: bursts fill batches, pauses end them.
+    let app =
+        crate::helpers::spawn_app_with(&[("PERSIST_BATCH", "8"), ("PERSIST_LINGER", "50ms")]).await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let js = async_nats::jetstream::new(app.nats().await);
+    for i in 0..30 {
+        let command = send(1, chat_id, &format!("trickle-{i}"));
+        js.publish(
+            format!("chat.in.{chat_id}.message"),
+            command.to_string().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .expect("JetStream acknowledges");
+        if i % 7 == 6 {
+            tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+        }
+    }
+    let history = crate::helpers::eventually("every command is persisted", || async {
+        let page = app
+            .get_json(2, &format!("/chats/{chat_id}/messages?limit=100"))
+            .await;
+        match page.as_array() {
+            Some(messages) if messages.len() >= 30 => Ok(messages.clone()),
+            _ => Err(page.to_string()),
+        }
+    })
+    .await;
+    let ids: Vec<&str> = history
+        .iter()
+        .rev()
+        .map(|m| m["client_msg_id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..30).map(|i| format!("trickle-{i}")).collect();
+    assert_eq!(ids, expected, "every command once, in stream order");
+}
