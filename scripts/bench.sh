@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs jetchat's benchmark suite on this machine and writes bench/results/<date>.json and a
-# plot of its latency percentiles beside it, bench/results/<date>.png:
+# Runs jetchat's benchmark suite on this machine and writes bench/results/<date>.json, a
+# plot of its latency percentiles beside it, bench/results/<date>.png, and the figures with
+# their targets into BENCHMARKS.md (between its suite markers):
 # builds jetchat and jetchat-load in release, starts a fresh jetchat (embedded nats-server,
 # temporary SQLite, its own port), runs every jetchat-load scenario against it, then measures
 # the raw JetStream ceiling on a nats-server of its own. Sized for a 2-core, 24 GiB machine:
@@ -193,6 +194,17 @@ print(f"bench: wrote {out}")
 EOF
 if ! "$LOAD" plot --results "$OUT" --out "${OUT%.json}.png"; then
   echo "bench: the plot FAILED" >&2
+  STATUS=1
+fi
+# The figures beside their targets: into BENCHMARKS.md after a full run; printed after a quick
+# one (which must not replace the published figures).
+if [ "$QUICK" = 1 ]; then
+  SUMMARY=(summary --results "$OUT")
+else
+  SUMMARY=(summary --results "$OUT" --update BENCHMARKS.md)
+fi
+if ! "$LOAD" "${SUMMARY[@]}"; then
+  echo "bench: the summary FAILED" >&2
   STATUS=1
 fi
 exit $STATUS

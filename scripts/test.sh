@@ -3,8 +3,10 @@
 # on SQLite, and on PostgreSQL. Each integration test starts its own nats-server (or a 3-node
 # cluster) and its own database.
 #
-# Then the Django example's end-to-end test (examples/django) runs against a real jetchat, and
-# compose.yaml is checked when a docker compose client is present.
+# Then the Django example's end-to-end test (examples/django) runs against a real jetchat, every
+# benchmark scenario runs for about a second against a release build (the load generator, its
+# database check and its report must keep working; no figure is judged), and compose.yaml is
+# checked when a docker compose client is present.
 #
 # PostgreSQL: Debian's postgresql is installed when missing. TEST_DATABASE_URL
 # (postgres://user@host:port/db) names a server for the second pass; without it this script
@@ -42,6 +44,9 @@ cargo test --workspace --doc --quiet
 echo "== the Django example against a real jetchat (embedded NATS, then nats/accounts.conf)"
 scripts/django_e2e.sh
 scripts/django_e2e.sh --accounts
+
+echo "== the benchmark suite, each scenario for about a second (keeps jetchat-load working; times nothing)"
+BENCH_QUICK=1 scripts/bench.sh
 
 if docker compose version >/dev/null 2>&1; then
   echo "== compose.yaml"; docker compose config -q

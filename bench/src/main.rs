@@ -12,6 +12,7 @@ mod progress;
 mod rest;
 mod scenario;
 mod stats;
+mod summary;
 mod target;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,9 @@ enum Scenario {
     /// Draws the latency percentiles of a results JSON (scripts/bench.sh's or one
     /// scenario's --json) as a PNG.
     Plot(plot::PlotArgs),
+    /// Renders a results JSON of scripts/bench.sh as Markdown, each figure beside its target;
+    /// with --update, into the suite section of BENCHMARKS.md.
+    Summary(summary::SummaryArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +61,7 @@ fn main() -> anyhow::Result<()> {
     let json = cli.json;
     let chosen = match cli.scenario {
         Scenario::Plot(args) => return plot::run(&args),
+        Scenario::Summary(args) => return summary::run(&args),
         chosen => chosen,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -70,7 +75,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Idle(args) => scenario::idle::run(args).await,
             Scenario::Ceiling(args) => scenario::ceiling::run(args).await,
             Scenario::Slow(args) => scenario::slow::run(args).await,
-            Scenario::Plot(_) => unreachable!("plotted above"),
+            Scenario::Plot(_) | Scenario::Summary(_) => unreachable!("done above"),
         }
     })?;
     // Open sockets and tasks are not waited for: the report is all that is left to do.

@@ -1,0 +1,486 @@
+//! `summary`: the figures of a suite run (scripts/bench.sh's results JSON) as Markdown, each
+//! beside its target of the performance issue; `--update BENCHMARKS.md` puts them between the
+//! file's suite markers, leaving everything else in it as written.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+/// The section `--update` replaces starts with this line and ends with [`END`].
+pub const BEGIN: &str =
+    "<!-- suite:begin (written by scripts/bench.sh: edit the text outside these markers) -->";
+pub const END: &str = "<!-- suite:end -->";
+
+/// The targets, from the performance issue.
+const MIN_MESSAGES_PER_S: f64 = 50_000.0;
+const MIN_CEILING_SHARE: f64 = 0.5;
+const LATENCY_RATE: f64 = 10_000.0;
+const MAX_P99_MS: f64 = 25.0;
+const MIN_DELIVERIES_PER_S: f64 = 500_000.0;
+const MIN_SOCKETS: f64 = 20_000.0;
+const MAX_BYTES_PER_SOCKET: f64 = 8_192.0;
+
+#[derive(clap::Args, Debug)]
+pub struct SummaryArgs {
+    /// The results JSON of scripts/bench.sh (bench/results/<stamp>.json).
+    #[arg(long)]
+    results: PathBuf,
+    /// Replace the suite section of this Markdown file (BENCHMARKS.md) instead of printing it.
+    #[arg(long)]
+    update: Option<PathBuf>,
+}
+
+pub fn run(args: &SummaryArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.results)
+        .with_context(|| format!("reading {}", args.results.display()))?;
+    let results: Value = serde_json::from_str(&text).context("the results are not JSON")?;
+    let section = render(&results, &args.results.display().to_string());
+    match &args.update {
+        None => print!("{section}"),
+        Some(path) => {
+            let doc = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            std::fs::write(path, replace_section(&doc, &section)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("jetchat-load: updated {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// `doc` with the text between its markers (markers included) replaced by `section`.
+pub fn replace_section(doc: &str, section: &str) -> anyhow::Result<String> {
+    let (Some(start), Some(end)) = (doc.find(BEGIN), doc.find(END)) else {
+        bail!("no suite section: the file needs the lines\n{BEGIN}\n{END}");
+    };
+    if end < start {
+        bail!("the suite markers are in the wrong order");
+    }
+    Ok(format!(
+        "{}{}{}",
+        &doc[..start],
+        section,
+        &doc[end + END.len()..]
+    ))
+}
+
+/// The section, markers included: when and where it ran, one row per scenario with its
+/// target, the ratios to the ceiling, the database check and the plot.
+pub fn render(results: &Value, results_path: &str) -> String {
+    let at = |path: &str| results.pointer(path).unwrap_or(&Value::Null);
+    let text = |path: &str| at(path).as_str().unwrap_or("?").to_owned();
+    let scenarios = at("/scenarios");
+    let mut out = format!("{BEGIN}\n");
+    out += &format!(
+        "The last suite run, {date}: {cpus} CPUs ({cpu}), {memory} GiB, {os}, kernel {kernel}; \
+         jetchat {commit}{dirty}, {rustc}, {nats}; {database}, `AUTO_DELIVERED={auto}`. \
+         Raw figures: `{results_path}`.\n\n",
+        date = text("/date"),
+        cpus = at("/machine/cpus"),
+        cpu = text("/machine/cpu"),
+        memory = at("/machine/memory_gib"),
+        os = text("/machine/os"),
+        kernel = text("/machine/kernel"),
+        commit = text("/versions/jetchat_commit"),
+        dirty = if at("/versions/jetchat_dirty").as_bool() == Some(true) {
+            " (with uncommitted changes)"
+        } else {
+            ""
+        },
+        rustc = text("/versions/rustc"),
+        nats = text("/versions/nats_server"),
+        database = text("/settings/database"),
+        auto = at("/settings/auto_delivered"),
+    );
+    out += "| scenario | setup | result | target | met |\n|---|---|---|---|---|\n";
+    let ceiling = scenarios
+        .pointer("/ceiling/figures/publish_per_s")
+        .and_then(Value::as_f64);
+    for name in [
+        "ceiling",
+        "pairs",
+        "rate_private",
+        "rate_steps",
+        "fanout",
+        "idle",
+        "slow",
+    ] {
+        let row = match scenarios.get(name) {
+            Some(scenario) => Row::of(name, scenario, ceiling),
+            None => Row::not_run(name),
+        };
+        out += &format!(
+            "| `{name}` | {} | {} | {} | {} |\n",
+            row.setup, row.result, row.target, row.met
+        );
+    }
+    if let Some(ratios) = at("/throughput_to_ceiling").as_object() {
+        let shares: Vec<String> = ratios
+            .iter()
+            .filter_map(|(name, ratio)| Some(format!("{name} {}", percent(ratio.as_f64()?))))
+            .collect();
+        out += &format!(
+            "\nEnd-to-end throughput relative to the `ceiling`'s publish rate: {} \
+             (target: ≥ 50 %).\n",
+            shares.join(", ")
+        );
+    }
+    out += &format!("\n{}\n", integrity_line(scenarios));
+    let plot = results_path
+        .strip_suffix(".json")
+        .map(|stem| format!("{stem}.png"));
+    if let Some(plot) = plot {
+        out += &format!("\n![latency percentiles of the run]({plot})\n");
+    }
+    out += END;
+    out
+}
+
+/// One scenario's row of the table.
+struct Row {
+    setup: String,
+    result: String,
+    target: String,
+    met: String,
+}
+
+impl Row {
+    fn not_run(name: &str) -> Row {
+        Row {
+            setup: "—".into(),
+            result: format!("not in this run (`{name}` missing from the results)"),
+            target: "—".into(),
+            met: "—".into(),
+        }
+    }
+
+    fn of(name: &str, scenario: &Value, ceiling: Option<f64>) -> Row {
+        let param = |key: &str| scenario.pointer(&format!("/params/{key}")).cloned();
+        let figure = |key: &str| {
+            scenario
+                .pointer(&format!("/figures/{key}"))
+                .and_then(Value::as_f64)
+        };
+        let latency = |which: &str, field: &str| {
+            scenario
+                .pointer(&format!("/latency_ms/{which}/{field}"))
+                .and_then(Value::as_f64)
+        };
+        let p50_p99 = |which: &str| {
+            format!(
+                "p50 {} ms, p99 {} ms",
+                ms(latency(which, "p50_ms")),
+                ms(latency(which, "p99_ms"))
+            )
+        };
+        let number =
+            |v: Option<Value>| v.as_ref().and_then(Value::as_f64).map_or("?".into(), count);
+        match name {
+            "ceiling" => Row {
+                setup: format!(
+                    "{} messages of {} B, one file stream, one durable pull consumer",
+                    number(param("messages")),
+                    number(param("payload_bytes"))
+                ),
+                result: format!(
+                    "**{} publish/s**, {} consume/s; publish → ack {}",
+                    number(figure("publish_per_s").map(Value::from)),
+                    number(figure("consume_per_s").map(Value::from)),
+                    p50_p99("publish_to_ack")
+                ),
+                target: "— (the reference)".into(),
+                met: "—".into(),
+            },
+            "pairs" => {
+                let rate = figure("messages_per_s");
+                let share = rate.zip(ceiling).map(|(r, c)| r / c);
+                Row {
+                    setup: format!(
+                        "{} sender/receiver pairs, closed loop, {} s",
+                        number(param("pairs")),
+                        number(param("duration_s"))
+                    ),
+                    result: format!(
+                        "**{} msg/s** ({} of the ceiling); send → `new_message` {}",
+                        rate.map_or("?".into(), count),
+                        share.map_or("?".into(), percent),
+                        p50_p99("send_to_new_message")
+                    ),
+                    target: "≥ 50,000 msg/s, ≥ ½ of the ceiling".into(),
+                    met: verdict(
+                        rate.zip(share)
+                            .map(|(r, s)| r >= MIN_MESSAGES_PER_S && s >= MIN_CEILING_SHARE),
+                    ),
+                }
+            }
+            "rate_private" => {
+                let offered = param("rate").as_ref().and_then(Value::as_f64);
+                let delivered = figure("deliveries_per_s");
+                let p99 = latency("send_to_new_message", "p99_ms");
+                Row {
+                    setup: format!(
+                        "{} connections in private chats, {} msg/s open loop, {} s",
+                        number(param("connections")),
+                        offered.map_or("?".into(), count),
+                        number(param("duration_s"))
+                    ),
+                    result: format!(
+                        "delivered **{}/s**; send → `message_accepted` p99 {} ms; \
+                         send → `new_message` {}",
+                        delivered.map_or("?".into(), count),
+                        ms(latency("send_to_accepted", "p99_ms")),
+                        p50_p99("send_to_new_message")
+                    ),
+                    target: "p99 send → `new_message` ≤ 25 ms at 10,000 msg/s".into(),
+                    met: verdict(
+                        offered.zip(delivered).zip(p99).map(|((o, d), p)| {
+                            o >= LATENCY_RATE && d >= 0.99 * o && p <= MAX_P99_MS
+                        }),
+                    ),
+                }
+            }
+            "rate_steps" => {
+                let best = figure("max_rate_under_p99");
+                Row {
+                    setup: format!(
+                        "{} connections in groups of {}, from {} msg/s up ×{} per step",
+                        number(param("connections")),
+                        number(param("group_size")),
+                        number(param("rate")),
+                        param("step_factor").unwrap_or(Value::Null)
+                    ),
+                    result: format!(
+                        "highest rate with p99 send → `new_message` under {} ms: **{} msg/s** \
+                         ({} deliveries/s; {})",
+                        number(param("find_max_under_p99_ms")),
+                        best.map_or("none".into(), count),
+                        figure("deliveries_per_s").map_or("?".into(), count),
+                        p50_p99("send_to_new_message")
+                    ),
+                    target: "p99 ≤ 25 ms at 10,000 msg/s".into(),
+                    met: verdict(best.map(|b| b >= LATENCY_RATE)),
+                }
+            }
+            "fanout" => {
+                let rate = figure("deliveries_per_s");
+                Row {
+                    setup: format!(
+                        "one group of {} members, all connected, {} messages",
+                        number(param("members")),
+                        number(param("messages"))
+                    ),
+                    result: format!(
+                        "**{} deliveries/s**; send → last member's `new_message` {}",
+                        rate.map_or("?".into(), count),
+                        p50_p99("send_to_last_member")
+                    ),
+                    target: "≥ 500,000 deliveries/s".into(),
+                    met: verdict(rate.map(|r| r >= MIN_DELIVERIES_PER_S)),
+                }
+            }
+            "idle" => {
+                let held = figure("still_open_after_hold");
+                let bytes = figure("jetchat_rss_per_connection_bytes");
+                let limit = figure("loadgen_nofile_limit");
+                Row {
+                    setup: format!(
+                        "{} sockets opened and held (open-file limit here: {})",
+                        number(param("connections")),
+                        limit.map_or("?".into(), count)
+                    ),
+                    result: format!(
+                        "**{} held, {} B of jetchat RSS per socket**",
+                        held.map_or("?".into(), count),
+                        bytes.map_or("?".into(), count)
+                    ),
+                    target: "≥ 20,000 sockets, ≤ 8 KiB each".into(),
+                    met: match (held, bytes) {
+                        (Some(h), Some(b)) => format!(
+                            "memory {}, sockets {}",
+                            verdict(Some(b <= MAX_BYTES_PER_SOCKET)),
+                            verdict(Some(h >= MIN_SOCKETS))
+                        ),
+                        _ => verdict(None),
+                    },
+                }
+            }
+            "slow" => Row {
+                setup: format!(
+                    "a group of {}, {} members stop reading, {} msg/s of {} B",
+                    number(param("members")),
+                    number(param("slow")),
+                    number(param("rate")),
+                    number(param("content_bytes"))
+                ),
+                result: format!(
+                    "{} of {} slow sockets closed with 4008; the others' p99 {} ms → {} ms, \
+                     {} of their deliveries missing; jetchat RSS {} KiB more",
+                    figure("slow_closed_4008").map_or("?".into(), count),
+                    number(param("slow")),
+                    ms(figure("fast_p99_ms_baseline")),
+                    ms(figure("fast_p99_ms_slow")),
+                    figure("fast_deliveries_missing").map_or("?".into(), count),
+                    figure("jetchat_rss_growth_during_kib").map_or("?".into(), count)
+                ),
+                target: "slow sockets closed, the others' latency unchanged, memory flat".into(),
+                met: verdict(
+                    scenario
+                        .pointer("/figures/backpressure_ok")
+                        .and_then(Value::as_bool),
+                ),
+            },
+            _ => Row::not_run(name),
+        }
+    }
+}
+
+/// Whether every message scenario's database check passed.
+fn integrity_line(scenarios: &Value) -> String {
+    let checked: Vec<(&String, bool)> = scenarios
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, s)| Some((name, s.pointer("/integrity/ok")?.as_bool()?)))
+        .collect();
+    let failed: Vec<&str> = checked
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if checked.is_empty() {
+        "No database check in this run.".into()
+    } else if failed.is_empty() {
+        format!(
+            "Database check after each of the {} message scenarios: every message that got \
+             `message_accepted` stored exactly once.",
+            checked.len()
+        )
+    } else {
+        format!(
+            "**Database check FAILED** for: {} (accepted messages missing or doubled).",
+            failed.join(", ")
+        )
+    }
+}
+
+fn verdict(met: Option<bool>) -> String {
+    match met {
+        Some(true) => "yes".into(),
+        Some(false) => "no".into(),
+        None => "?".into(),
+    }
+}
+
+/// A count with thousands separators: 147,049.
+fn count(value: f64) -> String {
+    let digits = format!("{:.0}", value.abs());
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if value < -0.5 {
+        out.push('-');
+    }
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+fn percent(share: f64) -> String {
+    format!("{:.1} %", share * 100.0)
+}
+
+/// Milliseconds to three significant figures (0.951, 13.2, 48.1, 812).
+fn ms(value: Option<f64>) -> String {
+    match value {
+        None => "?".into(),
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) if v >= 10.0 => format!("{v:.1}"),
+        Some(v) if v >= 1.0 => format!("{v:.2}"),
+        Some(v) => format!("{v:.3}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn results(fanout_per_s: f64, integrity_ok: bool) -> Value {
+        json!({
+            "date": "2026-11-25T02:47:03Z",
+            "machine": {"cpus": 2, "cpu": "AMD EPYC", "memory_gib": 23.5, "os": "Debian", "kernel": "6.1"},
+            "versions": {"jetchat_commit": "abc1234", "jetchat_dirty": false, "rustc": "rustc 1.95.0",
+                         "nats_server": "nats-server: v2.15.1"},
+            "settings": {"database": "sqlite", "auto_delivered": false},
+            "throughput_to_ceiling": {"pairs": 0.036},
+            "scenarios": {
+                "ceiling": {"params": {"messages": 300000, "payload_bytes": 300},
+                            "figures": {"publish_per_s": 147049.4, "consume_per_s": 117244.0},
+                            "latency_ms": {"publish_to_ack": {"p50_ms": 6.783, "p99_ms": 15.23}}},
+                "pairs": {"params": {"pairs": 50, "duration_s": 15.0},
+                          "figures": {"messages_per_s": 5282.9},
+                          "latency_ms": {"send_to_new_message": {"p50_ms": 9.151, "p99_ms": 18.815}},
+                          "integrity": {"ok": true}},
+                "fanout": {"params": {"members": 1000, "messages": 500},
+                           "figures": {"deliveries_per_s": fanout_per_s},
+                           "latency_ms": {"send_to_last_member": {"p50_ms": 35.8, "p99_ms": 48.9}},
+                           "integrity": {"ok": integrity_ok}},
+                "idle": {"params": {"connections": 19000},
+                         "figures": {"still_open_after_hold": 19000, "jetchat_rss_per_connection_bytes": 6645.9,
+                                     "loadgen_nofile_limit": 20000}}
+            }
+        })
+    }
+
+    #[test]
+    fn rows_carry_figures_targets_and_verdicts() {
+        let section = render(&results(489_934.0, true), "bench/results/x.json");
+        assert!(section.starts_with(BEGIN) && section.ends_with(END));
+        assert!(section.contains("| `ceiling` |") && section.contains("**147,049 publish/s**"));
+        assert!(section.contains("**5,283 msg/s** (3.6 % of the ceiling)"));
+        assert!(section.contains("p50 9.15 ms, p99 18.8 ms"));
+        assert!(section.contains("**489,934 deliveries/s**"));
+        assert!(section.contains("| ≥ 500,000 deliveries/s | no |"));
+        assert!(section.contains("**19,000 held, 6,646 B of jetchat RSS per socket**"));
+        assert!(section.contains("| memory yes, sockets no |"));
+        assert!(section.contains("not in this run (`rate_private` missing"));
+        assert!(section.contains("pairs 3.6 %"));
+        assert!(section.contains("the 2 message scenarios"));
+        assert!(section.contains("![latency percentiles of the run](bench/results/x.png)"));
+    }
+
+    #[test]
+    fn a_met_target_and_a_failed_check_show() {
+        let section = render(&results(526_028.0, false), "r.json");
+        assert!(section.contains("| ≥ 500,000 deliveries/s | yes |"));
+        assert!(section.contains("**Database check FAILED** for: fanout"));
+    }
+
+    #[test]
+    fn only_the_marked_section_is_replaced() {
+        let doc = format!("# title\n\nintro\n\n{BEGIN}\nold figures\n{END}\n\n## analysis\n");
+        let updated = replace_section(&doc, &format!("{BEGIN}\nnew\n{END}")).unwrap();
+        assert_eq!(
+            updated,
+            format!("# title\n\nintro\n\n{BEGIN}\nnew\n{END}\n\n## analysis\n")
+        );
+        assert!(replace_section("# no markers\n", "x").is_err());
+        assert!(replace_section(&format!("{END}\n{BEGIN}\n"), "x").is_err());
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(count(147049.4), "147,049");
+        assert_eq!(count(999.0), "999");
+        assert_eq!(count(1000.0), "1,000");
+        assert_eq!(count(0.0), "0");
+        assert_eq!(ms(Some(0.951)), "0.951");
+        assert_eq!(ms(Some(48.127)), "48.1");
+        assert_eq!(ms(Some(811.0)), "811");
+        assert_eq!(percent(0.0359), "3.6 %");
+    }
+}
