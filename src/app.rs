@@ -97,6 +97,9 @@ impl App {
             .await
             .context("applying database migrations")?;
         store::spawn_checkpointer(db.clone(), shutdown.clone());
+        let writer = store::connect_writer(&config.database_url)
+            .await
+            .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;
         let consumer = streams::ensure(&bus, streams::Topology::from_config(&config)).await?;
         let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let (router_handle, router) = gateway::router::spawn(
@@ -110,7 +113,7 @@ impl App {
         .context("subscribing to membership events")?;
         let persister = tokio::spawn(persister::run(
             bus.clone(),
-            db.clone(),
+            writer,
             consumer,
             persister::Batching {
                 size: config.persist_batch,

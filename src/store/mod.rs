@@ -18,12 +18,24 @@ pub type ChatId = i64;
 /// Opens the database (creating a SQLite file's directory) and tunes SQLite for one writer
 /// and many readers: WAL, `synchronous=NORMAL`, a busy timeout.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    open(url, 16).await
+}
+
+/// One connection of its own for the persister, the one writer. A SQLite connection's page
+/// cache stays valid only while no other connection writes, so a writer that took whichever
+/// pooled connection was free re-read the pages of every batch from the files (one `pread`
+/// for every two commands); on its own connection they stay in its cache.
+pub async fn connect_writer(url: &str) -> Result<DatabaseConnection, DbErr> {
+    open(url, 1).await
+}
+
+async fn open(url: &str, connections: u32) -> Result<DatabaseConnection, DbErr> {
     if let Some(dir) = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent()) {
         let _ = std::fs::create_dir_all(dir);
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .max_connections(16)
+        .max_connections(connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)

@@ -37,7 +37,8 @@ pub async fn assert_stored_exactly_once(database_url: &str, accepted: &[String])
 }
 
 /// Sends `client_msg_id` until jetchat accepts it, resending after each error like a client
-/// that follows the protocol; returns how many errors it saw.
+/// that follows the protocol; returns how many errors it saw. A resend of a message already
+/// stored is answered with its `message_ack` alone (docs/protocol.md), which confirms it too.
 pub async fn send_until_accepted(
     socket: &mut WsClient,
     chat_id: i64,
@@ -54,7 +55,7 @@ pub async fn send_until_accepted(
                 continue; // acks and errors of earlier sends
             }
             match frame["action"].as_str() {
-                Some("message_accepted") => return errors,
+                Some("message_accepted" | "message_ack") => return errors,
                 Some("error") => {
                     assert_eq!(frame["code"], "unavailable", "{frame}");
                     errors += 1;
