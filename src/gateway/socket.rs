@@ -80,6 +80,7 @@ struct Socket {
 pub struct Session {
     socket: Socket,
     inbox: mpsc::Receiver<Outbound>,
+    /// Cancelled when the router finds the queue full, and when the server shuts down.
     kick: CancellationToken,
     _registration: Registration,
 }
@@ -102,7 +103,10 @@ impl Session {
         let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         let memberships = queries::memberships(&state.db, user_id).await?;
         let (outbox, inbox) = mpsc::channel(state.config.socket_queue);
-        let kick = CancellationToken::new();
+        // A child of the server's shutdown token: shutting down cancels it too, so the socket
+        // waits on one token of its own and never polls (and locks) the token every socket
+        // shares.
+        let kick = state.shutdown.child_token();
         let router = state.router.clone();
         let socket = Socket {
             reply_to: state.bus.subjects.socket_replies(&state.instance, conn),
@@ -165,8 +169,8 @@ async fn run(mut sink: Sink, mut stream: SplitStream<WebSocket>, session: Box<Se
         _registration,
     } = *session;
     tracing::debug!(chats = socket.chats.len(), "socket open");
-    let shutdown = socket.state.shutdown.clone();
-    let close_grace = socket.state.config.socket_close_grace;
+    let state = socket.state.clone();
+    let close_grace = state.config.socket_close_grace;
     // A client that stops reading can leave a write waiting for ever, with the kick or the
     // shutdown never seen: after a grace period the connection is dropped instead.
     let session = async {
@@ -174,12 +178,12 @@ async fn run(mut sink: Sink, mut stream: SplitStream<WebSocket>, session: Box<Se
         loop {
             let written = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
-                    close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
-                    break;
-                }
                 _ = kick.cancelled() => {
-                    close(&mut sink, CLOSE_SLOW_CONSUMER, "too many undelivered frames; reconnect and read history").await;
+                    if state.shutdown.is_cancelled() {
+                        close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
+                    } else {
+                        close(&mut sink, CLOSE_SLOW_CONSUMER, "too many undelivered frames; reconnect and read history").await;
+                    }
                     break;
                 }
                 _ = tokio::time::sleep_until(report_at.unwrap_or_else(tokio::time::Instant::now)), if report_at.is_some() => {
@@ -231,10 +235,7 @@ async fn run(mut sink: Sink, mut stream: SplitStream<WebSocket>, session: Box<Se
         }
     };
     let stuck = async {
-        tokio::select! {
-            _ = kick.cancelled() => {}
-            _ = shutdown.cancelled() => {}
-        }
+        kick.cancelled().await;
         tokio::time::sleep(close_grace).await;
     };
     tokio::select! {
