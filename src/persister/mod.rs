@@ -102,7 +102,13 @@ async fn write_batches(
             // polls its future before its deadline, so a zero linger still takes the ready).
             let deadline = tokio::time::Instant::now() + batching.linger;
             while messages.len() < batching.size {
-                match tokio::time::timeout_at(deadline, pulled.next()).await {
+                let more = tokio::select! {
+                    biased;
+                    // Shutting down: write what is in hand; the loop above then stops.
+                    _ = shutdown.cancelled(), if !batching.linger.is_zero() => break,
+                    more = tokio::time::timeout_at(deadline, pulled.next()) => more,
+                };
+                match more {
                     Ok(Some(item)) => keep(&mut messages, item),
                     Ok(None) => {
                         ended = true;

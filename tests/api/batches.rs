@@ -284,3 +284,57 @@ async fn a_lingering_persister_writes_a_trickle_of_commands_once_in_order() {
     let expected: Vec<String> = (0..30).map(|i| format!("trickle-{i}")).collect();
     assert_eq!(ids, expected, "every command once, in stream order");
 }
+
+#[tokio::test]
+async fn shutting_down_writes_the_batch_a_long_linger_holds() {
+    let mut app = crate::helpers::spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    app.stop().await;
+    // An hour's linger: only the shutdown can end this batch, and it must be written, not lost.
+    app.start_again_with(&[("PERSIST_LINGER", "1h")]).await;
+    let js = async_nats::jetstream::new(app.nats().await);
+    for i in 0..3 {
+        let command = send(1, chat_id, &format!("held-{i}"));
+        js.publish(
+            format!("chat.in.{chat_id}.message"),
+            command.to_string().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .expect("JetStream acknowledges");
+    }
+    // Stop only once the persister holds all three (delivered to it, not yet acked).
+    crate::helpers::eventually("the persister holds the commands", || async {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+            .get_consumer_from_stream("persister", "CHAT_IN")
+            .await
+            .map_err(|e| e.to_string())?;
+        let pending = consumer
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .num_ack_pending;
+        if pending == 3 {
+            Ok(())
+        } else {
+            Err(format!("{pending} in hand"))
+        }
+    })
+    .await;
+    app.stop().await;
+    let db = store::connect(&app.database_url).await.unwrap();
+    let stored: Vec<String> = message::Entity::find()
+        .filter(message::Column::ChatId.eq(chat_id))
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.client_msg_id)
+        .collect();
+    assert_eq!(
+        stored,
+        ["held-0", "held-1", "held-2"],
+        "written at shutdown"
+    );
+}

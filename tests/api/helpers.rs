@@ -193,6 +193,14 @@ impl TestApp {
         }
     }
 
+    /// Starts jetchat again, with some settings changed, on the same database and NATS.
+    pub async fn start_again_with(&mut self, settings: &[(&str, &str)]) {
+        for (name, value) in settings {
+            self.vars.insert((*name).to_owned(), (*value).to_owned());
+        }
+        self.start_again().await;
+    }
+
     /// Starts jetchat again on the same database and NATS (on a new port).
     pub async fn start_again(&mut self) {
         let (address, shutdown, server) = start(&self.vars).await;
