@@ -37,7 +37,7 @@ pub fn run(args: &SummaryArgs) -> anyhow::Result<()> {
     let results: Value = serde_json::from_str(&text).context("the results are not JSON")?;
     let section = render(&results, &args.results.display().to_string());
     match &args.update {
-        None => print!("{section}"),
+        None => println!("{section}"),
         Some(path) => {
             let doc = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
