@@ -129,7 +129,34 @@ impl Drop for NatsCluster {
 async fn a_cluster_node_dying_under_load_loses_nothing_that_was_accepted() {
     let mut cluster = NatsCluster::start().await;
     let url = cluster.url();
-    let app = spawn_app_with(&[("NATS_URL", &url), ("NATS_STREAM_REPLICAS", "3")]).await;
+    // A generous command timeout: on a loaded machine a fresh cluster's first replicated
+    // writes can take seconds, and this test is about losing a node, not about that.
+    let app = spawn_app_with(&[
+        ("NATS_URL", &url),
+        ("NATS_STREAM_REPLICAS", "3"),
+        ("COMMAND_TIMEOUT_MS", "30000"),
+    ])
+    .await;
+    // A fresh cluster is still electing the consumer's leader, and a pull sent before that
+    // is only renewed seconds later: start once the persister's pull is waiting at the leader
+    // (else the first command can outlast COMMAND_TIMEOUT_MS, a 504).
+    let js = async_nats::jetstream::new(cluster.client().await);
+    eventually(
+        "the persister's pull reaches the consumer's leader",
+        || async {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+                .get_consumer_from_stream("persister", "CHAT_IN")
+                .await
+                .map_err(|e| e.to_string())?;
+            let info = consumer.info().await.map_err(|e| e.to_string())?;
+            if info.num_waiting > 0 {
+                Ok(())
+            } else {
+                Err("no pull waiting".to_owned())
+            }
+        },
+    )
+    .await;
     let group = app.create_chat(1, true, &[2]).await;
     let mut alice = app.connect(1).await;
     let mut accepted = Vec::new();
@@ -146,7 +173,6 @@ async fn a_cluster_node_dying_under_load_loses_nothing_that_was_accepted() {
     }
     assert_stored_exactly_once(&app.database_url, &accepted).await;
     // The streams really are replicated three times.
-    let js = async_nats::jetstream::new(cluster.client().await);
     let info = js
         .get_stream("CHAT_IN")
         .await
