@@ -94,9 +94,6 @@ pub fn render(results: &Value, results_path: &str) -> String {
         auto = at("/settings/auto_delivered"),
     );
     out += "| scenario | setup | result | target | met |\n|---|---|---|---|---|\n";
-    let ceiling = scenarios
-        .pointer("/ceiling/figures/publish_per_s")
-        .and_then(Value::as_f64);
     for name in [
         "ceiling",
         "pairs",
@@ -107,7 +104,11 @@ pub fn render(results: &Value, results_path: &str) -> String {
         "slow",
     ] {
         let row = match scenarios.get(name) {
-            Some(scenario) => Row::of(name, scenario, ceiling),
+            Some(scenario) => Row::of(
+                name,
+                scenario,
+                at(&format!("/throughput_to_ceiling/{name}")),
+            ),
             None => Row::not_run(name),
         };
         out += &format!(
@@ -155,18 +156,12 @@ impl Row {
         }
     }
 
-    fn of(name: &str, scenario: &Value, ceiling: Option<f64>) -> Row {
-        let param = |key: &str| scenario.pointer(&format!("/params/{key}")).cloned();
-        let figure = |key: &str| {
-            scenario
-                .pointer(&format!("/figures/{key}"))
-                .and_then(Value::as_f64)
-        };
-        let latency = |which: &str, field: &str| {
-            scenario
-                .pointer(&format!("/latency_ms/{which}/{field}"))
-                .and_then(Value::as_f64)
-        };
+    /// `share`: the scenario's throughput relative to the ceiling, as bench.sh computed it.
+    fn of(name: &str, scenario: &Value, share: &Value) -> Row {
+        let get = |path: &str| scenario.pointer(path).and_then(Value::as_f64);
+        let param = |key: &str| get(&format!("/params/{key}"));
+        let figure = |key: &str| get(&format!("/figures/{key}"));
+        let latency = |which: &str, field: &str| get(&format!("/latency_ms/{which}/{field}"));
         let p50_p99 = |which: &str| {
             format!(
                 "p50 {} ms, p99 {} ms",
@@ -174,8 +169,6 @@ impl Row {
                 ms(latency(which, "p99_ms"))
             )
         };
-        let number =
-            |v: Option<Value>| v.as_ref().and_then(Value::as_f64).map_or("?".into(), count);
         match name {
             "ceiling" => Row {
                 setup: format!(
@@ -185,8 +178,8 @@ impl Row {
                 ),
                 result: format!(
                     "**{} publish/s**, {} consume/s; publish → ack {}",
-                    number(figure("publish_per_s").map(Value::from)),
-                    number(figure("consume_per_s").map(Value::from)),
+                    number(figure("publish_per_s")),
+                    number(figure("consume_per_s")),
                     p50_p99("publish_to_ack")
                 ),
                 target: "— (the reference)".into(),
@@ -194,7 +187,7 @@ impl Row {
             },
             "pairs" => {
                 let rate = figure("messages_per_s");
-                let share = rate.zip(ceiling).map(|(r, c)| r / c);
+                let share = share.as_f64();
                 Row {
                     setup: format!(
                         "{} sender/receiver pairs, closed loop, {} s",
@@ -203,7 +196,7 @@ impl Row {
                     ),
                     result: format!(
                         "**{} msg/s** ({} of the ceiling); send → `new_message` {}",
-                        rate.map_or("?".into(), count),
+                        number(rate),
                         share.map_or("?".into(), percent),
                         p50_p99("send_to_new_message")
                     ),
@@ -215,20 +208,20 @@ impl Row {
                 }
             }
             "rate_private" => {
-                let offered = param("rate").as_ref().and_then(Value::as_f64);
+                let offered = param("rate");
                 let delivered = figure("deliveries_per_s");
                 let p99 = latency("send_to_new_message", "p99_ms");
                 Row {
                     setup: format!(
                         "{} connections in private chats, {} msg/s open loop, {} s",
                         number(param("connections")),
-                        offered.map_or("?".into(), count),
+                        number(offered),
                         number(param("duration_s"))
                     ),
                     result: format!(
                         "delivered **{}/s**; send → `message_accepted` p99 {} ms; \
                          send → `new_message` {}",
-                        delivered.map_or("?".into(), count),
+                        number(delivered),
                         ms(latency("send_to_accepted", "p99_ms")),
                         p50_p99("send_to_new_message")
                     ),
@@ -248,14 +241,14 @@ impl Row {
                         number(param("connections")),
                         number(param("group_size")),
                         number(param("rate")),
-                        param("step_factor").unwrap_or(Value::Null)
+                        param("step_factor").map_or("?".into(), |f| f.to_string())
                     ),
                     result: format!(
                         "highest rate with p99 send → `new_message` under {} ms: **{} msg/s** \
                          ({} deliveries/s; {})",
                         number(param("find_max_under_p99_ms")),
                         best.map_or("none".into(), count),
-                        figure("deliveries_per_s").map_or("?".into(), count),
+                        number(figure("deliveries_per_s")),
                         p50_p99("send_to_new_message")
                     ),
                     target: "p99 ≤ 25 ms at 10,000 msg/s".into(),
@@ -272,7 +265,7 @@ impl Row {
                     ),
                     result: format!(
                         "**{} deliveries/s**; send → last member's `new_message` {}",
-                        rate.map_or("?".into(), count),
+                        number(rate),
                         p50_p99("send_to_last_member")
                     ),
                     target: "≥ 500,000 deliveries/s".into(),
@@ -287,12 +280,12 @@ impl Row {
                     setup: format!(
                         "{} sockets opened and held (open-file limit here: {})",
                         number(param("connections")),
-                        limit.map_or("?".into(), count)
+                        number(limit)
                     ),
                     result: format!(
                         "**{} held, {} B of jetchat RSS per socket**",
-                        held.map_or("?".into(), count),
-                        bytes.map_or("?".into(), count)
+                        number(held),
+                        number(bytes)
                     ),
                     target: "≥ 20,000 sockets, ≤ 8 KiB each".into(),
                     met: match (held, bytes) {
@@ -316,12 +309,12 @@ impl Row {
                 result: format!(
                     "{} of {} slow sockets closed with 4008; the others' p99 {} ms → {} ms, \
                      {} of their deliveries missing; jetchat RSS {} KiB more",
-                    figure("slow_closed_4008").map_or("?".into(), count),
+                    number(figure("slow_closed_4008")),
                     number(param("slow")),
                     ms(figure("fast_p99_ms_baseline")),
                     ms(figure("fast_p99_ms_slow")),
-                    figure("fast_deliveries_missing").map_or("?".into(), count),
-                    figure("jetchat_rss_growth_during_kib").map_or("?".into(), count)
+                    number(figure("fast_deliveries_missing")),
+                    number(figure("jetchat_rss_growth_during_kib"))
                 ),
                 target: "slow sockets closed, the others' latency unchanged, memory flat".into(),
                 met: verdict(
@@ -370,6 +363,11 @@ fn verdict(met: Option<bool>) -> String {
         Some(false) => "no".into(),
         None => "?".into(),
     }
+}
+
+/// A count with thousands separators, `?` when the figure is missing.
+fn number(value: Option<f64>) -> String {
+    value.map_or("?".into(), count)
 }
 
 /// A count with thousands separators: 147,049.

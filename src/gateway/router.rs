@@ -334,7 +334,7 @@ impl Router {
         &mut self,
         chat_id: ChatId,
         wanted: impl Fn(UserId) -> bool,
-        item: impl Fn() -> Outbound,
+        mut item: impl FnMut() -> Outbound,
     ) {
         let Some(route) = self.chats.get(&chat_id) else {
             return;
@@ -362,18 +362,20 @@ impl Router {
         }
     }
 
-    /// Renders `frame` once and hands it to each socket of the chat that `wanted` selects.
+    /// Hands `frame` to each socket of the chat that `wanted` selects, rendered once, when the
+    /// first of them takes it (with no such socket here, it is never rendered).
     fn deliver_frame(
         &mut self,
         chat_id: ChatId,
         wanted: impl Fn(UserId) -> bool,
         frame: ServerFrame<'_>,
     ) {
-        if !self.chats.contains_key(&chat_id) {
-            return; // no local socket: nothing to render
-        }
-        let frame: Arc<Utf8Bytes> = Arc::new(frame.render());
-        self.deliver(chat_id, wanted, || Outbound::Frame(frame.clone()));
+        let mut rendered: Option<Arc<Utf8Bytes>> = None;
+        self.deliver(chat_id, wanted, || {
+            Outbound::Frame(Arc::clone(
+                rendered.get_or_insert_with(|| Arc::new(frame.render())),
+            ))
+        });
     }
 
     fn chat_event(&mut self, chat_id: ChatId, payload: &[u8]) {

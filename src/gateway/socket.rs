@@ -582,13 +582,12 @@ impl RecentMessages {
     /// is forgotten.
     fn insert(&mut self, id: MessageId, chat_id: ChatId, sender_id: UserId) -> bool {
         match self.by_id.back() {
-            Some(&(last, ..)) if id < last => {
+            Some(&(last, ..)) if id <= last => {
                 match self.by_id.binary_search_by_key(&id, |&(id, ..)| id) {
                     Ok(_) => return false,
                     Err(at) => self.by_id.insert(at, (id, chat_id, sender_id)),
                 }
             }
-            Some(&(last, ..)) if id == last => return false,
             _ => self.by_id.push_back((id, chat_id, sender_id)),
         }
         if self.by_id.len() > RECENT_MESSAGES {

@@ -95,28 +95,7 @@ async fn write_batches(
                 first = pulled.next() => first,
             };
             let Some(first) = first else { break };
-            let mut messages = Vec::with_capacity(batching.size);
-            let mut ended = false;
-            keep(&mut messages, first);
-            // What is ready now, then what arrives until the linger is over (a timeout
-            // polls its future before its deadline, so a zero linger still takes the ready).
-            let deadline = tokio::time::Instant::now() + batching.linger;
-            while messages.len() < batching.size {
-                let more = tokio::select! {
-                    biased;
-                    // Shutting down: write what is in hand; the loop above then stops.
-                    _ = shutdown.cancelled(), if !batching.linger.is_zero() => break,
-                    more = tokio::time::timeout_at(deadline, pulled.next()) => more,
-                };
-                match more {
-                    Ok(Some(item)) => keep(&mut messages, item),
-                    Ok(None) => {
-                        ended = true;
-                        break;
-                    }
-                    Err(_) => break,
-                }
-            }
+            let (messages, ended) = gather(first, &mut pulled, batching, shutdown).await;
             if !messages.is_empty() {
                 let Some(batch) = commit(db, messages, rules, shutdown).await else {
                     return;
@@ -126,10 +105,38 @@ async fn write_batches(
                 }
             }
             if ended {
-                break;
+                break; // the pull is renewed
             }
         }
     }
+}
+
+/// A batch: `first`, what else is ready, and what arrives until the linger is over, up to
+/// `size` commands; `true` when the pull ended meanwhile. (A timeout polls its future before
+/// its deadline, so a zero linger still takes what is ready.)
+async fn gather(
+    first: Result<jetstream::Message, PullError>,
+    pulled: &mut (impl futures_util::Stream<Item = Result<jetstream::Message, PullError>> + Unpin),
+    batching: Batching,
+    shutdown: &CancellationToken,
+) -> (Vec<jetstream::Message>, bool) {
+    let mut messages = Vec::with_capacity(batching.size);
+    keep(&mut messages, first);
+    let deadline = tokio::time::Instant::now() + batching.linger;
+    while messages.len() < batching.size {
+        let more = tokio::select! {
+            biased;
+            // Only a linger waits: shutting down ends it, and what is in hand is written.
+            _ = shutdown.cancelled(), if !batching.linger.is_zero() => break,
+            more = tokio::time::timeout_at(deadline, pulled.next()) => more,
+        };
+        match more {
+            Ok(Some(item)) => keep(&mut messages, item),
+            Ok(None) => return (messages, true),
+            Err(_) => break,
+        }
+    }
+    (messages, false)
 }
 
 /// Adds a pulled message to the batch (a failed pull is logged; the pull goes on).

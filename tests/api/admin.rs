@@ -6,17 +6,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{FRAME_TIMEOUT, TestApp, spawn_app, spawn_app_with};
-
-/// Publishes a command to `CHAT_IN` as Django would and waits for JetStream's ack.
-async fn command(app: &TestApp, subject: &str, payload: Value) {
-    let js = async_nats::jetstream::new(app.nats().await);
-    js.publish(subject.to_owned(), payload.to_string().into())
-        .await
-        .expect("published")
-        .await
-        .expect("JetStream acknowledges the command");
-}
+use crate::helpers::{FRAME_TIMEOUT, TestApp, publish_command, spawn_app, spawn_app_with};
 
 /// A live subscription to events, as Django's consumer sees them.
 async fn events(app: &TestApp, subject: &str) -> async_nats::Subscriber {
@@ -45,7 +35,7 @@ async fn a_message_injected_on_nats_flows_like_a_sockets_message() {
     let mut created = events(&app, &format!("chat.events.{chat_id}.message_created")).await;
 
     // The shortest form Django can send: type, chat, client_msg_id and content_type implied.
-    command(
+    publish_command(
         &app,
         &format!("chat.in.{chat_id}.message"),
         json!({"sender_id": 1, "content": "from django"}),
@@ -70,7 +60,7 @@ async fn an_added_member_starts_receiving_at_once() {
     let mut carol = app.connect(3).await;
     let mut added = events(&app, &format!("chat.events.{chat_id}.member_added")).await;
 
-    command(
+    publish_command(
         &app,
         &format!("chat.in.{chat_id}.add_members"),
         json!({"type":"add_members","v":1,"command_id":"cmd-add-1","chat_id":chat_id,"user_ids":[3]}),
@@ -107,7 +97,7 @@ async fn a_removed_member_stops_receiving_at_once() {
     let mut bob = app.connect(2).await;
     let mut carol = app.connect(3).await;
 
-    command(
+    publish_command(
         &app,
         &format!("chat.in.{chat_id}.remove_members"),
         json!({"type":"remove_members","command_id":"cmd-rm-1","chat_id":chat_id,"user_ids":[2]}),
@@ -150,7 +140,7 @@ async fn rename_and_delete_reach_the_members_and_the_history() {
     bob.expect("new_message").await;
     bob.expect("new_message").await;
 
-    command(
+    publish_command(
         &app,
         &format!("chat.in.{chat_id}.rename"),
         json!({"command_id":"cmd-rename","name":"new name"}),
@@ -162,7 +152,7 @@ async fn rename_and_delete_reach_the_members_and_the_history() {
     );
     alice.expect("chat_renamed").await;
 
-    command(
+    publish_command(
         &app,
         &format!("chat.in.{chat_id}.delete_message"),
         json!({"command_id":"cmd-del","message_id":spam["message_id"]}),
@@ -194,7 +184,7 @@ async fn refused_commands_say_why_with_their_command_id() {
     let private = app.create_chat(1, false, &[2]).await;
     let mut rejected = events(&app, "chat.events.*.command_rejected").await;
 
-    command(
+    publish_command(
         &app,
         &format!("chat.in.{private}.add_members"),
         json!({"command_id":"cmd-private","user_ids":[3]}),
@@ -206,7 +196,7 @@ async fn refused_commands_say_why_with_their_command_id() {
     assert_eq!(event["command"], "add_members");
     assert_eq!(event["code"], "not_a_group");
 
-    command(
+    publish_command(
         &app,
         "chat.in.999.rename",
         json!({"command_id":"cmd-missing","name":"x"}),
@@ -216,7 +206,7 @@ async fn refused_commands_say_why_with_their_command_id() {
     assert_eq!(event["command_id"], "cmd-missing");
     assert_eq!(event["code"], "not_found");
 
-    command(
+    publish_command(
         &app,
         "chat.in.999.message",
         json!({"sender_id": 1, "content": "into the void", "client_msg_id": "void-1"}),
@@ -235,19 +225,19 @@ async fn every_command_gets_an_outcome_even_when_it_changes_nothing() {
     let mut outcomes = events(&app, "chat.events.>").await;
 
     // Already a member, not a member, an existing private chat: same outcome events.
-    command(
+    publish_command(
         &app,
         &format!("chat.in.{group}.add_members"),
         json!({"command_id":"again-add","user_ids":[2]}),
     )
     .await;
-    command(
+    publish_command(
         &app,
         &format!("chat.in.{group}.remove_members"),
         json!({"command_id":"again-rm","user_ids":[9]}),
     )
     .await;
-    command(
+    publish_command(
         &app,
         "chat.in.chats.create",
         json!({"type":"create_chat","command_id":"again-create","creator_id":2,"is_group":false,"member_ids":[1]}),
@@ -290,12 +280,12 @@ async fn commands_from_nats_obey_the_same_rules_as_sockets() {
             "invalid_field",
         ),
     ] {
-        command(&app, &format!("chat.in.{group}.message"), payload).await;
+        publish_command(&app, &format!("chat.in.{group}.message"), payload).await;
         let (_, event) = next_event(&mut rejected).await;
         assert_eq!(event["code"], code, "{event}");
     }
     // Not a command at all: refused with the id it carries, not silently dropped.
-    command(
+    publish_command(
         &app,
         &format!("chat.in.{group}.message"),
         json!({"client_msg_id": "no-sender", "content": "?"}),

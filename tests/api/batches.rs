@@ -13,7 +13,7 @@ use jetchat::{
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::helpers::fresh_database_url;
+use crate::helpers::{fresh_database_url, history_field, persister_consumer, publish_command};
 
 /// A migrated database of its own, with its directory.
 async fn database() -> (DatabaseConnection, tempfile::TempDir) {
@@ -251,36 +251,14 @@ async fn a_lingering_persister_writes_a_trickle_of_commands_once_in_order() {
     let app =
         crate::helpers::spawn_app_with(&[("PERSIST_BATCH", "8"), ("PERSIST_LINGER", "50ms")]).await;
     let chat_id = app.create_chat(1, true, &[2]).await;
-    let js = async_nats::jetstream::new(app.nats().await);
+    let subject = format!("chat.in.{chat_id}.message");
     for i in 0..30 {
-        let command = send(1, chat_id, &format!("trickle-{i}"));
-        js.publish(
-            format!("chat.in.{chat_id}.message"),
-            command.to_string().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .expect("JetStream acknowledges");
+        publish_command(&app, &subject, send(1, chat_id, &format!("trickle-{i}"))).await;
         if i % 7 == 6 {
             tokio::time::sleep(std::time::Duration::from_millis(80)).await;
         }
     }
-    let history = crate::helpers::eventually("every command is persisted", || async {
-        let page = app
-            .get_json(2, &format!("/chats/{chat_id}/messages?limit=100"))
-            .await;
-        match page.as_array() {
-            Some(messages) if messages.len() >= 30 => Ok(messages.clone()),
-            _ => Err(page.to_string()),
-        }
-    })
-    .await;
-    let ids: Vec<&str> = history
-        .iter()
-        .rev()
-        .map(|m| m["client_msg_id"].as_str().unwrap())
-        .collect();
+    let ids = history_field(&app, 2, chat_id, 30, "client_msg_id").await;
     let expected: Vec<String> = (0..30).map(|i| format!("trickle-{i}")).collect();
     assert_eq!(ids, expected, "every command once, in stream order");
 }
@@ -292,29 +270,14 @@ async fn shutting_down_writes_the_batch_a_long_linger_holds() {
     app.stop().await;
     // An hour's linger: only the shutdown can end this batch, and it must be written, not lost.
     app.start_again_with(&[("PERSIST_LINGER", "1h")]).await;
-    let js = async_nats::jetstream::new(app.nats().await);
+    let subject = format!("chat.in.{chat_id}.message");
     for i in 0..3 {
-        let command = send(1, chat_id, &format!("held-{i}"));
-        js.publish(
-            format!("chat.in.{chat_id}.message"),
-            command.to_string().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .expect("JetStream acknowledges");
+        publish_command(&app, &subject, send(1, chat_id, &format!("held-{i}"))).await;
     }
     // Stop only once the persister holds all three (delivered to it, not yet acked).
+    let js = async_nats::jetstream::new(app.nats().await);
     crate::helpers::eventually("the persister holds the commands", || async {
-        let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
-            .get_consumer_from_stream("persister", "CHAT_IN")
-            .await
-            .map_err(|e| e.to_string())?;
-        let pending = consumer
-            .info()
-            .await
-            .map_err(|e| e.to_string())?
-            .num_ack_pending;
+        let pending = persister_consumer(&js).await?.num_ack_pending;
         if pending == 3 {
             Ok(())
         } else {

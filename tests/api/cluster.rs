@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::Stdio};
 
 use crate::{
     failures::{assert_stored_exactly_once, send_until_accepted},
-    helpers::{eventually, spawn_app_with},
+    helpers::{eventually, persister_consumer, spawn_app_with},
 };
 
 /// Three nats-server processes joined by cluster routes, each with its own store.
@@ -144,12 +144,7 @@ async fn a_cluster_node_dying_under_load_loses_nothing_that_was_accepted() {
     eventually(
         "the persister's pull reaches the consumer's leader",
         || async {
-            let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
-                .get_consumer_from_stream("persister", "CHAT_IN")
-                .await
-                .map_err(|e| e.to_string())?;
-            let info = consumer.info().await.map_err(|e| e.to_string())?;
-            if info.num_waiting > 0 {
+            if persister_consumer(&js).await?.num_waiting > 0 {
                 Ok(())
             } else {
                 Err("no pull waiting".to_owned())

@@ -455,6 +455,52 @@ impl WsClient {
     }
 }
 
+/// Publishes a command to `CHAT_IN` as Django would and waits for JetStream's ack.
+pub async fn publish_command(app: &TestApp, subject: &str, payload: Value) {
+    let js = async_nats::jetstream::new(app.nats().await);
+    js.publish(subject.to_owned(), payload.to_string().into())
+        .await
+        .expect("published")
+        .await
+        .expect("JetStream acknowledges the command");
+}
+
+/// The persister's durable consumer on `CHAT_IN` as JetStream reports it now (for
+/// [`eventually`]: an error is the text of what failed).
+pub async fn persister_consumer(
+    js: &async_nats::jetstream::Context,
+) -> Result<async_nats::jetstream::consumer::Info, String> {
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_consumer_from_stream("persister", "CHAT_IN")
+        .await
+        .map_err(|e| e.to_string())?;
+    consumer.info().await.cloned().map_err(|e| e.to_string())
+}
+
+/// `field` of the chat's messages as `user_id` reads them in history, oldest first, once there
+/// are at least `count` (fails the test after [`POLL_TIMEOUT`]).
+pub async fn history_field(
+    app: &TestApp,
+    user_id: i64,
+    chat_id: i64,
+    count: usize,
+    field: &str,
+) -> Vec<String> {
+    let path = format!("/chats/{chat_id}/messages?limit=100");
+    let page = eventually("the messages are in history", || async {
+        let page = app.get_json(user_id, &path).await;
+        match page.as_array() {
+            Some(messages) if messages.len() >= count => Ok(messages.clone()),
+            _ => Err(page.to_string()),
+        }
+    })
+    .await;
+    page.iter()
+        .rev()
+        .map(|m| m[field].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 /// Where a bounded poll gives up (receipts are persisted asynchronously).
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(30);
 

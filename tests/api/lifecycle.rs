@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{history_field, publish_command, spawn_app};
 
 #[tokio::test]
 async fn shutdown_closes_sockets_with_going_away() {
@@ -19,40 +19,14 @@ async fn commands_accepted_while_jetchat_is_down_are_persisted_when_it_returns()
     app.stop().await;
 
     // With no jetchat running, JetStream still takes commands (here as Django would send them).
-    let js = async_nats::jetstream::new(app.nats().await);
     for i in 0..20 {
         let command = json!({"type":"send_message","v":1,"sender_id":1,"chat_id":chat_id,
             "content":format!("while down {i}"),"content_type":"text","client_msg_id":format!("down-{i}")});
-        js.publish(
-            format!("chat.in.{chat_id}.message"),
-            command.to_string().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .expect("JetStream acknowledges");
+        publish_command(&app, &format!("chat.in.{chat_id}.message"), command).await;
     }
 
     app.start_again().await;
-    let mut history = Vec::new();
-    for _ in 0..100 {
-        let page: Value = app
-            .get(2, &format!("/chats/{chat_id}/messages?limit=100"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        history = page.as_array().unwrap().clone();
-        if history.len() >= 20 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let contents: Vec<&str> = history
-        .iter()
-        .rev()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
+    let contents = history_field(&app, 2, chat_id, 20, "content").await;
     let expected: Vec<String> = (0..20).map(|i| format!("while down {i}")).collect();
     assert_eq!(contents, expected, "every command persisted once, in order");
 }
