@@ -17,10 +17,11 @@ use crate::{
     bus::{Bus, Subjects, embedded::EmbeddedNats, streams},
     config::Config,
     gateway::{self, router::RouterHandle},
+    health::Pipeline,
     http,
     media::Media,
     openapi::ApiDoc,
-    persister, store,
+    persister, store, supervisor,
 };
 
 /// The handles every handler and socket shares: one allocation for the process, so a clone
@@ -50,6 +51,8 @@ pub struct Services {
     pub shutdown: CancellationToken,
     /// The open sockets, waited for at shutdown.
     pub tracker: TaskTracker,
+    /// What `/healthz` knows of the background tasks.
+    pub pipeline: Arc<Pipeline>,
 }
 
 /// A built, not yet serving, jetchat.
@@ -57,7 +60,8 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     persister: JoinHandle<()>,
-    router: JoinHandle<()>,
+    /// Yields why the router died, if it did before shutdown.
+    router: JoinHandle<Option<String>>,
     nats: Option<EmbeddedNats>,
 }
 
@@ -96,11 +100,13 @@ impl App {
         store::migrate(&db)
             .await
             .context("applying database migrations")?;
-        store::spawn_checkpointer(db.clone(), shutdown.clone());
         let writer = store::connect_writer(&config.database_url)
             .await
             .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;
         let consumer = streams::ensure(&bus, streams::Topology::from_config(&config)).await?;
+        persister::agreement::check(&bus, &writer).await?;
+        store::spawn_checkpointer(db.clone(), shutdown.clone());
+        let pipeline = Arc::new(Pipeline::default());
         let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let (router_handle, router) = gateway::router::spawn(
             bus.clone(),
@@ -111,19 +117,24 @@ impl App {
         )
         .await
         .context("subscribing to membership events")?;
-        let persister = tokio::spawn(persister::run(
-            bus.clone(),
-            writer,
-            consumer,
-            persister::Batching {
-                size: config.persist_batch,
-                linger: config.persist_linger,
+        let router = supervisor::router(router, pipeline.clone(), shutdown.clone());
+        let persister = supervisor::persister(
+            persister::Persister {
+                bus: bus.clone(),
+                db: writer,
+                consumer,
+                batching: persister::Batching {
+                    size: config.persist_batch,
+                    linger: config.persist_linger,
+                },
+                rules: persister::batch::Rules {
+                    max_content_chars: config.max_content_chars,
+                },
+                pipeline: pipeline.clone(),
             },
-            persister::batch::Rules {
-                max_content_chars: config.max_content_chars,
-            },
+            pipeline.clone(),
             shutdown.clone(),
-        ));
+        );
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("BIND_ADDR: cannot listen on {}", config.bind_addr))?;
@@ -137,6 +148,7 @@ impl App {
             instance,
             shutdown,
             tracker: TaskTracker::new(),
+            pipeline,
         }));
         Ok(App {
             listener,
@@ -180,11 +192,14 @@ impl App {
         tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
         let _ = persister.await;
-        let _ = router.await;
+        let router_died = router.await.ok().flatten();
         // Bounded: with NATS unreachable a flush would wait for a reconnect that may not come.
         let _ = tokio::time::timeout(Duration::from_secs(2), bus.client.flush()).await;
         if let Some(nats) = nats {
             nats.stop().await;
+        }
+        if let Some(why) = router_died {
+            anyhow::bail!("stopped because {why}");
         }
         tracing::info!("jetchat stopped");
         Ok(())

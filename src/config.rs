@@ -78,6 +78,9 @@ pub struct Config {
     /// Mark messages delivered when they are pushed to a socket (the Python service did);
     /// clients may still send `delivered` themselves.
     pub auto_delivered: bool,
+    /// How long the persister may make no progress while commands wait before `/healthz`
+    /// answers 503.
+    pub persist_stall: Duration,
 }
 
 impl Config {
@@ -170,6 +173,10 @@ impl Config {
             persist_ack_wait: parse::<humantime::Duration>(&var, "PERSIST_ACK_WAIT", "30s")?.into(),
             command_timeout: Duration::from_millis(parse(&var, "COMMAND_TIMEOUT_MS", "10000")?),
             auto_delivered: parse(&var, "AUTO_DELIVERED", "true")?,
+            persist_stall: positive(
+                parse::<humantime::Duration>(&var, "PERSIST_STALL", "30s")?.into(),
+                "PERSIST_STALL",
+            )?,
         })
     }
 }

@@ -10,7 +10,9 @@
 //! 3. [`gateway::router`] subscribes to the events of the chats its sockets belong to and
 //!    pushes `message_ack`, `new_message` and `status_update` frames.
 //!
-//! [`ops`] holds the operator commands (replay, streams, reproject).
+//! [`ops`] holds the operator commands (replay, streams, reproject, dlq).
+//! [`health`] is what `/healthz` knows of the background tasks; [`supervisor`] restarts the
+//! persister or stops the process when a task dies.
 //! [`media`] recognises, stages, stores and signs uploaded files (`POST /upload`,
 //! `GET /media/{file_id}`).
 //! [`http`] serves REST (chat creation, history) and the OpenAPI document ([`openapi`]);
@@ -23,6 +25,7 @@ pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod gateway;
+pub mod health;
 pub mod http;
 pub mod media;
 pub mod openapi;
@@ -30,3 +33,4 @@ pub mod ops;
 pub mod persister;
 pub mod shutdown;
 pub mod store;
+pub mod supervisor;

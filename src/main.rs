@@ -32,6 +32,26 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Show the dead letters (commands refused because no retry could apply them), or publish
+    /// them to CHAT_IN again once their cause is fixed.
+    Dlq {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Publish these dead letters (their sequence in CHAT_DLQ) again and remove them.
+        #[arg(long, num_args = 1.., value_name = "SEQ")]
+        replay: Vec<u64>,
+        /// Publish every dead letter again and remove them.
+        #[arg(long, conflicts_with = "replay")]
+        replay_all: bool,
+    },
+    /// After CHAT_IN was recreated or truncated under a kept database: continue its numbering
+    /// after the database's newest message (the start-up error names the number).
+    ContinueStream {
+        /// The newest message id in the database.
+        #[arg(long)]
+        after: u64,
+    },
     /// Rebuild the database from CHAT_IN into an empty database.
     Reproject {
         /// The empty database to fill (sea-orm URL).
@@ -87,7 +107,11 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Cmd::Replay(_) | Cmd::Streams { .. } | Cmd::Reproject { .. } => {
+        Cmd::Replay(_)
+        | Cmd::Streams { .. }
+        | Cmd::Dlq { .. }
+        | Cmd::ContinueStream { .. }
+        | Cmd::Reproject { .. } => {
             unreachable!("handled by ops")
         }
     }
@@ -112,6 +136,30 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
                     print!("{}", jetchat::ops::streams::render(&reports));
                 }
             }
+            Cmd::Dlq {
+                json,
+                replay,
+                replay_all,
+            } => {
+                use jetchat::ops::dead_letters;
+                if *replay_all || !replay.is_empty() {
+                    let which = (!replay_all).then_some(replay.as_slice());
+                    for (letter, seq) in dead_letters::replay(&bus, which).await? {
+                        println!("dead letter {letter} published again as CHAT_IN sequence {seq}");
+                    }
+                } else {
+                    let letters = dead_letters::list(&bus).await?;
+                    if *json {
+                        println!("{}", serde_json::to_string_pretty(&letters)?);
+                    } else {
+                        print!("{}", dead_letters::render(&letters));
+                    }
+                }
+            }
+            Cmd::ContinueStream { after } => {
+                let report = jetchat::ops::continue_stream::run(&bus, *after).await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
             Cmd::Reproject { into } => {
                 let rules = jetchat::persister::batch::Rules {
                     max_content_chars: config.max_content_chars,
@@ -124,7 +172,11 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
         Ok(())
     };
     match command {
-        Cmd::Replay(_) | Cmd::Streams { .. } | Cmd::Reproject { .. } => Some(run.await),
+        Cmd::Replay(_)
+        | Cmd::Streams { .. }
+        | Cmd::Dlq { .. }
+        | Cmd::ContinueStream { .. }
+        | Cmd::Reproject { .. } => Some(run.await),
         _ => None,
     }
 }

@@ -138,6 +138,22 @@ pub struct CreateChat {
     pub reply_to: Option<String>,
 }
 
+impl CreateChat {
+    /// The members besides the creator, sorted, each once: `member_ids` may list the creator
+    /// or an id twice (`[me, other]` is the same private chat as `[other]`).
+    pub fn other_members(&self) -> Vec<UserId> {
+        let mut ids: Vec<UserId> = self
+            .member_ids
+            .iter()
+            .copied()
+            .filter(|id| *id != self.creator_id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
 /// Add users to a group.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct AddMembers {

@@ -1,5 +1,5 @@
-//! The JetStream topology: `CHAT_IN` (commands), `CHAT_EVENTS` (events) and the persister's
-//! durable consumer, created or updated idempotently at start-up so instances can share them.
+//! The JetStream topology: `CHAT_IN` (commands), `CHAT_EVENTS` (events), `CHAT_DLQ` (dead
+//! letters) and the persister's durable consumer, created or updated idempotently at start-up so instances can share them.
 
 use std::time::Duration;
 
@@ -72,7 +72,13 @@ pub async fn ensure(bus: &Bus, topology: Topology) -> anyhow::Result<consumer::P
             s.all_events(),
         )
     };
-    for config in [commands, events] {
+    // Kept until an operator replays or removes them (`jetchat dlq`); a few per incident.
+    let dead_letters = file_stream(
+        s.dead_letter_stream(),
+        "jetchat dead letters: commands refused because no retry could apply them",
+        s.all_dead_letters(),
+    );
+    for config in [commands, events, dead_letters] {
         let name = config.name.clone();
         bus.jetstream
             .create_or_update_stream(config)
@@ -102,4 +108,15 @@ pub async fn exist(bus: &Bus) -> bool {
     let s = &bus.subjects;
     bus.jetstream.get_stream(s.in_stream()).await.is_ok()
         && bus.jetstream.get_stream(s.events_stream()).await.is_ok()
+}
+
+/// Commands the persister has not finished: waiting to be delivered, or delivered and not
+/// yet acked.
+pub async fn persister_backlog(bus: &Bus) -> anyhow::Result<u64> {
+    let mut consumer: consumer::PullConsumer = bus
+        .jetstream
+        .get_consumer_from_stream(PERSISTER, bus.subjects.in_stream())
+        .await?;
+    let info = consumer.info().await?;
+    Ok(info.num_pending + info.num_ack_pending as u64)
 }

@@ -8,6 +8,7 @@ pub struct Subjects {
     prefix: String,
     in_stream: String,
     events_stream: String,
+    dead_letter_stream: String,
 }
 
 impl Subjects {
@@ -27,6 +28,7 @@ impl Subjects {
             prefix: prefix.to_owned(),
             in_stream: format!("{stem}_IN"),
             events_stream: format!("{stem}_EVENTS"),
+            dead_letter_stream: format!("{stem}_DLQ"),
         }
     }
 
@@ -38,6 +40,34 @@ impl Subjects {
     /// The event stream (`CHAT_EVENTS`).
     pub fn events_stream(&self) -> &str {
         &self.events_stream
+    }
+
+    /// The dead-letter stream (`CHAT_DLQ`): commands refused because no retry could apply them.
+    pub fn dead_letter_stream(&self) -> &str {
+        &self.dead_letter_stream
+    }
+
+    /// Every dead letter: `chat.dlq.>`.
+    pub fn all_dead_letters(&self) -> String {
+        format!("{}.dlq.>", self.prefix)
+    }
+
+    /// Where the command first published on `subject` is kept: `chat.in.7.message` becomes
+    /// `chat.dlq.in.7.message` (a subject outside the prefix keeps its whole name after it).
+    pub fn dead_letter(&self, subject: &str) -> String {
+        let rest = subject
+            .strip_prefix(&self.prefix)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .unwrap_or(subject);
+        format!("{}.dlq.{rest}", self.prefix)
+    }
+
+    /// The command subject a dead letter came from: the inverse of [`Subjects::dead_letter`].
+    pub fn dead_letter_origin(&self, dead_letter: &str) -> Option<String> {
+        let rest = dead_letter
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(".dlq.")?;
+        Some(format!("{}.{rest}", self.prefix))
     }
 
     /// Every command: `chat.in.>`.
@@ -124,6 +154,12 @@ mod tests {
         assert_eq!(s.direct_message_command(), "chat.in.direct.message");
         assert_eq!(s.receipt_command(7), "chat.in.7.receipt");
         assert_eq!(s.create_chat_command(), "chat.in.chats.create");
+        assert_eq!(s.dead_letter_stream(), "CHAT_DLQ");
+        assert_eq!(s.dead_letter("chat.in.7.message"), "chat.dlq.in.7.message");
+        assert_eq!(
+            s.dead_letter_origin("chat.dlq.in.7.message").as_deref(),
+            Some("chat.in.7.message")
+        );
         assert_eq!(
             s.chat_event(Some(7), "message_created"),
             "chat.events.7.message_created"

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     auth::UserId,
     domain::{ContentType, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339},
+    persister::batch::rules,
     store::ChatId,
 };
 
@@ -184,17 +185,17 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
     if content.trim().is_empty() && file_url.is_none() && file_id.is_none() {
         return fail("empty_content", "content is empty".into());
     }
-    if content.chars().count() > max_content_chars {
-        return fail(
-            "content_too_long",
-            format!("content is longer than {max_content_chars} characters"),
-        );
-    }
-    if file_url.as_ref().is_some_and(|u| u.len() > 2048) {
-        return fail(
-            "invalid_field",
-            "file_url is longer than 2048 characters".into(),
-        );
+    // The persister's rules, checked before publishing so the client hears at once.
+    let checked = rules::content(&content, max_content_chars)
+        .and_then(|()| rules::client_msg_id(&client_msg_id))
+        .and_then(|()| file_url.as_deref().map_or(Ok(()), rules::file_url))
+        .and_then(|()| {
+            file_id
+                .as_deref()
+                .map_or(Ok(()), |id| rules::text("file_id", id, rules::MAX_FILE_ID))
+        });
+    if let Err(refusal) = checked {
+        return fail(refusal.code, refusal.detail);
     }
     Ok(SendRequest {
         chat_id: raw.chat_id,

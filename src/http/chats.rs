@@ -18,6 +18,7 @@ use crate::{
         messages::{Command, CreateChat, Outcome, VERSION},
     },
     domain::{ChatView, MessageView},
+    persister::batch::Rules,
     store::{ChatId, queries},
 };
 
@@ -88,12 +89,25 @@ pub async fn create_chat(
             member_ids,
         },
     };
-    if request.member_ids.iter().any(|id| *id <= 0) {
+    let command_id = uuid::Uuid::now_v7().to_string();
+    let command = CreateChat {
+        v: VERSION,
+        command_id: command_id.clone(),
+        creator_id: user,
+        name: request.name,
+        is_group: request.is_group,
+        member_ids: request.member_ids,
+        reply_to: None,
+    };
+    // The persister checks the same; refused here, the caller hears at once.
+    Rules::default()
+        .check(&Command::CreateChat(command.clone()))
+        .map_err(|refusal| ApiError::Invalid(refusal.detail))?;
+    if !command.is_group && command.other_members().len() != 1 {
         return Err(ApiError::Invalid(
-            "member_ids must be positive integers".into(),
+            "a private chat has exactly one member besides you".into(),
         ));
     }
-    let command_id = uuid::Uuid::now_v7().to_string();
     let outcome = state
         .bus
         .command(
@@ -101,13 +115,8 @@ pub async fn create_chat(
             format!("create:{command_id}"),
             |reply_to| {
                 Command::CreateChat(CreateChat {
-                    v: VERSION,
-                    command_id: command_id.clone(),
-                    creator_id: user,
-                    name: request.name,
-                    is_group: request.is_group,
-                    member_ids: request.member_ids,
                     reply_to: Some(reply_to),
+                    ..command
                 })
             },
             state.config.command_timeout,
@@ -126,7 +135,7 @@ pub async fn create_chat(
             },
             Json(chat),
         )),
-        Outcome::Rejected { detail, .. } => Err(ApiError::Invalid(detail)),
+        Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
     }
 }
 

@@ -1,4 +1,5 @@
-//! `GET /healthz`: 200 only when the database and NATS answer and the streams exist.
+//! `GET /healthz`: 200 only when the database and NATS answer, the streams exist, the
+//! background tasks run and the persister keeps up; else 503 with the reasons.
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
@@ -15,6 +16,10 @@ pub struct Health {
     pub database: bool,
     pub nats: bool,
     pub streams: bool,
+    /// The persister made progress within `PERSIST_STALL`, or has nothing to do.
+    pub persister: bool,
+    /// Why the instance is unavailable, in sentences (empty when `ok`).
+    pub problems: Vec<String>,
 }
 
 /// Reports whether jetchat can do its work.
@@ -24,7 +29,23 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
     let database = store::ping(&state.db).await;
     let nats = state.bus.client.connection_state() == async_nats::connection::State::Connected;
     let streams = nats && bus::streams::exist(&state.bus).await;
-    let ok = database && nats && streams;
+    let mut problems = state.pipeline.problems();
+    if !database {
+        problems.push("the database does not answer".into());
+    }
+    if !nats {
+        problems.push("NATS is not connected".into());
+    } else if !streams {
+        problems.push("the streams do not exist".into());
+    }
+    let persister = match stalled(&state).await {
+        Some(problem) => {
+            problems.push(problem);
+            false
+        }
+        None => true,
+    };
+    let ok = problems.is_empty();
     let status = if ok {
         StatusCode::OK
     } else {
@@ -37,8 +58,27 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
             database,
             nats,
             streams,
+            persister,
+            problems,
         }),
     )
+}
+
+/// Why the persister counts as stalled: no progress for `PERSIST_STALL` while commands wait.
+async fn stalled(state: &AppState) -> Option<String> {
+    let idle = state.pipeline.since_progress();
+    if idle < state.config.persist_stall {
+        return None;
+    }
+    let waiting = match bus::streams::persister_backlog(&state.bus).await {
+        Ok(0) => return None,
+        Ok(waiting) => waiting.to_string(),
+        Err(_) => "an unknown number of".into(),
+    };
+    Some(format!(
+        "the persister has made no progress for {} s while {waiting} commands wait",
+        idle.as_secs()
+    ))
 }
 
 /// The health route.

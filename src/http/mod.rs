@@ -69,6 +69,20 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer to a command the persister refused with `code`: the caller's fault (422)
+    /// unless jetchat itself failed on it (500) or the log disagrees with the database (503).
+    pub fn refused(code: &str, detail: String) -> Self {
+        match code {
+            "internal_error" => ApiError::Internal(anyhow::anyhow!(detail)),
+            "id_conflict" => ApiError::Unavailable(detail),
+            "not_found" => ApiError::NotFound(detail),
+            "forbidden" => ApiError::Forbidden(detail),
+            _ => ApiError::Invalid(detail),
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(error: sea_orm::DbErr) -> Self {
         ApiError::Internal(error.into())

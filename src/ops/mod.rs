@@ -1,6 +1,8 @@
-//! Operator tools: read the streams without changing them (`replay`, `streams`) and rebuild a
-//! database from the command log (`reproject`).
+//! Operator tools: read the streams without changing them (`replay`, `streams`), rebuild a
+//! database from the command log (`reproject`), and read or replay the dead letters (`dlq`).
 
+pub mod continue_stream;
+pub mod dead_letters;
 pub mod replay;
 pub mod reproject;
 pub mod streams;

@@ -20,6 +20,9 @@ pub struct Report {
     pub commands: u64,
     /// Commands no version of jetchat can read (skipped, as the persister does).
     pub undecodable: u64,
+    /// Commands the database refused (refused, as the persister does: they are in the
+    /// dead-letter stream).
+    pub refused: u64,
     pub chats: u64,
     pub members: u64,
     pub messages: u64,
@@ -63,9 +66,10 @@ pub async fn run(
                 }
             }
             if batch.len() >= batch_size || last {
-                persister::write(&db, &batch, rules)
+                let written = persister::write(&db, &batch, rules)
                     .await
                     .context("writing a batch")?;
+                report.refused += written.poisoned.len() as u64;
                 batch.clear();
             }
             if last {

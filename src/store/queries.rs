@@ -286,3 +286,16 @@ pub fn status(
             .unwrap_or(MessageStatus::Sent)
     }
 }
+
+/// The newest message's `CHAT_IN` sequence (0 for an empty database): the stream must have
+/// reached it, or new messages would take ids already stored.
+pub async fn newest_stream_seq(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    let newest: Option<i64> = message::Entity::find()
+        .select_only()
+        .column_as(message::Column::StreamSeq.max(), "newest")
+        .into_tuple()
+        .one(db)
+        .await?
+        .flatten();
+    Ok(u64::try_from(newest.unwrap_or(0)).unwrap_or(0))
+}

@@ -42,6 +42,7 @@ async fn apply(db: &DatabaseConnection, batch: &[Incoming]) -> Vec<Event> {
     persister::write(db, batch, &Rules::default())
         .await
         .expect("the batch commits")
+        .applied
         .events
 }
 

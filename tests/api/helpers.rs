@@ -656,3 +656,42 @@ impl WsClient {
         frame
     }
 }
+
+impl TestApp {
+    /// Tries to start jetchat again on the same database and NATS; the start-up error if it
+    /// refuses.
+    pub async fn try_start_again(&mut self) -> anyhow::Result<()> {
+        let config = Config::from_lookup(|k| self.vars.get(k).cloned()).expect("valid config");
+        let shutdown = CancellationToken::new();
+        let app = App::build(config, shutdown.clone()).await?;
+        self.address = app.address();
+        self.shutdown = shutdown;
+        self.server = Some(tokio::spawn(app.run_until_stopped()));
+        Ok(())
+    }
+
+    /// A connection of its own to the app's database.
+    pub async fn database(&self) -> sea_orm::DatabaseConnection {
+        sea_orm::Database::connect(&self.database_url)
+            .await
+            .expect("the app's database connects")
+    }
+}
+
+/// The messages of the stream `name` (e.g. `CHAT_DLQ`), oldest first: subject, headers and
+/// payload.
+pub async fn stream_messages(
+    app: &TestApp,
+    name: &str,
+) -> Vec<async_nats::jetstream::message::StreamMessage> {
+    let js = async_nats::jetstream::new(app.nats().await);
+    let stream = js.get_stream(name).await.expect("the stream exists");
+    let info = stream.cached_info().state.clone();
+    let mut messages = Vec::new();
+    for seq in info.first_sequence..=info.last_sequence {
+        if let Ok(message) = stream.get_raw_message(seq).await {
+            messages.push(message);
+        }
+    }
+    messages
+}

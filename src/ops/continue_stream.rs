@@ -1,0 +1,76 @@
+//! `jetchat continue-stream --after N`: after `CHAT_IN` was recreated or truncated under a
+//! kept database (the start-up check refuses to run then), continues the stream's numbering
+//! after the database's newest message, so new messages get ids that are free. Commands the
+//! new stream already holds are kept: they are published again, in order, after the jump.
+
+use anyhow::{Context as _, bail};
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::bus::Bus;
+
+/// What `continue-stream` did.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The stream's last sequence before.
+    pub last_before: u64,
+    /// Commands published again after the jump.
+    pub republished: u64,
+    /// The stream's first free sequence now.
+    pub next_sequence: u64,
+}
+
+/// Moves `CHAT_IN` on so that its next sequence is `after + 1` or later.
+pub async fn run(bus: &Bus, after: u64) -> anyhow::Result<Report> {
+    let name = bus.subjects.in_stream();
+    let mut stream = bus
+        .jetstream
+        .get_stream(name)
+        .await
+        .with_context(|| format!("stream {name}"))?;
+    let state = stream.info().await?.state.clone();
+    if state.last_sequence > after {
+        bail!(
+            "{name} is already at sequence {}, past {after}: nothing to do",
+            state.last_sequence
+        );
+    }
+    // Read what the stream holds before it is purged.
+    let mut held = Vec::new();
+    if state.messages > 0 {
+        let config = OrderedConfig {
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        };
+        let consumer = super::ordered_consumer(bus, name, config).await?;
+        let mut messages = consumer.messages().await?;
+        while let Some(message) = messages.next().await {
+            let message = message?;
+            let last = message.info().map(|i| i.pending == 0).unwrap_or(true);
+            held.push((message.subject.to_string(), message.payload.clone()));
+            if last {
+                break;
+            }
+        }
+    }
+    // Purging up to a sequence past the end moves the stream's next sequence there.
+    stream
+        .purge()
+        .sequence(after + 1)
+        .await
+        .with_context(|| format!("moving {name} on to sequence {}", after + 1))?;
+    for (subject, payload) in &held {
+        bus.jetstream
+            .publish(subject.clone(), payload.clone())
+            .await?
+            .await
+            .context("publishing a held command again")?;
+    }
+    let next = stream.info().await?.state.last_sequence + 1;
+    Ok(Report {
+        last_before: state.last_sequence,
+        republished: held.len() as u64,
+        next_sequence: next,
+    })
+}

@@ -1,0 +1,133 @@
+//! `jetchat dlq`: the dead-letter stream (`CHAT_DLQ`) for operators — what was refused and
+//! why, and, once the cause is fixed, a replay that publishes a command to `CHAT_IN` again
+//! (it gets a new sequence, so a replayed message is ordered after everything before the
+//! replay) and removes it from the dead letters.
+
+use anyhow::{Context as _, bail};
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::{
+    bus::Bus,
+    persister::dead_letters::{HEADER_CODE, HEADER_ERROR, HEADER_SEQUENCE, HEADER_SUBJECT},
+};
+
+/// One dead letter as `jetchat dlq` shows it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Letter {
+    /// Its sequence in the dead-letter stream (what `--replay` takes).
+    pub seq: u64,
+    /// The subject and `CHAT_IN` sequence the command first had.
+    pub subject: String,
+    pub original_seq: u64,
+    pub code: String,
+    pub error: String,
+    /// The command as it was published (lossy UTF-8).
+    pub payload: String,
+}
+
+/// Every dead letter, oldest first.
+pub async fn list(bus: &Bus) -> anyhow::Result<Vec<Letter>> {
+    let config = OrderedConfig {
+        deliver_policy: DeliverPolicy::All,
+        ..Default::default()
+    };
+    let name = bus.subjects.dead_letter_stream();
+    let consumer = super::ordered_consumer(bus, name, config).await?;
+    let mut letters = Vec::new();
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(letters);
+    }
+    let mut messages = consumer.messages().await?;
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (seq, last) = (info.stream_sequence, info.pending == 0);
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default()
+        };
+        letters.push(Letter {
+            seq,
+            subject: header(HEADER_SUBJECT),
+            original_seq: header(HEADER_SEQUENCE).parse().unwrap_or(0),
+            code: header(HEADER_CODE),
+            error: header(HEADER_ERROR),
+            payload: String::from_utf8_lossy(&message.payload).into_owned(),
+        });
+        if last {
+            break;
+        }
+    }
+    Ok(letters)
+}
+
+/// Publishes the dead letters `seqs` (all of them when `None`) to `CHAT_IN` again and removes
+/// each from the dead letters once JetStream has it; returns `(dead-letter seq, new CHAT_IN
+/// seq)` for each.
+pub async fn replay(bus: &Bus, seqs: Option<&[u64]>) -> anyhow::Result<Vec<(u64, u64)>> {
+    let letters = list(bus).await?;
+    if let Some(seqs) = seqs
+        && let Some(missing) = seqs.iter().find(|s| !letters.iter().any(|l| l.seq == **s))
+    {
+        bail!("no dead letter has sequence {missing}");
+    }
+    let stream = bus
+        .jetstream
+        .get_stream(bus.subjects.dead_letter_stream())
+        .await
+        .context("the dead-letter stream")?;
+    let mut replayed = Vec::new();
+    for letter in letters {
+        if seqs.is_some_and(|seqs| !seqs.contains(&letter.seq)) {
+            continue;
+        }
+        if !letter
+            .subject
+            .starts_with(&bus.subjects.all_commands().replace('>', ""))
+        {
+            bail!(
+                "dead letter {} came from {:?}, which is not a command subject",
+                letter.seq,
+                letter.subject
+            );
+        }
+        let ack = bus
+            .jetstream
+            .publish(letter.subject.clone(), letter.payload.clone().into())
+            .await?
+            .await
+            .with_context(|| format!("publishing dead letter {} again", letter.seq))?;
+        stream
+            .delete_message(letter.seq)
+            .await
+            .with_context(|| format!("removing dead letter {}", letter.seq))?;
+        replayed.push((letter.seq, ack.sequence));
+    }
+    Ok(replayed)
+}
+
+/// The letters as a table for a terminal.
+pub fn render(letters: &[Letter]) -> String {
+    if letters.is_empty() {
+        return "no dead letters\n".into();
+    }
+    let mut out = String::new();
+    for l in letters {
+        out.push_str(&format!(
+            "#{seq}  {subject} (was {original})  {code}: {error}\n    {payload}\n",
+            seq = l.seq,
+            subject = l.subject,
+            original = l.original_seq,
+            code = l.code,
+            error = l.error,
+            payload = l.payload,
+        ));
+    }
+    out
+}

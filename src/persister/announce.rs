@@ -1,0 +1,109 @@
+//! The second stage: a committed batch's events, replies and dead letters go out, and only
+//! then are its commands acked.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, context::PublishAckFuture};
+
+use super::{
+    batch::Applied,
+    dead_letters::{self, DeadLetter},
+};
+use crate::bus::{Bus, messages::Event};
+
+/// A batch written to the database whose events are still to be published.
+pub struct Committed {
+    pub applied: Applied,
+    /// The commands the batch applied or refused (acked after the events are out).
+    pub valid: Vec<jetstream::Message>,
+    /// Commands refused for good: payloads that are no command, commands the database cannot
+    /// apply (terminated after their rejections and dead letters are out).
+    pub refused: Vec<jetstream::Message>,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+impl Committed {
+    /// Publishes the events, dead letters and replies, then acks the commands.
+    #[tracing::instrument(skip_all, fields(size = self.valid.len()))]
+    pub async fn announce(self, bus: &Bus) {
+        let published = async {
+            dead_letters::publish(bus, &self.dead_letters).await?;
+            announce(bus, &self.applied).await
+        };
+        if let Err(error) = published.await {
+            // Committed but not announced: leave the commands unacked so the redelivery
+            // re-emits.
+            tracing::error!(%error, "publishing events failed; the batch will be redelivered");
+            for message in self.valid.iter().chain(&self.refused) {
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+            }
+            return;
+        }
+        for message in &self.valid {
+            if let Err(error) = message.ack().await {
+                tracing::warn!(%error, "ack failed; the command will be redelivered and found stored");
+            }
+        }
+        // Refused for good: redelivery would not help.
+        for message in &self.refused {
+            let _ = message.ack_with(AckKind::Term).await;
+        }
+    }
+}
+
+/// Publishes the events (all in flight at once, then every ack awaited) and the replies.
+async fn announce(bus: &Bus, applied: &Applied) -> Result<(), async_nats::Error> {
+    let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(applied.events.len());
+    for event in &applied.events {
+        let subject = bus.subjects.chat_event(event.chat_id(), event.kind());
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(serde_json::to_vec(event)?.into())
+            .message_id(dedupe_id(event));
+        acks.push(bus.jetstream.send_publish(subject, publish).await?);
+    }
+    for ack in acks {
+        ack.await?;
+    }
+    for (reply_to, outcome) in &applied.replies {
+        bus.client
+            .publish(reply_to.clone(), serde_json::to_vec(outcome)?.into())
+            .await?;
+    }
+    Ok(())
+}
+
+/// `Nats-Msg-Id` of an event, so a re-emitted event is stored once in `CHAT_EVENTS`.
+fn dedupe_id(event: &Event) -> String {
+    let command = |id: &Option<String>| id.clone().unwrap_or_else(|| "-".into());
+    match event {
+        Event::MessageCreated(e) => format!("created:{}", e.message.message_id),
+        Event::Receipt(e) => {
+            let status = match e.status {
+                crate::domain::ReceiptStatus::Delivered => "delivered",
+                crate::domain::ReceiptStatus::Read => "read",
+            };
+            format!(
+                "receipt:{}:{}:{status}:{}",
+                e.chat_id, e.user_id, e.message_id
+            )
+        }
+        Event::ChatCreated(e) => format!("chat:{}:{}", e.chat.chat_id, command(&e.command_id)),
+        Event::MemberAdded(e) => format!(
+            "member:{}:{}:{}",
+            e.chat_id,
+            e.user_id,
+            command(&e.command_id)
+        ),
+        Event::MemberRemoved(e) => format!(
+            "left:{}:{}:{}",
+            e.chat_id,
+            e.user_id,
+            command(&e.command_id)
+        ),
+        Event::ChatRenamed(e) => format!("renamed:{}:{}", e.chat_id, command(&e.command_id)),
+        Event::MessageDeleted(e) => format!("deleted:{}", e.message_id),
+        Event::CommandRejected(e) => format!("rejected:{}:{}", e.command, e.command_id),
+    }
+}

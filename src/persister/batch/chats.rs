@@ -1,0 +1,232 @@
+//! Chats: private chats found or created by their pair, groups created once per command id,
+//! renames.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    sea_query::Expr,
+};
+
+use super::{
+    BatchState, ChatState, INSERT_CHUNK, MAX_GROUP_MEMBERS, Marks, Pending, Step, distinct, refuse,
+    rules,
+};
+use crate::{
+    auth::UserId,
+    bus::messages::{ChatCreated, ChatRenamed, CreateChat, Event, Outcome, RenameChat, VERSION},
+    store::{ChatId, chat, chat_member, queries},
+};
+
+impl BatchState {
+    pub(super) async fn create_chat(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &CreateChat,
+        at: DateTime<Utc>,
+        pending: &mut Vec<Pending>,
+        replies: &mut Vec<(String, Outcome)>,
+    ) -> Step {
+        // Checked by `Rules::check`: the name, the ids. Members are as `other_members` has them:
+        // each once, the creator not among them (however the command listed them).
+        let others = cmd.other_members();
+        let (chat_id, created) = if cmd.is_group {
+            let ids = distinct(others.iter().copied().chain([cmd.creator_id]));
+            if ids.len() > MAX_GROUP_MEMBERS {
+                return Err(refuse(
+                    "too_many_members",
+                    format!("a group starts with at most {MAX_GROUP_MEMBERS} members"),
+                ));
+            }
+            self.group(db, cmd, &ids, at, pending).await?
+        } else {
+            let [other] = others.as_slice() else {
+                return Err(refuse(
+                    "invalid_member",
+                    "a private chat has exactly one member besides you",
+                ));
+            };
+            self.private_chat(
+                db,
+                cmd.creator_id,
+                *other,
+                Some(&cmd.command_id),
+                at,
+                pending,
+            )
+            .await?
+        };
+        let chat = &self.chats[&chat_id];
+        let mut member_ids: Vec<UserId> = chat.members.keys().copied().collect();
+        member_ids.sort_unstable();
+        if !created {
+            // Already there (an existing private chat, or this command applied before): the
+            // command still gets its outcome event.
+            pending.push(Pending::Ready(Event::ChatCreated(ChatCreated {
+                v: VERSION,
+                command_id: Some(cmd.command_id.clone()),
+                chat: chat.model.view(member_ids.clone()),
+            })));
+        }
+        if let Some(reply_to) = &cmd.reply_to {
+            replies.push((
+                reply_to.clone(),
+                Outcome::ChatReady {
+                    v: VERSION,
+                    command_id: cmd.command_id.clone(),
+                    chat: chat.model.view(member_ids),
+                    created,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Finds or creates the private chat of two users; `true` when created now.
+    pub(super) async fn private_chat(
+        &mut self,
+        db: &impl ConnectionTrait,
+        a: UserId,
+        b: UserId,
+        command_id: Option<&str>,
+        at: DateTime<Utc>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<(ChatId, bool), DbErr> {
+        let key = chat::private_key(a, b);
+        if let Some(id) = self.private.get(&key) {
+            return Ok((*id, false));
+        }
+        let model = chat::Entity::insert(chat::ActiveModel {
+            name: Set(None),
+            is_group: Set(false),
+            private_key: Set(Some(key.clone())),
+            create_command_id: Set(None),
+            created_by: Set(a),
+            created_at: Set(at),
+            ..Default::default()
+        })
+        .exec_with_returning(db)
+        .await?;
+        self.private.insert(key, model.id);
+        let id = model.id;
+        self.add_chat(db, model, &[a.min(b), a.max(b)], command_id, pending)
+            .await?;
+        Ok((id, true))
+    }
+
+    /// Creates a group once per command id; `true` when created now.
+    pub(super) async fn group(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &CreateChat,
+        member_ids: &[UserId],
+        at: DateTime<Utc>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<(ChatId, bool), DbErr> {
+        let existing = chat::Entity::find()
+            .filter(chat::Column::CreateCommandId.eq(cmd.command_id.as_str()))
+            .one(db)
+            .await?;
+        if let Some(model) = existing {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.chats.entry(model.id) {
+                let members = queries::members(db, [model.id]).await?;
+                let members = members
+                    .into_iter()
+                    .map(|m| {
+                        (
+                            m.user_id,
+                            Marks {
+                                delivered: m.last_delivered_message_id,
+                                read: m.last_read_message_id,
+                            },
+                        )
+                    })
+                    .collect();
+                slot.insert(ChatState {
+                    model: model.clone(),
+                    members,
+                });
+            }
+            return Ok((model.id, false));
+        }
+        let model = chat::Entity::insert(chat::ActiveModel {
+            name: Set(cmd.name.clone()),
+            is_group: Set(true),
+            private_key: Set(None),
+            create_command_id: Set(Some(cmd.command_id.clone())),
+            created_by: Set(cmd.creator_id),
+            created_at: Set(at),
+            ..Default::default()
+        })
+        .exec_with_returning(db)
+        .await?;
+        let id = model.id;
+        self.add_chat(db, model, member_ids, Some(&cmd.command_id), pending)
+            .await?;
+        Ok((id, true))
+    }
+
+    pub(super) async fn add_chat(
+        &mut self,
+        db: &impl ConnectionTrait,
+        model: chat::Model,
+        member_ids: &[UserId],
+        command_id: Option<&str>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<(), DbErr> {
+        for chunk in member_ids.chunks(INSERT_CHUNK) {
+            chat_member::Entity::insert_many(chunk.iter().map(|user_id| {
+                chat_member::ActiveModel {
+                    chat_id: Set(model.id),
+                    user_id: Set(*user_id),
+                    joined_at: Set(model.created_at),
+                    last_delivered_message_id: Set(0),
+                    last_read_message_id: Set(0),
+                }
+            }))
+            .exec_without_returning(db)
+            .await?;
+        }
+        pending.push(Pending::Ready(Event::ChatCreated(ChatCreated {
+            v: VERSION,
+            command_id: command_id.map(str::to_owned),
+            chat: model.view(member_ids.to_vec()),
+        })));
+        let members = member_ids
+            .iter()
+            .map(|id| {
+                (
+                    *id,
+                    Marks {
+                        delivered: 0,
+                        read: 0,
+                    },
+                )
+            })
+            .collect();
+        self.chats.insert(model.id, ChatState { model, members });
+        Ok(())
+    }
+
+    pub(super) async fn rename(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &RenameChat,
+        pending: &mut Vec<Pending>,
+    ) -> Step {
+        let name = rules::group_name(&cmd.name)?;
+        let chat = self.group_state(cmd.chat_id)?;
+        chat.model.name = Some(name.to_owned());
+        chat::Entity::update_many()
+            .col_expr(chat::Column::Name, Expr::value(name))
+            .filter(chat::Column::Id.eq(cmd.chat_id))
+            .exec(db)
+            .await?;
+        pending.push(Pending::Ready(Event::ChatRenamed(ChatRenamed {
+            v: VERSION,
+            chat_id: cmd.chat_id,
+            name: name.to_owned(),
+            command_id: Some(cmd.command_id.clone()),
+        })));
+        Ok(())
+    }
+}

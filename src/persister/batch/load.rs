@@ -1,0 +1,141 @@
+//! Reads, in a few queries, every chat, member, marked message and upload a batch refers to.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+use super::{BatchState, ChatState, Incoming, Marked, Marks};
+use crate::{
+    bus::messages::Command,
+    store::{ChatId, chat, message, queries, upload},
+};
+
+impl BatchState {
+    /// Loads every chat, member, marked message and upload the batch refers to, in a few
+    /// queries.
+    pub(super) async fn load(db: &impl ConnectionTrait, batch: &[Incoming]) -> Result<Self, DbErr> {
+        let mut chat_ids = HashSet::new();
+        let mut private_keys = HashSet::new();
+        let mut marked_ids = HashSet::new();
+        let mut file_ids = HashSet::new();
+        for incoming in batch {
+            match &incoming.command {
+                Command::SendMessage(c) => {
+                    match (c.chat_id, c.receiver_id) {
+                        (Some(id), _) => chat_ids.insert(id),
+                        (None, Some(r)) => private_keys.insert(chat::private_key(c.sender_id, r)),
+                        _ => false,
+                    };
+                    file_ids.extend(c.file_id.clone());
+                }
+                Command::Receipt(c) => {
+                    chat_ids.insert(c.chat_id);
+                    marked_ids.insert(c.message_id);
+                }
+                Command::CreateChat(c) if !c.is_group => {
+                    if let [other] = c.other_members().as_slice() {
+                        private_keys.insert(chat::private_key(c.creator_id, *other));
+                    }
+                }
+                Command::CreateChat(_) => {}
+                Command::AddMembers(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
+                Command::RemoveMembers(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
+                Command::RenameChat(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
+                Command::DeleteMessage(c) => {
+                    chat_ids.insert(c.chat_id);
+                    marked_ids.insert(c.message_id);
+                }
+            }
+        }
+        let mut condition = sea_orm::Condition::any();
+        if !chat_ids.is_empty() {
+            condition = condition.add(chat::Column::Id.is_in(chat_ids.iter().copied()));
+        }
+        if !private_keys.is_empty() {
+            condition = condition.add(chat::Column::PrivateKey.is_in(private_keys.iter().cloned()));
+        }
+        let chat_rows = if chat_ids.is_empty() && private_keys.is_empty() {
+            Vec::new()
+        } else {
+            chat::Entity::find().filter(condition).all(db).await?
+        };
+        let members = if chat_rows.is_empty() {
+            Vec::new()
+        } else {
+            queries::members(db, chat_rows.iter().map(|c| c.id)).await?
+        };
+        let mut chats: HashMap<ChatId, ChatState> = chat_rows
+            .into_iter()
+            .map(|model| {
+                (
+                    model.id,
+                    ChatState {
+                        model,
+                        members: HashMap::new(),
+                    },
+                )
+            })
+            .collect();
+        for m in members {
+            if let Some(chat) = chats.get_mut(&m.chat_id) {
+                chat.members.insert(
+                    m.user_id,
+                    Marks {
+                        delivered: m.last_delivered_message_id,
+                        read: m.last_read_message_id,
+                    },
+                );
+            }
+        }
+        let private = chats
+            .values()
+            .filter_map(|c| Some((c.model.private_key.clone()?, c.model.id)))
+            .collect();
+        let marked = if marked_ids.is_empty() {
+            HashMap::new()
+        } else {
+            message::Entity::find()
+                .filter(message::Column::Id.is_in(marked_ids))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|m| {
+                    (
+                        m.id,
+                        Marked {
+                            chat_id: m.chat_id,
+                            sender_id: m.sender_id,
+                        },
+                    )
+                })
+                .collect()
+        };
+        let uploads = if file_ids.is_empty() {
+            HashMap::new()
+        } else {
+            upload::Entity::find()
+                .filter(upload::Column::Id.is_in(file_ids))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|u| (u.id, (u.owner_id, u.kind)))
+                .collect()
+        };
+        Ok(BatchState {
+            uploads,
+            marked,
+            chats,
+            private,
+            existing: HashMap::new(),
+            new_rows: Vec::new(),
+            new_keys: HashSet::new(),
+            moved_marks: HashSet::new(),
+        })
+    }
+}

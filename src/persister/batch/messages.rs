@@ -1,0 +1,323 @@
+//! Messages: new ones inserted in multi-row statements, retries and redeliveries found
+//! stored, deletions.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
+    sea_query::{Expr, OnConflict},
+};
+
+use super::{
+    ApplyError, BatchState, ChatState, Failure, INSERT_CHUNK, Marked, Pending, Rules, Step, refuse,
+};
+use crate::{
+    auth::UserId,
+    bus::messages::{DeleteMessage, Event, MessageDeleted, SendMessage, VERSION},
+    domain::{MessageId, MessageView},
+    store::{ChatId, chat, message},
+};
+
+/// Terms per `OR` of exact keys: SQLite limits expression depth (1000 by default).
+const KEY_LOOKUP_CHUNK: usize = 200;
+
+/// The stored messages with these `(sender_id, client_msg_id)` keys (retries, redeliveries).
+///
+/// One `OR` of exact pairs, so the unique index answers each pair with one probe. (`sender_id
+/// IN (..) AND client_msg_id IN (..)` made SQLite probe every combination: senders × ids.)
+async fn stored_messages(
+    db: &impl ConnectionTrait,
+    keys: &HashSet<(UserId, String)>,
+) -> Result<HashMap<(UserId, String), message::Model>, DbErr> {
+    let keys: Vec<&(UserId, String)> = keys.iter().collect();
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(KEY_LOOKUP_CHUNK) {
+        let any = chunk
+            .iter()
+            .fold(sea_orm::Condition::any(), |any, (sender, id)| {
+                any.add(
+                    sea_orm::Condition::all()
+                        .add(message::Column::SenderId.eq(*sender))
+                        .add(message::Column::ClientMsgId.eq(id.as_str())),
+                )
+            });
+        let rows = message::Entity::find().filter(any).all(db).await?;
+        found.extend(
+            rows.into_iter()
+                .map(|m| ((m.sender_id, m.client_msg_id.clone()), m)),
+        );
+    }
+    Ok(found)
+}
+
+impl BatchState {
+    /// A message, stored unless its key was stored before: optimistically, since almost every
+    /// command is new. The insert skips a key it finds taken (a client's retry after the
+    /// dedupe window, a redelivery after a crash) and `flush_messages` then reads the stored
+    /// row; a refused send is looked up first, so a retry of a stored message is acked again
+    /// whatever changed since (its sender may have left the chat).
+    pub(super) async fn send(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &SendMessage,
+        seq: u64,
+        at: DateTime<Utc>,
+        rules: &Rules,
+        pending: &mut Vec<Pending>,
+    ) -> Step {
+        let refusal = match self.new_message(db, cmd, seq, at, rules, pending).await {
+            Err(Failure::Refused(refusal)) => refusal,
+            applied_or_failed => return applied_or_failed,
+        };
+        let key = (cmd.sender_id, cmd.client_msg_id.clone());
+        let mut stored = stored_messages(db, &HashSet::from([key.clone()])).await?;
+        match stored.remove(&key) {
+            Some(message) => {
+                self.existing.insert(key.clone(), message);
+                pending.push(Pending::Message { key });
+                Ok(())
+            }
+            None => Err(Failure::Refused(refusal)),
+        }
+    }
+
+    pub(super) async fn new_message(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &SendMessage,
+        seq: u64,
+        at: DateTime<Utc>,
+        rules: &Rules,
+        pending: &mut Vec<Pending>,
+    ) -> Step {
+        rules.check_message(cmd)?;
+        let key = (cmd.sender_id, cmd.client_msg_id.clone());
+        if self.existing.contains_key(&key) || self.new_keys.contains(&key) {
+            // Stored before: announce it again so the sender gets its ack; sockets drop repeats.
+            pending.push(Pending::Message { key });
+            return Ok(());
+        }
+        let chat_id = match (cmd.chat_id, cmd.receiver_id) {
+            (Some(chat_id), _) => {
+                let Some(chat) = self.chats.get(&chat_id) else {
+                    return Err(refuse(
+                        "not_found",
+                        format!("chat {chat_id} does not exist"),
+                    ));
+                };
+                if !chat.members.contains_key(&cmd.sender_id) {
+                    return Err(refuse(
+                        "forbidden",
+                        format!("you are not a member of chat {chat_id}"),
+                    ));
+                }
+                chat_id
+            }
+            (None, Some(receiver_id)) => {
+                if receiver_id <= 0 || receiver_id == cmd.sender_id {
+                    return Err(refuse(
+                        "invalid_receiver",
+                        format!("cannot send to user {receiver_id}"),
+                    ));
+                }
+                self.private_chat(db, cmd.sender_id, receiver_id, None, at, pending)
+                    .await?
+                    .0
+            }
+            (None, None) => {
+                return Err(refuse(
+                    "missing_field",
+                    "chat_id or receiver_id is required",
+                ));
+            }
+        };
+        // An upload is the sender's to attach; it decides the stored URL and content type.
+        let (file_id, file_url, content_type) = match &cmd.file_id {
+            Some(file_id) => match self.uploads.get(file_id) {
+                Some((owner, kind)) if *owner == cmd.sender_id => (
+                    Some(file_id.clone()),
+                    Some(format!("/media/{file_id}")),
+                    kind.clone(),
+                ),
+                _ => {
+                    return Err(refuse(
+                        "not_found",
+                        format!("file {file_id} is not one of your uploads"),
+                    ));
+                }
+            },
+            None => (
+                None,
+                cmd.file_url.clone(),
+                cmd.content_type.as_str().to_owned(),
+            ),
+        };
+        self.new_keys.insert(key.clone());
+        self.new_rows.push(message::Model {
+            // The id is the command's CHAT_IN sequence: message order is stream order whichever
+            // persister writes it and whenever (redelivery, failover, replay).
+            id: seq as i64,
+            chat_id,
+            sender_id: cmd.sender_id,
+            content: cmd.content.clone(),
+            content_type,
+            file_url,
+            client_msg_id: cmd.client_msg_id.clone(),
+            created_at: at,
+            stream_seq: seq as i64,
+            deleted_at: None,
+            file_id,
+        });
+        pending.push(Pending::Message { key });
+        Ok(())
+    }
+
+    /// A message a receipt or a deletion refers to: stored before the batch, or earlier in it
+    /// (so the result does not depend on where batch boundaries fall).
+    pub(super) async fn message_ref(
+        &mut self,
+        db: &impl ConnectionTrait,
+        id: MessageId,
+    ) -> Result<Option<Marked>, ApplyError> {
+        if let Some(known) = self.marked.get(&id) {
+            return Ok(Some(*known));
+        }
+        if self.new_rows.is_empty() {
+            return Ok(None);
+        }
+        self.flush_messages(db).await?;
+        let found = self.existing.values().find(|m| m.id == id).map(|m| Marked {
+            chat_id: m.chat_id,
+            sender_id: m.sender_id,
+        });
+        if let Some(found) = found {
+            self.marked.insert(id, found);
+        }
+        Ok(found)
+    }
+
+    /// Inserts the messages collected so far in multi-row statements.
+    pub(super) async fn flush_messages(
+        &mut self,
+        db: &impl ConnectionTrait,
+    ) -> Result<(), ApplyError> {
+        let mut rows = std::mem::take(&mut self.new_rows).into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<message::Model> = rows.by_ref().take(INSERT_CHUNK).collect();
+            // Every column is known here: no RETURNING rows to read back and decode.
+            let inserted = message::Entity::insert_many(
+                chunk
+                    .iter()
+                    .cloned()
+                    .map(IntoActiveModel::into_active_model),
+            )
+            // No conflict target: a taken id (redelivery) or a taken key (retry) is skipped.
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .exec_without_returning(db)
+            .await;
+            let inserted = match inserted {
+                Ok(rows) => rows as usize,
+                Err(DbErr::RecordNotInserted) => 0,
+                Err(error) => return Err(error.into()),
+            };
+            if inserted == chunk.len() {
+                self.existing.extend(
+                    chunk
+                        .into_iter()
+                        .map(|m| ((m.sender_id, m.client_msg_id.clone()), m)),
+                );
+            } else {
+                // Some keys were taken: what is stored counts, for those inserted just now too.
+                let keys = chunk
+                    .iter()
+                    .map(|m| (m.sender_id, m.client_msg_id.clone()))
+                    .collect();
+                let stored = stored_messages(db, &keys).await?;
+                // A row skipped although its key is free: its id is another message's.
+                if let Some(taken) = chunk
+                    .iter()
+                    .find(|m| !stored.contains_key(&(m.sender_id, m.client_msg_id.clone())))
+                {
+                    return Err(ApplyError::IdTaken { id: taken.id });
+                }
+                self.existing.extend(stored);
+            }
+        }
+        let missing: HashSet<ChatId> = self
+            .existing
+            .values()
+            .map(|m| m.chat_id)
+            .filter(|id| !self.chats.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            for model in chat::Entity::find()
+                .filter(chat::Column::Id.is_in(missing))
+                .all(db)
+                .await?
+            {
+                self.chats.insert(
+                    model.id,
+                    ChatState {
+                        model,
+                        members: HashMap::new(),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Every message the batch refers to (new or stored before, not deleted) as events show it.
+    pub(super) fn stored_views(&self) -> HashMap<(UserId, String), (MessageView, u64)> {
+        self.existing
+            .iter()
+            .filter(|(_, m)| m.deleted_at.is_none())
+            .map(|(key, m)| {
+                let private_key = self
+                    .chats
+                    .get(&m.chat_id)
+                    .and_then(|c| c.model.private_key.as_deref());
+                (key.clone(), (m.view(private_key), m.stream_seq as u64))
+            })
+            .collect()
+    }
+
+    pub(super) async fn delete_message(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &DeleteMessage,
+        at: DateTime<Utc>,
+        pending: &mut Vec<Pending>,
+    ) -> Step {
+        let not_found = || {
+            refuse(
+                "not_found",
+                format!("message {} is not in chat {}", cmd.message_id, cmd.chat_id),
+            )
+        };
+        match self.message_ref(db, cmd.message_id).await? {
+            Some(m) if m.chat_id == cmd.chat_id => {}
+            _ => return Err(not_found()),
+        }
+        message::Entity::update_many()
+            .col_expr(message::Column::DeletedAt, Expr::value(at))
+            .col_expr(message::Column::Content, Expr::value(""))
+            .col_expr(
+                message::Column::FileUrl,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(message::Column::Id.eq(cmd.message_id))
+            .filter(message::Column::DeletedAt.is_null())
+            .exec(db)
+            .await?;
+        // Announced even when it was deleted before: the command's outcome is the same.
+        pending.push(Pending::Ready(Event::MessageDeleted(MessageDeleted {
+            v: VERSION,
+            chat_id: cmd.chat_id,
+            message_id: cmd.message_id,
+            command_id: Some(cmd.command_id.clone()),
+        })));
+        Ok(())
+    }
+}

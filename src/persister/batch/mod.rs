@@ -1,0 +1,276 @@
+//! One batch of commands applied in one transaction: the only place chat state is written.
+//!
+//! Idempotent by construction: a redelivered command or a client's retry finds its message
+//! (unique sender + `client_msg_id`), its private chat (unique pair) or its group
+//! (unique `create_command_id`) and re-emits the same events instead of writing twice.
+//!
+//! One file per kind of state: [`load`] reads what a batch refers to, [`messages`],
+//! [`receipts`], [`chats`] and [`members`] apply the commands, [`rules`] checks their fields.
+
+mod chats;
+mod load;
+mod members;
+mod messages;
+mod receipts;
+pub mod rules;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr};
+
+pub use rules::Rules;
+
+use crate::{
+    auth::UserId,
+    bus::messages::{Command, CommandRejected, Event, MessageCreated, Outcome, VERSION},
+    domain::MessageId,
+    store::{ChatId, chat, message},
+};
+
+/// Rows per multi-row INSERT (well under SQLite's and PostgreSQL's parameter limits).
+const INSERT_CHUNK: usize = 500;
+
+/// Most members a group starts with.
+const MAX_GROUP_MEMBERS: usize = 10_000;
+
+/// A command with the `CHAT_IN` sequence it came from.
+pub struct Incoming {
+    pub seq: u64,
+    /// When JetStream stored the command: the time of what it creates, so a replay of the
+    /// stream rebuilds the same rows.
+    pub published: DateTime<Utc>,
+    pub command: Command,
+}
+
+/// What a committed batch must announce.
+#[derive(Default)]
+pub struct Applied {
+    /// Events for `CHAT_EVENTS`, in commit order.
+    pub events: Vec<Event>,
+    /// Outcomes for commands that asked for one: `(reply_to, outcome)`.
+    pub replies: Vec<(String, Outcome)>,
+}
+
+/// A member's watermarks as this batch sees them.
+#[derive(Clone, Copy)]
+struct Marks {
+    delivered: MessageId,
+    read: MessageId,
+}
+
+/// A chat as this batch sees it.
+struct ChatState {
+    model: chat::Model,
+    members: HashMap<UserId, Marks>,
+}
+
+/// What a receipt needs to know of the message it marks.
+#[derive(Clone, Copy)]
+struct Marked {
+    chat_id: ChatId,
+    sender_id: UserId,
+}
+
+/// An event whose message id is known only after the bulk insert.
+enum Pending {
+    Ready(Event),
+    Message { key: (UserId, String) },
+}
+
+/// Why applying a batch failed: the batch as a whole is retried (transient) or isolated.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The database failed the write.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    /// A new message's id (its `CHAT_IN` sequence) belongs to a different stored message:
+    /// `CHAT_IN` was recreated or truncated while the database was kept. Never a silent skip.
+    #[error(
+        "message id {id} is taken by a different stored message: CHAT_IN is behind the database"
+    )]
+    IdTaken { id: MessageId },
+}
+
+/// A command the persister will not apply, with the code and sentence its sender gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl Refusal {
+    /// A refusal with `code` (one of the error codes of docs/protocol.md) and `detail`.
+    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Why one command did not apply.
+enum Failure {
+    /// It can never apply as it is: refused, and the batch goes on.
+    Refused(Refusal),
+    /// The write failed: so does the batch.
+    Write(ApplyError),
+}
+
+impl From<DbErr> for Failure {
+    fn from(error: DbErr) -> Self {
+        Failure::Write(ApplyError::Db(error))
+    }
+}
+
+impl From<ApplyError> for Failure {
+    fn from(error: ApplyError) -> Self {
+        Failure::Write(error)
+    }
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Self {
+        Failure::Refused(refusal)
+    }
+}
+
+/// The result of applying one command.
+type Step = Result<(), Failure>;
+
+/// A refused step.
+fn refuse(code: &'static str, detail: impl Into<String>) -> Failure {
+    Failure::Refused(Refusal::new(code, detail))
+}
+
+/// The `command_rejected` event and, when the command asked for one, the `rejected` outcome
+/// for a refused command.
+pub fn rejection(command: &Command, refusal: &Refusal, applied: &mut Applied) {
+    let command_id = command.command_id();
+    tracing::debug!(
+        code = refusal.code,
+        detail = refusal.detail,
+        command_id,
+        kind = command.kind(),
+        "command rejected"
+    );
+    if let Some(reply_to) = command.reply_to() {
+        applied.replies.push((
+            reply_to.to_owned(),
+            Outcome::Rejected {
+                v: VERSION,
+                command_id: command_id.clone(),
+                code: refusal.code.into(),
+                detail: refusal.detail.clone(),
+            },
+        ));
+    }
+    applied.events.push(Event::CommandRejected(CommandRejected {
+        v: VERSION,
+        command_id,
+        command: command.kind().into(),
+        chat_id: command.chat_id(),
+        code: refusal.code.into(),
+        detail: refusal.detail.clone(),
+    }));
+}
+
+impl Applied {
+    /// Appends what a later part of the same transaction applied.
+    pub fn extend(&mut self, other: Applied) {
+        self.events.extend(other.events);
+        self.replies.extend(other.replies);
+    }
+}
+
+/// Applies `batch` inside `txn`. Business refusals become `command_rejected` events (and
+/// `rejected` outcomes); a failed write fails the batch, which the caller retries when the
+/// failure is transient or isolates when it is not (`persister::write`).
+pub async fn apply(
+    txn: &impl ConnectionTrait,
+    batch: &[Incoming],
+    rules: &Rules,
+) -> Result<Applied, ApplyError> {
+    let mut state = BatchState::load(txn, batch).await?;
+    let mut pending = Vec::with_capacity(batch.len());
+    let mut replies = Vec::new();
+    for incoming in batch {
+        let at = incoming.published;
+        // A message's fields are checked once its earlier copy is looked up (`send`).
+        let checked = match &incoming.command {
+            Command::SendMessage(_) => Ok(()),
+            other => rules.check(other).map_err(Failure::Refused),
+        };
+        let result = match &incoming.command {
+            _ if checked.is_err() => checked,
+            Command::SendMessage(cmd) => {
+                state
+                    .send(txn, cmd, incoming.seq, at, rules, &mut pending)
+                    .await
+            }
+            Command::Receipt(cmd) => state.receipt(txn, cmd, &mut pending).await,
+            Command::CreateChat(cmd) => {
+                state
+                    .create_chat(txn, cmd, at, &mut pending, &mut replies)
+                    .await
+            }
+            Command::AddMembers(cmd) => state.add_members(txn, cmd, at, &mut pending).await,
+            Command::RemoveMembers(cmd) => state.remove_members(txn, cmd, &mut pending).await,
+            Command::RenameChat(cmd) => state.rename(txn, cmd, &mut pending).await,
+            Command::DeleteMessage(cmd) => state.delete_message(txn, cmd, at, &mut pending).await,
+        };
+        match result {
+            Ok(()) => {}
+            Err(Failure::Write(error)) => return Err(error),
+            Err(Failure::Refused(refusal)) => {
+                let mut rejected = Applied::default();
+                rejection(&incoming.command, &refusal, &mut rejected);
+                replies.extend(rejected.replies);
+                pending.extend(rejected.events.into_iter().map(Pending::Ready));
+            }
+        }
+    }
+    state.flush_messages(txn).await?;
+    state.flush_marks(txn).await?;
+    let stored = state.stored_views();
+    let events = pending
+        .into_iter()
+        .filter_map(|p| match p {
+            Pending::Ready(event) => Some(event),
+            Pending::Message { key } => {
+                let (message, stream_seq) = stored.get(&key)?.clone();
+                Some(Event::MessageCreated(MessageCreated {
+                    v: VERSION,
+                    message,
+                    stream_seq,
+                }))
+            }
+        })
+        .collect();
+    Ok(Applied { events, replies })
+}
+
+/// The user ids, sorted, each once.
+fn distinct(ids: impl IntoIterator<Item = UserId>) -> Vec<UserId> {
+    let mut ids: Vec<UserId> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+struct BatchState {
+    chats: HashMap<ChatId, ChatState>,
+    private: HashMap<String, ChatId>,
+    /// The stored messages of this batch's keys: inserted by it, or found stored before (a
+    /// retry or a redelivery).
+    existing: HashMap<(UserId, String), message::Model>,
+    /// The uploads messages carry: owner and kind by file id.
+    uploads: HashMap<String, (UserId, String)>,
+    /// The messages receipts refer to: `(chat_id, sender_id)` by id.
+    marked: HashMap<MessageId, Marked>,
+    /// New rows to insert, in order, with the keys already taken in this batch.
+    new_rows: Vec<message::Model>,
+    new_keys: HashSet<(UserId, String)>,
+    /// Members whose watermarks this batch moved and has not written yet.
+    moved_marks: HashSet<(ChatId, UserId)>,
+}

@@ -1,0 +1,348 @@
+//! What every command must satisfy, whoever sends it: checked here for commands from NATS, and
+//! by the socket and REST before they publish, so a client hears of a bad field at once.
+//!
+//! One decision for every text field: NUL (U+0000) is refused, on SQLite as on PostgreSQL
+//! (PostgreSQL's `text` cannot hold it, and a value one backend stores and the other refuses
+//! would make a deployment's behaviour depend on its database). JSON cannot carry another
+//! character a backend refuses: Rust strings are valid UTF-8, and serde_json refuses lone
+//! surrogates.
+
+use super::Refusal;
+use crate::bus::messages::{Command, SendMessage};
+
+/// Longest `client_msg_id`, in characters (the column is 64 characters wide).
+pub const MAX_CLIENT_MSG_ID: usize = 64;
+
+/// Longest `command_id`, in characters.
+pub const MAX_COMMAND_ID: usize = 128;
+
+/// Longest group chat name, in characters.
+pub const MAX_NAME_CHARS: usize = 255;
+
+/// Longest `file_url`, in bytes.
+pub const MAX_FILE_URL: usize = 2048;
+
+/// Longest `file_id`, in characters.
+pub const MAX_FILE_ID: usize = 64;
+
+/// The limits of the settings (`MAX_CONTENT_CHARS`).
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    /// Longest content, in characters (`MAX_CONTENT_CHARS`).
+    pub max_content_chars: usize,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            max_content_chars: 10_000,
+        }
+    }
+}
+
+impl Rules {
+    /// Checks every field of a command that the persister does not look up in the database.
+    pub fn check(&self, command: &Command) -> Result<(), Refusal> {
+        match command {
+            Command::SendMessage(cmd) => self.check_message(cmd),
+            Command::Receipt(cmd) => {
+                positive("user_id", cmd.user_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                positive("message_id", cmd.message_id)
+            }
+            Command::CreateChat(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("creator_id", cmd.creator_id)?;
+                if let Some(name) = &cmd.name {
+                    text("name", name, MAX_NAME_CHARS)
+                        .map_err(|r| Refusal::new("invalid_name", r.detail))?;
+                }
+                members("member_ids", &cmd.member_ids)
+            }
+            Command::AddMembers(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                members("user_ids", &cmd.user_ids)
+            }
+            Command::RemoveMembers(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                members("user_ids", &cmd.user_ids)
+            }
+            Command::RenameChat(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                group_name(&cmd.name).map(drop)
+            }
+            Command::DeleteMessage(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                positive("message_id", cmd.message_id)
+            }
+        }
+    }
+
+    /// What a message must satisfy.
+    pub fn check_message(&self, cmd: &SendMessage) -> Result<(), Refusal> {
+        positive("sender_id", cmd.sender_id)?;
+        if let Some(chat_id) = cmd.chat_id {
+            positive("chat_id", chat_id)?;
+        }
+        if let Some(receiver_id) = cmd.receiver_id
+            && receiver_id <= 0
+        {
+            return Err(Refusal::new(
+                "invalid_receiver",
+                format!("cannot send to user {receiver_id}"),
+            ));
+        }
+        client_msg_id(&cmd.client_msg_id)?;
+        if let Some(url) = &cmd.file_url {
+            file_url(url)?;
+        }
+        if let Some(id) = &cmd.file_id {
+            text("file_id", id, MAX_FILE_ID)?;
+        }
+        if cmd.content.trim().is_empty()
+            && cmd.file_id.is_none()
+            && cmd.file_url.as_deref().is_none_or(|u| u.trim().is_empty())
+        {
+            return Err(Refusal::new("empty_content", "content is empty"));
+        }
+        content(&cmd.content, self.max_content_chars)
+    }
+}
+
+/// A message's content: no NUL, at most `max` characters.
+pub fn content(value: &str, max: usize) -> Result<(), Refusal> {
+    no_nul("content", value)?;
+    if value.chars().count() > max {
+        return Err(Refusal::new(
+            "content_too_long",
+            format!("content is longer than {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A client's idempotency key: 1 to [`MAX_CLIENT_MSG_ID`] characters, no NUL.
+pub fn client_msg_id(value: &str) -> Result<(), Refusal> {
+    if value.is_empty() || value.chars().count() > MAX_CLIENT_MSG_ID {
+        return Err(Refusal::new(
+            "invalid_field",
+            format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID} characters"),
+        ));
+    }
+    no_nul("client_msg_id", value)
+}
+
+/// A command's id: 1 to [`MAX_COMMAND_ID`] characters, no NUL.
+pub fn command_id(value: &str) -> Result<(), Refusal> {
+    if value.is_empty() || value.chars().count() > MAX_COMMAND_ID {
+        return Err(Refusal::new(
+            "invalid_field",
+            format!("command_id must be 1 to {MAX_COMMAND_ID} characters"),
+        ));
+    }
+    no_nul("command_id", value)
+}
+
+/// A group's name, trimmed: 1 to [`MAX_NAME_CHARS`] characters, no NUL.
+pub fn group_name(value: &str) -> Result<&str, Refusal> {
+    let name = value.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(Refusal::new(
+            "invalid_name",
+            format!("a name has 1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    no_nul("name", name).map_err(|r| Refusal::new("invalid_name", r.detail))?;
+    Ok(name)
+}
+
+/// The URL a message links to: `http(s)://host…` or a path of this service (`/media/…`, or
+/// `media/…` as the Python service's uploads answered), nothing a browser would run
+/// (`javascript:`, `data:`) or resolve on another host (`//host`).
+pub fn file_url(value: &str) -> Result<(), Refusal> {
+    if value.len() > MAX_FILE_URL {
+        return Err(Refusal::new(
+            "invalid_field",
+            format!("file_url is longer than {MAX_FILE_URL} bytes"),
+        ));
+    }
+    let bad = || {
+        Refusal::new(
+            "invalid_field",
+            "file_url must be an http(s) URL or a path of this service (/media/…)",
+        )
+    };
+    if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad());
+    }
+    let lower = value.to_ascii_lowercase();
+    let remote = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme));
+    // A path has no scheme: no `:` before its first `/`, `?` or `#`.
+    let path_start = value.find(['/', '?', '#']).unwrap_or(value.len());
+    let has_scheme = value[..path_start].contains(':');
+    match remote {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
+        Some(_) => Err(bad()),
+        None if !has_scheme && !value.starts_with("//") && !value.is_empty() => Ok(()),
+        None => Err(bad()),
+    }
+}
+
+/// A text field of at most `max` characters without NUL.
+pub fn text(field: &str, value: &str, max: usize) -> Result<(), Refusal> {
+    if value.chars().count() > max {
+        return Err(Refusal::new(
+            "invalid_field",
+            format!("{field} is longer than {max} characters"),
+        ));
+    }
+    no_nul(field, value)
+}
+
+/// Refuses NUL (U+0000) in any text field: the one character a backend (PostgreSQL) cannot
+/// store.
+pub fn no_nul(field: &str, value: &str) -> Result<(), Refusal> {
+    if value.contains('\0') {
+        return Err(Refusal::new(
+            "invalid_field",
+            format!("{field} must not contain the NUL character (U+0000)"),
+        ));
+    }
+    Ok(())
+}
+
+/// User ids to add to (or remove from) a chat: positive.
+fn members(field: &str, ids: &[i64]) -> Result<(), Refusal> {
+    if ids.iter().any(|id| *id <= 0) {
+        return Err(Refusal::new(
+            "invalid_member",
+            format!("{field} must be positive integers"),
+        ));
+    }
+    Ok(())
+}
+
+/// Ids are positive: 0 and negative ids name nothing.
+pub fn positive(field: &str, id: i64) -> Result<(), Refusal> {
+    if id <= 0 {
+        return Err(Refusal::new(
+            "invalid_field",
+            format!("{field} must be positive integers"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{bus::messages::VERSION, domain::ContentType};
+
+    fn message(content: &str) -> SendMessage {
+        SendMessage {
+            v: VERSION,
+            sender_id: 1,
+            chat_id: Some(7),
+            receiver_id: None,
+            content: content.into(),
+            content_type: ContentType::Text,
+            file_url: None,
+            file_id: None,
+            client_msg_id: "c1".into(),
+            reply_to: None,
+        }
+    }
+
+    #[test]
+    fn nul_is_refused_in_every_text_field() {
+        let rules = Rules::default();
+        assert_eq!(
+            rules.check_message(&message("a\0b")).unwrap_err().code,
+            "invalid_field"
+        );
+        let mut m = message("hi");
+        m.client_msg_id = "c\0".into();
+        assert!(rules.check_message(&m).is_err());
+        assert!(group_name("team\0").is_err());
+        assert!(command_id("x\0").is_err());
+        assert!(file_url("/media/a\0").is_err());
+        // Other control characters are stored as sent by both backends.
+        assert!(rules.check_message(&message("bell \u{7} tab \t")).is_ok());
+    }
+
+    #[test]
+    fn lengths_and_ids_are_bounded() {
+        let rules = Rules {
+            max_content_chars: 3,
+        };
+        assert_eq!(
+            rules.check_message(&message("four")).unwrap_err().code,
+            "content_too_long"
+        );
+        assert!(
+            rules.check_message(&message("ééé")).is_ok(),
+            "characters, not bytes"
+        );
+        assert_eq!(
+            rules.check_message(&message("  ")).unwrap_err().code,
+            "empty_content"
+        );
+        let mut m = message("hi");
+        m.client_msg_id = "x".repeat(MAX_CLIENT_MSG_ID + 1);
+        assert!(rules.check_message(&m).is_err());
+        m.client_msg_id = String::new();
+        assert!(rules.check_message(&m).is_err());
+        for bad in [0, -1, i64::MIN] {
+            let mut m = message("hi");
+            m.sender_id = bad;
+            assert!(rules.check_message(&m).is_err(), "sender {bad}");
+            let mut m = message("hi");
+            m.chat_id = Some(bad);
+            assert!(rules.check_message(&m).is_err(), "chat {bad}");
+        }
+        let mut m = message("hi");
+        m.chat_id = Some(i64::MAX);
+        assert!(
+            rules.check_message(&m).is_ok(),
+            "a large id is looked up, not refused"
+        );
+        assert!(command_id(&"c".repeat(MAX_COMMAND_ID + 1)).is_err());
+        assert_eq!(group_name("  team  ").unwrap(), "team");
+        assert!(group_name("   ").is_err());
+        assert!(group_name(&"n".repeat(MAX_NAME_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn file_urls_are_http_or_paths_of_this_service() {
+        for good in [
+            "https://cdn.example.com/a.ogg",
+            "HTTP://host/x",
+            "/media/0192-abc",
+            "/static/voice.ogg",
+            "media/0192-abc_voice.ogg",
+        ] {
+            assert!(file_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JaVaScRiPt:alert(1)",
+            "data:text/html,<script>",
+            "//evil.example.com/x",
+            "https://",
+            "https:///path",
+            "ftp://host/file",
+            "mailto:x@example.com",
+            "/media/a b",
+            "/media/\nx",
+        ] {
+            assert!(file_url(bad).is_err(), "{bad}");
+        }
+        assert!(file_url(&format!("/{}", "a".repeat(MAX_FILE_URL))).is_err());
+    }
+}

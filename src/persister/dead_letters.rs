@@ -1,0 +1,87 @@
+//! The dead-letter stream (`<PREFIX>_DLQ`): commands refused because no retry could apply
+//! them — the database refused them, a handler failed on them, or they are no command at
+//! all — kept as they came, with why, for operators to read and, once the cause is fixed,
+//! to replay (`jetchat dlq`). Business refusals (not a member, no such chat) are answers,
+//! not dead letters.
+
+use async_nats::{HeaderMap, jetstream};
+use bytes::Bytes;
+
+use crate::bus::Bus;
+
+/// The subject the command was published on.
+pub const HEADER_SUBJECT: &str = "Jetchat-Subject";
+/// Its `CHAT_IN` sequence.
+pub const HEADER_SEQUENCE: &str = "Jetchat-Stream-Sequence";
+/// The error code of its refusal (`invalid_data`, `id_conflict`, `internal_error`,
+/// `invalid_command`).
+pub const HEADER_CODE: &str = "Jetchat-Error-Code";
+/// The sentence of its refusal.
+pub const HEADER_ERROR: &str = "Jetchat-Error";
+
+/// A refused command as it is kept.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    pub subject: String,
+    pub sequence: u64,
+    pub payload: Bytes,
+    pub code: &'static str,
+    pub error: String,
+}
+
+impl DeadLetter {
+    /// The refused `message` of `CHAT_IN`.
+    pub fn of(message: &jetstream::Message, code: &'static str, error: String) -> Self {
+        DeadLetter {
+            subject: message.subject.to_string(),
+            sequence: message.info().map_or(0, |i| i.stream_sequence),
+            payload: message.payload.clone(),
+            code,
+            error,
+        }
+    }
+}
+
+/// Publishes the dead letters and waits for JetStream to store each one (once: a redelivered
+/// batch publishes the same `Nats-Msg-Id`).
+pub async fn publish(bus: &Bus, letters: &[DeadLetter]) -> Result<(), async_nats::Error> {
+    let mut acks = Vec::with_capacity(letters.len());
+    for letter in letters {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_SUBJECT, letter.subject.as_str());
+        headers.insert(HEADER_SEQUENCE, letter.sequence.to_string().as_str());
+        headers.insert(HEADER_CODE, letter.code);
+        // Header values are one line.
+        headers.insert(HEADER_ERROR, one_line(&letter.error).as_str());
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(letter.payload.clone())
+            .headers(headers)
+            .message_id(format!("dlq:{}", letter.sequence));
+        acks.push(
+            bus.jetstream
+                .send_publish(bus.subjects.dead_letter(&letter.subject), publish)
+                .await?,
+        );
+    }
+    for ack in acks {
+        ack.await?;
+    }
+    Ok(())
+}
+
+/// `text` without line breaks or other control characters, at most 1,000 characters.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(1000)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn errors_fit_a_header() {
+        assert_eq!(super::one_line("a\r\nb\0c"), "a  b c");
+        assert_eq!(super::one_line(&"x".repeat(5000)).len(), 1000);
+    }
+}

@@ -1,0 +1,459 @@
+//! No command stops the log: a command the database refuses is refused with a code, kept in
+//! the dead-letter stream and replayable; the known poisons (a private chat listed with its
+//! creator, NUL characters) are refused or normalised where they enter; a stream recreated
+//! under a kept database is caught at start-up and at run time; a persister that cannot write
+//! turns `/healthz` to 503.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    TestApp, eventually, history_field, persister_consumer, publish_command, spawn_app,
+    spawn_app_with, stream_messages,
+};
+
+/// Waits until the persister has finished every command of `CHAT_IN`.
+async fn pipeline_drained(app: &TestApp) {
+    let js = async_nats::jetstream::new(app.nats().await);
+    eventually("the persister has finished every command", || async {
+        let info = persister_consumer(&js).await?;
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} pending, {} unacked",
+                info.num_pending, info.num_ack_pending
+            ))
+        }
+    })
+    .await;
+}
+
+/// Makes the database itself refuse messages whose content is `poison`, as a check
+/// constraint would: a refusal no retry can get past.
+async fn refuse_poison_in_the_database(app: &TestApp) {
+    let db = app.database().await;
+    let statements: &[&str] = match db.get_database_backend() {
+        DatabaseBackend::Postgres => &[
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN \
+             IF NEW.content = 'poison' THEN \
+             RAISE EXCEPTION 'poison refused' USING ERRCODE = 'check_violation'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages FOR EACH ROW \
+             EXECUTE FUNCTION refuse_poison()",
+        ],
+        _ => &["CREATE TRIGGER refuse_poison BEFORE INSERT ON messages \
+                WHEN NEW.content = 'poison' BEGIN SELECT RAISE(ABORT, 'poison refused'); END"],
+    };
+    for sql in statements {
+        db.execute_unprepared(sql)
+            .await
+            .expect("the check installs");
+    }
+}
+
+async fn accept_poison_again(app: &TestApp) {
+    let db = app.database().await;
+    db.execute_unprepared("DROP TRIGGER refuse_poison ON messages")
+        .await
+        .or(db.execute_unprepared("DROP TRIGGER refuse_poison").await)
+        .expect("the check is removed");
+}
+
+#[tokio::test]
+async fn creating_an_existing_private_chat_with_both_members_listed_answers_it() {
+    let app = spawn_app().await;
+    let first = app
+        .post(1, "/chats/", json!({"is_group": false, "member_ids": [2]}))
+        .await;
+    assert_eq!(first.status(), 201);
+    let chat: Value = first.json().await.unwrap();
+
+    // The body that used to stop the persister for everyone: the creator listed too.
+    for members in [json!([1, 2]), json!([2, 1, 2]), json!([2])] {
+        let again = app
+            .post(
+                1,
+                "/chats/",
+                json!({"is_group": false, "member_ids": members}),
+            )
+            .await;
+        assert_eq!(again.status(), 200, "members {members}");
+        let body: Value = again.json().await.unwrap();
+        assert_eq!(body["chat_id"], chat["chat_id"], "members {members}");
+        assert_eq!(body["member_ids"], json!([1, 2]));
+    }
+    // The same from Django, straight on NATS.
+    publish_command(
+        &app,
+        "chat.in.chats.create",
+        json!({"type":"create_chat","command_id":"django-1","creator_id":2,
+               "is_group":false,"member_ids":[2,1]}),
+    )
+    .await;
+    let alone = app
+        .post(1, "/chats/", json!({"is_group": false, "member_ids": [1]}))
+        .await;
+    assert_eq!(alone.status(), 422, "a private chat with nobody else");
+
+    let chat_id = chat["chat_id"].as_i64().unwrap();
+    let mut alice = app.connect(1).await;
+    let mut bob = app.connect(2).await;
+    alice
+        .send_message(json!({"chat_id": chat_id, "content": "still flowing"}))
+        .await;
+    assert_eq!(bob.expect("new_message").await["content"], "still flowing");
+    pipeline_drained(&app).await;
+}
+
+#[tokio::test]
+async fn nul_is_refused_at_every_entry_and_everyone_keeps_chatting() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    let mut bob = app.connect(2).await;
+
+    // A socket hears at once; nothing is accepted.
+    alice
+        .send(json!({"action":"send_message","chat_id":chat_id,"content":"a\u{0}b","client_msg_id":"nul-1"}))
+        .await;
+    let error = alice.expect_error("invalid_field").await;
+    assert_eq!(error["client_msg_id"], "nul-1");
+    assert!(error["detail"].as_str().unwrap().contains("NUL"), "{error}");
+
+    // REST refuses it in a name.
+    let named = app
+        .post(
+            1,
+            "/chats/",
+            json!({"name":"te\u{0}am","is_group":true,"member_ids":[2]}),
+        )
+        .await;
+    assert_eq!(named.status(), 422);
+
+    // Django's commands are refused by the persister, with the same codes.
+    let client = app.nats().await;
+    let mut rejected = client
+        .subscribe("chat.events.*.command_rejected")
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    publish_command(
+        &app,
+        &format!("chat.in.{chat_id}.message"),
+        json!({"sender_id":1,"content":"x\u{0}y","client_msg_id":"nul-2"}),
+    )
+    .await;
+    publish_command(
+        &app,
+        &format!("chat.in.{chat_id}.rename"),
+        json!({"command_id":"nul-3","name":"n\u{0}"}),
+    )
+    .await;
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let event = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::StreamExt::next(&mut rejected),
+        )
+        .await
+        .expect("a rejection in time")
+        .unwrap();
+        let event: Value = serde_json::from_slice(&event.payload).unwrap();
+        codes.push((
+            event["command_id"].as_str().unwrap().to_owned(),
+            event["code"].as_str().unwrap().to_owned(),
+        ));
+    }
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            ("nul-2".to_owned(), "invalid_field".to_owned()),
+            ("nul-3".to_owned(), "invalid_name".to_owned())
+        ]
+    );
+
+    alice
+        .send_message(json!({"chat_id": chat_id, "content": "after the NULs"}))
+        .await;
+    assert_eq!(bob.expect("new_message").await["content"], "after the NULs");
+    assert_eq!(
+        history_field(&app, 1, chat_id, 1, "content").await,
+        ["after the NULs"]
+    );
+    pipeline_drained(&app).await;
+}
+
+#[tokio::test]
+async fn a_command_the_database_refuses_is_dead_lettered_and_the_rest_is_stored_in_order() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    refuse_poison_in_the_database(&app).await;
+    let mut alice = app.connect(1).await;
+    let mut bob = app.connect(2).await;
+
+    // Sent back to back, so the poison shares a batch with valid messages.
+    for (id, content) in [
+        ("m1", "one"),
+        ("m2", "poison"),
+        ("m3", "two"),
+        ("m4", "three"),
+    ] {
+        alice
+            .send(json!({"action":"send_message","chat_id":chat_id,"content":content,"client_msg_id":id}))
+            .await;
+    }
+    let mut acked = Vec::new();
+    let mut refused = Vec::new();
+    while acked.len() + refused.len() < 4 {
+        let frame = alice.next().await;
+        match frame["action"].as_str().unwrap() {
+            "message_ack" => acked.push(frame["client_msg_id"].as_str().unwrap().to_owned()),
+            "error" => refused.push(frame),
+            _ => {}
+        }
+    }
+    assert_eq!(acked, ["m1", "m3", "m4"], "the valid messages, in order");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["client_msg_id"], "m2");
+    assert_eq!(refused[0]["code"], "invalid_data");
+    for expected in ["one", "two", "three"] {
+        assert_eq!(bob.expect("new_message").await["content"], expected);
+    }
+    assert_eq!(
+        history_field(&app, 2, chat_id, 3, "content").await,
+        ["one", "two", "three"]
+    );
+
+    // Kept for operators with where it came from and why.
+    let letters = jetchat::ops::dead_letters::list(&app.ops_bus().await)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].subject, format!("chat.in.{chat_id}.message"));
+    assert_eq!(letters[0].code, "invalid_data");
+    assert!(
+        letters[0].error.contains("poison refused"),
+        "{:?}",
+        letters[0]
+    );
+    assert!(letters[0].payload.contains("\"m2\""));
+    assert!(letters[0].original_seq > 0);
+    pipeline_drained(&app).await;
+
+    // Fixed: the operator replays it, and it is stored after everything before the replay.
+    accept_poison_again(&app).await;
+    let replayed = jetchat::ops::dead_letters::replay(&app.ops_bus().await, None)
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(bob.expect("new_message").await["content"], "poison");
+    assert_eq!(
+        history_field(&app, 2, chat_id, 4, "content").await,
+        ["one", "two", "three", "poison"]
+    );
+    assert!(
+        stream_messages(&app, "CHAT_DLQ").await.is_empty(),
+        "no dead letter left"
+    );
+}
+
+/// `(client_msg_id, "stored" or the error code)` for a send of `id` as content.
+async fn send_and_see(alice: &mut crate::helpers::WsClient, chat_id: i64, id: &str) -> String {
+    alice
+        .send(json!({"action":"send_message","chat_id":chat_id,"content":id,"client_msg_id":id}))
+        .await;
+    loop {
+        let frame = alice.next().await;
+        if frame["client_msg_id"] != id {
+            continue;
+        }
+        match frame["action"].as_str().unwrap() {
+            "message_accepted" => continue,
+            "message_ack" => return "stored".into(),
+            _ => return frame["code"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_chat_in_recreated_under_a_kept_database_is_caught_and_can_be_continued() {
+    let mut app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    for n in 0..3 {
+        alice
+            .send_message(json!({"chat_id": chat_id, "content": format!("before {n}")}))
+            .await;
+    }
+    pipeline_drained(&app).await;
+    let db = app.database().await;
+    let newest = jetchat::store::queries::newest_stream_seq(&db)
+        .await
+        .unwrap();
+
+    // An operator's mistake: CHAT_IN deleted and created again while jetchat runs.
+    let bus = app.ops_bus().await;
+    let topology = jetchat::bus::streams::Topology {
+        replicas: 1,
+        events_max_age: Duration::from_secs(3600),
+        ack_wait: Duration::from_secs(30),
+    };
+    bus.jetstream.delete_stream("CHAT_IN").await.unwrap();
+    jetchat::bus::streams::ensure(&bus, topology).await.unwrap();
+    // The persister's pull on the deleted consumer ends; once it pulls again, it waits here.
+    eventually("the persister pulls from the new consumer", || async {
+        match persister_consumer(&bus.jetstream).await {
+            Ok(info) if info.num_waiting > 0 => Ok(()),
+            Ok(info) => Err(format!("{} waiting", info.num_waiting)),
+            Err(e) => Err(e),
+        }
+    })
+    .await;
+
+    // New messages get ids that are taken: refused with a code, never silently dropped.
+    let mut outcomes = Vec::new();
+    for n in 0..=newest {
+        let id = format!("after-{n}");
+        outcomes.push((id.clone(), send_and_see(&mut alice, chat_id, &id).await));
+    }
+    let conflicts = outcomes.iter().filter(|(_, o)| o == "id_conflict").count();
+    assert!(conflicts > 0, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, o)| o == "id_conflict" || o == "stored"),
+        "{outcomes:?}"
+    );
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    let health: Value = health.json().await.unwrap();
+    assert!(
+        health["problems"].to_string().contains("CHAT_IN"),
+        "{health}"
+    );
+    pipeline_drained(&app).await;
+    assert_eq!(stream_messages(&app, "CHAT_DLQ").await.len(), conflicts);
+
+    // Lost again before a restart: jetchat refuses to start and says what to do.
+    app.stop().await;
+    let newest = jetchat::store::queries::newest_stream_seq(&db)
+        .await
+        .unwrap();
+    bus.jetstream.delete_stream("CHAT_IN").await.unwrap();
+    let error = app.try_start_again().await.expect_err("start-up refuses");
+    let error = format!("{error:#}");
+    assert!(
+        error.contains(&format!("continue-stream --after {newest}")),
+        "{error}"
+    );
+
+    // The operator continues the numbering after the database and replays the refused ones.
+    let report = jetchat::ops::continue_stream::run(&bus, newest)
+        .await
+        .unwrap();
+    assert_eq!(report.next_sequence, newest + 1, "{report:?}");
+    app.try_start_again()
+        .await
+        .expect("starts once the stream is ahead");
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let replayed = jetchat::ops::dead_letters::replay(&bus, None)
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), conflicts);
+    let mut alice = app.connect(1).await;
+    let ack = alice
+        .send_message(json!({"chat_id": chat_id, "content": "continued"}))
+        .await;
+    assert!(ack["message_id"].as_i64().unwrap() > newest as i64);
+    pipeline_drained(&app).await;
+    let total = 3 + outcomes.len() + 1;
+    let contents = history_field(&app, 1, chat_id, total, "content").await;
+    assert_eq!(contents.len(), total, "{contents:?}");
+    for (id, _) in &outcomes {
+        assert_eq!(
+            contents.iter().filter(|c| *c == id).count(),
+            1,
+            "{id} stored once: {contents:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_persister_that_cannot_write_turns_healthz_to_503_until_it_can() {
+    let app = spawn_app_with(&[("PERSIST_STALL", "1s")]).await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Another writer holds the messages table: the persister's writes wait and fail as busy.
+    let mut options = sea_orm::ConnectOptions::new(app.database_url.clone());
+    options.max_connections(1).min_connections(1);
+    let blocker = sea_orm::Database::connect(options).await.unwrap();
+    let lock: &[&str] = match blocker.get_database_backend() {
+        DatabaseBackend::Postgres => &["BEGIN", "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"],
+        _ => &["BEGIN EXCLUSIVE"],
+    };
+    for sql in lock {
+        blocker.execute_unprepared(sql).await.unwrap();
+    }
+    publish_command(
+        &app,
+        &format!("chat.in.{chat_id}.message"),
+        json!({"sender_id":1,"content":"waiting","client_msg_id":"w1"}),
+    )
+    .await;
+    let health = eventually("healthz reports the stalled persister", || async {
+        let response = app
+            .http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        if status == 503 {
+            Ok(body)
+        } else {
+            Err(format!("{status} {body}"))
+        }
+    })
+    .await;
+    assert_eq!(health["persister"], false, "{health}");
+    assert!(
+        health["problems"].to_string().contains("no progress"),
+        "{health}"
+    );
+
+    blocker.execute_unprepared("COMMIT").await.unwrap();
+    assert_eq!(
+        history_field(&app, 1, chat_id, 1, "content").await,
+        ["waiting"]
+    );
+    eventually("healthz is ok again", || async {
+        let status = app
+            .http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .status();
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    })
+    .await;
+}
