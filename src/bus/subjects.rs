@@ -137,13 +137,47 @@ impl Subjects {
 
     /// Deduplication id of a message command (`Nats-Msg-Id`).
     pub fn message_dedupe_id(sender_id: UserId, client_msg_id: &str) -> String {
-        format!("msg:{sender_id}:{client_msg_id}")
+        header_safe(&format!("msg:{sender_id}:{client_msg_id}"))
     }
+}
+
+/// `value` as a NATS header value: control characters (a header cannot hold `\r` or `\n`)
+/// and `%` percent-encoded, so distinct values stay distinct. Ids come from clients and
+/// Django; a header built from one must never fail (async-nats panics on a line break).
+pub fn header_safe(value: &str) -> String {
+    if !value.chars().any(|c| c.is_control() || c == '%') {
+        return value.to_owned();
+    }
+    let mut safe = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        if c.is_control() || c == '%' {
+            let mut bytes = [0; 4];
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                safe.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            safe.push(c);
+        }
+    }
+    safe
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_never_hold_line_breaks_and_stay_distinct() {
+        assert_eq!(header_safe("msg:1:c1"), "msg:1:c1");
+        assert_eq!(header_safe("a\r\nb"), "a%0D%0Ab");
+        assert_eq!(header_safe("50%"), "50%25");
+        assert_ne!(header_safe("a\nb"), header_safe("a%0Ab"));
+        assert_eq!(
+            header_safe("\u{85}"),
+            "%C2%85",
+            "a control character beyond ASCII"
+        );
+    }
 
     #[test]
     fn default_prefix_gives_the_documented_names() {

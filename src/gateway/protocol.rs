@@ -189,11 +189,7 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
     let checked = rules::content(&content, max_content_chars)
         .and_then(|()| rules::client_msg_id(&client_msg_id))
         .and_then(|()| file_url.as_deref().map_or(Ok(()), rules::file_url))
-        .and_then(|()| {
-            file_id
-                .as_deref()
-                .map_or(Ok(()), |id| rules::text("file_id", id, rules::MAX_FILE_ID))
-        });
+        .and_then(|()| file_id.as_deref().map_or(Ok(()), rules::file_id));
     if let Err(refusal) = checked {
         return fail(refusal.code, refusal.detail);
     }

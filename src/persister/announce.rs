@@ -9,7 +9,7 @@ use super::{
     batch::Applied,
     dead_letters::{self, DeadLetter},
 };
-use crate::bus::{Bus, messages::Event};
+use crate::bus::{Bus, messages::Event, subjects::header_safe};
 
 /// A batch written to the database whose events are still to be published.
 pub struct Committed {
@@ -60,7 +60,7 @@ async fn announce(bus: &Bus, applied: &Applied) -> Result<(), async_nats::Error>
         let subject = bus.subjects.chat_event(event.chat_id(), event.kind());
         let publish = jetstream::message::PublishMessage::build()
             .payload(serde_json::to_vec(event)?.into())
-            .message_id(dedupe_id(event));
+            .message_id(header_safe(&dedupe_id(event)));
         acks.push(bus.jetstream.send_publish(subject, publish).await?);
     }
     for ack in acks {

@@ -7,7 +7,7 @@
 use async_nats::{HeaderMap, jetstream};
 use bytes::Bytes;
 
-use crate::bus::Bus;
+use crate::bus::{Bus, subjects::header_safe};
 
 /// The subject the command was published on.
 pub const HEADER_SUBJECT: &str = "Jetchat-Subject";
@@ -48,7 +48,7 @@ pub async fn publish(bus: &Bus, letters: &[DeadLetter]) -> Result<(), async_nats
     let mut acks = Vec::with_capacity(letters.len());
     for letter in letters {
         let mut headers = HeaderMap::new();
-        headers.insert(HEADER_SUBJECT, letter.subject.as_str());
+        headers.insert(HEADER_SUBJECT, header_safe(&letter.subject).as_str());
         headers.insert(HEADER_SEQUENCE, letter.sequence.to_string().as_str());
         headers.insert(HEADER_CODE, letter.code);
         // Header values are one line.

@@ -11,6 +11,7 @@ use sea_orm::{
 
 use super::{
     ApplyError, BatchState, ChatState, Failure, INSERT_CHUNK, Marked, Pending, Rules, Step, refuse,
+    rules,
 };
 use crate::{
     auth::UserId,
@@ -70,6 +71,11 @@ impl BatchState {
             Err(Failure::Refused(refusal)) => refusal,
             applied_or_failed => return applied_or_failed,
         };
+        // A key that could never have been stored is not looked up (a NUL in it is a query
+        // PostgreSQL refuses).
+        if cmd.sender_id <= 0 || rules::client_msg_id(&cmd.client_msg_id).is_err() {
+            return Err(Failure::Refused(refusal));
+        }
         let key = (cmd.sender_id, cmd.client_msg_id.clone());
         let mut stored = stored_messages(db, &HashSet::from([key.clone()])).await?;
         match stored.remove(&key) {

@@ -101,7 +101,7 @@ impl Rules {
             file_url(url)?;
         }
         if let Some(id) = &cmd.file_id {
-            text("file_id", id, MAX_FILE_ID)?;
+            file_id(id)?;
         }
         if cmd.content.trim().is_empty()
             && cmd.file_id.is_none()
@@ -133,7 +133,13 @@ pub fn client_msg_id(value: &str) -> Result<(), Refusal> {
             format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID} characters"),
         ));
     }
-    no_nul("client_msg_id", value)
+    no_control("client_msg_id", value)
+}
+
+/// An upload's id: at most [`MAX_FILE_ID`] characters, no control characters.
+pub fn file_id(value: &str) -> Result<(), Refusal> {
+    text("file_id", value, MAX_FILE_ID)?;
+    no_control("file_id", value)
 }
 
 /// A command's id: 1 to [`MAX_COMMAND_ID`] characters, no NUL.
@@ -144,7 +150,7 @@ pub fn command_id(value: &str) -> Result<(), Refusal> {
             format!("command_id must be 1 to {MAX_COMMAND_ID} characters"),
         ));
     }
-    no_nul("command_id", value)
+    no_control("command_id", value)
 }
 
 /// A group's name, trimmed: 1 to [`MAX_NAME_CHARS`] characters, no NUL.
@@ -228,6 +234,18 @@ fn members(field: &str, ids: &[i64]) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Identifiers (`client_msg_id`, `command_id`, `file_id`) hold no control characters: they
+/// travel in NATS headers and log lines.
+pub fn no_control(field: &str, value: &str) -> Result<(), Refusal> {
+    if value.chars().any(char::is_control) {
+        return Err(Refusal::new(
+            "invalid_field",
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// Ids are positive: 0 and negative ids name nothing.
 pub fn positive(field: &str, id: i64) -> Result<(), Refusal> {
     if id <= 0 {
@@ -271,6 +289,10 @@ mod tests {
         assert!(rules.check_message(&m).is_err());
         assert!(group_name("team\0").is_err());
         assert!(command_id("x\0").is_err());
+        assert!(command_id("x\r\ny").is_err(), "ids travel in headers");
+        let mut m = message("hi");
+        m.client_msg_id = "c\n1".into();
+        assert!(rules.check_message(&m).is_err());
         assert!(file_url("/media/a\0").is_err());
         // Other control characters are stored as sent by both backends.
         assert!(rules.check_message(&message("bell \u{7} tab \t")).is_ok());
