@@ -28,6 +28,7 @@ pub enum Command {
     RemoveMembers(RemoveMembers),
     RenameChat(RenameChat),
     DeleteMessage(DeleteMessage),
+    RegisterUpload(RegisterUpload),
 }
 
 impl Command {
@@ -41,6 +42,7 @@ impl Command {
             Command::RemoveMembers(_) => "remove_members",
             Command::RenameChat(_) => "rename_chat",
             Command::DeleteMessage(_) => "delete_message",
+            Command::RegisterUpload(_) => "register_upload",
         }
     }
 
@@ -54,6 +56,7 @@ impl Command {
             Command::RemoveMembers(c) => c.command_id.clone(),
             Command::RenameChat(c) => c.command_id.clone(),
             Command::DeleteMessage(c) => c.command_id.clone(),
+            Command::RegisterUpload(c) => c.command_id.clone(),
         }
     }
 
@@ -67,6 +70,7 @@ impl Command {
             Command::RemoveMembers(c) => c.reply_to.as_deref(),
             Command::RenameChat(c) => c.reply_to.as_deref(),
             Command::DeleteMessage(c) => c.reply_to.as_deref(),
+            Command::RegisterUpload(c) => c.reply_to.as_deref(),
         }
     }
 
@@ -80,6 +84,7 @@ impl Command {
             Command::RemoveMembers(c) => Some(c.chat_id),
             Command::RenameChat(c) => Some(c.chat_id),
             Command::DeleteMessage(c) => Some(c.chat_id),
+            Command::RegisterUpload(_) => None,
         }
     }
 }
@@ -202,6 +207,33 @@ pub struct DeleteMessage {
     pub reply_to: Option<String>,
 }
 
+/// Record a file `POST /upload` stored (jetchat's REST publishes it): the row that lets the
+/// owner attach it to messages, in the log like every other change, so `reproject` rebuilds
+/// it. The blob itself is already in media storage under `storage_key`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct RegisterUpload {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    /// The id proposed for the upload (a UUID); an earlier upload of the same bytes by the
+    /// same owner keeps its own id instead.
+    pub file_id: String,
+    pub owner_id: UserId,
+    /// Lowercase hex SHA-256 of the content.
+    pub sha256: String,
+    pub size: i64,
+    /// The MIME type detected from the content.
+    pub content_type: String,
+    /// `audio`, `video` or `image`.
+    pub kind: String,
+    /// The sanitised client file name (metadata only).
+    pub filename: String,
+    /// Where the blob lives in media storage.
+    pub storage_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
 /// Something the persister committed, on `CHAT_EVENTS`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -214,6 +246,7 @@ pub enum Event {
     ChatRenamed(ChatRenamed),
     MessageDeleted(MessageDeleted),
     CommandRejected(CommandRejected),
+    UploadRegistered(UploadRegistered),
 }
 
 impl Event {
@@ -228,6 +261,7 @@ impl Event {
             Event::ChatRenamed(_) => "chat_renamed",
             Event::MessageDeleted(_) => "message_deleted",
             Event::CommandRejected(_) => "command_rejected",
+            Event::UploadRegistered(_) => "upload_registered",
         }
     }
 
@@ -242,6 +276,7 @@ impl Event {
             Event::ChatRenamed(e) => e.chat_id,
             Event::MessageDeleted(e) => e.chat_id,
             Event::CommandRejected(e) => return e.chat_id,
+            Event::UploadRegistered(_) => return None,
         })
     }
 }
@@ -325,6 +360,23 @@ pub struct MessageDeleted {
     pub command_id: Option<String>,
 }
 
+/// An upload was recorded (or, for a repeat, found recorded): on `chat.events.none.`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct UploadRegistered {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    /// The upload's id: the proposed one, or the earlier upload's of the same bytes.
+    pub file_id: String,
+    pub owner_id: UserId,
+    pub sha256: String,
+    pub size: i64,
+    pub content_type: String,
+    pub kind: String,
+    /// False when the owner had uploaded the same bytes before (its `file_id` is answered).
+    pub created: bool,
+}
+
 /// A command was refused; nothing changed. `command_id` is the command's `command_id` (or a
 /// message's `client_msg_id`), so the sender can correlate.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -349,6 +401,15 @@ pub enum Outcome {
         v: u8,
         command_id: String,
         chat: ChatView,
+        created: bool,
+    },
+    /// A `register_upload` command's upload (`created` is false for an earlier upload of the
+    /// same bytes, whose `file_id` this is).
+    UploadReady {
+        #[serde(default = "version")]
+        v: u8,
+        command_id: String,
+        file_id: String,
         created: bool,
     },
     /// The command was refused; `command_id` is its `command_id` or `client_msg_id`.

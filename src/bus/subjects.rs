@@ -70,6 +70,11 @@ impl Subjects {
         Some(format!("{}.{rest}", self.prefix))
     }
 
+    /// Where `POST /upload` records an upload: `chat.in.uploads.register`.
+    pub fn register_upload_command(&self) -> String {
+        format!("{}.in.uploads.register", self.prefix)
+    }
+
     /// Every command: `chat.in.>`.
     pub fn all_commands(&self) -> String {
         format!("{}.in.>", self.prefix)

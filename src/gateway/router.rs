@@ -426,7 +426,8 @@ impl Router {
             Event::ChatCreated(_)
             | Event::MemberAdded(_)
             | Event::MemberRemoved(_)
-            | Event::CommandRejected(_) => {}
+            | Event::CommandRejected(_)
+            | Event::UploadRegistered(_) => {}
         }
     }
 

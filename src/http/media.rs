@@ -13,7 +13,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::Utc;
-use sea_orm::SqlErr;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -25,6 +24,10 @@ use super::{
 use crate::{
     app::AppState,
     auth::{AuthError, AuthUser, UserId, bearer_token},
+    bus::{
+        CommandError,
+        messages::{Command, Outcome, RegisterUpload, VERSION},
+    },
     media::{Detected, Kind, Signature, StagedFile, filename, sniff, staging::StageError},
     store::{upload, uploads},
 };
@@ -152,20 +155,60 @@ pub async fn upload(
         created_at: Utc::now(),
     };
     store(&state, &row.storage_key, staged).await?;
-    match uploads::insert_upload(&state.db, row.clone()).await {
-        Ok(()) => {
-            tracing::info!(file_id = %row.id, size = row.size, content_type = %row.content_type,
-                "file uploaded");
-            Ok((StatusCode::CREATED, Json(uploaded(&state, row))))
-        }
-        // The same user's identical upload, committed concurrently: answer with that one.
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            let earlier = uploads::upload_by_hash(&state.db, user, &row.sha256)
-                .await?
-                .ok_or(ApiError::Internal(e.into()))?;
-            Ok((StatusCode::OK, Json(uploaded(&state, earlier))))
-        }
-        Err(e) => Err(e.into()),
+    // The row is written by the persister, from the log like every change (`reproject`
+    // rebuilds it); the blob is in storage already, so a message may refer to it at once.
+    let (file_id, created) = register(&state, &row).await?;
+    if !created {
+        // The same user's identical upload, recorded concurrently: answer with that one.
+        let earlier = uploads::upload(&state.db, &file_id)
+            .await?
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("upload {file_id} vanished")))?;
+        return Ok((StatusCode::OK, Json(uploaded(&state, earlier))));
+    }
+    tracing::info!(file_id = %row.id, size = row.size, content_type = %row.content_type,
+        "file uploaded");
+    Ok((StatusCode::CREATED, Json(uploaded(&state, row))))
+}
+
+/// Publishes `register_upload` for `row` and waits for the persister's answer: the upload's
+/// id and whether it is new.
+async fn register(state: &AppState, row: &upload::Model) -> Result<(String, bool), ApiError> {
+    let command_id = uuid::Uuid::now_v7().to_string();
+    let outcome = state
+        .bus
+        .command(
+            state.bus.subjects.register_upload_command(),
+            format!("upload:{}", row.id),
+            |reply_to| {
+                Command::RegisterUpload(RegisterUpload {
+                    v: VERSION,
+                    command_id: command_id.clone(),
+                    file_id: row.id.clone(),
+                    owner_id: row.owner_id,
+                    sha256: row.sha256.clone(),
+                    size: row.size,
+                    content_type: row.content_type.clone(),
+                    kind: row.kind.clone(),
+                    filename: row.filename.clone(),
+                    storage_key: row.storage_key.clone(),
+                    reply_to: Some(reply_to),
+                })
+            },
+            state.config.command_timeout,
+        )
+        .await
+        .map_err(|e| match e {
+            CommandError::Timeout => ApiError::Timeout,
+            CommandError::NotAccepted(e) => ApiError::Unavailable(e),
+        })?;
+    match outcome {
+        Outcome::UploadReady {
+            file_id, created, ..
+        } => Ok((file_id, created)),
+        Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
+        Outcome::ChatReady { .. } => Err(ApiError::Internal(anyhow::anyhow!(
+            "a register_upload command was answered with a chat"
+        ))),
     }
 }
 

@@ -105,5 +105,6 @@ fn dedupe_id(event: &Event) -> String {
         Event::ChatRenamed(e) => format!("renamed:{}:{}", e.chat_id, command(&e.command_id)),
         Event::MessageDeleted(e) => format!("deleted:{}", e.message_id),
         Event::CommandRejected(e) => format!("rejected:{}:{}", e.command, e.command_id),
+        Event::UploadRegistered(e) => format!("upload:{}:{}", e.file_id, e.command_id),
     }
 }

@@ -2,8 +2,7 @@
 //! user may fetch a file because a message in one of their chats carries it.
 
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
     sea_query::{Alias, Expr, Func, Query},
 };
 
@@ -49,15 +48,6 @@ pub async fn uploaded_bytes(db: &impl ConnectionTrait, owner: UserId) -> Result<
         .one(db)
         .await?;
     Ok(total.unwrap_or(0).max(0) as u64)
-}
-
-/// Stores a new upload row; a second row for the same owner and content is refused with
-/// `SqlErr::UniqueConstraintViolation`.
-pub async fn insert_upload(db: &impl ConnectionTrait, row: upload::Model) -> Result<(), DbErr> {
-    upload::Entity::insert(row.into_active_model().reset_all())
-        .exec_without_returning(db)
-        .await
-        .map(drop)
 }
 
 /// True when a live message carrying `file_id` is in a chat `user` belongs to.

@@ -8,7 +8,7 @@ use jetchat::{
         replay::{self, ReplayArgs, StreamName},
         reproject, streams,
     },
-    store::{chat, chat_member, message},
+    store::{chat, chat_member, message, upload},
 };
 
 use crate::helpers::{TestApp, eventually, spawn_app};
@@ -137,6 +137,7 @@ async fn dump(
     Vec<chat::Model>,
     Vec<chat_member::Model>,
     Vec<message::Model>,
+    Vec<upload::Model>,
 ) {
     (
         chat::Entity::find()
@@ -152,6 +153,11 @@ async fn dump(
             .unwrap(),
         message::Entity::find()
             .order_by_asc(message::Column::Id)
+            .all(db)
+            .await
+            .unwrap(),
+        upload::Entity::find()
+            .order_by_asc(upload::Column::Id)
             .all(db)
             .await
             .unwrap(),
@@ -175,6 +181,10 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
             .send_message(json!({"chat_id": group, "content": format!("m{i}")}))
             .await;
     }
+    // A voice note: the upload is in the log too, so the rebuilt database accepts its message.
+    let voice = crate::media::upload_file(&app, 2, "voice.ogg", crate::media::ogg_opus()).await;
+    bob.send_message(json!({"chat_id": group, "content": "", "file_id": voice.file_id()}))
+        .await;
     alice
         .send(json!({"action": "acknowledge", "message_id": first["message_id"]}))
         .await;
@@ -214,11 +224,21 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     let rebuilt = dump(&Database::connect(&target).await.unwrap()).await;
     assert_eq!(report.chats, 2);
     assert_eq!(report.members as usize, live.1.len());
-    assert_eq!(report.messages, 6);
+    assert_eq!(report.messages, 7);
+    assert_eq!(report.refused, 0);
     assert_eq!(report.undecodable, 0);
     assert_eq!(rebuilt.0, live.0, "chats");
     assert_eq!(rebuilt.1, live.1, "members and their receipts");
     assert_eq!(rebuilt.2, live.2, "messages, ids and stream sequences");
+    assert_eq!(live.3.len(), 1, "the upload");
+    assert_eq!(rebuilt.3, live.3, "uploads");
+    assert!(
+        rebuilt
+            .2
+            .iter()
+            .any(|m| m.file_id.as_deref() == Some(voice.file_id())),
+        "the message with the voice note"
+    );
 
     // Only into an empty database.
     assert!(

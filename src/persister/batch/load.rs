@@ -51,6 +51,9 @@ impl BatchState {
                     chat_ids.insert(c.chat_id);
                     marked_ids.insert(c.message_id);
                 }
+                Command::RegisterUpload(c) => {
+                    file_ids.insert(c.file_id.clone());
+                }
             }
         }
         let mut condition = sea_orm::Condition::any();

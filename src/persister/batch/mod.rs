@@ -5,7 +5,8 @@
 //! (unique `create_command_id`) and re-emits the same events instead of writing twice.
 //!
 //! One file per kind of state: [`load`] reads what a batch refers to, [`messages`],
-//! [`receipts`], [`chats`] and [`members`] apply the commands, [`rules`] checks their fields.
+//! [`receipts`], [`chats`], [`members`] and [`uploads`] apply the commands, [`rules`] checks
+//! their fields.
 
 mod chats;
 mod load;
@@ -13,6 +14,7 @@ mod members;
 mod messages;
 mod receipts;
 pub mod rules;
+mod uploads;
 
 use std::collections::{HashMap, HashSet};
 
@@ -218,6 +220,11 @@ pub async fn apply(
             Command::RemoveMembers(cmd) => state.remove_members(txn, cmd, &mut pending).await,
             Command::RenameChat(cmd) => state.rename(txn, cmd, &mut pending).await,
             Command::DeleteMessage(cmd) => state.delete_message(txn, cmd, at, &mut pending).await,
+            Command::RegisterUpload(cmd) => {
+                state
+                    .register_upload(txn, cmd, at, &mut pending, &mut replies)
+                    .await
+            }
         };
         match result {
             Ok(()) => {}

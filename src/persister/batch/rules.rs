@@ -79,6 +79,35 @@ impl Rules {
                 positive("chat_id", cmd.chat_id)?;
                 positive("message_id", cmd.message_id)
             }
+            Command::RegisterUpload(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("owner_id", cmd.owner_id)?;
+                // The widths of the uploads table's columns.
+                text("file_id", &cmd.file_id, 36)?;
+                no_control("file_id", &cmd.file_id)?;
+                if cmd.file_id.is_empty() {
+                    return Err(Refusal::new("invalid_field", "file_id is required"));
+                }
+                if cmd.sha256.len() != 64 || !cmd.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(Refusal::new(
+                        "invalid_field",
+                        "sha256 must be 64 hexadecimal digits",
+                    ));
+                }
+                if cmd.size < 0 {
+                    return Err(Refusal::new("invalid_field", "size must not be negative"));
+                }
+                if !matches!(cmd.kind.as_str(), "audio" | "video" | "image") {
+                    return Err(Refusal::new(
+                        "invalid_field",
+                        "kind must be audio, video or image",
+                    ));
+                }
+                text("content_type", &cmd.content_type, 64)?;
+                text("filename", &cmd.filename, MAX_NAME_CHARS)?;
+                text("storage_key", &cmd.storage_key, 128)?;
+                no_control("storage_key", &cmd.storage_key)
+            }
         }
     }
 
