@@ -78,6 +78,8 @@ pub struct Config {
     /// Mark messages delivered when they are pushed to a socket (the Python service did);
     /// clients may still send `delivered` themselves.
     pub auto_delivered: bool,
+    /// How long the graceful shutdown may take before the process exits with an error.
+    pub shutdown_timeout: Duration,
 }
 
 impl Config {
@@ -170,6 +172,10 @@ impl Config {
             persist_ack_wait: parse::<humantime::Duration>(&var, "PERSIST_ACK_WAIT", "30s")?.into(),
             command_timeout: Duration::from_millis(parse(&var, "COMMAND_TIMEOUT_MS", "10000")?),
             auto_delivered: parse(&var, "AUTO_DELIVERED", "true")?,
+            shutdown_timeout: positive(
+                parse::<humantime::Duration>(&var, "SHUTDOWN_TIMEOUT", "60s")?.into(),
+                "SHUTDOWN_TIMEOUT",
+            )?,
         })
     }
 }
@@ -292,5 +298,7 @@ mod tests {
         assert_eq!(err.name, "MAX_UPLOAD_BYTES");
         let err = config(&[("JWT_SECRET", "s"), ("MEDIA_URL_TTL", "soon")]).unwrap_err();
         assert_eq!(err.name, "MEDIA_URL_TTL");
+        let err = config(&[("JWT_SECRET", "s"), ("SHUTDOWN_TIMEOUT", "0s")]).unwrap_err();
+        assert_eq!(err.name, "SHUTDOWN_TIMEOUT");
     }
 }

@@ -18,4 +18,5 @@ mod lifecycle;
 mod media;
 mod openapi;
 mod ops;
+mod process;
 mod rest;
