@@ -105,7 +105,7 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
             Ok(())
         }
         Cmd::Migrate => {
-            let db = store::connect(&config.database_url)
+            let db = store::connect(config.database_url.expose())
                 .await
                 .context("DATABASE_URL")?;
             store::migrate(&db).await.context("applying migrations")?;

@@ -5,6 +5,7 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
 use crate::{app::AppState, config::JwtSettings, http::ApiError};
@@ -43,10 +44,11 @@ pub struct JwtKeys {
 impl JwtKeys {
     /// Builds the verifier; a malformed PEM key is a start-up error.
     pub fn new(settings: &JwtSettings) -> Result<Self, jsonwebtoken::errors::Error> {
+        let key = settings.key.expose_secret();
         let decoding = match settings.algorithm {
-            Algorithm::RS256 => DecodingKey::from_rsa_pem(&settings.key)?,
-            Algorithm::ES256 => DecodingKey::from_ec_pem(&settings.key)?,
-            _ => DecodingKey::from_secret(&settings.key),
+            Algorithm::RS256 => DecodingKey::from_rsa_pem(key)?,
+            Algorithm::ES256 => DecodingKey::from_ec_pem(key)?,
+            _ => DecodingKey::from_secret(key),
         };
         // Pinned algorithm (so `alg: none` or an HS/RS confusion is refused), `exp` required.
         let mut validation = Validation::new(settings.algorithm);
@@ -110,7 +112,7 @@ pub fn dev_token(settings: &JwtSettings, user_id: UserId, minutes: i64) -> anyho
     Ok(encode(
         &header,
         &claims,
-        &EncodingKey::from_secret(&settings.key),
+        &EncodingKey::from_secret(settings.key.expose_secret()),
     )?)
 }
 
@@ -148,7 +150,7 @@ mod tests {
     fn keys() -> JwtKeys {
         JwtKeys::new(&JwtSettings {
             algorithm: Algorithm::HS256,
-            key: b"secret".to_vec(),
+            key: b"secret".to_vec().into(),
             user_id_claim: "user_id".into(),
         })
         .unwrap()
@@ -188,7 +190,7 @@ mod tests {
     fn dev_tokens_verify() {
         let settings = JwtSettings {
             algorithm: Algorithm::HS256,
-            key: b"secret".to_vec(),
+            key: b"secret".to_vec().into(),
             user_id_claim: "user_id".into(),
         };
         assert_eq!(keys().verify(&dev_token(&settings, 42, 5).unwrap()), Ok(42));

@@ -1,12 +1,13 @@
-//! jetchat as a process in the embedded mode: signals always stop it, and its nats-server
-//! never outlives it.
+//! jetchat as a process in the embedded mode: signals always stop it, its nats-server never
+//! outlives it, and start-up errors print no password.
 
 use std::{io::Write as _, net::TcpStream};
 
 use nix::sys::signal::Signal;
 
 use crate::helpers::{
-    EmbeddedProcess, alive, embedded_command, free_address, gone, proc_stat, start_embedded, token,
+    EmbeddedProcess, SECRET, alive, embedded_command, free_address, gone, proc_stat,
+    start_embedded, token,
 };
 
 /// A fresh embedded jetchat with `settings`.
@@ -175,4 +176,34 @@ async fn a_nats_server_left_on_the_store_is_stopped_and_a_stranger_is_not() {
     assert_ne!(jetchat.nats_pid(), stranger.id());
     stranger.kill().unwrap();
     stranger.wait().unwrap();
+}
+
+#[tokio::test]
+async fn start_up_errors_name_the_variable_but_not_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = embedded_command(dir.path(), free_address())
+        .env("DATABASE_URL", "postgres://user:s3cret@127.0.0.1:1/db")
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(
+        stderr.contains("postgres://user:***@127.0.0.1:1/db"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+
+    // The operator commands too.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .arg("streams")
+        .env("NATS_URL", "nats://jetchat:s3cret@127.0.0.1:1")
+        .env("JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("NATS_URL"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
 }
