@@ -24,6 +24,10 @@ pub struct JwtSettings {
     pub key: SecretSlice<u8>,
     /// The claim that carries the user id (SimpleJWT's `USER_ID_CLAIM`).
     pub user_id_claim: String,
+    /// `JWT_ISSUER`: when set, tokens must carry this `iss` (SimpleJWT's `ISSUER`).
+    pub issuer: Option<String>,
+    /// `JWT_AUDIENCE`: when set, tokens must carry this `aud` (SimpleJWT's `AUDIENCE`).
+    pub audience: Option<String>,
 }
 
 /// Everything jetchat needs to run.
@@ -165,6 +169,8 @@ impl Config {
                 algorithm,
                 key,
                 user_id_claim: var("JWT_USER_ID_CLAIM").unwrap_or_else(|| "user_id".into()),
+                issuer: var("JWT_ISSUER"),
+                audience: var("JWT_AUDIENCE"),
             },
             max_frame_bytes: parse(&var, "MAX_FRAME_BYTES", "65536")?,
             max_content_chars: parse(&var, "MAX_CONTENT_CHARS", "10000")?,
