@@ -36,9 +36,13 @@ enum Cmd {
     },
     /// Rebuild the database from CHAT_IN into an empty database.
     Reproject {
-        /// The empty database to fill (sea-orm URL).
+        /// The empty database to fill (sea-orm URL), or with --from-seq a restored snapshot.
         #[arg(long)]
         into: String,
+        /// Replay from this CHAT_IN sequence on, onto a snapshot that holds everything before
+        /// it (after CHAT_IN was trimmed; docs/operations.md).
+        #[arg(long)]
+        from_seq: Option<u64>,
     },
     /// Print a Django-style access token for a user, signed with JWT_SECRET (development).
     Token {
@@ -137,11 +141,12 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
                     print!("{}", jetchat::ops::streams::render(&reports));
                 }
             }
-            Cmd::Reproject { into } => {
+            Cmd::Reproject { into, from_seq } => {
                 let rules = jetchat::persister::batch::Rules {
                     max_content_chars: config.max_content_chars,
                 };
-                let report = jetchat::ops::reproject::run(&bus, into, 500, &rules).await?;
+                let report =
+                    jetchat::ops::reproject::run(&bus, into, *from_seq, 500, &rules).await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
             _ => unreachable!("only operator commands"),
