@@ -17,6 +17,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use nix::sys::signal::Signal;
 use tokio::{process::Command, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -182,7 +183,7 @@ async fn spawn(bin: &Path, dir: &Path, port: Option<u16>) -> anyhow::Result<(Ser
         command.pre_exec(move || {
             // SIGKILL, not SIGTERM: it also ends a stopped or hung server, and JetStream's
             // file store recovers from a kill as from a crash.
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             // jetchat died between the fork and the prctl: no signal would ever come.
             if nix::unistd::getppid() != jetchat {
                 return Err(std::io::Error::other("jetchat exited"));
@@ -256,20 +257,15 @@ async fn stop_previous(dir: &Path) {
         return;
     }
     tracing::warn!(pid, dir = %dir.display(), "stopping the nats-server an earlier jetchat left running");
-    let target = nix::unistd::Pid::from_raw(pid);
-    let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGTERM);
-    for _ in 0..100 {
-        if !serves_store(pid, &store_dir(dir)) {
-            return;
+    // SIGTERM lets it close its store; SIGKILL after 5 s if it does not.
+    for signal in [Signal::SIGTERM, Signal::SIGKILL] {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        for _ in 0..100 {
+            if !serves_store(pid, &store_dir(dir)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
-    for _ in 0..100 {
-        if !serves_store(pid, &store_dir(dir)) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tracing::error!(pid, "the earlier nats-server does not exit");
 }
@@ -341,7 +337,7 @@ async fn supervise(
 async fn terminate(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id() {
         let pid = nix::unistd::Pid::from_raw(pid as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
         if tokio::time::timeout(Duration::from_secs(5), child.wait())
             .await
             .is_ok()

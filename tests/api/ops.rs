@@ -11,7 +11,7 @@ use jetchat::{
     store::{chat, chat_member, message},
 };
 
-use crate::helpers::{TestApp, eventually, spawn_app};
+use crate::helpers::{TestApp, eventually, publish_command, spawn_app};
 
 fn args(stream: StreamName) -> ReplayArgs {
     ReplayArgs {
@@ -314,7 +314,7 @@ async fn after_a_snapshot_and_a_trim_reproject_rebuilds_from_the_snapshot_and_th
         bob.send_message(json!({"chat_id": group, "content": format!("after {i}")}))
             .await;
     }
-    publish(
+    publish_command(
         &app,
         &format!("chat.in.{group}.rename"),
         json!({"command_id": "n", "name": "later"}),
@@ -355,13 +355,4 @@ async fn after_a_snapshot_and_a_trim_reproject_rebuilds_from_the_snapshot_and_th
     assert_eq!(rebuilt.0, live.0, "chats (renamed after the snapshot)");
     assert_eq!(rebuilt.1, live.1, "members and their receipts");
     assert_eq!(rebuilt.2, live.2, "messages, ids and stream sequences");
-}
-
-async fn publish(app: &TestApp, subject: &str, body: Value) {
-    let js = async_nats::jetstream::new(app.nats().await);
-    js.publish(subject.to_owned(), body.to_string().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
 }
