@@ -103,6 +103,21 @@ async fn a_shutdown_that_cannot_finish_ends_at_its_deadline() {
 }
 
 #[tokio::test]
+async fn a_shutdown_with_its_nats_server_frozen_still_ends() {
+    let mut jetchat = embedded(&[("SHUTDOWN_TIMEOUT", "20s")]).await;
+    let nats = jetchat.nats_pid();
+    // NATS gone without a word: the server stops answering but its connections stay open.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(nats as i32), Signal::SIGSTOP).unwrap();
+    jetchat.signal(Signal::SIGINT);
+    let status = jetchat.exited().await;
+    assert!(
+        status.code().is_some(),
+        "jetchat exited by itself: {status}"
+    );
+    gone("the frozen nats-server dies with jetchat", nats).await;
+}
+
+#[tokio::test]
 async fn ctrl_c_in_a_terminal_reaches_jetchat_which_stops_its_nats_server() {
     let dir = tempfile::tempdir().unwrap();
     let address = free_address();
