@@ -33,12 +33,15 @@ pub struct StreamReport {
 pub struct Limits {
     /// Oldest message kept, in seconds.
     pub max_age_secs: Option<u64>,
+    /// Bytes kept at most.
     pub max_bytes: Option<i64>,
+    /// Messages kept at most.
     pub max_messages: Option<i64>,
     /// `limits`, `interest` or `workqueue`.
     pub retention: String,
     /// `file` or `memory`.
     pub storage: String,
+    /// Copies of each message in a cluster.
     pub replicas: usize,
 }
 
