@@ -86,21 +86,23 @@ impl App {
         };
         let url = config
             .nats_url
-            .clone()
+            .as_ref()
+            .map(|url| url.expose().to_owned())
             .or_else(|| nats.as_ref().map(|n| n.url().to_owned()))
             .unwrap_or_default();
+        let shown = crate::config::redact_url(&url);
         let subjects = Subjects::new(&config.subject_prefix);
         let bus = tokio::time::timeout(Duration::from_secs(30), Bus::connect(&url, subjects))
             .await
-            .with_context(|| format!("NATS_URL: no NATS server answered at {url} within 30 s"))?
-            .with_context(|| format!("NATS_URL: cannot connect to {url}"))?;
-        let db = store::connect(&config.database_url)
+            .with_context(|| format!("NATS_URL: no NATS server answered at {shown} within 30 s"))?
+            .with_context(|| format!("NATS_URL: cannot connect to {shown}"))?;
+        let db = store::connect(config.database_url.expose())
             .await
             .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;
         store::migrate(&db)
             .await
             .context("applying database migrations")?;
-        let writer = store::connect_writer(&config.database_url)
+        let writer = store::connect_writer(config.database_url.expose())
             .await
             .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;
         let consumer = streams::ensure(&bus, streams::Topology::from_config(&config)).await?;

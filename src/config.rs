@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use jsonwebtoken::Algorithm;
+use secrecy::SecretSlice;
 
 /// A setting that is missing or malformed; the message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -19,10 +20,14 @@ pub struct ConfigError {
 pub struct JwtSettings {
     /// The signing algorithm; tokens with any other `alg` are refused.
     pub algorithm: Algorithm,
-    /// HMAC secret (HS*) or PEM public key (RS*/ES*).
-    pub key: Vec<u8>,
+    /// HMAC secret (HS*) or PEM public key (RS*/ES*); `Debug` does not show it.
+    pub key: SecretSlice<u8>,
     /// The claim that carries the user id (SimpleJWT's `USER_ID_CLAIM`).
     pub user_id_claim: String,
+    /// `JWT_ISSUER`: when set, tokens must carry this `iss` (SimpleJWT's `ISSUER`).
+    pub issuer: Option<String>,
+    /// `JWT_AUDIENCE`: when set, tokens must carry this `aud` (SimpleJWT's `AUDIENCE`).
+    pub audience: Option<String>,
 }
 
 /// Everything jetchat needs to run.
@@ -31,9 +36,9 @@ pub struct Config {
     /// Where the HTTP and WebSocket server listens.
     pub bind_addr: SocketAddr,
     /// sea-orm connection string; SQLite by default.
-    pub database_url: String,
+    pub database_url: SecretUrl,
     /// An external NATS server; `None` starts the embedded one.
-    pub nats_url: Option<String>,
+    pub nats_url: Option<SecretUrl>,
     /// The nats-server binary for the embedded mode.
     pub nats_server_bin: Option<PathBuf>,
     /// Root of the subjects and stream names (`chat` gives `chat.in.>` and `CHAT_IN`).
@@ -53,7 +58,7 @@ pub struct Config {
     /// How long a signed media URL stays valid.
     pub media_url_ttl: Duration,
     /// The key of signed media URLs; `None` derives it from the JWT secret.
-    pub media_url_secret: Option<Vec<u8>>,
+    pub media_url_secret: Option<SecretSlice<u8>>,
     /// Token verification.
     pub jwt: JwtSettings,
     /// Largest WebSocket frame accepted; larger ones close the socket with 1009.
@@ -81,6 +86,8 @@ pub struct Config {
     /// How long the persister may make no progress while commands wait before `/healthz`
     /// answers 503.
     pub persist_stall: Duration,
+    /// How long the graceful shutdown may take before the process exits with an error.
+    pub shutdown_timeout: Duration,
 }
 
 impl Config {
@@ -119,7 +126,8 @@ impl Config {
                     name: "JWT_SECRET",
                     problem: "required: the Django SECRET_KEY or SimpleJWT SIGNING_KEY".into(),
                 })?
-                .into_bytes(),
+                .into_bytes()
+                .into(),
             _ => {
                 let value = var("JWT_PUBLIC_KEY").ok_or(ConfigError {
                     name: "JWT_PUBLIC_KEY",
@@ -128,20 +136,22 @@ impl Config {
                     ),
                 })?;
                 if value.contains("-----BEGIN") {
-                    value.into_bytes()
+                    value.into_bytes().into()
                 } else {
-                    std::fs::read(&value).map_err(|e| ConfigError {
-                        name: "JWT_PUBLIC_KEY",
-                        problem: format!("cannot read {value}: {e}"),
-                    })?
+                    std::fs::read(&value)
+                        .map_err(|e| ConfigError {
+                            name: "JWT_PUBLIC_KEY",
+                            problem: format!("cannot read {value}: {e}"),
+                        })?
+                        .into()
                 }
             }
         };
         let subject_prefix = subject_prefix(&var)?;
         Ok(Config {
             bind_addr: parse(&var, "BIND_ADDR", "127.0.0.1:8000")?,
-            database_url,
-            nats_url: var("NATS_URL"),
+            database_url: SecretUrl(database_url),
+            nats_url: var("NATS_URL").map(SecretUrl),
             nats_server_bin: var("NATS_SERVER_BIN").map(PathBuf::from),
             subject_prefix,
             stream_replicas: parse(&var, "NATS_STREAM_REPLICAS", "1")?,
@@ -156,12 +166,14 @@ impl Config {
                 parse::<humantime::Duration>(&var, "MEDIA_URL_TTL", "1h")?.into(),
                 "MEDIA_URL_TTL",
             )?,
-            media_url_secret: var("MEDIA_URL_SECRET").map(String::into_bytes),
+            media_url_secret: var("MEDIA_URL_SECRET").map(|s| s.into_bytes().into()),
             data_dir,
             jwt: JwtSettings {
                 algorithm,
                 key,
                 user_id_claim: var("JWT_USER_ID_CLAIM").unwrap_or_else(|| "user_id".into()),
+                issuer: var("JWT_ISSUER"),
+                audience: var("JWT_AUDIENCE"),
             },
             max_frame_bytes: parse(&var, "MAX_FRAME_BYTES", "65536")?,
             max_content_chars: parse(&var, "MAX_CONTENT_CHARS", "10000")?,
@@ -177,6 +189,10 @@ impl Config {
                 parse::<humantime::Duration>(&var, "PERSIST_STALL", "30s")?.into(),
                 "PERSIST_STALL",
             )?,
+            shutdown_timeout: positive(
+                parse::<humantime::Duration>(&var, "SHUTDOWN_TIMEOUT", "60s")?.into(),
+                "SHUTDOWN_TIMEOUT",
+            )?,
         })
     }
 }
@@ -185,7 +201,7 @@ impl Config {
 #[derive(Clone, Debug)]
 pub struct OpsConfig {
     /// `NATS_URL`, else the URL the embedded nats-server of `serve` wrote under `DATA_DIR`.
-    pub nats_url: Option<String>,
+    pub nats_url: Option<SecretUrl>,
     pub data_dir: PathBuf,
     pub subject_prefix: String,
     /// `MAX_CONTENT_CHARS`, which `reproject` applies as the persister did.
@@ -198,12 +214,99 @@ impl OpsConfig {
         let _ = dotenvy::dotenv();
         let var = |name: &'static str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Ok(OpsConfig {
-            nats_url: var("NATS_URL"),
+            nats_url: var("NATS_URL").map(SecretUrl),
             data_dir: PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into())),
             subject_prefix: subject_prefix(&var)?,
             max_content_chars: parse(&var, "MAX_CONTENT_CHARS", "10000")?,
         })
     }
+}
+
+/// A connection URL that may carry a password (`DATABASE_URL`, `NATS_URL`): `Debug` and
+/// `Display` show it through [`redact_url`]; [`SecretUrl::expose`] gives the real one to the
+/// code that connects.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        SecretUrl(url.into())
+    }
+
+    /// The URL with its credentials, to connect with; never to print.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+/// Query parameters whose values are secrets (libpq's `password` and `sslpassword`, a token).
+const SECRET_PARAMETERS: [&str; 3] = ["password", "sslpassword", "token"];
+
+/// `url` fit to print: the password of `user:password@` (or a bare `token@`, as NATS takes
+/// one) and the values of `password`-like query parameters become `***`. A comma-separated
+/// list (a NATS cluster's `NATS_URL`) is redacted server by server.
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(redact_one_url)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn redact_one_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(at) => url.split_at(at + 3),
+        None => ("", url),
+    };
+    // As the WHATWG URL parser reads it: the authority ends at the first '/', '?' or '#', and
+    // the user information at the authority's last '@' (a password may hold a raw '@').
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("***@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((query, fragment)) => (query, Some(fragment)),
+                None => (query, None),
+            };
+            let query = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _))
+                        if SECRET_PARAMETERS.contains(&key.to_ascii_lowercase().as_str()) =>
+                    {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            match fragment {
+                Some(fragment) => format!("{path}?{query}#{fragment}"),
+                None => format!("{path}?{query}"),
+            }
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}{authority}{tail}")
 }
 
 fn subject_prefix(var: &impl Fn(&'static str) -> Option<String>) -> Result<String, ConfigError> {
@@ -273,7 +376,7 @@ mod tests {
     fn defaults_apply() {
         let c = config(&[("JWT_SECRET", "s")]).unwrap();
         assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8000");
-        assert_eq!(c.database_url, "sqlite://data/jetchat.db?mode=rwc");
+        assert_eq!(c.database_url.expose(), "sqlite://data/jetchat.db?mode=rwc");
         assert!(c.nats_url.is_none());
         assert_eq!(c.jwt.user_id_claim, "user_id");
         assert_eq!(c.subject_prefix, "chat");
@@ -299,5 +402,62 @@ mod tests {
         assert_eq!(err.name, "MAX_UPLOAD_BYTES");
         let err = config(&[("JWT_SECRET", "s"), ("MEDIA_URL_TTL", "soon")]).unwrap_err();
         assert_eq!(err.name, "MEDIA_URL_TTL");
+        let err = config(&[("JWT_SECRET", "s"), ("SHUTDOWN_TIMEOUT", "0s")]).unwrap_err();
+        assert_eq!(err.name, "SHUTDOWN_TIMEOUT");
+    }
+
+    #[test]
+    fn urls_are_printed_without_passwords() {
+        for (url, printed) in [
+            (
+                "postgres://jetchat:s3cret@db:5432/chat",
+                "postgres://jetchat:***@db:5432/chat",
+            ),
+            // Percent-encoded, or a raw '@' that the URL parser takes as part of the password.
+            (
+                "postgres://u:p%40ss%3Aw@db/chat",
+                "postgres://u:***@db/chat",
+            ),
+            ("postgres://u:p@ss@db/chat", "postgres://u:***@db/chat"),
+            (
+                "postgres://db/chat?user=u&password=s3cret&sslmode=require",
+                "postgres://db/chat?user=u&password=***&sslmode=require",
+            ),
+            (
+                "postgres://db/chat?PassWord=s3cret#f",
+                "postgres://db/chat?PassWord=***#f",
+            ),
+            (
+                "nats://jetchat:s3cret@n1:4222, nats://jetchat:s3cret@n2:4222",
+                "nats://jetchat:***@n1:4222, nats://jetchat:***@n2:4222",
+            ),
+            ("nats://s3cr3ttoken@n1:4222", "nats://***@n1:4222"),
+            ("n1:4222,u:s3cret@n2", "n1:4222,u:***@n2"),
+            // Nothing to hide: unchanged.
+            (
+                "sqlite://data/jetchat.db?mode=rwc",
+                "sqlite://data/jetchat.db?mode=rwc",
+            ),
+            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+        ] {
+            assert_eq!(redact_url(url), printed, "{url}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_every_secret() {
+        let c = config(&[
+            ("JWT_SECRET", "jwt-s3cret"),
+            ("MEDIA_URL_SECRET", "media-s3cret"),
+            ("DATABASE_URL", "postgres://u:db-s3cret@db/chat"),
+            ("NATS_URL", "nats://u:nats-s3cret@n1:4222"),
+        ])
+        .unwrap();
+        let printed = format!("{c:?}");
+        for secret in ["jwt-s3cret", "media-s3cret", "db-s3cret", "nats-s3cret"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("postgres://u:***@db/chat"), "{printed}");
+        assert_eq!(c.database_url.expose(), "postgres://u:db-s3cret@db/chat");
     }
 }

@@ -1,6 +1,8 @@
 //! The `jetchat` binary: `serve` (the default), `migrate`, the operator commands `replay`,
 //! `streams` and `reproject`, and `token` for development.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use jetchat::{
@@ -54,9 +56,13 @@ enum Cmd {
     },
     /// Rebuild the database from CHAT_IN into an empty database.
     Reproject {
-        /// The empty database to fill (sea-orm URL).
+        /// The empty database to fill (sea-orm URL), or with --from-seq a restored snapshot.
         #[arg(long)]
         into: String,
+        /// Replay from this CHAT_IN sequence on, onto a snapshot that holds everything before
+        /// it (after CHAT_IN was trimmed; docs/operations.md).
+        #[arg(long)]
+        from_seq: Option<u64>,
     },
     /// Print a Django-style access token for a user, signed with JWT_SECRET (development).
     Token {
@@ -68,15 +74,35 @@ enum Cmd {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // `serve` takes SIGINT and SIGTERM on a thread of its own; they are blocked before the
+    // runtime starts its threads, which inherit the mask. The one-shot commands keep the
+    // default: Ctrl-C ends them (`replay --follow`).
+    let signals = match cli.command {
+        None | Some(Cmd::Serve) => {
+            Some(shutdown::Signals::block().context("blocking SIGINT and SIGTERM")?)
+        }
+        _ => None,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let result = runtime.block_on(run(cli, signals));
+    // A blocking task still running (a stuck database call) must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
     // The service logs at info; the one-shot commands only speak up about problems.
     let quiet = !matches!(cli.command, None | Some(Cmd::Serve));
     let default = if quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A failed write is dropped. With the default, tracing-subscriber reports it with
+        // `eprintln!`, which panics when stderr is a closed pipe (`| tee` after Ctrl-C):
+        // the panic took down whichever task logged, the signal handler's included.
+        .log_internal_errors(false)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
         )
@@ -89,7 +115,10 @@ async fn main() -> anyhow::Result<()> {
     match command {
         Cmd::Serve => {
             let token = CancellationToken::new();
-            shutdown::cancel_on_signal(token.clone());
+            signals
+                .expect("blocked for serve")
+                .watch(token.clone(), config.shutdown_timeout)
+                .context("starting the signal thread")?;
             App::build(config, token).await?.run_until_stopped().await
         }
         Cmd::Token { user_id, minutes } => {
@@ -100,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Migrate => {
-            let db = store::connect(&config.database_url)
+            let db = store::connect(config.database_url.expose())
                 .await
                 .context("DATABASE_URL")?;
             store::migrate(&db).await.context("applying migrations")?;
@@ -160,11 +189,12 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
                 let report = jetchat::ops::continue_stream::run(&bus, *after).await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
-            Cmd::Reproject { into } => {
+            Cmd::Reproject { into, from_seq } => {
                 let rules = jetchat::persister::batch::Rules {
                     max_content_chars: config.max_content_chars,
                 };
-                let report = jetchat::ops::reproject::run(&bus, into, 500, &rules).await?;
+                let report =
+                    jetchat::ops::reproject::run(&bus, into, *from_seq, 500, &rules).await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
             _ => unreachable!("only operator commands"),

@@ -5,6 +5,7 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
 use crate::{app::AppState, config::JwtSettings, http::ApiError};
@@ -21,6 +22,9 @@ pub enum AuthError {
     /// The token is past its `exp`.
     #[error("token has expired")]
     Expired,
+    /// The token's `nbf` is still ahead.
+    #[error("token is not valid yet")]
+    NotYetValid,
     /// Bad signature, wrong algorithm, not a JWT at all.
     #[error("token is invalid")]
     Invalid,
@@ -43,14 +47,27 @@ pub struct JwtKeys {
 impl JwtKeys {
     /// Builds the verifier; a malformed PEM key is a start-up error.
     pub fn new(settings: &JwtSettings) -> Result<Self, jsonwebtoken::errors::Error> {
+        let key = settings.key.expose_secret();
         let decoding = match settings.algorithm {
-            Algorithm::RS256 => DecodingKey::from_rsa_pem(&settings.key)?,
-            Algorithm::ES256 => DecodingKey::from_ec_pem(&settings.key)?,
-            _ => DecodingKey::from_secret(&settings.key),
+            Algorithm::RS256 => DecodingKey::from_rsa_pem(key)?,
+            Algorithm::ES256 => DecodingKey::from_ec_pem(key)?,
+            _ => DecodingKey::from_secret(key),
         };
-        // Pinned algorithm (so `alg: none` or an HS/RS confusion is refused), `exp` required.
+        // Pinned algorithm (so `alg: none` or an HS/RS confusion is refused), `exp` required,
+        // `nbf` honoured when present; `iss` and `aud` required and checked when configured.
+        // Without JWT_AUDIENCE a token that names an audience is refused (RFC 7519 4.1.3).
         let mut validation = Validation::new(settings.algorithm);
-        validation.set_required_spec_claims(&["exp"]);
+        let mut required = vec!["exp"];
+        validation.validate_nbf = true;
+        if let Some(issuer) = &settings.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        if let Some(audience) = &settings.audience {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
         validation.leeway = 5;
         Ok(JwtKeys {
             decoding,
@@ -65,6 +82,7 @@ impl JwtKeys {
             jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
                 .map_err(|e| match e.kind() {
                     ErrorKind::ExpiredSignature => AuthError::Expired,
+                    ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                     _ => AuthError::Invalid,
                 })?;
         let claims = data.claims;
@@ -110,7 +128,7 @@ pub fn dev_token(settings: &JwtSettings, user_id: UserId, minutes: i64) -> anyho
     Ok(encode(
         &header,
         &claims,
-        &EncodingKey::from_secret(&settings.key),
+        &EncodingKey::from_secret(settings.key.expose_secret()),
     )?)
 }
 
@@ -148,8 +166,10 @@ mod tests {
     fn keys() -> JwtKeys {
         JwtKeys::new(&JwtSettings {
             algorithm: Algorithm::HS256,
-            key: b"secret".to_vec(),
+            key: b"secret".to_vec().into(),
             user_id_claim: "user_id".into(),
+            issuer: None,
+            audience: None,
         })
         .unwrap()
     }
@@ -188,8 +208,10 @@ mod tests {
     fn dev_tokens_verify() {
         let settings = JwtSettings {
             algorithm: Algorithm::HS256,
-            key: b"secret".to_vec(),
+            key: b"secret".to_vec().into(),
             user_id_claim: "user_id".into(),
+            issuer: None,
+            audience: None,
         };
         assert_eq!(keys().verify(&dev_token(&settings, 42, 5).unwrap()), Ok(42));
     }
@@ -220,5 +242,55 @@ mod tests {
             Err(AuthError::NoUserId)
         );
         assert_eq!(k.verify("not.a.jwt"), Err(AuthError::Invalid));
+        assert_eq!(
+            k.verify(&token(
+                json!({"token_type":"access","exp":exp(),"nbf":exp(),"user_id":7})
+            )),
+            Err(AuthError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        let k = JwtKeys::new(&JwtSettings {
+            algorithm: Algorithm::HS256,
+            key: b"secret".to_vec().into(),
+            user_id_claim: "user_id".into(),
+            issuer: Some("https://django.example".into()),
+            audience: Some("jetchat".into()),
+        })
+        .unwrap();
+        let claims = |iss: Value, aud: Value| {
+            let mut c = json!({"token_type":"access","exp":exp(),"user_id":7});
+            for (name, value) in [("iss", iss), ("aud", aud)] {
+                if !value.is_null() {
+                    c[name] = value;
+                }
+            }
+            token(c)
+        };
+        assert_eq!(
+            k.verify(&claims(json!("https://django.example"), json!("jetchat"))),
+            Ok(7)
+        );
+        assert_eq!(
+            k.verify(&claims(
+                json!("https://django.example"),
+                json!(["other", "jetchat"])
+            )),
+            Ok(7)
+        );
+        for (iss, aud) in [
+            (json!("https://evil.example"), json!("jetchat")),
+            (json!("https://django.example"), json!("other")),
+            (Value::Null, json!("jetchat")),
+            (json!("https://django.example"), Value::Null),
+        ] {
+            assert_eq!(
+                k.verify(&claims(iss.clone(), aud.clone())),
+                Err(AuthError::Invalid),
+                "{iss} {aud}"
+            );
+        }
     }
 }

@@ -561,10 +561,14 @@ fn internal(error: impl Into<anyhow::Error>) -> ApiError {
 }
 
 /// The media routes. `POST /upload` lifts axum's 2 MB body limit: the handler enforces
-/// `MAX_UPLOAD_BYTES` itself while streaming.
+/// `MAX_UPLOAD_BYTES` itself while streaming; a body it refuses unread is drained so that
+/// clients that write it all before reading see the 413 ([`super::linger`]).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(upload))
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::map_request(
+            super::linger::linger_on_refusal,
+        ))
         .merge(OpenApiRouter::new().routes(routes!(media_file)))
 }

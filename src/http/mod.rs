@@ -4,6 +4,7 @@
 pub mod chats;
 pub mod extract;
 pub mod health;
+pub mod linger;
 pub mod media;
 pub mod messages;
 

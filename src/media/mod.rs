@@ -12,6 +12,7 @@ pub mod storage;
 use std::{io, sync::Arc};
 
 use jsonwebtoken::Algorithm;
+use secrecy::ExposeSecret;
 
 use crate::config::Config;
 pub use signing::{Signature, UrlSigner};
@@ -46,10 +47,12 @@ impl Media {
 /// that issued them, until it restarts.
 fn signing_secret(config: &Config) -> Vec<u8> {
     if let Some(secret) = &config.media_url_secret {
-        return secret.clone();
+        return secret.expose_secret().to_vec();
     }
     match config.jwt.algorithm {
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => config.jwt.key.clone(),
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            config.jwt.key.expose_secret().to_vec()
+        }
         _ => {
             tracing::warn!(
                 "MEDIA_URL_SECRET is not set and the JWT key is public: signed media URLs use a \

@@ -18,7 +18,7 @@ use crate::{
 /// Connects to `NATS_URL`, or to the embedded nats-server of a running `jetchat serve`.
 pub async fn connect(config: &OpsConfig) -> anyhow::Result<Bus> {
     let url = match &config.nats_url {
-        Some(url) => url.clone(),
+        Some(url) => url.expose().to_owned(),
         None => {
             let file = embedded::url_file(&config.data_dir.join("nats"));
             std::fs::read_to_string(&file)
@@ -35,7 +35,12 @@ pub async fn connect(config: &OpsConfig) -> anyhow::Result<Bus> {
     let client = bus::options(&url, "jetchat-ops")
         .connect(bus::server_list(&url).as_slice())
         .await
-        .with_context(|| format!("NATS_URL: cannot connect to {url}"))?;
+        .with_context(|| {
+            format!(
+                "NATS_URL: cannot connect to {}",
+                crate::config::redact_url(&url)
+            )
+        })?;
     Ok(Bus::new(client, Subjects::new(&config.subject_prefix)))
 }
 

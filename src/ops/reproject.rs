@@ -1,5 +1,7 @@
 //! `jetchat reproject --into DATABASE_URL`: rebuilds the database from `CHAT_IN` into an empty
-//! database, through the persister's own write path, and reports what it wrote.
+//! database, through the persister's own write path, and reports what it wrote. After
+//! `CHAT_IN` was trimmed, `--from-seq N+1` replays the rest onto a database restored from a
+//! snapshot taken when everything up to `N` was persisted (docs/operations.md).
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
@@ -28,25 +30,56 @@ pub struct Report {
     pub messages: u64,
 }
 
-/// Replays every command of `CHAT_IN` into the empty database at `url`.
-/// `rules` must be the live persister's (`MAX_CONTENT_CHARS`) for an identical result.
+/// Replays the commands of `CHAT_IN` into the database at `url`: all of them into an empty
+/// database (`from_seq: None`), or those from `from_seq` on into one restored from a snapshot
+/// that holds everything before it. Commands the snapshot holds already are harmless, as
+/// redeliveries are to the persister. `rules` must be the live persister's
+/// (`MAX_CONTENT_CHARS`) for an identical result.
 pub async fn run(
     bus: &Bus,
     url: &str,
+    from_seq: Option<u64>,
     batch_size: usize,
     rules: &persister::batch::Rules,
 ) -> anyhow::Result<Report> {
+    let shown = crate::config::redact_url(url);
+    let mut stream = bus
+        .jetstream
+        .get_stream(bus.subjects.in_stream())
+        .await
+        .with_context(|| format!("stream {}", bus.subjects.in_stream()))?;
+    let first = stream.info().await?.state.first_sequence.max(1);
+    let deliver_policy = match from_seq {
+        None if first > 1 => bail!(
+            "{} starts at sequence {first}: the commands before it were purged. Restore the \
+             database snapshot taken at sequence {} and reproject --from-seq {first} into it",
+            bus.subjects.in_stream(),
+            first - 1
+        ),
+        None => DeliverPolicy::All,
+        Some(seq) if seq < first => bail!(
+            "--from-seq {seq}: {} starts at {first}, the commands before it were purged; this \
+             needs a snapshot taken at sequence {} or later",
+            bus.subjects.in_stream(),
+            first - 1
+        ),
+        Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
+    };
     let db = store::connect(url)
         .await
-        .with_context(|| format!("--into: cannot open {url}"))?;
+        .with_context(|| format!("--into: cannot open {shown}"))?;
     store::migrate(&db)
         .await
         .context("migrating the target database")?;
-    if chat::Entity::find().count(&db).await? > 0 || message::Entity::find().count(&db).await? > 0 {
-        bail!("--into: {url} is not empty; reproject only into an empty database");
+    let empty = chat::Entity::find().count(&db).await? == 0
+        && message::Entity::find().count(&db).await? == 0;
+    if from_seq.is_none() && !empty {
+        bail!(
+            "--into: {shown} is not empty; reproject only into an empty database (or onto a snapshot with --from-seq)"
+        );
     }
     let config = OrderedConfig {
-        deliver_policy: DeliverPolicy::All,
+        deliver_policy,
         ..Default::default()
     };
     let consumer = super::ordered_consumer(bus, bus.subjects.in_stream(), config).await?;

@@ -177,3 +177,78 @@ async fn token_in_the_authorization_header_is_accepted() {
     assert_eq!(socket.next().await, json!({"action": "pong"}));
     assert_socket_is_user(&app, &mut socket, 7, 8).await;
 }
+
+/// A bad token is refused by `app` on the WebSocket and on REST.
+async fn assert_refused_by(app: &TestApp, bad: &str, what: &str) {
+    assert_refused(app.try_connect(Some(bad)).await, what);
+    assert_rest_refused(app, Some(bad), what).await;
+}
+
+#[tokio::test]
+async fn token_not_valid_yet_is_refused() {
+    let mut claims = access_claims(json!(1));
+    claims["nbf"] = json!(now() + 3600);
+    assert_token_refused(&token_with(claims), "nbf an hour ahead").await;
+}
+
+#[tokio::test]
+async fn issuer_and_audience_must_match_when_configured() {
+    let app = crate::helpers::spawn_app_with(&[
+        ("JWT_ISSUER", "https://django.example"),
+        ("JWT_AUDIENCE", "jetchat"),
+    ])
+    .await;
+    let with = |iss: Option<&str>, aud: Option<&str>| {
+        let mut claims = access_claims(json!(5));
+        if let Some(iss) = iss {
+            claims["iss"] = json!(iss);
+        }
+        if let Some(aud) = aud {
+            claims["aud"] = json!(aud);
+        }
+        token_with(claims)
+    };
+    let good = with(Some("https://django.example"), Some("jetchat"));
+    let mut socket = app
+        .try_connect(Some(&good))
+        .await
+        .expect("a token with the right iss and aud is accepted");
+    socket.send(json!({"action": "ping"})).await;
+    assert_eq!(socket.next().await, json!({"action": "pong"}));
+    assert_eq!(
+        app.get_with_token(Some(&good), "/chats/").await.status(),
+        200
+    );
+
+    for (bad, what) in [
+        (
+            with(Some("https://evil.example"), Some("jetchat")),
+            "another issuer",
+        ),
+        (
+            with(Some("https://django.example"), Some("billing")),
+            "another audience",
+        ),
+        (with(None, Some("jetchat")), "no iss"),
+        (with(Some("https://django.example"), None), "no aud"),
+    ] {
+        assert_refused_by(&app, &bad, what).await;
+    }
+}
+
+#[tokio::test]
+async fn without_jwt_audience_a_token_naming_an_audience_is_refused() {
+    let app = spawn_app().await;
+    let mut claims = access_claims(json!(1));
+    claims["aud"] = json!("jetchat");
+    assert_refused_by(&app, &token_with(claims), "aud without JWT_AUDIENCE").await;
+    // And iss is not checked when JWT_ISSUER is unset.
+    let mut claims = access_claims(json!(1));
+    claims["iss"] = json!("https://anyone.example");
+    assert_eq!(
+        app.get_with_token(Some(&token_with(claims)), "/chats/")
+            .await
+            .status(),
+        200
+    );
+}

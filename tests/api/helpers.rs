@@ -695,3 +695,161 @@ pub async fn stream_messages(
     }
     messages
 }
+
+/// A jetchat process in the embedded mode, as `scripts/run.sh` starts it: no `NATS_URL`, so
+/// it starts and supervises its own nats-server under its own `DATA_DIR`.
+pub struct EmbeddedProcess {
+    pub child: std::process::Child,
+    pub address: SocketAddr,
+    /// `DATA_DIR`: the SQLite file and the nats-server's store and pid file (shared with a
+    /// later process on the same directory).
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+}
+
+/// The command that starts the `jetchat` binary in the embedded mode on `dir` and `address`
+/// (tests add their own settings, pipes or process group before [`start_embedded`]).
+pub fn embedded_command(dir: &std::path::Path, address: SocketAddr) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"));
+    command
+        .arg("serve")
+        .env_remove("NATS_URL")
+        .env("JWT_SECRET", SECRET)
+        .env("BIND_ADDR", address.to_string())
+        .env("DATA_DIR", dir)
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.join("jetchat.db").display()),
+        )
+        .env("MEDIA_DIR", dir.join("media"))
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null());
+    if std::env::var_os("TEST_LOG").is_none() {
+        command.stderr(std::process::Stdio::null());
+    }
+    command
+}
+
+/// A free loopback address for a process to listen on.
+pub fn free_address() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Starts `command` (from [`embedded_command`]) and waits until it answers `/healthz`.
+pub async fn start_embedded(
+    mut command: std::process::Command,
+    address: SocketAddr,
+    dir: impl Into<std::sync::Arc<tempfile::TempDir>>,
+) -> EmbeddedProcess {
+    let child = command.spawn().expect("jetchat starts");
+    let mut process = EmbeddedProcess {
+        child,
+        address,
+        dir: dir.into(),
+    };
+    let health = format!("http://{address}/healthz");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + POLL_TIMEOUT;
+    loop {
+        if let Some(status) = process.child.try_wait().expect("child status") {
+            panic!("jetchat exited at start-up: {status}");
+        }
+        match http.get(&health).send().await {
+            Ok(r) if r.status() == 200 => return process,
+            last => assert!(
+                tokio::time::Instant::now() < deadline,
+                "jetchat not healthy within {POLL_TIMEOUT:?}: {last:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl EmbeddedProcess {
+    /// The pid of its nats-server, from the pid file, checked to be jetchat's child.
+    pub fn nats_pid(&self) -> u32 {
+        let file = self.dir.path().join("nats").join("nats-server.pid");
+        let pid: u32 = std::fs::read_to_string(&file)
+            .expect("the pid file exists")
+            .trim()
+            .parse()
+            .expect("a pid");
+        assert_eq!(
+            proc_stat(pid).expect("nats-server runs").parent,
+            self.child.id(),
+            "the nats-server is jetchat's child"
+        );
+        pid
+    }
+
+    /// Sends `signal` to jetchat.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)
+            .expect("signal sent");
+    }
+
+    /// Waits (bounded) for jetchat to exit and returns its status.
+    pub async fn exited(&mut self) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + POLL_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "jetchat did not exit within {POLL_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for EmbeddedProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What `/proc/<pid>/stat` says of a process.
+pub struct ProcStat {
+    /// One letter: `R`, `S`, `T` (stopped), `Z` (zombie)…
+    pub state: char,
+    pub parent: u32,
+    pub process_group: u32,
+}
+
+/// The process's state, or `None` when there is no such process.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    let process_group = fields.next()?.parse().ok()?;
+    Some(ProcStat {
+        state,
+        parent,
+        process_group,
+    })
+}
+
+/// True while `pid` is a process that has not exited (a zombie has).
+pub fn alive(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|s| !matches!(s.state, 'Z' | 'X'))
+}
+
+/// Waits (bounded) until `pid` has exited.
+pub async fn gone(what: &str, pid: u32) {
+    eventually(what, || async {
+        if alive(pid) {
+            Err(format!("process {pid} still runs"))
+        } else {
+            Ok(())
+        }
+    })
+    .await
+}

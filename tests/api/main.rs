@@ -20,4 +20,5 @@ mod media;
 mod openapi;
 mod ops;
 mod poison;
+mod process;
 mod rest;

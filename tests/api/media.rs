@@ -1030,3 +1030,86 @@ async fn nobody_can_send_someone_elses_upload() {
         .unwrap();
     assert_eq!(history, serde_json::json!([]));
 }
+
+/// Writes a whole upload of a `size`-byte file — headers and every byte of the body — before
+/// reading anything, as Python's `requests` and many mobile HTTP stacks do; then reads the
+/// answer. Fails the test if the server resets the connection on the way.
+async fn upload_writing_everything_first(app: &TestApp, size: usize) -> (u16, Value) {
+    let (boundary, body) = raw_multipart(
+        b"form-data; name=\"file\"; filename=\"big.mp4\"",
+        "video/mp4",
+        &mp4_of_size(size, 4),
+    );
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        app.address,
+        token(1),
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+        .write_all(&body)
+        .await
+        .expect("the whole body is written (the server reads what it refuses)");
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let read = async {
+        loop {
+            let n = stream
+                .read(&mut buf)
+                .await
+                .expect("the answer reads without a reset");
+            answer.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .expect("a Content-Length");
+                if body.len() >= length {
+                    break;
+                }
+            }
+            assert!(n > 0, "the connection closed mid-answer: {text}");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("an answer in time");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).expect("a JSON body"))
+}
+
+#[tokio::test]
+async fn a_client_that_writes_the_whole_body_before_reading_gets_its_413() {
+    // Far more than the socket buffers hold, so the refused body must really be read.
+    let size = 24 << 20;
+    let app = spawn_app_with(&[("MAX_UPLOAD_BYTES", "1048576")]).await;
+    let (status, body) = upload_writing_everything_first(&app, size).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("MAX_UPLOAD_BYTES")),
+        "{body}"
+    );
+
+    let app = spawn_app_with(&[("UPLOAD_QUOTA_BYTES", "1048576")]).await;
+    let (status, body) = upload_writing_everything_first(&app, size).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("quota")),
+        "{body}"
+    );
+    // The refused bytes were read and thrown away, not stored.
+    staging_is_empty(&app).await;
+    assert!(upload_rows(&app).await.is_empty());
+}

@@ -11,7 +11,7 @@ use jetchat::{
     store::{chat, chat_member, message, upload},
 };
 
-use crate::helpers::{TestApp, eventually, spawn_app};
+use crate::helpers::{TestApp, eventually, publish_command, spawn_app};
 
 fn args(stream: StreamName) -> ReplayArgs {
     ReplayArgs {
@@ -217,7 +217,7 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     persisted(&app).await;
 
     let target = crate::helpers::fresh_database_url(app.dir()).await;
-    let report = reproject::run(&app.ops_bus().await, &target, 3, &Default::default())
+    let report = reproject::run(&app.ops_bus().await, &target, None, 3, &Default::default())
         .await
         .unwrap();
     let live = dump(&Database::connect(&app.database_url).await.unwrap()).await;
@@ -242,8 +242,133 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
 
     // Only into an empty database.
     assert!(
-        reproject::run(&app.ops_bus().await, &target, 3, &Default::default())
+        reproject::run(&app.ops_bus().await, &target, None, 3, &Default::default())
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn streams_shows_every_stream_of_the_prefix_with_times_and_limits() {
+    let app = spawn_app().await;
+    let mut alice = app.connect(1).await;
+    alice
+        .send_message(json!({"receiver_id": 2, "content": "hi"}))
+        .await;
+    // The dead-letter stream jetchat creates holds one letter; a stream of someone else.
+    let js = async_nats::jetstream::new(app.nats().await);
+    for (name, subject) in [("BILLING_IN", "billing.in.>")] {
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: name.into(),
+            subjects: vec![subject.into()],
+            max_age: std::time::Duration::from_secs(3600),
+            max_messages: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    js.publish("chat.dlq.x", "dead".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    persisted(&app).await;
+
+    let reports = streams::report(&app.ops_bus().await).await.unwrap();
+    let names: Vec<&str> = reports.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["CHAT_IN", "CHAT_EVENTS", "CHAT_DLQ"]);
+    let (commands, events, dead) = (&reports[0], &reports[1], &reports[2]);
+    assert!(commands.messages >= 1 && commands.first_seq == 1);
+    let (first, last) = (commands.first_time.unwrap(), commands.last_time.unwrap());
+    assert!(first <= last && last <= chrono::Utc::now());
+    // CHAT_IN is kept for ever by default; CHAT_EVENTS for EVENTS_MAX_AGE.
+    assert_eq!(commands.limits.max_age_secs, None);
+    assert_eq!(commands.limits.max_bytes, None);
+    assert_eq!(commands.limits.max_messages, None);
+    assert_eq!(commands.limits.storage, "file");
+    assert_eq!(events.limits.max_age_secs, Some(7 * 24 * 3600));
+    assert_eq!(dead.messages, 1);
+    assert_eq!(dead.limits.max_age_secs, None, "dead letters wait for an operator");
+    assert_eq!(dead.limits.max_messages, None);
+    assert!(dead.consumers.is_empty());
+
+    let table = streams::render(&reports);
+    assert!(table.contains("CHAT_DLQ"), "{table}");
+    assert!(
+        table.contains("limits: age unlimited, bytes unlimited, msgs unlimited"),
+        "{table}"
+    );
+    assert!(!table.contains("BILLING_IN"), "{table}");
+    let json = serde_json::to_value(&reports).unwrap();
+    assert!(json[0]["first_time"].is_string(), "{json}");
+    assert!(json[0]["limits"]["max_age_secs"].is_null(), "{json}");
+}
+
+#[tokio::test]
+async fn after_a_snapshot_and_a_trim_reproject_rebuilds_from_the_snapshot_and_the_rest() {
+    let app = spawn_app().await;
+    let group = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    for i in 0..4 {
+        alice
+            .send_message(json!({"chat_id": group, "content": format!("before {i}")}))
+            .await;
+    }
+    persisted(&app).await;
+    // The snapshot: a database holding everything the persister acked, up to `snapshot_seq`
+    // (made here with reproject; pg_dump or SQLite's backup in production).
+    let bus = app.ops_bus().await;
+    let snapshot_seq = streams::report(&bus).await.unwrap()[0].consumers[0].ack_floor;
+    let snapshot = crate::helpers::fresh_database_url(app.dir()).await;
+    reproject::run(&bus, &snapshot, None, 2, &Default::default())
+        .await
+        .unwrap();
+
+    let mut bob = app.connect(2).await;
+    for i in 0..3 {
+        bob.send_message(json!({"chat_id": group, "content": format!("after {i}")}))
+            .await;
+    }
+    publish_command(
+        &app,
+        &format!("chat.in.{group}.rename"),
+        json!({"command_id": "n", "name": "later"}),
+    )
+    .await;
+    persisted(&app).await;
+
+    // Trim CHAT_IN, keeping the snapshot's last two commands: replaying them again is harmless.
+    let keep_from = snapshot_seq - 1;
+    let js = async_nats::jetstream::new(app.nats().await);
+    js.get_stream("CHAT_IN")
+        .await
+        .unwrap()
+        .purge()
+        .sequence(keep_from)
+        .await
+        .unwrap();
+    let reports = streams::report(&bus).await.unwrap();
+    assert_eq!(reports[0].first_seq, keep_from);
+
+    // A rebuild from the trimmed stream alone would silently lose history: refused.
+    let empty = crate::helpers::fresh_database_url(app.dir()).await;
+    let error = reproject::run(&bus, &empty, None, 2, &Default::default())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("purged"), "{error}");
+    let error = reproject::run(&bus, &snapshot, Some(keep_from - 1), 2, &Default::default())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("purged"), "{error}");
+
+    reproject::run(&bus, &snapshot, Some(keep_from), 2, &Default::default())
+        .await
+        .unwrap();
+    let live = dump(&Database::connect(&app.database_url).await.unwrap()).await;
+    let rebuilt = dump(&Database::connect(&snapshot).await.unwrap()).await;
+    assert_eq!(rebuilt.2.len(), 7);
+    assert_eq!(rebuilt.0, live.0, "chats (renamed after the snapshot)");
+    assert_eq!(rebuilt.1, live.1, "members and their receipts");
+    assert_eq!(rebuilt.2, live.2, "messages, ids and stream sequences");
 }
