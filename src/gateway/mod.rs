@@ -2,7 +2,9 @@
 //! the routing of events to sockets.
 
 pub mod protocol;
+mod recent;
 pub mod router;
+pub mod session;
 pub mod socket;
 
 use axum::{
@@ -61,7 +63,7 @@ pub async fn ws_chat(
     };
     let limit = state.config.max_frame_bytes;
     let tracker = state.tracker.clone();
-    let session = match socket::Session::open(state, user_id).await {
+    let session = match session::Session::open(state, user_id).await {
         Ok(session) => Box::new(session),
         Err(error) => {
             tracing::error!(%error, user_id, "cannot open a socket session");
