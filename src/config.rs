@@ -78,6 +78,9 @@ pub struct Config {
     /// Mark messages delivered when they are pushed to a socket (the Python service did);
     /// clients may still send `delivered` themselves.
     pub auto_delivered: bool,
+    /// How long past its token's `exp` a socket may stay open (clock skew between Django and
+    /// jetchat, a refresh on its way) before it is closed with 4001.
+    pub token_expiry_grace: Duration,
 }
 
 impl Config {
@@ -170,6 +173,8 @@ impl Config {
             persist_ack_wait: parse::<humantime::Duration>(&var, "PERSIST_ACK_WAIT", "30s")?.into(),
             command_timeout: Duration::from_millis(parse(&var, "COMMAND_TIMEOUT_MS", "10000")?),
             auto_delivered: parse(&var, "AUTO_DELIVERED", "true")?,
+            token_expiry_grace: parse::<humantime::Duration>(&var, "TOKEN_EXPIRY_GRACE", "5s")?
+                .into(),
         })
     }
 }
@@ -274,6 +279,7 @@ mod tests {
         assert_eq!(c.upload_quota_bytes, 1024 * 1024 * 1024);
         assert_eq!(c.media_url_ttl, Duration::from_secs(3600));
         assert!(c.media_url_secret.is_none());
+        assert_eq!(c.token_expiry_grace, Duration::from_secs(5));
     }
 
     #[test]
@@ -292,5 +298,7 @@ mod tests {
         assert_eq!(err.name, "MAX_UPLOAD_BYTES");
         let err = config(&[("JWT_SECRET", "s"), ("MEDIA_URL_TTL", "soon")]).unwrap_err();
         assert_eq!(err.name, "MEDIA_URL_TTL");
+        let err = config(&[("JWT_SECRET", "s"), ("TOKEN_EXPIRY_GRACE", "a bit")]).unwrap_err();
+        assert_eq!(err.name, "TOKEN_EXPIRY_GRACE");
     }
 }

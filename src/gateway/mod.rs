@@ -30,8 +30,8 @@ pub struct WsParams {
 /// Opens a chat WebSocket.
 ///
 /// The token comes from `?token=` or `Authorization: Bearer`; a missing, expired, refresh or
-/// badly signed token is refused with 401 before the upgrade. The frames are described in
-/// `docs/protocol.md`.
+/// badly signed token is refused with 401 before the upgrade. The socket lives until the
+/// token's `exp` (`refresh_token` extends it). The frames are described in `docs/protocol.md`.
 #[utoipa::path(
     get,
     path = "/ws/chat",
@@ -52,8 +52,8 @@ pub async fn ws_chat(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let token = params.token.as_deref().or_else(|| bearer_token(&headers));
-    let user_id = match token.map(|t| state.keys.verify(t)) {
-        Some(Ok(user_id)) => user_id,
+    let token = match token.map(|t| state.keys.verify_access(t)) {
+        Some(Ok(token)) => token,
         Some(Err(e)) => return ApiError::Unauthorized(e).into_response(),
         None => return ApiError::Unauthorized(AuthError::Missing).into_response(),
     };
@@ -63,10 +63,10 @@ pub async fn ws_chat(
     };
     let limit = state.config.max_frame_bytes;
     let tracker = state.tracker.clone();
-    let session = match session::Session::open(state, user_id).await {
+    let session = match session::Session::open(state, token).await {
         Ok(session) => Box::new(session),
         Err(error) => {
-            tracing::error!(%error, user_id, "cannot open a socket session");
+            tracing::error!(%error, user_id = token.user_id, "cannot open a socket session");
             return ApiError::Unavailable("database unavailable, retry later".into())
                 .into_response();
         }

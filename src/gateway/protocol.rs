@@ -11,7 +11,8 @@ use crate::{
     store::ChatId,
 };
 
-/// Longest `client_msg_id`, in characters.
+/// Longest `client_msg_id`, in characters (the persister checks commands from NATS against
+/// the same figure).
 pub const MAX_CLIENT_MSG_ID: usize = 64;
 
 /// A frame as received; every field optional so a missing one gets a precise error.
@@ -27,6 +28,7 @@ struct RawFrame {
     file_id: Option<String>,
     client_msg_id: Option<String>,
     message_id: Option<MessageId>,
+    token: Option<String>,
 }
 
 /// A checked client request.
@@ -42,6 +44,8 @@ pub enum Request {
     },
     /// Keep-alive at the application level; answered with `pong`.
     Ping,
+    /// A new access token for this socket: it then lives until that token's `exp`.
+    RefreshToken { token: String },
 }
 
 /// A checked `send_message`.
@@ -110,6 +114,13 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
         "acknowledge" | "read" => mark(raw, ReceiptStatus::Read),
         "delivered" => mark(raw, ReceiptStatus::Delivered),
         "ping" => Ok(Request::Ping),
+        "refresh_token" => match raw.token {
+            Some(token) if !token.trim().is_empty() => Ok(Request::RefreshToken { token }),
+            _ => Err(FrameError::new(
+                "missing_field",
+                "refresh_token needs the new access token in `token`",
+            )),
+        },
         other => Err(FrameError::new(
             "unknown_action",
             format!("unknown action {other:?}"),
@@ -251,6 +262,8 @@ pub enum ServerFrame<'a> {
     },
     /// The answer to `ping`.
     Pong,
+    /// The answer to `refresh_token`: the socket now lives until `exp` (Unix seconds).
+    TokenRefreshed { exp: i64 },
     /// A user joined one of your groups (you, when you are the one added).
     MemberAdded { chat_id: ChatId, user_id: UserId },
     /// A user left one of your groups (you, when you are the one removed: nothing more of
@@ -342,6 +355,25 @@ mod tests {
             "invalid_field"
         );
         assert_eq!(code(r#"{"action":"acknowledge"}"#), "missing_field");
+        assert_eq!(code(r#"{"action":"refresh_token"}"#), "missing_field");
+        assert_eq!(
+            code(r#"{"action":"refresh_token","token":" "}"#),
+            "missing_field"
+        );
+        assert_eq!(
+            code(r#"{"action":"refresh_token","token":7}"#),
+            "invalid_field"
+        );
+    }
+
+    #[test]
+    fn refresh_token_carries_the_token() {
+        assert_eq!(
+            parse(r#"{"action":"refresh_token","token":"a.b.c"}"#, 5).unwrap(),
+            Request::RefreshToken {
+                token: "a.b.c".into()
+            }
+        );
     }
 
     #[test]

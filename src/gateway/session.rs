@@ -5,6 +5,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use async_nats::jetstream::{message::PublishMessage, publish::PublishAck};
@@ -21,7 +22,7 @@ use super::{
 };
 use crate::{
     app::AppState,
-    auth::UserId,
+    auth::{AccessToken, UserId},
     bus::{
         Subjects,
         messages::{Command, MarkReceipt, Outcome, SendMessage, VERSION},
@@ -57,6 +58,8 @@ pub(super) struct Socket {
     /// Newest message pushed per chat and not yet reported delivered (`AUTO_DELIVERED`).
     pub(super) delivered: HashMap<ChatId, MessageId>,
     reply_to: String,
+    /// When the socket's token (plus `TOKEN_EXPIRY_GRACE`) runs out; `refresh_token` moves it.
+    pub(super) expires_at: tokio::time::Instant,
 }
 
 /// A socket that is authenticated and routed but not yet upgraded: opening it before the
@@ -82,8 +85,10 @@ impl Drop for Registration {
 }
 
 impl Session {
-    /// Loads the user's chats and registers the socket with the router.
-    pub async fn open(state: AppState, user_id: UserId) -> Result<Self, sea_orm::DbErr> {
+    /// Loads the user's chats and registers the socket with the router; it lives until the
+    /// token's `exp` (and the grace).
+    pub async fn open(state: AppState, token: AccessToken) -> Result<Self, sea_orm::DbErr> {
+        let AccessToken { user_id, exp } = token;
         let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         let memberships = queries::memberships(&state.db, user_id).await?;
         let (outbox, inbox) = mpsc::channel(state.config.socket_queue);
@@ -99,6 +104,7 @@ impl Session {
                 .iter()
                 .filter_map(|m| Some((m.peer?, m.chat_id)))
                 .collect(),
+            expires_at: deadline(&state, exp),
             state,
             user_id,
             conn,
@@ -129,6 +135,19 @@ impl Session {
     }
 }
 
+/// When a socket whose token expires at `exp` is closed.
+fn deadline(state: &AppState, exp: i64) -> tokio::time::Instant {
+    let grace = state.config.token_expiry_grace;
+    tokio::time::Instant::now() + token_lifetime(exp, SystemTime::now(), grace)
+}
+
+/// How long from `now` a socket whose token expires at `exp` (Unix seconds) may stay open:
+/// until `exp + grace`, nothing when that has passed.
+fn token_lifetime(exp: i64, now: SystemTime, grace: Duration) -> Duration {
+    let exp = UNIX_EPOCH + Duration::from_secs(u64::try_from(exp).unwrap_or(0));
+    (exp + grace).duration_since(now).unwrap_or(Duration::ZERO)
+}
+
 impl Socket {
     /// Handles a text frame; returns the frame to answer with, if any.
     pub(super) async fn inbound(&mut self, text: &str) -> Option<Utf8Bytes> {
@@ -144,8 +163,30 @@ impl Socket {
                 status,
             } => self.mark(message_id, chat_id, status).await,
             Request::Ping => return Some(ServerFrame::Pong.render()),
+            Request::RefreshToken { token } => return Some(self.refresh(&token)),
         };
         result.err().map(|e| e.render())
+    }
+
+    /// Moves the socket's deadline to a new token's `exp`, if the token is good and the user's;
+    /// otherwise the socket keeps the deadline it had.
+    fn refresh(&mut self, token: &str) -> Utf8Bytes {
+        match self.state.keys.verify_access(token) {
+            Err(error) => FrameError::new(
+                "invalid_token",
+                format!("{error}; the socket keeps its current token"),
+            )
+            .render(),
+            Ok(token) if token.user_id != self.user_id => FrameError::new(
+                "forbidden",
+                "the token is another user's; the socket keeps its current token",
+            )
+            .render(),
+            Ok(token) => {
+                self.expires_at = deadline(&self.state, token.exp);
+                ServerFrame::TokenRefreshed { exp: token.exp }.render()
+            }
+        }
     }
 
     async fn send(&mut self, send: SendRequest) -> Result<(), FrameError> {
@@ -450,5 +491,20 @@ impl Socket {
             self.delivered.insert(view.chat_id, view.message_id);
         }
         Some(message.frame.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_lives_until_exp_plus_the_grace() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let grace = Duration::from_secs(5);
+        assert_eq!(token_lifetime(1_010, now, grace), Duration::from_secs(15));
+        assert_eq!(token_lifetime(997, now, grace), Duration::from_secs(2));
+        assert_eq!(token_lifetime(990, now, grace), Duration::ZERO, "long past");
+        assert_eq!(token_lifetime(-5, now, grace), Duration::ZERO);
     }
 }

@@ -1,5 +1,6 @@
-//! One client's socket: a single task that reads frames, hands them to its session and writes
-//! the frames the router hands it through a bounded queue.
+//! One client's socket: a single task that reads frames, hands them to its session, writes
+//! the frames the router hands it through a bounded queue, and ends with a closing handshake
+//! (RFC 6455 §5.5.1) whoever closes.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{
@@ -10,20 +11,65 @@ use tracing::Instrument as _;
 
 use super::{protocol::FrameError, session::Session};
 
-/// Close code for a socket whose queue overflowed (it reads too slowly).
-pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
-/// Close code when the server shuts down ("going away").
-pub const CLOSE_GOING_AWAY: u16 = 1001;
-/// Close code for a frame over the size limit ("message too big").
-pub const CLOSE_TOO_BIG: u16 = 1009;
-
 /// How long pushed messages wait before they are reported delivered together.
 const DELIVERED_REPORT_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Frames written before a flush.
 const WRITE_BATCH: usize = 64;
 
+/// How long, after its close frame, the server waits for the client's before it drops the
+/// connection (closing first with the client's frames unread could reset the connection and
+/// lose the close frame on the way).
+const CLOSE_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(super) type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+/// Why the server closes a socket; each is a close code in `docs/protocol.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// The server shuts down: reconnect, to another instance.
+    GoingAway,
+    /// A frame over `MAX_FRAME_BYTES`.
+    TooBig,
+    /// The socket's token expired (plus `TOKEN_EXPIRY_GRACE`) and was not refreshed.
+    TokenExpired,
+    /// The socket fell `SOCKET_QUEUE` frames behind.
+    SlowConsumer,
+}
+
+impl Close {
+    /// The close code.
+    pub fn code(self) -> u16 {
+        match self {
+            Close::GoingAway => 1001,
+            Close::TooBig => 1009,
+            Close::TokenExpired => 4001,
+            Close::SlowConsumer => 4008,
+        }
+    }
+
+    /// The close frame's reason (at most 123 bytes).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Close::GoingAway => "server shutting down",
+            Close::TooBig => "frame exceeds the size limit",
+            Close::TokenExpired => "token expired; reconnect with a new token",
+            Close::SlowConsumer => "too many undelivered frames; reconnect and read history",
+        }
+    }
+}
+
+/// How the frame loop ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ending {
+    /// The client sent its close frame; tungstenite has queued the answer.
+    ClientClosed,
+    /// The connection is gone (reset, end of stream, a failed write): nothing more to send.
+    Gone,
+    /// The server closes it.
+    Server(Close),
+}
 
 /// Serves one socket until it closes, the server shuts down, or it is kicked.
 ///
@@ -41,7 +87,7 @@ pub fn serve(ws: WebSocket, session: Box<Session>) -> impl Future<Output = ()> {
     run(sink, stream, session).instrument(span)
 }
 
-async fn run(mut sink: Sink, mut stream: SplitStream<WebSocket>, session: Box<Session>) {
+async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
     let Session {
         mut socket,
         mut inbox,
@@ -51,21 +97,23 @@ async fn run(mut sink: Sink, mut stream: SplitStream<WebSocket>, session: Box<Se
     tracing::debug!(chats = socket.chats.len(), "socket open");
     let state = socket.state.clone();
     let close_grace = state.config.socket_close_grace;
+    let lifetime = tokio::time::sleep_until(socket.expires_at);
+    tokio::pin!(lifetime);
     // A client that stops reading can leave a write waiting for ever, with the kick or the
     // shutdown never seen: after a grace period the connection is dropped instead.
     let session = async {
         let mut report_at: Option<tokio::time::Instant> = None;
-        loop {
+        let ending = loop {
             let written = tokio::select! {
                 biased;
                 _ = kick.cancelled() => {
-                    if state.shutdown.is_cancelled() {
-                        close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
+                    break Ending::Server(if state.shutdown.is_cancelled() {
+                        Close::GoingAway
                     } else {
-                        close(&mut sink, CLOSE_SLOW_CONSUMER, "too many undelivered frames; reconnect and read history").await;
-                    }
-                    break;
+                        Close::SlowConsumer
+                    });
                 }
+                _ = &mut lifetime => break Ending::Server(Close::TokenExpired),
                 _ = tokio::time::sleep_until(report_at.unwrap_or_else(tokio::time::Instant::now)), if report_at.is_some() => {
                     report_at = None;
                     Box::pin(socket.report_delivered()).await;
@@ -94,25 +142,29 @@ async fn run(mut sink: Sink, mut stream: SplitStream<WebSocket>, session: Box<Se
                         let error = FrameError::new("bad_json", "binary frames are not supported; send JSON text");
                         sink.feed(Message::Text(error.render())).await
                     }
-                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(Message::Close(_))) => break Ending::ClientClosed,
                     Some(Ok(_)) => Ok(()), // ping and pong are answered by the library
+                    Some(Err(error)) if is_too_big(&error) => break Ending::Server(Close::TooBig),
                     Some(Err(error)) => {
-                        if is_too_big(&error) {
-                            close(&mut sink, CLOSE_TOO_BIG, "frame exceeds the size limit").await;
-                        } else {
-                            tracing::debug!(%error, "socket read failed");
-                        }
-                        break;
+                        tracing::debug!(%error, "socket read failed");
+                        break Ending::Gone;
                     }
+                    None => break Ending::Gone,
                 },
             };
             if written.is_err() || sink.flush().await.is_err() {
-                break;
+                break Ending::Gone;
             }
             if report_at.is_none() && !socket.delivered.is_empty() {
                 report_at = Some(tokio::time::Instant::now() + DELIVERED_REPORT_DELAY);
             }
-        }
+            if lifetime.deadline() != socket.expires_at {
+                lifetime.as_mut().reset(socket.expires_at); // a refreshed token
+            }
+        };
+        // From here on the grace below bounds the closing handshake, whoever started it.
+        kick.cancel();
+        close(&mut sink, &mut stream, ending).await;
     };
     let stuck = async {
         kick.cancelled().await;
@@ -125,12 +177,34 @@ async fn run(mut sink: Sink, mut stream: SplitStream<WebSocket>, session: Box<Se
     tracing::debug!("socket closed");
 }
 
-async fn close(sink: &mut Sink, code: u16, reason: &'static str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let _ = sink.send(Message::Close(Some(frame))).await;
+/// The closing handshake: the client's close frame is answered (tungstenite queued the
+/// answer; it only needs writing out), the server's own is sent and the client's reply awaited
+/// for [`CLOSE_REPLY_WAIT`]. Dropping the halves afterwards closes the TCP connection.
+async fn close(sink: &mut Sink, stream: &mut Stream, ending: Ending) {
+    match ending {
+        Ending::Gone => {}
+        Ending::ClientClosed => {
+            let _ = sink.close().await;
+        }
+        Ending::Server(reason) => {
+            tracing::debug!(code = reason.code(), reason = reason.reason(), "closing");
+            let frame = CloseFrame {
+                code: reason.code(),
+                reason: reason.reason().into(),
+            };
+            if sink.send(Message::Close(Some(frame))).await.is_err() {
+                return;
+            }
+            let reply = async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, reply).await;
+        }
+    }
 }
 
 /// Whether a read failed because a frame was over the size limit.
@@ -143,4 +217,33 @@ fn is_too_big(error: &axum::Error) -> bool {
         source = e.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Close;
+
+    #[test]
+    fn close_codes_are_the_documented_ones() {
+        let all = [
+            Close::GoingAway,
+            Close::TooBig,
+            Close::TokenExpired,
+            Close::SlowConsumer,
+        ];
+        let codes: Vec<u16> = all.iter().map(|c| c.code()).collect();
+        assert_eq!(codes, [1001, 1009, 4001, 4008]);
+        let protocol = include_str!("../../docs/protocol.md");
+        for close in all {
+            assert!(
+                close.reason().len() <= 123,
+                "{close:?}: a close reason fits 123 bytes"
+            );
+            assert!(
+                protocol.contains(&format!("| {} |", close.code())),
+                "docs/protocol.md lists {}",
+                close.code()
+            );
+        }
+    }
 }

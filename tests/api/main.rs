@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod batches;
 mod chat_flow;
+mod closing;
 mod cluster;
 mod contract;
 mod db_outage;
