@@ -18,6 +18,7 @@ use crate::{
     config::Config,
     gateway::{self, router::RouterHandle},
     http,
+    limits::Limits,
     media::Media,
     openapi::ApiDoc,
     persister, store,
@@ -50,6 +51,8 @@ pub struct Services {
     pub shutdown: CancellationToken,
     /// The open sockets, waited for at shutdown.
     pub tracker: TaskTracker,
+    /// Per-user rate limits of this instance.
+    pub limits: Arc<Limits>,
 }
 
 /// A built, not yet serving, jetchat.
@@ -111,6 +114,8 @@ impl App {
         )
         .await
         .context("subscribing to membership events")?;
+        let limits = Arc::new(Limits::from_config(&config));
+        limits.spawn_sweeper(shutdown.clone());
         let persister = tokio::spawn(persister::run(
             bus.clone(),
             writer,
@@ -137,6 +142,7 @@ impl App {
             instance,
             shutdown,
             tracker: TaskTracker::new(),
+            limits,
         }));
         Ok(App {
             listener,

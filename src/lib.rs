@@ -14,6 +14,7 @@
 //! [`media`] recognises, stages, stores and signs uploaded files (`POST /upload`,
 //! `GET /media/{file_id}`).
 //! [`http`] serves REST (chat creation, history) and the OpenAPI document ([`openapi`]);
+//! [`limits`] holds what one user may do (rate limits, a socket's deadline);
 //! [`auth`] checks the Django-issued JWTs; [`app`] wires it all together under one
 //! [`shutdown`] token; [`config`] reads the settings.
 
@@ -24,6 +25,7 @@ pub mod config;
 pub mod domain;
 pub mod gateway;
 pub mod http;
+pub mod limits;
 pub mod media;
 pub mod openapi;
 pub mod ops;

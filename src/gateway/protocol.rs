@@ -67,6 +67,8 @@ pub struct FrameError {
     pub code: &'static str,
     pub detail: String,
     pub client_msg_id: Option<String>,
+    /// For `rate_limited`: how long until the same frame would be taken.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl FrameError {
@@ -76,6 +78,18 @@ impl FrameError {
             code,
             detail: detail.into(),
             client_msg_id: None,
+            retry_after_ms: None,
+        }
+    }
+
+    /// A frame over the user's rate limit, to be sent again in `retry_after_ms`.
+    pub fn rate_limited(what: &str, retry_after_ms: u64) -> Self {
+        FrameError {
+            retry_after_ms: Some(retry_after_ms),
+            ..FrameError::new(
+                "rate_limited",
+                format!("too many {what}; retry in {retry_after_ms} ms"),
+            )
         }
     }
 
@@ -259,6 +273,8 @@ pub enum ServerFrame<'a> {
         error: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// The answer to `ping`.
     Pong,
@@ -295,6 +311,7 @@ impl FrameError {
             detail: &self.detail,
             error: &self.detail,
             client_msg_id: self.client_msg_id.as_deref(),
+            retry_after_ms: self.retry_after_ms,
         }
         .render()
     }
@@ -374,6 +391,19 @@ mod tests {
                 token: "a.b.c".into()
             }
         );
+    }
+
+    #[test]
+    fn rate_limited_errors_say_when_to_retry() {
+        let frame = FrameError::rate_limited("messages", 50)
+            .about(Some("c9"))
+            .render();
+        let v: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+        assert_eq!(v["code"], "rate_limited");
+        assert_eq!(v["retry_after_ms"], 50);
+        assert_eq!(v["client_msg_id"], "c9");
+        let plain = FrameError::new("bad_json", "nope").render();
+        assert!(!plain.as_str().contains("retry_after_ms"), "{plain}");
     }
 
     #[test]

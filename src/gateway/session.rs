@@ -18,7 +18,7 @@ use super::{
     protocol::{self, FrameError, Request, SendRequest, ServerFrame},
     recent::RecentMessages,
     router::{ConnId, LiveMessage, Outbound, RouterHandle},
-    socket::Sink,
+    socket::{Close, Sink},
 };
 use crate::{
     app::AppState,
@@ -28,6 +28,7 @@ use crate::{
         messages::{Command, MarkReceipt, Outcome, SendMessage, VERSION},
     },
     domain::{MessageId, ReceiptStatus},
+    limits::{self, RefusalStreak},
     store::{ChatId, queries},
 };
 
@@ -60,6 +61,8 @@ pub(super) struct Socket {
     reply_to: String,
     /// When the socket's token (plus `TOKEN_EXPIRY_GRACE`) runs out; `refresh_token` moves it.
     pub(super) expires_at: tokio::time::Instant,
+    /// Rate-limit refusals since the last accepted send or mark.
+    refusals: RefusalStreak,
 }
 
 /// A socket that is authenticated and routed but not yet upgraded: opening it before the
@@ -112,6 +115,7 @@ impl Session {
             publishes: FuturesOrdered::new(),
             delivered: HashMap::new(),
             recent: RecentMessages::default(),
+            refusals: RefusalStreak::default(),
         };
         let registration = Registration {
             router: router.clone(),
@@ -149,12 +153,35 @@ fn token_lifetime(exp: i64, now: SystemTime, grace: Duration) -> Duration {
 }
 
 impl Socket {
-    /// Handles a text frame; returns the frame to answer with, if any.
-    pub(super) async fn inbound(&mut self, text: &str) -> Option<Utf8Bytes> {
+    /// Handles a text frame; returns the frame to answer with, if any, or why the socket is
+    /// to be closed.
+    pub(super) async fn inbound(&mut self, text: &str) -> Result<Option<Utf8Bytes>, Close> {
         let request = match protocol::parse(text, self.state.config.max_content_chars) {
             Ok(request) => request,
-            Err(error) => return Some(error.render()),
+            Err(error) => return Ok(Some(error.render())),
         };
+        // Checked before anything else is done for the frame (a mark may read the database).
+        let limit = match &request {
+            Request::Send(_) => Some((&self.state.limits.messages, "messages")),
+            Request::Mark { .. } => Some((&self.state.limits.marks, "marks")),
+            Request::Ping | Request::RefreshToken { .. } => None,
+        };
+        if let Some((limit, what)) = limit {
+            match limit.check(self.user_id) {
+                Ok(()) => self.refusals.passed(),
+                Err(wait) => {
+                    if self.refusals.refused() {
+                        return Err(Close::RateLimited);
+                    }
+                    let id = match &request {
+                        Request::Send(send) => Some(send.client_msg_id.as_str()),
+                        _ => None,
+                    };
+                    let error = FrameError::rate_limited(what, limits::retry_after_ms(wait));
+                    return Ok(Some(error.about(id).render()));
+                }
+            }
+        }
         let result = match request {
             Request::Send(send) => self.send(send).await,
             Request::Mark {
@@ -162,10 +189,10 @@ impl Socket {
                 chat_id,
                 status,
             } => self.mark(message_id, chat_id, status).await,
-            Request::Ping => return Some(ServerFrame::Pong.render()),
-            Request::RefreshToken { token } => return Some(self.refresh(&token)),
+            Request::Ping => return Ok(Some(ServerFrame::Pong.render())),
+            Request::RefreshToken { token } => return Ok(Some(self.refresh(&token))),
         };
-        result.err().map(|e| e.render())
+        Ok(result.err().map(|e| e.render()))
     }
 
     /// Moves the socket's deadline to a new token's `exp`, if the token is good and the user's;
@@ -289,7 +316,8 @@ impl Socket {
             .await
     }
 
-    /// Reports what this socket has pushed as delivered, one receipt per chat.
+    /// Reports what this socket has pushed as delivered, one receipt per chat. These receipts
+    /// are the server's own doing: they do not count against the user's mark limit.
     pub(super) async fn report_delivered(&mut self) {
         for (chat_id, message_id) in std::mem::take(&mut self.delivered) {
             if let Err(error) = self
@@ -459,6 +487,7 @@ impl Socket {
                     detail: &detail,
                     error: &detail,
                     client_msg_id: id.as_deref(),
+                    retry_after_ms: None,
                 }
                 .render()
             }

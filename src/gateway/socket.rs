@@ -36,6 +36,8 @@ pub enum Close {
     TokenExpired,
     /// The socket fell `SOCKET_QUEUE` frames behind.
     SlowConsumer,
+    /// The client kept sending over its rate limit, ignoring the refusals.
+    RateLimited,
 }
 
 impl Close {
@@ -46,6 +48,7 @@ impl Close {
             Close::TooBig => 1009,
             Close::TokenExpired => 4001,
             Close::SlowConsumer => 4008,
+            Close::RateLimited => 4029,
         }
     }
 
@@ -56,6 +59,7 @@ impl Close {
             Close::TooBig => "frame exceeds the size limit",
             Close::TokenExpired => "token expired; reconnect with a new token",
             Close::SlowConsumer => "too many undelivered frames; reconnect and read history",
+            Close::RateLimited => "too many frames over the rate limit",
         }
     }
 }
@@ -135,8 +139,9 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
                 }
                 frame = stream.next() => match frame {
                     Some(Ok(Message::Text(text))) => match Box::pin(socket.inbound(&text)).await {
-                        Some(reply) => sink.feed(Message::Text(reply)).await,
-                        None => Ok(()),
+                        Ok(Some(reply)) => sink.feed(Message::Text(reply)).await,
+                        Ok(None) => Ok(()),
+                        Err(close) => break Ending::Server(close),
                     },
                     Some(Ok(Message::Binary(_))) => {
                         let error = FrameError::new("bad_json", "binary frames are not supported; send JSON text");
@@ -230,9 +235,10 @@ mod tests {
             Close::TooBig,
             Close::TokenExpired,
             Close::SlowConsumer,
+            Close::RateLimited,
         ];
         let codes: Vec<u16> = all.iter().map(|c| c.code()).collect();
-        assert_eq!(codes, [1001, 1009, 4001, 4008]);
+        assert_eq!(codes, [1001, 1009, 4001, 4008, 4029]);
         let protocol = include_str!("../../docs/protocol.md");
         for close in all {
             assert!(

@@ -16,6 +16,7 @@ mod frames;
 mod history;
 mod instances;
 mod lifecycle;
+mod limits;
 mod media;
 mod openapi;
 mod ops;

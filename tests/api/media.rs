@@ -74,7 +74,7 @@ fn webm(track_types: &[u8]) -> Vec<u8> {
 }
 
 /// An Ogg page carrying an `OpusHead` packet.
-fn ogg_opus() -> Vec<u8> {
+pub fn ogg_opus() -> Vec<u8> {
     let mut out = b"OggS\x00\x02".to_vec();
     out.extend_from_slice(&[0; 8]); // granule position
     out.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // serial, sequence, CRC
