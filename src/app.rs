@@ -110,6 +110,7 @@ impl App {
             db.clone(),
             media.signer.clone(),
             &instance,
+            config.max_sockets_per_user,
             shutdown.clone(),
         )
         .await

@@ -93,6 +93,8 @@ pub struct Config {
     pub rate_chats_per_min: u32,
     /// Files a user may upload a minute through `POST /upload` (0: no limit).
     pub rate_uploads_per_min: u32,
+    /// Sockets one user may hold open on this instance (0: no limit).
+    pub max_sockets_per_user: usize,
 }
 
 impl Config {
@@ -193,6 +195,7 @@ impl Config {
             rate_marks_burst: burst(&var, "RATE_MARKS_BURST", "200", "RATE_MARKS_PER_SEC")?,
             rate_chats_per_min: parse(&var, "RATE_CHATS_PER_MIN", "30")?,
             rate_uploads_per_min: parse(&var, "RATE_UPLOADS_PER_MIN", "60")?,
+            max_sockets_per_user: parse(&var, "MAX_SOCKETS_PER_USER", "20")?,
         })
     }
 }
@@ -321,6 +324,7 @@ mod tests {
         assert_eq!((c.rate_messages_per_sec, c.rate_messages_burst), (20, 60));
         assert_eq!((c.rate_marks_per_sec, c.rate_marks_burst), (50, 200));
         assert_eq!((c.rate_chats_per_min, c.rate_uploads_per_min), (30, 60));
+        assert_eq!(c.max_sockets_per_user, 20);
     }
 
     #[test]
@@ -329,9 +333,11 @@ mod tests {
             ("JWT_SECRET", "s"),
             ("RATE_MESSAGES_PER_SEC", "0"),
             ("RATE_MESSAGES_BURST", "0"),
+            ("MAX_SOCKETS_PER_USER", "0"),
         ])
         .unwrap();
         assert_eq!(c.rate_messages_per_sec, 0);
+        assert_eq!(c.max_sockets_per_user, 0);
         let err = config(&[("JWT_SECRET", "s"), ("RATE_MARKS_BURST", "0")]).unwrap_err();
         assert_eq!(err.name, "RATE_MARKS_BURST");
         let err = config(&[("JWT_SECRET", "s"), ("RATE_CHATS_PER_MIN", "-1")]).unwrap_err();

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     protocol::{self, FrameError, Request, SendRequest, ServerFrame},
     recent::RecentMessages,
-    router::{ConnId, LiveMessage, Outbound, RouterHandle},
+    router::{ConnId, LiveMessage, Outbound, RouterHandle, TooManySockets},
     socket::{Close, Sink},
 };
 use crate::{
@@ -75,6 +75,17 @@ pub struct Session {
     pub(super) _registration: Registration,
 }
 
+/// Why a socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The user's chats could not be read.
+    #[error("cannot read the user's chats: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// `MAX_SOCKETS_PER_USER` reached on this instance.
+    #[error(transparent)]
+    TooManySockets(#[from] TooManySockets),
+}
+
 /// Unregisters the socket from the router when dropped, whether the upgrade happened or not.
 pub(super) struct Registration {
     router: RouterHandle,
@@ -88,9 +99,9 @@ impl Drop for Registration {
 }
 
 impl Session {
-    /// Loads the user's chats and registers the socket with the router; it lives until the
-    /// token's `exp` (and the grace).
-    pub async fn open(state: AppState, token: AccessToken) -> Result<Self, sea_orm::DbErr> {
+    /// Loads the user's chats and registers the socket with the router, which refuses it when
+    /// the user already has `MAX_SOCKETS_PER_USER` sockets here.
+    pub async fn open(state: AppState, token: AccessToken) -> Result<Self, OpenError> {
         let AccessToken { user_id, exp } = token;
         let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         let memberships = queries::memberships(&state.db, user_id).await?;
@@ -129,7 +140,7 @@ impl Session {
                 outbox,
                 kick.clone(),
             )
-            .await;
+            .await?;
         Ok(Session {
             socket,
             inbox,
@@ -344,7 +355,7 @@ impl Socket {
         match Box::pin(queries::membership(&self.state.db, chat_id, self.user_id)).await {
             Ok(Some(m)) => {
                 self.joined(m);
-                self.state.router.join(self.conn, chat_id);
+                self.state.router.join(self.conn, chat_id).await;
                 Ok(())
             }
             Ok(None) => Err(forbidden()),

@@ -17,6 +17,11 @@ const DELIVERED_REPORT_DELAY: std::time::Duration = std::time::Duration::from_mi
 /// Frames written before a flush.
 const WRITE_BATCH: usize = 64;
 
+/// Publishes awaiting JetStream's ack, per socket, beyond which the socket reads no more
+/// frames until acks come back: back-pressure on a client that sends faster than JetStream
+/// stores, instead of a queue that grows with it (or refusals it would have to resend).
+pub const MAX_IN_FLIGHT_PUBLISHES: usize = 256;
+
 /// How long, after its close frame, the server waits for the client's before it drops the
 /// connection (closing first with the client's frames unread could reset the connection and
 /// lose the close frame on the way).
@@ -137,7 +142,7 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
                     }
                     result
                 }
-                frame = stream.next() => match frame {
+                frame = stream.next(), if socket.publishes.len() < MAX_IN_FLIGHT_PUBLISHES => match frame {
                     Some(Ok(Message::Text(text))) => match Box::pin(socket.inbound(&text)).await {
                         Ok(Some(reply)) => sink.feed(Message::Text(reply)).await,
                         Ok(None) => Ok(()),

@@ -1,12 +1,13 @@
 //! Per-user limits: sends and marks over their rate are refused (and a client that ignores the
-//! refusals is closed), chat creation and uploads answer 429.
+//! refusals is closed), sockets per user are capped at the handshake, chat creation and uploads
+//! answer 429.
 
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
 
-use crate::helpers::{WsClient, history_field, spawn_app_with, token};
+use crate::helpers::{TestApp, WsClient, history_field, spawn_app_with, token};
 
 /// Reads frames until each of `ids` has its `message_ack` or an `error`; returns the last
 /// frame seen for each (`message_accepted` frames are passed over).
@@ -141,6 +142,64 @@ async fn marks_have_their_own_limit_which_the_server_s_delivered_receipts_do_not
         refused.get("client_msg_id").is_none(),
         "a mark has no client_msg_id"
     );
+}
+
+/// A handshake as `user_id`; the HTTP status of a refused one.
+async fn handshake(app: &TestApp, user_id: i64) -> Result<WsClient, (u16, String)> {
+    match app.try_connect(Some(&token(user_id))).await {
+        Ok(socket) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            Err((
+                response.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ))
+        }
+        Err(other) => panic!("handshake failed otherwise: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn sockets_beyond_the_user_s_limit_are_refused_at_the_handshake() {
+    let app = spawn_app_with(&[("MAX_SOCKETS_PER_USER", "2")]).await;
+    let first = handshake(&app, 1).await.expect("first socket");
+    let _second = handshake(&app, 1).await.expect("second socket");
+    let (status, body) = handshake(&app, 1)
+        .await
+        .err()
+        .expect("the third is refused");
+    assert_eq!(status, 429);
+    let body: Value = serde_json::from_str(&body).expect("a JSON body");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("MAX_SOCKETS_PER_USER"), "{body}");
+    handshake(&app, 2)
+        .await
+        .expect("another user is not affected");
+
+    // A closed socket frees its place (the router hears of it a moment later).
+    drop(first);
+    crate::helpers::eventually("a place is free again", || async {
+        handshake(&app, 1)
+            .await
+            .map(|_| ())
+            .map_err(|(s, b)| format!("{s} {b}"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn handshakes_at_once_never_share_the_last_place() {
+    let app = spawn_app_with(&[("MAX_SOCKETS_PER_USER", "3")]).await;
+    let attempts = (0..10).map(|_| handshake(&app, 1));
+    let results = futures_util::future::join_all(attempts).await;
+    let opened = results.iter().filter(|r| r.is_ok()).count();
+    let refused: Vec<u16> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(opened, 3, "exactly the limit opened; refused: {refused:?}");
+    assert!(refused.iter().all(|s| *s == 429), "{refused:?}");
 }
 
 #[tokio::test]
