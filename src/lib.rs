@@ -14,7 +14,7 @@
 //! [`media`] recognises, stages, stores and signs uploaded files (`POST /upload`,
 //! `GET /media/{file_id}`).
 //! [`http`] serves REST (chat creation, history) and the OpenAPI document ([`openapi`]);
-//! [`limits`] holds what one user may do (rate limits, a socket's deadline);
+//! [`limits`] holds how often one user may do what (per-user rate limits);
 //! [`auth`] checks the Django-issued JWTs; [`app`] wires it all together under one
 //! [`shutdown`] token; [`config`] reads the settings.
 
