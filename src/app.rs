@@ -19,6 +19,7 @@ use crate::{
     gateway::{self, router::RouterHandle},
     health::Pipeline,
     http,
+    limits::Limits,
     media::Media,
     openapi::ApiDoc,
     persister, store, supervisor,
@@ -53,6 +54,8 @@ pub struct Services {
     pub tracker: TaskTracker,
     /// What `/healthz` knows of the background tasks.
     pub pipeline: Arc<Pipeline>,
+    /// Per-user rate limits of this instance.
+    pub limits: Arc<Limits>,
 }
 
 /// A built, not yet serving, jetchat.
@@ -115,10 +118,13 @@ impl App {
             db.clone(),
             media.signer.clone(),
             &instance,
+            config.max_sockets_per_user,
             shutdown.clone(),
         )
         .await
         .context("subscribing to membership events")?;
+        let limits = Arc::new(Limits::from_config(&config));
+        limits.spawn_sweeper(shutdown.clone());
         let router = supervisor::router(router, pipeline.clone(), shutdown.clone());
         let persister = supervisor::persister(
             persister::Persister {
@@ -151,6 +157,7 @@ impl App {
             shutdown,
             tracker: TaskTracker::new(),
             pipeline,
+            limits,
         }));
         Ok(App {
             listener,

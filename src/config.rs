@@ -88,6 +88,23 @@ pub struct Config {
     pub persist_stall: Duration,
     /// How long the graceful shutdown may take before the process exits with an error.
     pub shutdown_timeout: Duration,
+    /// How long past its token's `exp` a socket may stay open (clock skew between Django and
+    /// jetchat, a refresh on its way) before it is closed with 4001.
+    pub token_expiry_grace: Duration,
+    /// Sustained `send_message` frames per second per user (0: no limit).
+    pub rate_messages_per_sec: u32,
+    /// How many sends a user may make at once before the sustained rate applies.
+    pub rate_messages_burst: u32,
+    /// Sustained marks (`delivered`, `acknowledge`) per second per user (0: no limit).
+    pub rate_marks_per_sec: u32,
+    /// How many marks a user may send at once.
+    pub rate_marks_burst: u32,
+    /// Chats a user may create a minute through `POST /chats/` (0: no limit).
+    pub rate_chats_per_min: u32,
+    /// Files a user may upload a minute through `POST /upload` (0: no limit).
+    pub rate_uploads_per_min: u32,
+    /// Sockets one user may hold open on this instance (0: no limit).
+    pub max_sockets_per_user: usize,
 }
 
 impl Config {
@@ -193,6 +210,15 @@ impl Config {
                 parse::<humantime::Duration>(&var, "SHUTDOWN_TIMEOUT", "60s")?.into(),
                 "SHUTDOWN_TIMEOUT",
             )?,
+            token_expiry_grace: parse::<humantime::Duration>(&var, "TOKEN_EXPIRY_GRACE", "5s")?
+                .into(),
+            rate_messages_per_sec: parse(&var, "RATE_MESSAGES_PER_SEC", "20")?,
+            rate_messages_burst: burst(&var, "RATE_MESSAGES_BURST", "60", "RATE_MESSAGES_PER_SEC")?,
+            rate_marks_per_sec: parse(&var, "RATE_MARKS_PER_SEC", "50")?,
+            rate_marks_burst: burst(&var, "RATE_MARKS_BURST", "200", "RATE_MARKS_PER_SEC")?,
+            rate_chats_per_min: parse(&var, "RATE_CHATS_PER_MIN", "30")?,
+            rate_uploads_per_min: parse(&var, "RATE_UPLOADS_PER_MIN", "60")?,
+            max_sockets_per_user: parse(&var, "MAX_SOCKETS_PER_USER", "20")?,
         })
     }
 }
@@ -338,6 +364,26 @@ fn positive<T: Default + PartialEq>(value: T, name: &'static str) -> Result<T, C
     Ok(value)
 }
 
+/// A burst size: at least 1 while its rate (`rate_name`) is on.
+fn burst(
+    var: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+    rate_name: &'static str,
+) -> Result<u32, ConfigError> {
+    let burst: u32 = parse(var, name, default)?;
+    let rate: u32 = var(rate_name)
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or(1);
+    if burst == 0 && rate != 0 {
+        return Err(ConfigError {
+            name,
+            problem: format!("must be at least 1 while {rate_name} is not 0"),
+        });
+    }
+    Ok(burst)
+}
+
 fn parse<T: std::str::FromStr>(
     var: &impl Fn(&'static str) -> Option<String>,
     name: &'static str,
@@ -384,6 +430,30 @@ mod tests {
         assert_eq!(c.upload_quota_bytes, 1024 * 1024 * 1024);
         assert_eq!(c.media_url_ttl, Duration::from_secs(3600));
         assert!(c.media_url_secret.is_none());
+        assert_eq!(c.token_expiry_grace, Duration::from_secs(5));
+        assert_eq!((c.rate_messages_per_sec, c.rate_messages_burst), (20, 60));
+        assert_eq!((c.rate_marks_per_sec, c.rate_marks_burst), (50, 200));
+        assert_eq!((c.rate_chats_per_min, c.rate_uploads_per_min), (30, 60));
+        assert_eq!(c.max_sockets_per_user, 20);
+    }
+
+    #[test]
+    fn limits_turn_off_with_zero_and_a_burst_needs_its_rate() {
+        let c = config(&[
+            ("JWT_SECRET", "s"),
+            ("RATE_MESSAGES_PER_SEC", "0"),
+            ("RATE_MESSAGES_BURST", "0"),
+            ("MAX_SOCKETS_PER_USER", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.rate_messages_per_sec, 0);
+        assert_eq!(c.max_sockets_per_user, 0);
+        let err = config(&[("JWT_SECRET", "s"), ("RATE_MARKS_BURST", "0")]).unwrap_err();
+        assert_eq!(err.name, "RATE_MARKS_BURST");
+        let err = config(&[("JWT_SECRET", "s"), ("RATE_CHATS_PER_MIN", "-1")]).unwrap_err();
+        assert_eq!(err.name, "RATE_CHATS_PER_MIN");
+        let err = config(&[("JWT_SECRET", "s"), ("TOKEN_EXPIRY_GRACE", "a bit")]).unwrap_err();
+        assert_eq!(err.name, "TOKEN_EXPIRY_GRACE");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! [`media`] recognises, stages, stores and signs uploaded files (`POST /upload`,
 //! `GET /media/{file_id}`).
 //! [`http`] serves REST (chat creation, history) and the OpenAPI document ([`openapi`]);
+//! [`limits`] holds how often one user may do what (per-user rate limits);
 //! [`auth`] checks the Django-issued JWTs; [`app`] wires it all together under one
 //! [`shutdown`] token; [`config`] reads the settings.
 
@@ -27,6 +28,7 @@ pub mod domain;
 pub mod gateway;
 pub mod health;
 pub mod http;
+pub mod limits;
 pub mod media;
 pub mod openapi;
 pub mod ops;

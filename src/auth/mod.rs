@@ -36,6 +36,14 @@ pub enum AuthError {
     NoUserId,
 }
 
+/// A verified access token: whose it is and until when it is good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccessToken {
+    pub user_id: UserId,
+    /// The `exp` claim, Unix seconds: a socket opened with the token lives no longer.
+    pub exp: i64,
+}
+
 /// Verifies tokens; built once from the settings.
 #[derive(Clone)]
 pub struct JwtKeys {
@@ -78,6 +86,11 @@ impl JwtKeys {
 
     /// Checks a token and returns the user it was issued to.
     pub fn verify(&self, token: &str) -> Result<UserId, AuthError> {
+        self.verify_access(token).map(|t| t.user_id)
+    }
+
+    /// Checks a token and returns its user and its expiry.
+    pub fn verify_access(&self, token: &str) -> Result<AccessToken, AuthError> {
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
                 .map_err(|e| match e.kind() {
@@ -97,7 +110,13 @@ impl JwtKeys {
             Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
             _ => None,
         };
-        user_id.filter(|id| *id > 0).ok_or(AuthError::NoUserId)
+        let user_id = user_id.filter(|id| *id > 0).ok_or(AuthError::NoUserId)?;
+        // `Validation` required `exp` and checked it is a number in the future.
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .ok_or(AuthError::Invalid)? as i64;
+        Ok(AccessToken { user_id, exp })
     }
 }
 
@@ -201,6 +220,15 @@ mod tests {
                 json!({"token_type":"access","exp":exp(),"user_id":"8"})
             )),
             Ok(8)
+        );
+    }
+
+    #[test]
+    fn the_expiry_comes_with_the_user() {
+        let exp = exp();
+        assert_eq!(
+            keys().verify_access(&token(json!({"token_type":"access","exp":exp,"user_id":7}))),
+            Ok(AccessToken { user_id: 7, exp })
         );
     }
 

@@ -2,7 +2,9 @@
 //! the routing of events to sockets.
 
 pub mod protocol;
+mod recent;
 pub mod router;
+pub mod session;
 pub mod socket;
 
 use axum::{
@@ -28,8 +30,9 @@ pub struct WsParams {
 /// Opens a chat WebSocket.
 ///
 /// The token comes from `?token=` or `Authorization: Bearer`; a missing, expired, refresh or
-/// badly signed token is refused with 401 before the upgrade. The frames are described in
-/// `docs/protocol.md`.
+/// badly signed token is refused with 401 before the upgrade, and so with 429 is a socket
+/// beyond `MAX_SOCKETS_PER_USER` on this server. The socket lives until the token's `exp`
+/// (`refresh_token` extends it). The frames are described in `docs/protocol.md`.
 #[utoipa::path(
     get,
     path = "/ws/chat",
@@ -39,6 +42,7 @@ pub struct WsParams {
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 401, description = "Missing or invalid token", body = crate::http::ErrorBody),
         (status = 426, description = "Not a WebSocket upgrade request", body = crate::http::ErrorBody),
+        (status = 429, description = "The user already has `MAX_SOCKETS_PER_USER` sockets open on this server", body = crate::http::ErrorBody),
         (status = 503, description = "The database is unavailable", body = crate::http::ErrorBody),
     ),
     security((), ("bearer" = []))
@@ -50,8 +54,8 @@ pub async fn ws_chat(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let token = params.token.as_deref().or_else(|| bearer_token(&headers));
-    let user_id = match token.map(|t| state.keys.verify(t)) {
-        Some(Ok(user_id)) => user_id,
+    let token = match token.map(|t| state.keys.verify_access(t)) {
+        Some(Ok(token)) => token,
         Some(Err(e)) => return ApiError::Unauthorized(e).into_response(),
         None => return ApiError::Unauthorized(AuthError::Missing).into_response(),
     };
@@ -61,10 +65,21 @@ pub async fn ws_chat(
     };
     let limit = state.config.max_frame_bytes;
     let tracker = state.tracker.clone();
-    let session = match socket::Session::open(state, user_id).await {
+    let session = match session::Session::open(state, token).await {
         Ok(session) => Box::new(session),
+        Err(session::OpenError::TooManySockets(refused)) => {
+            tracing::info!(
+                user_id = token.user_id,
+                "socket refused: too many for the user"
+            );
+            return ApiError::RateLimited {
+                detail: refused.to_string(),
+                retry_after: None,
+            }
+            .into_response();
+        }
         Err(error) => {
-            tracing::error!(%error, user_id, "cannot open a socket session");
+            tracing::error!(%error, user_id = token.user_id, "cannot open a socket session");
             return ApiError::Unavailable("database unavailable, retry later".into())
                 .into_response();
         }

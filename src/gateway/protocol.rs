@@ -12,7 +12,8 @@ use crate::{
     store::ChatId,
 };
 
-/// Longest `client_msg_id`, in characters.
+/// Longest `client_msg_id`, in characters (the persister checks commands from NATS against
+/// the same figure).
 pub const MAX_CLIENT_MSG_ID: usize = 64;
 
 /// A frame as received; every field optional so a missing one gets a precise error.
@@ -28,6 +29,7 @@ struct RawFrame {
     file_id: Option<String>,
     client_msg_id: Option<String>,
     message_id: Option<MessageId>,
+    token: Option<String>,
 }
 
 /// A checked client request.
@@ -43,6 +45,8 @@ pub enum Request {
     },
     /// Keep-alive at the application level; answered with `pong`.
     Ping,
+    /// A new access token for this socket: it then lives until that token's `exp`.
+    RefreshToken { token: String },
 }
 
 /// A checked `send_message`.
@@ -64,6 +68,8 @@ pub struct FrameError {
     pub code: &'static str,
     pub detail: String,
     pub client_msg_id: Option<String>,
+    /// For `rate_limited`: how long until the same frame would be taken.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl FrameError {
@@ -73,6 +79,18 @@ impl FrameError {
             code,
             detail: detail.into(),
             client_msg_id: None,
+            retry_after_ms: None,
+        }
+    }
+
+    /// A frame over the user's rate limit, to be sent again in `retry_after_ms`.
+    pub fn rate_limited(what: &str, retry_after_ms: u64) -> Self {
+        FrameError {
+            retry_after_ms: Some(retry_after_ms),
+            ..FrameError::new(
+                "rate_limited",
+                format!("too many {what}; retry in {retry_after_ms} ms"),
+            )
         }
     }
 
@@ -111,6 +129,13 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
         "acknowledge" | "read" => mark(raw, ReceiptStatus::Read),
         "delivered" => mark(raw, ReceiptStatus::Delivered),
         "ping" => Ok(Request::Ping),
+        "refresh_token" => match raw.token {
+            Some(token) if !token.trim().is_empty() => Ok(Request::RefreshToken { token }),
+            _ => Err(FrameError::new(
+                "missing_field",
+                "refresh_token needs the new access token in `token`",
+            )),
+        },
         other => Err(FrameError::new(
             "unknown_action",
             format!("unknown action {other:?}"),
@@ -245,9 +270,13 @@ pub enum ServerFrame<'a> {
         error: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// The answer to `ping`.
     Pong,
+    /// The answer to `refresh_token`: the socket now lives until `exp` (Unix seconds).
+    TokenRefreshed { exp: i64 },
     /// A user joined one of your groups (you, when you are the one added).
     MemberAdded { chat_id: ChatId, user_id: UserId },
     /// A user left one of your groups (you, when you are the one removed: nothing more of
@@ -279,6 +308,7 @@ impl FrameError {
             detail: &self.detail,
             error: &self.detail,
             client_msg_id: self.client_msg_id.as_deref(),
+            retry_after_ms: self.retry_after_ms,
         }
         .render()
     }
@@ -339,6 +369,38 @@ mod tests {
             "invalid_field"
         );
         assert_eq!(code(r#"{"action":"acknowledge"}"#), "missing_field");
+        assert_eq!(code(r#"{"action":"refresh_token"}"#), "missing_field");
+        assert_eq!(
+            code(r#"{"action":"refresh_token","token":" "}"#),
+            "missing_field"
+        );
+        assert_eq!(
+            code(r#"{"action":"refresh_token","token":7}"#),
+            "invalid_field"
+        );
+    }
+
+    #[test]
+    fn refresh_token_carries_the_token() {
+        assert_eq!(
+            parse(r#"{"action":"refresh_token","token":"a.b.c"}"#, 5).unwrap(),
+            Request::RefreshToken {
+                token: "a.b.c".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rate_limited_errors_say_when_to_retry() {
+        let frame = FrameError::rate_limited("messages", 50)
+            .about(Some("c9"))
+            .render();
+        let v: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+        assert_eq!(v["code"], "rate_limited");
+        assert_eq!(v["retry_after_ms"], 50);
+        assert_eq!(v["client_msg_id"], "c9");
+        let plain = FrameError::new("bad_json", "nope").render();
+        assert!(!plain.as_str().contains("retry_after_ms"), "{plain}");
     }
 
     #[test]

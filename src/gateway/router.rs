@@ -41,6 +41,22 @@ pub type ConnId = u64;
 /// Most messages a catch-up replays into a chat that was just joined.
 const CATCH_UP_LIMIT: u64 = 1000;
 
+/// Commands waiting for the router. Senders wait for room (a handshake, a socket that joins a
+/// chat, a catch-up); the router itself never waits on a socket, so a full queue slows the
+/// senders down and cannot deadlock.
+const ROUTER_QUEUE: usize = 4096;
+
+/// A socket refused because its user already has `MAX_SOCKETS_PER_USER` on this instance.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "user {user_id} already has {max} sockets open on this server (MAX_SOCKETS_PER_USER); \
+     close one before opening another"
+)]
+pub struct TooManySockets {
+    pub user_id: UserId,
+    pub max: usize,
+}
+
 /// A persisted message, decoded once and rendered once as `new_message`.
 pub struct LiveMessage {
     pub view: MessageView,
@@ -99,7 +115,7 @@ enum RouterCmd {
         chats: Vec<ChatId>,
         outbox: mpsc::Sender<Outbound>,
         kick: CancellationToken,
-        ready: oneshot::Sender<()>,
+        ready: oneshot::Sender<Result<(), TooManySockets>>,
     },
     Unregister {
         conn: ConnId,
@@ -117,12 +133,14 @@ enum RouterCmd {
 /// The handle sockets use; cheap to clone.
 #[derive(Clone)]
 pub struct RouterHandle {
-    tx: mpsc::UnboundedSender<RouterCmd>,
+    tx: mpsc::Sender<RouterCmd>,
 }
 
 impl RouterHandle {
-    /// Starts routing for the socket `conn` of `user_id` in `chats`. When its queue is full the
-    /// router cancels `kick` and forgets the socket.
+    /// Starts routing for the socket `conn` of `user_id` in `chats`, unless the user already
+    /// has the most sockets allowed here: counted as the router registers them, one at a time,
+    /// so two handshakes at once cannot both take the last place. When the socket's queue is
+    /// full the router cancels `kick` and forgets the socket.
     ///
     /// Returns once NATS has every subscription the socket needs, so anything published after
     /// that reaches it.
@@ -133,27 +151,40 @@ impl RouterHandle {
         chats: Vec<ChatId>,
         outbox: mpsc::Sender<Outbound>,
         kick: CancellationToken,
-    ) {
+    ) -> Result<(), TooManySockets> {
         let (ready, subscribed) = oneshot::channel();
-        let _ = self.tx.send(RouterCmd::Register {
-            conn,
-            user_id,
-            chats,
-            outbox,
-            kick,
-            ready,
-        });
-        let _ = subscribed.await;
+        let _ = self
+            .tx
+            .send(RouterCmd::Register {
+                conn,
+                user_id,
+                chats,
+                outbox,
+                kick,
+                ready,
+            })
+            .await;
+        // A router that stopped (shutdown) answers nothing: the socket closes with 1001 anyway.
+        subscribed.await.unwrap_or(Ok(()))
     }
 
-    /// Stops routing to `conn`.
+    /// Stops routing to `conn`. Called from `Drop`, which cannot wait: with the queue full, a
+    /// task waits for room instead (the command must not be lost, or the socket would stay
+    /// routed and counted).
     pub fn unregister(&self, conn: ConnId) {
-        let _ = self.tx.send(RouterCmd::Unregister { conn });
+        if let Err(mpsc::error::TrySendError::Full(cmd)) =
+            self.tx.try_send(RouterCmd::Unregister { conn })
+        {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(cmd).await;
+            });
+        }
     }
 
     /// Adds a chat the socket found out about itself (its user joined it moments ago).
-    pub fn join(&self, conn: ConnId, chat_id: ChatId) {
-        let _ = self.tx.send(RouterCmd::Join { conn, chat_id });
+    pub async fn join(&self, conn: ConnId, chat_id: ChatId) {
+        let _ = self.tx.send(RouterCmd::Join { conn, chat_id }).await;
     }
 }
 
@@ -163,6 +194,7 @@ pub async fn spawn(
     db: DatabaseConnection,
     signer: UrlSigner,
     instance: &str,
+    max_sockets_per_user: usize,
     shutdown: CancellationToken,
 ) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), async_nats::SubscribeError> {
     let mut membership = Vec::new();
@@ -174,8 +206,9 @@ pub async fn spawn(
         .client
         .subscribe(bus.subjects.instance_replies(instance))
         .await?;
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(ROUTER_QUEUE);
     let router = Router {
+        max_sockets_per_user,
         bus,
         db,
         signer,
@@ -190,6 +223,8 @@ pub async fn spawn(
 }
 
 struct Router {
+    /// 0: no limit.
+    max_sockets_per_user: usize,
     bus: Bus,
     db: DatabaseConnection,
     signer: UrlSigner,
@@ -203,7 +238,7 @@ struct Router {
 impl Router {
     async fn run(
         mut self,
-        mut rx: mpsc::UnboundedReceiver<RouterCmd>,
+        mut rx: mpsc::Receiver<RouterCmd>,
         mut membership: futures_util::stream::SelectAll<Subscriber>,
         mut replies: Subscriber,
         shutdown: CancellationToken,
@@ -230,6 +265,12 @@ impl Router {
                 kick,
                 ready,
             } => {
+                let open = self.users.get(&user_id).map_or(0, Vec::len);
+                if self.max_sockets_per_user != 0 && open >= self.max_sockets_per_user {
+                    let max = self.max_sockets_per_user;
+                    let _ = ready.send(Err(TooManySockets { user_id, max }));
+                    return;
+                }
                 self.sockets.insert(
                     conn,
                     SocketEntry {
@@ -248,10 +289,10 @@ impl Router {
                     let client = self.bus.client.clone();
                     tokio::spawn(async move {
                         barrier(&client).await;
-                        let _ = ready.send(());
+                        let _ = ready.send(Ok(()));
                     });
                 } else {
-                    let _ = ready.send(());
+                    let _ = ready.send(Ok(()));
                 }
             }
             RouterCmd::Unregister { conn } => self.detach(conn),
@@ -581,7 +622,10 @@ async fn catch_up(
             Vec::new()
         }
     };
-    let _ = router.tx.send(RouterCmd::CaughtUp { chat_id, messages });
+    let _ = router
+        .tx
+        .send(RouterCmd::CaughtUp { chat_id, messages })
+        .await;
 }
 
 #[cfg(test)]

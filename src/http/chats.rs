@@ -71,6 +71,8 @@ pub struct ChatSummary {
         (status = 201, description = "Created", body = ChatView),
         (status = 200, description = "The private chat already existed", body = ChatView),
         (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, description = "More than `RATE_CHATS_PER_MIN` chats created in a minute",
+         body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -89,6 +91,7 @@ pub async fn create_chat(
             member_ids,
         },
     };
+    ApiError::check_rate(&state.limits.chats, user, "chats created")?;
     let command_id = uuid::Uuid::now_v7().to_string();
     let command = CreateChat {
         v: VERSION,

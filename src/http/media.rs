@@ -98,6 +98,8 @@ pub struct FileBytes(#[allow(dead_code)] Vec<u8>);
          body = ErrorBody),
         (status = 422, description = "No `file` field, an empty file or a malformed body",
          body = ErrorBody),
+        (status = 429, description = "More than `RATE_UPLOADS_PER_MIN` uploads in a minute",
+         body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user_id = user))]
@@ -106,6 +108,8 @@ pub async fn upload(
     AuthUser(user): AuthUser,
     request: Request,
 ) -> Result<(StatusCode, Json<UploadedFile>), ApiError> {
+    // Before the body is read or the database asked.
+    ApiError::check_rate(&state.limits.uploads, user, "uploads")?;
     let max = state.config.max_upload_bytes;
     let quota = Quota::of(&state, user).await?;
     if let Some(length) = content_length(request.headers()) {

@@ -46,6 +46,12 @@ pub enum ApiError {
     UpgradeRequired(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Over a per-user limit; `retry_after` becomes the `Retry-After` header when known.
+    #[error("{detail}")]
+    RateLimited {
+        detail: String,
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("timed out waiting for the command's outcome; it is queued and will still be applied")]
     Timeout,
     #[error("internal error")]
@@ -64,6 +70,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -81,6 +88,21 @@ impl ApiError {
             "forbidden" => ApiError::Forbidden(detail),
             _ => ApiError::Invalid(detail),
         }
+    }
+
+    /// A request over the user's `limit` for `what` (e.g. "chats created"), or `Ok`.
+    pub fn check_rate(
+        limit: &crate::limits::RateLimit,
+        user: crate::auth::UserId,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        limit.check(user).map_err(|wait| {
+            let secs = crate::limits::retry_after_secs(wait);
+            ApiError::RateLimited {
+                detail: format!("too many {what}; retry in {secs} s"),
+                retry_after: Some(wait),
+            }
+        })
     }
 }
 
@@ -102,10 +124,22 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if matches!(self, ApiError::Unauthorized(_)) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match &self {
+            ApiError::Unauthorized(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::RateLimited {
+                retry_after: Some(wait),
+                ..
+            } => {
+                let secs = crate::limits::retry_after_secs(*wait);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            _ => {}
         }
         response
     }

@@ -56,6 +56,12 @@ pub async fn send_until_accepted(
             }
             match frame["action"].as_str() {
                 Some("message_accepted" | "message_ack") => return errors,
+                Some("error") if frame["code"] == "rate_limited" => {
+                    // Not a failure: the client sends again when the server said it may.
+                    let wait = frame["retry_after_ms"].as_u64().expect("retry_after_ms");
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    break;
+                }
                 Some("error") => {
                     assert_eq!(frame["code"], "unavailable", "{frame}");
                     errors += 1;

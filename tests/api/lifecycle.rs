@@ -46,8 +46,13 @@ async fn healthz_reports_ok_when_everything_is_up() {
 #[tokio::test]
 async fn a_socket_that_stops_reading_is_closed_and_slows_nobody_down() {
     // Queues longer than a persister batch: a healthy socket absorbs a batch's burst of events.
-    let app =
-        crate::helpers::spawn_app_with(&[("SOCKET_QUEUE", "200"), ("PERSIST_BATCH", "50")]).await;
+    let app = crate::helpers::spawn_app_with(&[
+        ("SOCKET_QUEUE", "200"),
+        ("PERSIST_BATCH", "50"),
+        // The sender floods on purpose (2,000 sends as fast as the reader keeps up).
+        ("RATE_MESSAGES_PER_SEC", "0"),
+    ])
+    .await;
     let mut slow = flood_past_a_reader_that_stopped(&app).await;
     // The slow one was dropped with the documented code instead of holding frames forever.
     assert_eq!(slow.close_code().await, 4008);
@@ -62,6 +67,8 @@ async fn a_kicked_socket_that_never_reads_again_is_dropped_after_the_grace() {
         ("SOCKET_QUEUE", "200"),
         ("PERSIST_BATCH", "50"),
         ("SOCKET_CLOSE_GRACE", "1s"),
+        // The sender floods on purpose (2,000 sends as fast as the reader keeps up).
+        ("RATE_MESSAGES_PER_SEC", "0"),
     ])
     .await;
     let mut slow = flood_past_a_reader_that_stopped(&app).await;

@@ -289,7 +289,10 @@ async fn streams_shows_every_stream_of_the_prefix_with_times_and_limits() {
     assert_eq!(commands.limits.storage, "file");
     assert_eq!(events.limits.max_age_secs, Some(7 * 24 * 3600));
     assert_eq!(dead.messages, 1);
-    assert_eq!(dead.limits.max_age_secs, None, "dead letters wait for an operator");
+    assert_eq!(
+        dead.limits.max_age_secs, None,
+        "dead letters wait for an operator"
+    );
     assert_eq!(dead.limits.max_messages, None);
     assert!(dead.consumers.is_empty());
 

@@ -1,0 +1,250 @@
+//! What one user may do how often: per-user token buckets for sends, marks, chat creation and
+//! uploads, and the streak of refusals that closes an abusive socket.
+//!
+//! Buckets are per instance and keyed by user, so all of a user's sockets (and REST calls) on
+//! this instance share them. A limit of `0` turns it off.
+
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
+
+use governor::{
+    Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+    middleware::NoOpMiddleware,
+    state::keyed::HashMapStateStore,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{auth::UserId, config::Config};
+
+/// Refusals in a row (no accepted send or mark between them) after which a socket is closed
+/// with [`crate::gateway::socket::Close::RateLimited`]: a client that honours `retry_after_ms`
+/// never gets near it, one that ignores every refusal is cut off.
+pub const ABUSIVE_REFUSALS: u32 = 50;
+
+/// How often buckets that have filled up again are forgotten (they are the same as new ones).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+type Limiter<C> =
+    RateLimiter<UserId, HashMapStateStore<UserId>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// One per-user token bucket (GCRA, the `governor` crate); off when built without a quota.
+pub struct RateLimit<C: Clock = DefaultClock> {
+    limiter: Option<Limiter<C>>,
+}
+
+impl RateLimit {
+    /// A bucket on the monotonic clock; `None` turns the limit off.
+    pub fn new(quota: Option<Quota>) -> Self {
+        RateLimit::with_clock(quota, DefaultClock::default())
+    }
+}
+
+impl<C: Clock> RateLimit<C> {
+    /// A bucket on any clock (tests use a fake one).
+    pub fn with_clock(quota: Option<Quota>, clock: C) -> Self {
+        RateLimit {
+            limiter: quota.map(|quota| RateLimiter::hashmap_with_clock(quota, clock)),
+        }
+    }
+
+    /// Takes one token from `user`'s bucket, or tells how long until the next one is there.
+    pub fn check(&self, user: UserId) -> Result<(), Duration> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&user)
+            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+    }
+
+    /// Forgets the users whose bucket is full again, so the map holds only recent users.
+    fn forget_idle(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// A sustained rate per second with a burst; `rate == 0` is no limit.
+pub fn per_second(rate: u32, burst: u32) -> Option<Quota> {
+    let rate = NonZeroU32::new(rate)?;
+    Some(Quota::per_second(rate).allow_burst(NonZeroU32::new(burst).unwrap_or(rate)))
+}
+
+/// At most `rate` a minute, all of them at once if the user likes; `rate == 0` is no limit.
+pub fn per_minute(rate: u32) -> Option<Quota> {
+    NonZeroU32::new(rate).map(Quota::per_minute)
+}
+
+/// Every per-user limit of this instance.
+pub struct Limits {
+    /// `send_message` frames.
+    pub messages: RateLimit,
+    /// `delivered` and `acknowledge` frames (not the receipts a socket reports by itself).
+    pub marks: RateLimit,
+    /// `POST /chats/`.
+    pub chats: RateLimit,
+    /// `POST /upload`.
+    pub uploads: RateLimit,
+}
+
+impl Limits {
+    /// The limits the settings ask for.
+    pub fn from_config(config: &Config) -> Self {
+        Limits {
+            messages: RateLimit::new(per_second(
+                config.rate_messages_per_sec,
+                config.rate_messages_burst,
+            )),
+            marks: RateLimit::new(per_second(
+                config.rate_marks_per_sec,
+                config.rate_marks_burst,
+            )),
+            chats: RateLimit::new(per_minute(config.rate_chats_per_min)),
+            uploads: RateLimit::new(per_minute(config.rate_uploads_per_min)),
+        }
+    }
+
+    /// Keeps the buckets' maps to recent users until `shutdown`.
+    pub fn spawn_sweeper(self: &Arc<Self>, shutdown: CancellationToken) {
+        let limits = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = every.tick() => {
+                        for limit in [&limits.messages, &limits.marks, &limits.chats, &limits.uploads] {
+                            limit.forget_idle();
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Refusals of one socket since it last had a send or mark accepted.
+#[derive(Debug, Default)]
+pub struct RefusalStreak(u32);
+
+impl RefusalStreak {
+    /// A send or mark went through: the client is behaving.
+    pub fn passed(&mut self) {
+        self.0 = 0;
+    }
+
+    /// One more refusal; `true` once the streak reaches [`ABUSIVE_REFUSALS`].
+    pub fn refused(&mut self) -> bool {
+        self.0 = self.0.saturating_add(1);
+        self.0 >= ABUSIVE_REFUSALS
+    }
+}
+
+/// A wait in whole milliseconds, rounded up (a client that waits `0` would be refused again).
+pub fn retry_after_ms(wait: Duration) -> u64 {
+    u64::try_from(wait.as_micros().div_ceil(1000))
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// A wait in whole seconds, rounded up, for an HTTP `Retry-After`.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_millis().div_ceil(1000).max(1) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_one_per_interval_per_user() {
+        let clock = FakeRelativeClock::default();
+        let limit = RateLimit::with_clock(per_second(2, 3), clock.clone());
+        for _ in 0..3 {
+            assert_eq!(limit.check(1), Ok(()));
+        }
+        let wait = limit.check(1).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500), "one token every 1/2 s");
+        assert_eq!(
+            limit.check(2),
+            Ok(()),
+            "another user has a bucket of their own"
+        );
+        clock.advance(Duration::from_millis(500));
+        assert_eq!(limit.check(1), Ok(()));
+        assert!(limit.check(1).is_err());
+    }
+
+    #[test]
+    fn zero_turns_a_limit_off() {
+        assert!(per_second(0, 10).is_none());
+        assert!(per_minute(0).is_none());
+        let off = RateLimit::new(None);
+        for _ in 0..10_000 {
+            assert_eq!(off.check(1), Ok(()));
+        }
+    }
+
+    #[test]
+    fn quotas_mean_what_the_settings_say() {
+        let quota = per_second(20, 60).unwrap();
+        assert_eq!(quota.burst_size().get(), 60);
+        assert_eq!(quota.replenish_interval(), Duration::from_millis(50));
+        let quota = per_minute(30).unwrap();
+        assert_eq!(quota.burst_size().get(), 30);
+        assert_eq!(quota.replenish_interval(), Duration::from_secs(2));
+        assert_eq!(
+            per_second(5, 0).unwrap().burst_size().get(),
+            5,
+            "no burst given: the rate"
+        );
+    }
+
+    #[test]
+    fn forgetting_idle_users_keeps_their_limits() {
+        let clock = FakeRelativeClock::default();
+        let limit = RateLimit::with_clock(per_second(1, 1), clock.clone());
+        assert_eq!(limit.check(1), Ok(()));
+        limit.forget_idle();
+        assert!(
+            limit.check(1).is_err(),
+            "a user still waiting is remembered"
+        );
+        clock.advance(Duration::from_secs(5));
+        limit.forget_idle();
+        assert_eq!(
+            limit.limiter.as_ref().unwrap().len(),
+            0,
+            "a full bucket is dropped"
+        );
+        assert_eq!(limit.check(1), Ok(()));
+    }
+
+    #[test]
+    fn a_streak_of_refusals_ends_with_the_close() {
+        let mut streak = RefusalStreak::default();
+        for _ in 1..ABUSIVE_REFUSALS {
+            assert!(!streak.refused());
+        }
+        streak.passed();
+        for _ in 1..ABUSIVE_REFUSALS {
+            assert!(
+                !streak.refused(),
+                "an accepted frame starts the count again"
+            );
+        }
+        assert!(streak.refused());
+    }
+
+    #[test]
+    fn waits_round_up() {
+        assert_eq!(retry_after_ms(Duration::from_micros(1)), 1);
+        assert_eq!(retry_after_ms(Duration::from_micros(49_001)), 50);
+        assert_eq!(retry_after_ms(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(2001)), 3);
+    }
+}
