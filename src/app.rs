@@ -140,7 +140,6 @@ impl App {
                 },
                 pipeline: pipeline.clone(),
             },
-            pipeline.clone(),
             shutdown.clone(),
         );
         let listener = TcpListener::bind(config.bind_addr)

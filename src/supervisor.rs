@@ -20,11 +20,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 /// Runs the persister until `shutdown`, starting it again whenever it stops early.
-pub fn persister(
-    persister: Persister,
-    pipeline: Arc<Pipeline>,
-    shutdown: CancellationToken,
-) -> JoinHandle<()> {
+pub fn persister(persister: Persister, shutdown: CancellationToken) -> JoinHandle<()> {
+    let pipeline = persister.pipeline.clone();
     tokio::spawn(async move {
         let mut backoff = Duration::from_secs(1);
         loop {
@@ -72,18 +69,21 @@ pub fn router(
     })
 }
 
+/// What a panic said (`panic!("…")` carries a `&str` or a `String`).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 /// How a task ended, in words.
 fn ended(outcome: Result<(), JoinError>) -> String {
     match outcome {
         Ok(()) => "ended".into(),
         Err(error) if error.is_panic() => {
-            let panic = error.into_panic();
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            format!("panicked ({what})")
+            format!("panicked ({})", panic_message(&*error.into_panic()))
         }
         Err(error) => format!("was cancelled ({error})"),
     }

@@ -13,10 +13,7 @@ use super::{
 use crate::{
     app::AppState,
     auth::{AuthUser, UserId},
-    bus::{
-        CommandError,
-        messages::{Command, CreateChat, Outcome, VERSION},
-    },
+    bus::messages::{Command, CreateChat, Outcome, VERSION},
     domain::{ChatView, MessageView},
     persister::batch::Rules,
     store::{ChatId, queries},
@@ -124,11 +121,7 @@ pub async fn create_chat(
             },
             state.config.command_timeout,
         )
-        .await
-        .map_err(|e| match e {
-            CommandError::Timeout => ApiError::Timeout,
-            CommandError::NotAccepted(e) => ApiError::Unavailable(e),
-        })?;
+        .await?;
     match outcome {
         Outcome::ChatReady { chat, created, .. } => Ok((
             if created {

@@ -24,10 +24,7 @@ use super::{
 use crate::{
     app::AppState,
     auth::{AuthError, AuthUser, UserId, bearer_token},
-    bus::{
-        CommandError,
-        messages::{Command, Outcome, RegisterUpload, VERSION},
-    },
+    bus::messages::{Command, Outcome, RegisterUpload, VERSION},
     media::{Detected, Kind, Signature, StagedFile, filename, sniff, staging::StageError},
     store::{upload, uploads},
 };
@@ -200,11 +197,7 @@ async fn register(state: &AppState, row: &upload::Model) -> Result<(String, bool
             },
             state.config.command_timeout,
         )
-        .await
-        .map_err(|e| match e {
-            CommandError::Timeout => ApiError::Timeout,
-            CommandError::NotAccepted(e) => ApiError::Unavailable(e),
-        })?;
+        .await?;
     match outcome {
         Outcome::UploadReady {
             file_id, created, ..

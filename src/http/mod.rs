@@ -106,6 +106,15 @@ impl ApiError {
     }
 }
 
+impl From<crate::bus::CommandError> for ApiError {
+    fn from(error: crate::bus::CommandError) -> Self {
+        match error {
+            crate::bus::CommandError::Timeout => ApiError::Timeout,
+            crate::bus::CommandError::NotAccepted(e) => ApiError::Unavailable(e),
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(error: sea_orm::DbErr) -> Self {
         ApiError::Internal(error.into())

@@ -66,11 +66,7 @@ impl From<DbErr> for Fault {
 impl Fault {
     /// A handler panicked: a bug, which would panic again on every retry.
     fn panicked(panic: Box<dyn std::any::Any + Send>) -> Self {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into());
+        let what = crate::supervisor::panic_message(&*panic);
         Fault::Permanent {
             refusal: Refusal::new(
                 "internal_error",

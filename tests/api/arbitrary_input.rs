@@ -16,9 +16,7 @@ use proptest::{
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Map, Value, json};
 
-use crate::helpers::{
-    TestApp, WsClient, eventually, persister_consumer, spawn_app, stream_messages,
-};
+use crate::helpers::{TestApp, WsClient, pipeline_drained, spawn_app, stream_messages};
 
 /// Cases per run, inputs per case: about 150 inputs in all.
 const CASES: usize = 40;
@@ -373,18 +371,7 @@ async fn arbitrary_input_on_every_entry_never_stops_the_pipeline_and_loses_nothi
     }
 
     // Everything in CHAT_IN finished; every accepted send answered.
-    eventually("the persister has finished every command", || async {
-        let info = persister_consumer(&js).await?;
-        if info.num_pending == 0 && info.num_ack_pending == 0 {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} pending, {} unacked",
-                info.num_pending, info.num_ack_pending
-            ))
-        }
-    })
-    .await;
+    pipeline_drained(&app).await;
     while let Ok(Some(Ok(frame))) = tokio::time::timeout(
         std::time::Duration::from_millis(500),
         futures_util::StreamExt::next(&mut alice.stream),

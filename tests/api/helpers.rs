@@ -853,3 +853,20 @@ pub async fn gone(what: &str, pid: u32) {
     })
     .await
 }
+
+/// Waits until the persister has finished every command of `CHAT_IN`.
+pub async fn pipeline_drained(app: &TestApp) {
+    let js = async_nats::jetstream::new(app.nats().await);
+    eventually("the persister has finished every command", || async {
+        let info = persister_consumer(&js).await?;
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} pending, {} unacked",
+                info.num_pending, info.num_ack_pending
+            ))
+        }
+    })
+    .await;
+}

@@ -10,26 +10,9 @@ use sea_orm::{ConnectionTrait, DatabaseBackend};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, eventually, history_field, persister_consumer, publish_command, spawn_app,
-    spawn_app_with, stream_messages,
+    TestApp, eventually, history_field, persister_consumer, pipeline_drained, publish_command,
+    spawn_app, spawn_app_with, stream_messages,
 };
-
-/// Waits until the persister has finished every command of `CHAT_IN`.
-async fn pipeline_drained(app: &TestApp) {
-    let js = async_nats::jetstream::new(app.nats().await);
-    eventually("the persister has finished every command", || async {
-        let info = persister_consumer(&js).await?;
-        if info.num_pending == 0 && info.num_ack_pending == 0 {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} pending, {} unacked",
-                info.num_pending, info.num_ack_pending
-            ))
-        }
-    })
-    .await;
-}
 
 /// Makes the database itself refuse messages whose content is `poison`, as a check
 /// constraint would: a refusal no retry can get past.
