@@ -22,7 +22,9 @@ use crate::{
     limits::Limits,
     media::Media,
     openapi::ApiDoc,
-    persister, store, supervisor,
+    persister,
+    presence::{self, Presence},
+    store, supervisor,
 };
 
 /// The handles every handler and socket shares: one allocation for the process, so a clone
@@ -56,6 +58,8 @@ pub struct Services {
     pub pipeline: Arc<Pipeline>,
     /// Per-user rate limits of this instance.
     pub limits: Arc<Limits>,
+    /// Who is online (does nothing with `PRESENCE=off`).
+    pub presence: Presence,
 }
 
 /// A built, not yet serving, jetchat.
@@ -119,10 +123,20 @@ impl App {
             media.signer.clone(),
             &instance,
             config.max_sockets_per_user,
+            config.typing_timeout,
             shutdown.clone(),
         )
         .await
         .context("subscribing to membership events")?;
+        let presence = presence::start(
+            &bus,
+            db.clone(),
+            instance.clone(),
+            &config,
+            pipeline.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let limits = Arc::new(Limits::from_config(&config));
         limits.spawn_sweeper(shutdown.clone());
         let router = supervisor::router(router, pipeline.clone(), shutdown.clone());
@@ -157,6 +171,7 @@ impl App {
             tracker: TaskTracker::new(),
             pipeline,
             limits,
+            presence,
         }));
         Ok(App {
             listener,

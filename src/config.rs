@@ -105,6 +105,20 @@ pub struct Config {
     pub rate_uploads_per_min: u32,
     /// Sockets one user may hold open on this instance (0: no limit).
     pub max_sockets_per_user: usize,
+    /// `PRESENCE`: whether presence is tracked and told (`off` is the privacy switch).
+    pub presence: bool,
+    /// How long an instance's heartbeat counts after its last refresh: its users are offline
+    /// this long after it dies (refreshed every third of it).
+    pub presence_ttl: Duration,
+    /// How long after a user's last socket closes they still count as online: a reconnect
+    /// within it is no change at all.
+    pub presence_grace: Duration,
+    /// How long a `typing` lasts without a refresh before the server tells `stopped`.
+    pub typing_timeout: Duration,
+    /// Sustained `typing` frames per second per socket (0: no limit).
+    pub rate_typing_per_sec: u32,
+    /// How many `typing` frames a socket may send at once.
+    pub rate_typing_burst: u32,
 }
 
 impl Config {
@@ -219,6 +233,19 @@ impl Config {
             rate_chats_per_min: parse(&var, "RATE_CHATS_PER_MIN", "30")?,
             rate_uploads_per_min: parse(&var, "RATE_UPLOADS_PER_MIN", "60")?,
             max_sockets_per_user: parse(&var, "MAX_SOCKETS_PER_USER", "20")?,
+            presence: on_off(&var, "PRESENCE", "on")?,
+            presence_ttl: at_least(
+                parse::<humantime::Duration>(&var, "PRESENCE_TTL", "30s")?.into(),
+                Duration::from_millis(300),
+                "PRESENCE_TTL",
+            )?,
+            presence_grace: parse::<humantime::Duration>(&var, "PRESENCE_GRACE", "5s")?.into(),
+            typing_timeout: positive(
+                parse::<humantime::Duration>(&var, "TYPING_TIMEOUT", "6s")?.into(),
+                "TYPING_TIMEOUT",
+            )?,
+            rate_typing_per_sec: parse(&var, "RATE_TYPING_PER_SEC", "2")?,
+            rate_typing_burst: burst(&var, "RATE_TYPING_BURST", "5", "RATE_TYPING_PER_SEC")?,
         })
     }
 }
@@ -359,6 +386,34 @@ fn positive<T: Default + PartialEq>(value: T, name: &'static str) -> Result<T, C
         return Err(ConfigError {
             name,
             problem: "must be greater than zero".into(),
+        });
+    }
+    Ok(value)
+}
+
+/// `on` or `off` (also `true`/`false`, `1`/`0`).
+fn on_off(
+    var: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<bool, ConfigError> {
+    let raw = var(name).unwrap_or_else(|| default.to_owned());
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError {
+            name,
+            problem: format!("{raw:?} is not on or off"),
+        }),
+    }
+}
+
+/// Refuses a duration below `min` (a heartbeat refreshed every third of it must stay sane).
+fn at_least(value: Duration, min: Duration, name: &'static str) -> Result<Duration, ConfigError> {
+    if value < min {
+        return Err(ConfigError {
+            name,
+            problem: format!("must be at least {}", humantime::format_duration(min)),
         });
     }
     Ok(value)

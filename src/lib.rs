@@ -10,6 +10,10 @@
 //! 3. [`gateway::router`] subscribes to the events of the chats its sockets belong to and
 //!    pushes `message_ack`, `new_message` and `status_update` frames.
 //!
+//! 4. [`presence`] keeps each instance's users in a NATS key-value heartbeat and tells who comes
+//!    online or goes offline; typing and presence reach sockets through the router's per-chat
+//!    ephemeral subjects (`chat.live.<chat_id>.*`, core NATS, in no stream).
+//!
 //! [`ops`] holds the operator commands (replay, streams, reproject, dlq).
 //! [`health`] is what `/healthz` knows of the background tasks; [`supervisor`] restarts the
 //! persister or stops the process when a task dies.
@@ -33,6 +37,7 @@ pub mod media;
 pub mod openapi;
 pub mod ops;
 pub mod persister;
+pub mod presence;
 pub mod shutdown;
 pub mod store;
 pub mod supervisor;

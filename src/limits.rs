@@ -21,6 +21,11 @@ use crate::{auth::UserId, config::Config};
 /// never gets near it, one that ignores every refusal is cut off.
 pub const ABUSIVE_REFUSALS: u32 = 50;
 
+/// Presence queries a user may make per second, and at once: a client asks on opening a
+/// chat, not in a loop.
+const PRESENCE_QUERIES_PER_SEC: u32 = 5;
+const PRESENCE_QUERIES_BURST: u32 = 20;
+
 /// How often buckets that have filled up again are forgotten (they are the same as new ones).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -87,6 +92,9 @@ pub struct Limits {
     pub chats: RateLimit,
     /// `POST /upload`.
     pub uploads: RateLimit,
+    /// Presence queries (`presence` frames, `GET /chats/{id}/presence`): each reads the
+    /// database and a key per offline member.
+    pub presence_queries: RateLimit,
 }
 
 impl Limits {
@@ -103,6 +111,10 @@ impl Limits {
             )),
             chats: RateLimit::new(per_minute(config.rate_chats_per_min)),
             uploads: RateLimit::new(per_minute(config.rate_uploads_per_min)),
+            presence_queries: RateLimit::new(per_second(
+                PRESENCE_QUERIES_PER_SEC,
+                PRESENCE_QUERIES_BURST,
+            )),
         }
     }
 
@@ -115,7 +127,7 @@ impl Limits {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = every.tick() => {
-                        for limit in [&limits.messages, &limits.marks, &limits.chats, &limits.uploads] {
+                        for limit in [&limits.messages, &limits.marks, &limits.chats, &limits.uploads, &limits.presence_queries] {
                             limit.forget_idle();
                         }
                     }

@@ -429,5 +429,17 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("command.json", schemars::schema_for!(Command).to_value()),
         ("event.json", schemars::schema_for!(Event).to_value()),
         ("outcome.json", schemars::schema_for!(Outcome).to_value()),
+        (
+            "live.json",
+            schemars::schema_for!(super::live::LiveEvent).to_value(),
+        ),
+        (
+            "presence.json",
+            schemars::schema_for!(super::live::PresenceChange).to_value(),
+        ),
+        (
+            "heartbeat.json",
+            schemars::schema_for!(super::live::InstanceHeartbeat).to_value(),
+        ),
     ]
 }

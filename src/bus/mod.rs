@@ -1,6 +1,7 @@
 //! NATS: subject names, stream topology, the typed payloads and the embedded nats-server.
 
 pub mod embedded;
+pub mod live;
 pub mod messages;
 pub mod streams;
 pub mod subjects;

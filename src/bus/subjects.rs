@@ -9,6 +9,8 @@ pub struct Subjects {
     in_stream: String,
     events_stream: String,
     dead_letter_stream: String,
+    presence_bucket: String,
+    last_seen_bucket: String,
 }
 
 impl Subjects {
@@ -29,6 +31,8 @@ impl Subjects {
             in_stream: format!("{stem}_IN"),
             events_stream: format!("{stem}_EVENTS"),
             dead_letter_stream: format!("{stem}_DLQ"),
+            presence_bucket: format!("{stem}_PRESENCE"),
+            last_seen_bucket: format!("{stem}_LAST_SEEN"),
         }
     }
 
@@ -140,6 +144,54 @@ impl Subjects {
         format!("{}.replies.{instance}.{conn}", self.prefix)
     }
 
+    /// The key-value bucket of presence heartbeats (`CHAT_PRESENCE`): one key per instance,
+    /// expiring `PRESENCE_TTL` after its last refresh.
+    pub fn presence_bucket(&self) -> &str {
+        &self.presence_bucket
+    }
+
+    /// The key-value bucket of when each user was last online (`CHAT_LAST_SEEN`).
+    pub fn last_seen_bucket(&self) -> &str {
+        &self.last_seen_bucket
+    }
+
+    /// An instance's heartbeat key in the presence bucket: `instance.<instance>`.
+    pub fn presence_key(instance: &str) -> String {
+        format!("instance.{instance}")
+    }
+
+    /// Every heartbeat key: `instance.*`.
+    pub fn all_presence_keys() -> &'static str {
+        "instance.*"
+    }
+
+    /// A user's key in the last-seen bucket: `user.<user_id>`.
+    pub fn last_seen_key(user_id: UserId) -> String {
+        format!("user.{user_id}")
+    }
+
+    /// One ephemeral (core NATS, in no stream) happening in a chat, for its members' sockets:
+    /// `chat.live.<chat_id>.<kind>` with `kind` `typing` or `presence`.
+    pub fn chat_live(&self, chat_id: ChatId, kind: &str) -> String {
+        format!("{}.live.{chat_id}.{kind}", self.prefix)
+    }
+
+    /// Everything ephemeral in one chat, for live delivery: `chat.live.<chat_id>.*`.
+    pub fn chat_live_all(&self, chat_id: ChatId) -> String {
+        format!("{}.live.{chat_id}.*", self.prefix)
+    }
+
+    /// A user's presence changes, for Django (core NATS, in no stream):
+    /// `chat.presence.<user_id>`.
+    pub fn user_presence(&self, user_id: UserId) -> String {
+        format!("{}.presence.{user_id}", self.prefix)
+    }
+
+    /// Every user's presence changes: `chat.presence.*`.
+    pub fn all_presence(&self) -> String {
+        format!("{}.presence.*", self.prefix)
+    }
+
     /// Deduplication id of a message command (`Nats-Msg-Id`).
     pub fn message_dedupe_id(sender_id: UserId, client_msg_id: &str) -> String {
         header_safe(&format!("msg:{sender_id}:{client_msg_id}"))
@@ -206,9 +258,28 @@ mod tests {
     }
 
     #[test]
+    fn ephemeral_subjects_fall_under_no_stream() {
+        let s = Subjects::new("chat");
+        assert_eq!(s.chat_live(7, "typing"), "chat.live.7.typing");
+        assert_eq!(s.chat_live_all(7), "chat.live.7.*");
+        assert_eq!(s.user_presence(3), "chat.presence.3");
+        assert_eq!(s.presence_bucket(), "CHAT_PRESENCE");
+        assert_eq!(s.last_seen_bucket(), "CHAT_LAST_SEEN");
+        let stored = [s.all_commands(), s.all_events(), s.all_dead_letters()];
+        for subject in [s.chat_live(7, "presence"), s.user_presence(3)] {
+            for filter in &stored {
+                let root = filter.trim_end_matches('>');
+                assert!(!subject.starts_with(root), "{subject} falls under {filter}");
+            }
+        }
+    }
+
+    #[test]
     fn prefix_shapes_streams() {
         let s = Subjects::new("staging.chat");
         assert_eq!(s.in_stream(), "STAGING_CHAT_IN");
         assert_eq!(s.all_events(), "staging.chat.events.>");
+        assert_eq!(s.presence_bucket(), "STAGING_CHAT_PRESENCE");
+        assert_eq!(s.user_presence(1), "staging.chat.presence.1");
     }
 }

@@ -6,6 +6,7 @@ mod recent;
 pub mod router;
 pub mod session;
 pub mod socket;
+mod typing;
 
 use axum::{
     extract::{State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},

@@ -7,8 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     auth::UserId,
-    domain::{ContentType, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339},
+    bus::live::{PresenceStatus, TypingState},
+    domain::{
+        ContentType, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339, rfc3339_opt,
+    },
     persister::batch::rules,
+    presence::MemberPresence,
     store::ChatId,
 };
 
@@ -30,6 +34,7 @@ struct RawFrame {
     client_msg_id: Option<String>,
     message_id: Option<MessageId>,
     token: Option<String>,
+    state: Option<String>,
 }
 
 /// A checked client request.
@@ -47,6 +52,10 @@ pub enum Request {
     Ping,
     /// A new access token for this socket: it then lives until that token's `exp`.
     RefreshToken { token: String },
+    /// The user is typing in a chat (or stopped); told to the other members, stored nowhere.
+    Typing { chat_id: ChatId, state: TypingState },
+    /// The presence of a chat's members, now.
+    Presence { chat_id: ChatId },
 }
 
 /// A checked `send_message`.
@@ -136,10 +145,42 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
                 "refresh_token needs the new access token in `token`",
             )),
         },
+        "typing" => {
+            let chat_id = positive_chat_id(raw.chat_id, "typing")?;
+            let state = match raw.state.as_deref() {
+                None | Some("started") => TypingState::Started,
+                Some("stopped") => TypingState::Stopped,
+                Some(other) => {
+                    return Err(FrameError::new(
+                        "invalid_field",
+                        format!("state {other:?} is not started or stopped"),
+                    ));
+                }
+            };
+            Ok(Request::Typing { chat_id, state })
+        }
+        "presence" => Ok(Request::Presence {
+            chat_id: positive_chat_id(raw.chat_id, "presence")?,
+        }),
         other => Err(FrameError::new(
             "unknown_action",
             format!("unknown action {other:?}"),
         )),
+    }
+}
+
+/// The `chat_id` an action needs: present and positive.
+fn positive_chat_id(chat_id: Option<ChatId>, action: &str) -> Result<ChatId, FrameError> {
+    match chat_id {
+        None => Err(FrameError::new(
+            "missing_field",
+            format!("{action} needs chat_id"),
+        )),
+        Some(id) if id <= 0 => Err(FrameError::new(
+            "invalid_field",
+            "chat_id must be a positive integer",
+        )),
+        Some(id) => Ok(id),
     }
 }
 
@@ -289,6 +330,29 @@ pub enum ServerFrame<'a> {
         chat_id: ChatId,
         message_id: MessageId,
     },
+    /// Another member is typing in the chat (`started`, for `expires_in_ms` unless refreshed)
+    /// or stopped.
+    Typing {
+        chat_id: ChatId,
+        user_id: UserId,
+        state: TypingState,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_in_ms: Option<u64>,
+    },
+    /// Someone who shares a chat with you came online or went offline.
+    Presence {
+        user_id: UserId,
+        status: PresenceStatus,
+        #[serde(serialize_with = "rfc3339_opt")]
+        last_seen: Option<DateTime<Utc>>,
+    },
+    /// The answer to `presence`: each member's presence now (`enabled: false` and no members
+    /// with `PRESENCE=off`).
+    PresenceState {
+        chat_id: ChatId,
+        enabled: bool,
+        members: &'a [MemberPresence],
+    },
 }
 
 impl ServerFrame<'_> {
@@ -376,6 +440,48 @@ mod tests {
         );
         assert_eq!(
             code(r#"{"action":"refresh_token","token":7}"#),
+            "invalid_field"
+        );
+    }
+
+    #[test]
+    fn typing_and_presence_need_a_positive_chat() {
+        let code = |t: &str| parse(t, 5).unwrap_err().code;
+        assert_eq!(
+            parse(r#"{"action":"typing","chat_id":7}"#, 5).unwrap(),
+            Request::Typing {
+                chat_id: 7,
+                state: TypingState::Started
+            }
+        );
+        assert_eq!(
+            parse(r#"{"action":"typing","chat_id":7,"state":"stopped"}"#, 5).unwrap(),
+            Request::Typing {
+                chat_id: 7,
+                state: TypingState::Stopped
+            }
+        );
+        assert_eq!(
+            parse(r#"{"action":"presence","chat_id":7}"#, 5).unwrap(),
+            Request::Presence { chat_id: 7 }
+        );
+        assert_eq!(code(r#"{"action":"typing"}"#), "missing_field");
+        assert_eq!(code(r#"{"action":"presence"}"#), "missing_field");
+        assert_eq!(code(r#"{"action":"typing","chat_id":-1}"#), "invalid_field");
+        assert_eq!(
+            code(r#"{"action":"presence","chat_id":0}"#),
+            "invalid_field"
+        );
+        assert_eq!(
+            code(r#"{"action":"typing","chat_id":"7"}"#),
+            "invalid_field"
+        );
+        assert_eq!(
+            code(r#"{"action":"typing","chat_id":99999999999999999999}"#),
+            "invalid_field"
+        );
+        assert_eq!(
+            code(r#"{"action":"typing","chat_id":7,"state":"dancing"}"#),
             "invalid_field"
         );
     }

@@ -9,6 +9,9 @@
 //! starts receiving a chat the moment its user joins it. A subscription that starts because of
 //! such an event is caught up from the database: events published before NATS had the new
 //! subscription would otherwise be missed.
+//!
+//! Beside its events, each routed chat has an ephemeral subject (`chat.live.<chat_id>.*`,
+//! core NATS, in no stream) for typing and presence: same interest, nothing to catch up.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -28,6 +31,7 @@ use crate::{
     auth::UserId,
     bus::{
         Bus,
+        live::{LiveEvent, TypingState},
         messages::{Event, Outcome},
     },
     domain::{MessageId, MessageStatus, MessageView},
@@ -45,6 +49,10 @@ const CATCH_UP_LIMIT: u64 = 1000;
 /// chat, a catch-up); the router itself never waits on a socket, so a full queue slows the
 /// senders down and cannot deadlock.
 const ROUTER_QUEUE: usize = 4096;
+
+/// Presence changes whose sockets the router remembers (a change comes once per shared chat
+/// and is told to a socket once); beyond it the memory starts again, at worst repeating one.
+const PRESENCE_TOLD: usize = 10_000;
 
 /// A socket refused because its user already has `MAX_SOCKETS_PER_USER` on this instance.
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +203,7 @@ pub async fn spawn(
     signer: UrlSigner,
     instance: &str,
     max_sockets_per_user: usize,
+    typing_timeout: std::time::Duration,
     shutdown: CancellationToken,
 ) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), async_nats::SubscribeError> {
     let mut membership = Vec::new();
@@ -217,6 +226,9 @@ pub async fn spawn(
         users: HashMap::new(),
         chats: HashMap::new(),
         subs: StreamMap::new(),
+        live: StreamMap::new(),
+        typing_expires_ms: typing_timeout.as_millis() as u64,
+        presence_told: HashMap::new(),
     };
     let task = tokio::spawn(router.run(rx, membership, replies, shutdown));
     Ok((RouterHandle { tx }, task))
@@ -233,6 +245,11 @@ struct Router {
     users: HashMap<UserId, Vec<ConnId>>,
     chats: HashMap<ChatId, ChatRoute>,
     subs: StreamMap<ChatId, Subscriber>,
+    /// Each routed chat's ephemeral subject (typing, presence).
+    live: StreamMap<ChatId, Subscriber>,
+    typing_expires_ms: u64,
+    /// The latest presence change per user and the sockets already told it.
+    presence_told: HashMap<UserId, (u64, HashSet<ConnId>)>,
 }
 
 impl Router {
@@ -248,6 +265,7 @@ impl Router {
                 _ = shutdown.cancelled() => return,
                 Some(cmd) = rx.recv() => self.command(cmd).await,
                 Some((chat_id, msg)) = self.subs.next() => self.chat_event(chat_id, &msg.payload),
+                Some((chat_id, msg)) = self.live.next() => self.live_event(chat_id, &msg.payload),
                 Some(msg) = membership.next() => self.membership_event(&msg.payload).await,
                 Some(msg) = replies.next() => self.reply(&msg.subject, &msg.payload),
                 else => return,
@@ -339,6 +357,17 @@ impl Router {
         {
             Ok(sub) => {
                 self.subs.insert(chat_id, sub);
+                match self
+                    .bus
+                    .client
+                    .subscribe(self.bus.subjects.chat_live_all(chat_id))
+                    .await
+                {
+                    Ok(live) => {
+                        self.live.insert(chat_id, live);
+                    }
+                    Err(error) => tracing::warn!(%error, chat_id, "no typing or presence"),
+                }
                 true
             }
             Err(error) => {
@@ -364,6 +393,7 @@ impl Router {
                 if route.conns.is_empty() {
                     self.chats.remove(&chat_id);
                     self.subs.remove(&chat_id); // dropping the subscriber unsubscribes
+                    self.live.remove(&chat_id);
                 }
             }
         }
@@ -472,6 +502,63 @@ impl Router {
         }
     }
 
+    /// Typing and presence: to the chat's sockets, never the user's own; a presence change
+    /// (published once per chat of the user) once per socket.
+    fn live_event(&mut self, chat_id: ChatId, payload: &[u8]) {
+        let event = match serde_json::from_slice::<LiveEvent>(payload) {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::debug!(%error, chat_id, "undecodable live event ignored");
+                return;
+            }
+        };
+        match event {
+            LiveEvent::Typing { user_id, state, .. } => {
+                let frame = ServerFrame::Typing {
+                    chat_id,
+                    user_id,
+                    state,
+                    expires_in_ms: (state == TypingState::Started)
+                        .then_some(self.typing_expires_ms),
+                };
+                self.deliver_frame(chat_id, |user| user != user_id, frame);
+            }
+            LiveEvent::Presence(change) => {
+                let Some(route) = self.chats.get(&chat_id) else {
+                    return;
+                };
+                if self.presence_told.len() >= PRESENCE_TOLD {
+                    self.presence_told.clear();
+                }
+                let told = self.presence_told.entry(change.user_id).or_default();
+                if told.0 != change.change_id {
+                    *told = (change.change_id, HashSet::new());
+                }
+                let fresh: Vec<ConnId> = route
+                    .conns
+                    .iter()
+                    .copied()
+                    .filter(|conn| told.1.insert(*conn))
+                    .collect();
+                let frame = ServerFrame::Presence {
+                    user_id: change.user_id,
+                    status: change.status,
+                    last_seen: change.last_seen,
+                }
+                .render();
+                let frame = Arc::new(frame);
+                for conn in fresh {
+                    // Ephemeral: a full queue loses the frame, not the socket.
+                    if let Some(socket) = self.sockets.get(&conn)
+                        && socket.user_id != change.user_id
+                    {
+                        let _ = socket.outbox.try_send(Outbound::Frame(Arc::clone(&frame)));
+                    }
+                }
+            }
+        }
+    }
+
     /// Takes `conn` out of one chat's route, unsubscribing when it was the last local socket.
     fn leave(&mut self, conn: ConnId, chat_id: ChatId) {
         let Some(socket) = self.sockets.get_mut(&conn) else {
@@ -486,6 +573,7 @@ impl Router {
             if route.conns.is_empty() {
                 self.chats.remove(&chat_id);
                 self.subs.remove(&chat_id);
+                self.live.remove(&chat_id);
             }
         }
     }

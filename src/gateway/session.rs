@@ -19,12 +19,14 @@ use super::{
     recent::RecentMessages,
     router::{ConnId, LiveMessage, Outbound, RouterHandle, TooManySockets},
     socket::{Close, Sink},
+    typing::Typing,
 };
 use crate::{
     app::AppState,
     auth::{AccessToken, UserId},
     bus::{
         Subjects,
+        live::{LiveEvent, TypingState},
         messages::{Command, MarkReceipt, Outcome, SendMessage, VERSION},
     },
     domain::{MessageId, ReceiptStatus},
@@ -63,6 +65,8 @@ pub(super) struct Socket {
     pub(super) expires_at: tokio::time::Instant,
     /// Rate-limit refusals since the last accepted send or mark.
     refusals: RefusalStreak,
+    /// The chats this socket is typing in, and its typing rate limit.
+    pub(super) typing: Typing,
 }
 
 /// A socket that is authenticated and routed but not yet upgraded: opening it before the
@@ -90,6 +94,8 @@ pub enum OpenError {
 pub(super) struct Registration {
     router: RouterHandle,
     conn: ConnId,
+    /// The socket's share of its user's presence (none with `PRESENCE=off`).
+    _online: Option<crate::presence::Online>,
 }
 
 impl Drop for Registration {
@@ -127,10 +133,12 @@ impl Session {
             delivered: HashMap::new(),
             recent: RecentMessages::default(),
             refusals: RefusalStreak::default(),
+            typing: Typing::default(),
         };
-        let registration = Registration {
+        let mut registration = Registration {
             router: router.clone(),
             conn,
+            _online: None,
         };
         router
             .register(
@@ -141,6 +149,7 @@ impl Session {
                 kick.clone(),
             )
             .await?;
+        registration._online = socket.state.presence.online(user_id);
         Ok(Session {
             socket,
             inbox,
@@ -172,13 +181,22 @@ impl Socket {
             Err(error) => return Ok(Some(error.render())),
         };
         // Checked before anything else is done for the frame (a mark may read the database).
+        let limits = &self.state.limits;
         let limit = match &request {
-            Request::Send(_) => Some((&self.state.limits.messages, "messages")),
-            Request::Mark { .. } => Some((&self.state.limits.marks, "marks")),
+            Request::Send(_) => Some((limits.messages.check(self.user_id), "messages")),
+            Request::Mark { .. } => Some((limits.marks.check(self.user_id), "marks")),
+            Request::Presence { .. } => Some((
+                limits.presence_queries.check(self.user_id),
+                "presence queries",
+            )),
+            // Per socket, not per user: each of a user's devices types on its own.
+            Request::Typing { .. } => {
+                Some((self.typing.check(&self.state.config), "typing frames"))
+            }
             Request::Ping | Request::RefreshToken { .. } => None,
         };
-        if let Some((limit, what)) = limit {
-            match limit.check(self.user_id) {
+        if let Some((checked, what)) = limit {
+            match checked {
                 Ok(()) => self.refusals.passed(),
                 Err(wait) => {
                     if self.refusals.refused() {
@@ -202,6 +220,12 @@ impl Socket {
             } => self.mark(message_id, chat_id, status).await,
             Request::Ping => return Ok(Some(ServerFrame::Pong.render())),
             Request::RefreshToken { token } => return Ok(Some(self.refresh(&token))),
+            Request::Typing { chat_id, state } => self.typing(chat_id, state).await,
+            Request::Presence { chat_id } => {
+                return Ok(Some(
+                    self.presence(chat_id).await.unwrap_or_else(|e| e.render()),
+                ));
+            }
         };
         Ok(result.err().map(|e| e.render()))
     }
@@ -338,6 +362,77 @@ impl Socket {
                 tracing::debug!(detail = error.detail, "delivered receipt not published");
             }
         }
+    }
+
+    /// Tells the chat's other members that this user types (or stopped); a `stopped` for a
+    /// chat the socket was not typing in tells nothing.
+    async fn typing(&mut self, chat_id: ChatId, state: TypingState) -> Result<(), FrameError> {
+        self.check_member(chat_id).await?;
+        match state {
+            TypingState::Started => {
+                let until = tokio::time::Instant::now() + self.state.config.typing_timeout;
+                self.typing.started(chat_id, until);
+            }
+            TypingState::Stopped => {
+                if !self.typing.stopped(chat_id) {
+                    return Ok(());
+                }
+            }
+        }
+        self.publish_typing(chat_id, state).await
+    }
+
+    /// Publishes a typing change on core NATS (`chat.live.<chat_id>.typing`): never stored.
+    async fn publish_typing(
+        &mut self,
+        chat_id: ChatId,
+        state: TypingState,
+    ) -> Result<(), FrameError> {
+        let event = LiveEvent::Typing {
+            v: VERSION,
+            chat_id,
+            user_id: self.user_id,
+            state,
+        };
+        let payload = serde_json::to_vec(&event).expect("live events serialise");
+        self.state
+            .bus
+            .client
+            .publish(
+                self.state.bus.subjects.chat_live(chat_id, "typing"),
+                payload.into(),
+            )
+            .await
+            .map_err(|e| FrameError::new("unavailable", format!("typing not sent ({e})")))
+    }
+
+    /// Tells `stopped` for each chat whose typing ran out without a refresh.
+    pub(super) async fn typing_expired(&mut self) {
+        for chat_id in self.typing.expired(tokio::time::Instant::now()) {
+            let _ = self.publish_typing(chat_id, TypingState::Stopped).await;
+        }
+    }
+
+    /// Tells `stopped` for every chat still typed in (the socket closes).
+    pub(super) async fn stop_typing(&mut self) {
+        for chat_id in self.typing.take_all() {
+            let _ = self.publish_typing(chat_id, TypingState::Stopped).await;
+        }
+    }
+
+    /// The `presence_state` of a chat the user belongs to.
+    async fn presence(&mut self, chat_id: ChatId) -> Result<Utf8Bytes, FrameError> {
+        self.check_member(chat_id).await?;
+        let presence = &self.state.presence;
+        let members = Box::pin(presence.of_chat(&self.state.db, chat_id))
+            .await
+            .map_err(|_| FrameError::new("unavailable", "database unavailable, retry later"))?;
+        Ok(ServerFrame::PresenceState {
+            chat_id,
+            enabled: presence.enabled(),
+            members: &members,
+        }
+        .render())
     }
 
     /// Membership from the socket's own list, or from the database for a chat joined a

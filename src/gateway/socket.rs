@@ -113,6 +113,7 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
     let session = async {
         let mut report_at: Option<tokio::time::Instant> = None;
         let ending = loop {
+            let typing_until = socket.typing.next_deadline();
             let written = tokio::select! {
                 biased;
                 _ = kick.cancelled() => {
@@ -126,6 +127,10 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
                 _ = tokio::time::sleep_until(report_at.unwrap_or_else(tokio::time::Instant::now)), if report_at.is_some() => {
                     report_at = None;
                     Box::pin(socket.report_delivered()).await;
+                    Ok(())
+                }
+                _ = tokio::time::sleep_until(typing_until.unwrap_or_else(tokio::time::Instant::now)), if typing_until.is_some() => {
+                    Box::pin(socket.typing_expired()).await;
                     Ok(())
                 }
                 Some(published) = socket.publishes.next() => {
@@ -172,6 +177,7 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
                 lifetime.as_mut().reset(socket.expires_at); // a refreshed token
             }
         };
+        Box::pin(socket.stop_typing()).await;
         // From here on the grace below bounds the closing handshake, whoever started it.
         kick.cancel();
         close(&mut sink, &mut stream, ending).await;

@@ -7,6 +7,7 @@ pub mod health;
 pub mod linger;
 pub mod media;
 pub mod messages;
+pub mod presence;
 
 use axum::{
     Json,
@@ -160,5 +161,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(chats::router())
         .merge(messages::router())
         .merge(media::router())
+        .merge(presence::router())
         .merge(health::router())
 }

@@ -22,5 +22,7 @@ mod media;
 mod openapi;
 mod ops;
 mod poison;
+mod presence;
 mod process;
 mod rest;
+mod typing;
