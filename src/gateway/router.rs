@@ -503,7 +503,8 @@ impl Router {
     }
 
     /// Typing and presence: to the chat's sockets, never the user's own; a presence change
-    /// (published once per chat of the user) once per socket.
+    /// (published once per chat of the user) once per socket. Both are hints: a socket whose
+    /// queue is full misses one instead of being closed as a slow consumer.
     fn live_event(&mut self, chat_id: ChatId, payload: &[u8]) {
         let event = match serde_json::from_slice::<LiveEvent>(payload) {
             Ok(event) => event,
@@ -521,7 +522,18 @@ impl Router {
                     expires_in_ms: (state == TypingState::Started)
                         .then_some(self.typing_expires_ms),
                 };
-                self.deliver_frame(chat_id, |user| user != user_id, frame);
+                let frame = Arc::new(frame.render());
+                let Some(route) = self.chats.get(&chat_id) else {
+                    return;
+                };
+                for conn in &route.conns {
+                    // Ephemeral: a full queue loses the frame, not the socket.
+                    if let Some(socket) = self.sockets.get(conn)
+                        && socket.user_id != user_id
+                    {
+                        let _ = socket.outbox.try_send(Outbound::Frame(Arc::clone(&frame)));
+                    }
+                }
             }
             LiveEvent::Presence(change) => {
                 let Some(route) = self.chats.get(&chat_id) else {

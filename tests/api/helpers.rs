@@ -61,6 +61,8 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         ("NATS_URL".into(), nats.url().into()),
         // Receipts only when a test sends them; `auto_delivered` tests turn this on.
         ("AUTO_DELIVERED".into(), "false".into()),
+        // Presence frames only in the tests about presence (they turn it on).
+        ("PRESENCE".into(), "off".into()),
         ("DATA_DIR".into(), dir.path().display().to_string()),
         (
             "MEDIA_DIR".into(),
@@ -658,6 +660,14 @@ impl WsClient {
 }
 
 impl TestApp {
+    /// [`TestApp::try_start_again`] with some settings changed.
+    pub async fn try_start_again_with(&mut self, settings: &[(&str, &str)]) -> anyhow::Result<()> {
+        for (name, value) in settings {
+            self.vars.insert((*name).to_owned(), (*value).to_owned());
+        }
+        self.try_start_again().await
+    }
+
     /// Tries to start jetchat again on the same database and NATS; the start-up error if it
     /// refuses.
     pub async fn try_start_again(&mut self) -> anyhow::Result<()> {

@@ -11,7 +11,11 @@ use jetchat::bus::messages::schemas;
 use crate::helpers::{WsClient, connect_at, spawn_app_with};
 
 /// Quick heartbeats and a short grace, so the tests wait little (no test asserts a duration).
-const FAST: &[(&str, &str)] = &[("PRESENCE_TTL", "2s"), ("PRESENCE_GRACE", "300ms")];
+const FAST: &[(&str, &str)] = &[
+    ("PRESENCE", "on"),
+    ("PRESENCE_TTL", "2s"),
+    ("PRESENCE_GRACE", "300ms"),
+];
 
 /// The next `presence` frame, which must be about `user_id` going `status`.
 async fn expect_presence(socket: &mut WsClient, user_id: i64, status: &str) -> Value {
@@ -93,7 +97,12 @@ async fn kill_9_of_an_instance_takes_its_users_offline() {
 
 #[tokio::test]
 async fn a_reconnect_within_the_grace_tells_nothing() {
-    let a = spawn_app_with(&[("PRESENCE_TTL", "2s"), ("PRESENCE_GRACE", "3s")]).await;
+    let a = spawn_app_with(&[
+        ("PRESENCE", "on"),
+        ("PRESENCE_TTL", "2s"),
+        ("PRESENCE_GRACE", "3s"),
+    ])
+    .await;
     let b = a.sibling().await;
     a.create_chat(1, false, &[2]).await;
     let mut alice = a.connect(1).await;
@@ -201,6 +210,30 @@ async fn presence_off_tracks_and_tells_nothing() {
 }
 
 #[tokio::test]
+async fn a_presence_bucket_that_cannot_be_made_stops_the_start_with_a_clear_error() {
+    let mut app = spawn_app_with(&[("PRESENCE", "off")]).await;
+    app.stop().await;
+    // A stream in the bucket's place that JetStream cannot turn into it (storage is fixed).
+    let js = async_nats::jetstream::new(app.nats().await);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "KV_CHAT_PRESENCE".into(),
+        subjects: vec!["$KV.CHAT_PRESENCE.>".into()],
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let error = app
+        .try_start_again_with(&[("PRESENCE", "on")])
+        .await
+        .expect_err("no start without the bucket");
+    let error = format!("{error:#}");
+    assert!(error.contains("PRESENCE"), "{error}");
+    assert!(error.contains("PRESENCE=off"), "says the way out: {error}");
+    app.start_again_with(&[("PRESENCE", "off")]).await;
+}
+
+#[tokio::test]
 async fn django_sees_presence_changes_on_core_nats_as_the_schemas_say() {
     let validators: HashMap<&str, jsonschema::Validator> = schemas()
         .into_iter()
@@ -241,4 +274,75 @@ async fn django_sees_presence_changes_on_core_nats_as_the_schemas_say() {
     let payload: Value = serde_json::from_slice(&told.payload).unwrap();
     assert_eq!(payload["status"], "offline");
     validators["presence.json"].validate(&payload).unwrap();
+}
+
+/// The key-value cost of presence at 10,000 online users on one instance: steady refreshes,
+/// then churn. A measurement, not a check: run with
+/// `cargo nextest run --test api presence::kv_cost --run-ignored only --no-capture`.
+#[tokio::test]
+#[ignore]
+async fn kv_cost_at_10_000_online_users() {
+    use jetchat::{
+        bus::{Bus, Subjects},
+        config::Config,
+        health::Pipeline,
+        presence,
+    };
+    use std::sync::Arc;
+    let app = spawn_app_with(&[("PRESENCE", "off")]).await;
+    let ttl = "3s";
+    let config = Config::from_lookup(|k| match k {
+        "JWT_SECRET" => Some("s".into()),
+        "PRESENCE_TTL" => Some(ttl.into()),
+        _ => None,
+    })
+    .unwrap();
+    let bus = Bus::new(app.nats().await, Subjects::new("chat"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let presence = presence::start(
+        &bus,
+        app.database().await,
+        Arc::from("measure"),
+        &config,
+        Arc::new(Pipeline::default()),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let js = async_nats::jetstream::new(app.nats().await);
+    let stream = || async {
+        let mut s = js.get_stream("KV_CHAT_PRESENCE").await.unwrap();
+        let state = s.info().await.unwrap().state.clone();
+        (state.last_sequence, state.bytes)
+    };
+    let mut online: Vec<_> = (1..=10_000).map(|u| presence.online(u).unwrap()).collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (seq0, _) = stream().await;
+    let window = Duration::from_secs(9);
+    tokio::time::sleep(window).await;
+    let (seq1, bytes) = stream().await;
+    let steady = (seq1 - seq0) as f64 / window.as_secs_f64();
+    println!(
+        "steady, 10,000 users, PRESENCE_TTL={ttl}: {steady:.2} puts/s, value {bytes} bytes \
+         (at the default 30s: {:.2} puts/s)",
+        steady * 3.0 / 30.0
+    );
+    // Churn: 200 sockets a second open and close (distinct users, each past the grace).
+    let (seq0, _) = stream().await;
+    let started = tokio::time::Instant::now();
+    let mut user = 20_000;
+    while started.elapsed() < window {
+        for _ in 0..20 {
+            user += 1;
+            online.push(presence.online(user).unwrap());
+            online.swap_remove(0);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (seq1, _) = stream().await;
+    println!(
+        "churn, 200 opens + 200 closes a second: {:.2} puts/s",
+        (seq1 - seq0) as f64 / window.as_secs_f64()
+    );
+    shutdown.cancel();
 }
