@@ -14,7 +14,8 @@
 //!
 //! One entry per instance (not one key per user) keeps the key-value traffic to one put per
 //! instance per change or refresh, whatever the number of users; the price is that each change
-//! rewrites the instance's whole list (about 7 bytes a user) and every instance reads it.
+//! rewrites the instance's whole list (about 5 to 7 bytes a user) and every instance reads it;
+//! changes are written at most every 250 ms. Figures in docs/events.md.
 
 pub mod directory;
 pub mod local;
@@ -50,6 +51,11 @@ use crate::{
 
 /// The `/healthz` source of presence problems.
 const HEALTH_SOURCE: &str = "presence";
+
+/// The shortest time between two heartbeats written for changes: under churn (sockets opening
+/// and closing all the time) the list is rewritten at most this often, at the price of telling
+/// a first socket's `online` up to this much later.
+const MIN_PUT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Most `last_seen` reads one presence query runs at once.
 const LAST_SEEN_READS: usize = 32;
@@ -284,26 +290,32 @@ impl Heartbeat {
         let mut primed = false;
         // Whether NATS was away at the last sweep: entries are not heard then, not dead.
         let mut was_away = false;
+        let mut last_put = tokio::time::Instant::now();
+        // When the changed list is to be written.
+        let mut put_at: Option<tokio::time::Instant> = None;
         loop {
             let expiry = lock(&self.shared.local).users.next_expiry();
             let expiry = expiry.map(tokio::time::Instant::from_std);
+            if put_at.is_none() && lock(&self.shared.local).dirty {
+                put_at = Some(tokio::time::Instant::now().max(last_put + MIN_PUT_INTERVAL));
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = self.shared.wake.notified() => {
-                    if lock(&self.shared.local).dirty {
-                        self.refresh().await;
-                    }
+                _ = self.shared.wake.notified() => {}
+                _ = tokio::time::sleep_until(put_at.unwrap_or_else(tokio::time::Instant::now)), if put_at.is_some() => {
+                    put_at = None;
+                    last_put = tokio::time::Instant::now();
+                    self.refresh().await;
                 }
-                _ = refresh.tick() => self.refresh().await,
+                _ = refresh.tick() => {
+                    put_at = None;
+                    last_put = tokio::time::Instant::now();
+                    self.refresh().await;
+                }
                 _ = tokio::time::sleep_until(expiry.unwrap_or_else(tokio::time::Instant::now)), if expiry.is_some() => {
-                    let changed = {
-                        let mut local = lock(&self.shared.local);
-                        let changed = local.users.expire(Instant::now());
-                        local.dirty |= changed;
-                        changed
-                    };
-                    if changed {
-                        self.refresh().await;
+                    let mut local = lock(&self.shared.local);
+                    if local.users.expire(Instant::now()) {
+                        local.dirty = true;
                     }
                 }
                 _ = sweep.tick() => {
