@@ -532,6 +532,33 @@ mod tests {
     }
 
     #[test]
+    fn presence_is_on_by_default_and_its_durations_are_checked() {
+        let c = config(&[("JWT_SECRET", "s")]).unwrap();
+        assert!(c.presence);
+        assert_eq!(c.presence_ttl, Duration::from_secs(30));
+        assert_eq!(c.presence_grace, Duration::from_secs(5));
+        assert_eq!(c.typing_timeout, Duration::from_secs(6));
+        assert_eq!((c.rate_typing_per_sec, c.rate_typing_burst), (2, 5));
+        for off in ["off", "OFF", "false", "0"] {
+            assert!(
+                !config(&[("JWT_SECRET", "s"), ("PRESENCE", off)])
+                    .unwrap()
+                    .presence
+            );
+        }
+        for (name, value) in [
+            ("PRESENCE", "maybe"),
+            ("PRESENCE_TTL", "10ms"),
+            ("PRESENCE_GRACE", "soon"),
+            ("TYPING_TIMEOUT", "0s"),
+            ("RATE_TYPING_BURST", "0"),
+        ] {
+            let err = config(&[("JWT_SECRET", "s"), (name, value)]).unwrap_err();
+            assert_eq!(err.name, name, "{value}");
+        }
+    }
+
+    #[test]
     fn urls_are_printed_without_passwords() {
         for (url, printed) in [
             (

@@ -522,17 +522,8 @@ impl Router {
                     expires_in_ms: (state == TypingState::Started)
                         .then_some(self.typing_expires_ms),
                 };
-                let frame = Arc::new(frame.render());
-                let Some(route) = self.chats.get(&chat_id) else {
-                    return;
-                };
-                for conn in &route.conns {
-                    // Ephemeral: a full queue loses the frame, not the socket.
-                    if let Some(socket) = self.sockets.get(conn)
-                        && socket.user_id != user_id
-                    {
-                        let _ = socket.outbox.try_send(Outbound::Frame(Arc::clone(&frame)));
-                    }
+                if let Some(route) = self.chats.get(&chat_id) {
+                    self.hint(route.conns.iter().copied(), user_id, &frame);
                 }
             }
             LiveEvent::Presence(change) => {
@@ -556,17 +547,27 @@ impl Router {
                     user_id: change.user_id,
                     status: change.status,
                     last_seen: change.last_seen,
-                }
-                .render();
-                let frame = Arc::new(frame);
-                for conn in fresh {
-                    // Ephemeral: a full queue loses the frame, not the socket.
-                    if let Some(socket) = self.sockets.get(&conn)
-                        && socket.user_id != change.user_id
-                    {
-                        let _ = socket.outbox.try_send(Outbound::Frame(Arc::clone(&frame)));
-                    }
-                }
+                };
+                self.hint(fresh, change.user_id, &frame);
+            }
+        }
+    }
+
+    /// Hands `frame`, rendered once, to `conns` except those of `except`. A hint: a full queue
+    /// loses the frame, not the socket.
+    fn hint(
+        &self,
+        conns: impl IntoIterator<Item = ConnId>,
+        except: UserId,
+        frame: &ServerFrame<'_>,
+    ) {
+        let mut rendered: Option<Arc<Utf8Bytes>> = None;
+        for conn in conns {
+            if let Some(socket) = self.sockets.get(&conn)
+                && socket.user_id != except
+            {
+                let frame = rendered.get_or_insert_with(|| Arc::new(frame.render()));
+                let _ = socket.outbox.try_send(Outbound::Frame(Arc::clone(frame)));
             }
         }
     }

@@ -209,37 +209,29 @@ pub async fn start(
     }
     let ttl = config.presence_ttl;
     let subjects = &bus.subjects;
-    let bucket = subjects.presence_bucket().to_owned();
-    let heartbeats = bus
-        .jetstream
-        .create_or_update_key_value(kv::Config {
-            bucket: bucket.clone(),
+    let heartbeats = bucket(
+        bus,
+        kv::Config {
+            bucket: subjects.presence_bucket().to_owned(),
             description: "jetchat presence: one entry per instance listing its users".into(),
-            history: 1,
             max_age: ttl,
             storage: StorageType::Memory,
-            num_replicas: config.stream_replicas,
             ..Default::default()
-        })
-        .await
-        .with_context(|| {
-            format!("PRESENCE: cannot create the key-value bucket {bucket}; PRESENCE=off runs without presence")
-        })?;
-    let bucket = subjects.last_seen_bucket().to_owned();
-    let last_seen = bus
-        .jetstream
-        .create_or_update_key_value(kv::Config {
-            bucket: bucket.clone(),
+        },
+        config,
+    )
+    .await?;
+    let last_seen = bucket(
+        bus,
+        kv::Config {
+            bucket: subjects.last_seen_bucket().to_owned(),
             description: "jetchat presence: when each user was last online".into(),
-            history: 1,
             storage: StorageType::File,
-            num_replicas: config.stream_replicas,
             ..Default::default()
-        })
-        .await
-        .with_context(|| {
-            format!("PRESENCE: cannot create the key-value bucket {bucket}; PRESENCE=off runs without presence")
-        })?;
+        },
+        config,
+    )
+    .await?;
     let shared = Arc::new(Shared {
         local: Mutex::new(Local {
             users: LocalUsers::new(config.presence_grace),
@@ -266,6 +258,23 @@ pub async fn start(
     let watch = task.watch().await?;
     tokio::spawn(task.run(watch, shutdown));
     Ok(Presence(Some(shared)))
+}
+
+/// Creates or updates one of presence's buckets (one value per key, the streams' replicas).
+async fn bucket(bus: &Bus, bucket: kv::Config, config: &Config) -> anyhow::Result<kv::Store> {
+    let name = bucket.bucket.clone();
+    bus.jetstream
+        .create_or_update_key_value(kv::Config {
+            history: 1,
+            num_replicas: config.stream_replicas,
+            ..bucket
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "PRESENCE: cannot create the key-value bucket {name}; PRESENCE=off runs without presence"
+            )
+        })
 }
 
 /// The task that refreshes this instance's entry and follows everyone's.
