@@ -123,7 +123,6 @@ impl App {
             media.signer.clone(),
             &instance,
             config.max_sockets_per_user,
-            config.typing_timeout,
             shutdown.clone(),
         )
         .await

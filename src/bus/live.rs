@@ -53,6 +53,10 @@ pub enum LiveEvent {
         chat_id: ChatId,
         user_id: UserId,
         state: TypingState,
+        /// For `started`: how long receivers show it without a refresh (the typer's
+        /// instance's `TYPING_TIMEOUT`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_in_ms: Option<u64>,
     },
     /// On `chat.live.<chat_id>.presence`: a member's presence changed.
     Presence(PresenceChange),

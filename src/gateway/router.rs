@@ -31,7 +31,7 @@ use crate::{
     auth::UserId,
     bus::{
         Bus,
-        live::{LiveEvent, TypingState},
+        live::LiveEvent,
         messages::{Event, Outcome},
     },
     domain::{MessageId, MessageStatus, MessageView},
@@ -203,7 +203,6 @@ pub async fn spawn(
     signer: UrlSigner,
     instance: &str,
     max_sockets_per_user: usize,
-    typing_timeout: std::time::Duration,
     shutdown: CancellationToken,
 ) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), async_nats::SubscribeError> {
     let mut membership = Vec::new();
@@ -227,7 +226,6 @@ pub async fn spawn(
         chats: HashMap::new(),
         subs: StreamMap::new(),
         live: StreamMap::new(),
-        typing_expires_ms: typing_timeout.as_millis() as u64,
         presence_told: HashMap::new(),
     };
     let task = tokio::spawn(router.run(rx, membership, replies, shutdown));
@@ -247,7 +245,6 @@ struct Router {
     subs: StreamMap<ChatId, Subscriber>,
     /// Each routed chat's ephemeral subject (typing, presence).
     live: StreamMap<ChatId, Subscriber>,
-    typing_expires_ms: u64,
     /// The latest presence change per user and the sockets already told it.
     presence_told: HashMap<UserId, (u64, HashSet<ConnId>)>,
 }
@@ -514,13 +511,17 @@ impl Router {
             }
         };
         match event {
-            LiveEvent::Typing { user_id, state, .. } => {
+            LiveEvent::Typing {
+                user_id,
+                state,
+                expires_in_ms,
+                ..
+            } => {
                 let frame = ServerFrame::Typing {
                     chat_id,
                     user_id,
                     state,
-                    expires_in_ms: (state == TypingState::Started)
-                        .then_some(self.typing_expires_ms),
+                    expires_in_ms,
                 };
                 if let Some(route) = self.chats.get(&chat_id) {
                     self.hint(route.conns.iter().copied(), user_id, &frame);

@@ -388,11 +388,13 @@ impl Socket {
         chat_id: ChatId,
         state: TypingState,
     ) -> Result<(), FrameError> {
+        let timeout = self.state.config.typing_timeout;
         let event = LiveEvent::Typing {
             v: VERSION,
             chat_id,
             user_id: self.user_id,
             state,
+            expires_in_ms: (state == TypingState::Started).then_some(timeout.as_millis() as u64),
         };
         let payload = serde_json::to_vec(&event).expect("live events serialise");
         self.state
