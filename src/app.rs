@@ -111,6 +111,7 @@ impl App {
         let consumer = streams::ensure(&bus, streams::Topology::from_config(&config)).await?;
         persister::agreement::check(&bus, &writer).await?;
         store::spawn_checkpointer(db.clone(), shutdown.clone());
+        persister::journal::spawn_pruner(db.clone(), config.sync_retention, shutdown.clone());
         let pipeline = Arc::new(Pipeline::default());
         let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let (router_handle, router) = gateway::router::spawn(

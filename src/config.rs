@@ -86,6 +86,14 @@ pub struct Config {
     /// How long the persister may make no progress while commands wait before `/healthz`
     /// answers 503.
     pub persist_stall: Duration,
+    /// Most changes a reconnecting client is caught up with; further behind, it is told to
+    /// reload from history (`resync_required`).
+    pub sync_max: u64,
+    /// How far before a client's cursor a catch-up starts again, for changes that reached it
+    /// out of order (they come again with the same cursor).
+    pub sync_overlap: Duration,
+    /// How long the change journal behind `sync` keeps a change.
+    pub sync_retention: Duration,
     /// How long the graceful shutdown may take before the process exits with an error.
     pub shutdown_timeout: Duration,
     /// How long past its token's `exp` a socket may stay open (clock skew between Django and
@@ -205,6 +213,12 @@ impl Config {
             persist_stall: positive(
                 parse::<humantime::Duration>(&var, "PERSIST_STALL", "30s")?.into(),
                 "PERSIST_STALL",
+            )?,
+            sync_max: parse(&var, "SYNC_MAX", "5000")?,
+            sync_overlap: parse::<humantime::Duration>(&var, "SYNC_OVERLAP", "2s")?.into(),
+            sync_retention: positive(
+                parse::<humantime::Duration>(&var, "SYNC_RETENTION", "7d")?.into(),
+                "SYNC_RETENTION",
             )?,
             shutdown_timeout: positive(
                 parse::<humantime::Duration>(&var, "SHUTDOWN_TIMEOUT", "60s")?.into(),

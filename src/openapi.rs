@@ -21,6 +21,7 @@ use utoipa::{
         (name = "messages", description = "Private history with one user"),
         (name = "media", description = "Upload audio, video and images; fetch them back"),
         (name = "websocket", description = "The real-time socket"),
+        (name = "sync", description = "What a client missed since a cursor (the socket's catch-up, paged)"),
         (name = "health", description = "Readiness"),
     )
 )]

@@ -1,11 +1,13 @@
 //! The WebSocket side: `/ws/chat` upgrade with token check, the socket loop, the frames and
 //! the routing of events to sockets.
 
+pub mod change_frames;
 pub mod protocol;
 mod recent;
 pub mod router;
 pub mod session;
 pub mod socket;
+pub mod sync;
 
 use axum::{
     extract::{State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},
@@ -25,6 +27,12 @@ use crate::{
 pub struct WsParams {
     /// The access token (browsers cannot set headers on a WebSocket).
     token: Option<String>,
+    /// The cursor of the last frame the client got: everything it missed since is sent
+    /// first, then `synced` (docs/protocol.md, "Reconnect without gaps").
+    since: Option<i64>,
+    /// The epoch that cursor came with (from `synced` or `unread`): a cursor of another
+    /// database is answered with `resync_required`.
+    epoch: Option<String>,
 }
 
 /// Opens a chat WebSocket.
@@ -63,9 +71,17 @@ pub async fn ws_chat(
         Ok(upgrade) => upgrade,
         Err(rejection) => return ApiError::UpgradeRequired(rejection.body_text()).into_response(),
     };
+    let sync = match params.since.map(protocol::cursor).transpose() {
+        Ok(since) => since.map(|since| sync::SyncRequest {
+            since,
+            epoch: params.epoch.clone(),
+            continued: false,
+        }),
+        Err(error) => return ApiError::Invalid(error.detail).into_response(),
+    };
     let limit = state.config.max_frame_bytes;
     let tracker = state.tracker.clone();
-    let session = match session::Session::open(state, token).await {
+    let session = match session::Session::open(state, token, sync).await {
         Ok(session) => Box::new(session),
         Err(session::OpenError::TooManySockets(refused)) => {
             tracing::info!(

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     auth::UserId,
-    domain::{ContentType, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339},
+    domain::{
+        ChatView, ContentType, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339,
+    },
     persister::batch::rules,
     store::ChatId,
 };
@@ -30,6 +32,8 @@ struct RawFrame {
     client_msg_id: Option<String>,
     message_id: Option<MessageId>,
     token: Option<String>,
+    since: Option<i64>,
+    epoch: Option<String>,
 }
 
 /// A checked client request.
@@ -47,6 +51,8 @@ pub enum Request {
     Ping,
     /// A new access token for this socket: it then lives until that token's `exp`.
     RefreshToken { token: String },
+    /// Everything the user missed after `since` (a cursor), then `synced`.
+    Sync { since: u64, epoch: Option<String> },
 }
 
 /// A checked `send_message`.
@@ -136,11 +142,30 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
                 "refresh_token needs the new access token in `token`",
             )),
         },
+        "sync" => {
+            let since = raw
+                .since
+                .ok_or_else(|| FrameError::new("missing_field", "sync needs `since`, a cursor"))?;
+            Ok(Request::Sync {
+                since: cursor(since)?,
+                epoch: raw.epoch,
+            })
+        }
         other => Err(FrameError::new(
             "unknown_action",
             format!("unknown action {other:?}"),
         )),
     }
+}
+
+/// A cursor a client sent: 0 or a positive integer.
+pub fn cursor(since: i64) -> Result<u64, FrameError> {
+    u64::try_from(since).map_err(|_| {
+        FrameError::new(
+            "invalid_field",
+            "since must be a cursor: 0 or a positive integer from a frame's `cursor`",
+        )
+    })
 }
 
 fn mark(raw: RawFrame, status: ReceiptStatus) -> Result<Request, FrameError> {
@@ -255,6 +280,8 @@ pub enum ServerFrame<'a> {
         #[serde(flatten)]
         message: &'a MessageView,
         status: MessageStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
     },
     /// A member marked the recipient's message; to its author's sockets.
     StatusUpdate {
@@ -262,6 +289,8 @@ pub enum ServerFrame<'a> {
         chat_id: ChatId,
         user_id: UserId,
         status: ReceiptStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
     },
     /// A refused frame or command; `error` repeats `detail` for the Python service's clients.
     Error {
@@ -277,18 +306,75 @@ pub enum ServerFrame<'a> {
     Pong,
     /// The answer to `refresh_token`: the socket now lives until `exp` (Unix seconds).
     TokenRefreshed { exp: i64 },
-    /// A user joined one of your groups (you, when you are the one added).
-    MemberAdded { chat_id: ChatId, user_id: UserId },
+    /// A chat you are in was created (a group you were put in, a private chat someone opened
+    /// with you): your chat list can show it before its first message.
+    ChatCreated {
+        chat: &'a ChatView,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A user joined one of your groups (you, when you are the one added); `chat` is the
+    /// group as it is now, when the server has it.
+    MemberAdded {
+        chat_id: ChatId,
+        user_id: UserId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        chat: Option<&'a ChatView>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
     /// A user left one of your groups (you, when you are the one removed: nothing more of
     /// that chat reaches you).
-    MemberRemoved { chat_id: ChatId, user_id: UserId },
+    MemberRemoved {
+        chat_id: ChatId,
+        user_id: UserId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
     /// A group was renamed.
-    ChatRenamed { chat_id: ChatId, name: &'a str },
+    ChatRenamed {
+        chat_id: ChatId,
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
     /// A message was deleted (moderation); drop it from the view.
     MessageDeleted {
         chat_id: ChatId,
         message_id: MessageId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
     },
+    /// The catch-up asked for (`?since=` or `sync`) is complete: `changes` frames came
+    /// before this one; live frames follow. Resume later from `cursor` or any later frame's.
+    Synced {
+        cursor: u64,
+        epoch: &'a str,
+        changes: u64,
+    },
+    /// The catch-up cannot be exact (`reason`: `too_far_behind`, `pruned`, `unknown_cursor`,
+    /// `other_epoch`): reload from history, then resume from `cursor`.
+    ResyncRequired {
+        reason: &'a str,
+        detail: &'a str,
+        cursor: u64,
+        epoch: &'a str,
+    },
+    /// On connect: per chat, the messages from others you have not read and the newest
+    /// message's id; `cursor` is where this picture stands.
+    Unread {
+        chats: &'a [UnreadChat],
+        cursor: u64,
+        epoch: &'a str,
+    },
+}
+
+/// One chat of an `unread` frame.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct UnreadChat {
+    pub chat_id: ChatId,
+    pub unread: i64,
+    pub last_message_id: Option<MessageId>,
 }
 
 impl ServerFrame<'_> {
@@ -378,6 +464,36 @@ mod tests {
             code(r#"{"action":"refresh_token","token":7}"#),
             "invalid_field"
         );
+    }
+
+    #[test]
+    fn sync_takes_a_cursor_and_refuses_anything_else() {
+        assert_eq!(
+            parse(r#"{"action":"sync","since":118,"epoch":"e1"}"#, 100),
+            Ok(Request::Sync {
+                since: 118,
+                epoch: Some("e1".into())
+            })
+        );
+        assert_eq!(
+            parse(r#"{"action":"sync","since":0}"#, 100),
+            Ok(Request::Sync {
+                since: 0,
+                epoch: None
+            })
+        );
+        for (frame, code) in [
+            (r#"{"action":"sync"}"#, "missing_field"),
+            (r#"{"action":"sync","since":-1}"#, "invalid_field"),
+            (r#"{"action":"sync","since":"1"}"#, "invalid_field"),
+            (r#"{"action":"sync","since":1.5}"#, "invalid_field"),
+            (
+                r#"{"action":"sync","since":99999999999999999999}"#,
+                "invalid_field",
+            ),
+        ] {
+            assert_eq!(parse(frame, 100).unwrap_err().code, code, "{frame}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use super::{
     recent::RecentMessages,
     router::{ConnId, LiveMessage, Outbound, RouterHandle, TooManySockets},
     socket::{Close, Sink},
+    sync::SyncRequest,
 };
 use crate::{
     app::AppState,
@@ -55,7 +56,7 @@ pub(super) struct Socket {
     pub(super) publishes: FuturesOrdered<BoxFuture<'static, Published>>,
     /// Chat and author of the messages pushed lately: repeats are dropped, and the client's
     /// marks of them need no database read.
-    recent: RecentMessages,
+    pub(super) recent: RecentMessages,
     /// Newest message pushed per chat and not yet reported delivered (`AUTO_DELIVERED`).
     pub(super) delivered: HashMap<ChatId, MessageId>,
     reply_to: String,
@@ -63,6 +64,11 @@ pub(super) struct Socket {
     pub(super) expires_at: tokio::time::Instant,
     /// Rate-limit refusals since the last accepted send or mark.
     refusals: RefusalStreak,
+    /// Live frames of changes up to this cursor are dropped: the last catch-up sent them.
+    pub(super) sync_floor: u64,
+    /// A catch-up to run when the current frame's turn is over.
+    pub(super) pending_sync: Option<SyncRequest>,
+    pub(super) last_sync: Option<tokio::time::Instant>,
 }
 
 /// A socket that is authenticated and routed but not yet upgraded: opening it before the
@@ -101,7 +107,11 @@ impl Drop for Registration {
 impl Session {
     /// Loads the user's chats and registers the socket with the router, which refuses it when
     /// the user already has `MAX_SOCKETS_PER_USER` sockets here.
-    pub async fn open(state: AppState, token: AccessToken) -> Result<Self, OpenError> {
+    pub async fn open(
+        state: AppState,
+        token: AccessToken,
+        sync: Option<SyncRequest>,
+    ) -> Result<Self, OpenError> {
         let AccessToken { user_id, exp } = token;
         let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         let memberships = queries::memberships(&state.db, user_id).await?;
@@ -127,6 +137,9 @@ impl Session {
             delivered: HashMap::new(),
             recent: RecentMessages::default(),
             refusals: RefusalStreak::default(),
+            sync_floor: 0,
+            pending_sync: sync,
+            last_sync: None,
         };
         let registration = Registration {
             router: router.clone(),
@@ -175,7 +188,7 @@ impl Socket {
         let limit = match &request {
             Request::Send(_) => Some((&self.state.limits.messages, "messages")),
             Request::Mark { .. } => Some((&self.state.limits.marks, "marks")),
-            Request::Ping | Request::RefreshToken { .. } => None,
+            Request::Ping | Request::RefreshToken { .. } | Request::Sync { .. } => None,
         };
         if let Some((limit, what)) = limit {
             match limit.check(self.user_id) {
@@ -202,6 +215,13 @@ impl Socket {
             } => self.mark(message_id, chat_id, status).await,
             Request::Ping => return Ok(Some(ServerFrame::Pong.render())),
             Request::RefreshToken { token } => return Ok(Some(self.refresh(&token))),
+            Request::Sync { since, epoch } => {
+                return Ok(self.ask_sync(SyncRequest {
+                    since,
+                    epoch,
+                    continued: false,
+                }));
+            }
         };
         Ok(result.err().map(|e| e.render()))
     }
@@ -472,7 +492,12 @@ impl Socket {
                 Some(frame) => frame,
                 None => return Ok(()),
             },
-            Outbound::Frame(frame) => Utf8Bytes::clone(&frame),
+            Outbound::Frame(frame, cursor) => {
+                if cursor != 0 && cursor <= self.sync_floor {
+                    return Ok(()); // the catch-up sent it
+                }
+                Utf8Bytes::clone(&frame)
+            }
             Outbound::Left(chat_id) => {
                 self.chats.remove(&chat_id);
                 self.peers.retain(|_, c| *c != chat_id);
@@ -524,7 +549,7 @@ impl Socket {
                 .render(),
             );
         }
-        if !first_time {
+        if !first_time || message.cursor.is_some_and(|c| c <= self.sync_floor) {
             return None; // a redelivered or caught-up message this socket already has
         }
         if self.state.config.auto_delivered && view.sender_id != self.user_id {

@@ -112,7 +112,11 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
     // shutdown never seen: after a grace period the connection is dropped instead.
     let session = async {
         let mut report_at: Option<tokio::time::Instant> = None;
+        let greeted = socket.greet(&mut sink, &mut inbox).await;
         let ending = loop {
+            if greeted.is_err() {
+                break Ending::Gone;
+            }
             let written = tokio::select! {
                 biased;
                 _ = kick.cancelled() => {
@@ -162,7 +166,8 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
                     None => break Ending::Gone,
                 },
             };
-            if written.is_err() || sink.flush().await.is_err() {
+            let synced = Box::pin(socket.run_pending_sync(&mut sink, &mut inbox)).await;
+            if written.is_err() || synced.is_err() || sink.flush().await.is_err() {
                 break Ending::Gone;
             }
             if report_at.is_none() && !socket.delivered.is_empty() {

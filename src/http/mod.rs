@@ -7,6 +7,7 @@ pub mod health;
 pub mod linger;
 pub mod media;
 pub mod messages;
+pub mod sync;
 
 use axum::{
     Json,
@@ -161,4 +162,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(messages::router())
         .merge(media::router())
         .merge(health::router())
+        .merge(sync::router())
 }

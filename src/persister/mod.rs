@@ -13,6 +13,7 @@ pub mod batch;
 pub mod dead_letters;
 mod decode;
 pub mod failure;
+pub mod journal;
 pub mod write;
 
 use std::{sync::Arc, time::Duration};

@@ -24,3 +24,4 @@ mod ops;
 mod poison;
 mod process;
 mod rest;
+mod sync;
