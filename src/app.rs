@@ -220,12 +220,17 @@ pub fn routes(state: AppState) -> axum::Router {
         .merge(http::router())
         .routes(routes!(gateway::ws_chat))
         .split_for_parts();
-    router
+    let cors = http::cors::layer(&state.config.cors_allowed_origins);
+    let router = router
         // The same handlers without the trailing slash, for clients that leave it out.
         .route(
             "/chats",
             get(http::chats::list_chats).post(http::chats::create_chat),
         )
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }

@@ -32,6 +32,7 @@ pub mod limits;
 pub mod media;
 pub mod openapi;
 pub mod ops;
+pub mod origins;
 pub mod persister;
 pub mod shutdown;
 pub mod store;

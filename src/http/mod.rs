@@ -2,6 +2,7 @@
 //! registers each route together with its OpenAPI documentation.
 
 pub mod chats;
+pub mod cors;
 pub mod extract;
 pub mod health;
 pub mod linger;

@@ -11,6 +11,7 @@ mod chat_flow;
 mod closing;
 mod cluster;
 mod contract;
+mod cors;
 mod db_outage;
 mod failures;
 mod frames;
