@@ -21,6 +21,7 @@ use crate::{
     http,
     limits::Limits,
     media::Media,
+    metrics::Metrics,
     openapi::ApiDoc,
     persister, store, supervisor,
 };
@@ -56,6 +57,10 @@ pub struct Services {
     pub pipeline: Arc<Pipeline>,
     /// Per-user rate limits of this instance.
     pub limits: Arc<Limits>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<Metrics>,
+    /// The persister's consumer, whose info `/metrics` reads when scraped.
+    pub consumer: async_nats::jetstream::consumer::PullConsumer,
 }
 
 /// A built, not yet serving, jetchat.
@@ -112,6 +117,7 @@ impl App {
         persister::agreement::check(&bus, &writer).await?;
         store::spawn_checkpointer(db.clone(), shutdown.clone());
         let pipeline = Arc::new(Pipeline::default());
+        let metrics = Arc::new(Metrics::new());
         let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let (router_handle, router) = gateway::router::spawn(
             bus.clone(),
@@ -119,6 +125,7 @@ impl App {
             media.signer.clone(),
             &instance,
             config.max_sockets_per_user,
+            metrics.clone(),
             shutdown.clone(),
         )
         .await
@@ -130,7 +137,7 @@ impl App {
             persister::Persister {
                 bus: bus.clone(),
                 db: writer,
-                consumer,
+                consumer: consumer.clone(),
                 batching: persister::Batching {
                     size: config.persist_batch,
                     linger: config.persist_linger,
@@ -139,6 +146,7 @@ impl App {
                     max_content_chars: config.max_content_chars,
                 },
                 pipeline: pipeline.clone(),
+                metrics: metrics.clone(),
             },
             shutdown.clone(),
         );
@@ -157,6 +165,8 @@ impl App {
             tracker: TaskTracker::new(),
             pipeline,
             limits,
+            metrics,
+            consumer,
         }));
         Ok(App {
             listener,

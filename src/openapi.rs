@@ -21,7 +21,7 @@ use utoipa::{
         (name = "messages", description = "Private history with one user"),
         (name = "media", description = "Upload audio, video and images; fetch them back"),
         (name = "websocket", description = "The real-time socket"),
-        (name = "health", description = "Readiness"),
+        (name = "health", description = "Readiness and metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     auth::UserId,
     domain::{ContentType, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339},
+    metrics::{FrameIn, FrameOut},
     persister::batch::rules,
     store::ChatId,
 };
@@ -47,6 +48,22 @@ pub enum Request {
     Ping,
     /// A new access token for this socket: it then lives until that token's `exp`.
     RefreshToken { token: String },
+}
+
+impl Request {
+    /// What kind of frame this was, for `jetchat_frames_in_total`.
+    pub fn kind(&self) -> FrameIn {
+        match self {
+            Request::Send(_) => FrameIn::SendMessage,
+            Request::Mark {
+                status: ReceiptStatus::Delivered,
+                ..
+            } => FrameIn::Delivered,
+            Request::Mark { .. } => FrameIn::Acknowledge,
+            Request::Ping => FrameIn::Ping,
+            Request::RefreshToken { .. } => FrameIn::RefreshToken,
+        }
+    }
 }
 
 /// A checked `send_message`.
@@ -292,6 +309,23 @@ pub enum ServerFrame<'a> {
 }
 
 impl ServerFrame<'_> {
+    /// What kind of frame this is, for `jetchat_frames_out_total`.
+    pub fn kind(&self) -> FrameOut {
+        match self {
+            ServerFrame::MessageAccepted { .. } => FrameOut::MessageAccepted,
+            ServerFrame::MessageAck { .. } => FrameOut::MessageAck,
+            ServerFrame::NewMessage { .. } => FrameOut::NewMessage,
+            ServerFrame::StatusUpdate { .. } => FrameOut::StatusUpdate,
+            ServerFrame::Error { .. } => FrameOut::Error,
+            ServerFrame::Pong => FrameOut::Pong,
+            ServerFrame::TokenRefreshed { .. } => FrameOut::TokenRefreshed,
+            ServerFrame::MemberAdded { .. } => FrameOut::MemberAdded,
+            ServerFrame::MemberRemoved { .. } => FrameOut::MemberRemoved,
+            ServerFrame::ChatRenamed { .. } => FrameOut::ChatRenamed,
+            ServerFrame::MessageDeleted { .. } => FrameOut::MessageDeleted,
+        }
+    }
+
     /// Serialises the frame once; the result is cheap to clone for many sockets.
     pub fn render(&self) -> Utf8Bytes {
         serde_json::to_string(self)

@@ -32,6 +32,7 @@ use crate::{
     },
     domain::{MessageId, MessageStatus, MessageView},
     media::UrlSigner,
+    metrics::{FrameOut, Metrics},
     store::{ChatId, queries},
 };
 
@@ -81,8 +82,8 @@ pub enum Outbound {
     /// A message in one of the socket's chats.
     Message(Arc<LiveMessage>),
     /// A frame rendered once for every socket that gets it (behind an `Arc`: every variant is
-    /// one pointer, which keeps each socket's queue small).
-    Frame(Arc<Utf8Bytes>),
+    /// about a pointer, which keeps each socket's queue small), with its kind for the metrics.
+    Frame(FrameOut, Arc<Utf8Bytes>),
     /// The socket's user is now a member of this chat.
     Joined(Box<queries::Membership>),
     /// The socket's user is no longer a member of this chat.
@@ -195,6 +196,7 @@ pub async fn spawn(
     signer: UrlSigner,
     instance: &str,
     max_sockets_per_user: usize,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), async_nats::SubscribeError> {
     let mut membership = Vec::new();
@@ -217,6 +219,7 @@ pub async fn spawn(
         users: HashMap::new(),
         chats: HashMap::new(),
         subs: StreamMap::new(),
+        metrics,
     };
     let task = tokio::spawn(router.run(rx, membership, replies, shutdown));
     Ok((RouterHandle { tx }, task))
@@ -233,6 +236,7 @@ struct Router {
     users: HashMap<UserId, Vec<ConnId>>,
     chats: HashMap<ChatId, ChatRoute>,
     subs: StreamMap<ChatId, Subscriber>,
+    metrics: Arc<Metrics>,
 }
 
 impl Router {
@@ -339,6 +343,7 @@ impl Router {
         {
             Ok(sub) => {
                 self.subs.insert(chat_id, sub);
+                self.count_subscriptions();
                 true
             }
             Err(error) => {
@@ -364,6 +369,7 @@ impl Router {
                 if route.conns.is_empty() {
                     self.chats.remove(&chat_id);
                     self.subs.remove(&chat_id); // dropping the subscriber unsubscribes
+                    self.count_subscriptions();
                 }
             }
         }
@@ -412,11 +418,18 @@ impl Router {
         frame: ServerFrame<'_>,
     ) {
         let mut rendered: Option<Arc<Utf8Bytes>> = None;
+        let kind = frame.kind();
         self.deliver(chat_id, wanted, || {
-            Outbound::Frame(Arc::clone(
-                rendered.get_or_insert_with(|| Arc::new(frame.render())),
-            ))
+            Outbound::Frame(
+                kind,
+                Arc::clone(rendered.get_or_insert_with(|| Arc::new(frame.render()))),
+            )
         });
+    }
+
+    fn count_subscriptions(&self) {
+        let subscriptions = i64::try_from(self.subs.len()).unwrap_or(i64::MAX);
+        self.metrics.router_subscriptions.set(subscriptions);
     }
 
     fn chat_event(&mut self, chat_id: ChatId, payload: &[u8]) {
@@ -486,6 +499,7 @@ impl Router {
             if route.conns.is_empty() {
                 self.chats.remove(&chat_id);
                 self.subs.remove(&chat_id);
+                self.count_subscriptions();
             }
         }
     }

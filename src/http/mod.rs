@@ -8,6 +8,7 @@ pub mod health;
 pub mod linger;
 pub mod media;
 pub mod messages;
+pub mod metrics;
 
 use axum::{
     Json,
@@ -162,4 +163,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(messages::router())
         .merge(media::router())
         .merge(health::router())
+        .merge(metrics::router())
 }

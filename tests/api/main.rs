@@ -20,6 +20,7 @@ mod instances;
 mod lifecycle;
 mod limits;
 mod media;
+mod metrics;
 mod openapi;
 mod ops;
 mod poison;
