@@ -194,7 +194,9 @@ impl App {
             router,
             nats,
         } = self;
-        tracing::info!(address = %listener.local_addr()?, "jetchat listening");
+        let address = listener.local_addr()?;
+        tracing::info!(%address, "jetchat listening");
+        announce_urls(address, state.config.metrics);
         let shutdown = state.shutdown.clone();
         let tracker = state.tracker.clone();
         let bus = state.bus.clone();
@@ -224,6 +226,27 @@ impl App {
     }
 }
 
+/// Tells whoever started jetchat what to open: the URLs and where a token comes from.
+fn announce_urls(address: SocketAddr, metrics: bool) {
+    // A wildcard bind is reachable on loopback; name that.
+    let host = match address.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => format!("127.0.0.1:{}", address.port()),
+        ip if ip.is_unspecified() => format!("[::1]:{}", address.port()),
+        _ => address.to_string(),
+    };
+    tracing::info!(
+        "API documentation: http://{host}/docs (WebSocket protocol: http://{host}/protocol)"
+    );
+    match metrics {
+        true => tracing::info!("health: http://{host}/healthz, metrics: http://{host}/metrics"),
+        false => tracing::info!("health: http://{host}/healthz (metrics off: METRICS=off)"),
+    }
+    tracing::info!(
+        "WebSocket: ws://{host}/ws/chat?token=<access token>; a development token for user 1: \
+         `jetchat token 1` (signed with JWT_SECRET; in production Django issues them)"
+    );
+}
+
 /// The HTTP routes: REST, the WebSocket, `/openapi.json` and the Swagger UI at `/docs`.
 pub fn routes(state: AppState) -> axum::Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -237,6 +260,9 @@ pub fn routes(state: AppState) -> axum::Router {
             "/chats",
             get(http::chats::list_chats).post(http::chats::create_chat),
         )
+        // For people, not API clients: outside the OpenAPI document.
+        .route("/", get(http::home::home))
+        .route("/protocol", get(http::home::protocol))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .with_state(state);
     match cors {

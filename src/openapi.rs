@@ -11,9 +11,12 @@ use utoipa::{
 #[openapi(
     info(
         title = "jetchat",
-        description = "Real-time chat on NATS JetStream. WebSocket at `/ws/chat` (frames in \
-                       docs/protocol.md); REST below, all behind a Django-issued JWT \
-                       (`Authorization: Bearer <token>`). Errors are `{\"detail\": \"...\"}`."
+        description = "Real-time chat on NATS JetStream. WebSocket at `/ws/chat?token=<JWT>`: \
+                       its frames are in the [WebSocket protocol](/protocol) (docs/protocol.md). \
+                       REST below, all behind an access token (`Authorization: Bearer <token>`, \
+                       the **Authorize** button): in production the Django site issues it \
+                       (SimpleJWT); for development, `jetchat token <user_id>` prints one \
+                       signed with `JWT_SECRET`. Errors are `{\"detail\": \"...\"}`."
     ),
     modifiers(&BearerAuth),
     tags(

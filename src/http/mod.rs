@@ -5,6 +5,7 @@ pub mod chats;
 pub mod cors;
 pub mod extract;
 pub mod health;
+pub mod home;
 pub mod linger;
 pub mod media;
 pub mod messages;
