@@ -113,6 +113,10 @@ pub struct Config {
     pub rate_uploads_per_min: u32,
     /// Sockets one user may hold open on this instance (0: no limit).
     pub max_sockets_per_user: usize,
+    /// Browser origins allowed to call REST (CORS) and open sockets (`Origin` check).
+    pub cors_allowed_origins: crate::origins::AllowedOrigins,
+    /// Whether `GET /metrics` answers (`METRICS=on`, the default) or 404s (`off`).
+    pub metrics: bool,
 }
 
 impl Config {
@@ -233,6 +237,14 @@ impl Config {
             rate_chats_per_min: parse(&var, "RATE_CHATS_PER_MIN", "30")?,
             rate_uploads_per_min: parse(&var, "RATE_UPLOADS_PER_MIN", "60")?,
             max_sockets_per_user: parse(&var, "MAX_SOCKETS_PER_USER", "20")?,
+            cors_allowed_origins: crate::origins::AllowedOrigins::parse(
+                &var("CORS_ALLOWED_ORIGINS").unwrap_or_default(),
+            )
+            .map_err(|e| ConfigError {
+                name: "CORS_ALLOWED_ORIGINS",
+                problem: e.to_string(),
+            })?,
+            metrics: switch(&var, "METRICS", true)?,
         })
     }
 }
@@ -398,6 +410,25 @@ fn burst(
     Ok(burst)
 }
 
+/// An on/off setting: `on`/`off`, `true`/`false`, `1`/`0` (any case).
+fn switch(
+    var: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    let Some(raw) = var(name) else {
+        return Ok(default);
+    };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError {
+            name,
+            problem: format!("{raw:?} is not valid: use on or off"),
+        }),
+    }
+}
+
 fn parse<T: std::str::FromStr>(
     var: &impl Fn(&'static str) -> Option<String>,
     name: &'static str,
@@ -449,6 +480,31 @@ mod tests {
         assert_eq!((c.rate_marks_per_sec, c.rate_marks_burst), (50, 200));
         assert_eq!((c.rate_chats_per_min, c.rate_uploads_per_min), (30, 60));
         assert_eq!(c.max_sockets_per_user, 20);
+        assert!(c.cors_allowed_origins.is_none());
+        assert!(c.metrics);
+    }
+
+    #[test]
+    fn origins_and_metrics_name_their_variable() {
+        let c = config(&[
+            ("JWT_SECRET", "s"),
+            ("CORS_ALLOWED_ORIGINS", "http://localhost:5173/"),
+            ("METRICS", "OFF"),
+        ])
+        .unwrap();
+        assert!(c.cors_allowed_origins.allows(b"http://localhost:5173"));
+        assert!(!c.metrics);
+        for bad in [
+            "localhost:5173",
+            "https://x.test/app",
+            "null",
+            "*,https://x.test",
+        ] {
+            let err = config(&[("JWT_SECRET", "s"), ("CORS_ALLOWED_ORIGINS", bad)]).unwrap_err();
+            assert_eq!(err.name, "CORS_ALLOWED_ORIGINS", "{bad}");
+        }
+        let err = config(&[("JWT_SECRET", "s"), ("METRICS", "maybe")]).unwrap_err();
+        assert_eq!(err.name, "METRICS");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use axum::extract::ws::Utf8Bytes;
 
 use super::protocol::ServerFrame;
-use crate::{auth::UserId, bus::messages::Event};
+use crate::{auth::UserId, bus::messages::Event, metrics::FrameOut};
 
 /// Whose sockets in the chat get a change's frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +27,7 @@ impl Audience {
 
 /// The frame of a change other than a new message, and who gets it; `None` for events no
 /// socket is told of (refusals, uploads) and for new messages.
-pub fn frame(event: &Event) -> Option<(Utf8Bytes, Audience)> {
+pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
     let cursor = event.cursor();
     let (frame, audience) = match event {
         Event::Receipt(e) => (
@@ -84,7 +84,7 @@ pub fn frame(event: &Event) -> Option<(Utf8Bytes, Audience)> {
             return None;
         }
     };
-    Some((frame.render(), audience))
+    Some((frame.kind(), frame.render(), audience))
 }
 
 #[cfg(test)]
@@ -106,7 +106,8 @@ mod tests {
             status: ReceiptStatus::Read,
             sender_id: 1,
         });
-        let (frame, audience) = frame(&event).expect("a receipt has a frame");
+        let (kind, frame, audience) = frame(&event).expect("a receipt has a frame");
+        assert_eq!(kind, FrameOut::StatusUpdate);
         assert_eq!(audience, Audience::User(1));
         assert!(audience.includes(1) && !audience.includes(2));
         let json: serde_json::Value = serde_json::from_str(&frame).unwrap();
@@ -124,7 +125,7 @@ mod tests {
             user_id: 3,
             command_id: None,
         });
-        let (frame, audience) = frame(&event).unwrap();
+        let (_, frame, audience) = frame(&event).unwrap();
         assert_eq!(audience, Audience::Members);
         let json: serde_json::Value = serde_json::from_str(&frame).unwrap();
         assert_eq!(json["action"], "member_removed");

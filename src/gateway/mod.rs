@@ -11,7 +11,7 @@ pub mod sync;
 
 use axum::{
     extract::{State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},
-    http::HeaderMap,
+    http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -20,6 +20,7 @@ use crate::{
     app::AppState,
     auth::{AuthError, bearer_token},
     http::{ApiError, extract::Query},
+    origins::{self, AllowedOrigins},
 };
 
 /// The query of `/ws/chat`.
@@ -37,7 +38,9 @@ pub struct WsParams {
 
 /// Opens a chat WebSocket.
 ///
-/// The token comes from `?token=` or `Authorization: Bearer`; a missing, expired, refresh or
+/// A browser's `Origin` must be the page jetchat serves itself or one listed in
+/// `CORS_ALLOWED_ORIGINS`, else 403; clients that send no `Origin` (apps, servers) are not
+/// concerned. The token comes from `?token=` or `Authorization: Bearer`; a missing, expired, refresh or
 /// badly signed token is refused with 401 before the upgrade, and so with 429 is a socket
 /// beyond `MAX_SOCKETS_PER_USER` on this server. The socket lives until the token's `exp`
 /// (`refresh_token` extends it). The frames are described in `docs/protocol.md`.
@@ -49,6 +52,7 @@ pub struct WsParams {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 401, description = "Missing or invalid token", body = crate::http::ErrorBody),
+        (status = 403, description = "A browser page whose origin is not in `CORS_ALLOWED_ORIGINS`", body = crate::http::ErrorBody),
         (status = 426, description = "Not a WebSocket upgrade request", body = crate::http::ErrorBody),
         (status = 429, description = "The user already has `MAX_SOCKETS_PER_USER` sockets open on this server", body = crate::http::ErrorBody),
         (status = 503, description = "The database is unavailable", body = crate::http::ErrorBody),
@@ -61,6 +65,10 @@ pub async fn ws_chat(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if let Err(refused) = check_origin(&state.config.cors_allowed_origins, &headers) {
+        tracing::info!("socket refused: origin not allowed");
+        return refused.into_response();
+    }
     let token = params.token.as_deref().or_else(|| bearer_token(&headers));
     let token = match token.map(|t| state.keys.verify_access(t)) {
         Some(Ok(token)) => token,
@@ -108,4 +116,24 @@ pub async fn ws_chat(
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |ws| tracker.track_future(socket::serve(ws, session)))
+}
+
+/// Lets a handshake through when it has no `Origin` (not a browser), comes from a page of
+/// jetchat's own host, or from an allowed origin. A browser sends `Origin` on every WebSocket
+/// handshake and a page cannot forge it, so this is what stops a page on another site from
+/// chatting with a token it got hold of.
+fn check_origin(allowed: &AllowedOrigins, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = headers.get(header::HOST).map_or(&b""[..], |h| h.as_bytes());
+    if origins::is_same_origin(origin.as_bytes(), host) || allowed.allows(origin.as_bytes()) {
+        return Ok(());
+    }
+    let shown = String::from_utf8_lossy(origin.as_bytes());
+    let shown: String = shown.chars().take(100).collect();
+    Err(ApiError::Forbidden(format!(
+        "origin {shown:?} may not open sockets here; the operator lists the web app's origin \
+         in CORS_ALLOWED_ORIGINS"
+    )))
 }

@@ -10,6 +10,7 @@ use crate::{
     domain::{
         ChatView, ContentType, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339,
     },
+    metrics::{FrameIn, FrameOut},
     persister::batch::rules,
     store::ChatId,
 };
@@ -53,6 +54,23 @@ pub enum Request {
     RefreshToken { token: String },
     /// Everything the user missed after `since` (a cursor), then `synced`.
     Sync { since: u64, epoch: Option<String> },
+}
+
+impl Request {
+    /// What kind of frame this was, for `jetchat_frames_in_total`.
+    pub fn kind(&self) -> FrameIn {
+        match self {
+            Request::Send(_) => FrameIn::SendMessage,
+            Request::Mark {
+                status: ReceiptStatus::Delivered,
+                ..
+            } => FrameIn::Delivered,
+            Request::Mark { .. } => FrameIn::Acknowledge,
+            Request::Ping => FrameIn::Ping,
+            Request::RefreshToken { .. } => FrameIn::RefreshToken,
+            Request::Sync { .. } => FrameIn::Sync,
+        }
+    }
 }
 
 /// A checked `send_message`.
@@ -378,6 +396,27 @@ pub struct UnreadChat {
 }
 
 impl ServerFrame<'_> {
+    /// What kind of frame this is, for `jetchat_frames_out_total`.
+    pub fn kind(&self) -> FrameOut {
+        match self {
+            ServerFrame::MessageAccepted { .. } => FrameOut::MessageAccepted,
+            ServerFrame::MessageAck { .. } => FrameOut::MessageAck,
+            ServerFrame::NewMessage { .. } => FrameOut::NewMessage,
+            ServerFrame::StatusUpdate { .. } => FrameOut::StatusUpdate,
+            ServerFrame::Error { .. } => FrameOut::Error,
+            ServerFrame::Pong => FrameOut::Pong,
+            ServerFrame::TokenRefreshed { .. } => FrameOut::TokenRefreshed,
+            ServerFrame::MemberAdded { .. } => FrameOut::MemberAdded,
+            ServerFrame::MemberRemoved { .. } => FrameOut::MemberRemoved,
+            ServerFrame::ChatRenamed { .. } => FrameOut::ChatRenamed,
+            ServerFrame::MessageDeleted { .. } => FrameOut::MessageDeleted,
+            ServerFrame::ChatCreated { .. } => FrameOut::ChatCreated,
+            ServerFrame::Unread { .. } => FrameOut::Unread,
+            ServerFrame::Synced { .. } => FrameOut::Synced,
+            ServerFrame::ResyncRequired { .. } => FrameOut::ResyncRequired,
+        }
+    }
+
     /// Serialises the frame once; the result is cheap to clone for many sockets.
     pub fn render(&self) -> Utf8Bytes {
         serde_json::to_string(self)

@@ -32,6 +32,7 @@ use crate::{
     },
     domain::{MessageId, MessageStatus, MessageView},
     media::UrlSigner,
+    metrics::{FrameOut, Metrics},
     store::{ChatId, queries},
 };
 
@@ -88,9 +89,9 @@ pub enum Outbound {
     /// A message in one of the socket's chats.
     Message(Arc<LiveMessage>),
     /// A frame rendered once for every socket that gets it (behind an `Arc`: every variant is
-    /// one pointer, which keeps each socket's queue small), with the change's cursor (0: the
-    /// frame is no stored change).
-    Frame(Arc<Utf8Bytes>, u64),
+    /// about a pointer, which keeps each socket's queue small), with its kind for the metrics
+    /// and the change's cursor (0: the frame is no stored change).
+    Frame(FrameOut, Arc<Utf8Bytes>, u64),
     /// The socket's user is now a member of this chat.
     Joined(Box<queries::Membership>),
     /// The socket's user is no longer a member of this chat.
@@ -203,6 +204,7 @@ pub async fn spawn(
     signer: UrlSigner,
     instance: &str,
     max_sockets_per_user: usize,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), async_nats::SubscribeError> {
     let mut membership = Vec::new();
@@ -225,6 +227,7 @@ pub async fn spawn(
         users: HashMap::new(),
         chats: HashMap::new(),
         subs: StreamMap::new(),
+        metrics,
     };
     let task = tokio::spawn(router.run(rx, membership, replies, shutdown));
     Ok((RouterHandle { tx }, task))
@@ -241,6 +244,7 @@ struct Router {
     users: HashMap<UserId, Vec<ConnId>>,
     chats: HashMap<ChatId, ChatRoute>,
     subs: StreamMap<ChatId, Subscriber>,
+    metrics: Arc<Metrics>,
 }
 
 impl Router {
@@ -347,6 +351,7 @@ impl Router {
         {
             Ok(sub) => {
                 self.subs.insert(chat_id, sub);
+                self.count_subscriptions();
                 true
             }
             Err(error) => {
@@ -372,6 +377,7 @@ impl Router {
                 if route.conns.is_empty() {
                     self.chats.remove(&chat_id);
                     self.subs.remove(&chat_id); // dropping the subscriber unsubscribes
+                    self.count_subscriptions();
                 }
             }
         }
@@ -417,7 +423,7 @@ impl Router {
         if !self.chats.contains_key(&chat_id) {
             return;
         }
-        let Some((frame, audience)) = change_frames::frame(event) else {
+        let Some((kind, frame, audience)) = change_frames::frame(event) else {
             return;
         };
         let frame = Arc::new(frame);
@@ -425,8 +431,13 @@ impl Router {
         self.deliver(
             chat_id,
             |user| audience.includes(user),
-            || Outbound::Frame(Arc::clone(&frame), cursor),
+            || Outbound::Frame(kind, Arc::clone(&frame), cursor),
         );
+    }
+
+    fn count_subscriptions(&self) {
+        let subscriptions = i64::try_from(self.subs.len()).unwrap_or(i64::MAX);
+        self.metrics.router_subscriptions.set(subscriptions);
     }
 
     fn chat_event(&mut self, chat_id: ChatId, payload: &[u8]) {
@@ -476,6 +487,7 @@ impl Router {
             if route.conns.is_empty() {
                 self.chats.remove(&chat_id);
                 self.subs.remove(&chat_id);
+                self.count_subscriptions();
             }
         }
     }

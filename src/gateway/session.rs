@@ -30,6 +30,7 @@ use crate::{
     },
     domain::{MessageId, ReceiptStatus},
     limits::{self, RefusalStreak},
+    metrics::{FrameIn, FrameOut},
     store::{ChatId, queries},
 };
 
@@ -182,8 +183,12 @@ impl Socket {
     pub(super) async fn inbound(&mut self, text: &str) -> Result<Option<Utf8Bytes>, Close> {
         let request = match protocol::parse(text, self.state.config.max_content_chars) {
             Ok(request) => request,
-            Err(error) => return Ok(Some(error.render())),
+            Err(error) => {
+                self.state.metrics.frame_in(FrameIn::Invalid);
+                return Ok(Some(self.refuse(&error)));
+            }
         };
+        self.state.metrics.frame_in(request.kind());
         // Checked before anything else is done for the frame (a mark may read the database).
         let limit = match &request {
             Request::Send(_) => Some((&self.state.limits.messages, "messages")),
@@ -202,7 +207,8 @@ impl Socket {
                         _ => None,
                     };
                     let error = FrameError::rate_limited(what, limits::retry_after_ms(wait));
-                    return Ok(Some(error.about(id).render()));
+                    self.state.metrics.rate_limited.inc();
+                    return Ok(Some(self.refuse(&error.about(id))));
                 }
             }
         }
@@ -213,7 +219,7 @@ impl Socket {
                 chat_id,
                 status,
             } => self.mark(message_id, chat_id, status).await,
-            Request::Ping => return Ok(Some(ServerFrame::Pong.render())),
+            Request::Ping => return Ok(Some(self.frame(ServerFrame::Pong))),
             Request::RefreshToken { token } => return Ok(Some(self.refresh(&token))),
             Request::Sync { since, epoch } => {
                 return Ok(self.ask_sync(SyncRequest {
@@ -223,26 +229,42 @@ impl Socket {
                 }));
             }
         };
-        Ok(result.err().map(|e| e.render()))
+        Ok(result.err().map(|e| self.refuse(&e)))
+    }
+
+    /// Renders a frame for the client and counts it.
+    fn frame(&self, frame: ServerFrame<'_>) -> Utf8Bytes {
+        let metrics = &self.state.metrics;
+        metrics.frame_out(frame.kind());
+        if let ServerFrame::Error { code, .. } = &frame {
+            metrics.error(code);
+        }
+        frame.render()
+    }
+
+    /// Renders the `error` frame for `error` and counts it by code.
+    pub(super) fn refuse(&self, error: &FrameError) -> Utf8Bytes {
+        let metrics = &self.state.metrics;
+        metrics.frame_out(FrameOut::Error);
+        metrics.error(error.code);
+        error.render()
     }
 
     /// Moves the socket's deadline to a new token's `exp`, if the token is good and the user's;
     /// otherwise the socket keeps the deadline it had.
     fn refresh(&mut self, token: &str) -> Utf8Bytes {
         match self.state.keys.verify_access(token) {
-            Err(error) => FrameError::new(
+            Err(error) => self.refuse(&FrameError::new(
                 "invalid_token",
                 format!("{error}; the socket keeps its current token"),
-            )
-            .render(),
-            Ok(token) if token.user_id != self.user_id => FrameError::new(
+            )),
+            Ok(token) if token.user_id != self.user_id => self.refuse(&FrameError::new(
                 "forbidden",
                 "the token is another user's; the socket keeps its current token",
-            )
-            .render(),
+            )),
             Ok(token) => {
                 self.expires_at = deadline(&self.state, token.exp);
-                ServerFrame::TokenRefreshed { exp: token.exp }.render()
+                self.frame(ServerFrame::TokenRefreshed { exp: token.exp })
             }
         }
     }
@@ -456,16 +478,14 @@ impl Socket {
                             chat_id: m.chat_id,
                             timestamp: m.created_at,
                         };
-                        return Some(ack.render());
+                        return Some(self.frame(ack));
                     }
                 }
-                Some(
-                    ServerFrame::MessageAccepted {
-                        client_msg_id: &id,
-                        chat_id,
-                    }
-                    .render(),
-                )
+                self.state.metrics.messages_accepted.inc();
+                Some(self.frame(ServerFrame::MessageAccepted {
+                    client_msg_id: &id,
+                    chat_id,
+                }))
             }
             (Ok(_), None) => None,
             (Err(e), id) => {
@@ -476,7 +496,7 @@ impl Socket {
                     "unavailable",
                     format!("not accepted ({e}); retry with the same client_msg_id"),
                 );
-                Some(error.about(id.as_deref()).render())
+                Some(self.refuse(&error.about(id.as_deref())))
             }
         }
     }
@@ -492,10 +512,11 @@ impl Socket {
                 Some(frame) => frame,
                 None => return Ok(()),
             },
-            Outbound::Frame(frame, cursor) => {
+            Outbound::Frame(kind, frame, cursor) => {
                 if cursor != 0 && cursor <= self.sync_floor {
                     return Ok(()); // the catch-up sent it
                 }
+                self.state.metrics.frame_out(kind);
                 Utf8Bytes::clone(&frame)
             }
             Outbound::Left(chat_id) => {
@@ -518,14 +539,13 @@ impl Socket {
                     return Ok(());
                 };
                 let id = self.awaiting_ack.take(&command_id);
-                ServerFrame::Error {
+                self.frame(ServerFrame::Error {
                     code: &code,
                     detail: &detail,
                     error: &detail,
                     client_msg_id: id.as_deref(),
                     retry_after_ms: None,
-                }
-                .render()
+                })
             }
         };
         sink.feed(Message::Text(frame)).await
@@ -539,15 +559,12 @@ impl Socket {
             .insert(view.message_id, view.chat_id, view.sender_id);
         // A send this socket waits on is acked even when the message was seen before (a retry).
         if view.sender_id == self.user_id && self.awaiting_ack.remove(&view.client_msg_id) {
-            return Some(
-                ServerFrame::MessageAck {
-                    client_msg_id: &view.client_msg_id,
-                    message_id: view.message_id,
-                    chat_id: view.chat_id,
-                    timestamp: view.timestamp,
-                }
-                .render(),
-            );
+            return Some(self.frame(ServerFrame::MessageAck {
+                client_msg_id: &view.client_msg_id,
+                message_id: view.message_id,
+                chat_id: view.chat_id,
+                timestamp: view.timestamp,
+            }));
         }
         if !first_time || message.cursor.is_some_and(|c| c <= self.sync_floor) {
             return None; // a redelivered or caught-up message this socket already has
@@ -555,6 +572,9 @@ impl Socket {
         if self.state.config.auto_delivered && view.sender_id != self.user_id {
             self.delivered.insert(view.chat_id, view.message_id);
         }
+        let metrics = &self.state.metrics;
+        metrics.frame_out(FrameOut::NewMessage);
+        metrics.messages_delivered.inc();
         Some(message.frame.clone())
     }
 }

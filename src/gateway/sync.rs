@@ -28,6 +28,7 @@ use crate::{
     bus::messages::Event,
     config::Config,
     media::UrlSigner,
+    metrics::FrameOut,
     store::{
         changes::{self, Change, SyncPoint},
         message, queries,
@@ -133,6 +134,7 @@ pub async fn plan(
 /// A change as a frame for one user.
 pub struct Rendered {
     pub cursor: u64,
+    pub kind: FrameOut,
     pub frame: Utf8Bytes,
     /// For a new message: the message (so a socket counts it as delivered and drops its live
     /// copy).
@@ -224,6 +226,7 @@ fn render(
         let message = LiveMessage::new(view, signer, Some(row.cursor));
         return Some(Rendered {
             cursor: row.cursor,
+            kind: FrameOut::NewMessage,
             frame: message.frame.clone(),
             message: Some(message),
         });
@@ -235,12 +238,13 @@ fn render(
             return None;
         }
     };
-    let (frame, audience) = change_frames::frame(&event)?;
+    let (kind, frame, audience) = change_frames::frame(&event)?;
     if audience != Audience::Members && !audience.includes(user_id) {
         return None;
     }
     Some(Rendered {
         cursor: row.cursor,
+        kind,
         frame,
         message: None,
     })
@@ -273,7 +277,10 @@ impl Socket {
         inbox: &mut mpsc::Receiver<Outbound>,
     ) -> Result<(), axum::Error> {
         match self.unread().await {
-            Ok(frame) => sink.feed(Message::Text(frame)).await?,
+            Ok(frame) => {
+                self.state.metrics.frame_out(FrameOut::Unread);
+                sink.feed(Message::Text(frame)).await?;
+            }
             Err(error) => tracing::warn!(%error, "cannot read the unread summary"),
         }
         self.run_pending_sync(sink, inbox).await?;
@@ -291,7 +298,10 @@ impl Socket {
         };
         let mut held = Vec::new();
         match self.catch_up(&request, sink, inbox, &mut held).await {
-            Ok(frame) => sink.feed(Message::Text(frame)).await?,
+            Ok((kind, frame)) => {
+                self.state.metrics.frame_out(kind);
+                sink.feed(Message::Text(frame)).await?;
+            }
             Err(CatchUpError::Socket(error)) => return Err(error),
             Err(CatchUpError::Db(error)) => {
                 tracing::warn!(%error, "catch-up failed");
@@ -317,7 +327,7 @@ impl Socket {
         sink: &mut Sink,
         inbox: &mut mpsc::Receiver<Outbound>,
         held: &mut Vec<Outbound>,
-    ) -> Result<Utf8Bytes, CatchUpError> {
+    ) -> Result<(FrameOut, Utf8Bytes), CatchUpError> {
         let state = self.state.clone();
         let (mut after, point) = match plan(&state.db, &state.config, self.user_id, request).await?
         {
@@ -332,7 +342,7 @@ impl Socket {
                     cursor: point.last_cursor,
                     epoch: &point.epoch,
                 };
-                return Ok(frame.render());
+                return Ok((frame.kind(), frame.render()));
             }
             Plan::Replay { after, point } => (after, point),
         };
@@ -359,6 +369,7 @@ impl Socket {
                         *newest = (*newest).max(view.message_id);
                     }
                 }
+                state.metrics.frame_out(one.kind);
                 sink.feed(Message::Text(one.frame)).await?;
                 sent += 1;
             }
@@ -371,12 +382,12 @@ impl Socket {
             }
         }
         self.sync_floor = self.sync_floor.max(point.last_cursor);
-        Ok(ServerFrame::Synced {
+        let frame = ServerFrame::Synced {
             cursor: point.last_cursor,
             epoch: &point.epoch,
             changes: sent,
-        }
-        .render())
+        };
+        Ok((frame.kind(), frame.render()))
     }
 
     /// The `unread` frame: every chat of the socket's user with their unread count and newest

@@ -2,11 +2,14 @@
 //! registers each route together with its OpenAPI documentation.
 
 pub mod chats;
+pub mod cors;
 pub mod extract;
 pub mod health;
+pub mod home;
 pub mod linger;
 pub mod media;
 pub mod messages;
+pub mod metrics;
 pub mod sync;
 
 use axum::{
@@ -163,4 +166,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(media::router())
         .merge(health::router())
         .merge(sync::router())
+        .merge(metrics::router())
 }
