@@ -3,7 +3,8 @@
 # on SQLite, and on PostgreSQL. Each integration test starts its own nats-server (or a 3-node
 # cluster) and its own database.
 #
-# Then the Django example's end-to-end test (examples/django) runs against a real jetchat, every
+# Then the browser tests (tests/browser: chromium drives a page on another origin), the Django
+# example's end-to-end test (examples/django) runs against a real jetchat, every
 # benchmark scenario runs for about a second against a release build (the load generator, its
 # database check and its report must keep working; no figure is judged), and compose.yaml is
 # checked when a docker compose client is present.
@@ -40,6 +41,20 @@ fi
 echo "== unit tests and the integration suite on SQLite"
 nextest --all-targets
 cargo test --workspace --doc --quiet
+
+echo "== browser tests: a page on another origin (playwright-core with Debian's chromium)"
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium (Debian package)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  echo "== installing Node.js and npm (Debian packages)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --silent &&
+  JETCHAT_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/jetchat" node --test)
 
 echo "== the Django example against a real jetchat (embedded NATS, then nats/accounts.conf)"
 scripts/django_e2e.sh

@@ -21,6 +21,7 @@ use crate::{
     http,
     limits::Limits,
     media::Media,
+    metrics::Metrics,
     openapi::ApiDoc,
     persister,
     presence::{self, Presence},
@@ -60,6 +61,10 @@ pub struct Services {
     pub limits: Arc<Limits>,
     /// Who is online (does nothing with `PRESENCE=off`).
     pub presence: Presence,
+    /// What `/metrics` reports.
+    pub metrics: Arc<Metrics>,
+    /// The persister's consumer, whose info `/metrics` reads when scraped.
+    pub consumer: async_nats::jetstream::consumer::PullConsumer,
 }
 
 /// A built, not yet serving, jetchat.
@@ -115,7 +120,9 @@ impl App {
         let consumer = streams::ensure(&bus, streams::Topology::from_config(&config)).await?;
         persister::agreement::check(&bus, &writer).await?;
         store::spawn_checkpointer(db.clone(), shutdown.clone());
+        persister::journal::spawn_pruner(db.clone(), config.sync_retention, shutdown.clone());
         let pipeline = Arc::new(Pipeline::default());
+        let metrics = Arc::new(Metrics::new());
         let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let (router_handle, router) = gateway::router::spawn(
             bus.clone(),
@@ -123,6 +130,7 @@ impl App {
             media.signer.clone(),
             &instance,
             config.max_sockets_per_user,
+            metrics.clone(),
             shutdown.clone(),
         )
         .await
@@ -143,7 +151,7 @@ impl App {
             persister::Persister {
                 bus: bus.clone(),
                 db: writer,
-                consumer,
+                consumer: consumer.clone(),
                 batching: persister::Batching {
                     size: config.persist_batch,
                     linger: config.persist_linger,
@@ -152,6 +160,7 @@ impl App {
                     max_content_chars: config.max_content_chars,
                 },
                 pipeline: pipeline.clone(),
+                metrics: metrics.clone(),
             },
             shutdown.clone(),
         );
@@ -171,6 +180,8 @@ impl App {
             pipeline,
             limits,
             presence,
+            metrics,
+            consumer,
         }));
         Ok(App {
             listener,
@@ -198,7 +209,9 @@ impl App {
             router,
             nats,
         } = self;
-        tracing::info!(address = %listener.local_addr()?, "jetchat listening");
+        let address = listener.local_addr()?;
+        tracing::info!(%address, "jetchat listening");
+        announce_urls(address, state.config.metrics);
         let shutdown = state.shutdown.clone();
         let tracker = state.tracker.clone();
         let bus = state.bus.clone();
@@ -228,18 +241,47 @@ impl App {
     }
 }
 
+/// Tells whoever started jetchat what to open: the URLs and where a token comes from.
+fn announce_urls(address: SocketAddr, metrics: bool) {
+    // A wildcard bind is reachable on loopback; name that.
+    let host = match address.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => format!("127.0.0.1:{}", address.port()),
+        ip if ip.is_unspecified() => format!("[::1]:{}", address.port()),
+        _ => address.to_string(),
+    };
+    tracing::info!(
+        "API documentation: http://{host}/docs (WebSocket protocol: http://{host}/protocol)"
+    );
+    match metrics {
+        true => tracing::info!("health: http://{host}/healthz, metrics: http://{host}/metrics"),
+        false => tracing::info!("health: http://{host}/healthz (metrics off: METRICS=off)"),
+    }
+    tracing::info!(
+        "WebSocket: ws://{host}/ws/chat?token=<access token>; a development token for user 1: \
+         `jetchat token 1` (signed with JWT_SECRET; in production Django issues them)"
+    );
+}
+
 /// The HTTP routes: REST, the WebSocket, `/openapi.json` and the Swagger UI at `/docs`.
 pub fn routes(state: AppState) -> axum::Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(http::router())
         .routes(routes!(gateway::ws_chat))
         .split_for_parts();
-    router
+    let cors = http::cors::layer(&state.config.cors_allowed_origins);
+    let router = router
         // The same handlers without the trailing slash, for clients that leave it out.
         .route(
             "/chats",
             get(http::chats::list_chats).post(http::chats::create_chat),
         )
+        // For people, not API clients: outside the OpenAPI document.
+        .route("/", get(http::home::home))
+        .route("/protocol", get(http::home::protocol))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }

@@ -86,6 +86,14 @@ pub struct Config {
     /// How long the persister may make no progress while commands wait before `/healthz`
     /// answers 503.
     pub persist_stall: Duration,
+    /// Most changes a reconnecting client is caught up with; further behind, it is told to
+    /// reload from history (`resync_required`).
+    pub sync_max: u64,
+    /// How far before a client's cursor a catch-up starts again, for changes that reached it
+    /// out of order (they come again with the same cursor).
+    pub sync_overlap: Duration,
+    /// How long the change journal behind `sync` keeps a change.
+    pub sync_retention: Duration,
     /// How long the graceful shutdown may take before the process exits with an error.
     pub shutdown_timeout: Duration,
     /// How long past its token's `exp` a socket may stay open (clock skew between Django and
@@ -119,6 +127,10 @@ pub struct Config {
     pub rate_typing_per_sec: u32,
     /// How many `typing` frames a socket may send at once.
     pub rate_typing_burst: u32,
+    /// Browser origins allowed to call REST (CORS) and open sockets (`Origin` check).
+    pub cors_allowed_origins: crate::origins::AllowedOrigins,
+    /// Whether `GET /metrics` answers (`METRICS=on`, the default) or 404s (`off`).
+    pub metrics: bool,
 }
 
 impl Config {
@@ -220,6 +232,12 @@ impl Config {
                 parse::<humantime::Duration>(&var, "PERSIST_STALL", "30s")?.into(),
                 "PERSIST_STALL",
             )?,
+            sync_max: parse(&var, "SYNC_MAX", "5000")?,
+            sync_overlap: parse::<humantime::Duration>(&var, "SYNC_OVERLAP", "2s")?.into(),
+            sync_retention: positive(
+                parse::<humantime::Duration>(&var, "SYNC_RETENTION", "7d")?.into(),
+                "SYNC_RETENTION",
+            )?,
             shutdown_timeout: positive(
                 parse::<humantime::Duration>(&var, "SHUTDOWN_TIMEOUT", "60s")?.into(),
                 "SHUTDOWN_TIMEOUT",
@@ -246,6 +264,14 @@ impl Config {
             )?,
             rate_typing_per_sec: parse(&var, "RATE_TYPING_PER_SEC", "2")?,
             rate_typing_burst: burst(&var, "RATE_TYPING_BURST", "5", "RATE_TYPING_PER_SEC")?,
+            cors_allowed_origins: crate::origins::AllowedOrigins::parse(
+                &var("CORS_ALLOWED_ORIGINS").unwrap_or_default(),
+            )
+            .map_err(|e| ConfigError {
+                name: "CORS_ALLOWED_ORIGINS",
+                problem: e.to_string(),
+            })?,
+            metrics: switch(&var, "METRICS", true)?,
         })
     }
 }
@@ -439,6 +465,25 @@ fn burst(
     Ok(burst)
 }
 
+/// An on/off setting: `on`/`off`, `true`/`false`, `1`/`0` (any case).
+fn switch(
+    var: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    let Some(raw) = var(name) else {
+        return Ok(default);
+    };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError {
+            name,
+            problem: format!("{raw:?} is not valid: use on or off"),
+        }),
+    }
+}
+
 fn parse<T: std::str::FromStr>(
     var: &impl Fn(&'static str) -> Option<String>,
     name: &'static str,
@@ -490,6 +535,31 @@ mod tests {
         assert_eq!((c.rate_marks_per_sec, c.rate_marks_burst), (50, 200));
         assert_eq!((c.rate_chats_per_min, c.rate_uploads_per_min), (30, 60));
         assert_eq!(c.max_sockets_per_user, 20);
+        assert!(c.cors_allowed_origins.is_none());
+        assert!(c.metrics);
+    }
+
+    #[test]
+    fn origins_and_metrics_name_their_variable() {
+        let c = config(&[
+            ("JWT_SECRET", "s"),
+            ("CORS_ALLOWED_ORIGINS", "http://localhost:5173/"),
+            ("METRICS", "OFF"),
+        ])
+        .unwrap();
+        assert!(c.cors_allowed_origins.allows(b"http://localhost:5173"));
+        assert!(!c.metrics);
+        for bad in [
+            "localhost:5173",
+            "https://x.test/app",
+            "null",
+            "*,https://x.test",
+        ] {
+            let err = config(&[("JWT_SECRET", "s"), ("CORS_ALLOWED_ORIGINS", bad)]).unwrap_err();
+            assert_eq!(err.name, "CORS_ALLOWED_ORIGINS", "{bad}");
+        }
+        let err = config(&[("JWT_SECRET", "s"), ("METRICS", "maybe")]).unwrap_err();
+        assert_eq!(err.name, "METRICS");
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! [`media`] recognises, stages, stores and signs uploaded files (`POST /upload`,
 //! `GET /media/{file_id}`).
 //! [`http`] serves REST (chat creation, history) and the OpenAPI document ([`openapi`]);
-//! [`limits`] holds how often one user may do what (per-user rate limits);
+//! [`limits`] holds how often one user may do what (per-user rate limits); [`metrics`] what
+//! `/metrics` reports; [`origins`] which browser origins may call jetchat;
 //! [`auth`] checks the Django-issued JWTs; [`app`] wires it all together under one
 //! [`shutdown`] token; [`config`] reads the settings.
 
@@ -34,8 +35,10 @@ pub mod health;
 pub mod http;
 pub mod limits;
 pub mod media;
+pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod origins;
 pub mod persister;
 pub mod presence;
 pub mod shutdown;

@@ -11,9 +11,12 @@ use utoipa::{
 #[openapi(
     info(
         title = "jetchat",
-        description = "Real-time chat on NATS JetStream. WebSocket at `/ws/chat` (frames in \
-                       docs/protocol.md); REST below, all behind a Django-issued JWT \
-                       (`Authorization: Bearer <token>`). Errors are `{\"detail\": \"...\"}`."
+        description = "Real-time chat on NATS JetStream. WebSocket at `/ws/chat?token=<JWT>`: \
+                       its frames are in the [WebSocket protocol](/protocol) (docs/protocol.md). \
+                       REST below, all behind an access token (`Authorization: Bearer <token>`, \
+                       the **Authorize** button): in production the Django site issues it \
+                       (SimpleJWT); for development, `jetchat token <user_id>` prints one \
+                       signed with `JWT_SECRET`. Errors are `{\"detail\": \"...\"}`."
     ),
     modifiers(&BearerAuth),
     tags(
@@ -21,7 +24,8 @@ use utoipa::{
         (name = "messages", description = "Private history with one user"),
         (name = "media", description = "Upload audio, video and images; fetch them back"),
         (name = "websocket", description = "The real-time socket"),
-        (name = "health", description = "Readiness"),
+        (name = "sync", description = "What a client missed since a cursor (the socket's catch-up, paged)"),
+        (name = "health", description = "Readiness and metrics"),
     )
 )]
 pub struct ApiDoc;

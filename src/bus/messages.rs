@@ -265,6 +265,75 @@ impl Event {
         }
     }
 
+    /// The event's identity, the same for every re-emission of it: its `Nats-Msg-Id` (so
+    /// `CHAT_EVENTS` stores it once) and its key in the change journal.
+    pub fn key(&self) -> String {
+        let command = |id: &Option<String>| id.clone().unwrap_or_else(|| "-".into());
+        match self {
+            Event::MessageCreated(e) => format!("created:{}", e.message.message_id),
+            Event::Receipt(e) => {
+                let status = match e.status {
+                    ReceiptStatus::Delivered => "delivered",
+                    ReceiptStatus::Read => "read",
+                };
+                format!(
+                    "receipt:{}:{}:{status}:{}",
+                    e.chat_id, e.user_id, e.message_id
+                )
+            }
+            Event::ChatCreated(e) => format!("chat:{}:{}", e.chat.chat_id, command(&e.command_id)),
+            Event::MemberAdded(e) => {
+                format!(
+                    "member:{}:{}:{}",
+                    e.chat_id,
+                    e.user_id,
+                    command(&e.command_id)
+                )
+            }
+            Event::MemberRemoved(e) => {
+                format!(
+                    "left:{}:{}:{}",
+                    e.chat_id,
+                    e.user_id,
+                    command(&e.command_id)
+                )
+            }
+            Event::ChatRenamed(e) => format!("renamed:{}:{}", e.chat_id, command(&e.command_id)),
+            Event::MessageDeleted(e) => format!("deleted:{}", e.message_id),
+            Event::CommandRejected(e) => format!("rejected:{}:{}", e.command, e.command_id),
+            Event::UploadRegistered(e) => format!("upload:{}:{}", e.file_id, e.command_id),
+        }
+    }
+
+    /// The event's place in the change journal, when it has one (refusals and uploads are
+    /// nobody's chat history and have none).
+    pub fn cursor(&self) -> Option<u64> {
+        match self {
+            Event::MessageCreated(e) => e.cursor,
+            Event::Receipt(e) => e.cursor,
+            Event::ChatCreated(e) => e.cursor,
+            Event::MemberAdded(e) => e.cursor,
+            Event::MemberRemoved(e) => e.cursor,
+            Event::ChatRenamed(e) => e.cursor,
+            Event::MessageDeleted(e) => e.cursor,
+            Event::CommandRejected(_) | Event::UploadRegistered(_) => None,
+        }
+    }
+
+    /// The cursor slot of a journaled event (`None` for the kinds that are not journaled).
+    pub fn cursor_mut(&mut self) -> Option<&mut Option<u64>> {
+        match self {
+            Event::MessageCreated(e) => Some(&mut e.cursor),
+            Event::Receipt(e) => Some(&mut e.cursor),
+            Event::ChatCreated(e) => Some(&mut e.cursor),
+            Event::MemberAdded(e) => Some(&mut e.cursor),
+            Event::MemberRemoved(e) => Some(&mut e.cursor),
+            Event::ChatRenamed(e) => Some(&mut e.cursor),
+            Event::MessageDeleted(e) => Some(&mut e.cursor),
+            Event::CommandRejected(_) | Event::UploadRegistered(_) => None,
+        }
+    }
+
     /// The chat the event belongs to (`None` for a refused command that named none).
     pub fn chat_id(&self) -> Option<ChatId> {
         Some(match self {
@@ -286,6 +355,10 @@ impl Event {
 pub struct MessageCreated {
     #[serde(default = "version")]
     pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
     pub message: MessageView,
     /// The `CHAT_IN` sequence of the command that created it.
     pub stream_seq: u64,
@@ -296,6 +369,10 @@ pub struct MessageCreated {
 pub struct ReceiptEvent {
     #[serde(default = "version")]
     pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
     pub chat_id: ChatId,
     pub message_id: MessageId,
     /// Who marked it.
@@ -310,6 +387,10 @@ pub struct ReceiptEvent {
 pub struct ChatCreated {
     #[serde(default = "version")]
     pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
     pub command_id: Option<String>,
     pub chat: ChatView,
 }
@@ -319,12 +400,20 @@ pub struct ChatCreated {
 pub struct MemberAdded {
     #[serde(default = "version")]
     pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
     pub chat_id: ChatId,
     pub user_id: UserId,
     /// The newest message before the join: later ones are the member's to see.
     pub after_message_id: MessageId,
     #[serde(default)]
     pub command_id: Option<String>,
+    /// The group with its members after the join (absent for groups of over 1,000 members:
+    /// read `GET /chats/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatView>,
 }
 
 /// A user left (was removed from) a chat.
@@ -332,6 +421,10 @@ pub struct MemberAdded {
 pub struct MemberRemoved {
     #[serde(default = "version")]
     pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
     pub chat_id: ChatId,
     pub user_id: UserId,
     #[serde(default)]
@@ -343,6 +436,10 @@ pub struct MemberRemoved {
 pub struct ChatRenamed {
     #[serde(default = "version")]
     pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
     pub chat_id: ChatId,
     pub name: String,
     #[serde(default)]
@@ -354,6 +451,10 @@ pub struct ChatRenamed {
 pub struct MessageDeleted {
     #[serde(default = "version")]
     pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
     pub chat_id: ChatId,
     pub message_id: MessageId,
     #[serde(default)]

@@ -1,16 +1,18 @@
 //! The WebSocket side: `/ws/chat` upgrade with token check, the socket loop, the frames and
 //! the routing of events to sockets.
 
+pub mod change_frames;
 pub mod protocol;
 mod recent;
 pub mod router;
 pub mod session;
 pub mod socket;
+pub mod sync;
 mod typing;
 
 use axum::{
     extract::{State, WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection},
-    http::HeaderMap,
+    http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -19,6 +21,7 @@ use crate::{
     app::AppState,
     auth::{AuthError, bearer_token},
     http::{ApiError, extract::Query},
+    origins::{self, AllowedOrigins},
 };
 
 /// The query of `/ws/chat`.
@@ -26,11 +29,19 @@ use crate::{
 pub struct WsParams {
     /// The access token (browsers cannot set headers on a WebSocket).
     token: Option<String>,
+    /// The cursor of the last frame the client got: everything it missed since is sent
+    /// first, then `synced` (docs/protocol.md, "Reconnect without gaps").
+    since: Option<i64>,
+    /// The epoch that cursor came with (from `synced` or `unread`): a cursor of another
+    /// database is answered with `resync_required`.
+    epoch: Option<String>,
 }
 
 /// Opens a chat WebSocket.
 ///
-/// The token comes from `?token=` or `Authorization: Bearer`; a missing, expired, refresh or
+/// A browser's `Origin` must be the page jetchat serves itself or one listed in
+/// `CORS_ALLOWED_ORIGINS`, else 403; clients that send no `Origin` (apps, servers) are not
+/// concerned. The token comes from `?token=` or `Authorization: Bearer`; a missing, expired, refresh or
 /// badly signed token is refused with 401 before the upgrade, and so with 429 is a socket
 /// beyond `MAX_SOCKETS_PER_USER` on this server. The socket lives until the token's `exp`
 /// (`refresh_token` extends it). The frames are described in `docs/protocol.md`.
@@ -42,6 +53,7 @@ pub struct WsParams {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 401, description = "Missing or invalid token", body = crate::http::ErrorBody),
+        (status = 403, description = "A browser page whose origin is not in `CORS_ALLOWED_ORIGINS`", body = crate::http::ErrorBody),
         (status = 426, description = "Not a WebSocket upgrade request", body = crate::http::ErrorBody),
         (status = 429, description = "The user already has `MAX_SOCKETS_PER_USER` sockets open on this server", body = crate::http::ErrorBody),
         (status = 503, description = "The database is unavailable", body = crate::http::ErrorBody),
@@ -54,6 +66,10 @@ pub async fn ws_chat(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if let Err(refused) = check_origin(&state.config.cors_allowed_origins, &headers) {
+        tracing::info!("socket refused: origin not allowed");
+        return refused.into_response();
+    }
     let token = params.token.as_deref().or_else(|| bearer_token(&headers));
     let token = match token.map(|t| state.keys.verify_access(t)) {
         Some(Ok(token)) => token,
@@ -64,9 +80,17 @@ pub async fn ws_chat(
         Ok(upgrade) => upgrade,
         Err(rejection) => return ApiError::UpgradeRequired(rejection.body_text()).into_response(),
     };
+    let sync = match params.since.map(protocol::cursor).transpose() {
+        Ok(since) => since.map(|since| sync::SyncRequest {
+            since,
+            epoch: params.epoch.clone(),
+            continued: false,
+        }),
+        Err(error) => return ApiError::Invalid(error.detail).into_response(),
+    };
     let limit = state.config.max_frame_bytes;
     let tracker = state.tracker.clone();
-    let session = match session::Session::open(state, token).await {
+    let session = match session::Session::open(state, token, sync).await {
         Ok(session) => Box::new(session),
         Err(session::OpenError::TooManySockets(refused)) => {
             tracing::info!(
@@ -93,4 +117,24 @@ pub async fn ws_chat(
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |ws| tracker.track_future(socket::serve(ws, session)))
+}
+
+/// Lets a handshake through when it has no `Origin` (not a browser), comes from a page of
+/// jetchat's own host, or from an allowed origin. A browser sends `Origin` on every WebSocket
+/// handshake and a page cannot forge it, so this is what stops a page on another site from
+/// chatting with a token it got hold of.
+fn check_origin(allowed: &AllowedOrigins, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = headers.get(header::HOST).map_or(&b""[..], |h| h.as_bytes());
+    if origins::is_same_origin(origin.as_bytes(), host) || allowed.allows(origin.as_bytes()) {
+        return Ok(());
+    }
+    let shown = String::from_utf8_lossy(origin.as_bytes());
+    let shown: String = shown.chars().take(100).collect();
+    Err(ApiError::Forbidden(format!(
+        "origin {shown:?} may not open sockets here; the operator lists the web app's origin \
+         in CORS_ALLOWED_ORIGINS"
+    )))
 }

@@ -9,8 +9,10 @@ use crate::{
     auth::UserId,
     bus::live::{PresenceStatus, TypingState},
     domain::{
-        ContentType, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339, rfc3339_opt,
+        ChatView, ContentType, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339,
+        rfc3339_opt,
     },
+    metrics::{FrameIn, FrameOut},
     persister::batch::rules,
     presence::MemberPresence,
     store::ChatId,
@@ -35,6 +37,8 @@ struct RawFrame {
     message_id: Option<MessageId>,
     token: Option<String>,
     state: Option<String>,
+    since: Option<i64>,
+    epoch: Option<String>,
 }
 
 /// A checked client request.
@@ -56,6 +60,27 @@ pub enum Request {
     Typing { chat_id: ChatId, state: TypingState },
     /// The presence of a chat's members, now.
     Presence { chat_id: ChatId },
+    /// Everything the user missed after `since` (a cursor), then `synced`.
+    Sync { since: u64, epoch: Option<String> },
+}
+
+impl Request {
+    /// What kind of frame this was, for `jetchat_frames_in_total`.
+    pub fn kind(&self) -> FrameIn {
+        match self {
+            Request::Send(_) => FrameIn::SendMessage,
+            Request::Mark {
+                status: ReceiptStatus::Delivered,
+                ..
+            } => FrameIn::Delivered,
+            Request::Mark { .. } => FrameIn::Acknowledge,
+            Request::Ping => FrameIn::Ping,
+            Request::RefreshToken { .. } => FrameIn::RefreshToken,
+            Request::Sync { .. } => FrameIn::Sync,
+            Request::Typing { .. } => FrameIn::Typing,
+            Request::Presence { .. } => FrameIn::Presence,
+        }
+    }
 }
 
 /// A checked `send_message`.
@@ -162,6 +187,15 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
         "presence" => Ok(Request::Presence {
             chat_id: positive_chat_id(raw.chat_id, "presence")?,
         }),
+        "sync" => {
+            let since = raw
+                .since
+                .ok_or_else(|| FrameError::new("missing_field", "sync needs `since`, a cursor"))?;
+            Ok(Request::Sync {
+                since: cursor(since)?,
+                epoch: raw.epoch,
+            })
+        }
         other => Err(FrameError::new(
             "unknown_action",
             format!("unknown action {other:?}"),
@@ -182,6 +216,16 @@ fn positive_chat_id(chat_id: Option<ChatId>, action: &str) -> Result<ChatId, Fra
         )),
         Some(id) => Ok(id),
     }
+}
+
+/// A cursor a client sent: 0 or a positive integer.
+pub fn cursor(since: i64) -> Result<u64, FrameError> {
+    u64::try_from(since).map_err(|_| {
+        FrameError::new(
+            "invalid_field",
+            "since must be a cursor: 0 or a positive integer from a frame's `cursor`",
+        )
+    })
 }
 
 fn mark(raw: RawFrame, status: ReceiptStatus) -> Result<Request, FrameError> {
@@ -296,6 +340,8 @@ pub enum ServerFrame<'a> {
         #[serde(flatten)]
         message: &'a MessageView,
         status: MessageStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
     },
     /// A member marked the recipient's message; to its author's sockets.
     StatusUpdate {
@@ -303,6 +349,8 @@ pub enum ServerFrame<'a> {
         chat_id: ChatId,
         user_id: UserId,
         status: ReceiptStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
     },
     /// A refused frame or command; `error` repeats `detail` for the Python service's clients.
     Error {
@@ -318,17 +366,66 @@ pub enum ServerFrame<'a> {
     Pong,
     /// The answer to `refresh_token`: the socket now lives until `exp` (Unix seconds).
     TokenRefreshed { exp: i64 },
-    /// A user joined one of your groups (you, when you are the one added).
-    MemberAdded { chat_id: ChatId, user_id: UserId },
+    /// A chat you are in was created (a group you were put in, a private chat someone opened
+    /// with you): your chat list can show it before its first message.
+    ChatCreated {
+        chat: &'a ChatView,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A user joined one of your groups (you, when you are the one added); `chat` is the
+    /// group as it is now, when the server has it.
+    MemberAdded {
+        chat_id: ChatId,
+        user_id: UserId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        chat: Option<&'a ChatView>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
     /// A user left one of your groups (you, when you are the one removed: nothing more of
     /// that chat reaches you).
-    MemberRemoved { chat_id: ChatId, user_id: UserId },
+    MemberRemoved {
+        chat_id: ChatId,
+        user_id: UserId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
     /// A group was renamed.
-    ChatRenamed { chat_id: ChatId, name: &'a str },
+    ChatRenamed {
+        chat_id: ChatId,
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
     /// A message was deleted (moderation); drop it from the view.
     MessageDeleted {
         chat_id: ChatId,
         message_id: MessageId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// The catch-up asked for (`?since=` or `sync`) is complete: `changes` frames came
+    /// before this one; live frames follow. Resume later from `cursor` or any later frame's.
+    Synced {
+        cursor: u64,
+        epoch: &'a str,
+        changes: u64,
+    },
+    /// The catch-up cannot be exact (`reason`: `too_far_behind`, `pruned`, `unknown_cursor`,
+    /// `other_epoch`): reload from history, then resume from `cursor`.
+    ResyncRequired {
+        reason: &'a str,
+        detail: &'a str,
+        cursor: u64,
+        epoch: &'a str,
+    },
+    /// On connect: per chat, the messages from others you have not read and the newest
+    /// message's id; `cursor` is where this picture stands.
+    Unread {
+        chats: &'a [UnreadChat],
+        cursor: u64,
+        epoch: &'a str,
     },
     /// Another member is typing in the chat (`started`, for `expires_in_ms` unless refreshed)
     /// or stopped.
@@ -355,7 +452,39 @@ pub enum ServerFrame<'a> {
     },
 }
 
+/// One chat of an `unread` frame.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct UnreadChat {
+    pub chat_id: ChatId,
+    pub unread: i64,
+    pub last_message_id: Option<MessageId>,
+}
+
 impl ServerFrame<'_> {
+    /// What kind of frame this is, for `jetchat_frames_out_total`.
+    pub fn kind(&self) -> FrameOut {
+        match self {
+            ServerFrame::MessageAccepted { .. } => FrameOut::MessageAccepted,
+            ServerFrame::MessageAck { .. } => FrameOut::MessageAck,
+            ServerFrame::NewMessage { .. } => FrameOut::NewMessage,
+            ServerFrame::StatusUpdate { .. } => FrameOut::StatusUpdate,
+            ServerFrame::Error { .. } => FrameOut::Error,
+            ServerFrame::Pong => FrameOut::Pong,
+            ServerFrame::TokenRefreshed { .. } => FrameOut::TokenRefreshed,
+            ServerFrame::MemberAdded { .. } => FrameOut::MemberAdded,
+            ServerFrame::MemberRemoved { .. } => FrameOut::MemberRemoved,
+            ServerFrame::ChatRenamed { .. } => FrameOut::ChatRenamed,
+            ServerFrame::MessageDeleted { .. } => FrameOut::MessageDeleted,
+            ServerFrame::ChatCreated { .. } => FrameOut::ChatCreated,
+            ServerFrame::Unread { .. } => FrameOut::Unread,
+            ServerFrame::Synced { .. } => FrameOut::Synced,
+            ServerFrame::ResyncRequired { .. } => FrameOut::ResyncRequired,
+            ServerFrame::Typing { .. } => FrameOut::Typing,
+            ServerFrame::Presence { .. } => FrameOut::Presence,
+            ServerFrame::PresenceState { .. } => FrameOut::PresenceState,
+        }
+    }
+
     /// Serialises the frame once; the result is cheap to clone for many sockets.
     pub fn render(&self) -> Utf8Bytes {
         serde_json::to_string(self)
@@ -484,6 +613,36 @@ mod tests {
             code(r#"{"action":"typing","chat_id":7,"state":"dancing"}"#),
             "invalid_field"
         );
+    }
+
+    #[test]
+    fn sync_takes_a_cursor_and_refuses_anything_else() {
+        assert_eq!(
+            parse(r#"{"action":"sync","since":118,"epoch":"e1"}"#, 100),
+            Ok(Request::Sync {
+                since: 118,
+                epoch: Some("e1".into())
+            })
+        );
+        assert_eq!(
+            parse(r#"{"action":"sync","since":0}"#, 100),
+            Ok(Request::Sync {
+                since: 0,
+                epoch: None
+            })
+        );
+        for (frame, code) in [
+            (r#"{"action":"sync"}"#, "missing_field"),
+            (r#"{"action":"sync","since":-1}"#, "invalid_field"),
+            (r#"{"action":"sync","since":"1"}"#, "invalid_field"),
+            (r#"{"action":"sync","since":1.5}"#, "invalid_field"),
+            (
+                r#"{"action":"sync","since":99999999999999999999}"#,
+                "invalid_field",
+            ),
+        ] {
+            assert_eq!(parse(frame, 100).unwrap_err().code, code, "{frame}");
+        }
     }
 
     #[test]

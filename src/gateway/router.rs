@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamMap;
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::ServerFrame;
+use super::{change_frames, protocol::ServerFrame};
 use crate::{
     auth::UserId,
     bus::{
@@ -36,6 +36,7 @@ use crate::{
     },
     domain::{MessageId, MessageStatus, MessageView},
     media::UrlSigner,
+    metrics::{FrameOut, Metrics},
     store::{ChatId, queries},
 };
 
@@ -69,18 +70,25 @@ pub struct TooManySockets {
 pub struct LiveMessage {
     pub view: MessageView,
     pub frame: Utf8Bytes,
+    /// Its place in the change journal (none for a message read back from history).
+    pub cursor: Option<u64>,
 }
 
 impl LiveMessage {
     /// Renders the shared `new_message` frame (an upload's URL signed once for everyone).
-    pub fn new(mut view: MessageView, signer: &UrlSigner) -> Arc<Self> {
+    pub fn new(mut view: MessageView, signer: &UrlSigner, cursor: Option<u64>) -> Arc<Self> {
         signer.sign_view(&mut view, chrono::Utc::now());
         let frame = ServerFrame::NewMessage {
             message: &view,
             status: MessageStatus::Sent,
+            cursor,
         }
         .render();
-        Arc::new(LiveMessage { view, frame })
+        Arc::new(LiveMessage {
+            view,
+            frame,
+            cursor,
+        })
     }
 }
 
@@ -89,8 +97,9 @@ pub enum Outbound {
     /// A message in one of the socket's chats.
     Message(Arc<LiveMessage>),
     /// A frame rendered once for every socket that gets it (behind an `Arc`: every variant is
-    /// one pointer, which keeps each socket's queue small).
-    Frame(Arc<Utf8Bytes>),
+    /// about a pointer, which keeps each socket's queue small), with its kind for the metrics
+    /// and the change's cursor (0: the frame is no stored change).
+    Frame(FrameOut, Arc<Utf8Bytes>, u64),
     /// The socket's user is now a member of this chat.
     Joined(Box<queries::Membership>),
     /// The socket's user is no longer a member of this chat.
@@ -203,6 +212,7 @@ pub async fn spawn(
     signer: UrlSigner,
     instance: &str,
     max_sockets_per_user: usize,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), async_nats::SubscribeError> {
     let mut membership = Vec::new();
@@ -227,6 +237,7 @@ pub async fn spawn(
         subs: StreamMap::new(),
         live: StreamMap::new(),
         presence_told: HashMap::new(),
+        metrics,
     };
     let task = tokio::spawn(router.run(rx, membership, replies, shutdown));
     Ok((RouterHandle { tx }, task))
@@ -247,6 +258,7 @@ struct Router {
     live: StreamMap<ChatId, Subscriber>,
     /// The latest presence change per user and the sockets already told it.
     presence_told: HashMap<UserId, (u64, HashSet<ConnId>)>,
+    metrics: Arc<Metrics>,
 }
 
 impl Router {
@@ -365,6 +377,7 @@ impl Router {
                     }
                     Err(error) => tracing::warn!(%error, chat_id, "no typing or presence"),
                 }
+                self.count_subscriptions();
                 true
             }
             Err(error) => {
@@ -391,6 +404,7 @@ impl Router {
                     self.chats.remove(&chat_id);
                     self.subs.remove(&chat_id); // dropping the subscriber unsubscribes
                     self.live.remove(&chat_id);
+                    self.count_subscriptions();
                 }
             }
         }
@@ -430,20 +444,27 @@ impl Router {
         }
     }
 
-    /// Hands `frame` to each socket of the chat that `wanted` selects, rendered once, when the
-    /// first of them takes it (with no such socket here, it is never rendered).
-    fn deliver_frame(
-        &mut self,
-        chat_id: ChatId,
-        wanted: impl Fn(UserId) -> bool,
-        frame: ServerFrame<'_>,
-    ) {
-        let mut rendered: Option<Arc<Utf8Bytes>> = None;
-        self.deliver(chat_id, wanted, || {
-            Outbound::Frame(Arc::clone(
-                rendered.get_or_insert_with(|| Arc::new(frame.render())),
-            ))
-        });
+    /// Hands a stored change's frame to the sockets of its audience in the chat, rendered
+    /// once (and not at all when the chat has no socket here).
+    fn deliver_change(&mut self, chat_id: ChatId, event: &Event) {
+        if !self.chats.contains_key(&chat_id) {
+            return;
+        }
+        let Some((kind, frame, audience)) = change_frames::frame(event) else {
+            return;
+        };
+        let frame = Arc::new(frame);
+        let cursor = event.cursor().unwrap_or(0);
+        self.deliver(
+            chat_id,
+            |user| audience.includes(user),
+            || Outbound::Frame(kind, Arc::clone(&frame), cursor),
+        );
+    }
+
+    fn count_subscriptions(&self) {
+        let subscriptions = i64::try_from(self.subs.len()).unwrap_or(i64::MAX);
+        self.metrics.router_subscriptions.set(subscriptions);
     }
 
     fn chat_event(&mut self, chat_id: ChatId, payload: &[u8]) {
@@ -456,7 +477,7 @@ impl Router {
         };
         match event {
             Event::MessageCreated(created) => {
-                let message = LiveMessage::new(created.message, &self.signer);
+                let message = LiveMessage::new(created.message, &self.signer, created.cursor);
                 if let Some(buffer) = self
                     .chats
                     .get_mut(&chat_id)
@@ -467,28 +488,8 @@ impl Router {
                 }
                 self.deliver(chat_id, |_| true, || Outbound::Message(message.clone()));
             }
-            Event::Receipt(receipt) => {
-                let frame = ServerFrame::StatusUpdate {
-                    message_id: receipt.message_id,
-                    chat_id: receipt.chat_id,
-                    user_id: receipt.user_id,
-                    status: receipt.status,
-                };
-                self.deliver_frame(chat_id, |user| user == receipt.sender_id, frame);
-            }
-            Event::ChatRenamed(e) => {
-                let frame = ServerFrame::ChatRenamed {
-                    chat_id,
-                    name: &e.name,
-                };
-                self.deliver_frame(chat_id, |_| true, frame);
-            }
-            Event::MessageDeleted(e) => {
-                let frame = ServerFrame::MessageDeleted {
-                    chat_id,
-                    message_id: e.message_id,
-                };
-                self.deliver_frame(chat_id, |_| true, frame);
+            Event::Receipt(_) | Event::ChatRenamed(_) | Event::MessageDeleted(_) => {
+                self.deliver_change(chat_id, &event);
             }
             // Membership events come through the membership subscription (every chat's).
             Event::ChatCreated(_)
@@ -567,8 +568,9 @@ impl Router {
             if let Some(socket) = self.sockets.get(&conn)
                 && socket.user_id != except
             {
-                let frame = rendered.get_or_insert_with(|| Arc::new(frame.render()));
-                let _ = socket.outbox.try_send(Outbound::Frame(Arc::clone(frame)));
+                let rendered = rendered.get_or_insert_with(|| Arc::new(frame.render()));
+                let item = Outbound::Frame(frame.kind(), Arc::clone(rendered), 0);
+                let _ = socket.outbox.try_send(item);
             }
         }
     }
@@ -588,6 +590,7 @@ impl Router {
                 self.chats.remove(&chat_id);
                 self.subs.remove(&chat_id);
                 self.live.remove(&chat_id);
+                self.count_subscriptions();
             }
         }
     }
@@ -601,27 +604,21 @@ impl Router {
                 };
                 self.join(e.chat.chat_id, &e.chat.member_ids, 0, private_key)
                     .await;
+                self.deliver_change(e.chat.chat_id, &Event::ChatCreated(e));
             }
             Ok(Event::MemberAdded(e)) => {
                 // Only groups take new members: no private key. Joined first, so the new
                 // member's sockets get the frame with everyone else's.
                 self.join(e.chat_id, &[e.user_id], e.after_message_id, None)
                     .await;
-                let frame = ServerFrame::MemberAdded {
-                    chat_id: e.chat_id,
-                    user_id: e.user_id,
-                };
-                self.deliver_frame(e.chat_id, |_| true, frame);
+                self.deliver_change(e.chat_id, &Event::MemberAdded(e));
             }
             Ok(Event::MemberRemoved(e)) => {
                 // Told while still routed, then taken out.
-                let frame = ServerFrame::MemberRemoved {
-                    chat_id: e.chat_id,
-                    user_id: e.user_id,
-                };
-                self.deliver_frame(e.chat_id, |_| true, frame);
-                for conn in self.users.get(&e.user_id).cloned().unwrap_or_default() {
-                    self.leave(conn, e.chat_id);
+                let (chat_id, user_id) = (e.chat_id, e.user_id);
+                self.deliver_change(chat_id, &Event::MemberRemoved(e));
+                for conn in self.users.get(&user_id).cloned().unwrap_or_default() {
+                    self.leave(conn, chat_id);
                 }
             }
             Ok(_) => {}
@@ -716,7 +713,7 @@ async fn catch_up(
         Ok(mut rows) => {
             rows.reverse();
             rows.iter()
-                .map(|m| LiveMessage::new(m.view(private_key.as_deref()), &signer))
+                .map(|m| LiveMessage::new(m.view(private_key.as_deref()), &signer, None))
                 .collect()
         }
         Err(error) => {

@@ -19,6 +19,7 @@ use super::{
     recent::RecentMessages,
     router::{ConnId, LiveMessage, Outbound, RouterHandle, TooManySockets},
     socket::{Close, Sink},
+    sync::SyncRequest,
     typing::Typing,
 };
 use crate::{
@@ -31,6 +32,7 @@ use crate::{
     },
     domain::{MessageId, ReceiptStatus},
     limits::{self, RefusalStreak},
+    metrics::{FrameIn, FrameOut},
     store::{ChatId, queries},
 };
 
@@ -57,7 +59,7 @@ pub(super) struct Socket {
     pub(super) publishes: FuturesOrdered<BoxFuture<'static, Published>>,
     /// Chat and author of the messages pushed lately: repeats are dropped, and the client's
     /// marks of them need no database read.
-    recent: RecentMessages,
+    pub(super) recent: RecentMessages,
     /// Newest message pushed per chat and not yet reported delivered (`AUTO_DELIVERED`).
     pub(super) delivered: HashMap<ChatId, MessageId>,
     reply_to: String,
@@ -67,6 +69,11 @@ pub(super) struct Socket {
     refusals: RefusalStreak,
     /// The chats this socket is typing in, and its typing rate limit.
     pub(super) typing: Typing,
+    /// Live frames of changes up to this cursor are dropped: the last catch-up sent them.
+    pub(super) sync_floor: u64,
+    /// A catch-up to run when the current frame's turn is over.
+    pub(super) pending_sync: Option<SyncRequest>,
+    pub(super) last_sync: Option<tokio::time::Instant>,
 }
 
 /// A socket that is authenticated and routed but not yet upgraded: opening it before the
@@ -107,7 +114,11 @@ impl Drop for Registration {
 impl Session {
     /// Loads the user's chats and registers the socket with the router, which refuses it when
     /// the user already has `MAX_SOCKETS_PER_USER` sockets here.
-    pub async fn open(state: AppState, token: AccessToken) -> Result<Self, OpenError> {
+    pub async fn open(
+        state: AppState,
+        token: AccessToken,
+        sync: Option<SyncRequest>,
+    ) -> Result<Self, OpenError> {
         let AccessToken { user_id, exp } = token;
         let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         let memberships = queries::memberships(&state.db, user_id).await?;
@@ -134,6 +145,9 @@ impl Session {
             recent: RecentMessages::default(),
             refusals: RefusalStreak::default(),
             typing: Typing::default(),
+            sync_floor: 0,
+            pending_sync: sync,
+            last_sync: None,
         };
         let mut registration = Registration {
             router: router.clone(),
@@ -178,8 +192,12 @@ impl Socket {
     pub(super) async fn inbound(&mut self, text: &str) -> Result<Option<Utf8Bytes>, Close> {
         let request = match protocol::parse(text, self.state.config.max_content_chars) {
             Ok(request) => request,
-            Err(error) => return Ok(Some(error.render())),
+            Err(error) => {
+                self.state.metrics.frame_in(FrameIn::Invalid);
+                return Ok(Some(self.refuse(&error)));
+            }
         };
+        self.state.metrics.frame_in(request.kind());
         // Checked before anything else is done for the frame (a mark may read the database).
         let limits = &self.state.limits;
         let limit = match &request {
@@ -193,7 +211,7 @@ impl Socket {
             Request::Typing { .. } => {
                 Some((self.typing.check(&self.state.config), "typing frames"))
             }
-            Request::Ping | Request::RefreshToken { .. } => None,
+            Request::Ping | Request::RefreshToken { .. } | Request::Sync { .. } => None,
         };
         if let Some((checked, what)) = limit {
             match checked {
@@ -207,7 +225,8 @@ impl Socket {
                         _ => None,
                     };
                     let error = FrameError::rate_limited(what, limits::retry_after_ms(wait));
-                    return Ok(Some(error.about(id).render()));
+                    self.state.metrics.rate_limited.inc();
+                    return Ok(Some(self.refuse(&error.about(id))));
                 }
             }
         }
@@ -218,35 +237,57 @@ impl Socket {
                 chat_id,
                 status,
             } => self.mark(message_id, chat_id, status).await,
-            Request::Ping => return Ok(Some(ServerFrame::Pong.render())),
+            Request::Ping => return Ok(Some(self.frame(ServerFrame::Pong))),
             Request::RefreshToken { token } => return Ok(Some(self.refresh(&token))),
             Request::Typing { chat_id, state } => self.typing(chat_id, state).await,
             Request::Presence { chat_id } => {
-                return Ok(Some(
-                    self.presence(chat_id).await.unwrap_or_else(|e| e.render()),
-                ));
+                let answer = self.presence(chat_id).await;
+                return Ok(Some(answer.unwrap_or_else(|e| self.refuse(&e))));
+            }
+            Request::Sync { since, epoch } => {
+                return Ok(self.ask_sync(SyncRequest {
+                    since,
+                    epoch,
+                    continued: false,
+                }));
             }
         };
-        Ok(result.err().map(|e| e.render()))
+        Ok(result.err().map(|e| self.refuse(&e)))
+    }
+
+    /// Renders a frame for the client and counts it.
+    fn frame(&self, frame: ServerFrame<'_>) -> Utf8Bytes {
+        let metrics = &self.state.metrics;
+        metrics.frame_out(frame.kind());
+        if let ServerFrame::Error { code, .. } = &frame {
+            metrics.error(code);
+        }
+        frame.render()
+    }
+
+    /// Renders the `error` frame for `error` and counts it by code.
+    pub(super) fn refuse(&self, error: &FrameError) -> Utf8Bytes {
+        let metrics = &self.state.metrics;
+        metrics.frame_out(FrameOut::Error);
+        metrics.error(error.code);
+        error.render()
     }
 
     /// Moves the socket's deadline to a new token's `exp`, if the token is good and the user's;
     /// otherwise the socket keeps the deadline it had.
     fn refresh(&mut self, token: &str) -> Utf8Bytes {
         match self.state.keys.verify_access(token) {
-            Err(error) => FrameError::new(
+            Err(error) => self.refuse(&FrameError::new(
                 "invalid_token",
                 format!("{error}; the socket keeps its current token"),
-            )
-            .render(),
-            Ok(token) if token.user_id != self.user_id => FrameError::new(
+            )),
+            Ok(token) if token.user_id != self.user_id => self.refuse(&FrameError::new(
                 "forbidden",
                 "the token is another user's; the socket keeps its current token",
-            )
-            .render(),
+            )),
             Ok(token) => {
                 self.expires_at = deadline(&self.state, token.exp);
-                ServerFrame::TokenRefreshed { exp: token.exp }.render()
+                self.frame(ServerFrame::TokenRefreshed { exp: token.exp })
             }
         }
     }
@@ -533,16 +574,14 @@ impl Socket {
                             chat_id: m.chat_id,
                             timestamp: m.created_at,
                         };
-                        return Some(ack.render());
+                        return Some(self.frame(ack));
                     }
                 }
-                Some(
-                    ServerFrame::MessageAccepted {
-                        client_msg_id: &id,
-                        chat_id,
-                    }
-                    .render(),
-                )
+                self.state.metrics.messages_accepted.inc();
+                Some(self.frame(ServerFrame::MessageAccepted {
+                    client_msg_id: &id,
+                    chat_id,
+                }))
             }
             (Ok(_), None) => None,
             (Err(e), id) => {
@@ -553,7 +592,7 @@ impl Socket {
                     "unavailable",
                     format!("not accepted ({e}); retry with the same client_msg_id"),
                 );
-                Some(error.about(id.as_deref()).render())
+                Some(self.refuse(&error.about(id.as_deref())))
             }
         }
     }
@@ -569,7 +608,13 @@ impl Socket {
                 Some(frame) => frame,
                 None => return Ok(()),
             },
-            Outbound::Frame(frame) => Utf8Bytes::clone(&frame),
+            Outbound::Frame(kind, frame, cursor) => {
+                if cursor != 0 && cursor <= self.sync_floor {
+                    return Ok(()); // the catch-up sent it
+                }
+                self.state.metrics.frame_out(kind);
+                Utf8Bytes::clone(&frame)
+            }
             Outbound::Left(chat_id) => {
                 self.chats.remove(&chat_id);
                 self.peers.retain(|_, c| *c != chat_id);
@@ -590,14 +635,13 @@ impl Socket {
                     return Ok(());
                 };
                 let id = self.awaiting_ack.take(&command_id);
-                ServerFrame::Error {
+                self.frame(ServerFrame::Error {
                     code: &code,
                     detail: &detail,
                     error: &detail,
                     client_msg_id: id.as_deref(),
                     retry_after_ms: None,
-                }
-                .render()
+                })
             }
         };
         sink.feed(Message::Text(frame)).await
@@ -611,22 +655,22 @@ impl Socket {
             .insert(view.message_id, view.chat_id, view.sender_id);
         // A send this socket waits on is acked even when the message was seen before (a retry).
         if view.sender_id == self.user_id && self.awaiting_ack.remove(&view.client_msg_id) {
-            return Some(
-                ServerFrame::MessageAck {
-                    client_msg_id: &view.client_msg_id,
-                    message_id: view.message_id,
-                    chat_id: view.chat_id,
-                    timestamp: view.timestamp,
-                }
-                .render(),
-            );
+            return Some(self.frame(ServerFrame::MessageAck {
+                client_msg_id: &view.client_msg_id,
+                message_id: view.message_id,
+                chat_id: view.chat_id,
+                timestamp: view.timestamp,
+            }));
         }
-        if !first_time {
+        if !first_time || message.cursor.is_some_and(|c| c <= self.sync_floor) {
             return None; // a redelivered or caught-up message this socket already has
         }
         if self.state.config.auto_delivered && view.sender_id != self.user_id {
             self.delivered.insert(view.chat_id, view.message_id);
         }
+        let metrics = &self.state.metrics;
+        metrics.frame_out(FrameOut::NewMessage);
+        metrics.messages_delivered.inc();
         Some(message.frame.clone())
     }
 }

@@ -10,6 +10,7 @@ use futures_util::{
 use tracing::Instrument as _;
 
 use super::{protocol::FrameError, session::Session};
+use crate::metrics::{FrameIn, Metrics};
 
 /// How long pushed messages wait before they are reported delivered together.
 const DELIVERED_REPORT_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -105,6 +106,7 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
     } = *session;
     tracing::debug!(chats = socket.chats.len(), "socket open");
     let state = socket.state.clone();
+    let _open = OpenSocket::counted(&state.metrics);
     let close_grace = state.config.socket_close_grace;
     let lifetime = tokio::time::sleep_until(socket.expires_at);
     tokio::pin!(lifetime);
@@ -112,8 +114,12 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
     // shutdown never seen: after a grace period the connection is dropped instead.
     let session = async {
         let mut report_at: Option<tokio::time::Instant> = None;
+        let greeted = socket.greet(&mut sink, &mut inbox).await;
         let ending = loop {
             let typing_until = socket.typing.next_deadline();
+            if greeted.is_err() {
+                break Ending::Gone;
+            }
             let written = tokio::select! {
                 biased;
                 _ = kick.cancelled() => {
@@ -155,7 +161,8 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
                     },
                     Some(Ok(Message::Binary(_))) => {
                         let error = FrameError::new("bad_json", "binary frames are not supported; send JSON text");
-                        sink.feed(Message::Text(error.render())).await
+                        state.metrics.frame_in(FrameIn::Invalid);
+                        sink.feed(Message::Text(socket.refuse(&error))).await
                     }
                     Some(Ok(Message::Close(_))) => break Ending::ClientClosed,
                     Some(Ok(_)) => Ok(()), // ping and pong are answered by the library
@@ -167,7 +174,8 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
                     None => break Ending::Gone,
                 },
             };
-            if written.is_err() || sink.flush().await.is_err() {
+            let synced = Box::pin(socket.run_pending_sync(&mut sink, &mut inbox)).await;
+            if written.is_err() || synced.is_err() || sink.flush().await.is_err() {
                 break Ending::Gone;
             }
             if report_at.is_none() && !socket.delivered.is_empty() {
@@ -191,6 +199,22 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
         _ = stuck => tracing::debug!("the client takes no frames; dropping the connection"),
     }
     tracing::debug!("socket closed");
+}
+
+/// Counts the socket in `jetchat_open_sockets` while it lives.
+struct OpenSocket<'a>(&'a Metrics);
+
+impl<'a> OpenSocket<'a> {
+    fn counted(metrics: &'a Metrics) -> Self {
+        metrics.open_sockets.inc();
+        OpenSocket(metrics)
+    }
+}
+
+impl Drop for OpenSocket<'_> {
+    fn drop(&mut self) {
+        self.0.open_sockets.dec();
+    }
 }
 
 /// The closing handshake: the client's close frame is answered (tungstenite queued the

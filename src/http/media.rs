@@ -139,6 +139,7 @@ pub async fn upload(
         }
     };
     let (staged, detected) = receive(&state, field, limit, over_limit).await?;
+    state.metrics.media_bytes_in.inc_by(staged.size());
 
     if let Some(earlier) = uploads::upload_by_hash(&state.db, user, staged.sha256()).await? {
         return Ok((StatusCode::OK, Json(uploaded(&state, earlier))));
@@ -398,6 +399,13 @@ async fn serve(
                 row.storage_key, row.id
             )))
         })?;
+    // Counted as the bytes go out: a client that stops reading has not been sent the rest.
+    let sent = state.metrics.media_bytes_out.clone();
+    let stream = futures_util::StreamExt::inspect(stream, move |chunk| {
+        if let Ok(chunk) = chunk {
+            sent.inc_by(chunk.len() as u64);
+        }
+    });
     Ok((status, headers, Body::from_stream(stream)).into_response())
 }
 

@@ -2,12 +2,16 @@
 //! registers each route together with its OpenAPI documentation.
 
 pub mod chats;
+pub mod cors;
 pub mod extract;
 pub mod health;
+pub mod home;
 pub mod linger;
 pub mod media;
 pub mod messages;
+pub mod metrics;
 pub mod presence;
+pub mod sync;
 
 use axum::{
     Json,
@@ -163,4 +167,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(media::router())
         .merge(presence::router())
         .merge(health::router())
+        .merge(sync::router())
+        .merge(metrics::router())
 }

@@ -9,7 +9,7 @@ use super::{
     batch::Applied,
     dead_letters::{self, DeadLetter},
 };
-use crate::bus::{Bus, messages::Event, subjects::header_safe};
+use crate::bus::{Bus, subjects::header_safe};
 
 /// A batch written to the database whose events are still to be published.
 pub struct Committed {
@@ -60,7 +60,7 @@ async fn announce(bus: &Bus, applied: &Applied) -> Result<(), async_nats::Error>
         let subject = bus.subjects.chat_event(event.chat_id(), event.kind());
         let publish = jetstream::message::PublishMessage::build()
             .payload(serde_json::to_vec(event)?.into())
-            .message_id(header_safe(&dedupe_id(event)));
+            .message_id(header_safe(&event.key()));
         acks.push(bus.jetstream.send_publish(subject, publish).await?);
     }
     for ack in acks {
@@ -72,39 +72,4 @@ async fn announce(bus: &Bus, applied: &Applied) -> Result<(), async_nats::Error>
             .await?;
     }
     Ok(())
-}
-
-/// `Nats-Msg-Id` of an event, so a re-emitted event is stored once in `CHAT_EVENTS`.
-fn dedupe_id(event: &Event) -> String {
-    let command = |id: &Option<String>| id.clone().unwrap_or_else(|| "-".into());
-    match event {
-        Event::MessageCreated(e) => format!("created:{}", e.message.message_id),
-        Event::Receipt(e) => {
-            let status = match e.status {
-                crate::domain::ReceiptStatus::Delivered => "delivered",
-                crate::domain::ReceiptStatus::Read => "read",
-            };
-            format!(
-                "receipt:{}:{}:{status}:{}",
-                e.chat_id, e.user_id, e.message_id
-            )
-        }
-        Event::ChatCreated(e) => format!("chat:{}:{}", e.chat.chat_id, command(&e.command_id)),
-        Event::MemberAdded(e) => format!(
-            "member:{}:{}:{}",
-            e.chat_id,
-            e.user_id,
-            command(&e.command_id)
-        ),
-        Event::MemberRemoved(e) => format!(
-            "left:{}:{}:{}",
-            e.chat_id,
-            e.user_id,
-            command(&e.command_id)
-        ),
-        Event::ChatRenamed(e) => format!("renamed:{}:{}", e.chat_id, command(&e.command_id)),
-        Event::MessageDeleted(e) => format!("deleted:{}", e.message_id),
-        Event::CommandRejected(e) => format!("rejected:{}:{}", e.command, e.command_id),
-        Event::UploadRegistered(e) => format!("upload:{}:{}", e.file_id, e.command_id),
-    }
 }

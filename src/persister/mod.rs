@@ -13,6 +13,7 @@ pub mod batch;
 pub mod dead_letters;
 mod decode;
 pub mod failure;
+pub mod journal;
 pub mod write;
 
 use std::{sync::Arc, time::Duration};
@@ -25,7 +26,7 @@ use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
-use crate::{bus::Bus, health::Pipeline};
+use crate::{bus::Bus, bus::messages::Event, health::Pipeline, metrics::Metrics};
 use announce::Committed;
 use batch::Rules;
 use dead_letters::DeadLetter;
@@ -52,6 +53,8 @@ pub struct Persister {
     pub batching: Batching,
     pub rules: Rules,
     pub pipeline: Arc<Pipeline>,
+    /// Batch sizes, commit latencies, messages persisted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The `/healthz` problem source of the persister.
@@ -169,6 +172,7 @@ impl Persister {
             }
         }
         let mut backoff = Duration::from_millis(100);
+        let started = std::time::Instant::now();
         let written = loop {
             match write(&self.db, &incoming, &self.rules).await {
                 Ok(written) => break written,
@@ -186,6 +190,16 @@ impl Persister {
                 }
             }
         };
+        let metrics = &self.metrics;
+        metrics
+            .persist_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics
+            .persist_batch_size
+            .observe((incoming.len() + refused.len()) as f64);
+        let created = written.applied.events.iter();
+        let created = created.filter(|e| matches!(e, Event::MessageCreated(_)));
+        metrics.messages_persisted.inc_by(created.count() as u64);
         let mut id_taken = None;
         // Highest index first, so removing keeps the other indexes right.
         for poisoned in written.poisoned.iter().rev() {

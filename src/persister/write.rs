@@ -5,12 +5,14 @@
 
 use std::panic::AssertUnwindSafe;
 
+use chrono::Utc;
 use futures_util::FutureExt as _;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 
 use super::{
     batch::{self, Applied, ApplyError, Incoming, Refusal, Rules},
     failure::is_transient,
+    journal,
 };
 
 /// What a committed write applied, and the commands it refused because the database could
@@ -120,6 +122,8 @@ async fn attempt(
         Ok(applied) => applied?,
         Err(panic) => return Err(Fault::panicked(panic)),
     };
+    let mut applied = applied;
+    journal::record(&txn, &mut applied.events, Utc::now()).await?;
     txn.commit().await?;
     Ok(applied)
 }
@@ -168,6 +172,7 @@ async fn isolate(
             }
         }
     }
+    journal::record(&txn, &mut written.applied.events, Utc::now()).await?;
     txn.commit().await?;
     Ok(written)
 }

@@ -1,5 +1,6 @@
 //! The database: sea-orm entities and the queries jetchat runs. No HTTP or NATS types here.
 
+pub mod changes;
 pub mod chat;
 pub mod chat_member;
 pub mod message;

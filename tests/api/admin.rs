@@ -6,7 +6,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{FRAME_TIMEOUT, TestApp, publish_command, spawn_app, spawn_app_with};
+use crate::helpers::{
+    FRAME_TIMEOUT, TestApp, publish_command, spawn_app, spawn_app_with, without_cursor,
+};
 
 /// A live subscription to events, as Django's consumer sees them.
 async fn events(app: &TestApp, subject: &str) -> async_nats::Subscriber {
@@ -70,11 +72,18 @@ async fn an_added_member_starts_receiving_at_once() {
     let (_, event) = next_event(&mut added).await;
     assert_eq!(event["user_id"], 3);
     assert_eq!(event["command_id"], "cmd-add-1");
-    let frame = carol.expect("member_added").await;
+    let mut frame = without_cursor(carol.expect("member_added").await);
+    let chat = frame
+        .as_object_mut()
+        .unwrap()
+        .remove("chat")
+        .expect("the group comes along");
     assert_eq!(
         frame,
         json!({"action":"member_added","chat_id":chat_id,"user_id":3})
     );
+    assert_eq!(chat["chat_id"], chat_id);
+    assert_eq!(chat["member_ids"], json!([1, 2, 3]));
     let told = alice.expect("member_added").await;
     assert_eq!(told["user_id"], 3);
 
@@ -147,7 +156,7 @@ async fn rename_and_delete_reach_the_members_and_the_history() {
     )
     .await;
     assert_eq!(
-        bob.expect("chat_renamed").await,
+        without_cursor(bob.expect("chat_renamed").await),
         json!({"action":"chat_renamed","chat_id":chat_id,"name":"new name"})
     );
     alice.expect("chat_renamed").await;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, without_cursor};
 
 #[tokio::test]
 async fn private_chat_full_cycle() {
@@ -37,7 +37,7 @@ async fn private_chat_full_cycle() {
 
     bob.send(json!({"action":"delivered","message_id":message_id}))
         .await;
-    let update = alice.expect("status_update").await;
+    let update = without_cursor(alice.expect("status_update").await);
     assert_eq!(
         update,
         json!({"action":"status_update","message_id":message_id,"chat_id":chat_id,"user_id":2,"status":"delivered"})

@@ -45,3 +45,47 @@ async fn spec_is_self_consistent() {
         }
     }
 }
+
+/// A newcomer who opens jetchat in a browser finds the way: `/` points at the docs, `/docs`
+/// names the protocol document (served at `/protocol`) and where a token comes from.
+#[tokio::test]
+async fn the_front_page_and_the_docs_show_the_way() {
+    let app = spawn_app().await;
+
+    let home = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert!(
+        home.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = home.text().await.unwrap();
+    for link in [
+        "href=\"/docs\"",
+        "href=\"/protocol\"",
+        "href=\"/healthz\"",
+        "jetchat token",
+    ] {
+        assert!(page.contains(link), "the front page has {link}");
+    }
+
+    let protocol = app.http.get(app.url("/protocol")).send().await.unwrap();
+    assert_eq!(protocol.status(), 200);
+    assert!(
+        protocol
+            .text()
+            .await
+            .unwrap()
+            .starts_with("# The WebSocket protocol")
+    );
+
+    let spec = app.openapi().await;
+    assert_eq!(spec["info"]["title"], "jetchat");
+    let description = spec["info"]["description"].as_str().unwrap();
+    assert!(description.contains("(/protocol)"), "{description}");
+    assert!(
+        description.contains("jetchat token <user_id>"),
+        "{description}"
+    );
+}

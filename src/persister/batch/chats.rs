@@ -63,6 +63,7 @@ impl BatchState {
             // command still gets its outcome event.
             pending.push(Pending::Ready(Event::ChatCreated(ChatCreated {
                 v: VERSION,
+                cursor: None,
                 command_id: Some(cmd.command_id.clone()),
                 chat: chat.model.view(member_ids.clone()),
             })));
@@ -188,6 +189,7 @@ impl BatchState {
         }
         pending.push(Pending::Ready(Event::ChatCreated(ChatCreated {
             v: VERSION,
+            cursor: None,
             command_id: command_id.map(str::to_owned),
             chat: model.view(member_ids.to_vec()),
         })));
@@ -223,6 +225,7 @@ impl BatchState {
             .await?;
         pending.push(Pending::Ready(Event::ChatRenamed(ChatRenamed {
             v: VERSION,
+            cursor: None,
             chat_id: cmd.chat_id,
             name: name.to_owned(),
             command_id: Some(cmd.command_id.clone()),

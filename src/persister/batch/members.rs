@@ -15,6 +15,9 @@ use crate::{
     store::{ChatId, chat_member, message},
 };
 
+/// Largest group whose `member_added` events carry the whole group.
+const MAX_MEMBERS_IN_EVENT: usize = 1000;
+
 impl BatchState {
     /// The group `chat_id`, or why a group command cannot apply to it.
     pub(super) fn group_state(&mut self, chat_id: ChatId) -> Result<&mut ChatState, Failure> {
@@ -85,15 +88,24 @@ impl BatchState {
                 },
             );
         }
+        // The group as the new members' chat lists show it; a very large one is left to
+        // `GET /chats/{id}` rather than copied into every event.
+        let view = (chat.members.len() <= MAX_MEMBERS_IN_EVENT).then(|| {
+            let mut ids: Vec<UserId> = chat.members.keys().copied().collect();
+            ids.sort_unstable();
+            chat.model.view(ids)
+        });
         // Every requested user is announced, members from before too: applying the command
         // again (a redelivery) announces the same outcome.
         for user_id in requested {
             pending.push(Pending::Ready(Event::MemberAdded(MemberAdded {
                 v: VERSION,
+                cursor: None,
                 chat_id: cmd.chat_id,
                 user_id,
                 after_message_id: after,
                 command_id: Some(cmd.command_id.clone()),
+                chat: view.clone(),
             })));
         }
         Ok(())
@@ -123,6 +135,7 @@ impl BatchState {
         for user_id in requested {
             pending.push(Pending::Ready(Event::MemberRemoved(MemberRemoved {
                 v: VERSION,
+                cursor: None,
                 chat_id: cmd.chat_id,
                 user_id,
                 command_id: Some(cmd.command_id.clone()),

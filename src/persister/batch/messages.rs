@@ -320,6 +320,7 @@ impl BatchState {
         // Announced even when it was deleted before: the command's outcome is the same.
         pending.push(Pending::Ready(Event::MessageDeleted(MessageDeleted {
             v: VERSION,
+            cursor: None,
             chat_id: cmd.chat_id,
             message_id: cmd.message_id,
             command_id: Some(cmd.command_id.clone()),

@@ -248,6 +248,7 @@ pub async fn apply(
                 let (message, stream_seq) = stored.get(&key)?.clone();
                 Some(Event::MessageCreated(MessageCreated {
                     v: VERSION,
+                    cursor: None,
                     message,
                     stream_seq,
                 }))

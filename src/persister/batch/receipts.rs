@@ -94,6 +94,7 @@ impl BatchState {
         self.moved_marks.insert((cmd.chat_id, cmd.user_id));
         pending.push(Pending::Ready(Event::Receipt(ReceiptEvent {
             v: VERSION,
+            cursor: None,
             chat_id: cmd.chat_id,
             message_id: cmd.message_id,
             user_id: cmd.user_id,

@@ -1,0 +1,134 @@
+//! What frame a stored change becomes and whose sockets get it: one answer for the live
+//! router and for a catch-up, so a client that syncs sees exactly what it would have seen
+//! online. A new message is rendered from its view (`router::LiveMessage`).
+
+use axum::extract::ws::Utf8Bytes;
+
+use super::protocol::ServerFrame;
+use crate::{auth::UserId, bus::messages::Event, metrics::FrameOut};
+
+/// Whose sockets in the chat get a change's frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// Every member's.
+    Members,
+    /// Only this user's (a receipt goes to the author of the marked message).
+    User(UserId),
+}
+
+impl Audience {
+    pub fn includes(self, user: UserId) -> bool {
+        match self {
+            Audience::Members => true,
+            Audience::User(only) => only == user,
+        }
+    }
+}
+
+/// The frame of a change other than a new message, and who gets it; `None` for events no
+/// socket is told of (refusals, uploads) and for new messages.
+pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
+    let cursor = event.cursor();
+    let (frame, audience) = match event {
+        Event::Receipt(e) => (
+            ServerFrame::StatusUpdate {
+                message_id: e.message_id,
+                chat_id: e.chat_id,
+                user_id: e.user_id,
+                status: e.status,
+                cursor,
+            },
+            Audience::User(e.sender_id),
+        ),
+        Event::ChatCreated(e) => (
+            ServerFrame::ChatCreated {
+                chat: &e.chat,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::MemberAdded(e) => (
+            ServerFrame::MemberAdded {
+                chat_id: e.chat_id,
+                user_id: e.user_id,
+                chat: e.chat.as_ref(),
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::MemberRemoved(e) => (
+            ServerFrame::MemberRemoved {
+                chat_id: e.chat_id,
+                user_id: e.user_id,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::ChatRenamed(e) => (
+            ServerFrame::ChatRenamed {
+                chat_id: e.chat_id,
+                name: &e.name,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::MessageDeleted(e) => (
+            ServerFrame::MessageDeleted {
+                chat_id: e.chat_id,
+                message_id: e.message_id,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::MessageCreated(_) | Event::CommandRejected(_) | Event::UploadRegistered(_) => {
+            return None;
+        }
+    };
+    Some((frame.kind(), frame.render(), audience))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        bus::messages::{MemberRemoved, ReceiptEvent, VERSION},
+        domain::ReceiptStatus,
+    };
+
+    #[test]
+    fn a_receipt_goes_to_the_author_only_and_carries_its_cursor() {
+        let event = Event::Receipt(ReceiptEvent {
+            v: VERSION,
+            cursor: Some(42),
+            chat_id: 7,
+            message_id: 9,
+            user_id: 2,
+            status: ReceiptStatus::Read,
+            sender_id: 1,
+        });
+        let (kind, frame, audience) = frame(&event).expect("a receipt has a frame");
+        assert_eq!(kind, FrameOut::StatusUpdate);
+        assert_eq!(audience, Audience::User(1));
+        assert!(audience.includes(1) && !audience.includes(2));
+        let json: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(json["action"], "status_update");
+        assert_eq!(json["cursor"], 42);
+        assert_eq!(json["status"], "read");
+    }
+
+    #[test]
+    fn a_change_without_a_cursor_renders_without_one() {
+        let event = Event::MemberRemoved(MemberRemoved {
+            v: VERSION,
+            cursor: None,
+            chat_id: 7,
+            user_id: 3,
+            command_id: None,
+        });
+        let (_, frame, audience) = frame(&event).unwrap();
+        assert_eq!(audience, Audience::Members);
+        let json: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(json["action"], "member_removed");
+        assert!(json.get("cursor").is_none());
+    }
+}

@@ -1,0 +1,413 @@
+//! What `GET /metrics` reports, in the Prometheus (OpenMetrics) text format.
+//!
+//! `prometheus-client` (the Prometheus project's own Rust client): typed metrics, a registry
+//! per [`Metrics`] rather than a process-global recorder (tests run many apps in one process,
+//! each with its own counts), counters and gauges that are one shared atomic each. Every
+//! labelled series is resolved once, here: the hot path indexes an array and increments an
+//! atomic, with no lock, lookup or allocation per frame. Histograms (a mutex inside) are
+//! observed once per persister batch, never per frame.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+/// A frame a client sends, as counted by `jetchat_frames_in_total{kind}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameIn {
+    SendMessage,
+    Delivered,
+    Acknowledge,
+    Ping,
+    RefreshToken,
+    Sync,
+    Typing,
+    Presence,
+    /// Not a frame the server understands (bad JSON, a binary frame, an unknown action).
+    Invalid,
+}
+
+impl FrameIn {
+    const ALL: [FrameIn; 9] = [
+        FrameIn::SendMessage,
+        FrameIn::Delivered,
+        FrameIn::Acknowledge,
+        FrameIn::Ping,
+        FrameIn::RefreshToken,
+        FrameIn::Sync,
+        FrameIn::Typing,
+        FrameIn::Presence,
+        FrameIn::Invalid,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            FrameIn::SendMessage => "send_message",
+            FrameIn::Delivered => "delivered",
+            FrameIn::Acknowledge => "acknowledge",
+            FrameIn::Ping => "ping",
+            FrameIn::RefreshToken => "refresh_token",
+            FrameIn::Sync => "sync",
+            FrameIn::Typing => "typing",
+            FrameIn::Presence => "presence",
+            FrameIn::Invalid => "invalid",
+        }
+    }
+}
+
+/// A frame the server sends, as counted by `jetchat_frames_out_total{kind}`; the names are
+/// the frames' `action`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameOut {
+    MessageAccepted,
+    MessageAck,
+    NewMessage,
+    StatusUpdate,
+    Error,
+    Pong,
+    TokenRefreshed,
+    MemberAdded,
+    MemberRemoved,
+    ChatRenamed,
+    MessageDeleted,
+    ChatCreated,
+    Unread,
+    Synced,
+    ResyncRequired,
+    Typing,
+    Presence,
+    PresenceState,
+}
+
+impl FrameOut {
+    const ALL: [FrameOut; 18] = [
+        FrameOut::MessageAccepted,
+        FrameOut::MessageAck,
+        FrameOut::NewMessage,
+        FrameOut::StatusUpdate,
+        FrameOut::Error,
+        FrameOut::Pong,
+        FrameOut::TokenRefreshed,
+        FrameOut::MemberAdded,
+        FrameOut::MemberRemoved,
+        FrameOut::ChatRenamed,
+        FrameOut::MessageDeleted,
+        FrameOut::ChatCreated,
+        FrameOut::Unread,
+        FrameOut::Synced,
+        FrameOut::ResyncRequired,
+        FrameOut::Typing,
+        FrameOut::Presence,
+        FrameOut::PresenceState,
+    ];
+
+    /// The frame's `action`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FrameOut::MessageAccepted => "message_accepted",
+            FrameOut::MessageAck => "message_ack",
+            FrameOut::NewMessage => "new_message",
+            FrameOut::StatusUpdate => "status_update",
+            FrameOut::Error => "error",
+            FrameOut::Pong => "pong",
+            FrameOut::TokenRefreshed => "token_refreshed",
+            FrameOut::MemberAdded => "member_added",
+            FrameOut::MemberRemoved => "member_removed",
+            FrameOut::ChatRenamed => "chat_renamed",
+            FrameOut::MessageDeleted => "message_deleted",
+            FrameOut::ChatCreated => "chat_created",
+            FrameOut::Unread => "unread",
+            FrameOut::Synced => "synced",
+            FrameOut::ResyncRequired => "resync_required",
+            FrameOut::Typing => "typing",
+            FrameOut::Presence => "presence",
+            FrameOut::PresenceState => "presence_state",
+        }
+    }
+}
+
+/// The codes of `error` frames (docs/protocol.md), each a series of `jetchat_errors_total`;
+/// any other code counts as `other` (the label set stays bounded whatever a command carries).
+pub const ERROR_CODES: [&str; 17] = [
+    "bad_json",
+    "missing_field",
+    "invalid_field",
+    "unknown_action",
+    "empty_content",
+    "content_too_long",
+    "forbidden",
+    "not_found",
+    "unavailable",
+    "invalid_data",
+    "id_conflict",
+    "internal_error",
+    "rate_limited",
+    "invalid_token",
+    "invalid_name",
+    "invalid_command",
+    "other",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabel {
+    direction: &'static str,
+}
+
+/// Every metric of one jetchat, registered in its own registry.
+pub struct Metrics {
+    registry: Registry,
+    /// WebSockets open now.
+    pub open_sockets: Gauge,
+    frames_in: [Counter; FrameIn::ALL.len()],
+    frames_out: [Counter; FrameOut::ALL.len()],
+    /// Sends JetStream stored (`message_accepted`).
+    pub messages_accepted: Counter,
+    /// Messages the persister committed.
+    pub messages_persisted: Counter,
+    /// `new_message` frames handed to sockets.
+    pub messages_delivered: Counter,
+    errors: [Counter; ERROR_CODES.len()],
+    /// Sends and marks refused for the user's rate limit.
+    pub rate_limited: Counter,
+    /// Commands per persister transaction.
+    pub persist_batch_size: Histogram,
+    /// How long a persister batch took to write and commit, in seconds.
+    pub persist_commit_seconds: Histogram,
+    /// Commands in `CHAT_IN` the persister's consumer has not been handed yet.
+    pub consumer_pending: Gauge,
+    /// Commands handed to a persister and not yet acked.
+    pub consumer_ack_pending: Gauge,
+    /// Whether the last scrape could read the consumer's info (1) or not (0).
+    pub consumer_info_up: Gauge,
+    /// Chats whose events this instance's router subscribes to.
+    pub router_subscriptions: Gauge,
+    /// Bytes of uploads stored.
+    pub media_bytes_in: Counter,
+    /// Bytes of media bodies served.
+    pub media_bytes_out: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric, with every labelled series created up front (so each shows
+    /// from the first scrape, at 0).
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("jetchat");
+        let open_sockets = Gauge::default();
+        registry.register("open_sockets", "WebSockets open now", open_sockets.clone());
+
+        let frames_in_family = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "frames_in",
+            "Frames received from clients, by kind (action)",
+            frames_in_family.clone(),
+        );
+        let frames_in = FrameIn::ALL.map(|kind| {
+            frames_in_family
+                .get_or_create(&KindLabel { kind: kind.label() })
+                .clone()
+        });
+        let frames_out_family = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "frames_out",
+            "Frames sent to clients, by kind (action)",
+            frames_out_family.clone(),
+        );
+        let frames_out = FrameOut::ALL.map(|kind| {
+            frames_out_family
+                .get_or_create(&KindLabel { kind: kind.label() })
+                .clone()
+        });
+
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
+        };
+        let messages_accepted = counter(
+            &mut registry,
+            "messages_accepted",
+            "Sends stored by JetStream (message_accepted)",
+        );
+        let messages_persisted = counter(
+            &mut registry,
+            "messages_persisted",
+            "Messages committed to the database by this instance's persister",
+        );
+        let messages_delivered = counter(
+            &mut registry,
+            "messages_delivered",
+            "new_message frames handed to this instance's sockets",
+        );
+        let errors_family = Family::<CodeLabel, Counter>::default();
+        registry.register(
+            "errors",
+            "error frames sent to clients, by code",
+            errors_family.clone(),
+        );
+        let errors =
+            ERROR_CODES.map(|code| errors_family.get_or_create(&CodeLabel { code }).clone());
+        let rate_limited = counter(
+            &mut registry,
+            "rate_limited_frames",
+            "Sends and marks refused for the user's rate limit",
+        );
+
+        let persist_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        registry.register(
+            "persist_batch_size",
+            "Commands per persister transaction",
+            persist_batch_size.clone(),
+        );
+        let persist_commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register(
+            "persist_commit_seconds",
+            "Time to write and commit one persister batch, retries included",
+            persist_commit_seconds.clone(),
+        );
+
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let consumer_pending = gauge(
+            &mut registry,
+            "consumer_pending",
+            "Commands in CHAT_IN not yet handed to a persister (read from the consumer's info at scrape)",
+        );
+        let consumer_ack_pending = gauge(
+            &mut registry,
+            "consumer_ack_pending",
+            "Commands handed to a persister and not yet acked (read at scrape)",
+        );
+        let consumer_info_up = gauge(
+            &mut registry,
+            "consumer_info_up",
+            "1 if the last scrape read the persister consumer's info, 0 if NATS did not answer in time",
+        );
+        let router_subscriptions = gauge(
+            &mut registry,
+            "router_subscriptions",
+            "Chats whose events this instance subscribes to",
+        );
+
+        let media_family = Family::<DirectionLabel, Counter>::default();
+        registry.register(
+            "media_bytes",
+            "Media bytes uploaded (in) and served (out)",
+            media_family.clone(),
+        );
+        let media_bytes_in = media_family
+            .get_or_create(&DirectionLabel { direction: "in" })
+            .clone();
+        let media_bytes_out = media_family
+            .get_or_create(&DirectionLabel { direction: "out" })
+            .clone();
+
+        Metrics {
+            registry,
+            open_sockets,
+            frames_in,
+            frames_out,
+            messages_accepted,
+            messages_persisted,
+            messages_delivered,
+            errors,
+            rate_limited,
+            persist_batch_size,
+            persist_commit_seconds,
+            consumer_pending,
+            consumer_ack_pending,
+            consumer_info_up,
+            router_subscriptions,
+            media_bytes_in,
+            media_bytes_out,
+        }
+    }
+
+    /// Counts a frame received.
+    pub fn frame_in(&self, kind: FrameIn) {
+        self.frames_in[kind as usize].inc();
+    }
+
+    /// Counts a frame sent.
+    pub fn frame_out(&self, kind: FrameOut) {
+        self.frames_out[kind as usize].inc();
+    }
+
+    /// Counts an `error` frame with `code` (the frame itself is counted by [`Self::frame_out`]).
+    pub fn error(&self, code: &str) {
+        let at = ERROR_CODES
+            .iter()
+            .position(|known| *known == code)
+            .unwrap_or(ERROR_CODES.len() - 1);
+        self.errors[at].inc();
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::with_capacity(8 * 1024);
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_shows_from_the_start_and_counts_where_it_should() {
+        let metrics = Metrics::new();
+        metrics.frame_in(FrameIn::Ping);
+        metrics.frame_out(FrameOut::Pong);
+        metrics.error("rate_limited");
+        metrics.error("something_new");
+        let text = metrics.render();
+        assert!(
+            text.contains("jetchat_frames_in_total{kind=\"ping\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("jetchat_frames_in_total{kind=\"send_message\"} 0"));
+        assert!(text.contains("jetchat_frames_out_total{kind=\"pong\"} 1"));
+        assert!(text.contains("jetchat_errors_total{code=\"rate_limited\"} 1"));
+        assert!(text.contains("jetchat_errors_total{code=\"other\"} 1"));
+        assert!(text.contains("jetchat_media_bytes_total{direction=\"out\"} 0"));
+    }
+
+    #[test]
+    fn every_documented_error_code_has_its_series() {
+        let protocol = include_str!("../docs/protocol.md");
+        let table = protocol
+            .split("### Error codes")
+            .nth(1)
+            .expect("protocol.md has an error code table");
+        for line in table.lines().skip(3).take_while(|l| l.starts_with("| `")) {
+            let code = line.split('`').nth(1).unwrap();
+            assert!(ERROR_CODES.contains(&code), "{code} has a series");
+        }
+    }
+}

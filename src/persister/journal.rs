@@ -1,0 +1,221 @@
+//! The change journal: every change a member's sockets are told about gets a row and a
+//! cursor in the transaction that makes it, so `sync` can replay exactly what a client
+//! missed (`gateway::sync`, `store::changes`).
+//!
+//! Cursors come from `sync_state.last_cursor`, moved once per batch as the transaction's last
+//! write: on PostgreSQL the row lock is held until commit, so a batch of another instance
+//! takes its cursors only after this one committed, and cursors increase in commit order; on
+//! SQLite writers are serialised anyway. A snapshot that sees cursor N therefore sees every
+//! cursor below it.
+//!
+//! A re-emitted event (a redelivered or replayed command found stored) keeps the cursor of
+//! its first emission: its row is found by the event's key.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, sea_query::Query};
+
+use crate::{
+    bus::messages::Event,
+    store::changes::{self, Change},
+};
+
+/// Rows per multi-row INSERT (7 parameters each: well under either database's limit).
+const CHUNK: usize = 500;
+
+/// Journals `events` (those with a journal kind) and sets their cursors.
+pub async fn record(
+    txn: &impl ConnectionTrait,
+    events: &mut [Event],
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let journaled: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i].cursor().is_none() && events[i].cursor_mut().is_some())
+        .collect();
+    if journaled.is_empty() {
+        return Ok(());
+    }
+    let last = changes::take_cursors(txn, journaled.len() as u64).await?;
+    let first = last + 1 - journaled.len() as u64;
+    let mut rows = Vec::with_capacity(journaled.len());
+    for (n, &i) in journaled.iter().enumerate() {
+        let cursor = first + n as u64;
+        if let Some(slot) = events[i].cursor_mut() {
+            *slot = Some(cursor);
+        }
+        rows.push(row(&events[i], cursor, at));
+    }
+    let mut inserted = HashSet::new();
+    for chunk in rows.chunks(CHUNK) {
+        inserted.extend(changes::insert(txn, chunk).await?);
+    }
+    // Re-emissions: the row of the first emission holds the cursor.
+    let repeated: Vec<&Change> = rows.iter().filter(|r| !inserted.contains(&r.key)).collect();
+    let mut earlier: HashMap<String, u64> = HashMap::new();
+    for chunk in repeated.chunks(CHUNK) {
+        let keys = chunk.iter().map(|r| r.key.clone());
+        earlier.extend(changes::cursors_of(txn, keys).await?);
+    }
+    for &i in &journaled {
+        let key = events[i].key();
+        if let Some(&cursor) = earlier.get(&key)
+            && let Some(slot) = events[i].cursor_mut()
+        {
+            *slot = Some(cursor);
+        }
+    }
+    for &i in &journaled {
+        if !inserted.contains(&events[i].key()) {
+            continue;
+        }
+        let cursor = events[i].cursor().unwrap_or(0);
+        match &events[i] {
+            Event::ChatCreated(e) => {
+                joined(txn, e.chat.chat_id, &e.chat.member_ids, cursor).await?;
+            }
+            Event::MemberAdded(e) => joined(txn, e.chat_id, &[e.user_id], cursor).await?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Records where `users`' catch-up in `chat_id` starts.
+async fn joined(
+    txn: &impl ConnectionTrait,
+    chat_id: i64,
+    users: &[i64],
+    cursor: u64,
+) -> Result<(), DbErr> {
+    use crate::store::chat_member::{Column, Entity};
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let update = Query::update()
+        .table(Entity)
+        .value(changes::JOINED_CURSOR, cursor as i64)
+        .and_where(Expr::col(Column::ChatId).eq(chat_id))
+        .and_where(Expr::col(Column::UserId).is_in(users.iter().copied()))
+        .to_owned();
+    txn.execute(&update).await.map(|_| ())
+}
+
+/// The journal row of a journaled event.
+fn row(event: &Event, cursor: u64, at: DateTime<Utc>) -> Change {
+    let (user_id, message_id) = match event {
+        Event::MessageCreated(e) => (None, Some(e.message.message_id)),
+        Event::Receipt(e) => (Some(e.sender_id), Some(e.message_id)),
+        Event::MemberAdded(e) => (Some(e.user_id), None),
+        Event::MemberRemoved(e) => (Some(e.user_id), None),
+        Event::MessageDeleted(e) => (None, Some(e.message_id)),
+        _ => (None, None),
+    };
+    let event_json = match event {
+        // Rendered from `messages` as the message is when it is read.
+        Event::MessageCreated(_) => None,
+        other => serde_json::to_string(other).ok(),
+    };
+    Change {
+        cursor,
+        chat_id: event.chat_id().unwrap_or(0),
+        kind: event.kind().to_owned(),
+        user_id,
+        message_id,
+        event: event_json,
+        key: event.key(),
+        committed_at: at,
+    }
+}
+
+/// How often old journal rows are pruned, at most (a short retention prunes more often).
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Most rows one prune deletes (one short transaction; the next round takes the rest).
+const PRUNE_MOST: u64 = 10_000;
+
+/// Deletes journal rows older than `retention` every [`PRUNE_EVERY`] (or half the retention,
+/// when that is shorter) until `shutdown`. Several
+/// instances may each run it: deleting what another already deleted is nothing.
+pub fn spawn_pruner(
+    db: sea_orm::DatabaseConnection,
+    retention: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use sea_orm::TransactionTrait;
+    let period = (retention / 2).clamp(std::time::Duration::from_millis(100), PRUNE_EVERY);
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let Some(cutoff) = Utc::now().checked_sub_signed(retention) else {
+                continue;
+            };
+            let pruned = async {
+                let txn = db.begin().await?;
+                let n = changes::prune(&txn, cutoff, PRUNE_MOST).await?;
+                txn.commit().await?;
+                Ok::<u64, DbErr>(n)
+            };
+            match pruned.await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "pruned the change journal (SYNC_RETENTION)"),
+                Err(error) => {
+                    tracing::warn!(%error, "pruning the change journal failed; retrying later")
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        bus::messages::{MemberRemoved, ReceiptEvent, VERSION},
+        domain::ReceiptStatus,
+    };
+
+    #[test]
+    fn a_receipt_row_names_the_author_it_is_for_and_keeps_the_event() {
+        let event = Event::Receipt(ReceiptEvent {
+            v: VERSION,
+            cursor: Some(9),
+            chat_id: 7,
+            message_id: 42,
+            user_id: 2,
+            status: ReceiptStatus::Delivered,
+            sender_id: 1,
+        });
+        let row = row(&event, 9, Utc::now());
+        assert_eq!(
+            (row.chat_id, row.user_id, row.message_id),
+            (7, Some(1), Some(42))
+        );
+        assert_eq!(row.kind, changes::RECEIPT);
+        assert_eq!(row.key, event.key());
+        let stored: Event = serde_json::from_str(row.event.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            stored.cursor(),
+            Some(9),
+            "the stored event carries its cursor"
+        );
+    }
+
+    #[test]
+    fn a_removal_row_names_the_member() {
+        let event = Event::MemberRemoved(MemberRemoved {
+            v: VERSION,
+            cursor: Some(3),
+            chat_id: 7,
+            user_id: 5,
+            command_id: Some("rm".into()),
+        });
+        let row = row(&event, 3, Utc::now());
+        assert_eq!(row.kind, changes::MEMBER_REMOVED);
+        assert_eq!(row.user_id, Some(5));
+    }
+}

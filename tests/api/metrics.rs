@@ -1,0 +1,185 @@
+//! `GET /metrics`: it parses as Prometheus text and its counters follow a real conversation
+//! between two WebSocket clients.
+
+use prometheus_parse::{Scrape, Value};
+use serde_json::json;
+
+use crate::{
+    helpers::{TestApp, spawn_app, spawn_app_with, token},
+    media::{ogg_opus, upload_file},
+};
+
+/// One scrape, parsed.
+struct Metrics(Scrape);
+
+impl Metrics {
+    async fn scrape(app: &TestApp) -> Metrics {
+        let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            content_type.starts_with("application/openmetrics-text"),
+            "{content_type}"
+        );
+        let text = response.text().await.unwrap();
+        assert!(text.ends_with("# EOF\n"), "a complete exposition");
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        Metrics(Scrape::parse(lines).expect("Prometheus text format"))
+    }
+
+    /// The value of the series `name` whose labels include `labels`.
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let sample = self
+            .0
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .unwrap_or_else(|| panic!("{name}{labels:?} is exposed"));
+        match &sample.value {
+            // The parser reads OpenMetrics counters (`_total`) as untyped.
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            Value::Summary(_) => panic!("{name} is no summary"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn counters_follow_a_conversation() {
+    let app = spawn_app().await;
+    let before = Metrics::scrape(&app).await;
+    assert_eq!(before.value("jetchat_open_sockets", &[]), 0.0);
+    assert_eq!(before.value("jetchat_messages_accepted_total", &[]), 0.0);
+
+    let mut alice = app.connect(1).await;
+    let mut bob = app.connect(2).await;
+    alice
+        .send(json!({"action":"send_message","receiver_id":2,"content":"hi bob","client_msg_id":"m-1"}))
+        .await;
+    alice.expect("message_accepted").await;
+    let ack = alice.expect("message_ack").await;
+    let new = bob.expect("new_message").await;
+    assert_eq!(new["message_id"], ack["message_id"]);
+    bob.send(json!({"action":"acknowledge","message_id":ack["message_id"]}))
+        .await;
+    alice.expect("status_update").await;
+    alice.send(json!({"action":"ping"})).await;
+    alice.expect("pong").await;
+    bob.send(json!({"action":"dance"})).await;
+    bob.expect_error("unknown_action").await;
+
+    let after = Metrics::scrape(&app).await;
+    let v = |name: &str, labels: &[(&str, &str)]| after.value(name, labels);
+    assert_eq!(v("jetchat_open_sockets", &[]), 2.0);
+    assert_eq!(
+        v("jetchat_frames_in_total", &[("kind", "send_message")]),
+        1.0
+    );
+    assert_eq!(
+        v("jetchat_frames_in_total", &[("kind", "acknowledge")]),
+        1.0
+    );
+    assert_eq!(v("jetchat_frames_in_total", &[("kind", "ping")]), 1.0);
+    assert_eq!(v("jetchat_frames_in_total", &[("kind", "invalid")]), 1.0);
+    for kind in [
+        "message_accepted",
+        "message_ack",
+        "new_message",
+        "status_update",
+        "pong",
+        "error",
+    ] {
+        assert_eq!(
+            v("jetchat_frames_out_total", &[("kind", kind)]),
+            1.0,
+            "{kind}"
+        );
+    }
+    assert_eq!(v("jetchat_messages_accepted_total", &[]), 1.0);
+    assert_eq!(v("jetchat_messages_persisted_total", &[]), 1.0);
+    assert_eq!(v("jetchat_messages_delivered_total", &[]), 1.0);
+    assert_eq!(
+        v("jetchat_errors_total", &[("code", "unknown_action")]),
+        1.0
+    );
+    assert_eq!(v("jetchat_errors_total", &[("code", "bad_json")]), 0.0);
+    assert_eq!(v("jetchat_rate_limited_frames_total", &[]), 0.0);
+    assert!(
+        v("jetchat_persist_batch_size", &[]) >= 2.0,
+        "the message and the receipt"
+    );
+    assert!(v("jetchat_persist_commit_seconds", &[]) >= 2.0);
+    assert_eq!(
+        v("jetchat_router_subscriptions", &[]),
+        1.0,
+        "the one private chat"
+    );
+    assert_eq!(v("jetchat_consumer_info_up", &[]), 1.0);
+    assert!(v("jetchat_consumer_pending", &[]) >= 0.0);
+
+    drop(alice);
+    drop(bob);
+    crate::helpers::eventually("sockets counted closed", || async {
+        match Metrics::scrape(&app)
+            .await
+            .value("jetchat_open_sockets", &[])
+        {
+            0.0 => Ok(()),
+            open => Err(format!("{open} open")),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rate_limited_frames_and_media_bytes_are_counted() {
+    let app = spawn_app_with(&[("RATE_MESSAGES_PER_SEC", "1"), ("RATE_MESSAGES_BURST", "1")]).await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    alice
+        .send_message(json!({"chat_id": chat_id, "content": "one"}))
+        .await;
+    alice
+        .send(
+            json!({"action":"send_message","chat_id":chat_id,"content":"two","client_msg_id":"x"}),
+        )
+        .await;
+    alice.expect_error("rate_limited").await;
+
+    let bytes = ogg_opus();
+    let uploaded = upload_file(&app, 1, "voice.ogg", bytes.clone()).await;
+    let served = app
+        .http
+        .get(app.url(&uploaded.path()))
+        .bearer_auth(token(1))
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 206);
+    assert_eq!(served.bytes().await.unwrap().len(), 10);
+
+    let metrics = Metrics::scrape(&app).await;
+    assert_eq!(metrics.value("jetchat_rate_limited_frames_total", &[]), 1.0);
+    assert_eq!(
+        metrics.value("jetchat_errors_total", &[("code", "rate_limited")]),
+        1.0
+    );
+    let media = |direction| metrics.value("jetchat_media_bytes_total", &[("direction", direction)]);
+    assert_eq!(media("in"), bytes.len() as f64);
+    assert_eq!(media("out"), 10.0);
+}
+
+#[tokio::test]
+async fn metrics_turn_off() {
+    let app = spawn_app_with(&[("METRICS", "off")]).await;
+
+    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("METRICS=off"));
+}
