@@ -251,7 +251,7 @@ impl Config {
             rate_chats_per_min: parse(&var, "RATE_CHATS_PER_MIN", "30")?,
             rate_uploads_per_min: parse(&var, "RATE_UPLOADS_PER_MIN", "60")?,
             max_sockets_per_user: parse(&var, "MAX_SOCKETS_PER_USER", "20")?,
-            presence: on_off(&var, "PRESENCE", "on")?,
+            presence: switch(&var, "PRESENCE", true)?,
             presence_ttl: at_least(
                 parse::<humantime::Duration>(&var, "PRESENCE_TTL", "30s")?.into(),
                 Duration::from_millis(300),
@@ -415,23 +415,6 @@ fn positive<T: Default + PartialEq>(value: T, name: &'static str) -> Result<T, C
         });
     }
     Ok(value)
-}
-
-/// `on` or `off` (also `true`/`false`, `1`/`0`).
-fn on_off(
-    var: &impl Fn(&'static str) -> Option<String>,
-    name: &'static str,
-    default: &str,
-) -> Result<bool, ConfigError> {
-    let raw = var(name).unwrap_or_else(|| default.to_owned());
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "on" | "true" | "1" | "yes" => Ok(true),
-        "off" | "false" | "0" | "no" => Ok(false),
-        _ => Err(ConfigError {
-            name,
-            problem: format!("{raw:?} is not on or off"),
-        }),
-    }
 }
 
 /// Refuses a duration below `min` (a heartbeat refreshed every third of it must stay sane).
