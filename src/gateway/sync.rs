@@ -374,7 +374,11 @@ impl Socket {
                 sent += 1;
             }
             sink.flush().await?;
-            while let Ok(item) = inbox.try_recv() {
+            // Held no more than the socket's queue would hold: beyond that the queue fills and
+            // the router closes the socket (4008), as for any client that cannot keep up.
+            while held.len() < state.config.socket_queue
+                && let Ok(item) = inbox.try_recv()
+            {
                 held.push(item);
             }
             if !page.full {
