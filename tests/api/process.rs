@@ -35,6 +35,21 @@ fn stalled_upload(process: &EmbeddedProcess) -> TcpStream {
     stream
 }
 
+/// [`stalled_upload`], once jetchat is reading it (its staging file exists): a signal sent
+/// earlier could find the request not yet accepted, and nothing to wait for.
+async fn upload_in_progress(process: &EmbeddedProcess) -> TcpStream {
+    let stream = stalled_upload(process);
+    let staging = process.dir.path().join("media").join("tmp");
+    crate::helpers::eventually("the upload is being staged", || async {
+        match std::fs::read_dir(&staging).map(|d| d.count()) {
+            Ok(n) if n > 0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    stream
+}
+
 /// Waits until jetchat stopped accepting connections: its shutdown has begun.
 async fn shutdown_begun(process: &EmbeddedProcess) {
     crate::helpers::eventually("the listener is closed", || async {
@@ -78,7 +93,7 @@ async fn sigint_stops_jetchat_whose_stderr_reader_died() {
 async fn a_second_signal_exits_at_once_when_the_shutdown_cannot_finish() {
     let mut jetchat = embedded(&[("SHUTDOWN_TIMEOUT", "10m")]).await;
     let nats = jetchat.nats_pid();
-    let _upload = stalled_upload(&jetchat);
+    let _upload = upload_in_progress(&jetchat).await;
     jetchat.signal(Signal::SIGINT);
     shutdown_begun(&jetchat).await;
     assert!(
@@ -95,7 +110,7 @@ async fn a_second_signal_exits_at_once_when_the_shutdown_cannot_finish() {
 async fn a_shutdown_that_cannot_finish_ends_at_its_deadline() {
     let mut jetchat = embedded(&[("SHUTDOWN_TIMEOUT", "1s")]).await;
     let nats = jetchat.nats_pid();
-    let _upload = stalled_upload(&jetchat);
+    let _upload = upload_in_progress(&jetchat).await;
     jetchat.signal(Signal::SIGTERM);
     let status = jetchat.exited().await;
     assert_eq!(status.code(), Some(1), "the deadline's exit: {status}");
