@@ -117,8 +117,9 @@ pub async fn plan(
     let after = changes::overlap_start(db, since, overlap, config.sync_max)
         .await?
         .max(point.pruned_through);
-    let probe = changes::missed(db, user_id, after, point.last_cursor, config.sync_max + 1).await?;
-    if probe.len() as u64 > config.sync_max {
+    let missed =
+        changes::count_missed(db, user_id, after, point.last_cursor, config.sync_max + 1).await?;
+    if missed > config.sync_max {
         return resync(
             "too_far_behind",
             format!(

@@ -232,43 +232,8 @@ pub async fn missed(
     upto: u64,
     limit: u64,
 ) -> Result<Vec<Change>, DbErr> {
-    let mut select = Query::select();
-    select
-        .columns(COLUMNS.map(|c| (Changes::Table, c)))
-        .from(Changes::Table)
-        .inner_join(
-            chat_member::Entity,
-            Expr::col((chat_member::Entity, chat_member::Column::ChatId))
-                .equals((Changes::Table, Changes::ChatId))
-                .and(Expr::col((chat_member::Entity, chat_member::Column::UserId)).eq(user_id)),
-        )
-        .and_where(Expr::col((Changes::Table, Changes::Cursor)).gt(to_i64(after)))
-        .and_where(Expr::col((Changes::Table, Changes::Cursor)).lte(to_i64(upto)))
-        .and_where(
-            Expr::col((Changes::Table, Changes::Cursor))
-                .gte(Expr::col((chat_member::Entity, JOINED_CURSOR))),
-        )
-        .order_by((Changes::Table, Changes::Cursor), Order::Asc)
-        .limit(limit);
-    told(&mut select, user_id);
-    let mut rows = db
-        .query_all(&select)
-        .await?
-        .iter()
-        .map(change)
-        .collect::<Result<Vec<_>, _>>()?;
-
-    for (chat_id, removed_at) in removals(db, user_id, after, upto).await? {
-        let mut select = Query::select();
-        select
-            .columns(COLUMNS.map(|c| (Changes::Table, c)))
-            .from(Changes::Table)
-            .and_where(Expr::col((Changes::Table, Changes::ChatId)).eq(chat_id))
-            .and_where(Expr::col((Changes::Table, Changes::Cursor)).gt(to_i64(after)))
-            .and_where(Expr::col((Changes::Table, Changes::Cursor)).lte(to_i64(removed_at)))
-            .order_by((Changes::Table, Changes::Cursor), Order::Asc)
-            .limit(limit);
-        told(&mut select, user_id);
+    let mut rows = Vec::new();
+    for select in missed_queries(db, user_id, after, upto, limit, &COLUMNS).await? {
         for row in db.query_all(&select).await?.iter() {
             rows.push(change(row)?);
         }
@@ -277,6 +242,67 @@ pub async fn missed(
     rows.dedup_by_key(|r| r.cursor);
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(rows)
+}
+
+/// How many changes [`missed`] would answer, counting no further than `cap`; reads cursors
+/// only.
+pub async fn count_missed(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    after: u64,
+    upto: u64,
+    cap: u64,
+) -> Result<u64, DbErr> {
+    let mut cursors = std::collections::BTreeSet::new();
+    for select in missed_queries(db, user_id, after, upto, cap, &[Changes::Cursor]).await? {
+        for row in db.query_all(&select).await?.iter() {
+            cursors.insert(row.try_get::<i64>("", "cursor")?);
+        }
+    }
+    Ok(std::cmp::Ord::min(cursors.len() as u64, cap))
+}
+
+/// The queries behind [`missed`]: one over the chats `user_id` is in, one per chat they were
+/// removed from in the range.
+async fn missed_queries(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    after: u64,
+    upto: u64,
+    limit: u64,
+    columns: &[Changes],
+) -> Result<Vec<SelectStatement>, DbErr> {
+    let cursor = || Expr::col((Changes::Table, Changes::Cursor));
+    let mut current = Query::select();
+    current
+        .columns(columns.iter().map(|c| (Changes::Table, *c)))
+        .from(Changes::Table)
+        .inner_join(
+            chat_member::Entity,
+            Expr::col((chat_member::Entity, chat_member::Column::ChatId))
+                .equals((Changes::Table, Changes::ChatId))
+                .and(Expr::col((chat_member::Entity, chat_member::Column::UserId)).eq(user_id)),
+        )
+        .and_where(cursor().gt(to_i64(after)))
+        .and_where(cursor().lte(to_i64(upto)))
+        .and_where(cursor().gte(Expr::col((chat_member::Entity, JOINED_CURSOR))))
+        .order_by((Changes::Table, Changes::Cursor), Order::Asc)
+        .limit(limit);
+    told(&mut current, user_id);
+    let mut queries = vec![current];
+    for (chat_id, removed_at) in removals(db, user_id, after, upto).await? {
+        let mut left = Query::select();
+        left.columns(columns.iter().map(|c| (Changes::Table, *c)))
+            .from(Changes::Table)
+            .and_where(Expr::col((Changes::Table, Changes::ChatId)).eq(chat_id))
+            .and_where(cursor().gt(to_i64(after)))
+            .and_where(cursor().lte(to_i64(removed_at)))
+            .order_by((Changes::Table, Changes::Cursor), Order::Asc)
+            .limit(limit);
+        told(&mut left, user_id);
+        queries.push(left);
+    }
+    Ok(queries)
 }
 
 /// The chats `user_id` was removed from with a cursor in `(after, upto]`, with that cursor.
