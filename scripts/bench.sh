@@ -85,6 +85,8 @@ if [ "$QUICK" = 1 ]; then
   # its kernel buffers (~430 frames) within the second.
   SLOW=(--members 20 --slow 2 --rate 2500 --duration 1 --warmup 0 --content-bytes 9000
         --close-wait 5 --settle 0.5)
+  RECONNECT=(--clients 20 --group-size 5 --flaky 0.5 --rate 200 --duration 1 --online 0.3
+             --offline 0.1)
   CEILING=(--messages 5000)
 else
   # 20,000 sockets, or as many as the open-file limit leaves room for.
@@ -97,6 +99,9 @@ else
               --find-max-under-p99-ms 25 --step-factor 1.6 --max-steps 6)
   FANOUT=(--members 1000 --messages 500)
   SLOW=(--members 200 --slow 10 --rate 250 --duration 15 --warmup 2 --content-bytes 4096)
+  # A quarter of 200 clients drop their socket every ~1.5 s and are away ~0.5 s.
+  RECONNECT=(--clients 200 --group-size 10 --flaky 0.25 --rate 1000 --duration 15 --online 1.5
+             --offline 0.5)
   CEILING=(--messages 300000)
 fi
 
@@ -121,6 +126,9 @@ run rate_steps rate --url "$URL" --first-user 4000000 --database-url "$DB" "${RA
 run fanout fanout --url "$URL" --first-user 5000000 --database-url "$DB" "${FANOUT[@]}"
 run slow slow --url "$URL" --first-user 6000000 --database-url "$DB" --pid "$JETCHAT_PID" \
   "${SLOW[@]}"
+# Sockets of the same users open and close in bursts: MAX_SOCKETS_PER_USER=0 above keeps a
+# socket the server has not yet seen close from refusing its successor.
+run reconnect reconnect --url "$URL" --first-user 7000000 --database-url "$DB" "${RECONNECT[@]}"
 JETCHAT_RSS_KIB=$(awk '/VmRSS/ {print $2}' "/proc/$JETCHAT_PID/status")
 kill -TERM "$JETCHAT_PID"
 wait "$JETCHAT_PID" || true
@@ -158,7 +166,8 @@ def cpu():
 
 mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
 scenarios = {}
-for name in ["idle", "pairs", "rate_private", "rate_steps", "fanout", "slow", "ceiling"]:
+for name in ["idle", "pairs", "rate_private", "rate_steps", "fanout", "slow", "reconnect",
+             "ceiling"]:
     with open(os.path.join(work, name + ".json")) as f:
         scenarios[name] = json.load(f)
 

@@ -120,6 +120,33 @@ pub async fn connect_with(
     source: Option<IpAddr>,
     recv_buffer: Option<u32>,
 ) -> anyhow::Result<Ws> {
+    let url = target.ws_url(&target.token(user_id));
+    open(target, url, user_id, source, recv_buffer).await
+}
+
+/// [`connect`] for a client coming back: `?since=<cursor>&epoch=<epoch>`, so that the socket
+/// first gets what it missed, then `synced` (docs/protocol.md, "Reconnect without gaps").
+pub async fn connect_resuming(
+    target: &Target,
+    user_id: i64,
+    since: i64,
+    epoch: Option<&str>,
+) -> anyhow::Result<Ws> {
+    let mut url = format!("{}&since={since}", target.ws_url(&target.token(user_id)));
+    if let Some(epoch) = epoch {
+        url.push_str("&epoch=");
+        url.extend(url::form_urlencoded::byte_serialize(epoch.as_bytes()));
+    }
+    open(target, url, user_id, None, None).await
+}
+
+async fn open(
+    target: &Target,
+    url: String,
+    user_id: i64,
+    source: Option<IpAddr>,
+    recv_buffer: Option<u32>,
+) -> anyhow::Result<Ws> {
     let socket = match target.addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -140,7 +167,6 @@ pub async fn connect_with(
             .await
             .with_context(|| format!("connecting to {}", target.addr))?;
         tcp.set_nodelay(true)?;
-        let url = target.ws_url(&target.token(user_id));
         let (ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(ws_config()))
             .await
             .with_context(|| format!("WebSocket handshake for user {user_id}"))?;
@@ -207,6 +233,19 @@ pub struct Frame<'a> {
     pub chat_id: Option<i64>,
     #[serde(borrow, default)]
     pub code: Option<Cow<'a, str>>,
+    /// Where a stored change stands in the order of all changes (and `unread`/`synced`'s
+    /// position).
+    #[serde(default)]
+    pub cursor: Option<i64>,
+    /// The database the cursors belong to (`unread`, `synced`, `resync_required`).
+    #[serde(borrow, default)]
+    pub epoch: Option<Cow<'a, str>>,
+    /// `synced`: how many changes the catch-up sent.
+    #[serde(default)]
+    pub changes: Option<u64>,
+    /// `resync_required`: why the catch-up could not be exact.
+    #[serde(borrow, default)]
+    pub reason: Option<Cow<'a, str>>,
 }
 
 impl<'a> Frame<'a> {

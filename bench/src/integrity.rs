@@ -114,6 +114,30 @@ pub async fn check(url: &str, expected: &Expected, wait: Duration) -> anyhow::Re
     }
 }
 
+/// A stored message of the run and the chat it is in: what each member must get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub key: MsgKey,
+    pub chat_id: i64,
+}
+
+/// Every message of run `run` in the database (rows of other shapes are skipped).
+pub async fn stored_messages(url: &str, run: &str) -> anyhow::Result<Vec<StoredMessage>> {
+    let db = open_read_only(url)
+        .await
+        .with_context(|| format!("--database-url {url}: cannot open"))?;
+    let rows = stored(&db, run).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(StoredMessage {
+                key: row.key?,
+                chat_id: row.chat_id,
+            })
+        })
+        .collect())
+}
+
 /// A stored row of this run: its message and where it was stored.
 struct Row {
     key: Option<MsgKey>,

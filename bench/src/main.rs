@@ -48,6 +48,10 @@ enum Scenario {
     /// Back-pressure: one group, a baseline, then the same load while K members stop reading;
     /// the others' latency, jetchat's memory, and the slow sockets closed with 4008.
     Slow(scenario::slow::SlowArgs),
+    /// Clients in group chats under steady load, a share of them dropping their socket and
+    /// coming back with ?since=<cursor>: catch-up time, frames replayed, and that every
+    /// stored message reached every member once (beyond the documented overlap).
+    Reconnect(scenario::reconnect::ReconnectArgs),
     /// Draws the latency percentiles of a results JSON (scripts/bench.sh's or one
     /// scenario's --json) as a PNG.
     Plot(plot::PlotArgs),
@@ -75,6 +79,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Idle(args) => scenario::idle::run(args).await,
             Scenario::Ceiling(args) => scenario::ceiling::run(args).await,
             Scenario::Slow(args) => scenario::slow::run(args).await,
+            Scenario::Reconnect(args) => scenario::reconnect::run(args).await,
             Scenario::Plot(_) | Scenario::Summary(_) => unreachable!("done above"),
         }
     })?;
@@ -85,6 +90,12 @@ fn main() -> anyhow::Result<()> {
         eprintln!(
             "jetchat-load: INTEGRITY CHECK FAILED: accepted messages are missing or doubled in the database"
         );
+        std::process::exit(EXIT_INTEGRITY);
+    }
+    if !report.failures.is_empty() {
+        for failure in &report.failures {
+            eprintln!("jetchat-load: CHECK FAILED: {failure}");
+        }
         std::process::exit(EXIT_INTEGRITY);
     }
     Ok(())

@@ -141,6 +141,9 @@ pub struct Report {
     pub tables: Vec<Table>,
     /// The database check, when one was asked for.
     pub integrity: Option<Integrity>,
+    /// Checks of the scenario's own that failed (e.g. a message a reconnecting client never
+    /// got): the run fails like a failed database check.
+    pub failures: Vec<String>,
 }
 
 impl Report {
@@ -155,6 +158,7 @@ impl Report {
             latencies: Vec::new(),
             tables: Vec::new(),
             integrity: None,
+            failures: Vec::new(),
         }
     }
 
@@ -207,6 +211,7 @@ impl Report {
             "latency_ms": latencies,
             "tables": tables,
             "integrity": self.integrity,
+            "failures": self.failures,
         })
     }
 
@@ -244,6 +249,9 @@ impl Report {
         }
         if let Some(integrity) = &self.integrity {
             let _ = writeln!(out, "{integrity}");
+        }
+        for failure in &self.failures {
+            let _ = writeln!(out, "FAILED: {failure}");
         }
         out
     }

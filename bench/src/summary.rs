@@ -102,6 +102,7 @@ pub fn render(results: &Value, results_path: &str) -> String {
         "fanout",
         "idle",
         "slow",
+        "reconnect",
     ] {
         let row = match scenarios.get(name) {
             Some(scenario) => Row::of(
@@ -323,6 +324,40 @@ impl Row {
                         .and_then(Value::as_bool),
                 ),
             },
+            "reconnect" => Row {
+                setup: format!(
+                    "{} clients in groups of {}, {} of them dropping every ~{} s (away ~{} s), \
+                     {} msg/s, {} s",
+                    number(param("clients")),
+                    number(param("group_size")),
+                    number(figure("flaky_clients")),
+                    param("online_s").map_or("?".into(), |s| s.to_string()),
+                    param("offline_s").map_or("?".into(), |s| s.to_string()),
+                    number(param("rate")),
+                    number(param("duration_s"))
+                ),
+                result: format!(
+                    "{} catch-ups: reconnect → `synced` {}, frames replayed p50 {} / p99 {}; \
+                     **{} msg/s**; {} of {} deliveries missing, {} doubled beyond the overlap, \
+                     {} `resync_required`",
+                    number(figure("catchups")),
+                    p50_p99("reconnect_to_synced"),
+                    number(figure("replayed_frames_p50")),
+                    number(figure("replayed_frames_p99")),
+                    number(figure("messages_per_s")),
+                    number(figure("missing_deliveries")),
+                    number(figure("owed_deliveries")),
+                    number(figure("duplicates_beyond_overlap")),
+                    number(figure("resync_required"))
+                ),
+                target: "nothing missed, nothing twice beyond the overlap, no `resync_required`"
+                    .into(),
+                met: verdict(
+                    scenario
+                        .pointer("/figures/delivery_ok")
+                        .and_then(Value::as_bool),
+                ),
+            },
             _ => Row::not_run(name),
         }
     }
@@ -456,6 +491,27 @@ mod tests {
         let section = render(&results(526_028.0, false), "r.json");
         assert!(section.contains("| ≥ 500,000 deliveries/s | yes |"));
         assert!(section.contains("**Database check FAILED** for: fanout"));
+    }
+
+    #[test]
+    fn the_reconnect_row_shows_catch_up_and_delivery() {
+        let mut r = results(526_028.0, true);
+        r["scenarios"]["reconnect"] = json!({
+            "params": {"clients": 200, "group_size": 10, "rate": 1000.0, "duration_s": 15.0,
+                       "online_s": 1.5, "offline_s": 0.5},
+            "figures": {"flaky_clients": 50, "catchups": 480, "replayed_frames_p50": 12,
+                        "replayed_frames_p99": 40, "messages_per_s": 990.0,
+                        "missing_deliveries": 0, "owed_deliveries": 133650,
+                        "duplicates_beyond_overlap": 0, "resync_required": 0,
+                        "delivery_ok": true},
+            "latency_ms": {"reconnect_to_synced": {"p50_ms": 4.2, "p99_ms": 31.0}},
+            "integrity": {"ok": true}
+        });
+        let section = render(&r, "r.json");
+        assert!(section.contains("50 of them dropping every ~1.5 s (away ~0.5 s)"));
+        assert!(section.contains("480 catch-ups: reconnect → `synced` p50 4.20 ms, p99 31.0 ms"));
+        assert!(section.contains("0 of 133,650 deliveries missing"));
+        assert!(section.contains("no `resync_required` | yes |"));
     }
 
     #[test]

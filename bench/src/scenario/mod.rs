@@ -6,6 +6,7 @@ pub mod fanout;
 pub mod idle;
 pub mod pairs;
 pub mod rate;
+pub mod reconnect;
 pub mod slow;
 
 use std::{

@@ -437,7 +437,7 @@ async fn write_schedule(mut sink: WsSink, step: Step, w: Writer) -> WsSink {
 
 /// Splits connections `0..n` into chats of `size` members; a remainder too small for a chat
 /// joins the last one.
-fn partition(n: usize, size: usize) -> Vec<Vec<usize>> {
+pub fn partition(n: usize, size: usize) -> Vec<Vec<usize>> {
     let mut groups: Vec<Vec<usize>> = (0..n)
         .collect::<Vec<_>>()
         .chunks(size)
