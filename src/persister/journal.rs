@@ -3,7 +3,7 @@
 //! missed (`gateway::sync`, `store::changes`).
 //!
 //! Cursors come from `sync_state.last_cursor`, moved once per batch as the transaction's last
-//! write: on PostgreSQL the row lock is held until commit, so a batch of another instance
+//! write (once per command, in its savepoint, when a batch is isolated): on PostgreSQL the row lock is held until commit, so a batch of another instance
 //! takes its cursors only after this one committed, and cursors increase in commit order; on
 //! SQLite writers are serialised anyway. A snapshot that sees cursor N therefore sees every
 //! cursor below it.
@@ -46,35 +46,33 @@ pub async fn record(
         }
         rows.push(row(&events[i], cursor, at));
     }
+    // The cursors of the rows that went in; a row whose key was journaled before did not.
     let mut inserted = HashSet::new();
     for chunk in rows.chunks(CHUNK) {
         inserted.extend(changes::insert(txn, chunk).await?);
     }
-    // Re-emissions: the row of the first emission holds the cursor.
-    let repeated: Vec<&Change> = rows.iter().filter(|r| !inserted.contains(&r.key)).collect();
+    let repeated: Vec<String> = rows
+        .iter()
+        .filter(|r| !inserted.contains(&r.cursor))
+        .map(|r| r.key.clone())
+        .collect();
+    // Re-emissions keep the cursor of their first emission.
     let mut earlier: HashMap<String, u64> = HashMap::new();
-    for chunk in repeated.chunks(CHUNK) {
-        let keys = chunk.iter().map(|r| r.key.clone());
-        earlier.extend(changes::cursors_of(txn, keys).await?);
+    for keys in repeated.chunks(CHUNK) {
+        earlier.extend(changes::cursors_of(txn, keys.iter().cloned()).await?);
     }
-    for &i in &journaled {
-        let key = events[i].key();
-        if let Some(&cursor) = earlier.get(&key)
-            && let Some(slot) = events[i].cursor_mut()
-        {
-            *slot = Some(cursor);
-        }
-    }
-    for &i in &journaled {
-        if !inserted.contains(&events[i].key()) {
+    for (&i, row) in journaled.iter().zip(&rows) {
+        if !inserted.contains(&row.cursor) {
+            if let (Some(&cursor), Some(slot)) = (earlier.get(&row.key), events[i].cursor_mut()) {
+                *slot = Some(cursor);
+            }
             continue;
         }
-        let cursor = events[i].cursor().unwrap_or(0);
         match &events[i] {
             Event::ChatCreated(e) => {
-                joined(txn, e.chat.chat_id, &e.chat.member_ids, cursor).await?;
+                joined(txn, e.chat.chat_id, &e.chat.member_ids, row.cursor).await?;
             }
-            Event::MemberAdded(e) => joined(txn, e.chat_id, &[e.user_id], cursor).await?,
+            Event::MemberAdded(e) => joined(txn, e.chat_id, &[e.user_id], row.cursor).await?,
             _ => {}
         }
     }

@@ -1,8 +1,6 @@
 //! The change journal (`changes`) and its counter (`sync_state`): written by the persister in
 //! each batch's transaction, read by `sync` to replay what a client missed, in commit order.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnectionTrait, DbErr, DeriveIden, QueryResult,
@@ -103,8 +101,9 @@ pub async fn take_cursors(txn: &impl ConnectionTrait, n: u64) -> Result<u64, DbE
     Ok(to_u64(row.try_get_by_index::<i64>(0)?))
 }
 
-/// Inserts `rows`, skipping those whose key is journaled already; returns the inserted keys.
-pub async fn insert(txn: &impl ConnectionTrait, rows: &[Change]) -> Result<Vec<String>, DbErr> {
+/// Inserts `rows`, skipping those whose key is journaled already; returns the cursors of the
+/// rows inserted.
+pub async fn insert(txn: &impl ConnectionTrait, rows: &[Change]) -> Result<Vec<u64>, DbErr> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -137,11 +136,11 @@ pub async fn insert(txn: &impl ConnectionTrait, rows: &[Change]) -> Result<Vec<S
                 .do_nothing()
                 .to_owned(),
         )
-        .returning_col(Changes::EventKey);
+        .returning_col(Changes::Cursor);
     txn.query_all(&insert)
         .await?
         .iter()
-        .map(|row| row.try_get_by_index::<String>(0))
+        .map(|row| Ok(to_u64(row.try_get_by_index::<i64>(0)?)))
         .collect()
 }
 
@@ -149,18 +148,26 @@ pub async fn insert(txn: &impl ConnectionTrait, rows: &[Change]) -> Result<Vec<S
 pub async fn cursors_of(
     txn: &impl ConnectionTrait,
     keys: impl IntoIterator<Item = String>,
-) -> Result<HashMap<String, u64>, DbErr> {
+) -> Result<Vec<(String, u64)>, DbErr> {
     let select = Query::select()
         .columns([Changes::EventKey, Changes::Cursor])
         .from(Changes::Table)
         .and_where(Expr::col(Changes::EventKey).is_in(keys))
         .to_owned();
-    txn.query_all(&select)
+    keyed_cursors(txn, &select).await
+}
+
+/// The rows of `select` as `(first column, cursor in the second)`.
+async fn keyed_cursors<K: sea_orm::TryGetable>(
+    db: &impl ConnectionTrait,
+    select: &SelectStatement,
+) -> Result<Vec<(K, u64)>, DbErr> {
+    db.query_all(select)
         .await?
         .iter()
         .map(|row| {
             Ok((
-                row.try_get_by_index::<String>(0)?,
+                row.try_get_by_index::<K>(0)?,
                 to_u64(row.try_get_by_index::<i64>(1)?),
             ))
         })
@@ -320,16 +327,7 @@ async fn removals(
         .and_where(Expr::col(Changes::Cursor).gt(to_i64(after)))
         .and_where(Expr::col(Changes::Cursor).lte(to_i64(upto)))
         .to_owned();
-    db.query_all(&select)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get_by_index::<i64>(0)?,
-                to_u64(row.try_get_by_index::<i64>(1)?),
-            ))
-        })
-        .collect()
+    keyed_cursors(db, &select).await
 }
 
 /// Where a catch-up from `since` starts so that changes committed just before `since` but
