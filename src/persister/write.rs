@@ -143,10 +143,17 @@ async fn isolate(
             .catch_unwind()
             .await;
         let fault = match result {
-            Ok(Ok(applied)) => {
-                savepoint.commit().await?;
-                written.applied.extend(applied);
-                continue;
+            // Journaled in the command's own savepoint: a journal row the database refuses
+            // refuses that command, like any other write of it.
+            Ok(Ok(mut applied)) => {
+                match journal::record(&savepoint, &mut applied.events, Utc::now()).await {
+                    Ok(()) => {
+                        savepoint.commit().await?;
+                        written.applied.extend(applied);
+                        continue;
+                    }
+                    Err(error) => Fault::from(error),
+                }
             }
             Ok(Err(error)) => Fault::from(error),
             Err(panic) => Fault::panicked(panic),
@@ -172,7 +179,6 @@ async fn isolate(
             }
         }
     }
-    journal::record(&txn, &mut written.applied.events, Utc::now()).await?;
     txn.commit().await?;
     Ok(written)
 }
