@@ -557,3 +557,82 @@ async fn changes_older_than_the_retention_are_pruned_and_their_cursors_answered_
     let (_, end) = catch_up(&mut bob).await;
     assert_eq!(end["action"], "synced");
 }
+
+#[tokio::test]
+async fn garbage_on_the_new_paths_is_refused_and_messages_still_flow() {
+    let app = spawn_app_with(&[("PRESENCE", "on")]).await;
+    let group = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    let mut bob = app.connect(2).await;
+    let mut mallory = app.connect(3).await;
+    let max = i64::MAX;
+
+    // `?since=` and `&epoch=`: the largest cursor, one past it, a NUL, a long epoch.
+    let (mut probe, _) = reconnect(&app, 3, max as u64, None).await;
+    let (_, end) = catch_up(&mut probe).await;
+    assert_eq!(end["reason"], "unknown_cursor");
+    let (mut probe, _) = reconnect(&app, 3, 0, Some("%00")).await;
+    assert_eq!(catch_up(&mut probe).await.1["reason"], "other_epoch");
+    let (mut probe, _) = reconnect(&app, 3, 0, Some(&"e".repeat(2000))).await;
+    assert_eq!(catch_up(&mut probe).await.1["reason"], "other_epoch");
+    let url = format!("{}&since=9223372036854775808", app.ws_url(&token(3)));
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 422)
+        }
+        other => panic!("a cursor past i64 is refused before the upgrade: {other:?}"),
+    }
+
+    // `GET /sync`.
+    let gone = app.get(3, &format!("/sync?since={max}")).await;
+    assert_eq!(gone.status(), 410);
+    assert_eq!(app.get(3, "/sync?since=0&epoch=%00").await.status(), 410);
+    assert_eq!(
+        app.get(3, &format!("/sync?after={max}")).await.status(),
+        410
+    );
+    assert_eq!(
+        app.get(3, "/sync?since=0&limit=18446744073709551615")
+            .await
+            .status(),
+        422
+    );
+    assert_eq!(app.get(3, "/sync?since=1e3").await.status(), 422);
+
+    // Frames: sync, typing and presence with garbage, then the same frame again.
+    for _ in 0..2 {
+        for frame in [
+            json!({"action": "sync", "since": max, "epoch": "\u{0}"}),
+            json!({"action": "typing", "chat_id": max}),
+            json!({"action": "typing", "chat_id": group, "state": "\u{0}"}),
+            json!({"action": "typing", "chat_id": group, "state": "x".repeat(5000)}),
+            json!({"action": "presence", "chat_id": max}),
+            json!({"action": "presence", "chat_id": group}),
+        ] {
+            mallory.send(frame.clone()).await;
+            let answer = mallory.next().await;
+            assert!(
+                answer["action"] == "error" || answer["action"] == "resync_required",
+                "{frame} is refused: {answer}"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // the sync limit
+    }
+
+    // Nothing of it stopped anyone: a message flows (presence frames may come between).
+    alice
+        .send(
+            json!({"action": "send_message", "chat_id": group, "content": "still here",
+                      "content_type": "text", "client_msg_id": "a-1"}),
+        )
+        .await;
+    let arrived = loop {
+        let frame = bob.next().await;
+        if frame["action"] != "presence" {
+            break frame;
+        }
+    };
+    assert_eq!(arrived["action"], "new_message");
+    assert_eq!(arrived["content"], "still here");
+    drop(alice);
+}
