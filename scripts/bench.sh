@@ -87,6 +87,8 @@ if [ "$QUICK" = 1 ]; then
         --close-wait 5 --settle 0.5)
   RECONNECT=(--clients 20 --group-size 5 --flaky 0.5 --rate 200 --duration 1 --online 0.3
              --offline 0.1)
+  RATE_LIVE=(--private --connections 20 --rate 200 --duration 1 --warmup 0 --typing-per-sec 2
+             --churn 5 --churn-online 0.3 --churn-offline 0.2)
   CEILING=(--messages 5000)
 else
   # 20,000 sockets, or as many as the open-file limit leaves room for.
@@ -102,6 +104,11 @@ else
   # A quarter of 200 clients drop their socket every ~1.5 s and are away ~0.5 s.
   RECONNECT=(--clients 200 --group-size 10 --flaky 0.25 --rate 1000 --duration 15 --online 1.5
              --offline 0.5)
+  # Private chats with live traffic around the messages: each of 200 users refreshes `typing`
+  # twice a second (the per-socket limit), and 200 more users come and go (online 2 s, away
+  # 7 s: past PRESENCE_GRACE, so each departure is told).
+  RATE_LIVE=(--private --connections 200 --rate 4000 --duration 15 --warmup 3 --typing-per-sec 2
+             --churn 200)
   CEILING=(--messages 300000)
 fi
 
@@ -129,6 +136,7 @@ run slow slow --url "$URL" --first-user 6000000 --database-url "$DB" --pid "$JET
 # Sockets of the same users open and close in bursts: MAX_SOCKETS_PER_USER=0 above keeps a
 # socket the server has not yet seen close from refusing its successor.
 run reconnect reconnect --url "$URL" --first-user 7000000 --database-url "$DB" "${RECONNECT[@]}"
+run rate_live rate --url "$URL" --first-user 8000000 --database-url "$DB" "${RATE_LIVE[@]}"
 JETCHAT_RSS_KIB=$(awk '/VmRSS/ {print $2}' "/proc/$JETCHAT_PID/status")
 kill -TERM "$JETCHAT_PID"
 wait "$JETCHAT_PID" || true
@@ -167,7 +175,7 @@ def cpu():
 mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
 scenarios = {}
 for name in ["idle", "pairs", "rate_private", "rate_steps", "fanout", "slow", "reconnect",
-             "ceiling"]:
+             "rate_live", "ceiling"]:
     with open(os.path.join(work, name + ".json")) as f:
         scenarios[name] = json.load(f)
 
