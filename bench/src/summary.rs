@@ -103,6 +103,7 @@ pub fn render(results: &Value, results_path: &str) -> String {
         "idle",
         "slow",
         "reconnect",
+        "reconnect_across",
         "rate_live",
     ] {
         let row = match scenarios.get(name) {
@@ -356,17 +357,24 @@ impl Row {
                         .and_then(Value::as_bool),
                 ),
             },
-            "reconnect" => Row {
+            "reconnect" | "reconnect_across" => Row {
                 setup: format!(
                     "{} clients in groups of {}, {} of them dropping every ~{} s (away ~{} s), \
-                     {} msg/s, {} s",
+                     {} msg/s, {} s{}",
                     number(param("clients")),
                     number(param("group_size")),
                     number(figure("flaky_clients")),
                     param("online_s").map_or("?".into(), |s| s.to_string()),
                     param("offline_s").map_or("?".into(), |s| s.to_string()),
                     number(param("rate")),
-                    number(param("duration_s"))
+                    number(param("duration_s")),
+                    match param("instances") {
+                        Some(n) if n > 1.0 => format!(
+                            "; {} instances, each resume on the next one",
+                            number(Some(n))
+                        ),
+                        _ => String::new(),
+                    }
                 ),
                 result: format!(
                     "{} catch-ups: reconnect → `synced` {}, frames replayed p50 {} / p99 {}; \
@@ -544,6 +552,12 @@ mod tests {
         assert!(section.contains("480 catch-ups: reconnect → `synced` p50 4.20 ms, p99 31.0 ms"));
         assert!(section.contains("0 of 133,650 deliveries missing"));
         assert!(section.contains("no `resync_required` | yes |"));
+        assert!(!section.contains("instances, each resume"));
+        r["scenarios"]["reconnect_across"] = r["scenarios"]["reconnect"].clone();
+        r["scenarios"]["reconnect_across"]["params"]["instances"] = json!(2);
+        let section = render(&r, "r.json");
+        assert!(section.contains("| `reconnect_across` |"));
+        assert!(section.contains("1,000 msg/s, 15 s; 2 instances, each resume on the next one"));
     }
 
     #[test]
