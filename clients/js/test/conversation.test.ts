@@ -3,7 +3,7 @@
 // renewal on the open socket, an upload with progress.
 
 import { describe, expect, it } from 'vitest';
-import { ChatList, type Client, type NewMessage } from '../src/index.js';
+import { ChatList, MemoryOutboxStorage, ResyncRequiredError, type Client, type NewMessage } from '../src/index.js';
 import { eventually, useJetchat } from './support/jetchat.js';
 import { FlakyProxy } from './support/proxy.js';
 
@@ -143,6 +143,65 @@ describe('a flaky network', () => {
     } finally {
       await proxy.close();
     }
+  });
+});
+
+describe('an app restart', () => {
+  it('sends what the last run left in a persisted outbox, once', async () => {
+    const proxy = await FlakyProxy.to(server().port);
+    try {
+      const storage = new MemoryOutboxStorage(); // what localStorage is to a page
+      const first = client(19, { url: proxy.url, outboxStorage: storage });
+      const reader = client(20);
+      const readerInbox = inbox(reader);
+      await Promise.all([first.connect(), reader.connect()]);
+      const chatId = await privateChat(reader, 19);
+      proxy.swallowing = true;
+      first.send({ chat_id: chatId, content: 'written before the tab closed' });
+      await eventually('it reached the server', () => readerInbox.length === 1);
+      first.close();
+      await first.outbox.flushed();
+
+      const second = client(19, { outboxStorage: storage });
+      const acked = second.next('message_ack');
+      await second.connect();
+      expect((await acked).message_id).toBe(readerInbox[0]!.message_id);
+      await eventually('the outbox emptied', () => second.outbox.size === 0);
+      const history = await reader.rest.messages(chatId);
+      expect(history.map((m) => m.content)).toEqual(['written before the tab closed']);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe('resync_required', () => {
+  it('tells the app to reload when its resume point belongs to another database, then resumes from the new one', async () => {
+    const alice = client(21, { resumeFrom: { cursor: 5, epoch: 'another-database' } });
+    const resync = alice.next('resync_required');
+    const connected = alice.next('connected');
+    await alice.connect();
+    const { resumed, unread } = await connected;
+    expect(resumed).toBe(true);
+    expect(await resync).toMatchObject({ reason: 'other_epoch', epoch: unread.epoch });
+    expect(alice.resumePoint?.epoch).toBe(unread.epoch);
+  });
+});
+
+describe('GET /sync', () => {
+  it('pages what a client missed, and says when that cannot be exact', async () => {
+    const alice = client(17);
+    await alice.connect();
+    const { cursor, epoch } = alice.resumePoint!;
+    const chatId = await privateChat(alice, 18);
+    const ack = await alice.send({ chat_id: chatId, content: 'sync me' }).acked;
+    const page = await alice.rest.sync({ since: cursor, epoch });
+    expect(page.epoch).toBe(epoch);
+    expect(page.cursor).toBeGreaterThan(cursor);
+    expect(page.changes).toContainEqual(expect.objectContaining({ action: 'new_message', message_id: ack.message_id }));
+    const resync = alice.rest.sync({ since: cursor, epoch: 'another-database' });
+    await expect(resync).rejects.toBeInstanceOf(ResyncRequiredError);
+    await expect(resync).rejects.toMatchObject({ resync: { reason: 'other_epoch' } });
   });
 });
 
