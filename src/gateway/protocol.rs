@@ -318,8 +318,98 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
     })
 }
 
+/// The frames a client may send (`docs/schemas/client_frames.json`), for client authors.
+/// The parser reads a looser shape, so that a missing or wrong field gets a precise error
+/// code; it accepts every frame this describes.
+#[derive(schemars::JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// A message into `chat_id`, or to `receiver_id` (the private chat is created on first
+    /// use); one of the two is required, and `content` unless `file_url` or `file_id` is given.
+    SendMessage {
+        #[schemars(range(min = 1))]
+        chat_id: Option<ChatId>,
+        #[schemars(range(min = 1))]
+        receiver_id: Option<UserId>,
+        /// At most `MAX_CONTENT_CHARS` characters, no NUL.
+        content: Option<String>,
+        /// `text` when absent; an upload's `file_id` sets it.
+        content_type: Option<ContentType>,
+        /// An `http(s)://` link or a path of this service (`/media/...`).
+        file_url: Option<String>,
+        /// One of your uploads (`POST /upload`).
+        #[schemars(length(max = 64))]
+        file_id: Option<String>,
+        /// Your idempotency key: resend with the same one and the message is stored once.
+        #[schemars(length(min = 1, max = 64))]
+        client_msg_id: Option<String>,
+    },
+    /// The message (and everything before it in its chat) reached you.
+    Delivered {
+        #[serde(flatten)]
+        mark: ClientMark,
+    },
+    /// You read the message (and everything before it); implies delivered.
+    Acknowledge {
+        #[serde(flatten)]
+        mark: ClientMark,
+    },
+    /// The Python service's name for `acknowledge`.
+    Read {
+        #[serde(flatten)]
+        mark: ClientMark,
+    },
+    /// Answered with `pong`.
+    Ping,
+    /// A new access token of the same user: the socket then lives until its `exp`.
+    RefreshToken {
+        #[schemars(length(min = 1))]
+        token: String,
+    },
+    /// You are typing in the chat (`started`, the default) or stopped.
+    Typing {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        state: Option<TypingState>,
+    },
+    /// The presence of the chat's members, answered with `presence_state`.
+    Presence {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+    },
+    /// Everything you missed after the cursor `since`, then `synced` (or `resync_required`).
+    Sync {
+        since: u64,
+        /// The `epoch` of the `unread` or `synced` frame the cursor came from.
+        epoch: Option<String>,
+    },
+}
+
+/// The fields of `delivered`, `acknowledge` and `read`.
+#[derive(schemars::JsonSchema)]
+pub struct ClientMark {
+    #[schemars(range(min = 1))]
+    pub message_id: MessageId,
+    pub chat_id: Option<ChatId>,
+}
+
+/// The JSON Schemas of the WebSocket frames, by file name under `docs/schemas/`: what the
+/// TypeScript client's types are generated from, and what the contract test checks.
+pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        (
+            "frames.json",
+            schemars::schema_for!(ServerFrame<'static>).to_value(),
+        ),
+        (
+            "client_frames.json",
+            schemars::schema_for!(ClientFrame).to_value(),
+        ),
+    ]
+}
+
 /// A frame the server sends.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
     /// JetStream has the message: it is durable from now on.
@@ -453,7 +543,7 @@ pub enum ServerFrame<'a> {
 }
 
 /// One chat of an `unread` frame.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct UnreadChat {
     pub chat_id: ChatId,
     pub unread: i64,
