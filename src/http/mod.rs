@@ -11,6 +11,7 @@ pub mod media;
 pub mod messages;
 pub mod metrics;
 pub mod presence;
+pub mod search;
 pub mod sync;
 
 use axum::{
@@ -166,6 +167,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(messages::router())
         .merge(media::router())
         .merge(presence::router())
+        .merge(search::router())
         .merge(health::router())
         .merge(sync::router())
         .merge(metrics::router())

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod chat_member;
 pub mod message;
 pub mod queries;
+pub mod search;
 pub mod upload;
 pub mod uploads;
 

@@ -436,3 +436,92 @@ async fn arbitrary_input_on_every_entry_never_stops_the_pipeline_and_loses_nothi
     let health = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200, "{}", health.text().await.unwrap());
 }
+
+/// What a user might type into a search box: odd texts, FTS5 and tsquery syntax in pieces,
+/// NUL, 10 KB.
+fn search_text() -> BoxedStrategy<String> {
+    let syntax = vec![
+        "NEAR", "NEAR(", "AND", "OR", "NOT", "\"", "\"\"", "*", "-", ":", "(", ")", "^", "+",
+        "content:", "rowid:", "{", "}", "'", "\\", "%", "_", "&", "|", "!", "<->", "\u{0}",
+        "needle", "x",
+    ];
+    prop_oneof![
+        odd_text().prop_map(|v| v
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string())),
+        prop::collection::vec(prop::sample::select(syntax), 0..12).prop_map(|v| v.join(" ")),
+        prop::collection::vec(
+            prop::sample::select(vec!["needle", "\"", "*", "(", ")", ":"]),
+            1..6
+        )
+        .prop_map(|v| v.concat()),
+        Just("q".repeat(10_240)),
+        "\\PC{0,30}",
+    ]
+    .boxed()
+}
+
+/// A query parameter's text: numbers odd and not numbers at all.
+fn search_number() -> BoxedStrategy<Option<String>> {
+    prop::option::of(prop_oneof![
+        odd_id().prop_map(|v| v.to_string().trim_matches('"').to_owned()),
+        (0u64..60).prop_map(|n| n.to_string()),
+        "\\PC{0,8}",
+    ])
+    .boxed()
+}
+
+#[tokio::test]
+async fn arbitrary_search_queries_answer_200_or_a_4xx_never_500_and_snippets_stay_safe() {
+    let app = spawn_app().await;
+    let group = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    let stored = alice
+        .send_message(json!({"chat_id": group, "content": "a <needle> in \"the\" (hay*stack)"}))
+        .await;
+    let strategy = (
+        search_text(),
+        search_number(),
+        search_number(),
+        search_number(),
+    );
+    let mut runner = TestRunner::default();
+
+    for case in 0..CASES * 3 {
+        let (q, chat_id, before, limit) = strategy.new_tree(&mut runner).expect("a case").current();
+        let mut params = vec![("q", q.clone())];
+        params.extend(chat_id.map(|v| ("chat_id", v)));
+        params.extend(before.map(|v| ("before", v)));
+        params.extend(limit.map(|v| ("limit", v)));
+        let shown: String = format!("{params:?}").chars().take(300).collect();
+        eprintln!("case {case}: {shown}");
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response = crate::search::search(&app, 1, &params).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("a JSON answer");
+        match status.as_u16() {
+            200 => {
+                for hit in body.as_array().expect("hits") {
+                    let snippet = hit["snippet"].as_str().expect("a snippet");
+                    let bare = snippet.replace("<mark>", "").replace("</mark>", "");
+                    assert!(
+                        !bare.contains(['<', '>', '"']),
+                        "{shown}: unescaped snippet {snippet:?}"
+                    );
+                    assert_eq!(hit["message_id"], stored["message_id"]);
+                }
+            }
+            403 | 422 => assert!(body["detail"].is_string(), "{shown}: {body}"),
+            _ => panic!("{shown} answered {status}: {body}"),
+        }
+    }
+
+    let found = crate::search::search(&app, 2, &[("q", "NEEDLE hay")]).await;
+    let found: Value = found.json().await.unwrap();
+    assert_eq!(found[0]["message_id"], stored["message_id"], "{found}");
+    assert_eq!(
+        found[0]["snippet"],
+        "a &lt;<mark>needle</mark>&gt; in &quot;the&quot; (<mark>hay</mark>*stack)"
+    );
+}

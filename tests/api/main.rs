@@ -27,5 +27,6 @@ mod poison;
 mod presence;
 mod process;
 mod rest;
+mod search;
 mod sync;
 mod typing;
