@@ -10,6 +10,7 @@ pub mod linger;
 pub mod media;
 pub mod messages;
 pub mod metrics;
+pub mod mute;
 pub mod presence;
 pub mod sync;
 
@@ -166,6 +167,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(messages::router())
         .merge(media::router())
         .merge(presence::router())
+        .merge(mute::router())
         .merge(health::router())
         .merge(sync::router())
         .merge(metrics::router())
