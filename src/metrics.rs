@@ -29,12 +29,14 @@ pub enum FrameIn {
     Sync,
     Typing,
     Presence,
+    Mute,
+    Unmute,
     /// Not a frame the server understands (bad JSON, a binary frame, an unknown action).
     Invalid,
 }
 
 impl FrameIn {
-    const ALL: [FrameIn; 9] = [
+    const ALL: [FrameIn; 11] = [
         FrameIn::SendMessage,
         FrameIn::Delivered,
         FrameIn::Acknowledge,
@@ -43,6 +45,8 @@ impl FrameIn {
         FrameIn::Sync,
         FrameIn::Typing,
         FrameIn::Presence,
+        FrameIn::Mute,
+        FrameIn::Unmute,
         FrameIn::Invalid,
     ];
 
@@ -56,6 +60,8 @@ impl FrameIn {
             FrameIn::Sync => "sync",
             FrameIn::Typing => "typing",
             FrameIn::Presence => "presence",
+            FrameIn::Mute => "mute",
+            FrameIn::Unmute => "unmute",
             FrameIn::Invalid => "invalid",
         }
     }
@@ -76,6 +82,7 @@ pub enum FrameOut {
     MemberRemoved,
     ChatRenamed,
     MessageDeleted,
+    ChatMuted,
     ChatCreated,
     Unread,
     Synced,
@@ -86,7 +93,7 @@ pub enum FrameOut {
 }
 
 impl FrameOut {
-    const ALL: [FrameOut; 18] = [
+    const ALL: [FrameOut; 19] = [
         FrameOut::MessageAccepted,
         FrameOut::MessageAck,
         FrameOut::NewMessage,
@@ -98,6 +105,7 @@ impl FrameOut {
         FrameOut::MemberRemoved,
         FrameOut::ChatRenamed,
         FrameOut::MessageDeleted,
+        FrameOut::ChatMuted,
         FrameOut::ChatCreated,
         FrameOut::Unread,
         FrameOut::Synced,
@@ -121,6 +129,7 @@ impl FrameOut {
             FrameOut::MemberRemoved => "member_removed",
             FrameOut::ChatRenamed => "chat_renamed",
             FrameOut::MessageDeleted => "message_deleted",
+            FrameOut::ChatMuted => "chat_muted",
             FrameOut::ChatCreated => "chat_created",
             FrameOut::Unread => "unread",
             FrameOut::Synced => "synced",

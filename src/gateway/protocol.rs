@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     auth::UserId,
-    bus::live::{PresenceStatus, TypingState},
+    bus::{
+        live::{PresenceStatus, TypingState},
+        messages::muted_forever,
+    },
     domain::{
         ChatView, ContentType, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339,
         rfc3339_opt,
@@ -39,6 +42,7 @@ struct RawFrame {
     state: Option<String>,
     since: Option<i64>,
     epoch: Option<String>,
+    until: Option<String>,
 }
 
 /// A checked client request.
@@ -62,6 +66,11 @@ pub enum Request {
     Presence { chat_id: ChatId },
     /// Everything the user missed after `since` (a cursor), then `synced`.
     Sync { since: u64, epoch: Option<String> },
+    /// No push notifications for `chat_id` until `until` (`None`: unmute).
+    Mute {
+        chat_id: ChatId,
+        until: Option<DateTime<Utc>>,
+    },
 }
 
 impl Request {
@@ -79,6 +88,8 @@ impl Request {
             Request::Sync { .. } => FrameIn::Sync,
             Request::Typing { .. } => FrameIn::Typing,
             Request::Presence { .. } => FrameIn::Presence,
+            Request::Mute { until: Some(_), .. } => FrameIn::Mute,
+            Request::Mute { until: None, .. } => FrameIn::Unmute,
         }
     }
 }
@@ -196,6 +207,14 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
                 epoch: raw.epoch,
             })
         }
+        "mute" => Ok(Request::Mute {
+            chat_id: positive_chat_id(raw.chat_id, "mute")?,
+            until: Some(mute_until(raw.until.as_deref(), Utc::now())?),
+        }),
+        "unmute" => Ok(Request::Mute {
+            chat_id: positive_chat_id(raw.chat_id, "unmute")?,
+            until: None,
+        }),
         other => Err(FrameError::new(
             "unknown_action",
             format!("unknown action {other:?}"),
@@ -216,6 +235,29 @@ fn positive_chat_id(chat_id: Option<ChatId>, action: &str) -> Result<ChatId, Fra
         )),
         Some(id) => Ok(id),
     }
+}
+
+/// The end of a mute a client asked for: an RFC 3339 time after `now`, or forever when absent.
+pub fn mute_until(until: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, FrameError> {
+    let Some(until) = until else {
+        return Ok(muted_forever());
+    };
+    let until = DateTime::parse_from_rfc3339(until.trim())
+        .map_err(|e| {
+            FrameError::new(
+                "invalid_field",
+                format!("until must be an RFC 3339 time such as 2026-12-24T18:00:00Z: {e}"),
+            )
+        })?
+        .to_utc();
+    rules::muted_until(until).map_err(|r| FrameError::new(r.code, r.detail))?;
+    if until <= now {
+        return Err(FrameError::new(
+            "invalid_field",
+            "until has passed: give a time to come, or unmute",
+        ));
+    }
+    Ok(until)
 }
 
 /// A cursor a client sent: 0 or a positive integer.
@@ -488,6 +530,15 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
+    /// The user muted (`muted_until` a time) or unmuted (null) a chat, on one of their
+    /// devices; to the user's sockets only.
+    ChatMuted {
+        chat_id: ChatId,
+        #[serde(serialize_with = "rfc3339_opt")]
+        muted_until: Option<DateTime<Utc>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
     /// A message was deleted (moderation); drop it from the view.
     MessageDeleted {
         chat_id: ChatId,
@@ -565,6 +616,7 @@ impl ServerFrame<'_> {
             ServerFrame::MemberRemoved { .. } => FrameOut::MemberRemoved,
             ServerFrame::ChatRenamed { .. } => FrameOut::ChatRenamed,
             ServerFrame::MessageDeleted { .. } => FrameOut::MessageDeleted,
+            ServerFrame::ChatMuted { .. } => FrameOut::ChatMuted,
             ServerFrame::ChatCreated { .. } => FrameOut::ChatCreated,
             ServerFrame::Unread { .. } => FrameOut::Unread,
             ServerFrame::Synced { .. } => FrameOut::Synced,

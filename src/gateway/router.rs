@@ -488,7 +488,10 @@ impl Router {
                 }
                 self.deliver(chat_id, |_| true, || Outbound::Message(message.clone()));
             }
-            Event::Receipt(_) | Event::ChatRenamed(_) | Event::MessageDeleted(_) => {
+            Event::Receipt(_)
+            | Event::ChatRenamed(_)
+            | Event::MessageDeleted(_)
+            | Event::ChatMuted(_) => {
                 self.deliver_change(chat_id, &event);
             }
             // Membership events come through the membership subscription (every chat's).
@@ -496,7 +499,8 @@ impl Router {
             | Event::MemberAdded(_)
             | Event::MemberRemoved(_)
             | Event::CommandRejected(_)
-            | Event::UploadRegistered(_) => {}
+            | Event::UploadRegistered(_)
+            | Event::PushNeeded(_) => {}
         }
     }
 

@@ -28,7 +28,7 @@ use crate::{
     bus::{
         Subjects,
         live::{LiveEvent, TypingState},
-        messages::{Command, MarkReceipt, Outcome, SendMessage, VERSION},
+        messages::{Command, MarkReceipt, MuteChat, Outcome, SendMessage, VERSION},
     },
     domain::{MessageId, ReceiptStatus},
     limits::{self, RefusalStreak},
@@ -202,7 +202,9 @@ impl Socket {
         let limits = &self.state.limits;
         let limit = match &request {
             Request::Send(_) => Some((limits.messages.check(self.user_id), "messages")),
-            Request::Mark { .. } => Some((limits.marks.check(self.user_id), "marks")),
+            Request::Mark { .. } | Request::Mute { .. } => {
+                Some((limits.marks.check(self.user_id), "marks"))
+            }
             Request::Presence { .. } => Some((
                 limits.presence_queries.check(self.user_id),
                 "presence queries",
@@ -240,6 +242,7 @@ impl Socket {
             Request::Ping => return Ok(Some(self.frame(ServerFrame::Pong))),
             Request::RefreshToken { token } => return Ok(Some(self.refresh(&token))),
             Request::Typing { chat_id, state } => self.typing(chat_id, state).await,
+            Request::Mute { chat_id, until } => self.mute(chat_id, until).await,
             Request::Presence { chat_id } => {
                 let answer = self.presence(chat_id).await;
                 return Ok(Some(answer.unwrap_or_else(|e| self.refuse(&e))));
@@ -388,6 +391,27 @@ impl Socket {
             reply_to: Some(self.reply_to.clone()),
         });
         let subject = self.state.bus.subjects.receipt_command(chat_id);
+        self.publish(subject, &command, None, None, Some(chat_id))
+            .await
+    }
+
+    /// Publishes the user's mute (or unmute) of a chat; the `chat_muted` frame that follows
+    /// reaches every socket of theirs, a refusal this one as an `error` frame.
+    async fn mute(
+        &mut self,
+        chat_id: ChatId,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), FrameError> {
+        self.check_member(chat_id).await?;
+        let command = Command::MuteChat(MuteChat {
+            v: VERSION,
+            command_id: uuid::Uuid::now_v7().to_string(),
+            chat_id,
+            user_id: self.user_id,
+            muted_until: until,
+            reply_to: Some(self.reply_to.clone()),
+        });
+        let subject = self.state.bus.subjects.mute_command(chat_id);
         self.publish(subject, &command, None, None, Some(chat_id))
             .await
     }

@@ -10,6 +10,7 @@ pub mod linger;
 pub mod media;
 pub mod messages;
 pub mod metrics;
+pub mod mute;
 pub mod presence;
 pub mod search;
 pub mod sync;
@@ -168,6 +169,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(media::router())
         .merge(presence::router())
         .merge(search::router())
+        .merge(mute::router())
         .merge(health::router())
         .merge(sync::router())
         .merge(metrics::router())

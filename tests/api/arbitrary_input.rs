@@ -51,6 +51,23 @@ fn odd_id() -> BoxedStrategy<Value> {
     .boxed()
 }
 
+/// The end of a mute: to come, past, forever, huge, garbage.
+fn odd_time() -> BoxedStrategy<Value> {
+    prop_oneof![
+        Just(json!("2099-01-01T00:00:00Z")),
+        Just(json!("2001-01-01T00:00:00Z")),
+        Just(json!("9999-12-31T23:59:59Z")),
+        Just(json!("+10000-01-01T00:00:00Z")),
+        Just(json!("+262143-12-31T23:59:59Z")),
+        Just(json!("-0001-01-01T00:00:00Z")),
+        Just(json!("2099-01-01T00:00:00\u{0}Z")),
+        Just(json!("tomorrow")),
+        Just(json!(4_102_444_800i64)),
+        Just(Value::Null),
+    ]
+    .boxed()
+}
+
 fn odd_text() -> BoxedStrategy<Value> {
     prop_oneof![
         Just(json!("")),
@@ -129,6 +146,8 @@ fn frame(known: &[i64]) -> BoxedStrategy<Input> {
                     "read",
                     "delivered",
                     "ping",
+                    "mute",
+                    "unmute",
                     "dance"
                 ]),
                 Just(json!(5)),
@@ -146,6 +165,7 @@ fn frame(known: &[i64]) -> BoxedStrategy<Input> {
         ("file_id", odd_text()),
         ("client_msg_id", odd_text()),
         ("message_id", odd_id()),
+        ("until", odd_time()),
     ])
     .prop_map(Input::Frame)
     .boxed()
@@ -200,6 +220,8 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             "remove_members",
             "rename",
             "delete_message",
+            "mute",
+            "push_due",
             "nonsense",
         ]),
         any::<u8>(),
@@ -218,7 +240,8 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
     let payload = prop_oneof![
         4 => object(vec![
             ("type", one_of(&["send_message", "receipt", "create_chat", "add_members",
-                              "remove_members", "rename_chat", "delete_message", "nope"])),
+                              "remove_members", "rename_chat", "delete_message", "mute_chat",
+                              "push_due", "nope"])),
             ("v", prop_oneof![Just(json!(1)), odd_id()].boxed()),
             ("sender_id", odd_id()),
             ("user_id", odd_id()),
@@ -237,12 +260,46 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             ("status", one_of(&["read", "delivered", "seen"])),
             ("file_url", odd_url()),
             ("file_id", odd_text()),
+            ("muted_until", odd_time()),
+            ("through_message_id", odd_id()),
         ])
         .prop_map(|v| v.to_string().into_bytes()),
         1 => prop::collection::vec(any::<u8>(), 0..40),
     ];
     (subject, payload)
         .prop_map(|(subject, payload)| Input::Command { subject, payload })
+        .boxed()
+}
+
+/// A `push_due` or `mute_chat` from NATS close to valid: a known chat, odd ids and times.
+fn push_or_mute_command(known: &[i64]) -> BoxedStrategy<Input> {
+    let known: Vec<i64> = known.to_vec();
+    (
+        prop::sample::select(known),
+        prop_oneof![3 => (1i64..4).prop_map(|n| json!(n)), 1 => odd_id()],
+        prop_oneof![2 => (1i64..200).prop_map(|n| json!(n)), 1 => odd_id()],
+        odd_time(),
+        any::<bool>(),
+    )
+        .prop_map(|(chat, user, through, until, push)| {
+            let (kind, payload) = if push {
+                (
+                    "push_due",
+                    json!({"type": "push_due", "chat_id": chat, "user_id": user,
+                                    "through_message_id": through}),
+                )
+            } else {
+                (
+                    "mute",
+                    json!({"type": "mute_chat", "command_id": "m", "chat_id": chat,
+                                "user_id": user, "muted_until": until}),
+                )
+            };
+            Input::Command {
+                subject: format!("chat.in.{chat}.{kind}"),
+                payload: payload.to_string().into_bytes(),
+            }
+        })
         .boxed()
 }
 
@@ -268,6 +325,7 @@ fn inputs(known: Vec<i64>) -> BoxedStrategy<Vec<Input>> {
             3 => send_frame(&known),
             2 => command(&known),
             2 => send_command(&known),
+            1 => push_or_mute_command(&known),
             1 => create_chat(),
         ],
         1..=MAX_INPUTS,

@@ -26,6 +26,7 @@ mod ops;
 mod poison;
 mod presence;
 mod process;
+mod push;
 mod rest;
 mod search;
 mod sync;
