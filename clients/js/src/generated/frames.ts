@@ -92,6 +92,12 @@ export type ServerFrame =
       name: string;
     }
   | {
+      action: "chat_muted";
+      chat_id: number;
+      cursor?: number | null;
+      muted_until?: string | null;
+    }
+  | {
       action: "message_deleted";
       chat_id: number;
       cursor?: number | null;

@@ -40,6 +40,27 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/chats/{chat_id}/mute": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Mutes a chat for me: no push notifications (`push_needed`) for its messages until then,
+         *     and none later for the messages of the muted period.
+         */
+        put: operations["mute_chat"];
+        post?: never;
+        /** Unmutes a chat for me. */
+        delete: operations["unmute_chat"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/chats/{chat_id}/presence": {
         parameters: {
             query?: never;
@@ -139,6 +160,28 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Messages of my chats that contain every word of `q`, newest first, with a highlighted
+         *     snippet. Only the chats I am a member of now: after being removed from a chat I find none
+         *     of its messages, not even those from before. Deleted messages are never found. The next
+         *     page is `before=<message_id of the last hit>`; a page shorter than `limit` is the last.
+         */
+        get: operations["search_messages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sync": {
         parameters: {
             query?: never;
@@ -224,6 +267,11 @@ export type components = {
         /** @description One of my chats with its newest message and how many I have not read. */
         ChatSummary: components["schemas"]["ChatView"] & {
             last_message?: components["schemas"]["MessageView"] | null;
+            /**
+             * Format: date-time
+             * @description Until when I muted the chat (`PUT /chats/{id}/mute`); null: not muted.
+             */
+            muted_until?: string | null;
             /** Format: int64 */
             unread_count: number;
         };
@@ -327,6 +375,23 @@ export type components = {
              */
             timestamp: string;
         };
+        /** @description How long to mute a chat. */
+        MuteRequest: {
+            /**
+             * @description Until when (RFC 3339, to come); absent or null: forever (stored as
+             *     `9999-12-31T23:59:59Z`).
+             */
+            until?: string | null;
+        };
+        /** @description My mute of a chat as stored now. */
+        MuteState: {
+            chat_id: components["schemas"]["i64"];
+            /**
+             * Format: date-time
+             * @description Null: not muted.
+             */
+            muted_until?: string | null;
+        };
         /**
          * @description Whether a user has a socket open on some instance.
          * @enum {string}
@@ -343,6 +408,14 @@ export type components = {
             epoch: string;
             /** @description `too_far_behind`, `pruned`, `unknown_cursor` or `other_epoch`. */
             reason: string;
+        };
+        /** @description A message that matched, as history shows it, with the part that matched. */
+        SearchHit: components["schemas"]["MessageView"] & {
+            /**
+             * @description Safe to insert as HTML: the matching part of `content` with the rest escaped and the
+             *     matched words in `<mark>`…`</mark>` (`…` where text was left out).
+             */
+            snippet: string;
         };
         /** @description A page of missed changes. */
         SyncPage: {
@@ -552,6 +625,148 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    mute_chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+            };
+            cookie?: never;
+        };
+        /** @description An empty body mutes forever */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MuteRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MuteState"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a member of the chat */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such chat */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `until` is not a time to come */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    unmute_chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MuteState"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a member of the chat */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such chat */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -820,6 +1035,65 @@ export interface operations {
             };
             /** @description Turned off (`METRICS=off`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    search_messages: {
+        parameters: {
+            query?: {
+                /** @description Only messages with a smaller id: the `message_id` of the previous page's last hit. */
+                before?: components["schemas"]["i64"] | null;
+                /** @description Only in this chat (403 unless I am a member). */
+                chat_id?: components["schemas"]["i64"] | null;
+                /** @description Hits per page, 1 to 50 (default 20). */
+                limit?: number | null;
+                /**
+                 * @description The words to find (every one of them, whole words, case and accents aside on SQLite,
+                 *     case aside on PostgreSQL); 1 to 500 characters. Quotes, `*`, `-`, `:`, `NEAR` and
+                 *     parentheses are searched for as text, never read as operators.
+                 */
+                q?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Hits, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchHit"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `chat_id` is not one of my chats */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No words, too long, NUL, or `limit` out of range */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
