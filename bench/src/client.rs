@@ -225,6 +225,26 @@ pub fn typing_frame(chat_id: i64) -> Message {
     Message::Text(format!(r#"{{"action":"typing","chat_id":{chat_id}}}"#).into())
 }
 
+/// `edit_message` of one's own message. `content` must need no JSON escaping.
+pub fn edit_frame(chat_id: i64, message_id: i64, content: &str) -> Message {
+    Message::Text(
+        format!(
+            r#"{{"action":"edit_message","chat_id":{chat_id},"message_id":{message_id},"content":"{content}"}}"#
+        )
+        .into(),
+    )
+}
+
+/// `react` to a message with one emoji.
+pub fn react_frame(chat_id: i64, message_id: i64, emoji: &str) -> Message {
+    Message::Text(
+        format!(
+            r#"{{"action":"react","chat_id":{chat_id},"message_id":{message_id},"emoji":"{emoji}"}}"#
+        )
+        .into(),
+    )
+}
+
 /// The fields of a server frame the load generator looks at; the rest is skipped.
 #[derive(Debug, Deserialize)]
 pub struct Frame<'a> {
@@ -278,6 +298,10 @@ pub struct ConnLog {
     pub reordered: u64,
     /// The close code, when the server closed the socket.
     pub closed_with: Option<u16>,
+    /// The newest of this socket's own messages that was acked, and the newest message of
+    /// another member that reached it: what an edit and a reaction are aimed at.
+    pub last_own_message: Option<i64>,
+    pub last_received_message: Option<i64>,
     last_seq: HashMap<(u32, u16), u32>,
 }
 
@@ -418,6 +442,9 @@ impl ReaderCtx {
             }
             ("message_ack", Some((key, sent))) if key.conn == self.conn => {
                 self.counters.acked.inc();
+                if frame.message_id.is_some() {
+                    log.last_own_message = frame.message_id;
+                }
                 let stage = log.stage(key.stage);
                 stage.acked_count += 1;
                 stage.last_ack_us = stage.last_ack_us.max(now);
@@ -430,6 +457,9 @@ impl ReaderCtx {
             }
             ("new_message", Some((key, sent))) if key.conn != self.conn => {
                 self.counters.delivered.inc();
+                if frame.message_id.is_some() {
+                    log.last_received_message = frame.message_id;
+                }
                 let last = log.last_seq.entry((key.conn, key.stage)).or_insert(0);
                 let in_order = key.seq >= *last;
                 *last = key.seq.saturating_add(1);
@@ -447,6 +477,8 @@ impl ReaderCtx {
                 }
             }
             ("status_update", _) => log.status_updates += 1,
+            ("message_edited", _) => self.counters.edits_received.inc(),
+            ("reaction_added", _) => self.counters.reactions_received.inc(),
             ("typing", _) if frame.state.as_deref() == Some("started") => {
                 self.counters.typing_received.inc();
             }
@@ -525,6 +557,70 @@ mod tests {
             (value["action"].as_str(), value["chat_id"].as_i64()),
             (Some("typing"), Some(3))
         );
+        let Message::Text(text) = edit_frame(3, 9, &content) else {
+            unreachable!()
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (value["action"].as_str(), value["message_id"].as_i64()),
+            (Some("edit_message"), Some(9))
+        );
+        for emoji in crate::scenario::rate::EMOJI {
+            let Message::Text(text) = react_frame(3, 9, emoji) else {
+                unreachable!()
+            };
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(value["emoji"].as_str(), Some(*emoji));
+        }
+    }
+
+    #[test]
+    fn edits_and_reactions_are_counted_and_aimed_at_the_newest_messages() {
+        let counters = Arc::new(Counters::default());
+        let log = Arc::new(Mutex::new(ConnLog::default()));
+        let ctx = ReaderCtx {
+            run: "deadbeef".into(),
+            conn: 0,
+            counters: counters.clone(),
+            warmups: Warmups::new(1),
+            log: log.clone(),
+            on_delivery: None,
+            on_settled: None,
+        };
+        let mine = msg_id(
+            "deadbeef",
+            MsgKey {
+                conn: 0,
+                stage: 0,
+                seq: 0,
+            },
+            1,
+        );
+        let theirs = msg_id(
+            "deadbeef",
+            MsgKey {
+                conn: 1,
+                stage: 0,
+                seq: 0,
+            },
+            1,
+        );
+        ctx.frame(&format!(
+            r#"{{"action":"message_ack","chat_id":7,"client_msg_id":"{mine}","message_id":41}}"#
+        ));
+        ctx.frame(&format!(
+            r#"{{"action":"new_message","chat_id":7,"client_msg_id":"{theirs}","message_id":42}}"#
+        ));
+        ctx.frame(r#"{"action":"message_edited","chat_id":7,"message_id":41,"content":"x"}"#);
+        ctx.frame(r#"{"action":"reaction_added","chat_id":7,"message_id":42,"emoji":"👍"}"#);
+        ctx.frame(r#"{"action":"reaction_removed","chat_id":7,"message_id":42,"emoji":"👍"}"#);
+        let log = log.lock().unwrap();
+        assert_eq!(
+            (log.last_own_message, log.last_received_message),
+            (Some(41), Some(42))
+        );
+        assert_eq!(counters.edits_received.get(), 1);
+        assert_eq!(counters.reactions_received.get(), 1, "only additions count");
     }
 
     #[test]

@@ -50,6 +50,12 @@ pub struct Counters {
     /// `presence` frames received about users from `presence_from_user` on (0: about anyone).
     pub presence_received: Count,
     pub presence_from_user: Count,
+    /// `edit_message` / `react` frames written, and the `message_edited` / `reaction_added`
+    /// frames received (every member's socket gets one, the author's or reactor's included).
+    pub edits_sent: Count,
+    pub edits_received: Count,
+    pub reactions_sent: Count,
+    pub reactions_received: Count,
 }
 
 impl Counters {

@@ -105,6 +105,7 @@ pub fn render(results: &Value, results_path: &str) -> String {
         "reconnect",
         "reconnect_across",
         "rate_live",
+        "rate_mix",
     ] {
         let row = match scenarios.get(name) {
             Some(scenario) => Row::of(
@@ -234,6 +235,34 @@ impl Row {
                             o >= LATENCY_RATE && d >= 0.99 * o && p <= MAX_P99_MS
                         }),
                     ),
+                }
+            }
+            "rate_mix" => {
+                let p99 = latency("send_to_new_message", "p99_ms");
+                Row {
+                    setup: format!(
+                        "{} connections in private chats, {} msg/s, each also editing its newest \
+                         message {}/s and reacting to the other's {}/s, {} s",
+                        number(param("connections")),
+                        number(param("rate")),
+                        param("edits_per_sec").map_or("?".into(), |s| s.to_string()),
+                        param("reactions_per_sec").map_or("?".into(), |s| s.to_string()),
+                        number(param("duration_s"))
+                    ),
+                    result: format!(
+                        "delivered **{}/s**, send → `new_message` {}; {} edits/s, {} of \
+                         `message_edited` received; {} reactions/s, {} of `reaction_added` received",
+                        number(figure("deliveries_per_s")),
+                        p50_p99("send_to_new_message"),
+                        number(figure("edits_sent_per_s")),
+                        figure("edits_received_share").map_or("?".into(), percent),
+                        number(figure("reactions_sent_per_s")),
+                        figure("reactions_received_share").map_or("?".into(), percent),
+                    ),
+                    target: "p99 send → `new_message` ≤ 25 ms with edits and reactions beside \
+                             the messages"
+                        .into(),
+                    met: verdict(p99.map(|p| p <= MAX_P99_MS)),
                 }
             }
             "rate_live" => {
@@ -581,6 +610,25 @@ mod tests {
             section.contains("beside the messages | no |"),
             "p99 31 ms is over 25 ms"
         );
+    }
+
+    #[test]
+    fn the_mix_row_shows_edits_and_reactions() {
+        let mut r = results(526_028.0, true);
+        r["scenarios"]["rate_mix"] = json!({
+            "params": {"connections": 200, "rate": 4000.0, "duration_s": 15.0,
+                       "edits_per_sec": 1.0, "reactions_per_sec": 1.0},
+            "figures": {"deliveries_per_s": 3998.0, "edits_sent_per_s": 200.0,
+                        "edits_received_share": 1.0, "reactions_sent_per_s": 199.0,
+                        "reactions_received_share": 0.5},
+            "latency_ms": {"send_to_new_message": {"p50_ms": 3.1, "p99_ms": 12.0}},
+            "integrity": {"ok": true}
+        });
+        let section = render(&r, "r.json");
+        assert!(section.contains("editing its newest message 1/s and reacting to the other's 1/s"));
+        assert!(section.contains("200 edits/s, 100.0 % of `message_edited` received"));
+        assert!(section.contains("199 reactions/s, 50.0 % of `reaction_added` received"));
+        assert!(section.contains("beside the messages | yes |"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -17,8 +17,8 @@ use tokio::task::JoinSet;
 use super::{Budget, DRAIN, Merged, new_log, per_second, seconds};
 use crate::{
     client::{
-        self, MsgKey, ReaderCtx, Warmups, WsSink, WsStream, micros_at, msg_id, send_frame,
-        typing_frame,
+        self, ConnLog, MsgKey, ReaderCtx, Warmups, WsSink, WsStream, edit_frame, micros_at, msg_id,
+        react_frame, send_frame, typing_frame,
     },
     integrity::{CheckArgs, Expected},
     progress::{Monitor, note},
@@ -26,6 +26,9 @@ use crate::{
     stats::{Counters, LatencySummary, Report, Table, wait_settled},
     target::{Target, TargetArgs},
 };
+
+/// The emoji a connection reacts with, in turn.
+pub const EMOJI: &[&str] = &["👍", "❤️", "😂", "🎉", "👀"];
 
 /// A step passes only if the senders kept at least this share of the target rate.
 const MIN_RATE_SHARE: f64 = 0.95;
@@ -85,6 +88,14 @@ pub struct RateArgs {
     /// default), so that each departure is told.
     #[arg(long, default_value_t = 7.0)]
     churn_offline: f64,
+    /// `edit_message`s per second per connection, mixed into the messages: each replaces the
+    /// text of the connection's newest acked message.
+    #[arg(long, default_value_t = 0.0)]
+    edits_per_sec: f64,
+    /// `react`s per second per connection: each puts one emoji on the newest message another
+    /// member sent it (skipped when nothing new arrived since the last reaction).
+    #[arg(long, default_value_t = 0.0)]
+    reactions_per_sec: f64,
     #[command(flatten)]
     check: CheckArgs,
 }
@@ -173,10 +184,16 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
         args.step_factor > 1.0,
         "--step-factor must be greater than 1"
     );
-    anyhow::ensure!(
-        args.typing_per_sec.is_finite() && args.typing_per_sec >= 0.0,
-        "--typing-per-sec must be zero or positive"
-    );
+    for (flag, value) in [
+        ("--typing-per-sec", args.typing_per_sec),
+        ("--edits-per-sec", args.edits_per_sec),
+        ("--reactions-per-sec", args.reactions_per_sec),
+    ] {
+        anyhow::ensure!(
+            value.is_finite() && value >= 0.0,
+            "{flag} must be zero or positive"
+        );
+    }
     let churn_online = seconds("churn-online", args.churn_online)?;
     let churn_offline = seconds("churn-offline", args.churn_offline)?;
     let steps = if args.find_max_under_p99_ms.is_some() {
@@ -195,6 +212,7 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
             "step_factor": args.step_factor, "content_bytes": args.content_bytes,
             "typing_per_sec": args.typing_per_sec, "churn": args.churn,
             "churn_online_s": args.churn_online, "churn_offline_s": args.churn_offline,
+            "edits_per_sec": args.edits_per_sec, "reactions_per_sec": args.reactions_per_sec,
             "first_user": target.first_user,
         }),
     );
@@ -302,6 +320,7 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
         ));
     }
     let typing_before = (counters.typing_sent.get(), counters.typing_received.get());
+    let mix_before = mix_counts(&counters);
     let mut results: Vec<StepResult> = Vec::new();
     let mut rate = args.rate;
     for stage in 0..steps {
@@ -335,7 +354,10 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
                     content: content.clone(),
                     counters: counters.clone(),
                     budget: budget.clone(),
+                    log: logs[i].1.clone(),
                     typing_per_sec: args.typing_per_sec,
+                    edits_per_sec: args.edits_per_sec,
+                    reactions_per_sec: args.reactions_per_sec,
                 },
             ));
         }
@@ -429,8 +451,8 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
         report.latency("send_to_ack", r.merged.acked.as_ref());
         report.latency("send_to_new_message", r.merged.delivered.as_ref());
     }
+    let elapsed = duration * u32::try_from(results.len()).unwrap_or(1);
     if args.typing_per_sec > 0.0 {
-        let elapsed = duration * u32::try_from(results.len()).unwrap_or(1);
         report.figure("typing_sent_per_s", per_second(typing_sent, elapsed));
         report.figure("typing_sent", typing_sent);
         report.figure("typing_received", typing_received);
@@ -439,6 +461,41 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
             "typing_received_share",
             share(typing_received, typing_sent * senders[0].recipients),
         );
+    }
+    // Every member's sockets hear of an edit or a reaction, the sender's own included.
+    let members = senders[0].recipients + 1;
+    let mix = [
+        (
+            args.edits_per_sec,
+            0,
+            [
+                "edits_sent_per_s",
+                "edits_sent",
+                "edits_received",
+                "edits_received_share",
+            ],
+        ),
+        (
+            args.reactions_per_sec,
+            2,
+            [
+                "reactions_sent_per_s",
+                "reactions_sent",
+                "reactions_received",
+                "reactions_received_share",
+            ],
+        ),
+    ];
+    for (per_sec, at, [per_s, sent_name, received_name, share_name]) in mix {
+        if per_sec > 0.0 {
+            let counts = mix_counts(&counters);
+            let sent = counts[at] - mix_before[at];
+            let received = counts[at + 1] - mix_before[at + 1];
+            report.figure(per_s, per_second(sent, elapsed));
+            report.figure(sent_name, sent);
+            report.figure(received_name, received);
+            report.figure(share_name, share(received, sent * members));
+        }
     }
     if args.churn > 0 {
         report.figure("presence_changes", churn_changes.get());
@@ -485,6 +542,16 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
         })
         .await?;
     Ok(report)
+}
+
+/// The edit and reaction counters: edits sent, received, reactions sent, received.
+fn mix_counts(counters: &Counters) -> [u64; 4] {
+    [
+        counters.edits_sent.get(),
+        counters.edits_received.get(),
+        counters.reactions_sent.get(),
+        counters.reactions_received.get(),
+    ]
 }
 
 /// `part / whole`, or `None` when there is no whole.
@@ -543,8 +610,50 @@ struct Writer {
     content: Arc<str>,
     counters: Arc<Counters>,
     budget: Arc<Budget>,
-    /// `typing` refreshes per second (0: none).
+    /// What its reader saw: the messages edits and reactions are aimed at.
+    log: Arc<Mutex<ConnLog>>,
+    /// `typing` refreshes, edits and reactions per second (0: none).
     typing_per_sec: f64,
+    edits_per_sec: f64,
+    reactions_per_sec: f64,
+}
+
+/// Something a writer does `per_sec` times a second beside its messages. A late writer skips
+/// what it missed, as a client would, rather than bursting.
+struct Periodic {
+    period: Duration,
+    next: Instant,
+}
+
+impl Periodic {
+    /// `None` for a rate of 0. Connection `index` of `connections` starts `offset` (0..1) of
+    /// its own share into the period, so that connections do not act all at once.
+    fn new(
+        per_sec: f64,
+        start: Instant,
+        index: usize,
+        connections: f64,
+        offset: f64,
+    ) -> Option<Self> {
+        (per_sec > 0.0).then(|| {
+            let period = Duration::from_secs_f64(1.0 / per_sec);
+            Periodic {
+                period,
+                next: start + period.mul_f64((index as f64 + offset) / connections),
+            }
+        })
+    }
+
+    /// Whether it is due at `now`; if so, the next time is moved past `now`.
+    fn due(&mut self, now: Instant) -> bool {
+        if self.next > now {
+            return false;
+        }
+        while self.next <= now {
+            self.next += self.period;
+        }
+        true
+    }
 }
 
 /// Runs one connection's writer for a step and hands its socket back with its index.
@@ -561,29 +670,59 @@ async fn write_schedule(mut sink: WsSink, step: Step, w: Writer) -> WsSink {
     let period = Duration::from_secs_f64(connections / step.rate);
     // Connections start spread over one period so that their sends interleave.
     let mut next = step.start + period.mul_f64(w.index as f64 / connections);
-    let typing_period =
-        (w.typing_per_sec > 0.0).then(|| Duration::from_secs_f64(1.0 / w.typing_per_sec));
-    let mut next_typing =
-        typing_period.map(|p| step.start + p.mul_f64((w.index as f64 + 0.5) / connections));
+    let mut typing = Periodic::new(w.typing_per_sec, step.start, w.index, connections, 0.5);
+    let mut edits = Periodic::new(w.edits_per_sec, step.start, w.index, connections, 0.25);
+    let mut reactions = Periodic::new(w.reactions_per_sec, step.start, w.index, connections, 0.75);
+    let mut last_reacted = None;
     let mut seq = 0u32;
+    let mut extras = 0u64;
     while next < step.end {
-        let wake = next_typing.map_or(next, |typing| typing.min(next));
+        let wake = [&typing, &edits, &reactions]
+            .into_iter()
+            .flatten()
+            .map(|p| p.next)
+            .fold(next, Instant::min);
         tokio::time::sleep_until(wake.into()).await;
         let now = Instant::now();
-        if let (Some(at), Some(period)) = (next_typing, typing_period)
-            && at <= now
-        {
-            // One refresh per wake-up: a late writer skips the refreshes it missed, as a
-            // client would.
+        if typing.as_mut().is_some_and(|p| p.due(now)) {
             if sink.feed(typing_frame(sender.chat_id)).await.is_err() {
                 return sink;
             }
             w.counters.typing_sent.inc();
-            let mut after = at + period;
-            while after <= now {
-                after += period;
+        }
+        let (own, received) = {
+            let log = w.log.lock().expect("log lock");
+            (log.last_own_message, log.last_received_message)
+        };
+        if edits.as_mut().is_some_and(|p| p.due(now))
+            && let Some(message_id) = own
+        {
+            extras += 1;
+            let text = format!("edited {extras}");
+            if sink
+                .feed(edit_frame(sender.chat_id, message_id, &text))
+                .await
+                .is_err()
+            {
+                return sink;
             }
-            next_typing = Some(after);
+            w.counters.edits_sent.inc();
+        }
+        if reactions.as_mut().is_some_and(|p| p.due(now))
+            && let Some(message_id) = received
+            && last_reacted != Some(message_id)
+        {
+            last_reacted = Some(message_id);
+            extras += 1;
+            let emoji = EMOJI[extras as usize % EMOJI.len()];
+            if sink
+                .feed(react_frame(sender.chat_id, message_id, emoji))
+                .await
+                .is_err()
+            {
+                return sink;
+            }
+            w.counters.reactions_sent.inc();
         }
         while next <= now && next < step.end {
             if !w.budget.take() {
@@ -632,7 +771,29 @@ pub fn partition(n: usize, size: usize) -> Vec<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
-    use super::partition;
+    use std::time::{Duration, Instant};
+
+    use super::{Periodic, partition};
+
+    #[test]
+    fn a_periodic_action_is_due_once_per_period_and_skips_what_a_late_writer_missed() {
+        let start = Instant::now();
+        assert!(Periodic::new(0.0, start, 0, 10.0, 0.5).is_none());
+        let mut p = Periodic::new(2.0, start, 5, 10.0, 0.0).unwrap();
+        assert_eq!(
+            p.next,
+            start + Duration::from_millis(250),
+            "half of its share"
+        );
+        assert!(!p.due(start));
+        assert!(p.due(start + Duration::from_millis(250)));
+        assert!(!p.due(start + Duration::from_millis(700)));
+        // Two seconds late: due once, and next after now.
+        let late = start + Duration::from_millis(2_800);
+        assert!(p.due(late));
+        assert!(p.next > late && p.next <= late + Duration::from_millis(500));
+        assert!(!p.due(late));
+    }
 
     #[test]
     fn partition_keeps_every_chat_at_two_or_more() {
