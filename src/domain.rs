@@ -89,6 +89,14 @@ pub struct MessageView {
     #[serde(serialize_with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub timestamp: DateTime<Utc>,
+    /// When the author last edited the text (absent for a message never edited).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339_opt"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub edited_at: Option<DateTime<Utc>>,
 }
 
 /// A chat and its members.

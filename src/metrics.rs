@@ -29,12 +29,13 @@ pub enum FrameIn {
     Sync,
     Typing,
     Presence,
+    EditMessage,
     /// Not a frame the server understands (bad JSON, a binary frame, an unknown action).
     Invalid,
 }
 
 impl FrameIn {
-    const ALL: [FrameIn; 9] = [
+    const ALL: [FrameIn; 10] = [
         FrameIn::SendMessage,
         FrameIn::Delivered,
         FrameIn::Acknowledge,
@@ -43,6 +44,7 @@ impl FrameIn {
         FrameIn::Sync,
         FrameIn::Typing,
         FrameIn::Presence,
+        FrameIn::EditMessage,
         FrameIn::Invalid,
     ];
 
@@ -56,6 +58,7 @@ impl FrameIn {
             FrameIn::Sync => "sync",
             FrameIn::Typing => "typing",
             FrameIn::Presence => "presence",
+            FrameIn::EditMessage => "edit_message",
             FrameIn::Invalid => "invalid",
         }
     }
@@ -76,6 +79,7 @@ pub enum FrameOut {
     MemberRemoved,
     ChatRenamed,
     MessageDeleted,
+    MessageEdited,
     ChatCreated,
     Unread,
     Synced,
@@ -86,7 +90,7 @@ pub enum FrameOut {
 }
 
 impl FrameOut {
-    const ALL: [FrameOut; 18] = [
+    const ALL: [FrameOut; 19] = [
         FrameOut::MessageAccepted,
         FrameOut::MessageAck,
         FrameOut::NewMessage,
@@ -98,6 +102,7 @@ impl FrameOut {
         FrameOut::MemberRemoved,
         FrameOut::ChatRenamed,
         FrameOut::MessageDeleted,
+        FrameOut::MessageEdited,
         FrameOut::ChatCreated,
         FrameOut::Unread,
         FrameOut::Synced,
@@ -121,6 +126,7 @@ impl FrameOut {
             FrameOut::MemberRemoved => "member_removed",
             FrameOut::ChatRenamed => "chat_renamed",
             FrameOut::MessageDeleted => "message_deleted",
+            FrameOut::MessageEdited => "message_edited",
             FrameOut::ChatCreated => "chat_created",
             FrameOut::Unread => "unread",
             FrameOut::Synced => "synced",

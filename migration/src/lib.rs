@@ -9,6 +9,7 @@ mod m20261124_000004_add_messages_deleted_at;
 mod m20261124_000010_create_uploads;
 mod m20261125_000011_partial_file_id_index;
 mod m20261202_000012_create_changes;
+mod m20261202_000013_create_message_revisions;
 
 /// Applies jetchat's migrations; `jetchat migrate` and `jetchat serve` both run it.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000010_create_uploads::Migration),
             Box::new(m20261125_000011_partial_file_id_index::Migration),
             Box::new(m20261202_000012_create_changes::Migration),
+            Box::new(m20261202_000013_create_message_revisions::Migration),
         ]
     }
 }

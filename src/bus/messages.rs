@@ -29,6 +29,7 @@ pub enum Command {
     RenameChat(RenameChat),
     DeleteMessage(DeleteMessage),
     RegisterUpload(RegisterUpload),
+    EditMessage(EditMessage),
 }
 
 impl Command {
@@ -43,6 +44,7 @@ impl Command {
             Command::RenameChat(_) => "rename_chat",
             Command::DeleteMessage(_) => "delete_message",
             Command::RegisterUpload(_) => "register_upload",
+            Command::EditMessage(_) => "edit_message",
         }
     }
 
@@ -57,6 +59,7 @@ impl Command {
             Command::RenameChat(c) => c.command_id.clone(),
             Command::DeleteMessage(c) => c.command_id.clone(),
             Command::RegisterUpload(c) => c.command_id.clone(),
+            Command::EditMessage(c) => c.command_id.clone(),
         }
     }
 
@@ -71,6 +74,7 @@ impl Command {
             Command::RenameChat(c) => c.reply_to.as_deref(),
             Command::DeleteMessage(c) => c.reply_to.as_deref(),
             Command::RegisterUpload(c) => c.reply_to.as_deref(),
+            Command::EditMessage(c) => c.reply_to.as_deref(),
         }
     }
 
@@ -85,6 +89,7 @@ impl Command {
             Command::RenameChat(c) => Some(c.chat_id),
             Command::DeleteMessage(c) => Some(c.chat_id),
             Command::RegisterUpload(_) => None,
+            Command::EditMessage(c) => Some(c.chat_id),
         }
     }
 }
@@ -207,6 +212,24 @@ pub struct DeleteMessage {
     pub reply_to: Option<String>,
 }
 
+/// The author changes a message's text: the previous text is kept as a revision, the
+/// message keeps its id, order, receipts and file.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct EditMessage {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Unique per edit; a redelivered edit is applied once.
+    pub command_id: String,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    /// Who edits: refused unless it is the message's author.
+    pub editor_id: UserId,
+    /// The new text, under the rules of a new message's content.
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
 /// Record a file `POST /upload` stored (jetchat's REST publishes it): the row that lets the
 /// owner attach it to messages, in the log like every other change, so `reproject` rebuilds
 /// it. The blob itself is already in media storage under `storage_key`.
@@ -247,6 +270,7 @@ pub enum Event {
     MessageDeleted(MessageDeleted),
     CommandRejected(CommandRejected),
     UploadRegistered(UploadRegistered),
+    MessageEdited(MessageEdited),
 }
 
 impl Event {
@@ -262,6 +286,7 @@ impl Event {
             Event::MessageDeleted(_) => "message_deleted",
             Event::CommandRejected(_) => "command_rejected",
             Event::UploadRegistered(_) => "upload_registered",
+            Event::MessageEdited(_) => "message_edited",
         }
     }
 
@@ -302,6 +327,7 @@ impl Event {
             Event::MessageDeleted(e) => format!("deleted:{}", e.message_id),
             Event::CommandRejected(e) => format!("rejected:{}:{}", e.command, e.command_id),
             Event::UploadRegistered(e) => format!("upload:{}:{}", e.file_id, e.command_id),
+            Event::MessageEdited(e) => format!("edited:{}:{}", e.message_id, e.command_id),
         }
     }
 
@@ -316,6 +342,7 @@ impl Event {
             Event::MemberRemoved(e) => e.cursor,
             Event::ChatRenamed(e) => e.cursor,
             Event::MessageDeleted(e) => e.cursor,
+            Event::MessageEdited(e) => e.cursor,
             Event::CommandRejected(_) | Event::UploadRegistered(_) => None,
         }
     }
@@ -330,6 +357,7 @@ impl Event {
             Event::MemberRemoved(e) => Some(&mut e.cursor),
             Event::ChatRenamed(e) => Some(&mut e.cursor),
             Event::MessageDeleted(e) => Some(&mut e.cursor),
+            Event::MessageEdited(e) => Some(&mut e.cursor),
             Event::CommandRejected(_) | Event::UploadRegistered(_) => None,
         }
     }
@@ -344,6 +372,7 @@ impl Event {
             Event::MemberRemoved(e) => e.chat_id,
             Event::ChatRenamed(e) => e.chat_id,
             Event::MessageDeleted(e) => e.chat_id,
+            Event::MessageEdited(e) => e.chat_id,
             Event::CommandRejected(e) => return e.chat_id,
             Event::UploadRegistered(_) => return None,
         })
@@ -461,6 +490,27 @@ pub struct MessageDeleted {
     pub command_id: Option<String>,
 }
 
+/// A message's text was edited by its author.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct MessageEdited {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    /// The author (who edited).
+    pub sender_id: UserId,
+    /// The new text.
+    pub content: String,
+    /// When the edit was made (the command's time in `CHAT_IN`), UTC.
+    #[serde(serialize_with = "crate::domain::rfc3339")]
+    pub edited_at: chrono::DateTime<chrono::Utc>,
+    pub command_id: String,
+}
+
 /// An upload was recorded (or, for a repeat, found recorded): on `chat.events.none.`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct UploadRegistered {
@@ -512,6 +562,12 @@ pub enum Outcome {
         command_id: String,
         file_id: String,
         created: bool,
+    },
+    /// An `edit_message` command was applied (or, for a repeat, had been).
+    Applied {
+        #[serde(default = "version")]
+        v: u8,
+        command_id: String,
     },
     /// The command was refused; `command_id` is its `command_id` or `client_msg_id`.
     Rejected {

@@ -80,6 +80,17 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             },
             Audience::Members,
         ),
+        Event::MessageEdited(e) => (
+            ServerFrame::MessageEdited {
+                chat_id: e.chat_id,
+                message_id: e.message_id,
+                sender_id: e.sender_id,
+                content: &e.content,
+                edited_at: e.edited_at,
+                cursor,
+            },
+            Audience::Members,
+        ),
         Event::MessageCreated(_) | Event::CommandRejected(_) | Event::UploadRegistered(_) => {
             return None;
         }

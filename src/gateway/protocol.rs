@@ -39,6 +39,7 @@ struct RawFrame {
     state: Option<String>,
     since: Option<i64>,
     epoch: Option<String>,
+    command_id: Option<String>,
 }
 
 /// A checked client request.
@@ -62,6 +63,18 @@ pub enum Request {
     Presence { chat_id: ChatId },
     /// Everything the user missed after `since` (a cursor), then `synced`.
     Sync { since: u64, epoch: Option<String> },
+    /// Replace the text of one of the user's messages.
+    Edit(EditRequest),
+}
+
+/// A checked `edit_message`.
+#[derive(Debug, PartialEq)]
+pub struct EditRequest {
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    pub content: String,
+    /// The client's id for the edit (a refusal names it); one is made up when absent.
+    pub command_id: String,
 }
 
 impl Request {
@@ -79,6 +92,7 @@ impl Request {
             Request::Sync { .. } => FrameIn::Sync,
             Request::Typing { .. } => FrameIn::Typing,
             Request::Presence { .. } => FrameIn::Presence,
+            Request::Edit(_) => FrameIn::EditMessage,
         }
     }
 }
@@ -184,6 +198,7 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
             };
             Ok(Request::Typing { chat_id, state })
         }
+        "edit_message" => parse_edit(raw, max_content_chars).map(Request::Edit),
         "presence" => Ok(Request::Presence {
             chat_id: positive_chat_id(raw.chat_id, "presence")?,
         }),
@@ -225,6 +240,57 @@ pub fn cursor(since: i64) -> Result<u64, FrameError> {
             "invalid_field",
             "since must be a cursor: 0 or a positive integer from a frame's `cursor`",
         )
+    })
+}
+
+/// A message id a frame names: present and positive.
+fn message_id(message_id: Option<MessageId>) -> Result<MessageId, FrameError> {
+    match message_id {
+        None => Err(FrameError::new("missing_field", "message_id is required")),
+        Some(id) if id <= 0 => Err(FrameError::new(
+            "invalid_field",
+            "message_id must be a positive integer",
+        )),
+        Some(id) => Ok(id),
+    }
+}
+
+/// The `command_id` of a frame that changes a message: the client's (checked like every
+/// command id), or a new one.
+fn frame_command_id(command_id: Option<String>) -> Result<String, FrameError> {
+    match command_id {
+        Some(id) => rules::command_id(&id)
+            .map(|()| id)
+            .map_err(|r| FrameError::new(r.code, r.detail)),
+        None => Ok(uuid::Uuid::now_v7().to_string()),
+    }
+}
+
+fn parse_edit(raw: RawFrame, max_content_chars: usize) -> Result<EditRequest, FrameError> {
+    let chat_id = positive_chat_id(raw.chat_id, "edit_message")?;
+    let message_id = message_id(raw.message_id)?;
+    let command_id = frame_command_id(raw.command_id)?;
+    if raw.file_id.is_some() || raw.file_url.is_some() || raw.content_type.is_some() {
+        return Err(FrameError::new(
+            "not_editable",
+            "an edit changes the text only; a message's file cannot be edited",
+        ));
+    }
+    let content = raw
+        .content
+        .ok_or_else(|| FrameError::new("missing_field", "edit_message needs content"))?;
+    let rules = rules::Rules {
+        max_content_chars,
+        ..rules::Rules::default()
+    };
+    rules
+        .edited_content(&content)
+        .map_err(|r| FrameError::new(r.code, r.detail))?;
+    Ok(EditRequest {
+        chat_id,
+        message_id,
+        content,
+        command_id,
     })
 }
 
@@ -359,6 +425,9 @@ pub enum ServerFrame<'a> {
         error: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<&'a str>,
+        /// The refused command's `command_id` (an `edit_message` frame's).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command_id: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },
@@ -402,6 +471,17 @@ pub enum ServerFrame<'a> {
     MessageDeleted {
         chat_id: ChatId,
         message_id: MessageId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// The author edited a message: show `content` in its place, marked edited.
+    MessageEdited {
+        chat_id: ChatId,
+        message_id: MessageId,
+        sender_id: UserId,
+        content: &'a str,
+        #[serde(serialize_with = "rfc3339")]
+        edited_at: DateTime<Utc>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
@@ -475,6 +555,7 @@ impl ServerFrame<'_> {
             ServerFrame::MemberRemoved { .. } => FrameOut::MemberRemoved,
             ServerFrame::ChatRenamed { .. } => FrameOut::ChatRenamed,
             ServerFrame::MessageDeleted { .. } => FrameOut::MessageDeleted,
+            ServerFrame::MessageEdited { .. } => FrameOut::MessageEdited,
             ServerFrame::ChatCreated { .. } => FrameOut::ChatCreated,
             ServerFrame::Unread { .. } => FrameOut::Unread,
             ServerFrame::Synced { .. } => FrameOut::Synced,
@@ -501,6 +582,7 @@ impl FrameError {
             detail: &self.detail,
             error: &self.detail,
             client_msg_id: self.client_msg_id.as_deref(),
+            command_id: None,
             retry_after_ms: self.retry_after_ms,
         }
         .render()
@@ -642,6 +724,68 @@ mod tests {
             ),
         ] {
             assert_eq!(parse(frame, 100).unwrap_err().code, code, "{frame}");
+        }
+    }
+
+    #[test]
+    fn edit_message_needs_a_message_and_text_only() {
+        let edit = parse(
+            r#"{"action":"edit_message","chat_id":7,"message_id":9,"content":"new","command_id":"e1"}"#,
+            10,
+        )
+        .unwrap();
+        assert_eq!(
+            edit,
+            Request::Edit(EditRequest {
+                chat_id: 7,
+                message_id: 9,
+                content: "new".into(),
+                command_id: "e1".into()
+            })
+        );
+        for (frame, code) in [
+            (
+                r#"{"action":"edit_message","message_id":9,"content":"a"}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"content":"a"}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":9}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":-9,"content":"a"}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":0,"message_id":9,"content":"a"}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":9,"content":" "}"#,
+                "empty_content",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":9,"content":"a\u0000"}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":9,"content":"elevenchars"}"#,
+                "content_too_long",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":9,"content":"a","file_id":"f"}"#,
+                "not_editable",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":9,"content":"a","command_id":""}"#,
+                "invalid_field",
+            ),
+        ] {
+            assert_eq!(parse(frame, 10).unwrap_err().code, code, "{frame}");
         }
     }
 

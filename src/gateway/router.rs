@@ -488,7 +488,10 @@ impl Router {
                 }
                 self.deliver(chat_id, |_| true, || Outbound::Message(message.clone()));
             }
-            Event::Receipt(_) | Event::ChatRenamed(_) | Event::MessageDeleted(_) => {
+            Event::Receipt(_)
+            | Event::ChatRenamed(_)
+            | Event::MessageDeleted(_)
+            | Event::MessageEdited(_) => {
                 self.deliver_change(chat_id, &event);
             }
             // Membership events come through the membership subscription (every chat's).

@@ -28,7 +28,7 @@ use crate::{
     bus::{
         Subjects,
         live::{LiveEvent, TypingState},
-        messages::{Command, MarkReceipt, Outcome, SendMessage, VERSION},
+        messages::{Command, EditMessage, MarkReceipt, Outcome, SendMessage, VERSION},
     },
     domain::{MessageId, ReceiptStatus},
     limits::{self, RefusalStreak},
@@ -55,6 +55,9 @@ pub(super) struct Socket {
     peers: HashMap<UserId, ChatId>,
     /// Sends accepted or in flight whose `message_ack` this socket owes.
     awaiting_ack: HashSet<String>,
+    /// The `command_id`s of this socket's message changes (edits) whose refusal it would
+    /// name in the `error` frame.
+    awaiting_outcome: HashSet<String>,
     /// Publishes awaiting JetStream's ack, in the order they were sent.
     pub(super) publishes: FuturesOrdered<BoxFuture<'static, Published>>,
     /// Chat and author of the messages pushed lately: repeats are dropped, and the client's
@@ -119,7 +122,7 @@ impl Session {
         token: AccessToken,
         sync: Option<SyncRequest>,
     ) -> Result<Self, OpenError> {
-        let AccessToken { user_id, exp } = token;
+        let AccessToken { user_id, exp, .. } = token;
         let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         let memberships = queries::memberships(&state.db, user_id).await?;
         let (outbox, inbox) = mpsc::channel(state.config.socket_queue);
@@ -140,6 +143,7 @@ impl Session {
             user_id,
             conn,
             awaiting_ack: HashSet::new(),
+            awaiting_outcome: HashSet::new(),
             publishes: FuturesOrdered::new(),
             delivered: HashMap::new(),
             recent: RecentMessages::default(),
@@ -201,7 +205,9 @@ impl Socket {
         // Checked before anything else is done for the frame (a mark may read the database).
         let limits = &self.state.limits;
         let limit = match &request {
-            Request::Send(_) => Some((limits.messages.check(self.user_id), "messages")),
+            Request::Send(_) | Request::Edit(_) => {
+                Some((limits.messages.check(self.user_id), "messages"))
+            }
             Request::Mark { .. } => Some((limits.marks.check(self.user_id), "marks")),
             Request::Presence { .. } => Some((
                 limits.presence_queries.check(self.user_id),
@@ -232,6 +238,7 @@ impl Socket {
         }
         let result = match request {
             Request::Send(send) => self.send(send).await,
+            Request::Edit(edit) => self.edit(edit).await,
             Request::Mark {
                 message_id,
                 chat_id,
@@ -337,6 +344,37 @@ impl Socket {
         self.publish(subject, &command, Some(dedupe), Some(id.clone()), chat_id)
             .await?;
         self.awaiting_ack.insert(id);
+        Ok(())
+    }
+
+    /// Publishes an edit of a message in a chat the user is in; whether it is theirs, not
+    /// deleted and within `EDIT_WINDOW` is the persister's to decide (a refusal comes back
+    /// as an `error` frame with the `command_id`, success as `message_edited`).
+    async fn edit(&mut self, edit: protocol::EditRequest) -> Result<(), FrameError> {
+        self.check_member(edit.chat_id).await?;
+        let command = Command::EditMessage(EditMessage {
+            v: VERSION,
+            command_id: edit.command_id.clone(),
+            chat_id: edit.chat_id,
+            message_id: edit.message_id,
+            editor_id: self.user_id,
+            content: edit.content,
+            reply_to: Some(self.reply_to.clone()),
+        });
+        let subject = self
+            .state
+            .bus
+            .subjects
+            .admin_command(edit.chat_id, command.kind());
+        // No `Nats-Msg-Id`: a repeat must reach the persister to be answered again (applied
+        // once, by its revision; a refusal refused again).
+        self.publish(subject, &command, None, None, Some(edit.chat_id))
+            .await?;
+        // Bounded: a socket that edits a lot without refusals keeps only the latest ids.
+        if self.awaiting_outcome.len() >= 1024 {
+            self.awaiting_outcome.clear();
+        }
+        self.awaiting_outcome.insert(edit.command_id);
         Ok(())
     }
 
@@ -625,6 +663,9 @@ impl Socket {
                 return Ok(());
             }
             Outbound::Reply(outcome) => {
+                if let Outcome::Applied { command_id, .. } = &*outcome {
+                    self.awaiting_outcome.remove(command_id);
+                }
                 let Outcome::Rejected {
                     command_id,
                     code,
@@ -635,11 +676,13 @@ impl Socket {
                     return Ok(());
                 };
                 let id = self.awaiting_ack.take(&command_id);
+                let change = self.awaiting_outcome.take(&command_id);
                 self.frame(ServerFrame::Error {
                     code: &code,
                     detail: &detail,
                     error: &detail,
                     client_msg_id: id.as_deref(),
+                    command_id: change.as_deref(),
                     retry_after_ms: None,
                 })
             }

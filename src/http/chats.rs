@@ -132,9 +132,9 @@ pub async fn create_chat(
             Json(chat),
         )),
         Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
-        Outcome::UploadReady { .. } => Err(ApiError::Internal(anyhow::anyhow!(
-            "a create_chat command was answered with an upload"
-        ))),
+        Outcome::UploadReady { .. } | Outcome::Applied { .. } => Err(ApiError::Internal(
+            anyhow::anyhow!("a create_chat command was answered with another outcome"),
+        )),
     }
 }
 

@@ -105,6 +105,7 @@ fn row(event: &Event, cursor: u64, at: DateTime<Utc>) -> Change {
         Event::MemberAdded(e) => (Some(e.user_id), None),
         Event::MemberRemoved(e) => (Some(e.user_id), None),
         Event::MessageDeleted(e) => (None, Some(e.message_id)),
+        Event::MessageEdited(e) => (None, Some(e.message_id)),
         _ => (None, None),
     };
     let event_json = match event {

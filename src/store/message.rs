@@ -22,6 +22,8 @@ pub struct Model {
     pub stream_seq: i64,
     /// Set when the message was deleted; its content is erased then.
     pub deleted_at: Option<DateTimeUtc>,
+    /// When the author last changed the text (`edit_message`); `None` for an unedited one.
+    pub edited_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

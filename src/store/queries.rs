@@ -7,7 +7,7 @@ use sea_orm::{
     sea_query::{Condition, Expr, ExprTrait, Query},
 };
 
-use super::{ChatId, chat, chat_member, message};
+use super::{ChatId, chat, chat_member, message, message_revision};
 use crate::{
     auth::UserId,
     domain::{ChatView, ContentType, MessageId, MessageStatus, MessageView},
@@ -42,6 +42,7 @@ impl message::Model {
             file_id: self.file_id.clone(),
             client_msg_id: self.client_msg_id.clone(),
             timestamp: self.created_at,
+            edited_at: self.edited_at,
         }
     }
 }
@@ -143,6 +144,18 @@ pub async fn message(
     id: MessageId,
 ) -> Result<Option<message::Model>, DbErr> {
     message::Entity::find_by_id(id).one(db).await
+}
+
+/// The texts a message had before each edit, oldest first.
+pub async fn revisions(
+    db: &impl ConnectionTrait,
+    message_id: MessageId,
+) -> Result<Vec<message_revision::Model>, DbErr> {
+    message_revision::Entity::find()
+        .filter(message_revision::Column::MessageId.eq(message_id))
+        .order_by_asc(message_revision::Column::Id)
+        .all(db)
+        .await
 }
 
 /// A message by its author's idempotency key.

@@ -129,6 +129,7 @@ fn frame(known: &[i64]) -> BoxedStrategy<Input> {
                     "read",
                     "delivered",
                     "ping",
+                    "edit_message",
                     "dance"
                 ]),
                 Just(json!(5)),
@@ -146,6 +147,7 @@ fn frame(known: &[i64]) -> BoxedStrategy<Input> {
         ("file_id", odd_text()),
         ("client_msg_id", odd_text()),
         ("message_id", odd_id()),
+        ("command_id", odd_text()),
     ])
     .prop_map(Input::Frame)
     .boxed()
@@ -166,6 +168,22 @@ fn send_frame(known: &[i64]) -> BoxedStrategy<Input> {
                 frame["file_url"] = url;
             }
             Input::Frame(frame)
+        })
+        .boxed()
+}
+
+/// An edit close to valid: a real or odd message id, odd text, a repeated or odd command id.
+fn edit_frame(known: &[i64]) -> BoxedStrategy<Input> {
+    (
+        chat_id(known),
+        prop_oneof![3 => (1i64..200).prop_map(|n| json!(n)), 1 => odd_id()],
+        odd_text(),
+        prop_oneof![3 => "[a-c]{1,2}".prop_map(|s| json!(s)), 1 => odd_text()],
+    )
+        .prop_map(|(chat_id, message_id, content, command_id)| {
+            Input::Frame(json!({"action": "edit_message", "chat_id": chat_id,
+                                "message_id": message_id, "content": content,
+                                "command_id": command_id}))
         })
         .boxed()
 }
@@ -200,6 +218,7 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             "remove_members",
             "rename",
             "delete_message",
+            "edit_message",
             "nonsense",
         ]),
         any::<u8>(),
@@ -218,11 +237,13 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
     let payload = prop_oneof![
         4 => object(vec![
             ("type", one_of(&["send_message", "receipt", "create_chat", "add_members",
-                              "remove_members", "rename_chat", "delete_message", "nope"])),
+                              "remove_members", "rename_chat", "delete_message", "edit_message",
+                              "nope"])),
             ("v", prop_oneof![Just(json!(1)), odd_id()].boxed()),
             ("sender_id", odd_id()),
             ("user_id", odd_id()),
             ("creator_id", odd_id()),
+            ("editor_id", odd_id()),
             ("chat_id", chat_id(known)),
             ("receiver_id", odd_id()),
             ("message_id", odd_id()),
@@ -266,6 +287,7 @@ fn inputs(known: Vec<i64>) -> BoxedStrategy<Vec<Input>> {
         prop_oneof![
             2 => frame(&known),
             3 => send_frame(&known),
+            2 => edit_frame(&known),
             2 => command(&known),
             2 => send_command(&known),
             1 => create_chat(),

@@ -8,7 +8,7 @@ use jetchat::{
         replay::{self, ReplayArgs, StreamName},
         reproject, streams,
     },
-    store::{chat, chat_member, message, upload},
+    store::{chat, chat_member, message, message_revision, upload},
 };
 
 use crate::helpers::{TestApp, eventually, publish_command, spawn_app};
@@ -138,6 +138,7 @@ async fn dump(
     Vec<chat_member::Model>,
     Vec<message::Model>,
     Vec<upload::Model>,
+    Vec<message_revision::Model>,
 ) {
     (
         chat::Entity::find()
@@ -161,6 +162,11 @@ async fn dump(
             .all(db)
             .await
             .unwrap(),
+        message_revision::Entity::find()
+            .order_by_asc(message_revision::Column::Id)
+            .all(db)
+            .await
+            .unwrap(),
     )
 }
 
@@ -176,11 +182,14 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     bob.expect("new_message").await;
     let group = app.create_chat(1, true, &[2, 3]).await;
     let mut last = first.clone();
+    let mut sent = Vec::new();
     for i in 0..5 {
         last = bob
             .send_message(json!({"chat_id": group, "content": format!("m{i}")}))
             .await;
+        sent.push(last.clone());
     }
+    let first_in_group = &sent[0];
     // A voice note: the upload is in the log too, so the rebuilt database accepts its message.
     let voice = crate::media::upload_file(&app, 2, "voice.ogg", crate::media::ogg_opus()).await;
     bob.send_message(json!({"chat_id": group, "content": "", "file_id": voice.file_id()}))
@@ -202,6 +211,16 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
             json!({"command_id": "r", "user_ids": [3]}),
         ),
         ("rename", json!({"command_id": "n", "name": "renamed"})),
+        (
+            "edit_message",
+            json!({"command_id": "e", "message_id": first_in_group["message_id"],
+                   "editor_id": 2, "content": "edited"}),
+        ),
+        (
+            "edit_message",
+            json!({"command_id": "e2", "message_id": last["message_id"],
+                   "editor_id": 2, "content": "edited, then deleted"}),
+        ),
         (
             "delete_message",
             json!({"command_id": "d", "message_id": last["message_id"]}),
@@ -232,6 +251,15 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     assert_eq!(rebuilt.2, live.2, "messages, ids and stream sequences");
     assert_eq!(live.3.len(), 1, "the upload");
     assert_eq!(rebuilt.3, live.3, "uploads");
+    assert_eq!(live.4.len(), 2, "the revisions of two edits");
+    assert_eq!(rebuilt.4, live.4, "revisions");
+    assert!(
+        rebuilt
+            .2
+            .iter()
+            .any(|m| m.content == "edited" && m.edited_at.is_some()),
+        "the edited message"
+    );
     assert!(
         rebuilt
             .2

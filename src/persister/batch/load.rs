@@ -54,6 +54,9 @@ impl BatchState {
                 Command::RegisterUpload(c) => {
                     file_ids.insert(c.file_id.clone());
                 }
+                Command::EditMessage(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
             }
         }
         let mut condition = sea_orm::Condition::any();

@@ -173,6 +173,7 @@ impl BatchState {
             created_at: at,
             stream_seq: seq as i64,
             deleted_at: None,
+            edited_at: None,
             file_id,
         });
         pending.push(Pending::Message { key });

@@ -5,10 +5,11 @@
 //! (unique `create_command_id`) and re-emits the same events instead of writing twice.
 //!
 //! One file per kind of state: [`load`] reads what a batch refers to, [`messages`],
-//! [`receipts`], [`chats`], [`members`] and [`uploads`] apply the commands, [`rules`] checks
+//! [`receipts`], [`chats`], [`members`], [`edits`] and [`uploads`] apply the commands, [`rules`] checks
 //! their fields.
 
 mod chats;
+mod edits;
 mod load;
 mod members;
 mod messages;
@@ -223,6 +224,11 @@ pub async fn apply(
             Command::RegisterUpload(cmd) => {
                 state
                     .register_upload(txn, cmd, at, &mut pending, &mut replies)
+                    .await
+            }
+            Command::EditMessage(cmd) => {
+                state
+                    .edit_message(txn, cmd, at, rules, &mut pending, &mut replies)
                     .await
             }
         };

@@ -25,17 +25,20 @@ pub const MAX_FILE_URL: usize = 2048;
 /// Longest `file_id`, in characters.
 pub const MAX_FILE_ID: usize = 64;
 
-/// The limits of the settings (`MAX_CONTENT_CHARS`).
+/// The limits of the settings (`MAX_CONTENT_CHARS`, `EDIT_WINDOW`).
 #[derive(Clone, Copy, Debug)]
 pub struct Rules {
     /// Longest content, in characters (`MAX_CONTENT_CHARS`).
     pub max_content_chars: usize,
+    /// How long after sending its author may edit a message (`EDIT_WINDOW`); `None`: always.
+    pub edit_window: Option<std::time::Duration>,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Rules {
             max_content_chars: 10_000,
+            edit_window: None,
         }
     }
 }
@@ -79,6 +82,13 @@ impl Rules {
                 positive("chat_id", cmd.chat_id)?;
                 positive("message_id", cmd.message_id)
             }
+            Command::EditMessage(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                positive("message_id", cmd.message_id)?;
+                positive("editor_id", cmd.editor_id)?;
+                self.edited_content(&cmd.content)
+            }
             Command::RegisterUpload(cmd) => {
                 command_id(&cmd.command_id)?;
                 positive("owner_id", cmd.owner_id)?;
@@ -109,6 +119,28 @@ impl Rules {
                 no_control("storage_key", &cmd.storage_key)
             }
         }
+    }
+
+    /// An edit's new text: what a new message's text must be, and not empty (an edit changes
+    /// text; it cannot leave a message with nothing).
+    pub fn edited_content(&self, value: &str) -> Result<(), Refusal> {
+        if value.trim().is_empty() {
+            return Err(Refusal::new("empty_content", "content is empty"));
+        }
+        content(value, self.max_content_chars)
+    }
+
+    /// Whether a message sent at `sent` may still be edited at `at`.
+    pub fn within_edit_window(
+        &self,
+        sent: chrono::DateTime<chrono::Utc>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        let Some(window) = self.edit_window else {
+            return true;
+        };
+        let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        at.signed_duration_since(sent) <= window
     }
 
     /// What a message must satisfy.
@@ -331,6 +363,7 @@ mod tests {
     fn lengths_and_ids_are_bounded() {
         let rules = Rules {
             max_content_chars: 3,
+            ..Rules::default()
         };
         assert_eq!(
             rules.check_message(&message("four")).unwrap_err().code,
@@ -367,6 +400,27 @@ mod tests {
         assert_eq!(group_name("  team  ").unwrap(), "team");
         assert!(group_name("   ").is_err());
         assert!(group_name(&"n".repeat(MAX_NAME_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn an_edit_keeps_to_the_send_rules_and_the_window() {
+        let rules = Rules {
+            max_content_chars: 3,
+            edit_window: Some(std::time::Duration::from_secs(60)),
+        };
+        assert_eq!(rules.edited_content(" ").unwrap_err().code, "empty_content");
+        assert_eq!(
+            rules.edited_content("four").unwrap_err().code,
+            "content_too_long"
+        );
+        assert_eq!(
+            rules.edited_content("a\0").unwrap_err().code,
+            "invalid_field"
+        );
+        let sent = chrono::Utc::now();
+        assert!(rules.within_edit_window(sent, sent + chrono::Duration::seconds(60)));
+        assert!(!rules.within_edit_window(sent, sent + chrono::Duration::seconds(61)));
+        assert!(Rules::default().within_edit_window(sent, sent + chrono::Duration::days(9999)));
     }
 
     #[test]
