@@ -97,6 +97,9 @@ pub struct MessageView {
     )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub edited_at: Option<DateTime<Utc>>,
+    /// A deleted message's tombstone: no content, no file (absent for a live message).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// A chat and its members.

@@ -30,12 +30,13 @@ pub enum FrameIn {
     Typing,
     Presence,
     EditMessage,
+    DeleteMessage,
     /// Not a frame the server understands (bad JSON, a binary frame, an unknown action).
     Invalid,
 }
 
 impl FrameIn {
-    const ALL: [FrameIn; 10] = [
+    const ALL: [FrameIn; 11] = [
         FrameIn::SendMessage,
         FrameIn::Delivered,
         FrameIn::Acknowledge,
@@ -45,6 +46,7 @@ impl FrameIn {
         FrameIn::Typing,
         FrameIn::Presence,
         FrameIn::EditMessage,
+        FrameIn::DeleteMessage,
         FrameIn::Invalid,
     ];
 
@@ -59,6 +61,7 @@ impl FrameIn {
             FrameIn::Typing => "typing",
             FrameIn::Presence => "presence",
             FrameIn::EditMessage => "edit_message",
+            FrameIn::DeleteMessage => "delete_message",
             FrameIn::Invalid => "invalid",
         }
     }

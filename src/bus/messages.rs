@@ -200,7 +200,8 @@ pub struct RenameChat {
     pub reply_to: Option<String>,
 }
 
-/// Delete a message (moderation): its content is erased, history no longer shows it.
+/// Delete a message: its content and file are erased, history shows a tombstone. Without
+/// `deleter_id` it is moderation (Django, trusted); with it, only the author may.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DeleteMessage {
     #[serde(default = "version")]
@@ -208,6 +209,9 @@ pub struct DeleteMessage {
     pub command_id: String,
     pub chat_id: ChatId,
     pub message_id: MessageId,
+    /// The user deleting their own message (sockets and REST set it); absent for moderation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleter_id: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
 }
@@ -563,7 +567,8 @@ pub enum Outcome {
         file_id: String,
         created: bool,
     },
-    /// An `edit_message` command was applied (or, for a repeat, had been).
+    /// An `edit_message` or `delete_message` command was applied (or, for a repeat, had
+    /// been).
     Applied {
         #[serde(default = "version")]
         v: u8,

@@ -65,6 +65,12 @@ pub enum Request {
     Sync { since: u64, epoch: Option<String> },
     /// Replace the text of one of the user's messages.
     Edit(EditRequest),
+    /// Delete one of the user's messages (a tombstone stays).
+    Delete {
+        chat_id: ChatId,
+        message_id: MessageId,
+        command_id: String,
+    },
 }
 
 /// A checked `edit_message`.
@@ -93,6 +99,7 @@ impl Request {
             Request::Typing { .. } => FrameIn::Typing,
             Request::Presence { .. } => FrameIn::Presence,
             Request::Edit(_) => FrameIn::EditMessage,
+            Request::Delete { .. } => FrameIn::DeleteMessage,
         }
     }
 }
@@ -199,6 +206,11 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
             Ok(Request::Typing { chat_id, state })
         }
         "edit_message" => parse_edit(raw, max_content_chars).map(Request::Edit),
+        "delete_message" => Ok(Request::Delete {
+            chat_id: positive_chat_id(raw.chat_id, "delete_message")?,
+            message_id: message_id(raw.message_id)?,
+            command_id: frame_command_id(raw.command_id)?,
+        }),
         "presence" => Ok(Request::Presence {
             chat_id: positive_chat_id(raw.chat_id, "presence")?,
         }),

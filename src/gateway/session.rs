@@ -28,7 +28,9 @@ use crate::{
     bus::{
         Subjects,
         live::{LiveEvent, TypingState},
-        messages::{Command, EditMessage, MarkReceipt, Outcome, SendMessage, VERSION},
+        messages::{
+            Command, DeleteMessage, EditMessage, MarkReceipt, Outcome, SendMessage, VERSION,
+        },
     },
     domain::{MessageId, ReceiptStatus},
     limits::{self, RefusalStreak},
@@ -205,7 +207,7 @@ impl Socket {
         // Checked before anything else is done for the frame (a mark may read the database).
         let limits = &self.state.limits;
         let limit = match &request {
-            Request::Send(_) | Request::Edit(_) => {
+            Request::Send(_) | Request::Edit(_) | Request::Delete { .. } => {
                 Some((limits.messages.check(self.user_id), "messages"))
             }
             Request::Mark { .. } => Some((limits.marks.check(self.user_id), "marks")),
@@ -239,6 +241,21 @@ impl Socket {
         let result = match request {
             Request::Send(send) => self.send(send).await,
             Request::Edit(edit) => self.edit(edit).await,
+            Request::Delete {
+                chat_id,
+                message_id,
+                command_id,
+            } => {
+                let command = Command::DeleteMessage(DeleteMessage {
+                    v: VERSION,
+                    command_id: command_id.clone(),
+                    chat_id,
+                    message_id,
+                    deleter_id: Some(self.user_id),
+                    reply_to: Some(self.reply_to.clone()),
+                });
+                self.change_message(chat_id, &command, command_id).await
+            }
             Request::Mark {
                 message_id,
                 chat_id,
@@ -351,7 +368,6 @@ impl Socket {
     /// deleted and within `EDIT_WINDOW` is the persister's to decide (a refusal comes back
     /// as an `error` frame with the `command_id`, success as `message_edited`).
     async fn edit(&mut self, edit: protocol::EditRequest) -> Result<(), FrameError> {
-        self.check_member(edit.chat_id).await?;
         let command = Command::EditMessage(EditMessage {
             v: VERSION,
             command_id: edit.command_id.clone(),
@@ -361,20 +377,34 @@ impl Socket {
             content: edit.content,
             reply_to: Some(self.reply_to.clone()),
         });
+        self.change_message(edit.chat_id, &command, edit.command_id)
+            .await
+    }
+
+    /// Publishes a change to a message (an edit, a deletion) of a chat the user is in; the
+    /// persister decides the rest (a refusal comes back as an `error` frame naming
+    /// `command_id`).
+    async fn change_message(
+        &mut self,
+        chat_id: ChatId,
+        command: &Command,
+        command_id: String,
+    ) -> Result<(), FrameError> {
+        self.check_member(chat_id).await?;
         let subject = self
             .state
             .bus
             .subjects
-            .admin_command(edit.chat_id, command.kind());
+            .admin_command(chat_id, command.kind());
         // No `Nats-Msg-Id`: a repeat must reach the persister to be answered again (applied
-        // once, by its revision; a refusal refused again).
-        self.publish(subject, &command, None, None, Some(edit.chat_id))
+        // once; a refusal refused again).
+        self.publish(subject, command, None, None, Some(chat_id))
             .await?;
-        // Bounded: a socket that edits a lot without refusals keeps only the latest ids.
+        // Bounded: a socket that changes a lot without refusals keeps only the latest ids.
         if self.awaiting_outcome.len() >= 1024 {
             self.awaiting_outcome.clear();
         }
-        self.awaiting_outcome.insert(edit.command_id);
+        self.awaiting_outcome.insert(command_id);
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use super::{
 use crate::{
     app::AppState,
     auth::{AuthUser, StaffUser, UserId},
-    bus::messages::{Command, EditMessage, Outcome, VERSION},
+    bus::messages::{Command, DeleteMessage, EditMessage, Outcome, VERSION},
     domain::{MessageId, MessageStatus, MessageView, rfc3339},
     store::{ChatId, chat, queries},
 };
@@ -198,36 +198,105 @@ pub async fn edit_message(
         .check(&Command::EditMessage(command.clone()))
         .map_err(|refusal| ApiError::Invalid(refusal.detail))?;
     message_of_chat(&state, user, chat_id, message_id).await?;
-    let outcome = state
-        .bus
-        .command(
-            state.bus.subjects.admin_command(chat_id, "edit_message"),
-            // Per request: it guards this request's own publish retries, while a repeat of the
-            // same `command_id` reaches the persister and is answered (applied once).
-            format!("edit_message:{user}:{command_id}:{}", uuid::Uuid::now_v7()),
-            |reply_to| {
-                Command::EditMessage(EditMessage {
-                    reply_to: Some(reply_to),
-                    ..command
-                })
-            },
-            state.config.command_timeout,
-        )
-        .await?;
-    match outcome {
-        Outcome::Applied { .. } => {}
-        Outcome::Rejected { code, detail, .. } => return Err(ApiError::refused(&code, detail)),
-        Outcome::ChatReady { .. } | Outcome::UploadReady { .. } => {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "an edit_message command was answered with another outcome"
-            )));
-        }
-    }
+    apply(
+        &state,
+        chat_id,
+        user,
+        &command_id,
+        "edit_message",
+        |reply_to| {
+            Command::EditMessage(EditMessage {
+                reply_to: Some(reply_to),
+                ..command
+            })
+        },
+    )
+    .await?;
     let stored = message_of_chat(&state, user, chat_id, message_id).await?;
     let chat = queries::chat(&state.db, chat_id).await?;
     let mut view = stored.view(chat.and_then(|c| c.private_key).as_deref());
     state.media.signer.sign_view(&mut view, Utc::now());
     Ok(Json(view))
+}
+
+/// Publishes a change (`kind`) to a message and waits for the persister's outcome.
+async fn apply(
+    state: &AppState,
+    chat_id: ChatId,
+    user: UserId,
+    command_id: &str,
+    kind: &str,
+    command: impl FnOnce(String) -> Command,
+) -> Result<(), ApiError> {
+    let outcome = state
+        .bus
+        .command(
+            state.bus.subjects.admin_command(chat_id, kind),
+            // Per request: it guards this request's own publish retries, while a repeat of the
+            // same `command_id` reaches the persister and is answered (applied once).
+            format!("{kind}:{user}:{command_id}:{}", uuid::Uuid::now_v7()),
+            command,
+            state.config.command_timeout,
+        )
+        .await?;
+    match outcome {
+        Outcome::Applied { .. } => Ok(()),
+        Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
+        Outcome::ChatReady { .. } | Outcome::UploadReady { .. } => Err(ApiError::Internal(
+            anyhow::anyhow!("a {kind} command was answered with another outcome"),
+        )),
+    }
+}
+
+/// Deletes one of my messages (through the persister): history keeps a tombstone
+/// (`deleted: true`, no content, no file), members get `message_deleted`, its upload is no
+/// longer served to them. Deleting it again answers the same.
+#[utoipa::path(delete, path = "/chats/{chat_id}/messages/{message_id}", tag = "messages",
+    params(("chat_id" = i64, Path, description = "The chat"),
+           ("message_id" = i64, Path, description = "The message")),
+    responses(
+        (status = 204, description = "Deleted (or deleted before)"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not your message, or not your chat", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+#[tracing::instrument(skip_all, fields(user_id = user, chat_id, message_id))]
+pub async fn delete_message(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((chat_id, message_id)): Path<(ChatId, MessageId)>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    ApiError::check_rate(&state.limits.messages, user, "messages")?;
+    let command_id = uuid::Uuid::now_v7().to_string();
+    let command = DeleteMessage {
+        v: VERSION,
+        command_id: command_id.clone(),
+        chat_id,
+        message_id,
+        deleter_id: Some(user),
+        reply_to: None,
+    };
+    crate::persister::batch::Rules::default()
+        .check(&Command::DeleteMessage(command.clone()))
+        .map_err(|refusal| ApiError::Invalid(refusal.detail))?;
+    message_of_chat(&state, user, chat_id, message_id).await?;
+    apply(
+        &state,
+        chat_id,
+        user,
+        &command_id,
+        "delete_message",
+        |reply_to| {
+            Command::DeleteMessage(DeleteMessage {
+                reply_to: Some(reply_to),
+                ..command
+            })
+        },
+    )
+    .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// The texts a message had before each edit, oldest first: for Django staff (a token with
@@ -271,6 +340,6 @@ pub async fn revisions(
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(direct_messages))
-        .routes(routes!(edit_message))
+        .routes(routes!(edit_message, delete_message))
         .routes(routes!(revisions))
 }

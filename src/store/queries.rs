@@ -31,18 +31,24 @@ pub fn peer_of(private_key: Option<&str>, me: UserId) -> Option<UserId> {
 impl message::Model {
     /// The message as frames and history show it; `private_key` is its chat's.
     pub fn view(&self, private_key: Option<&str>) -> MessageView {
+        let deleted = self.deleted_at.is_some();
         MessageView {
             message_id: self.id,
             chat_id: self.chat_id,
             sender_id: self.sender_id,
             receiver_id: peer_of(private_key, self.sender_id),
-            content: self.content.clone(),
+            content: if deleted {
+                String::new()
+            } else {
+                self.content.clone()
+            },
             content_type: ContentType::parse(&self.content_type).unwrap_or(ContentType::File),
-            file_url: self.file_url.clone(),
-            file_id: self.file_id.clone(),
+            file_url: self.file_url.clone().filter(|_| !deleted),
+            file_id: self.file_id.clone().filter(|_| !deleted),
             client_msg_id: self.client_msg_id.clone(),
             timestamp: self.created_at,
             edited_at: self.edited_at,
+            deleted,
         }
     }
 }
@@ -171,7 +177,7 @@ pub async fn message_by_client_id(
         .await
 }
 
-/// A page of a chat's history, newest first: before `before`, or the oldest `limit` after
+/// A page of a chat's history (deleted messages as tombstones), newest first: before `before`, or the oldest `limit` after
 /// `after` (still returned newest first), or the newest `limit`.
 pub async fn history(
     db: &impl ConnectionTrait,
@@ -180,9 +186,8 @@ pub async fn history(
     after: Option<MessageId>,
     limit: u64,
 ) -> Result<Vec<message::Model>, DbErr> {
-    let mut query = message::Entity::find()
-        .filter(message::Column::ChatId.eq(chat_id))
-        .filter(message::Column::DeletedAt.is_null());
+    // Deleted messages stay, as tombstones (`MessageView::deleted`).
+    let mut query = message::Entity::find().filter(message::Column::ChatId.eq(chat_id));
     if let Some(before) = before {
         query = query.filter(message::Column::Id.lt(before));
     }

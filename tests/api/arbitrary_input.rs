@@ -130,6 +130,7 @@ fn frame(known: &[i64]) -> BoxedStrategy<Input> {
                     "delivered",
                     "ping",
                     "edit_message",
+                    "delete_message",
                     "dance"
                 ]),
                 Just(json!(5)),
@@ -244,6 +245,7 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             ("user_id", odd_id()),
             ("creator_id", odd_id()),
             ("editor_id", odd_id()),
+            ("deleter_id", odd_id()),
             ("chat_id", chat_id(known)),
             ("receiver_id", odd_id()),
             ("message_id", odd_id()),

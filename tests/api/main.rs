@@ -13,6 +13,7 @@ mod cluster;
 mod contract;
 mod cors;
 mod db_outage;
+mod deletes;
 mod edits;
 mod failures;
 mod frames;

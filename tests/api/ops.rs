@@ -225,6 +225,14 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
             "delete_message",
             json!({"command_id": "d", "message_id": last["message_id"]}),
         ),
+        (
+            "delete_message",
+            json!({"command_id": "d2", "message_id": sent[1]["message_id"], "deleter_id": 2}),
+        ),
+        (
+            "delete_message",
+            json!({"command_id": "d3", "message_id": sent[2]["message_id"], "deleter_id": 1}),
+        ),
         ("rename", json!({"command_id": "bad", "name": ""})),
     ] {
         js.publish(format!("chat.in.{group}.{kind}"), body.to_string().into())
@@ -253,6 +261,17 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     assert_eq!(rebuilt.3, live.3, "uploads");
     assert_eq!(live.4.len(), 2, "the revisions of two edits");
     assert_eq!(rebuilt.4, live.4, "revisions");
+    let deleted: Vec<i64> = live
+        .2
+        .iter()
+        .filter(|m| m.deleted_at.is_some())
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(
+        deleted.len(),
+        2,
+        "moderation and the author's own; not another's"
+    );
     assert!(
         rebuilt
             .2

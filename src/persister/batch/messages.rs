@@ -15,9 +15,9 @@ use super::{
 };
 use crate::{
     auth::UserId,
-    bus::messages::{DeleteMessage, Event, MessageDeleted, SendMessage, VERSION},
+    bus::messages::{DeleteMessage, Event, MessageDeleted, Outcome, SendMessage, VERSION},
     domain::{MessageId, MessageView},
-    store::{ChatId, chat, message},
+    store::{ChatId, changes, chat, message},
 };
 
 /// Terms per `OR` of exact keys: SQLite limits expression depth (1000 by default).
@@ -296,6 +296,7 @@ impl BatchState {
         cmd: &DeleteMessage,
         at: DateTime<Utc>,
         pending: &mut Vec<Pending>,
+        replies: &mut Vec<(String, Outcome)>,
     ) -> Step {
         let not_found = || {
             refuse(
@@ -303,9 +304,24 @@ impl BatchState {
                 format!("message {} is not in chat {}", cmd.message_id, cmd.chat_id),
             )
         };
-        match self.message_ref(db, cmd.message_id).await? {
-            Some(m) if m.chat_id == cmd.chat_id => {}
+        let marked = match self.message_ref(db, cmd.message_id).await? {
+            Some(m) if m.chat_id == cmd.chat_id => m,
             _ => return Err(not_found()),
+        };
+        if let Some(deleter) = cmd.deleter_id {
+            if marked.sender_id != deleter {
+                return Err(refuse("forbidden", "only the author may delete a message"));
+            }
+            let member = self
+                .chats
+                .get(&cmd.chat_id)
+                .is_some_and(|chat| chat.members.contains_key(&deleter));
+            if !member {
+                return Err(refuse(
+                    "forbidden",
+                    format!("you are not a member of chat {}", cmd.chat_id),
+                ));
+            }
         }
         message::Entity::update_many()
             .col_expr(message::Column::DeletedAt, Expr::value(at))
@@ -318,6 +334,17 @@ impl BatchState {
             .filter(message::Column::DeletedAt.is_null())
             .exec(db)
             .await?;
+        // Its earlier edits are no longer replayed: the journal forgets the texts they carried.
+        changes::forget_edits(db, cmd.message_id).await?;
+        if let Some(reply_to) = &cmd.reply_to {
+            replies.push((
+                reply_to.clone(),
+                Outcome::Applied {
+                    v: VERSION,
+                    command_id: cmd.command_id.clone(),
+                },
+            ));
+        }
         // Announced even when it was deleted before: the command's outcome is the same.
         pending.push(Pending::Ready(Event::MessageDeleted(MessageDeleted {
             v: VERSION,

@@ -220,7 +220,11 @@ pub async fn apply(
             Command::AddMembers(cmd) => state.add_members(txn, cmd, at, &mut pending).await,
             Command::RemoveMembers(cmd) => state.remove_members(txn, cmd, &mut pending).await,
             Command::RenameChat(cmd) => state.rename(txn, cmd, &mut pending).await,
-            Command::DeleteMessage(cmd) => state.delete_message(txn, cmd, at, &mut pending).await,
+            Command::DeleteMessage(cmd) => {
+                state
+                    .delete_message(txn, cmd, at, &mut pending, &mut replies)
+                    .await
+            }
             Command::RegisterUpload(cmd) => {
                 state
                     .register_upload(txn, cmd, at, &mut pending, &mut replies)

@@ -80,6 +80,9 @@ impl Rules {
             Command::DeleteMessage(cmd) => {
                 command_id(&cmd.command_id)?;
                 positive("chat_id", cmd.chat_id)?;
+                if let Some(deleter) = cmd.deleter_id {
+                    positive("deleter_id", deleter)?;
+                }
                 positive("message_id", cmd.message_id)
             }
             Command::EditMessage(cmd) => {
