@@ -3,8 +3,10 @@
 # plot of its latency percentiles beside it, bench/results/<date>.png, and the figures with
 # their targets into BENCHMARKS.md (between its suite markers):
 # builds jetchat and jetchat-load in release, starts a fresh jetchat (embedded nats-server,
-# temporary SQLite, its own port), runs every jetchat-load scenario against it, then measures
-# the raw JetStream ceiling on a nats-server of its own. Sized for a 2-core, 24 GiB machine:
+# temporary SQLite, its own port), runs every jetchat-load scenario against it, then
+# `reconnect` again across two instances (a second jetchat on the first one's nats-server and
+# database: every resume lands on the other instance), then measures the raw JetStream
+# ceiling on a nats-server of its own. Sized for a 2-core, 24 GiB machine:
 # a few minutes. Everything stays on loopback.
 #
 #   scripts/bench.sh                   the suite
@@ -27,9 +29,10 @@ QUICK=${BENCH_QUICK:-0}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jetchat-bench.XXXXXX")
 JETCHAT_PID=
+SIBLING_PID=
 NATS_PID=
 cleanup() {
-  for pid in $JETCHAT_PID $NATS_PID; do
+  for pid in $SIBLING_PID $JETCHAT_PID $NATS_PID; do
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -87,6 +90,8 @@ if [ "$QUICK" = 1 ]; then
         --close-wait 5 --settle 0.5)
   RECONNECT=(--clients 20 --group-size 5 --flaky 0.5 --rate 200 --duration 1 --online 0.3
              --offline 0.1)
+  RATE_LIVE=(--private --connections 20 --rate 200 --duration 1 --warmup 0 --typing-per-sec 2
+             --churn 5 --churn-online 0.3 --churn-offline 0.2)
   CEILING=(--messages 5000)
 else
   # 20,000 sockets, or as many as the open-file limit leaves room for.
@@ -102,6 +107,11 @@ else
   # A quarter of 200 clients drop their socket every ~1.5 s and are away ~0.5 s.
   RECONNECT=(--clients 200 --group-size 10 --flaky 0.25 --rate 1000 --duration 15 --online 1.5
              --offline 0.5)
+  # Private chats with live traffic around the messages: each of 200 users refreshes `typing`
+  # twice a second (the per-socket limit), and 200 more users come and go (online 2 s, away
+  # 7 s: past PRESENCE_GRACE, so each departure is told).
+  RATE_LIVE=(--private --connections 200 --rate 4000 --duration 15 --warmup 3 --typing-per-sec 2
+             --churn 200)
   CEILING=(--messages 300000)
 fi
 
@@ -129,10 +139,29 @@ run slow slow --url "$URL" --first-user 6000000 --database-url "$DB" --pid "$JET
 # Sockets of the same users open and close in bursts: MAX_SOCKETS_PER_USER=0 above keeps a
 # socket the server has not yet seen close from refusing its successor.
 run reconnect reconnect --url "$URL" --first-user 7000000 --database-url "$DB" "${RECONNECT[@]}"
+run rate_live rate --url "$URL" --first-user 8000000 --database-url "$DB" "${RATE_LIVE[@]}"
 JETCHAT_RSS_KIB=$(awk '/VmRSS/ {print $2}' "/proc/$JETCHAT_PID/status")
-kill -TERM "$JETCHAT_PID"
+
+# A second instance of the same service (the first one's nats-server and database, the same
+# settings), and the reconnect scenario again with every resume on the other instance.
+NATS_URL_A=$(python3 -c 'import glob, json, sys; print(json.load(open(glob.glob(sys.argv[1] + "/*")[0]))["nats"][0])' "$WORK/data/nats/ports")
+PORT_B=$(free_port)
+URL_B=http://127.0.0.1:$PORT_B
+mkdir -p "$WORK/data-b"
+DATA_DIR="$WORK/data-b" DATABASE_URL="$DB" NATS_URL="$NATS_URL_A" BIND_ADDR=127.0.0.1:$PORT_B \
+  AUTO_DELIVERED=false RUST_LOG=warn \
+  RATE_MESSAGES_PER_SEC=0 RATE_MARKS_PER_SEC=0 RATE_CHATS_PER_MIN=0 RATE_UPLOADS_PER_MIN=0 \
+  MAX_SOCKETS_PER_USER=0 \
+  MEDIA_DIR="$WORK/media" "$JETCHAT" serve >"$WORK/jetchat-b.log" 2>&1 &
+SIBLING_PID=$!
+wait_for "the second jetchat" healthy "$URL_B/healthz"
+run reconnect_across reconnect --url "$URL" --instance-url "$URL_B" --first-user 9000000 \
+  --database-url "$DB" "${RECONNECT[@]}"
+kill -TERM "$SIBLING_PID" "$JETCHAT_PID"
+wait "$SIBLING_PID" || true
 wait "$JETCHAT_PID" || true
 JETCHAT_PID=
+SIBLING_PID=
 
 # The ceiling: the same nats-server configuration, nothing else running.
 NATS_PORT=$(free_port)
@@ -167,7 +196,7 @@ def cpu():
 mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
 scenarios = {}
 for name in ["idle", "pairs", "rate_private", "rate_steps", "fanout", "slow", "reconnect",
-             "ceiling"]:
+             "reconnect_across", "rate_live", "ceiling"]:
     with open(os.path.join(work, name + ".json")) as f:
         scenarios[name] = json.load(f)
 

@@ -104,6 +104,7 @@ fi
   exec env -u NATS_URL -u DATABASE_URL "${JETCHAT_NATS[@]}" \
     DATA_DIR="$DATA_DIR" MEDIA_DIR="$WORK/media" BIND_ADDR="127.0.0.1:$PORT" \
     JWT_SECRET="$JWT_SECRET" NATS_SERVER_BIN="$NATS_SERVER_BIN" RUST_LOG="${RUST_LOG:-info}" \
+    PUSH_AFTER=2s \
     "$JETCHAT_BIN" serve
 ) >"$WORK/jetchat.log" 2>&1 &
 JETCHAT_PID=$!

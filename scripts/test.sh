@@ -3,7 +3,8 @@
 # on SQLite, and on PostgreSQL. Each integration test starts its own nats-server (or a 3-node
 # cluster) and its own database.
 #
-# Then the browser tests (tests/browser: chromium drives a page on another origin), the Django
+# Then the browser tests (tests/browser: chromium drives a page on another origin), the
+# TypeScript client's tests (clients/js: vitest against a real jetchat), the Django
 # example's end-to-end test (examples/django) runs against a real jetchat, every
 # benchmark scenario runs for about a second against a release build (the load generator, its
 # database check and its report must keep working; no figure is judged), and compose.yaml is
@@ -55,6 +56,10 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --silent &&
   JETCHAT_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/jetchat" node --test)
+
+echo "== the TypeScript client (clients/js): build, type-check, vitest against a real jetchat"
+(cd clients/js && npm ci --no-audit --no-fund --silent && npm run build &&
+  JETCHAT_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/jetchat" npm test)
 
 echo "== the Django example against a real jetchat (embedded NATS, then nats/accounts.conf)"
 scripts/django_e2e.sh

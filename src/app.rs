@@ -121,6 +121,7 @@ impl App {
         persister::agreement::check(&bus, &writer).await?;
         store::spawn_checkpointer(db.clone(), shutdown.clone());
         persister::journal::spawn_pruner(db.clone(), config.sync_retention, shutdown.clone());
+        crate::push::spawn_scanner(bus.clone(), db.clone(), config.push_after, shutdown.clone());
         let pipeline = Arc::new(Pipeline::default());
         let metrics = Arc::new(Metrics::new());
         let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();

@@ -96,6 +96,9 @@ pub struct Config {
     pub sync_overlap: Duration,
     /// How long the change journal behind `sync` keeps a change.
     pub sync_retention: Duration,
+    /// `PUSH_AFTER`: how long a message from others may reach none of a member's sockets
+    /// before `push_needed` asks Django to notify the member's devices (zero: never).
+    pub push_after: Duration,
     /// How long the graceful shutdown may take before the process exits with an error.
     pub shutdown_timeout: Duration,
     /// How long past its token's `exp` a socket may stay open (clock skew between Django and
@@ -241,6 +244,7 @@ impl Config {
                 parse::<humantime::Duration>(&var, "SYNC_RETENTION", "7d")?.into(),
                 "SYNC_RETENTION",
             )?,
+            push_after: parse::<humantime::Duration>(&var, "PUSH_AFTER", "30s")?.into(),
             shutdown_timeout: positive(
                 parse::<humantime::Duration>(&var, "SHUTDOWN_TIMEOUT", "60s")?.into(),
                 "SHUTDOWN_TIMEOUT",
@@ -599,6 +603,14 @@ mod tests {
         assert_eq!(err.name, "MEDIA_URL_TTL");
         let err = config(&[("JWT_SECRET", "s"), ("SHUTDOWN_TIMEOUT", "0s")]).unwrap_err();
         assert_eq!(err.name, "SHUTDOWN_TIMEOUT");
+        for garbage in ["soon", "-5s", "30", "1e9999s"] {
+            let err = config(&[("JWT_SECRET", "s"), ("PUSH_AFTER", garbage)]).unwrap_err();
+            assert_eq!(err.name, "PUSH_AFTER", "{garbage}");
+        }
+        let c = config(&[("JWT_SECRET", "s")]).unwrap();
+        assert_eq!(c.push_after, Duration::from_secs(30));
+        let c = config(&[("JWT_SECRET", "s"), ("PUSH_AFTER", "0")]).unwrap();
+        assert!(c.push_after.is_zero(), "0 turns pushes off");
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub mod ops;
 pub mod origins;
 pub mod persister;
 pub mod presence;
+pub mod push;
 pub mod shutdown;
 pub mod store;
 pub mod supervisor;

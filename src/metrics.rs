@@ -31,12 +31,14 @@ pub enum FrameIn {
     Presence,
     EditMessage,
     DeleteMessage,
+    Mute,
+    Unmute,
     /// Not a frame the server understands (bad JSON, a binary frame, an unknown action).
     Invalid,
 }
 
 impl FrameIn {
-    const ALL: [FrameIn; 11] = [
+    const ALL: [FrameIn; 13] = [
         FrameIn::SendMessage,
         FrameIn::Delivered,
         FrameIn::Acknowledge,
@@ -47,6 +49,8 @@ impl FrameIn {
         FrameIn::Presence,
         FrameIn::EditMessage,
         FrameIn::DeleteMessage,
+        FrameIn::Mute,
+        FrameIn::Unmute,
         FrameIn::Invalid,
     ];
 
@@ -62,6 +66,8 @@ impl FrameIn {
             FrameIn::Presence => "presence",
             FrameIn::EditMessage => "edit_message",
             FrameIn::DeleteMessage => "delete_message",
+            FrameIn::Mute => "mute",
+            FrameIn::Unmute => "unmute",
             FrameIn::Invalid => "invalid",
         }
     }
@@ -83,6 +89,7 @@ pub enum FrameOut {
     ChatRenamed,
     MessageDeleted,
     MessageEdited,
+    ChatMuted,
     ChatCreated,
     Unread,
     Synced,
@@ -93,7 +100,7 @@ pub enum FrameOut {
 }
 
 impl FrameOut {
-    const ALL: [FrameOut; 19] = [
+    const ALL: [FrameOut; 20] = [
         FrameOut::MessageAccepted,
         FrameOut::MessageAck,
         FrameOut::NewMessage,
@@ -106,6 +113,7 @@ impl FrameOut {
         FrameOut::ChatRenamed,
         FrameOut::MessageDeleted,
         FrameOut::MessageEdited,
+        FrameOut::ChatMuted,
         FrameOut::ChatCreated,
         FrameOut::Unread,
         FrameOut::Synced,
@@ -130,6 +138,7 @@ impl FrameOut {
             FrameOut::ChatRenamed => "chat_renamed",
             FrameOut::MessageDeleted => "message_deleted",
             FrameOut::MessageEdited => "message_edited",
+            FrameOut::ChatMuted => "chat_muted",
             FrameOut::ChatCreated => "chat_created",
             FrameOut::Unread => "unread",
             FrameOut::Synced => "synced",

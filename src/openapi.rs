@@ -21,7 +21,7 @@ use utoipa::{
     modifiers(&BearerAuth),
     tags(
         (name = "chats", description = "Create chats, list mine, read history"),
-        (name = "messages", description = "Private history with one user"),
+        (name = "messages", description = "Private history with one user; full-text search over my chats"),
         (name = "media", description = "Upload audio, video and images; fetch them back"),
         (name = "websocket", description = "The real-time socket"),
         (name = "sync", description = "What a client missed since a cursor (the socket's catch-up, paged)"),

@@ -220,6 +220,11 @@ pub fn acknowledge_frame(chat_id: i64, message_id: i64) -> Message {
     )
 }
 
+/// `typing` (started) in a chat: the refresh a client sends every few seconds while its user types.
+pub fn typing_frame(chat_id: i64) -> Message {
+    Message::Text(format!(r#"{{"action":"typing","chat_id":{chat_id}}}"#).into())
+}
+
 /// The fields of a server frame the load generator looks at; the rest is skipped.
 #[derive(Debug, Deserialize)]
 pub struct Frame<'a> {
@@ -246,6 +251,12 @@ pub struct Frame<'a> {
     /// `resync_required`: why the catch-up could not be exact.
     #[serde(borrow, default)]
     pub reason: Option<Cow<'a, str>>,
+    /// `presence`, `typing`: whom it is about.
+    #[serde(default)]
+    pub user_id: Option<i64>,
+    /// `typing`: `started` or `stopped`.
+    #[serde(borrow, default)]
+    pub state: Option<Cow<'a, str>>,
 }
 
 impl<'a> Frame<'a> {
@@ -436,6 +447,14 @@ impl ReaderCtx {
                 }
             }
             ("status_update", _) => log.status_updates += 1,
+            ("typing", _) if frame.state.as_deref() == Some("started") => {
+                self.counters.typing_received.inc();
+            }
+            ("presence", _)
+                if frame.user_id.unwrap_or(0) as u64 >= self.counters.presence_from_user.get() =>
+            {
+                self.counters.presence_received.inc();
+            }
             ("error", id) => {
                 self.counters.errors.inc();
                 let code = frame.code.as_deref().unwrap_or("unknown");
@@ -498,5 +517,42 @@ mod tests {
         };
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["message_id"], 9);
+        let Message::Text(text) = typing_frame(3) else {
+            unreachable!()
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (value["action"].as_str(), value["chat_id"].as_i64()),
+            (Some("typing"), Some(3))
+        );
+    }
+
+    #[test]
+    fn typing_and_presence_frames_are_counted() {
+        let counters = Arc::new(Counters::default());
+        let ctx = ReaderCtx {
+            run: "deadbeef".into(),
+            conn: 0,
+            counters: counters.clone(),
+            warmups: Warmups::new(1),
+            log: Arc::new(Mutex::new(ConnLog::default())),
+            on_delivery: None,
+            on_settled: None,
+        };
+        ctx.frame(
+            r#"{"action":"typing","chat_id":7,"user_id":1,"state":"started","expires_in_ms":6000}"#,
+        );
+        ctx.frame(r#"{"action":"typing","chat_id":7,"user_id":1,"state":"stopped"}"#);
+        ctx.frame(r#"{"action":"presence","user_id":2,"status":"online","last_seen":null}"#);
+        assert_eq!(counters.typing_received.get(), 1, "only started counts");
+        assert_eq!(counters.presence_received.get(), 1);
+        counters.presence_from_user.add(3);
+        ctx.frame(r#"{"action":"presence","user_id":2,"status":"offline","last_seen":null}"#);
+        ctx.frame(r#"{"action":"presence","user_id":3,"status":"online","last_seen":null}"#);
+        assert_eq!(
+            counters.presence_received.get(),
+            2,
+            "only about users from 3 on"
+        );
     }
 }

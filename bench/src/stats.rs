@@ -44,6 +44,12 @@ pub struct Counters {
     pub errors: Count,
     /// Sockets that ended (closed by the server or broken).
     pub closed: Count,
+    /// `typing` frames written, and `typing` (`started`) frames received from others.
+    pub typing_sent: Count,
+    pub typing_received: Count,
+    /// `presence` frames received about users from `presence_from_user` on (0: about anyone).
+    pub presence_received: Count,
+    pub presence_from_user: Count,
 }
 
 impl Counters {

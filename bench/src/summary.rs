@@ -103,6 +103,8 @@ pub fn render(results: &Value, results_path: &str) -> String {
         "idle",
         "slow",
         "reconnect",
+        "reconnect_across",
+        "rate_live",
     ] {
         let row = match scenarios.get(name) {
             Some(scenario) => Row::of(
@@ -234,6 +236,37 @@ impl Row {
                     ),
                 }
             }
+            "rate_live" => {
+                let p99 = latency("send_to_new_message", "p99_ms");
+                Row {
+                    setup: format!(
+                        "{} connections in private chats, {} msg/s, each also refreshing \
+                         `typing` {}/s; {} more users coming and going (online {} s, away {} s), \
+                         {} s",
+                        number(param("connections")),
+                        number(param("rate")),
+                        param("typing_per_sec").map_or("?".into(), |s| s.to_string()),
+                        number(param("churn")),
+                        param("churn_online_s").map_or("?".into(), |s| s.to_string()),
+                        param("churn_offline_s").map_or("?".into(), |s| s.to_string()),
+                        number(param("duration_s"))
+                    ),
+                    result: format!(
+                        "delivered **{}/s**, send → `new_message` {}; `typing` {}/s, {} told \
+                         to the other member; {} presence changes, {} `presence` frames",
+                        number(figure("deliveries_per_s")),
+                        p50_p99("send_to_new_message"),
+                        number(figure("typing_sent_per_s")),
+                        figure("typing_received_share").map_or("?".into(), percent),
+                        number(figure("presence_changes")),
+                        number(figure("presence_received"))
+                    ),
+                    target: "p99 send → `new_message` ≤ 25 ms with typing and presence beside \
+                             the messages"
+                        .into(),
+                    met: verdict(p99.map(|p| p <= MAX_P99_MS)),
+                }
+            }
             "rate_steps" => {
                 let best = figure("max_rate_under_p99");
                 Row {
@@ -324,17 +357,24 @@ impl Row {
                         .and_then(Value::as_bool),
                 ),
             },
-            "reconnect" => Row {
+            "reconnect" | "reconnect_across" => Row {
                 setup: format!(
                     "{} clients in groups of {}, {} of them dropping every ~{} s (away ~{} s), \
-                     {} msg/s, {} s",
+                     {} msg/s, {} s{}",
                     number(param("clients")),
                     number(param("group_size")),
                     number(figure("flaky_clients")),
                     param("online_s").map_or("?".into(), |s| s.to_string()),
                     param("offline_s").map_or("?".into(), |s| s.to_string()),
                     number(param("rate")),
-                    number(param("duration_s"))
+                    number(param("duration_s")),
+                    match param("instances") {
+                        Some(n) if n > 1.0 => format!(
+                            "; {} instances, each resume on the next one",
+                            number(Some(n))
+                        ),
+                        _ => String::new(),
+                    }
                 ),
                 result: format!(
                     "{} catch-ups: reconnect → `synced` {}, frames replayed p50 {} / p99 {}; \
@@ -512,6 +552,35 @@ mod tests {
         assert!(section.contains("480 catch-ups: reconnect → `synced` p50 4.20 ms, p99 31.0 ms"));
         assert!(section.contains("0 of 133,650 deliveries missing"));
         assert!(section.contains("no `resync_required` | yes |"));
+        assert!(!section.contains("instances, each resume"));
+        r["scenarios"]["reconnect_across"] = r["scenarios"]["reconnect"].clone();
+        r["scenarios"]["reconnect_across"]["params"]["instances"] = json!(2);
+        let section = render(&r, "r.json");
+        assert!(section.contains("| `reconnect_across` |"));
+        assert!(section.contains("1,000 msg/s, 15 s; 2 instances, each resume on the next one"));
+    }
+
+    #[test]
+    fn the_live_traffic_row_shows_typing_and_presence() {
+        let mut r = results(526_028.0, true);
+        r["scenarios"]["rate_live"] = json!({
+            "params": {"connections": 200, "rate": 4000.0, "duration_s": 15.0,
+                       "typing_per_sec": 2.0, "churn": 200, "churn_online_s": 2.0,
+                       "churn_offline_s": 7.0},
+            "figures": {"deliveries_per_s": 3998.0, "typing_sent_per_s": 399.5,
+                        "typing_received_share": 0.9995, "presence_changes": 612,
+                        "presence_received": 612},
+            "latency_ms": {"send_to_new_message": {"p50_ms": 3.1, "p99_ms": 31.0}},
+            "integrity": {"ok": true}
+        });
+        let section = render(&r, "r.json");
+        assert!(section.contains("refreshing `typing` 2/s; 200 more users coming and going"));
+        assert!(section.contains("`typing` 400/s, 100.0 % told to the other member"));
+        assert!(section.contains("612 presence changes, 612 `presence` frames"));
+        assert!(
+            section.contains("beside the messages | no |"),
+            "p99 31 ms is over 25 ms"
+        );
     }
 
     #[test]

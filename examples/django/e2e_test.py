@@ -163,6 +163,19 @@ class Consumer:
             if match(line):
                 return line
 
+    async def expect_none(self, match, what, quiet=QUIET):
+        """Fails if a line for which `match` is true arrives within `quiet` seconds."""
+        deadline = time.monotonic() + quiet
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = await asyncio.wait_for(self.events.get(), left)
+            except asyncio.TimeoutError:
+                return
+            if line is None:
+                return
+            if match(line):
+                raise Failed(f"consumer: unexpected {what}: {line}")
+
     async def stop(self):
         """SIGTERM, as a process manager would; the consumer finishes and acks what it has."""
         if self.proc is None or self.proc.returncode is not None:
@@ -399,6 +412,40 @@ async def main():
         ]
         need(not earlier, f"acked messages delivered again: {earlier}")
 
+    async def offline_member_is_pushed_once():
+        # User 3 has no socket: jetchat's scanner finds the message undelivered after PUSH_AFTER
+        # (2 s here) and Django is told once; users 1 and 2, online, never are.
+        cid = f"e2e-{tag}-for-offline"
+        alice = state[1]
+        await alice.send(
+            {"action": "send_message", "receiver_id": 3, "content": "are you there?",
+             "client_msg_id": cid}
+        )  # fmt: skip
+        ack = await alice.expect(
+            "message_ack", lambda f: f["action"] == "message_ack" and f["client_msg_id"] == cid
+        )
+        consumer2 = state["consumer2"]
+        line = await consumer2.next(
+            lambda l: l["event"]["type"] == "push_needed",
+            "push_needed for the offline member",
+            timeout=WAIT + 30,  # PUSH_AFTER and a scan round
+        )
+        event = line["event"]
+        need(event["user_id"] == 3, f"the push is for user 3 only: {event}")
+        need(event["chat_id"] == ack["chat_id"], f"chat: {event}")
+        need(event["message_ids"] == [ack["message_id"]] and event["count"] == 1, f"{event}")
+        need(event["first_message_id"] == ack["message_id"], f"{event}")
+        need(line["subject"].endswith(f".events.{ack['chat_id']}.push_needed"), f"subject: {line}")
+        need(
+            line["nats_msg_id"] == f"push:{ack['chat_id']}:3:{ack['message_id']}",
+            f"Nats-Msg-Id: {line}",
+        )
+        await consumer2.expect_none(
+            lambda l: l["event"]["type"] == "push_needed",
+            "second push_needed",
+            quiet=QUIET * 3,  # a few scan rounds
+        )
+
     try:
         await run.check("Django mints SimpleJWT access tokens for users 1 and 2", tokens)
         await run.check("the durable consumer 'django' starts on CHAT_EVENTS", consumer_starts)
@@ -412,6 +459,7 @@ async def main():
         await run.check("a retry with the same Nats-Msg-Id is stored once", retry_is_deduplicated)
         await run.check("a refused command comes back as command_rejected with its id", rejection_correlates)
         await run.check("a restarted durable consumer gets what it missed, nothing twice", durable_resumes)
+        await run.check("an offline member's message comes to Django as push_needed, once", offline_member_is_pushed_once)
     finally:
         for ws in sockets:
             await ws.close()

@@ -1,6 +1,7 @@
 //! The typed payloads on the bus: commands on `CHAT_IN`, events on `CHAT_EVENTS`, and the
 //! outcomes sent to a command's `reply_to`. Every payload carries `v` (the contract version).
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,8 @@ pub enum Command {
     DeleteMessage(DeleteMessage),
     RegisterUpload(RegisterUpload),
     EditMessage(EditMessage),
+    MuteChat(MuteChat),
+    PushDue(PushDue),
 }
 
 impl Command {
@@ -45,6 +48,8 @@ impl Command {
             Command::DeleteMessage(_) => "delete_message",
             Command::RegisterUpload(_) => "register_upload",
             Command::EditMessage(_) => "edit_message",
+            Command::MuteChat(_) => "mute_chat",
+            Command::PushDue(_) => "push_due",
         }
     }
 
@@ -60,6 +65,8 @@ impl Command {
             Command::DeleteMessage(c) => c.command_id.clone(),
             Command::RegisterUpload(c) => c.command_id.clone(),
             Command::EditMessage(c) => c.command_id.clone(),
+            Command::MuteChat(c) => c.command_id.clone(),
+            Command::PushDue(c) => c.dedupe_id(),
         }
     }
 
@@ -75,6 +82,8 @@ impl Command {
             Command::DeleteMessage(c) => c.reply_to.as_deref(),
             Command::RegisterUpload(c) => c.reply_to.as_deref(),
             Command::EditMessage(c) => c.reply_to.as_deref(),
+            Command::MuteChat(c) => c.reply_to.as_deref(),
+            Command::PushDue(_) => None,
         }
     }
 
@@ -90,6 +99,8 @@ impl Command {
             Command::DeleteMessage(c) => Some(c.chat_id),
             Command::RegisterUpload(_) => None,
             Command::EditMessage(c) => Some(c.chat_id),
+            Command::MuteChat(c) => Some(c.chat_id),
+            Command::PushDue(c) => Some(c.chat_id),
         }
     }
 }
@@ -261,6 +272,61 @@ pub struct RegisterUpload {
     pub reply_to: Option<String>,
 }
 
+/// Mute a chat for one member until a time (`muted_until` absent or null: unmute). A muted
+/// member gets no `push_needed` for the messages of the muted period, then or later.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct MuteChat {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    pub chat_id: ChatId,
+    /// The member whose mute this is.
+    pub user_id: UserId,
+    /// Until when (RFC 3339, after the command's time and before the year 10000; "forever" is
+    /// [`MUTED_FOREVER`]); absent or null unmutes.
+    #[serde(default)]
+    pub muted_until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// What "muted forever" is stored as: the last second of the year 9999, the latest time both
+/// databases and every client's date type hold.
+pub fn muted_forever() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(MUTED_FOREVER)
+        .expect("a valid time")
+        .to_utc()
+}
+
+/// [`muted_forever`] as text.
+pub const MUTED_FOREVER: &str = "9999-12-31T23:59:59Z";
+
+/// The push scanner's finding: `user_id` has messages from others in `chat_id` up to
+/// `through_message_id` that no socket of theirs got within `PUSH_AFTER`. The persister
+/// raises the member's push watermark to it and, if that covers messages not yet delivered,
+/// pushed or muted, emits `push_needed`; a `push_due` that no longer raises the watermark (a
+/// second instance's, a repeat after a restart) changes nothing.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PushDue {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub chat_id: ChatId,
+    pub user_id: UserId,
+    /// A message of `chat_id`: the push covers the member's messages up to it.
+    pub through_message_id: MessageId,
+}
+
+impl PushDue {
+    /// Its identity (its `Nats-Msg-Id` and its `command_id`): two scanners that find the
+    /// same thing publish the same command, which `CHAT_IN` stores once.
+    pub fn dedupe_id(&self) -> String {
+        format!(
+            "push:{}:{}:{}",
+            self.chat_id, self.user_id, self.through_message_id
+        )
+    }
+}
+
 /// Something the persister committed, on `CHAT_EVENTS`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -275,6 +341,8 @@ pub enum Event {
     CommandRejected(CommandRejected),
     UploadRegistered(UploadRegistered),
     MessageEdited(MessageEdited),
+    ChatMuted(ChatMuted),
+    PushNeeded(PushNeeded),
 }
 
 impl Event {
@@ -291,6 +359,8 @@ impl Event {
             Event::CommandRejected(_) => "command_rejected",
             Event::UploadRegistered(_) => "upload_registered",
             Event::MessageEdited(_) => "message_edited",
+            Event::ChatMuted(_) => "chat_muted",
+            Event::PushNeeded(_) => "push_needed",
         }
     }
 
@@ -332,6 +402,10 @@ impl Event {
             Event::CommandRejected(e) => format!("rejected:{}:{}", e.command, e.command_id),
             Event::UploadRegistered(e) => format!("upload:{}:{}", e.file_id, e.command_id),
             Event::MessageEdited(e) => format!("edited:{}:{}", e.message_id, e.command_id),
+            Event::ChatMuted(e) => format!("muted:{}:{}:{}", e.chat_id, e.user_id, e.command_id),
+            Event::PushNeeded(e) => {
+                format!("push:{}:{}:{}", e.chat_id, e.user_id, e.through_message_id)
+            }
         }
     }
 
@@ -347,7 +421,8 @@ impl Event {
             Event::ChatRenamed(e) => e.cursor,
             Event::MessageDeleted(e) => e.cursor,
             Event::MessageEdited(e) => e.cursor,
-            Event::CommandRejected(_) | Event::UploadRegistered(_) => None,
+            Event::ChatMuted(e) => e.cursor,
+            Event::CommandRejected(_) | Event::UploadRegistered(_) | Event::PushNeeded(_) => None,
         }
     }
 
@@ -362,7 +437,8 @@ impl Event {
             Event::ChatRenamed(e) => Some(&mut e.cursor),
             Event::MessageDeleted(e) => Some(&mut e.cursor),
             Event::MessageEdited(e) => Some(&mut e.cursor),
-            Event::CommandRejected(_) | Event::UploadRegistered(_) => None,
+            Event::ChatMuted(e) => Some(&mut e.cursor),
+            Event::CommandRejected(_) | Event::UploadRegistered(_) | Event::PushNeeded(_) => None,
         }
     }
 
@@ -377,6 +453,8 @@ impl Event {
             Event::ChatRenamed(e) => e.chat_id,
             Event::MessageDeleted(e) => e.chat_id,
             Event::MessageEdited(e) => e.chat_id,
+            Event::ChatMuted(e) => e.chat_id,
+            Event::PushNeeded(e) => e.chat_id,
             Event::CommandRejected(e) => return e.chat_id,
             Event::UploadRegistered(_) => return None,
         })
@@ -515,6 +593,47 @@ pub struct MessageEdited {
     pub command_id: String,
 }
 
+/// A member muted (or unmuted) a chat; told to that member's sockets only.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ChatMuted {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    pub chat_id: ChatId,
+    pub user_id: UserId,
+    /// Null: not muted (any more).
+    #[serde(serialize_with = "crate::domain::rfc3339_opt")]
+    pub muted_until: Option<DateTime<Utc>>,
+    pub command_id: String,
+}
+
+/// Most message ids one `push_needed` lists; `count` and `first_message_id` cover the rest.
+pub const MAX_PUSH_MESSAGE_IDS: usize = 20;
+
+/// Messages from others reached none of `user_id`'s sockets within `PUSH_AFTER`: Django sends
+/// the member's devices a notification. Emitted once per member and message (docs/events.md,
+/// "Push notifications"), never while the member has the chat muted.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PushNeeded {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub chat_id: ChatId,
+    /// Whom to notify.
+    pub user_id: UserId,
+    /// The newest [`MAX_PUSH_MESSAGE_IDS`] of the messages covered, oldest first.
+    pub message_ids: Vec<MessageId>,
+    /// The oldest message covered.
+    pub first_message_id: MessageId,
+    /// The newest message covered: the next `push_needed` for this member and chat covers
+    /// only later ones.
+    pub through_message_id: MessageId,
+    /// How many messages are covered (deleted ones and the member's own are not counted).
+    pub count: u64,
+}
+
 /// An upload was recorded (or, for a repeat, found recorded): on `chat.events.none.`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct UploadRegistered {
@@ -573,6 +692,14 @@ pub enum Outcome {
         #[serde(default = "version")]
         v: u8,
         command_id: String,
+    },
+    /// A `mute_chat` command's result: the member's mute as stored now.
+    Muted {
+        #[serde(default = "version")]
+        v: u8,
+        command_id: String,
+        chat_id: ChatId,
+        muted_until: Option<DateTime<Utc>>,
     },
     /// The command was refused; `command_id` is its `command_id` or `client_msg_id`.
     Rejected {

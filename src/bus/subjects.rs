@@ -104,6 +104,16 @@ impl Subjects {
         format!("{}.in.{chat_id}.receipt", self.prefix)
     }
 
+    /// A member's mute or unmute: `chat.in.<chat_id>.mute`.
+    pub fn mute_command(&self, chat_id: ChatId) -> String {
+        format!("{}.in.{chat_id}.mute", self.prefix)
+    }
+
+    /// The push scanner's finding: `chat.in.<chat_id>.push_due`.
+    pub fn push_due_command(&self, chat_id: ChatId) -> String {
+        format!("{}.in.{chat_id}.push_due", self.prefix)
+    }
+
     /// Chat creation: `chat.in.chats.create`.
     pub fn create_chat_command(&self) -> String {
         format!("{}.in.chats.create", self.prefix)

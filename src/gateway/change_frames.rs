@@ -26,7 +26,7 @@ impl Audience {
 }
 
 /// The frame of a change other than a new message, and who gets it; `None` for events no
-/// socket is told of (refusals, uploads) and for new messages.
+/// socket is told of (refusals, uploads, pushes) and for new messages.
 pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
     let cursor = event.cursor();
     let (frame, audience) = match event {
@@ -91,7 +91,18 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             },
             Audience::Members,
         ),
-        Event::MessageCreated(_) | Event::CommandRejected(_) | Event::UploadRegistered(_) => {
+        Event::ChatMuted(e) => (
+            ServerFrame::ChatMuted {
+                chat_id: e.chat_id,
+                muted_until: e.muted_until,
+                cursor,
+            },
+            Audience::User(e.user_id),
+        ),
+        Event::MessageCreated(_)
+        | Event::CommandRejected(_)
+        | Event::UploadRegistered(_)
+        | Event::PushNeeded(_) => {
             return None;
         }
     };

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     auth::UserId,
-    bus::live::{PresenceStatus, TypingState},
+    bus::{
+        live::{PresenceStatus, TypingState},
+        messages::muted_forever,
+    },
     domain::{
         ChatView, ContentType, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339,
         rfc3339_opt,
@@ -40,6 +43,7 @@ struct RawFrame {
     since: Option<i64>,
     epoch: Option<String>,
     command_id: Option<String>,
+    until: Option<String>,
 }
 
 /// A checked client request.
@@ -63,6 +67,11 @@ pub enum Request {
     Presence { chat_id: ChatId },
     /// Everything the user missed after `since` (a cursor), then `synced`.
     Sync { since: u64, epoch: Option<String> },
+    /// No push notifications for `chat_id` until `until` (`None`: unmute).
+    Mute {
+        chat_id: ChatId,
+        until: Option<DateTime<Utc>>,
+    },
     /// Replace the text of one of the user's messages.
     Edit(EditRequest),
     /// Delete one of the user's messages (a tombstone stays).
@@ -100,6 +109,8 @@ impl Request {
             Request::Presence { .. } => FrameIn::Presence,
             Request::Edit(_) => FrameIn::EditMessage,
             Request::Delete { .. } => FrameIn::DeleteMessage,
+            Request::Mute { until: Some(_), .. } => FrameIn::Mute,
+            Request::Mute { until: None, .. } => FrameIn::Unmute,
         }
     }
 }
@@ -223,6 +234,14 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
                 epoch: raw.epoch,
             })
         }
+        "mute" => Ok(Request::Mute {
+            chat_id: positive_chat_id(raw.chat_id, "mute")?,
+            until: Some(mute_until(raw.until.as_deref(), Utc::now())?),
+        }),
+        "unmute" => Ok(Request::Mute {
+            chat_id: positive_chat_id(raw.chat_id, "unmute")?,
+            until: None,
+        }),
         other => Err(FrameError::new(
             "unknown_action",
             format!("unknown action {other:?}"),
@@ -243,6 +262,29 @@ fn positive_chat_id(chat_id: Option<ChatId>, action: &str) -> Result<ChatId, Fra
         )),
         Some(id) => Ok(id),
     }
+}
+
+/// The end of a mute a client asked for: an RFC 3339 time after `now`, or forever when absent.
+pub fn mute_until(until: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, FrameError> {
+    let Some(until) = until else {
+        return Ok(muted_forever());
+    };
+    let until = DateTime::parse_from_rfc3339(until.trim())
+        .map_err(|e| {
+            FrameError::new(
+                "invalid_field",
+                format!("until must be an RFC 3339 time such as 2026-12-24T18:00:00Z: {e}"),
+            )
+        })?
+        .to_utc();
+    rules::muted_until(until).map_err(|r| FrameError::new(r.code, r.detail))?;
+    if until <= now {
+        return Err(FrameError::new(
+            "invalid_field",
+            "until has passed: give a time to come, or unmute",
+        ));
+    }
+    Ok(until)
 }
 
 /// A cursor a client sent: 0 or a positive integer.
@@ -396,8 +438,130 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
     })
 }
 
+/// The frames a client may send (`docs/schemas/client_frames.json`), for client authors.
+/// The parser reads a looser shape, so that a missing or wrong field gets a precise error
+/// code; it accepts every frame this describes.
+#[derive(schemars::JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// A message into `chat_id`, or to `receiver_id` (the private chat is created on first
+    /// use); one of the two is required, and `content` unless `file_url` or `file_id` is given.
+    SendMessage {
+        #[schemars(range(min = 1))]
+        chat_id: Option<ChatId>,
+        #[schemars(range(min = 1))]
+        receiver_id: Option<UserId>,
+        /// At most `MAX_CONTENT_CHARS` characters, no NUL.
+        content: Option<String>,
+        /// `text` when absent; an upload's `file_id` sets it.
+        content_type: Option<ContentType>,
+        /// An `http(s)://` link or a path of this service (`/media/...`).
+        file_url: Option<String>,
+        /// One of your uploads (`POST /upload`).
+        #[schemars(length(max = 64))]
+        file_id: Option<String>,
+        /// Your idempotency key: resend with the same one and the message is stored once.
+        #[schemars(length(min = 1, max = 64))]
+        client_msg_id: Option<String>,
+    },
+    /// The message (and everything before it in its chat) reached you.
+    Delivered {
+        #[serde(flatten)]
+        mark: ClientMark,
+    },
+    /// You read the message (and everything before it); implies delivered.
+    Acknowledge {
+        #[serde(flatten)]
+        mark: ClientMark,
+    },
+    /// The Python service's name for `acknowledge`.
+    Read {
+        #[serde(flatten)]
+        mark: ClientMark,
+    },
+    /// Answered with `pong`.
+    Ping,
+    /// A new access token of the same user: the socket then lives until its `exp`.
+    RefreshToken {
+        #[schemars(length(min = 1))]
+        token: String,
+    },
+    /// You are typing in the chat (`started`, the default) or stopped.
+    Typing {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        state: Option<TypingState>,
+    },
+    /// The presence of the chat's members, answered with `presence_state`.
+    Presence {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+    },
+    /// Everything you missed after the cursor `since`, then `synced` (or `resync_required`).
+    Sync {
+        since: u64,
+        /// The `epoch` of the `unread` or `synced` frame the cursor came from.
+        epoch: Option<String>,
+    },
+    /// Replace the text of one of your messages; answered with `message_edited`.
+    EditMessage {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        message_id: MessageId,
+        /// The new text: at most `MAX_CONTENT_CHARS` characters, not blank, no NUL.
+        content: String,
+        /// Your id for the change: a refusal's `error` names it, a repeat is applied once.
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// Delete one of your messages (a tombstone stays); answered with `message_deleted`.
+    DeleteMessage {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        message_id: MessageId,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// No push notifications for the chat until `until` (RFC 3339; absent: for ever).
+    Mute {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        until: Option<String>,
+    },
+    /// Push notifications for the chat again.
+    Unmute {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+    },
+}
+
+/// The fields of `delivered`, `acknowledge` and `read`.
+#[derive(schemars::JsonSchema)]
+pub struct ClientMark {
+    #[schemars(range(min = 1))]
+    pub message_id: MessageId,
+    pub chat_id: Option<ChatId>,
+}
+
+/// The JSON Schemas of the WebSocket frames, by file name under `docs/schemas/`: what the
+/// TypeScript client's types are generated from, and what the contract test checks.
+pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        (
+            "frames.json",
+            schemars::schema_for!(ServerFrame<'static>).to_value(),
+        ),
+        (
+            "client_frames.json",
+            schemars::schema_for!(ClientFrame).to_value(),
+        ),
+    ]
+}
+
 /// A frame the server sends.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
     /// JetStream has the message: it is durable from now on.
@@ -479,6 +643,15 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
+    /// The user muted (`muted_until` a time) or unmuted (null) a chat, on one of their
+    /// devices; to the user's sockets only.
+    ChatMuted {
+        chat_id: ChatId,
+        #[serde(serialize_with = "rfc3339_opt")]
+        muted_until: Option<DateTime<Utc>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
     /// A message was deleted (moderation); drop it from the view.
     MessageDeleted {
         chat_id: ChatId,
@@ -545,7 +718,7 @@ pub enum ServerFrame<'a> {
 }
 
 /// One chat of an `unread` frame.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct UnreadChat {
     pub chat_id: ChatId,
     pub unread: i64,
@@ -568,6 +741,7 @@ impl ServerFrame<'_> {
             ServerFrame::ChatRenamed { .. } => FrameOut::ChatRenamed,
             ServerFrame::MessageDeleted { .. } => FrameOut::MessageDeleted,
             ServerFrame::MessageEdited { .. } => FrameOut::MessageEdited,
+            ServerFrame::ChatMuted { .. } => FrameOut::ChatMuted,
             ServerFrame::ChatCreated { .. } => FrameOut::ChatCreated,
             ServerFrame::Unread { .. } => FrameOut::Unread,
             ServerFrame::Synced { .. } => FrameOut::Synced,

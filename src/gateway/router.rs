@@ -491,7 +491,8 @@ impl Router {
             Event::Receipt(_)
             | Event::ChatRenamed(_)
             | Event::MessageDeleted(_)
-            | Event::MessageEdited(_) => {
+            | Event::MessageEdited(_)
+            | Event::ChatMuted(_) => {
                 self.deliver_change(chat_id, &event);
             }
             // Membership events come through the membership subscription (every chat's).
@@ -499,7 +500,8 @@ impl Router {
             | Event::MemberAdded(_)
             | Event::MemberRemoved(_)
             | Event::CommandRejected(_)
-            | Event::UploadRegistered(_) => {}
+            | Event::UploadRegistered(_)
+            | Event::PushNeeded(_) => {}
         }
     }
 

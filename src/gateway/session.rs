@@ -29,7 +29,8 @@ use crate::{
         Subjects,
         live::{LiveEvent, TypingState},
         messages::{
-            Command, DeleteMessage, EditMessage, MarkReceipt, Outcome, SendMessage, VERSION,
+            Command, DeleteMessage, EditMessage, MarkReceipt, MuteChat, Outcome, SendMessage,
+            VERSION,
         },
     },
     domain::{MessageId, ReceiptStatus},
@@ -210,7 +211,9 @@ impl Socket {
             Request::Send(_) | Request::Edit(_) | Request::Delete { .. } => {
                 Some((limits.messages.check(self.user_id), "messages"))
             }
-            Request::Mark { .. } => Some((limits.marks.check(self.user_id), "marks")),
+            Request::Mark { .. } | Request::Mute { .. } => {
+                Some((limits.marks.check(self.user_id), "marks"))
+            }
             Request::Presence { .. } => Some((
                 limits.presence_queries.check(self.user_id),
                 "presence queries",
@@ -264,6 +267,7 @@ impl Socket {
             Request::Ping => return Ok(Some(self.frame(ServerFrame::Pong))),
             Request::RefreshToken { token } => return Ok(Some(self.refresh(&token))),
             Request::Typing { chat_id, state } => self.typing(chat_id, state).await,
+            Request::Mute { chat_id, until } => self.mute(chat_id, until).await,
             Request::Presence { chat_id } => {
                 let answer = self.presence(chat_id).await;
                 return Ok(Some(answer.unwrap_or_else(|e| self.refuse(&e))));
@@ -456,6 +460,27 @@ impl Socket {
             reply_to: Some(self.reply_to.clone()),
         });
         let subject = self.state.bus.subjects.receipt_command(chat_id);
+        self.publish(subject, &command, None, None, Some(chat_id))
+            .await
+    }
+
+    /// Publishes the user's mute (or unmute) of a chat; the `chat_muted` frame that follows
+    /// reaches every socket of theirs, a refusal this one as an `error` frame.
+    async fn mute(
+        &mut self,
+        chat_id: ChatId,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), FrameError> {
+        self.check_member(chat_id).await?;
+        let command = Command::MuteChat(MuteChat {
+            v: VERSION,
+            command_id: uuid::Uuid::now_v7().to_string(),
+            chat_id,
+            user_id: self.user_id,
+            muted_until: until,
+            reply_to: Some(self.reply_to.clone()),
+        });
+        let subject = self.state.bus.subjects.mute_command(chat_id);
         self.publish(subject, &command, None, None, Some(chat_id))
             .await
     }

@@ -55,6 +55,10 @@ pub struct ChatSummary {
     pub chat: ChatView,
     pub last_message: Option<MessageView>,
     pub unread_count: i64,
+    /// Until when I muted the chat (`PUT /chats/{id}/mute`); null: not muted.
+    #[serde(serialize_with = "crate::domain::rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub muted_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Creates a group, or returns the private chat with one user (creating it the first time).
@@ -132,9 +136,11 @@ pub async fn create_chat(
             Json(chat),
         )),
         Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
-        Outcome::UploadReady { .. } | Outcome::Applied { .. } => Err(ApiError::Internal(
-            anyhow::anyhow!("a create_chat command was answered with another outcome"),
-        )),
+        Outcome::UploadReady { .. } | Outcome::Applied { .. } | Outcome::Muted { .. } => {
+            Err(ApiError::Internal(anyhow::anyhow!(
+                "a create_chat command was answered with another outcome"
+            )))
+        }
     }
 }
 
@@ -174,6 +180,11 @@ pub async fn list_chats(
                     view
                 }),
                 unread_count: unread.get(&chat.id).copied().unwrap_or(0),
+                muted_until: members
+                    .iter()
+                    .find(|m| m.chat_id == chat.id && m.user_id == user)
+                    .and_then(|m| m.muted_until)
+                    .filter(|until| *until > chrono::Utc::now()),
                 chat: chat.view(member_ids),
             }
         })

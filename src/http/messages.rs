@@ -242,9 +242,11 @@ async fn apply(
     match outcome {
         Outcome::Applied { .. } => Ok(()),
         Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
-        Outcome::ChatReady { .. } | Outcome::UploadReady { .. } => Err(ApiError::Internal(
-            anyhow::anyhow!("a {kind} command was answered with another outcome"),
-        )),
+        Outcome::ChatReady { .. } | Outcome::UploadReady { .. } | Outcome::Muted { .. } => {
+            Err(ApiError::Internal(anyhow::anyhow!(
+                "a {kind} command was answered with another outcome"
+            )))
+        }
     }
 }
 

@@ -10,7 +10,9 @@ pub mod linger;
 pub mod media;
 pub mod messages;
 pub mod metrics;
+pub mod mute;
 pub mod presence;
+pub mod search;
 pub mod sync;
 
 use axum::{
@@ -166,6 +168,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(messages::router())
         .merge(media::router())
         .merge(presence::router())
+        .merge(search::router())
+        .merge(mute::router())
         .merge(health::router())
         .merge(sync::router())
         .merge(metrics::router())

@@ -8,10 +8,27 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{ApiError, ErrorBody, extract::Path};
 use crate::{
     app::AppState,
-    auth::AuthUser,
+    auth::{AuthUser, UserId},
     presence::MemberPresence,
     store::{ChatId, queries},
 };
+
+/// `Ok` when `user` is a member of `chat_id`; 404 for a chat that does not exist, 403 for one
+/// the user is not in.
+pub async fn member_of(state: &AppState, chat_id: ChatId, user: UserId) -> Result<(), ApiError> {
+    if queries::chat(&state.db, chat_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("chat {chat_id} does not exist")));
+    }
+    if queries::membership(&state.db, chat_id, user)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::Forbidden(format!(
+            "you are not a member of chat {chat_id}"
+        )));
+    }
+    Ok(())
+}
 
 /// A chat's members and their presence.
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,17 +59,7 @@ pub async fn chat_presence(
     Path(chat_id): Path<ChatId>,
 ) -> Result<Json<ChatPresence>, ApiError> {
     ApiError::check_rate(&state.limits.presence_queries, user, "presence queries")?;
-    if queries::chat(&state.db, chat_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("chat {chat_id} does not exist")));
-    }
-    if queries::membership(&state.db, chat_id, user)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::Forbidden(format!(
-            "you are not a member of chat {chat_id}"
-        )));
-    }
+    member_of(&state, chat_id, user).await?;
     let members = state.presence.of_chat(&state.db, chat_id).await?;
     Ok(Json(ChatPresence {
         chat_id,

@@ -61,7 +61,7 @@ const MIN_PUT_INTERVAL: Duration = Duration::from_millis(250);
 const LAST_SEEN_READS: usize = 32;
 
 /// One member's presence, as a query answers it.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct MemberPresence {
     pub user_id: UserId,
     pub status: PresenceStatus,

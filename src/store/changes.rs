@@ -42,6 +42,9 @@ pub const JOINED_CURSOR: Member = Member::JoinedCursor;
 
 /// The kind of a receipt row: only the author of the marked message is told of it.
 pub const RECEIPT: &str = "receipt";
+
+/// The `kind` of a member's mute: told to that member only.
+pub const CHAT_MUTED: &str = "chat_muted";
 /// The kind of a removal row: a removed member's catch-up in the chat ends there.
 pub const MEMBER_REMOVED: &str = "member_removed";
 /// The kind of a new message row: rendered from `messages`, as the message is now.
@@ -235,11 +238,12 @@ fn change(row: &QueryResult) -> Result<Change, DbErr> {
     })
 }
 
-/// What `user_id` is told of: every row but the receipts of others' messages.
+/// What `user_id` is told of: every row but the receipts of others' messages and others'
+/// mutes.
 fn told(select: &mut SelectStatement, user_id: UserId) {
     select.and_where(
         Expr::col((Changes::Table, Changes::Kind))
-            .ne(RECEIPT)
+            .is_not_in([RECEIPT, CHAT_MUTED])
             .or(Expr::col((Changes::Table, Changes::UserId)).eq(user_id)),
     );
 }

@@ -1,4 +1,5 @@
-//! Membership of a user in a chat, with the member's delivered and read watermarks.
+//! Membership of a user in a chat, with the member's delivered, read and push watermarks and
+//! their mute.
 
 use sea_orm::entity::prelude::*;
 
@@ -14,6 +15,11 @@ pub struct Model {
     pub last_delivered_message_id: i64,
     /// Every message up to this id has been read by the member.
     pub last_read_message_id: i64,
+    /// The newest message a `push_needed` covered for the member, or that was passed over
+    /// while they had the chat muted: a message at or below it is never pushed (again).
+    pub push_notified_message_id: i64,
+    /// No push while this is in the future (null: not muted).
+    pub muted_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

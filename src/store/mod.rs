@@ -5,7 +5,9 @@ pub mod chat;
 pub mod chat_member;
 pub mod message;
 pub mod message_revision;
+pub mod push;
 pub mod queries;
+pub mod search;
 pub mod upload;
 pub mod uploads;
 

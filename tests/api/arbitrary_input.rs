@@ -51,6 +51,23 @@ fn odd_id() -> BoxedStrategy<Value> {
     .boxed()
 }
 
+/// The end of a mute: to come, past, forever, huge, garbage.
+fn odd_time() -> BoxedStrategy<Value> {
+    prop_oneof![
+        Just(json!("2099-01-01T00:00:00Z")),
+        Just(json!("2001-01-01T00:00:00Z")),
+        Just(json!("9999-12-31T23:59:59Z")),
+        Just(json!("+10000-01-01T00:00:00Z")),
+        Just(json!("+262143-12-31T23:59:59Z")),
+        Just(json!("-0001-01-01T00:00:00Z")),
+        Just(json!("2099-01-01T00:00:00\u{0}Z")),
+        Just(json!("tomorrow")),
+        Just(json!(4_102_444_800i64)),
+        Just(Value::Null),
+    ]
+    .boxed()
+}
+
 fn odd_text() -> BoxedStrategy<Value> {
     prop_oneof![
         Just(json!("")),
@@ -131,6 +148,8 @@ fn frame(known: &[i64]) -> BoxedStrategy<Input> {
                     "ping",
                     "edit_message",
                     "delete_message",
+                    "mute",
+                    "unmute",
                     "dance"
                 ]),
                 Just(json!(5)),
@@ -149,6 +168,7 @@ fn frame(known: &[i64]) -> BoxedStrategy<Input> {
         ("client_msg_id", odd_text()),
         ("message_id", odd_id()),
         ("command_id", odd_text()),
+        ("until", odd_time()),
     ])
     .prop_map(Input::Frame)
     .boxed()
@@ -220,6 +240,8 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             "rename",
             "delete_message",
             "edit_message",
+            "mute",
+            "push_due",
             "nonsense",
         ]),
         any::<u8>(),
@@ -239,7 +261,7 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
         4 => object(vec![
             ("type", one_of(&["send_message", "receipt", "create_chat", "add_members",
                               "remove_members", "rename_chat", "delete_message", "edit_message",
-                              "nope"])),
+                              "mute_chat", "push_due", "nope"])),
             ("v", prop_oneof![Just(json!(1)), odd_id()].boxed()),
             ("sender_id", odd_id()),
             ("user_id", odd_id()),
@@ -260,12 +282,46 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             ("status", one_of(&["read", "delivered", "seen"])),
             ("file_url", odd_url()),
             ("file_id", odd_text()),
+            ("muted_until", odd_time()),
+            ("through_message_id", odd_id()),
         ])
         .prop_map(|v| v.to_string().into_bytes()),
         1 => prop::collection::vec(any::<u8>(), 0..40),
     ];
     (subject, payload)
         .prop_map(|(subject, payload)| Input::Command { subject, payload })
+        .boxed()
+}
+
+/// A `push_due` or `mute_chat` from NATS close to valid: a known chat, odd ids and times.
+fn push_or_mute_command(known: &[i64]) -> BoxedStrategy<Input> {
+    let known: Vec<i64> = known.to_vec();
+    (
+        prop::sample::select(known),
+        prop_oneof![3 => (1i64..4).prop_map(|n| json!(n)), 1 => odd_id()],
+        prop_oneof![2 => (1i64..200).prop_map(|n| json!(n)), 1 => odd_id()],
+        odd_time(),
+        any::<bool>(),
+    )
+        .prop_map(|(chat, user, through, until, push)| {
+            let (kind, payload) = if push {
+                (
+                    "push_due",
+                    json!({"type": "push_due", "chat_id": chat, "user_id": user,
+                                    "through_message_id": through}),
+                )
+            } else {
+                (
+                    "mute",
+                    json!({"type": "mute_chat", "command_id": "m", "chat_id": chat,
+                                "user_id": user, "muted_until": until}),
+                )
+            };
+            Input::Command {
+                subject: format!("chat.in.{chat}.{kind}"),
+                payload: payload.to_string().into_bytes(),
+            }
+        })
         .boxed()
 }
 
@@ -292,6 +348,7 @@ fn inputs(known: Vec<i64>) -> BoxedStrategy<Vec<Input>> {
             2 => edit_frame(&known),
             2 => command(&known),
             2 => send_command(&known),
+            1 => push_or_mute_command(&known),
             1 => create_chat(),
         ],
         1..=MAX_INPUTS,
@@ -459,4 +516,93 @@ async fn arbitrary_input_on_every_entry_never_stops_the_pipeline_and_loses_nothi
     }
     let health = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200, "{}", health.text().await.unwrap());
+}
+
+/// What a user might type into a search box: odd texts, FTS5 and tsquery syntax in pieces,
+/// NUL, 10 KB.
+fn search_text() -> BoxedStrategy<String> {
+    let syntax = vec![
+        "NEAR", "NEAR(", "AND", "OR", "NOT", "\"", "\"\"", "*", "-", ":", "(", ")", "^", "+",
+        "content:", "rowid:", "{", "}", "'", "\\", "%", "_", "&", "|", "!", "<->", "\u{0}",
+        "needle", "x",
+    ];
+    prop_oneof![
+        odd_text().prop_map(|v| v
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string())),
+        prop::collection::vec(prop::sample::select(syntax), 0..12).prop_map(|v| v.join(" ")),
+        prop::collection::vec(
+            prop::sample::select(vec!["needle", "\"", "*", "(", ")", ":"]),
+            1..6
+        )
+        .prop_map(|v| v.concat()),
+        Just("q".repeat(10_240)),
+        "\\PC{0,30}",
+    ]
+    .boxed()
+}
+
+/// A query parameter's text: numbers odd and not numbers at all.
+fn search_number() -> BoxedStrategy<Option<String>> {
+    prop::option::of(prop_oneof![
+        odd_id().prop_map(|v| v.to_string().trim_matches('"').to_owned()),
+        (0u64..60).prop_map(|n| n.to_string()),
+        "\\PC{0,8}",
+    ])
+    .boxed()
+}
+
+#[tokio::test]
+async fn arbitrary_search_queries_answer_200_or_a_4xx_never_500_and_snippets_stay_safe() {
+    let app = spawn_app().await;
+    let group = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    let stored = alice
+        .send_message(json!({"chat_id": group, "content": "a <needle> in \"the\" (hay*stack)"}))
+        .await;
+    let strategy = (
+        search_text(),
+        search_number(),
+        search_number(),
+        search_number(),
+    );
+    let mut runner = TestRunner::default();
+
+    for case in 0..CASES * 3 {
+        let (q, chat_id, before, limit) = strategy.new_tree(&mut runner).expect("a case").current();
+        let mut params = vec![("q", q.clone())];
+        params.extend(chat_id.map(|v| ("chat_id", v)));
+        params.extend(before.map(|v| ("before", v)));
+        params.extend(limit.map(|v| ("limit", v)));
+        let shown: String = format!("{params:?}").chars().take(300).collect();
+        eprintln!("case {case}: {shown}");
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response = crate::search::search(&app, 1, &params).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("a JSON answer");
+        match status.as_u16() {
+            200 => {
+                for hit in body.as_array().expect("hits") {
+                    let snippet = hit["snippet"].as_str().expect("a snippet");
+                    let bare = snippet.replace("<mark>", "").replace("</mark>", "");
+                    assert!(
+                        !bare.contains(['<', '>', '"']),
+                        "{shown}: unescaped snippet {snippet:?}"
+                    );
+                    assert_eq!(hit["message_id"], stored["message_id"]);
+                }
+            }
+            403 | 422 => assert!(body["detail"].is_string(), "{shown}: {body}"),
+            _ => panic!("{shown} answered {status}: {body}"),
+        }
+    }
+
+    let found = crate::search::search(&app, 2, &[("q", "NEEDLE hay")]).await;
+    let found: Value = found.json().await.unwrap();
+    assert_eq!(found[0]["message_id"], stored["message_id"], "{found}");
+    assert_eq!(
+        found[0]["snippet"],
+        "a &lt;<mark>needle</mark>&gt; in &quot;the&quot; (<mark>hay</mark>*stack)"
+    );
 }

@@ -8,10 +8,11 @@ use serde_json::{Value, json};
 
 use jetchat::{
     bus::messages::schemas,
+    gateway::protocol,
     ops::replay::{self, ReplayArgs, StreamName},
 };
 
-use crate::helpers::spawn_app;
+use crate::helpers::{TestApp, WsClient, spawn_app, token};
 
 fn schema_path(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,7 +23,7 @@ fn schema_path(name: &str) -> std::path::PathBuf {
 /// Run with `UPDATE_SCHEMAS=1` to rewrite the files after an intended contract change.
 #[test]
 fn committed_schemas_match_the_code() {
-    for (name, schema) in schemas() {
+    for (name, schema) in schemas().into_iter().chain(protocol::schemas()) {
         let pretty = serde_json::to_string_pretty(&schema).unwrap() + "\n";
         if std::env::var_os("UPDATE_SCHEMAS").is_some() {
             std::fs::write(schema_path(name), &pretty).unwrap();
@@ -33,6 +34,29 @@ fn committed_schemas_match_the_code() {
             "docs/schemas/{name} is out of date: run `UPDATE_SCHEMAS=1 cargo nextest run --test api contract`"
         );
     }
+}
+
+/// Commands (subject kind, payload) that change `group` in each way its members are told of:
+/// user 3 joins and leaves, a rename, `message_id` deleted.
+fn group_changes(group: i64, message_id: &Value) -> [(&'static str, Value); 4] {
+    [
+        (
+            "add_members",
+            json!({"type": "add_members", "v": 1, "command_id": "a", "chat_id": group, "user_ids": [3]}),
+        ),
+        (
+            "remove_members",
+            json!({"type": "remove_members", "v": 1, "command_id": "r", "chat_id": group, "user_ids": [3]}),
+        ),
+        (
+            "rename",
+            json!({"type": "rename_chat", "v": 1, "command_id": "n", "chat_id": group, "name": "new"}),
+        ),
+        (
+            "delete_message",
+            json!({"type": "delete_message", "v": 1, "command_id": "d", "chat_id": group, "message_id": message_id}),
+        ),
+    ]
 }
 
 #[tokio::test]
@@ -64,28 +88,13 @@ async fn every_payload_on_the_bus_validates_against_the_schemas() {
     let group = app.create_chat(1, true, &[2]).await;
     let sent = alice.send_message(json!({"chat_id": group, "content": "x", "content_type": "audio", "file_url": "media/x.ogg"})).await;
     let js = async_nats::jetstream::new(nats.clone());
-    for (kind, body) in [
-        (
-            "add_members",
-            json!({"type": "add_members", "v": 1, "command_id": "a", "chat_id": group, "user_ids": [3]}),
-        ),
-        (
-            "remove_members",
-            json!({"type": "remove_members", "v": 1, "command_id": "r", "chat_id": group, "user_ids": [3]}),
-        ),
-        (
-            "rename",
-            json!({"type": "rename_chat", "v": 1, "command_id": "n", "chat_id": group, "name": "new"}),
-        ),
-        (
-            "delete_message",
-            json!({"type": "delete_message", "v": 1, "command_id": "d", "chat_id": group, "message_id": sent["message_id"]}),
-        ),
-        (
+    for (kind, body) in group_changes(group, &sent["message_id"])
+        .into_iter()
+        .chain([(
             "rename",
             json!({"type": "rename_chat", "v": 1, "command_id": "bad", "chat_id": group, "name": ""}),
-        ),
-    ] {
+        )])
+    {
         js.publish(format!("chat.in.{group}.{kind}"), body.to_string().into())
             .await
             .unwrap()
@@ -144,14 +153,7 @@ async fn every_payload_on_the_bus_validates_against_the_schemas() {
         "create_chat's outcome was seen"
     );
     for outcome in &outcome_payloads {
-        let errors: Vec<String> = validators["outcome.json"]
-            .iter_errors(outcome)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(
-            errors.is_empty(),
-            "outcome {outcome} does not match: {errors:?}"
-        );
+        assert_valid(&validators["outcome.json"], outcome, "outcome.json");
     }
 
     for kind in [
@@ -177,4 +179,177 @@ async fn every_payload_on_the_bus_validates_against_the_schemas() {
     }
     // And a payload that breaks the contract is caught.
     assert!(!validators["command.json"].is_valid(&json!({"type": "send_message", "content": 5})));
+}
+
+fn validator(schema: &Value) -> jsonschema::Validator {
+    jsonschema::validator_for(schema).expect("a valid JSON Schema")
+}
+
+fn assert_valid(validator: &jsonschema::Validator, value: &Value, schema: &str) {
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{value} does not match {schema}: {errors:?}"
+    );
+}
+
+/// A socket that keeps every frame it reads and every frame it sends.
+struct Recorded {
+    socket: WsClient,
+    received: Vec<Value>,
+    sent: Vec<Value>,
+}
+
+impl Recorded {
+    /// A socket whose `unread` frame is kept too.
+    async fn open(app: &TestApp, user_id: i64) -> Recorded {
+        let (stream, _) = tokio_tungstenite::connect_async(app.ws_url(&token(user_id)))
+            .await
+            .expect("WebSocket handshake succeeds");
+        let mut socket = Recorded {
+            socket: WsClient { stream },
+            received: Vec::new(),
+            sent: Vec::new(),
+        };
+        socket.take("unread").await;
+        socket
+    }
+
+    async fn send(&mut self, frame: Value) {
+        self.sent.push(frame.clone());
+        self.socket.send(frame).await;
+    }
+
+    /// Reads frames up to the first `action` and returns it.
+    async fn take(&mut self, action: &str) -> Value {
+        loop {
+            let frame = self.socket.next().await;
+            self.received.push(frame.clone());
+            if frame["action"] == action {
+                return frame;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_frame_of_a_conversation_validates_against_the_frame_schemas() {
+    let schemas: HashMap<&str, Value> = protocol::schemas().into_iter().collect();
+    let server_frames = validator(&schemas["frames.json"]);
+    let client_frames = validator(&schemas["client_frames.json"]);
+    let app = spawn_app().await;
+    let mut alice = Recorded::open(&app, 1).await;
+    let mut bob = Recorded::open(&app, 2).await;
+
+    alice.send(json!({"action": "ping"})).await;
+    alice.take("pong").await;
+    alice
+        .send(json!({"action": "send_message", "receiver_id": 2, "content": "hi", "content_type": "text", "client_msg_id": "c-1"}))
+        .await;
+    let first = alice.take("message_ack").await;
+    bob.take("new_message").await;
+    bob.send(json!({"action": "delivered", "message_id": first["message_id"]}))
+        .await;
+    bob.send(json!({"action": "acknowledge", "message_id": first["message_id"], "chat_id": first["chat_id"]}))
+        .await;
+    alice.take("status_update").await;
+    bob.send(json!({"action": "read", "message_id": first["message_id"]}))
+        .await;
+    // Not a client frame, on purpose: sent past the record.
+    alice.socket.send(json!({"action": "dance"})).await;
+    alice.take("error").await;
+    alice
+        .send(json!({"action": "send_message", "chat_id": first["chat_id"], "content": " ", "client_msg_id": "c-2"}))
+        .await;
+    alice.take("error").await;
+
+    let group = app.create_chat(1, true, &[2]).await;
+    bob.take("chat_created").await;
+    alice
+        .send(json!({"action": "send_message", "chat_id": group, "content": "x", "content_type": "audio", "file_url": "media/x.ogg"}))
+        .await;
+    let sent = alice.take("message_ack").await;
+    for (kind, body) in group_changes(group, &sent["message_id"]) {
+        crate::helpers::publish_command(&app, &format!("chat.in.{group}.{kind}"), body).await;
+    }
+    // Membership frames come through another subscription than the chat's own changes, so
+    // they may overtake or trail them: wait for all four in any order.
+    let mut awaited = std::collections::BTreeSet::from([
+        "member_added",
+        "member_removed",
+        "chat_renamed",
+        "message_deleted",
+    ]);
+    while !awaited.is_empty() {
+        let frame = bob.socket.next().await;
+        bob.received.push(frame.clone());
+        awaited.remove(frame["action"].as_str().unwrap_or_default());
+    }
+    alice
+        .send(json!({"action": "typing", "chat_id": group}))
+        .await;
+    bob.take("typing").await;
+    alice
+        .send(json!({"action": "typing", "chat_id": group, "state": "stopped"}))
+        .await;
+    bob.take("typing").await;
+    alice
+        .send(json!({"action": "presence", "chat_id": group}))
+        .await;
+    alice.take("presence_state").await;
+    alice
+        .send(json!({"action": "refresh_token", "token": token(1)}))
+        .await;
+    alice.take("token_refreshed").await;
+    bob.send(json!({"action": "sync", "since": 0, "epoch": "another-database"}))
+        .await;
+    bob.take("resync_required").await;
+    let mut bob_again = Recorded::open(&app, 2).await;
+    bob_again.send(json!({"action": "sync", "since": 0})).await;
+    bob_again.take("synced").await;
+
+    let mut actions = std::collections::BTreeSet::new();
+    for socket in [&alice, &bob, &bob_again] {
+        for frame in &socket.received {
+            assert_valid(&server_frames, frame, "frames.json");
+            actions.insert(frame["action"].as_str().unwrap().to_owned());
+        }
+        for frame in &socket.sent {
+            assert_valid(&client_frames, frame, "client_frames.json");
+        }
+    }
+    for action in [
+        "unread",
+        "pong",
+        "message_accepted",
+        "message_ack",
+        "new_message",
+        "status_update",
+        "error",
+        "chat_created",
+        "member_added",
+        "member_removed",
+        "chat_renamed",
+        "message_deleted",
+        "typing",
+        "presence_state",
+        "token_refreshed",
+        "resync_required",
+        "synced",
+    ] {
+        assert!(
+            actions.contains(action),
+            "no {action} frame was seen: {actions:?}"
+        );
+    }
+    // And frames that break the contract are caught.
+    assert!(!server_frames.is_valid(&json!({"action": "message_ack", "client_msg_id": "c"})));
+    assert!(!server_frames.is_valid(&json!({"action": "new_message", "message_id": "42"})));
+    assert!(
+        !client_frames.is_valid(&json!({"action": "send_message", "chat_id": -1, "content": "x"}))
+    );
+    assert!(!client_frames.is_valid(&json!({"action": "sync"})));
 }

@@ -63,6 +63,8 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         ("AUTO_DELIVERED".into(), "false".into()),
         // Presence frames only in the tests about presence (they turn it on).
         ("PRESENCE".into(), "off".into()),
+        // Push scans only in the tests about pushes (they set a short PUSH_AFTER).
+        ("PUSH_AFTER".into(), "0".into()),
         ("DATA_DIR".into(), dir.path().display().to_string()),
         (
             "MEDIA_DIR".into(),
@@ -269,6 +271,11 @@ impl TestApp {
     /// Starts a jetchat process (the `jetchat` binary) on this app's NATS and database, for
     /// tests that kill an instance for real.
     pub async fn spawn_process(&self) -> JetchatProcess {
+        self.spawn_process_with(&[]).await
+    }
+
+    /// [`TestApp::spawn_process`] with some settings changed.
+    pub async fn spawn_process_with(&self, settings: &[(&str, &str)]) -> JetchatProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -279,6 +286,7 @@ impl TestApp {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
             .arg("serve")
             .envs(&self.vars)
+            .envs(settings.iter().copied())
             .env("BIND_ADDR", address.to_string())
             .env("DATA_DIR", dir.path())
             .env("MEDIA_DIR", dir.path().join("media"))

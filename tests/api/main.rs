@@ -28,6 +28,8 @@ mod ops;
 mod poison;
 mod presence;
 mod process;
+mod push;
 mod rest;
+mod search;
 mod sync;
 mod typing;

@@ -16,7 +16,10 @@ use tokio::task::JoinSet;
 
 use super::{Budget, DRAIN, Merged, new_log, per_second, seconds};
 use crate::{
-    client::{self, MsgKey, ReaderCtx, Warmups, WsSink, micros_at, msg_id, send_frame},
+    client::{
+        self, MsgKey, ReaderCtx, Warmups, WsSink, WsStream, micros_at, msg_id, send_frame,
+        typing_frame,
+    },
     integrity::{CheckArgs, Expected},
     progress::{Monitor, note},
     rest::{self, NewChat},
@@ -66,6 +69,22 @@ pub struct RateArgs {
     /// Bytes of content per message.
     #[arg(long, default_value_t = 100)]
     content_bytes: usize,
+    /// `typing` refreshes per second per connection in its chat, mixed into the messages (a
+    /// typing user refreshes every few seconds; the server allows 2 a second per socket).
+    #[arg(long, default_value_t = 0.0)]
+    typing_per_sec: f64,
+    /// Extra users, each in a private chat with one of the connections, whose socket comes
+    /// and goes for the whole run: every arrival and every departure (once the server's
+    /// `PRESENCE_GRACE` has passed) is a `presence` frame to that connection.
+    #[arg(long, default_value_t = 0)]
+    churn: usize,
+    /// Seconds a churning user stays online.
+    #[arg(long, default_value_t = 2.0)]
+    churn_online: f64,
+    /// Seconds a churning user stays away: longer than the server's `PRESENCE_GRACE` (5 s by
+    /// default), so that each departure is told.
+    #[arg(long, default_value_t = 7.0)]
+    churn_offline: f64,
     #[command(flatten)]
     check: CheckArgs,
 }
@@ -134,7 +153,7 @@ impl StepResult {
 
 pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
     client::epoch();
-    let target = Target::resolve(&args.target)?;
+    let target = Arc::new(Target::resolve(&args.target)?);
     let duration = seconds("duration", args.duration)?;
     let warmup = seconds("warmup", args.warmup)?;
     let group_size = if args.private { 2 } else { args.group_size };
@@ -154,6 +173,12 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
         args.step_factor > 1.0,
         "--step-factor must be greater than 1"
     );
+    anyhow::ensure!(
+        args.typing_per_sec.is_finite() && args.typing_per_sec >= 0.0,
+        "--typing-per-sec must be zero or positive"
+    );
+    let churn_online = seconds("churn-online", args.churn_online)?;
+    let churn_offline = seconds("churn-offline", args.churn_offline)?;
     let steps = if args.find_max_under_p99_ms.is_some() {
         args.max_steps.max(1)
     } else {
@@ -168,6 +193,8 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
             "private": args.private, "duration_s": args.duration, "messages": args.messages,
             "warmup_s": args.warmup, "find_max_under_p99_ms": args.find_max_under_p99_ms,
             "step_factor": args.step_factor, "content_bytes": args.content_bytes,
+            "typing_per_sec": args.typing_per_sec, "churn": args.churn,
+            "churn_online_s": args.churn_online, "churn_offline_s": args.churn_offline,
             "first_user": target.first_user,
         }),
     );
@@ -202,11 +229,40 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
         }
     }
     senders.sort_by_key(|s| s.conn);
+    // Churning user `i` (after the connections' users) shares a private chat with
+    // connection `i % connections` only.
+    let churners: Vec<i64> = (0..args.churn)
+        .map(|i| target.user(args.connections + i))
+        .collect();
+    if !churners.is_empty() {
+        note(format!(
+            "creating {} private chats for churning users",
+            churners.len()
+        ));
+        rest::create_chats(
+            &target,
+            churners
+                .iter()
+                .enumerate()
+                .map(|(i, &user)| NewChat {
+                    creator: user,
+                    others: vec![target.user(i % args.connections)],
+                    is_group: false,
+                })
+                .collect(),
+            &run,
+        )
+        .await?;
+    }
     note(format!("connecting {} sockets", args.connections));
     let users: Vec<i64> = (0..args.connections).map(|n| target.user(n)).collect();
     let sockets = client::connect_all(&target, &users, 64).await?;
 
     let counters = Arc::new(Counters::default());
+    // The churn's presence frames only, not those of the connections' own arrivals.
+    counters
+        .presence_from_user
+        .add(target.user(args.connections) as u64);
     let warmups = Warmups::new(usize::from(steps));
     let mut readers = JoinSet::new();
     let mut logs = Vec::new();
@@ -232,6 +288,20 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
 
     let content: Arc<str> = client::content(args.content_bytes).into();
     let senders: Arc<Vec<Sender>> = Arc::new(senders);
+    let churn_changes = Arc::new(crate::stats::Count::default());
+    let churn_stop = tokio_util::sync::CancellationToken::new();
+    let mut churn = JoinSet::new();
+    for (i, &user) in churners.iter().enumerate() {
+        churn.spawn(churn_user(
+            target.clone(),
+            user,
+            Duration::from_secs_f64(2.0 * i as f64 / churners.len() as f64),
+            (churn_online, churn_offline),
+            churn_changes.clone(),
+            churn_stop.clone(),
+        ));
+    }
+    let typing_before = (counters.typing_sent.get(), counters.typing_received.get());
     let mut results: Vec<StepResult> = Vec::new();
     let mut rate = args.rate;
     for stage in 0..steps {
@@ -265,6 +335,7 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
                     content: content.clone(),
                     counters: counters.clone(),
                     budget: budget.clone(),
+                    typing_per_sec: args.typing_per_sec,
                 },
             ));
         }
@@ -307,8 +378,27 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
         }
         rate *= args.step_factor;
     }
+    churn_stop.cancel();
+    let mut churn_failures = 0u64;
+    let mut still_online = Vec::new();
+    while let Some(done) = churn.join_next().await {
+        match done {
+            Ok(Ok(socket)) => still_online.extend(socket),
+            _ => churn_failures += 1,
+        }
+    }
+    // The last arrivals' frames may still be on their way.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while counters.presence_received.get() < churn_changes.get() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (typing_sent, typing_received) = (
+        counters.typing_sent.get() - typing_before.0,
+        counters.typing_received.get() - typing_before.1,
+    );
+    let presence_received = counters.presence_received.get();
     readers.abort_all();
-    drop(sinks);
+    drop((sinks, still_online));
 
     // The headline: the best passing step (or the only one).
     let best = match args.find_max_under_p99_ms {
@@ -338,6 +428,26 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
         report.latency("send_to_accepted", r.merged.accepted.as_ref());
         report.latency("send_to_ack", r.merged.acked.as_ref());
         report.latency("send_to_new_message", r.merged.delivered.as_ref());
+    }
+    if args.typing_per_sec > 0.0 {
+        let elapsed = duration * u32::try_from(results.len()).unwrap_or(1);
+        report.figure("typing_sent_per_s", per_second(typing_sent, elapsed));
+        report.figure("typing_sent", typing_sent);
+        report.figure("typing_received", typing_received);
+        // Each refresh is told to every other member (one socket each here).
+        report.figure(
+            "typing_received_share",
+            share(typing_received, typing_sent * senders[0].recipients),
+        );
+    }
+    if args.churn > 0 {
+        report.figure("presence_changes", churn_changes.get());
+        report.figure("presence_received", presence_received);
+        report.figure(
+            "presence_received_share",
+            share(presence_received, churn_changes.get()),
+        );
+        report.figure("churn_failures", churn_failures);
     }
     if results.len() > 1 {
         report.tables.push(Table {
@@ -377,6 +487,54 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// `part / whole`, or `None` when there is no whole.
+fn share(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// A user whose socket comes and goes until `stop`: online for `online`, away for
+/// `offline` (longer than the server's `PRESENCE_GRACE`), starting after `delay`. Counts each
+/// arrival, and each departure once its time away is over (by then the server has told it);
+/// stopped while away, it first sits out the rest of that time, so that every departure it
+/// counts has been told. Stopped while online, it hands its socket back: the caller drops it
+/// once it has read the counts.
+async fn churn_user(
+    target: Arc<Target>,
+    user: i64,
+    delay: Duration,
+    (online, offline): (Duration, Duration),
+    changes: Arc<crate::stats::Count>,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Option<(WsSink, WsStream)>> {
+    if tokio::time::timeout(delay, stop.cancelled()).await.is_ok() {
+        return Ok(None);
+    }
+    loop {
+        let socket = client::connect(&target, user, None).await?;
+        changes.inc();
+        let (sink, mut stream) = socket.split();
+        let reading = async { while let Some(Ok(_)) = stream.next().await {} };
+        tokio::select! {
+            () = reading => anyhow::bail!("the server closed a churning user's socket"),
+            () = stop.cancelled() => return Ok(Some((sink, stream))),
+            () = tokio::time::sleep(online) => {}
+        }
+        // Abrupt: dropping both halves closes the TCP connection without a close frame, the
+        // way a phone that loses its network does.
+        drop((sink, stream));
+        let stopped = tokio::time::timeout(offline, stop.cancelled())
+            .await
+            .is_ok();
+        if stopped {
+            tokio::time::sleep(offline).await;
+        }
+        changes.inc();
+        if stopped {
+            return Ok(None);
+        }
+    }
+}
+
 /// What a connection's writer needs.
 struct Writer {
     run: Arc<str>,
@@ -385,6 +543,8 @@ struct Writer {
     content: Arc<str>,
     counters: Arc<Counters>,
     budget: Arc<Budget>,
+    /// `typing` refreshes per second (0: none).
+    typing_per_sec: f64,
 }
 
 /// Runs one connection's writer for a step and hands its socket back with its index.
@@ -401,10 +561,30 @@ async fn write_schedule(mut sink: WsSink, step: Step, w: Writer) -> WsSink {
     let period = Duration::from_secs_f64(connections / step.rate);
     // Connections start spread over one period so that their sends interleave.
     let mut next = step.start + period.mul_f64(w.index as f64 / connections);
+    let typing_period =
+        (w.typing_per_sec > 0.0).then(|| Duration::from_secs_f64(1.0 / w.typing_per_sec));
+    let mut next_typing =
+        typing_period.map(|p| step.start + p.mul_f64((w.index as f64 + 0.5) / connections));
     let mut seq = 0u32;
     while next < step.end {
-        tokio::time::sleep_until(next.into()).await;
+        let wake = next_typing.map_or(next, |typing| typing.min(next));
+        tokio::time::sleep_until(wake.into()).await;
         let now = Instant::now();
+        if let (Some(at), Some(period)) = (next_typing, typing_period)
+            && at <= now
+        {
+            // One refresh per wake-up: a late writer skips the refreshes it missed, as a
+            // client would.
+            if sink.feed(typing_frame(sender.chat_id)).await.is_err() {
+                return sink;
+            }
+            w.counters.typing_sent.inc();
+            let mut after = at + period;
+            while after <= now {
+                after += period;
+            }
+            next_typing = Some(after);
+        }
         while next <= now && next < step.end {
             if !w.budget.take() {
                 let _ = sink.flush().await;

@@ -62,6 +62,11 @@ pub struct ReconnectArgs {
     /// Bytes of content per message.
     #[arg(long, default_value_t = 100)]
     content_bytes: usize,
+    /// Another instance of the same service (same NATS, same database), repeatable: client
+    /// `i` first connects to instance `i mod n` (`--url` being the first), and each resume
+    /// goes to the next instance in turn, so every catch-up crosses instances.
+    #[arg(long = "instance-url")]
+    instance_urls: Vec<String>,
     #[command(flatten)]
     check: CheckArgs,
 }
@@ -110,6 +115,15 @@ struct Plan {
 pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
     client::epoch();
     let target = Arc::new(Target::resolve(&args.target)?);
+    let mut instances = vec![target.clone()];
+    for url in &args.instance_urls {
+        instances.push(Arc::new(Target::resolve(&TargetArgs {
+            url: url.clone(),
+            first_user: Some(target.first_user),
+            ..args.target.clone()
+        })?));
+    }
+    let instances: Arc<[Arc<Target>]> = instances.into();
     let duration = seconds("duration", args.duration)?;
     let online = seconds("online", args.online)?;
     let offline = seconds("offline", args.offline)?;
@@ -137,7 +151,7 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
             "clients": args.clients, "group_size": args.group_size, "flaky": args.flaky,
             "rate": args.rate, "duration_s": args.duration, "online_s": args.online,
             "offline_s": args.offline, "content_bytes": args.content_bytes,
-            "first_user": target.first_user,
+            "instances": instances.len(), "first_user": target.first_user,
         }),
     );
 
@@ -183,8 +197,13 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
         "connecting {} sockets ({flaky_count} flaky)",
         args.clients
     ));
-    let users: Vec<i64> = members.iter().map(|m| m.user).collect();
-    let sockets = client::connect_all(&target, &users, 64).await?;
+    let sockets: Vec<Ws> = stream::iter(&members)
+        .map(|m| client::connect(&instances[m.conn as usize % instances.len()], m.user, None))
+        .buffered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
     // Each socket's first frame is `unread`: where its client starts from.
     let started: Vec<(Ws, Ledger)> = stream::iter(sockets)
         .map(|mut ws| async move {
@@ -235,7 +254,7 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
         tasks.spawn(
             Client {
                 member: *member,
-                target: target.clone(),
+                instances: instances.clone(),
                 run: run.clone(),
                 content: content.clone(),
                 counters: counters.clone(),
@@ -433,7 +452,8 @@ async fn first_text(ws: &mut Ws) -> anyhow::Result<String> {
 /// One client: its sends on schedule, its frames, and (when flaky) its drops and resumes.
 struct Client {
     member: Member,
-    target: Arc<Target>,
+    /// The instances; the client's `k`th socket goes to `(conn + k) mod n`.
+    instances: Arc<[Arc<Target>]>,
     run: Arc<str>,
     content: Arc<str>,
     counters: Arc<Counters>,
@@ -467,6 +487,7 @@ impl Client {
         let mut next_send = self.plan.start + self.plan.period.mul_f64(rng.unit());
         let mut seq = 0u32;
         let mut ws = Some(first);
+        let mut sockets = 0usize;
         let mut state = SocketState {
             began: Instant::now(),
             catching_up: false,
@@ -481,17 +502,15 @@ impl Client {
                     }
                     let began = Instant::now();
                     let resume = self.log.lock().expect("log lock").ledger.resume();
+                    sockets += 1;
+                    let target =
+                        &self.instances[(member.conn as usize + sockets) % self.instances.len()];
                     let connected = match &resume {
                         Some((since, epoch)) => {
-                            client::connect_resuming(
-                                &self.target,
-                                member.user,
-                                *since,
-                                epoch.as_deref(),
-                            )
-                            .await
+                            client::connect_resuming(target, member.user, *since, epoch.as_deref())
+                                .await
                         }
-                        None => client::connect(&self.target, member.user, None).await,
+                        None => client::connect(target, member.user, None).await,
                     };
                     let ok = connected.is_ok();
                     {

@@ -75,6 +75,38 @@ def message_deleted(e: dict) -> str:
     return f"message {e['message_id']} in chat {e['chat_id']} deleted (command {e['command_id']})"
 
 
+def push_needed(e: dict) -> str:
+    """Messages reached none of the member's sockets within PUSH_AFTER: notify their devices.
+
+    Sent once per member and message (jetchat's push watermark), never for a muted chat. In a
+    real project, look up the member's device tokens and send one notification per event —
+    FCM for Android and the web, APNs for iOS — keyed on the event's ``Nats-Msg-Id``
+    (``push:<chat>:<user>:<through>``) so a redelivered event does not notify twice::
+
+        for device in Device.objects.filter(user_id=e["user_id"], active=True):
+            send_fcm_or_apns(
+                device,
+                title=chat_title(e["chat_id"], e["user_id"]),
+                body=preview(e["message_ids"][-1]) if e["count"] == 1 else f"{e['count']} new messages",
+                collapse_key=f"chat-{e['chat_id']}",  # FCM collapse_key / APNs apns-collapse-id
+                data={"chat_id": e["chat_id"], "message_id": e["through_message_id"]},
+            )
+
+    ``message_ids`` holds the newest 20 of the ``count`` messages (oldest first); read their
+    text from your copy of ``message_created`` or from jetchat's history if the notification
+    shows it.
+    """
+    return (
+        f"push for user {e['user_id']}: {e['count']} message(s) in chat {e['chat_id']} "
+        f"(first {e['first_message_id']}, through {e['through_message_id']}, ids {e['message_ids']})"
+    )
+
+
+def chat_muted(e: dict) -> str:
+    until = e["muted_until"] or "not muted"
+    return f"user {e['user_id']} muted chat {e['chat_id']} until {until} (command {e['command_id']})"
+
+
 def command_rejected(e: dict) -> str:
     return f"{e['command']} {e['command_id']} rejected: {e['code']}: {e['detail']}"
 
@@ -88,4 +120,6 @@ HANDLERS = {
     "chat_renamed": chat_renamed,
     "message_deleted": message_deleted,
     "command_rejected": command_rejected,
+    "push_needed": push_needed,
+    "chat_muted": chat_muted,
 }

@@ -132,15 +132,7 @@ impl BatchState {
                 let members = queries::members(db, [model.id]).await?;
                 let members = members
                     .into_iter()
-                    .map(|m| {
-                        (
-                            m.user_id,
-                            Marks {
-                                delivered: m.last_delivered_message_id,
-                                read: m.last_read_message_id,
-                            },
-                        )
-                    })
+                    .map(|m| (m.user_id, Marks::of(&m)))
                     .collect();
                 slot.insert(ChatState {
                     model: model.clone(),
@@ -182,6 +174,8 @@ impl BatchState {
                     joined_at: Set(model.created_at),
                     last_delivered_message_id: Set(0),
                     last_read_message_id: Set(0),
+                    push_notified_message_id: Set(0),
+                    muted_until: Set(None),
                 }
             }))
             .exec_without_returning(db)
@@ -195,15 +189,7 @@ impl BatchState {
         })));
         let members = member_ids
             .iter()
-            .map(|id| {
-                (
-                    *id,
-                    Marks {
-                        delivered: 0,
-                        read: 0,
-                    },
-                )
-            })
+            .map(|id| (*id, Marks::joined(0)))
             .collect();
         self.chats.insert(model.id, ChatState { model, members });
         Ok(())

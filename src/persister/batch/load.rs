@@ -57,6 +57,13 @@ impl BatchState {
                 Command::EditMessage(c) => {
                     chat_ids.insert(c.chat_id);
                 }
+                Command::MuteChat(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
+                Command::PushDue(c) => {
+                    chat_ids.insert(c.chat_id);
+                    marked_ids.insert(c.through_message_id);
+                }
             }
         }
         let mut condition = sea_orm::Condition::any();
@@ -90,13 +97,7 @@ impl BatchState {
             .collect();
         for m in members {
             if let Some(chat) = chats.get_mut(&m.chat_id) {
-                chat.members.insert(
-                    m.user_id,
-                    Marks {
-                        delivered: m.last_delivered_message_id,
-                        read: m.last_read_message_id,
-                    },
-                );
+                chat.members.insert(m.user_id, Marks::of(&m));
             }
         }
         let private = chats

@@ -73,6 +73,8 @@ impl BatchState {
                     joined_at: Set(at),
                     last_delivered_message_id: Set(after),
                     last_read_message_id: Set(after),
+                    push_notified_message_id: Set(after),
+                    muted_until: Set(None),
                 }
             }))
             .exec_without_returning(db)
@@ -80,13 +82,7 @@ impl BatchState {
         }
         let chat = self.chats.get_mut(&cmd.chat_id).expect("checked above");
         for user_id in new {
-            chat.members.insert(
-                user_id,
-                Marks {
-                    delivered: after,
-                    read: after,
-                },
-            );
+            chat.members.insert(user_id, Marks::joined(after));
         }
         // The group as the new members' chat lists show it; a very large one is left to
         // `GET /chats/{id}` rather than copied into every event.

@@ -5,14 +5,15 @@
 //! (unique `create_command_id`) and re-emits the same events instead of writing twice.
 //!
 //! One file per kind of state: [`load`] reads what a batch refers to, [`messages`],
-//! [`receipts`], [`chats`], [`members`], [`edits`] and [`uploads`] apply the commands, [`rules`] checks
-//! their fields.
+//! [`receipts`], [`chats`], [`members`], [`edits`], [`uploads`] and [`push`] (mutes and push
+//! watermarks) apply the commands, [`rules`] checks their fields.
 
 mod chats;
 mod edits;
 mod load;
 mod members;
 mod messages;
+mod push;
 mod receipts;
 pub mod rules;
 mod uploads;
@@ -28,7 +29,7 @@ use crate::{
     auth::UserId,
     bus::messages::{Command, CommandRejected, Event, MessageCreated, Outcome, VERSION},
     domain::MessageId,
-    store::{ChatId, chat, message},
+    store::{ChatId, chat, chat_member, message},
 };
 
 /// Rows per multi-row INSERT (well under SQLite's and PostgreSQL's parameter limits).
@@ -55,11 +56,36 @@ pub struct Applied {
     pub replies: Vec<(String, Outcome)>,
 }
 
-/// A member's watermarks as this batch sees them.
+/// A member's watermarks and mute as this batch sees them.
 #[derive(Clone, Copy)]
 struct Marks {
     delivered: MessageId,
     read: MessageId,
+    /// The newest message a push covered (or passed over while muted).
+    pushed: MessageId,
+    muted_until: Option<DateTime<Utc>>,
+}
+
+impl Marks {
+    /// A stored member's.
+    fn of(member: &chat_member::Model) -> Self {
+        Marks {
+            delivered: member.last_delivered_message_id,
+            read: member.last_read_message_id,
+            pushed: member.push_notified_message_id,
+            muted_until: member.muted_until,
+        }
+    }
+
+    /// A new member's: everything up to `after` is not theirs to be told of.
+    fn joined(after: MessageId) -> Self {
+        Marks {
+            delivered: after,
+            read: after,
+            pushed: after,
+            muted_until: None,
+        }
+    }
 }
 
 /// A chat as this batch sees it.
@@ -235,6 +261,8 @@ pub async fn apply(
                     .edit_message(txn, cmd, at, rules, &mut pending, &mut replies)
                     .await
             }
+            Command::MuteChat(cmd) => state.mute(txn, cmd, at, &mut pending, &mut replies).await,
+            Command::PushDue(cmd) => state.push_due(txn, cmd, at, &mut pending).await,
         };
         match result {
             Ok(()) => {}

@@ -1,5 +1,5 @@
-//! Receipts: members' delivered and read watermarks, moved forward only and written once per
-//! member at the end of a batch.
+//! Receipts: members' delivered and read watermarks (and the push watermark, `push`), moved
+//! forward only and written once per member at the end of a batch.
 
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -11,24 +11,33 @@ use crate::{
     store::ChatId,
 };
 
-/// Members per watermark `UPDATE` (4 parameters each).
+/// Members per watermark `UPDATE` (5 parameters each).
 const MARKS_CHUNK: usize = 500;
 
 /// `UPDATE chat_members` raising the watermarks of `rows` members to the values given as
-/// `(chat_id, user_id, delivered, read)` parameters; the same SQL on SQLite and PostgreSQL
+/// `(chat_id, user_id, delivered, read, pushed)` parameters; the same SQL on SQLite and PostgreSQL
 /// but for the placeholders.
 fn raise_marks_sql(backend: sea_orm::DatabaseBackend, rows: usize) -> String {
     use std::fmt::Write as _;
-    let mut sql = String::from("WITH marks (chat_id, user_id, delivered, read_to) AS (VALUES ");
+    let mut sql =
+        String::from("WITH marks (chat_id, user_id, delivered, read_to, pushed) AS (VALUES ");
     for row in 0..rows {
         let sep = if row == 0 { "" } else { ", " };
         match backend {
             sea_orm::DatabaseBackend::Postgres => {
-                let n = row * 4;
-                let _ = write!(sql, "{sep}(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4);
+                let n = row * 5;
+                let _ = write!(
+                    sql,
+                    "{sep}(${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5
+                );
             }
             _ => {
-                let _ = write!(sql, "{sep}(?, ?, ?, ?)");
+                let _ = write!(sql, "{sep}(?, ?, ?, ?, ?)");
             }
         }
     }
@@ -37,7 +46,9 @@ fn raise_marks_sql(backend: sea_orm::DatabaseBackend, rows: usize) -> String {
          last_delivered_message_id = CASE WHEN chat_members.last_delivered_message_id < marks.delivered \
          THEN marks.delivered ELSE chat_members.last_delivered_message_id END, \
          last_read_message_id = CASE WHEN chat_members.last_read_message_id < marks.read_to \
-         THEN marks.read_to ELSE chat_members.last_read_message_id END \
+         THEN marks.read_to ELSE chat_members.last_read_message_id END, \
+         push_notified_message_id = CASE WHEN chat_members.push_notified_message_id < marks.pushed \
+         THEN marks.pushed ELSE chat_members.push_notified_message_id END \
          FROM marks WHERE chat_members.chat_id = marks.chat_id AND chat_members.user_id = marks.user_id",
     );
     sql
@@ -115,7 +126,7 @@ impl BatchState {
         moved.sort_unstable(); // the same lock order in every transaction (PostgreSQL)
         let backend = db.get_database_backend();
         for chunk in moved.chunks(MARKS_CHUNK) {
-            let mut values = Vec::with_capacity(chunk.len() * 4);
+            let mut values = Vec::with_capacity(chunk.len() * 5);
             for &(chat_id, user_id) in chunk {
                 let Some(marks) = self
                     .chats
@@ -124,12 +135,14 @@ impl BatchState {
                 else {
                     continue; // removed later in the batch: the row is gone
                 };
-                values.extend([chat_id, user_id, marks.delivered, marks.read].map(Into::into));
+                values.extend(
+                    [chat_id, user_id, marks.delivered, marks.read, marks.pushed].map(Into::into),
+                );
             }
             if values.is_empty() {
                 continue;
             }
-            let sql = raise_marks_sql(backend, values.len() / 4);
+            let sql = raise_marks_sql(backend, values.len() / 5);
             db.execute_raw(sea_orm::Statement::from_sql_and_values(
                 backend, sql, values,
             ))

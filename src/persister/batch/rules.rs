@@ -7,8 +7,10 @@
 //! character a backend refuses: Rust strings are valid UTF-8, and serde_json refuses lone
 //! surrogates.
 
+use chrono::{DateTime, Utc};
+
 use super::Refusal;
-use crate::bus::messages::{Command, SendMessage};
+use crate::bus::messages::{Command, MUTED_FOREVER, SendMessage, muted_forever};
 
 /// Longest `client_msg_id`, in characters (the column is 64 characters wide).
 pub const MAX_CLIENT_MSG_ID: usize = 64;
@@ -121,6 +123,17 @@ impl Rules {
                 text("storage_key", &cmd.storage_key, 128)?;
                 no_control("storage_key", &cmd.storage_key)
             }
+            Command::MuteChat(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                positive("user_id", cmd.user_id)?;
+                cmd.muted_until.map_or(Ok(()), muted_until)
+            }
+            Command::PushDue(cmd) => {
+                positive("chat_id", cmd.chat_id)?;
+                positive("user_id", cmd.user_id)?;
+                positive("through_message_id", cmd.through_message_id)
+            }
         }
     }
 
@@ -175,6 +188,18 @@ impl Rules {
         }
         content(&cmd.content, self.max_content_chars)
     }
+}
+
+/// The end of a mute: no later than [`MUTED_FOREVER`] (that the time is still to come is
+/// checked against the command's own time, by the persister).
+pub fn muted_until(until: DateTime<Utc>) -> Result<(), Refusal> {
+    if until > muted_forever() {
+        return Err(Refusal::new(
+            "invalid_field",
+            format!("muted_until is after {MUTED_FOREVER} (that is what forever is)"),
+        ));
+    }
+    Ok(())
 }
 
 /// A message's content: no NUL, at most `max` characters.

@@ -1,0 +1,139 @@
+/** A chat list for a UI: every chat with its unread count and newest message, kept current by
+ * the client's events. Optional: an app can draw from the events itself. */
+
+import type { Client } from './client.js';
+import { Emitter } from './emitter.js';
+import type { ChatView, MessageView } from './types.js';
+
+export interface ChatListEntry {
+  chat_id: number;
+  /** `null` for private chats and for chats only known from `unread` until `load()`. */
+  name: string | null;
+  is_group: boolean;
+  member_ids: number[];
+  /** Messages from others not read yet. */
+  unread: number;
+  last_message_id: number | null;
+  /** The newest message, when it was seen (REST or live). */
+  last_message: MessageView | null;
+}
+
+export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
+  private readonly chats = new Map<number, ChatListEntry>();
+  private readonly offs: (() => void)[] = [];
+
+  /** `userId`: the signed-in user, whose own messages do not count as unread. */
+  constructor(
+    private readonly client: Client,
+    private readonly userId: number,
+  ) {
+    super();
+    this.offs.push(
+      client.on('unread', (frame) => {
+        for (const chat of frame.chats) {
+          const entry = this.entry(chat.chat_id);
+          entry.unread = chat.unread;
+          entry.last_message_id = chat.last_message_id ?? entry.last_message_id;
+        }
+        this.changed();
+      }),
+      client.on('chat_created', ({ chat }) => this.put(chat)),
+      client.on('member_added', (frame) => {
+        if (frame.chat) this.put(frame.chat);
+        else if (!this.entry(frame.chat_id).member_ids.includes(frame.user_id)) {
+          this.entry(frame.chat_id).member_ids.push(frame.user_id);
+          this.changed();
+        }
+      }),
+      client.on('member_removed', ({ chat_id, user_id }) => {
+        if (user_id === this.userId) this.chats.delete(chat_id);
+        else {
+          const entry = this.entry(chat_id);
+          entry.member_ids = entry.member_ids.filter((id) => id !== user_id);
+        }
+        this.changed();
+      }),
+      client.on('chat_renamed', ({ chat_id, name }) => {
+        this.entry(chat_id).name = name;
+        this.changed();
+      }),
+      client.on('new_message', (message) => this.message(message)),
+      client.on('message_ack', (ack) => {
+        const entry = this.entry(ack.chat_id);
+        if ((entry.last_message_id ?? 0) < ack.message_id) entry.last_message_id = ack.message_id;
+        this.changed();
+      }),
+    );
+  }
+
+  /** Loads every chat over REST (`GET /chats/`): names, members, newest messages. */
+  async load(): Promise<ChatListEntry[]> {
+    for (const chat of await this.client.rest.chats()) {
+      this.put(chat, false);
+      const entry = this.entry(chat.chat_id);
+      entry.unread = chat.unread_count;
+      entry.last_message = chat.last_message ?? null;
+      entry.last_message_id = chat.last_message?.message_id ?? entry.last_message_id;
+    }
+    this.changed();
+    return this.list();
+  }
+
+  /** The chats, the one with the newest message first. */
+  list(): ChatListEntry[] {
+    return [...this.chats.values()].sort(
+      (a, b) => (b.last_message_id ?? 0) - (a.last_message_id ?? 0) || b.chat_id - a.chat_id,
+    );
+  }
+
+  get(chatId: number): ChatListEntry | undefined {
+    return this.chats.get(chatId);
+  }
+
+  /** Marks the chat read up to its newest message (tells the server) and clears its count. */
+  read(chatId: number): void {
+    const entry = this.chats.get(chatId);
+    if (!entry) return;
+    if (entry.last_message_id !== null && entry.unread > 0) {
+      this.client.markRead(entry.last_message_id, chatId);
+    }
+    entry.unread = 0;
+    this.changed();
+  }
+
+  /** Stops following the client's events. */
+  dispose(): void {
+    for (const off of this.offs.splice(0)) off();
+  }
+
+  private message(message: MessageView): void {
+    const entry = this.entry(message.chat_id);
+    if ((entry.last_message_id ?? 0) < message.message_id) {
+      entry.last_message_id = message.message_id;
+      entry.last_message = message;
+      if (message.sender_id !== this.userId) entry.unread += 1;
+    }
+    this.changed();
+  }
+
+  private put(chat: ChatView, notify = true): void {
+    const entry = this.entry(chat.chat_id);
+    entry.name = chat.name ?? null;
+    entry.is_group = chat.is_group;
+    entry.member_ids = [...chat.member_ids];
+    if (notify) this.changed();
+  }
+
+  private entry(chatId: number): ChatListEntry {
+    let entry = this.chats.get(chatId);
+    if (!entry) {
+      entry = { chat_id: chatId, name: null, is_group: false, member_ids: [], unread: 0, last_message_id: null, last_message: null };
+      this.chats.set(chatId, entry);
+    }
+    return entry;
+  }
+
+  private changed(): void {
+    this.emit('change', this.list());
+  }
+}

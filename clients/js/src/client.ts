@@ -1,0 +1,557 @@
+/** The jetchat client: one socket kept open (token renewal, reconnect with backoff, resume
+ * without gaps), an outbox that resends until `message_ack`, typed events for every server
+ * frame, and the REST helpers under `client.rest`. */
+
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { CursorTracker, type ResumePoint } from './cursor.js';
+import { Emitter } from './emitter.js';
+import { Outbox, type OutboxEntry, type OutboxStorage } from './outbox.js';
+import { RestClient } from './rest.js';
+import { TokenKeeper, type TokenSource } from './token.js';
+import type {
+  ClientFrame,
+  ErrorFrame,
+  FrameOf,
+  MessageAck,
+  PresenceState,
+  SendMessage,
+  ServerAction,
+  ServerFrame,
+  Unread,
+} from './types.js';
+
+/** What the client needs of a WebSocket: the browser's, or the `ws` package's in Node. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** Why the client stopped reconnecting: the app closed it; a fixed token expired or was
+ * refused (401, told only where the WebSocket shows handshake statuses, as `ws` in Node); the
+ * page's origin is not allowed (403, the same). */
+export type StopReason = 'closed_by_app' | 'token_expired' | 'token_refused' | 'origin_refused';
+
+export interface ClientOptions {
+  /** jetchat's base URL, `http(s)://host:port`; the socket is its `/ws/chat`. */
+  url: string;
+  /** An access token, or a function that gets a new one (asked before `exp`, and when the
+   * server refused the one it had). */
+  token: TokenSource;
+  /** A WebSocket class where there is no global one (Node.js: `import { WebSocket } from 'ws'`). */
+  WebSocket?: WebSocketConstructor;
+  /** `fetch` for the REST helpers (the global one by default). */
+  fetch?: typeof fetch;
+  /** Where unacknowledged sends are kept (in memory by default; `webStorageOutbox(key)` keeps
+   * them across page loads). */
+  outboxStorage?: OutboxStorage;
+  /** Where to resume from, e.g. a `client.resumePoint` the app saved. */
+  resumeFrom?: ResumePoint;
+  /** Reconnect delays (exponential with jitter, 0.5 s up to 30 s by default). */
+  backoff?: BackoffOptions;
+  /** Renew the token this long before its `exp` (default 60 s, at most half its life). */
+  renewBeforeMs?: number;
+  /** An unacknowledged send is written again after this long on the same socket (default 10 s). */
+  resendAfterMs?: number;
+  /** A `ping` when the socket was silent this long; twice as long with no frame at all and
+   * the socket is taken for dead and replaced (default 20 s; 0 turns it off). */
+  keepaliveMs?: number;
+}
+
+/** A send in the outbox. */
+export interface PendingSend {
+  clientMsgId: string;
+  /** Resolves with the `message_ack` (however many sockets it took); rejects with a
+   * `SendError` when the server refuses the message for good. */
+  acked: Promise<MessageAck>;
+}
+
+/** The server refused a message for good (`invalid_field`, `forbidden`, ...): resending the
+ * same frame would fail the same way, so the outbox dropped it. */
+export class SendError extends Error {
+  constructor(readonly frame: ErrorFrame) {
+    super(`${frame.code}: ${frame.detail}`);
+    this.name = 'SendError';
+  }
+}
+
+/** Events: one per server frame `action` (typed by the generated frame schema), and the
+ * client's own. */
+export type ClientEvents = { [A in ServerAction]: FrameOf<A> } & {
+  /** Every server frame, after stored changes already handled were dropped. */
+  frame: ServerFrame;
+  /** A socket is ready (its `unread` came); `resumed` when it asked for what it missed. */
+  connected: { resumed: boolean; unread: Unread };
+  /** The socket closed; `reconnectInMs` is set when the client will try again. */
+  disconnected: { code: number; reason: string; reconnectInMs?: number };
+  state: ConnectionState;
+  /** The client gave up: `closed_by_app`, or a fixed token that expired. */
+  stopped: { reason: StopReason };
+  /** The server refused a message for good; it left the outbox. */
+  send_failed: { clientMsgId: string; frame: SendMessage; error: ErrorFrame };
+  /** A new token could not be had or was refused (`invalid_token`, `forbidden`). */
+  token_error: { error: unknown };
+};
+
+/** Frames that carry a `cursor` without being a stored change. */
+const POSITION_FRAMES = new Set(['unread', 'synced', 'resync_required']);
+/** Send errors after which the same frame may succeed later. */
+const RETRYABLE = new Set(['unavailable', 'rate_limited']);
+/** The server's `MAX_FRAME_BYTES`. */
+const MAX_FRAME_BYTES = 64 * 1024;
+/** A `typing` is refreshed at most this often (the server forgets it after 6 s). */
+const TYPING_REFRESH_MS = 3_000;
+
+export class Client extends Emitter<ClientEvents> {
+  readonly rest: RestClient;
+  readonly outbox: Outbox;
+  private readonly tokens: TokenKeeper;
+  private readonly cursors: CursorTracker;
+  private readonly backoff: Backoff;
+  private readonly WebSocketImpl: WebSocketConstructor;
+  private readonly wsUrl: string;
+  private readonly resendAfterMs: number;
+  private readonly keepaliveMs: number;
+  private readonly restored: Promise<void>;
+
+  private socket: WebSocketLike | undefined;
+  private ready = false;
+  private stateValue: ConnectionState = 'idle';
+  private stopped = true;
+  private socketToken: string | undefined;
+  private freshTokenNext = false;
+  private refreshing = false;
+  private resuming = false;
+  private openedAt = 0;
+  private lastFrameAt = 0;
+  private lastPingAt = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private renewTimer: ReturnType<typeof setTimeout> | undefined;
+  private tickTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly acks = new Map<string, { resolve(ack: MessageAck): void; reject(error: Error): void; promise: Promise<MessageAck> }>();
+  private readonly queuedMarks: ClientFrame[] = [];
+  private readonly typingSentAt = new Map<number, number>();
+
+  constructor(options: ClientOptions) {
+    super();
+    const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!WebSocketImpl) {
+      throw new TypeError('no global WebSocket here: pass one (`import { WebSocket } from "ws"`)');
+    }
+    this.WebSocketImpl = WebSocketImpl;
+    const base = new URL(options.url);
+    base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
+    base.pathname = base.pathname.replace(/\/+$/, '') + '/ws/chat';
+    this.wsUrl = base.toString();
+    this.tokens = new TokenKeeper(options.token, { renewBeforeMs: options.renewBeforeMs });
+    this.rest = new RestClient({ baseUrl: options.url, tokens: this.tokens, fetch: options.fetch });
+    this.outbox = new Outbox(options.outboxStorage);
+    this.restored = this.outbox.restore();
+    this.cursors = new CursorTracker(options.resumeFrom);
+    this.backoff = new Backoff(options.backoff);
+    this.resendAfterMs = options.resendAfterMs ?? 10_000;
+    this.keepaliveMs = options.keepaliveMs ?? 20_000;
+  }
+
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  /** Where a new socket resumes from; save it to resume after a restart of the app too. */
+  get resumePoint(): ResumePoint | undefined {
+    return this.cursors.resumePoint;
+  }
+
+  /** Opens the socket and keeps it open until `close()`; resolves with the first `unread`. */
+  async connect(): Promise<Unread> {
+    if (!this.stopped) throw new Error('already connected or connecting');
+    this.stopped = false;
+    const ready = new Promise<Unread>((resolve, reject) => {
+      const offConnected = this.once('connected', ({ unread }) => {
+        offStopped();
+        resolve(unread);
+      });
+      const offStopped = this.once('stopped', ({ reason }) => {
+        offConnected();
+        reject(new Error(`the client stopped: ${reason}`));
+      });
+    });
+    void this.open();
+    return ready;
+  }
+
+  /** Closes the socket (1000) and stops reconnecting. The outbox keeps what is unacknowledged
+   * for the next `connect()`. */
+  close(): void {
+    if (this.stopped) return;
+    this.stop('closed_by_app');
+  }
+
+  /**
+   * Sends a message (`chat_id`, or `receiver_id` for a private chat) through the outbox: it
+   * is written now if the socket is open, and again on every new socket (and after
+   * `resendAfterMs` without an answer) with the same `client_msg_id` until `message_ack`.
+   */
+  send(message: Omit<SendMessage, 'action'>): PendingSend {
+    if (message.chat_id == null && message.receiver_id == null) {
+      throw new TypeError('send needs chat_id or receiver_id');
+    }
+    const entry = this.outbox.add({ ...message, action: 'send_message' });
+    if (new TextEncoder().encode(JSON.stringify(entry.frame)).byteLength > MAX_FRAME_BYTES) {
+      this.outbox.remove(entry.frame.client_msg_id);
+      throw new RangeError(`a frame is at most ${MAX_FRAME_BYTES} bytes`);
+    }
+    const id = entry.frame.client_msg_id;
+    const acked = this.ackPromise(id);
+    if (this.ready) this.write(entry);
+    return { clientMsgId: id, acked };
+  }
+
+  /** The message (and all before it in its chat) reached this user. Queued while offline. */
+  markDelivered(messageId: number, chatId?: number): void {
+    this.mark({ action: 'delivered', message_id: messageId, chat_id: chatId ?? null });
+  }
+
+  /** The user read the message (and all before it). Queued while offline. */
+  markRead(messageId: number, chatId?: number): void {
+    this.mark({ action: 'acknowledge', message_id: messageId, chat_id: chatId ?? null });
+  }
+
+  /** Call on every keystroke: tells the chat's other members at most every 3 s (the server
+   * forgets a typer after 6 s). Nothing while offline. */
+  typing(chatId: number): void {
+    const now = Date.now();
+    if (now - (this.typingSentAt.get(chatId) ?? 0) < TYPING_REFRESH_MS) return;
+    if (this.sendFrame({ action: 'typing', chat_id: chatId, state: 'started' })) {
+      this.typingSentAt.set(chatId, now);
+    }
+  }
+
+  /** The user stopped typing (sent the message, cleared the field). */
+  stopTyping(chatId: number): void {
+    if (!this.typingSentAt.delete(chatId)) return;
+    this.sendFrame({ action: 'typing', chat_id: chatId, state: 'stopped' });
+  }
+
+  /** Every member's presence in the chat now, over the socket. */
+  presence(chatId: number): Promise<PresenceState> {
+    const answer = this.next('presence_state', (frame) => frame.chat_id === chatId);
+    if (!this.sendFrame({ action: 'presence', chat_id: chatId })) {
+      return Promise.reject(new Error('the socket is not open'));
+    }
+    return answer;
+  }
+
+  /** Asks the open socket for everything after the resume point (then `synced`). */
+  sync(): boolean {
+    const point = this.cursors.resumePoint;
+    return this.sendFrame({ action: 'sync', since: point?.cursor ?? 0, epoch: point?.epoch ?? null });
+  }
+
+  /** Gets a new token from the provider and gives it to the open socket now (the client
+   * does this by itself before `exp`). */
+  async renewToken(): Promise<FrameOf<'token_refreshed'>> {
+    let token: string;
+    try {
+      token = await this.tokens.fresh();
+    } catch (error) {
+      this.emit('token_error', { error });
+      throw error;
+    }
+    let offs: (() => void)[] = [];
+    const answer = new Promise<FrameOf<'token_refreshed'>>((resolve, reject) => {
+      offs = [
+        this.once('token_refreshed', resolve),
+        this.once('token_error', ({ error }) => reject(error)),
+        this.once('disconnected', () => reject(new Error('the socket closed before token_refreshed'))),
+      ];
+    });
+    const done = () => offs.forEach((off) => off());
+    answer.then(done, done);
+    if (!this.sendFrame({ action: 'refresh_token', token })) throw new Error('the socket is not open');
+    this.refreshing = true;
+    this.socketToken = token;
+    return answer;
+  }
+
+  // --- the socket -------------------------------------------------------------------------
+
+  private async open(): Promise<void> {
+    this.reconnectTimer = undefined;
+    if (this.stopped) return;
+    this.setState(this.stateValue === 'idle' || this.stateValue === 'closed' ? 'connecting' : 'reconnecting');
+    await this.restored;
+    let token: string;
+    try {
+      token = this.freshTokenNext ? await this.tokens.fresh() : await this.tokens.current();
+    } catch (error) {
+      this.emit('token_error', { error });
+      this.retryLater(0, 'no token');
+      return;
+    }
+    if (this.stopped) return;
+    if (!this.tokens.renewable && this.tokens.expired(token)) {
+      this.stop('token_expired');
+      return;
+    }
+    this.freshTokenNext = false;
+    const url = new URL(this.wsUrl);
+    url.searchParams.set('token', token);
+    const point = this.cursors.resumePoint;
+    this.resuming = point !== undefined;
+    if (point) {
+      url.searchParams.set('since', String(point.cursor));
+      if (point.epoch !== undefined) url.searchParams.set('epoch', point.epoch);
+    }
+    const ws = new this.WebSocketImpl(url.toString());
+    this.socket = ws;
+    this.socketToken = token;
+    let opened = false;
+    let refusal: number | undefined;
+    ws.onopen = () => {
+      opened = true;
+      this.openedAt = this.lastFrameAt = Date.now();
+    };
+    ws.onmessage = (event: { data: unknown }) => {
+      if (this.socket === ws) this.receive(event.data);
+    };
+    ws.onerror = (event: { message?: unknown }) => {
+      // A close follows. Browsers hide why a handshake failed; `ws` says the status.
+      const status = /Unexpected server response: (\d{3})/.exec(String(event?.message ?? ''));
+      if (status) refusal = Number(status[1]);
+    };
+    ws.onclose = (event: { code?: number; reason?: string }) => {
+      if (this.socket === ws) this.closed(event.code ?? 1006, event.reason ?? '', opened, refusal);
+    };
+  }
+
+  private receive(data: unknown): void {
+    if (typeof data !== 'string') return; // the server sends text frames only
+    let frame: ServerFrame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!frame || typeof frame !== 'object' || typeof frame.action !== 'string') return;
+    this.lastFrameAt = Date.now();
+    const cursor = (frame as { cursor?: unknown }).cursor;
+    if (typeof cursor === 'number' && !POSITION_FRAMES.has(frame.action) && !this.cursors.handle(cursor)) {
+      return; // a stored change already handled (the catch-up's overlap)
+    }
+    switch (frame.action) {
+      case 'unread':
+        this.onReady(frame);
+        break;
+      case 'synced':
+        this.cursors.advance(frame.cursor, frame.epoch);
+        break;
+      case 'resync_required':
+        this.cursors.reset(frame.cursor, frame.epoch);
+        break;
+      case 'message_accepted':
+        this.outbox.accepted(frame.client_msg_id, frame.chat_id);
+        break;
+      case 'message_ack':
+        this.outbox.remove(frame.client_msg_id);
+        this.acks.get(frame.client_msg_id)?.resolve(frame);
+        this.acks.delete(frame.client_msg_id);
+        break;
+      case 'token_refreshed':
+        this.refreshing = false;
+        this.scheduleRenewal();
+        break;
+      case 'error':
+        this.onError(frame);
+        break;
+    }
+    this.emit(frame.action, frame as never);
+    this.emit('frame', frame);
+  }
+
+  private onReady(unread: Unread): void {
+    // Resuming, the picture's cursor may be ahead of the catch-up still coming: only a fresh
+    // socket starts from it (a resumed one advances with the changes and `synced`).
+    if (!this.resuming) this.cursors.advance(unread.cursor, unread.epoch);
+    this.ready = true;
+    this.backoff.reset();
+    this.setState('open');
+    this.scheduleRenewal();
+    this.tickTimer = setInterval(() => this.tick(), 1_000);
+    for (const mark of this.queuedMarks.splice(0)) this.sendFrame(mark);
+    this.flushOutbox();
+    this.emit('connected', { resumed: this.resuming, unread });
+  }
+
+  private onError(frame: ErrorFrame): void {
+    const id = frame.client_msg_id;
+    const entry = id ? this.outbox.get(id) : undefined;
+    if (id && entry) {
+      if (RETRYABLE.has(frame.code)) {
+        const wait = frame.retry_after_ms ?? 1_000 + Math.random() * 1_000;
+        setTimeout(() => {
+          const still = this.outbox.get(id);
+          if (still && this.ready) this.write(still);
+        }, wait);
+      } else {
+        this.outbox.remove(id);
+        this.acks.get(id)?.reject(new SendError(frame));
+        this.acks.delete(id);
+        this.emit('send_failed', { clientMsgId: id, frame: entry.frame, error: frame });
+      }
+    } else if (this.refreshing && (frame.code === 'invalid_token' || frame.code === 'forbidden')) {
+      this.refreshing = false;
+      this.emit('token_error', { error: frame });
+    }
+  }
+
+  private closed(code: number, reason: string, opened: boolean, refusal?: number): void {
+    this.detach();
+    if (this.stopped) return;
+    if (refusal === 403 || (refusal === 401 && !this.tokens.renewable)) {
+      // Nothing a retry would change: the origin is not allowed, the fixed token is refused.
+      this.emit('disconnected', { code, reason: `HTTP ${refusal}` });
+      this.stop(refusal === 403 ? 'origin_refused' : 'token_refused');
+      return;
+    }
+    if (refusal === 422) {
+      // The resume point was refused: start from the present (the app reloads from history).
+      this.cursors.forget();
+    }
+    if (code === 4001 || !opened) {
+      // Expired (4001), or refused before the upgrade (a bad or expired token looks like
+      // any failed handshake from a browser): a provider is asked again; a fixed token that
+      // has expired will never do.
+      if (this.tokens.renewable) this.freshTokenNext = true;
+      else if (this.socketToken && this.tokens.expired(this.socketToken)) {
+        this.emit('disconnected', { code, reason });
+        this.stop('token_expired');
+        return;
+      }
+    }
+    // 4029: the server asked to come back later; 429: too many sockets for this user.
+    this.retryLater(code === 4029 || refusal === 429 ? 5_000 : 0, reason, code);
+  }
+
+  private retryLater(atLeastMs: number, reason: string, code = 1006): void {
+    const delay = Math.max(atLeastMs, this.backoff.next());
+    this.emit('disconnected', { code, reason, reconnectInMs: delay });
+    this.setState('reconnecting');
+    this.reconnectTimer = setTimeout(() => void this.open(), delay);
+  }
+
+  /** Forgets the current socket and its timers. */
+  private detach(): WebSocketLike | undefined {
+    const ws = this.socket;
+    this.socket = undefined;
+    this.ready = false;
+    this.refreshing = false;
+    clearInterval(this.tickTimer);
+    clearTimeout(this.renewTimer);
+    this.tickTimer = this.renewTimer = undefined;
+    return ws;
+  }
+
+  private stop(reason: StopReason): void {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const ws = this.detach();
+    try {
+      ws?.close(1000, reason);
+    } catch {
+      // already closing
+    }
+    this.setState('closed');
+    this.emit('stopped', { reason });
+  }
+
+  /** Every second: resend what waited too long, keep the socket alive, spot a dead one. */
+  private tick(): void {
+    if (!this.ready) return;
+    this.flushOutbox();
+    if (this.keepaliveMs <= 0) return;
+    const now = Date.now();
+    if (now - this.lastFrameAt > 2 * this.keepaliveMs) {
+      // Silent through a ping: the connection is gone without a close (a dead network).
+      const ws = this.detach();
+      try {
+        ws?.close(1000, 'keepalive timeout');
+      } catch {
+        // already closing
+      }
+      this.closed(1006, 'keepalive timeout', true);
+    } else if (now - this.lastFrameAt > this.keepaliveMs && now - this.lastPingAt > this.keepaliveMs) {
+      this.lastPingAt = now;
+      this.sendFrame({ action: 'ping' });
+    }
+  }
+
+  private scheduleRenewal(): void {
+    clearTimeout(this.renewTimer);
+    const delay = this.socketToken ? this.tokens.renewalDelay(this.socketToken) : undefined;
+    if (delay === undefined) return;
+    this.renewTimer = setTimeout(() => {
+      this.renewToken().catch(() => {
+        // Told as `token_error`. Try again a little later; past `exp` the server closes with 4001 and a new socket
+        // gets a new token.
+        if (this.ready) this.renewTimer = setTimeout(() => this.scheduleRenewal(), 5_000);
+      });
+    }, delay);
+  }
+
+  private flushOutbox(): void {
+    for (const entry of this.outbox.due(Date.now(), this.resendAfterMs, this.openedAt - 1)) {
+      this.write(entry);
+    }
+  }
+
+  private write(entry: OutboxEntry): void {
+    if (this.sendFrame(entry.frame)) this.outbox.sent(entry, Date.now());
+  }
+
+  private mark(frame: ClientFrame): void {
+    if (!this.sendFrame(frame)) {
+      this.queuedMarks.push(frame);
+      if (this.queuedMarks.length > 1_000) this.queuedMarks.shift();
+    }
+  }
+
+  /** Writes a frame on the open socket; `false` when there is none. */
+  private sendFrame(frame: ClientFrame): boolean {
+    if (!this.ready || !this.socket) return false;
+    try {
+      this.socket.send(JSON.stringify(frame));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private ackPromise(id: string): Promise<MessageAck> {
+    const existing = this.acks.get(id);
+    if (existing) return existing.promise;
+    let resolve!: (ack: MessageAck) => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<MessageAck>((ok, fail) => {
+      resolve = ok;
+      reject = fail;
+    });
+    promise.catch(() => undefined); // an app that ignores `acked` gets no unhandled rejection
+    this.acks.set(id, { resolve, reject, promise });
+    return promise;
+  }
+
+  private setState(state: ConnectionState): void {
+    if (this.stateValue === state) return;
+    this.stateValue = state;
+    this.emit('state', state);
+  }
+}

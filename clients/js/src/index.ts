@@ -1,0 +1,35 @@
+/** @jetchat/client: a typed jetchat client for browsers and Node.js 20+. See README.md. */
+
+export { Client, SendError } from './client.js';
+export type {
+  ClientEvents,
+  ClientOptions,
+  ConnectionState,
+  PendingSend,
+  StopReason,
+  WebSocketConstructor,
+  WebSocketLike,
+} from './client.js';
+export { Backoff, type BackoffOptions } from './backoff.js';
+export { CursorTracker, type ResumePoint } from './cursor.js';
+export { Emitter, type Listener } from './emitter.js';
+export {
+  MemoryOutboxStorage,
+  Outbox,
+  newClientMsgId,
+  webStorageOutbox,
+  type OutboxEntry,
+  type OutboxStorage,
+} from './outbox.js';
+export {
+  JetchatHttpError,
+  RestClient,
+  ResyncRequiredError,
+  type HistoryQuery,
+  type SyncQuery,
+  type UploadOptions,
+  type UploadProgress,
+} from './rest.js';
+export { TokenKeeper, tokenExp, type TokenSource } from './token.js';
+export { ChatList, type ChatListEntry } from './chat_list.js';
+export type * from './types.js';

@@ -1,0 +1,33 @@
+/** Names for the generated types: frames by their `action`, REST bodies by their schema. */
+
+import type { ServerFrame } from './generated/frames.js';
+import type { ClientFrame } from './generated/client_frames.js';
+import type { components } from './generated/openapi.js';
+
+export type { ServerFrame, ClientFrame };
+
+/** Every `action` the server sends. */
+export type ServerAction = ServerFrame['action'];
+/** The server frame of one `action`, e.g. `FrameOf<'new_message'>`. */
+export type FrameOf<A extends ServerAction> = Extract<ServerFrame, { action: A }>;
+/** The client frame of one `action`. */
+export type ClientFrameOf<A extends ClientFrame['action']> = Extract<ClientFrame, { action: A }>;
+
+export type SendMessage = ClientFrameOf<'send_message'>;
+export type NewMessage = FrameOf<'new_message'>;
+export type MessageAck = FrameOf<'message_ack'>;
+export type ErrorFrame = FrameOf<'error'>;
+export type Unread = FrameOf<'unread'>;
+export type PresenceState = FrameOf<'presence_state'>;
+export type ResyncRequiredFrame = FrameOf<'resync_required'>;
+
+type Schemas = components['schemas'];
+export type ChatSummary = Schemas['ChatSummary'];
+export type ChatView = Schemas['ChatView'];
+export type CreateChatRequest = Schemas['CreateChatRequest'];
+export type HistoryMessage = Schemas['HistoryMessage'];
+export type MessageView = Schemas['MessageView'];
+export type SyncPage = Schemas['SyncPage'];
+export type UploadedFile = Schemas['UploadedFile'];
+export type ChatPresence = Schemas['ChatPresence'];
+export type ResyncRequired = Schemas['ResyncRequired'];

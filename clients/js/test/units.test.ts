@@ -1,0 +1,128 @@
+// Unit tests of the parts that need no server: backoff, token renewal times, the outbox, the
+// cursor tracker.
+
+import { describe, expect, it } from 'vitest';
+import { Backoff } from '../src/backoff.js';
+import { CursorTracker } from '../src/cursor.js';
+import { MemoryOutboxStorage, Outbox } from '../src/outbox.js';
+import { TokenKeeper, tokenExp } from '../src/token.js';
+
+const jwt = (claims: object) =>
+  `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
+
+describe('backoff', () => {
+  it('grows exponentially up to the cap, with jitter in the upper half', () => {
+    const low = new Backoff({ initialMs: 100, maxMs: 1_000, random: () => 0 });
+    expect([1, 2, 3, 4, 5, 6].map(() => low.next())).toEqual([50, 100, 200, 400, 500, 500]);
+    const high = new Backoff({ initialMs: 100, maxMs: 1_000, random: () => 0.999 });
+    for (const ceiling of [100, 200, 400, 800, 1_000]) {
+      const delay = high.next();
+      expect(delay).toBeLessThan(ceiling);
+      expect(delay).toBeGreaterThanOrEqual(ceiling * 0.99);
+    }
+  });
+
+  it('starts small again after a reset', () => {
+    const backoff = new Backoff({ initialMs: 100, random: () => 0 });
+    backoff.next();
+    backoff.next();
+    backoff.reset();
+    expect(backoff.next()).toBe(50);
+  });
+});
+
+describe('tokens', () => {
+  it('reads exp from a JWT and nothing from garbage', () => {
+    expect(tokenExp(jwt({ exp: 1_796_400_000, user_id: 1 }))).toBe(1_796_400_000);
+    for (const garbage of ['', 'abc', 'a.!!!.c', jwt({ exp: '1' }), jwt({})]) {
+      expect(tokenExp(garbage)).toBeUndefined();
+    }
+  });
+
+  it('renews before exp, at most half-way through a short life', async () => {
+    const now = 1_000_000_000_000;
+    const provider = new TokenKeeper(async () => 'x', { renewBeforeMs: 60_000, now: () => now });
+    expect(provider.renewalDelay(jwt({ exp: now / 1000 + 3600 }))).toBe(3_540_000);
+    expect(provider.renewalDelay(jwt({ exp: now / 1000 + 20 }))).toBe(10_000);
+    expect(provider.renewalDelay(jwt({ exp: now / 1000 - 5 }))).toBe(0);
+    expect(provider.renewalDelay('no-exp')).toBeUndefined();
+    const fixed = new TokenKeeper(jwt({ exp: now / 1000 + 3600 }), { now: () => now });
+    expect(fixed.renewable).toBe(false);
+    expect(fixed.renewalDelay(jwt({ exp: now / 1000 + 3600 }))).toBeUndefined();
+  });
+
+  it('asks the provider once for concurrent requests, and again when the token expired', async () => {
+    let now = 1_000_000_000_000;
+    let calls = 0;
+    const keeper = new TokenKeeper(
+      async () => {
+        calls += 1;
+        return jwt({ exp: now / 1000 + 60, n: calls });
+      },
+      { now: () => now },
+    );
+    const [a, b] = await Promise.all([keeper.current(), keeper.current()]);
+    expect(a).toBe(b);
+    expect(calls).toBe(1);
+    expect(await keeper.current()).toBe(a);
+    now += 61_000;
+    expect(await keeper.current()).not.toBe(a);
+    expect(calls).toBe(2);
+  });
+});
+
+describe('outbox', () => {
+  it('keeps a send under one client_msg_id until it is removed, across restores', async () => {
+    const storage = new MemoryOutboxStorage();
+    const outbox = new Outbox(storage);
+    const entry = outbox.add({ action: 'send_message', chat_id: 7, content: 'hi' });
+    expect(entry.frame.client_msg_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(outbox.add({ ...entry.frame, content: 'other' })).toBe(entry);
+    outbox.accepted(entry.frame.client_msg_id, 7);
+    await outbox.flushed();
+
+    const again = new Outbox(storage);
+    await again.restore();
+    expect(again.waiting().map((e) => [e.frame.client_msg_id, e.accepted])).toEqual([
+      [entry.frame.client_msg_id, true],
+    ]);
+    again.remove(entry.frame.client_msg_id);
+    await again.flushed();
+    const empty = new Outbox(storage);
+    await empty.restore();
+    expect(empty.size).toBe(0);
+  });
+
+  it('is due on a new socket, and on the same socket only after resendAfterMs', () => {
+    const outbox = new Outbox();
+    const entry = outbox.add({ action: 'send_message', chat_id: 1, content: 'x' });
+    expect(outbox.due(1_000, 10_000, 999)).toEqual([entry]);
+    outbox.sent(entry, 1_000);
+    expect(outbox.due(5_000, 10_000, 999)).toEqual([]);
+    expect(outbox.due(11_000, 10_000, 999)).toEqual([entry]);
+    expect(outbox.due(5_000, 10_000, 4_999)).toEqual([entry]);
+    expect(entry.attempts).toBe(1);
+  });
+});
+
+describe('cursors', () => {
+  it('drops a change handled already and resumes from the newest', () => {
+    const cursors = new CursorTracker();
+    expect(cursors.resumePoint).toBeUndefined();
+    cursors.advance(10, 'e1');
+    expect(cursors.handle(12)).toBe(true);
+    expect(cursors.handle(11)).toBe(true);
+    expect(cursors.handle(12)).toBe(false);
+    expect(cursors.resumePoint).toEqual({ cursor: 12, epoch: 'e1' });
+    cursors.reset(3, 'e2');
+    expect(cursors.resumePoint).toEqual({ cursor: 3, epoch: 'e2' });
+    expect(cursors.handle(12)).toBe(true);
+  });
+
+  it('remembers a bounded number of cursors', () => {
+    const cursors = new CursorTracker(undefined, 3);
+    for (const c of [1, 2, 3, 4]) cursors.handle(c);
+    expect(cursors.handle(1)).toBe(true);
+    expect(cursors.handle(4)).toBe(false);
+  });
+});
