@@ -134,6 +134,8 @@ pub struct FrameError {
     pub code: &'static str,
     pub detail: String,
     pub client_msg_id: Option<String>,
+    /// The refused change's `command_id` (`edit_message`, `delete_message`, `react`, ...).
+    pub command_id: Option<String>,
     /// For `rate_limited`: how long until the same frame would be taken.
     pub retry_after_ms: Option<u64>,
 }
@@ -145,6 +147,7 @@ impl FrameError {
             code,
             detail: detail.into(),
             client_msg_id: None,
+            command_id: None,
             retry_after_ms: None,
         }
     }
@@ -164,6 +167,20 @@ impl FrameError {
     pub fn about(mut self, client_msg_id: Option<&str>) -> Self {
         self.client_msg_id = client_msg_id.map(str::to_owned);
         self
+    }
+
+    /// The same error, naming the refused change's `command_id`.
+    pub fn naming(mut self, command_id: &str) -> Self {
+        self.command_id = Some(command_id.to_owned());
+        self
+    }
+
+    /// [`FrameError::naming`] when there is a `command_id` to name.
+    pub fn naming_opt(self, command_id: Option<&str>) -> Self {
+        match command_id {
+            Some(id) => self.naming(id),
+            None => self,
+        }
     }
 }
 
@@ -216,12 +233,16 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
             };
             Ok(Request::Typing { chat_id, state })
         }
-        "edit_message" => parse_edit(raw, max_content_chars).map(Request::Edit),
-        "delete_message" => Ok(Request::Delete {
-            chat_id: positive_chat_id(raw.chat_id, "delete_message")?,
-            message_id: message_id(raw.message_id)?,
-            command_id: frame_command_id(raw.command_id)?,
-        }),
+        "edit_message" => {
+            let named = valid_command_id(&raw);
+            parse_edit(raw, max_content_chars)
+                .map(Request::Edit)
+                .map_err(|error| error.naming_opt(named.as_deref()))
+        }
+        "delete_message" => {
+            let named = valid_command_id(&raw);
+            parse_delete(raw).map_err(|error| error.naming_opt(named.as_deref()))
+        }
         "presence" => Ok(Request::Presence {
             chat_id: positive_chat_id(raw.chat_id, "presence")?,
         }),
@@ -311,6 +332,22 @@ fn message_id(message_id: Option<MessageId>) -> Result<MessageId, FrameError> {
 
 /// The `command_id` of a frame that changes a message: the client's (checked like every
 /// command id), or a new one.
+/// The frame's `command_id` when it is one the rules accept: what a refusal of the frame
+/// names, so the client knows which change failed.
+fn valid_command_id(raw: &RawFrame) -> Option<String> {
+    raw.command_id
+        .clone()
+        .filter(|id| rules::command_id(id).is_ok())
+}
+
+fn parse_delete(raw: RawFrame) -> Result<Request, FrameError> {
+    Ok(Request::Delete {
+        chat_id: positive_chat_id(raw.chat_id, "delete_message")?,
+        message_id: message_id(raw.message_id)?,
+        command_id: frame_command_id(raw.command_id)?,
+    })
+}
+
 fn frame_command_id(command_id: Option<String>) -> Result<String, FrameError> {
     match command_id {
         Some(id) => rules::command_id(&id)
@@ -601,7 +638,8 @@ pub enum ServerFrame<'a> {
         error: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<&'a str>,
-        /// The refused command's `command_id` (an `edit_message` frame's).
+        /// The refused change's `command_id` (an `edit_message`, `delete_message`, `react` or
+        /// `unreact` frame's).
         #[serde(skip_serializing_if = "Option::is_none")]
         command_id: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -768,7 +806,7 @@ impl FrameError {
             detail: &self.detail,
             error: &self.detail,
             client_msg_id: self.client_msg_id.as_deref(),
-            command_id: None,
+            command_id: self.command_id.as_deref(),
             retry_after_ms: self.retry_after_ms,
         }
         .render()

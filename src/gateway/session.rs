@@ -394,7 +394,9 @@ impl Socket {
         command: &Command,
         command_id: String,
     ) -> Result<(), FrameError> {
-        self.check_member(chat_id).await?;
+        self.check_member(chat_id)
+            .await
+            .map_err(|error| error.naming(&command_id))?;
         let subject = self
             .state
             .bus

@@ -197,9 +197,127 @@ async fn garbage_delete_frames_are_refused_and_messages_still_flow() {
     ];
     for (frame, code) in frames.iter().chain(frames.iter()) {
         alice.send(frame.clone()).await;
-        alice.expect_error(code).await;
+        let error = alice.expect_error(code).await;
+        if frame["command_id"] == "max" {
+            assert_eq!(
+                error["command_id"], "max",
+                "a refusal names the change: {error}"
+            );
+        }
     }
+    // A frame refused before it is published names its command_id too.
+    alice
+        .send(
+            json!({"action": "delete_message", "chat_id": chat_id, "message_id": -5,
+                     "command_id": "neg"}),
+        )
+        .await;
+    assert_eq!(
+        alice.expect_error("invalid_field").await["command_id"],
+        "neg"
+    );
     alice
         .send_message(json!({"chat_id": chat_id, "content": "still flowing"}))
         .await;
+}
+
+#[tokio::test]
+async fn over_nats_a_deleter_id_must_be_the_author_and_moderation_may_delete_any() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    let mut bob = app.connect(2).await;
+    let mine = alice
+        .send_message(json!({"chat_id": chat_id, "content": "alice's"}))
+        .await;
+    bob.expect("new_message").await;
+    let theirs = bob
+        .send_message(json!({"chat_id": chat_id, "content": "bob's"}))
+        .await;
+    alice.expect("new_message").await;
+    let client = app.nats().await;
+    let mut events = client
+        .subscribe(format!("chat.events.{chat_id}.>"))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+
+    let subject = format!("chat.in.{chat_id}.delete_message");
+    crate::helpers::publish_command(
+        &app,
+        &subject,
+        json!({"command_id": "dj-x", "message_id": mine["message_id"], "deleter_id": 2}),
+    )
+    .await;
+    crate::helpers::publish_command(
+        &app,
+        &subject,
+        json!({"command_id": "dj-1", "message_id": mine["message_id"], "deleter_id": 1}),
+    )
+    .await;
+    // Moderation (no deleter_id): any message.
+    crate::helpers::publish_command(
+        &app,
+        &subject,
+        json!({"command_id": "dj-m", "message_id": theirs["message_id"]}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let msg = tokio::time::timeout(
+            crate::helpers::FRAME_TIMEOUT,
+            futures_util::StreamExt::next(&mut events),
+        )
+        .await
+        .expect("an event in time")
+        .unwrap();
+        let event: Value = serde_json::from_slice(&msg.payload).unwrap();
+        seen.push((msg.subject.to_string(), event));
+    }
+    assert_eq!(seen[0].0, format!("chat.events.{chat_id}.command_rejected"));
+    assert_eq!(seen[0].1["code"], "forbidden");
+    assert_eq!(seen[0].1["command_id"], "dj-x");
+    assert_eq!(seen[1].0, format!("chat.events.{chat_id}.message_deleted"));
+    assert_eq!(seen[1].1["message_id"], mine["message_id"]);
+    assert_eq!(seen[1].1["command_id"], "dj-1");
+    assert!(seen[1].1["cursor"].is_u64(), "journaled: {}", seen[1].1);
+    assert_eq!(seen[2].0, format!("chat.events.{chat_id}.message_deleted"));
+    assert_eq!(seen[2].1["message_id"], theirs["message_id"]);
+    for _ in 0..2 {
+        bob.expect("message_deleted").await;
+    }
+    pipeline_drained(&app).await;
+    let history = app.get_json(2, &format!("/chats/{chat_id}/messages")).await;
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["deleted"] == true),
+        "{history}"
+    );
+}
+
+#[tokio::test]
+async fn a_removed_member_may_no_longer_delete_their_messages() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let mut bob = app.connect(2).await;
+    let sent = bob
+        .send_message(json!({"chat_id": chat_id, "content": "before I left"}))
+        .await;
+    crate::helpers::publish_command(
+        &app,
+        &format!("chat.in.{chat_id}.remove_members"),
+        json!({"command_id": "r", "user_ids": [2]}),
+    )
+    .await;
+    bob.expect("member_removed").await;
+    bob.send(json!({"action": "delete_message", "chat_id": chat_id,
+                    "message_id": sent["message_id"], "command_id": "late"}))
+        .await;
+    assert_eq!(bob.expect_error("forbidden").await["command_id"], "late");
+    assert_eq!(delete(&app, 2, chat_id, &sent["message_id"]).await, 403);
+    let history = app.get_json(1, &format!("/chats/{chat_id}/messages")).await;
+    assert_eq!(history[0]["content"], "before I left");
 }

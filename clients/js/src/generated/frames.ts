@@ -65,7 +65,8 @@ export type ServerFrame =
       client_msg_id?: string | null;
       code: string;
       /**
-       * The refused command's `command_id` (an `edit_message` frame's).
+       * The refused change's `command_id` (an `edit_message`, `delete_message`, `react` or
+       * `unreact` frame's).
        */
       command_id?: string | null;
       detail: string;
