@@ -31,6 +31,8 @@ pub enum FrameIn {
     Presence,
     EditMessage,
     DeleteMessage,
+    React,
+    Unreact,
     Mute,
     Unmute,
     /// Not a frame the server understands (bad JSON, a binary frame, an unknown action).
@@ -38,7 +40,7 @@ pub enum FrameIn {
 }
 
 impl FrameIn {
-    const ALL: [FrameIn; 13] = [
+    const ALL: [FrameIn; 15] = [
         FrameIn::SendMessage,
         FrameIn::Delivered,
         FrameIn::Acknowledge,
@@ -49,6 +51,8 @@ impl FrameIn {
         FrameIn::Presence,
         FrameIn::EditMessage,
         FrameIn::DeleteMessage,
+        FrameIn::React,
+        FrameIn::Unreact,
         FrameIn::Mute,
         FrameIn::Unmute,
         FrameIn::Invalid,
@@ -66,6 +70,8 @@ impl FrameIn {
             FrameIn::Presence => "presence",
             FrameIn::EditMessage => "edit_message",
             FrameIn::DeleteMessage => "delete_message",
+            FrameIn::React => "react",
+            FrameIn::Unreact => "unreact",
             FrameIn::Mute => "mute",
             FrameIn::Unmute => "unmute",
             FrameIn::Invalid => "invalid",
@@ -89,6 +95,8 @@ pub enum FrameOut {
     ChatRenamed,
     MessageDeleted,
     MessageEdited,
+    ReactionAdded,
+    ReactionRemoved,
     ChatMuted,
     ChatCreated,
     Unread,
@@ -100,7 +108,7 @@ pub enum FrameOut {
 }
 
 impl FrameOut {
-    const ALL: [FrameOut; 20] = [
+    const ALL: [FrameOut; 22] = [
         FrameOut::MessageAccepted,
         FrameOut::MessageAck,
         FrameOut::NewMessage,
@@ -113,6 +121,8 @@ impl FrameOut {
         FrameOut::ChatRenamed,
         FrameOut::MessageDeleted,
         FrameOut::MessageEdited,
+        FrameOut::ReactionAdded,
+        FrameOut::ReactionRemoved,
         FrameOut::ChatMuted,
         FrameOut::ChatCreated,
         FrameOut::Unread,
@@ -138,6 +148,8 @@ impl FrameOut {
             FrameOut::ChatRenamed => "chat_renamed",
             FrameOut::MessageDeleted => "message_deleted",
             FrameOut::MessageEdited => "message_edited",
+            FrameOut::ReactionAdded => "reaction_added",
+            FrameOut::ReactionRemoved => "reaction_removed",
             FrameOut::ChatMuted => "chat_muted",
             FrameOut::ChatCreated => "chat_created",
             FrameOut::Unread => "unread",

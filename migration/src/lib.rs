@@ -13,6 +13,7 @@ mod m20261202_000013_create_message_revisions;
 mod m20261202_000020_create_message_search;
 mod m20261202_000030_add_member_push_and_mute;
 mod m20261202_000031_index_messages_created_at;
+mod m20261203_000040_create_message_reactions;
 
 pub use m20261202_000020_create_message_search::POSTGRES_SEARCH_VECTOR;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000020_create_message_search::Migration),
             Box::new(m20261202_000030_add_member_push_and_mute::Migration),
             Box::new(m20261202_000031_index_messages_created_at::Migration),
+            Box::new(m20261203_000040_create_message_reactions::Migration),
         ]
     }
 }

@@ -31,6 +31,8 @@ pub enum Command {
     DeleteMessage(DeleteMessage),
     RegisterUpload(RegisterUpload),
     EditMessage(EditMessage),
+    React(ReactToMessage),
+    Unreact(ReactToMessage),
     MuteChat(MuteChat),
     PushDue(PushDue),
 }
@@ -48,6 +50,8 @@ impl Command {
             Command::DeleteMessage(_) => "delete_message",
             Command::RegisterUpload(_) => "register_upload",
             Command::EditMessage(_) => "edit_message",
+            Command::React(_) => "react",
+            Command::Unreact(_) => "unreact",
             Command::MuteChat(_) => "mute_chat",
             Command::PushDue(_) => "push_due",
         }
@@ -65,6 +69,7 @@ impl Command {
             Command::DeleteMessage(c) => c.command_id.clone(),
             Command::RegisterUpload(c) => c.command_id.clone(),
             Command::EditMessage(c) => c.command_id.clone(),
+            Command::React(c) | Command::Unreact(c) => c.command_id.clone(),
             Command::MuteChat(c) => c.command_id.clone(),
             Command::PushDue(c) => c.dedupe_id(),
         }
@@ -82,6 +87,7 @@ impl Command {
             Command::DeleteMessage(c) => c.reply_to.as_deref(),
             Command::RegisterUpload(c) => c.reply_to.as_deref(),
             Command::EditMessage(c) => c.reply_to.as_deref(),
+            Command::React(c) | Command::Unreact(c) => c.reply_to.as_deref(),
             Command::MuteChat(c) => c.reply_to.as_deref(),
             Command::PushDue(_) => None,
         }
@@ -99,6 +105,7 @@ impl Command {
             Command::DeleteMessage(c) => Some(c.chat_id),
             Command::RegisterUpload(_) => None,
             Command::EditMessage(c) => Some(c.chat_id),
+            Command::React(c) | Command::Unreact(c) => Some(c.chat_id),
             Command::MuteChat(c) => Some(c.chat_id),
             Command::PushDue(c) => Some(c.chat_id),
         }
@@ -245,6 +252,25 @@ pub struct EditMessage {
     pub reply_to: Option<String>,
 }
 
+/// A member adds (`react`) or takes back (`unreact`) an emoji on a message: one of each emoji
+/// per user and message, at most `MAX_REACTION_EMOJI` distinct emoji per message.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ReactToMessage {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Unique per command; a redelivered `react` is applied once.
+    pub command_id: String,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    /// Who reacts: a member of the chat.
+    pub user_id: UserId,
+    /// One grapheme cluster (an emoji, with its modifiers and joiners), at most
+    /// `MAX_EMOJI_BYTES` bytes of UTF-8, no control character.
+    pub emoji: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
 /// Record a file `POST /upload` stored (jetchat's REST publishes it): the row that lets the
 /// owner attach it to messages, in the log like every other change, so `reproject` rebuilds
 /// it. The blob itself is already in media storage under `storage_key`.
@@ -341,6 +367,8 @@ pub enum Event {
     CommandRejected(CommandRejected),
     UploadRegistered(UploadRegistered),
     MessageEdited(MessageEdited),
+    ReactionAdded(Reaction),
+    ReactionRemoved(Reaction),
     ChatMuted(ChatMuted),
     PushNeeded(PushNeeded),
 }
@@ -359,6 +387,8 @@ impl Event {
             Event::CommandRejected(_) => "command_rejected",
             Event::UploadRegistered(_) => "upload_registered",
             Event::MessageEdited(_) => "message_edited",
+            Event::ReactionAdded(_) => "reaction_added",
+            Event::ReactionRemoved(_) => "reaction_removed",
             Event::ChatMuted(_) => "chat_muted",
             Event::PushNeeded(_) => "push_needed",
         }
@@ -402,6 +432,8 @@ impl Event {
             Event::CommandRejected(e) => format!("rejected:{}:{}", e.command, e.command_id),
             Event::UploadRegistered(e) => format!("upload:{}:{}", e.file_id, e.command_id),
             Event::MessageEdited(e) => format!("edited:{}:{}", e.message_id, e.command_id),
+            Event::ReactionAdded(e) => format!("reacted:{}:{}", e.message_id, e.command_id),
+            Event::ReactionRemoved(e) => format!("unreacted:{}:{}", e.message_id, e.command_id),
             Event::ChatMuted(e) => format!("muted:{}:{}:{}", e.chat_id, e.user_id, e.command_id),
             Event::PushNeeded(e) => {
                 format!("push:{}:{}:{}", e.chat_id, e.user_id, e.through_message_id)
@@ -421,6 +453,7 @@ impl Event {
             Event::ChatRenamed(e) => e.cursor,
             Event::MessageDeleted(e) => e.cursor,
             Event::MessageEdited(e) => e.cursor,
+            Event::ReactionAdded(e) | Event::ReactionRemoved(e) => e.cursor,
             Event::ChatMuted(e) => e.cursor,
             Event::CommandRejected(_) | Event::UploadRegistered(_) | Event::PushNeeded(_) => None,
         }
@@ -437,6 +470,7 @@ impl Event {
             Event::ChatRenamed(e) => Some(&mut e.cursor),
             Event::MessageDeleted(e) => Some(&mut e.cursor),
             Event::MessageEdited(e) => Some(&mut e.cursor),
+            Event::ReactionAdded(e) | Event::ReactionRemoved(e) => Some(&mut e.cursor),
             Event::ChatMuted(e) => Some(&mut e.cursor),
             Event::CommandRejected(_) | Event::UploadRegistered(_) | Event::PushNeeded(_) => None,
         }
@@ -453,6 +487,7 @@ impl Event {
             Event::ChatRenamed(e) => e.chat_id,
             Event::MessageDeleted(e) => e.chat_id,
             Event::MessageEdited(e) => e.chat_id,
+            Event::ReactionAdded(e) | Event::ReactionRemoved(e) => e.chat_id,
             Event::ChatMuted(e) => e.chat_id,
             Event::PushNeeded(e) => e.chat_id,
             Event::CommandRejected(e) => return e.chat_id,
@@ -593,6 +628,23 @@ pub struct MessageEdited {
     pub command_id: String,
 }
 
+/// A member added (`reaction_added`) or took back (`reaction_removed`) an emoji on a message.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Reaction {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    /// Who reacted.
+    pub user_id: UserId,
+    pub emoji: String,
+    pub command_id: String,
+}
+
 /// A member muted (or unmuted) a chat; told to that member's sockets only.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ChatMuted {
@@ -686,8 +738,8 @@ pub enum Outcome {
         file_id: String,
         created: bool,
     },
-    /// An `edit_message` or `delete_message` command was applied (or, for a repeat, had
-    /// been).
+    /// An `edit_message`, `delete_message`, `react` or `unreact` command was applied (or,
+    /// for a repeat, had been; an `unreact` of no reaction changes nothing and is applied).
     Applied {
         #[serde(default = "version")]
         v: u8,

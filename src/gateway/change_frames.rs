@@ -91,6 +91,26 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             },
             Audience::Members,
         ),
+        Event::ReactionAdded(e) => (
+            ServerFrame::ReactionAdded {
+                chat_id: e.chat_id,
+                message_id: e.message_id,
+                user_id: e.user_id,
+                emoji: &e.emoji,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::ReactionRemoved(e) => (
+            ServerFrame::ReactionRemoved {
+                chat_id: e.chat_id,
+                message_id: e.message_id,
+                user_id: e.user_id,
+                emoji: &e.emoji,
+                cursor,
+            },
+            Audience::Members,
+        ),
         Event::ChatMuted(e) => (
             ServerFrame::ChatMuted {
                 chat_id: e.chat_id,

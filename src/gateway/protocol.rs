@@ -43,6 +43,7 @@ struct RawFrame {
     since: Option<i64>,
     epoch: Option<String>,
     command_id: Option<String>,
+    emoji: Option<String>,
     until: Option<String>,
 }
 
@@ -80,6 +81,14 @@ pub enum Request {
         message_id: MessageId,
         command_id: String,
     },
+    /// Add (`add`) or take back an emoji on a message.
+    React {
+        chat_id: ChatId,
+        message_id: MessageId,
+        emoji: String,
+        add: bool,
+        command_id: String,
+    },
 }
 
 /// A checked `edit_message`.
@@ -109,6 +118,8 @@ impl Request {
             Request::Presence { .. } => FrameIn::Presence,
             Request::Edit(_) => FrameIn::EditMessage,
             Request::Delete { .. } => FrameIn::DeleteMessage,
+            Request::React { add: true, .. } => FrameIn::React,
+            Request::React { add: false, .. } => FrameIn::Unreact,
             Request::Mute { until: Some(_), .. } => FrameIn::Mute,
             Request::Mute { until: None, .. } => FrameIn::Unmute,
         }
@@ -243,6 +254,11 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
             let named = valid_command_id(&raw);
             parse_delete(raw).map_err(|error| error.naming_opt(named.as_deref()))
         }
+        "react" | "unreact" => {
+            let named = valid_command_id(&raw);
+            let add = action == "react";
+            parse_react(raw, add).map_err(|error| error.naming_opt(named.as_deref()))
+        }
         "presence" => Ok(Request::Presence {
             chat_id: positive_chat_id(raw.chat_id, "presence")?,
         }),
@@ -345,6 +361,24 @@ fn parse_delete(raw: RawFrame) -> Result<Request, FrameError> {
         chat_id: positive_chat_id(raw.chat_id, "delete_message")?,
         message_id: message_id(raw.message_id)?,
         command_id: frame_command_id(raw.command_id)?,
+    })
+}
+
+fn parse_react(raw: RawFrame, add: bool) -> Result<Request, FrameError> {
+    let action = if add { "react" } else { "unreact" };
+    let chat_id = positive_chat_id(raw.chat_id, action)?;
+    let message_id = message_id(raw.message_id)?;
+    let command_id = frame_command_id(raw.command_id)?;
+    let emoji = raw
+        .emoji
+        .ok_or_else(|| FrameError::new("missing_field", format!("{action} needs an emoji")))?;
+    rules::emoji(&emoji).map_err(|r| FrameError::new(r.code, r.detail))?;
+    Ok(Request::React {
+        chat_id,
+        message_id,
+        emoji,
+        add,
+        command_id,
     })
 }
 
@@ -561,6 +595,29 @@ pub enum ClientFrame {
         #[schemars(length(min = 1, max = 128))]
         command_id: Option<String>,
     },
+    /// React to a message with one emoji; answered with `reaction_added`.
+    React {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        message_id: MessageId,
+        /// One grapheme cluster, at most 64 bytes of UTF-8, no control character.
+        #[schemars(length(min = 1, max = 64))]
+        emoji: String,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// Take back your emoji on a message; answered with `reaction_removed`.
+    Unreact {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        message_id: MessageId,
+        #[schemars(length(min = 1, max = 64))]
+        emoji: String,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
     /// No push notifications for the chat until `until` (RFC 3339; absent: for ever).
     Mute {
         #[schemars(range(min = 1))]
@@ -708,6 +765,24 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
+    /// A member reacted to a message with `emoji`.
+    ReactionAdded {
+        chat_id: ChatId,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A member took back their `emoji` on a message.
+    ReactionRemoved {
+        chat_id: ChatId,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
     /// The catch-up asked for (`?since=` or `sync`) is complete: `changes` frames came
     /// before this one; live frames follow. Resume later from `cursor` or any later frame's.
     Synced {
@@ -779,6 +854,8 @@ impl ServerFrame<'_> {
             ServerFrame::ChatRenamed { .. } => FrameOut::ChatRenamed,
             ServerFrame::MessageDeleted { .. } => FrameOut::MessageDeleted,
             ServerFrame::MessageEdited { .. } => FrameOut::MessageEdited,
+            ServerFrame::ReactionAdded { .. } => FrameOut::ReactionAdded,
+            ServerFrame::ReactionRemoved { .. } => FrameOut::ReactionRemoved,
             ServerFrame::ChatMuted { .. } => FrameOut::ChatMuted,
             ServerFrame::ChatCreated { .. } => FrameOut::ChatCreated,
             ServerFrame::Unread { .. } => FrameOut::Unread,

@@ -492,6 +492,8 @@ impl Router {
             | Event::ChatRenamed(_)
             | Event::MessageDeleted(_)
             | Event::MessageEdited(_)
+            | Event::ReactionAdded(_)
+            | Event::ReactionRemoved(_)
             | Event::ChatMuted(_) => {
                 self.deliver_change(chat_id, &event);
             }

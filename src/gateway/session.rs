@@ -29,8 +29,8 @@ use crate::{
         Subjects,
         live::{LiveEvent, TypingState},
         messages::{
-            Command, DeleteMessage, EditMessage, MarkReceipt, MuteChat, Outcome, SendMessage,
-            VERSION,
+            Command, DeleteMessage, EditMessage, MarkReceipt, MuteChat, Outcome, ReactToMessage,
+            SendMessage, VERSION,
         },
     },
     domain::{MessageId, ReceiptStatus},
@@ -208,9 +208,10 @@ impl Socket {
         // Checked before anything else is done for the frame (a mark may read the database).
         let limits = &self.state.limits;
         let limit = match &request {
-            Request::Send(_) | Request::Edit(_) | Request::Delete { .. } => {
-                Some((limits.messages.check(self.user_id), "messages"))
-            }
+            Request::Send(_)
+            | Request::Edit(_)
+            | Request::Delete { .. }
+            | Request::React { .. } => Some((limits.messages.check(self.user_id), "messages")),
             Request::Mark { .. } | Request::Mute { .. } => {
                 Some((limits.marks.check(self.user_id), "marks"))
             }
@@ -257,6 +258,29 @@ impl Socket {
                     deleter_id: Some(self.user_id),
                     reply_to: Some(self.reply_to.clone()),
                 });
+                self.change_message(chat_id, &command, command_id).await
+            }
+            Request::React {
+                chat_id,
+                message_id,
+                emoji,
+                add,
+                command_id,
+            } => {
+                let reaction = ReactToMessage {
+                    v: VERSION,
+                    command_id: command_id.clone(),
+                    chat_id,
+                    message_id,
+                    user_id: self.user_id,
+                    emoji,
+                    reply_to: Some(self.reply_to.clone()),
+                };
+                let command = if add {
+                    Command::React(reaction)
+                } else {
+                    Command::Unreact(reaction)
+                };
                 self.change_message(chat_id, &command, command_id).await
             }
             Request::Mark {

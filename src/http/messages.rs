@@ -54,6 +54,8 @@ pub struct HistoryMessage {
     #[serde(flatten)]
     pub message: MessageView,
     pub status: MessageStatus,
+    /// Per emoji, how many reacted and whether I did; empty for none (and for a tombstone).
+    pub reactions: Vec<queries::ReactionCount>,
 }
 
 /// One page of `chat`'s history as `user` sees it; 403 unless `user` is a member.
@@ -72,6 +74,8 @@ pub async fn page(
         )));
     }
     let rows = queries::history(&state.db, chat.id, query.before, query.after, limit).await?;
+    let ids: Vec<MessageId> = rows.iter().map(|m| m.id).collect();
+    let mut reactions = queries::reactions(&state.db, &ids, user).await?;
     let now = chrono::Utc::now();
     Ok(rows
         .iter()
@@ -81,6 +85,7 @@ pub async fn page(
             HistoryMessage {
                 id: m.id,
                 status: queries::status(m, user, &members),
+                reactions: reactions.remove(&m.id).unwrap_or_default(),
                 message,
             }
         })
@@ -133,7 +138,7 @@ pub struct Revision {
 
 /// One stored message of `chat_id` and the caller's membership of its chat; 404 for a message
 /// of another chat, 403 for someone not in the chat.
-async fn message_of_chat(
+pub(super) async fn message_of_chat(
     state: &AppState,
     user: UserId,
     chat_id: ChatId,
@@ -220,7 +225,7 @@ pub async fn edit_message(
 }
 
 /// Publishes a change (`kind`) to a message and waits for the persister's outcome.
-async fn apply(
+pub(super) async fn apply(
     state: &AppState,
     chat_id: ChatId,
     user: UserId,

@@ -67,6 +67,8 @@ pub fn decode(subject: &str, payload: &[u8]) -> Result<Command, serde_json::Erro
             "rename" => Some("rename_chat"),
             "delete_message" => Some("delete_message"),
             "edit_message" => Some("edit_message"),
+            "react" => Some("react"),
+            "unreact" => Some("unreact"),
             _ => None,
         };
         if let (false, Some(kind)) = (object.contains_key("type"), implied) {

@@ -7,7 +7,7 @@ use sea_orm::{
     sea_query::{Condition, Expr, ExprTrait, Query},
 };
 
-use super::{ChatId, chat, chat_member, message, message_revision};
+use super::{ChatId, chat, chat_member, message, message_reaction, message_revision};
 use crate::{
     auth::UserId,
     domain::{ChatView, ContentType, MessageId, MessageStatus, MessageView},
@@ -209,6 +209,58 @@ pub async fn history(
             .all(db)
             .await
     }
+}
+
+/// The reactions to one message: each emoji once, in the order it was first used.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ReactionCount {
+    pub emoji: String,
+    /// How many members reacted with it.
+    pub count: u64,
+    /// Whether the caller is one of them.
+    pub me: bool,
+}
+
+/// The reactions to each of `message_ids` as `user` sees them (messages with none are
+/// absent): one grouped query, so a page costs at most 20 rows per message, however many
+/// members reacted.
+pub async fn reactions(
+    db: &impl ConnectionTrait,
+    message_ids: &[MessageId],
+    user: UserId,
+) -> Result<HashMap<MessageId, Vec<ReactionCount>>, DbErr> {
+    use message_reaction::Column;
+    use sea_orm::sea_query::Func;
+    if message_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mine = Expr::case(Expr::col(Column::UserId).eq(user), 1).finally(0);
+    let query = Query::select()
+        .column(Column::MessageId)
+        .column(Column::Emoji)
+        .expr_as(Expr::col(Column::Id).count(), "reacted")
+        .expr_as(Func::max(mine), "mine")
+        .expr_as(Expr::col(Column::Id).min(), "first_id")
+        .from(message_reaction::Entity)
+        .and_where(Expr::col(Column::MessageId).is_in(message_ids.iter().copied()))
+        .group_by_col(Column::MessageId)
+        .group_by_col(Column::Emoji)
+        .order_by(
+            sea_orm::sea_query::Alias::new("first_id"),
+            sea_orm::Order::Asc,
+        )
+        .to_owned();
+    let mut out: HashMap<MessageId, Vec<ReactionCount>> = HashMap::new();
+    for row in db.query_all(&query).await? {
+        out.entry(row.try_get::<i64>("", "message_id")?)
+            .or_default()
+            .push(ReactionCount {
+                emoji: row.try_get("", "emoji")?,
+                count: u64::try_from(row.try_get::<i64>("", "reacted")?).unwrap_or(0),
+                me: row.try_get::<i32>("", "mine")? > 0,
+            });
+    }
+    Ok(out)
 }
 
 /// The newest message of each chat.

@@ -148,6 +148,8 @@ fn frame(known: &[i64]) -> BoxedStrategy<Input> {
                     "ping",
                     "edit_message",
                     "delete_message",
+                    "react",
+                    "unreact",
                     "mute",
                     "unmute",
                     "dance"
@@ -169,6 +171,7 @@ fn frame(known: &[i64]) -> BoxedStrategy<Input> {
         ("message_id", odd_id()),
         ("command_id", odd_text()),
         ("until", odd_time()),
+        ("emoji", odd_emoji()),
     ])
     .prop_map(Input::Frame)
     .boxed()
@@ -209,6 +212,35 @@ fn edit_frame(known: &[i64]) -> BoxedStrategy<Input> {
         .boxed()
 }
 
+/// An emoji, or something that only looks like one: several clusters, control characters,
+/// long combining runs.
+fn odd_emoji() -> BoxedStrategy<Value> {
+    prop_oneof![
+        2 => one_of(&["👍", "👍🏽", "👨‍👩‍👧‍👦", "🇫🇷", "a", "👍👍", "", " ", "\u{0}", "👍\n"]),
+        1 => "\u{301}{30,40}".prop_map(|s| json!(s)),
+        1 => odd_text(),
+    ]
+    .boxed()
+}
+
+/// A `react` or `unreact` frame close to valid: a real or odd message id and emoji.
+fn react_frame(known: &[i64]) -> BoxedStrategy<Input> {
+    (
+        chat_id(known),
+        prop_oneof![3 => (1i64..200).prop_map(|n| json!(n)), 1 => odd_id()],
+        odd_emoji(),
+        any::<bool>(),
+        prop_oneof![3 => "[a-c]{1,2}".prop_map(|s| json!(s)), 1 => odd_text()],
+    )
+        .prop_map(|(chat_id, message_id, emoji, add, command_id)| {
+            let action = if add { "react" } else { "unreact" };
+            Input::Frame(json!({"action": action, "chat_id": chat_id,
+                                "message_id": message_id, "emoji": emoji,
+                                "command_id": command_id}))
+        })
+        .boxed()
+}
+
 /// A message command from Django close to valid.
 fn send_command(known: &[i64]) -> BoxedStrategy<Input> {
     let known: Vec<i64> = known.to_vec();
@@ -240,6 +272,8 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             "rename",
             "delete_message",
             "edit_message",
+            "react",
+            "unreact",
             "mute",
             "push_due",
             "nonsense",
@@ -261,7 +295,7 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
         4 => object(vec![
             ("type", one_of(&["send_message", "receipt", "create_chat", "add_members",
                               "remove_members", "rename_chat", "delete_message", "edit_message",
-                              "mute_chat", "push_due", "nope"])),
+                              "react", "unreact", "mute_chat", "push_due", "nope"])),
             ("v", prop_oneof![Just(json!(1)), odd_id()].boxed()),
             ("sender_id", odd_id()),
             ("user_id", odd_id()),
@@ -284,6 +318,7 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             ("file_id", odd_text()),
             ("muted_until", odd_time()),
             ("through_message_id", odd_id()),
+            ("emoji", odd_emoji()),
         ])
         .prop_map(|v| v.to_string().into_bytes()),
         1 => prop::collection::vec(any::<u8>(), 0..40),
@@ -346,6 +381,7 @@ fn inputs(known: Vec<i64>) -> BoxedStrategy<Vec<Input>> {
             2 => frame(&known),
             3 => send_frame(&known),
             2 => edit_frame(&known),
+            2 => react_frame(&known),
             2 => command(&known),
             2 => send_command(&known),
             1 => push_or_mute_command(&known),

@@ -29,6 +29,7 @@ mod poison;
 mod presence;
 mod process;
 mod push;
+mod reactions;
 mod rest;
 mod search;
 mod sync;

@@ -8,7 +8,7 @@ use jetchat::{
         replay::{self, ReplayArgs, StreamName},
         reproject, streams,
     },
-    store::{chat, chat_member, message, message_revision, upload},
+    store::{chat, chat_member, message, message_reaction, message_revision, upload},
 };
 
 use crate::helpers::{TestApp, eventually, publish_command, spawn_app};
@@ -139,6 +139,7 @@ async fn dump(
     Vec<message::Model>,
     Vec<upload::Model>,
     Vec<message_revision::Model>,
+    Vec<message_reaction::Model>,
 ) {
     (
         chat::Entity::find()
@@ -164,6 +165,11 @@ async fn dump(
             .unwrap(),
         message_revision::Entity::find()
             .order_by_asc(message_revision::Column::Id)
+            .all(db)
+            .await
+            .unwrap(),
+        message_reaction::Entity::find()
+            .order_by_asc(message_reaction::Column::Id)
             .all(db)
             .await
             .unwrap(),
@@ -222,6 +228,31 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
                    "editor_id": 2, "content": "edited, then deleted"}),
         ),
         (
+            "react",
+            json!({"command_id": "r1", "message_id": first_in_group["message_id"],
+                   "user_id": 2, "emoji": "👍🏽"}),
+        ),
+        (
+            "react",
+            json!({"command_id": "r2", "message_id": first_in_group["message_id"],
+                   "user_id": 4, "emoji": "👨‍👩‍👧‍👦"}),
+        ),
+        (
+            "react",
+            json!({"command_id": "r3", "message_id": first_in_group["message_id"],
+                   "user_id": 4, "emoji": "🎉"}),
+        ),
+        (
+            "unreact",
+            json!({"command_id": "r4", "message_id": first_in_group["message_id"],
+                   "user_id": 4, "emoji": "🎉"}),
+        ),
+        (
+            "react",
+            json!({"command_id": "r5", "message_id": last["message_id"],
+                   "user_id": 2, "emoji": "🔥"}),
+        ),
+        (
             "delete_message",
             json!({"command_id": "d", "message_id": last["message_id"]}),
         ),
@@ -261,6 +292,12 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     assert_eq!(rebuilt.3, live.3, "uploads");
     assert_eq!(live.4.len(), 2, "the revisions of two edits");
     assert_eq!(rebuilt.4, live.4, "revisions");
+    assert_eq!(
+        live.5.len(),
+        2,
+        "two reactions kept: one taken back, one deleted with its message"
+    );
+    assert_eq!(rebuilt.5, live.5, "reactions");
     let deleted: Vec<i64> = live
         .2
         .iter()

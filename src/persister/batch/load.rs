@@ -57,6 +57,9 @@ impl BatchState {
                 Command::EditMessage(c) => {
                     chat_ids.insert(c.chat_id);
                 }
+                Command::React(c) | Command::Unreact(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
                 Command::MuteChat(c) => {
                     chat_ids.insert(c.chat_id);
                 }

@@ -17,7 +17,7 @@ use crate::{
     auth::UserId,
     bus::messages::{DeleteMessage, Event, MessageDeleted, Outcome, SendMessage, VERSION},
     domain::{MessageId, MessageView},
-    store::{ChatId, changes, chat, message},
+    store::{ChatId, changes, chat, message, message_reaction},
 };
 
 /// Terms per `OR` of exact keys: SQLite limits expression depth (1000 by default).
@@ -336,6 +336,11 @@ impl BatchState {
             .await?;
         // Its earlier edits are no longer replayed: the journal forgets the texts they carried.
         changes::forget_edits(db, cmd.message_id).await?;
+        // A tombstone carries no reactions.
+        message_reaction::Entity::delete_many()
+            .filter(message_reaction::Column::MessageId.eq(cmd.message_id))
+            .exec(db)
+            .await?;
         if let Some(reply_to) = &cmd.reply_to {
             replies.push((
                 reply_to.clone(),

@@ -5,7 +5,7 @@
 //! (unique `create_command_id`) and re-emits the same events instead of writing twice.
 //!
 //! One file per kind of state: [`load`] reads what a batch refers to, [`messages`],
-//! [`receipts`], [`chats`], [`members`], [`edits`], [`uploads`] and [`push`] (mutes and push
+//! [`receipts`], [`chats`], [`members`], [`edits`], [`reactions`], [`uploads`] and [`push`] (mutes and push
 //! watermarks) apply the commands, [`rules`] checks their fields.
 
 mod chats;
@@ -14,6 +14,7 @@ mod load;
 mod members;
 mod messages;
 mod push;
+mod reactions;
 mod receipts;
 pub mod rules;
 mod uploads;
@@ -259,6 +260,16 @@ pub async fn apply(
             Command::EditMessage(cmd) => {
                 state
                     .edit_message(txn, cmd, at, rules, &mut pending, &mut replies)
+                    .await
+            }
+            Command::React(cmd) => {
+                state
+                    .react(txn, cmd, true, at, &mut pending, &mut replies)
+                    .await
+            }
+            Command::Unreact(cmd) => {
+                state
+                    .react(txn, cmd, false, at, &mut pending, &mut replies)
                     .await
             }
             Command::MuteChat(cmd) => state.mute(txn, cmd, at, &mut pending, &mut replies).await,

@@ -27,6 +27,13 @@ pub const MAX_FILE_URL: usize = 2048;
 /// Longest `file_id`, in characters.
 pub const MAX_FILE_ID: usize = 64;
 
+/// Longest reaction emoji, in bytes of UTF-8: room for the longest emoji sequences (a family
+/// joined by ZWJ, a subdivision flag's tag sequence, with skin tones: under 40 bytes).
+pub const MAX_EMOJI_BYTES: usize = 64;
+
+/// Most distinct emoji on one message; one more is refused (`too_many_reactions`).
+pub const MAX_REACTION_EMOJI: usize = 20;
+
 /// The limits of the settings (`MAX_CONTENT_CHARS`, `EDIT_WINDOW`).
 #[derive(Clone, Copy, Debug)]
 pub struct Rules {
@@ -93,6 +100,13 @@ impl Rules {
                 positive("message_id", cmd.message_id)?;
                 positive("editor_id", cmd.editor_id)?;
                 self.edited_content(&cmd.content)
+            }
+            Command::React(cmd) | Command::Unreact(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                positive("message_id", cmd.message_id)?;
+                positive("user_id", cmd.user_id)?;
+                emoji(&cmd.emoji)
             }
             Command::RegisterUpload(cmd) => {
                 command_id(&cmd.command_id)?;
@@ -198,6 +212,28 @@ pub fn muted_until(until: DateTime<Utc>) -> Result<(), Refusal> {
             "invalid_field",
             format!("muted_until is after {MUTED_FOREVER} (that is what forever is)"),
         ));
+    }
+    Ok(())
+}
+
+/// A reaction's emoji: exactly one extended grapheme cluster (UAX #29: an emoji with its
+/// modifiers, variation selectors and joiners is one), at most [`MAX_EMOJI_BYTES`] bytes, no
+/// control character and not whitespace. Which clusters are emoji is not checked: Unicode
+/// adds some every year, and a client may react with any single character.
+pub fn emoji(value: &str) -> Result<(), Refusal> {
+    use unicode_segmentation::UnicodeSegmentation;
+    let invalid = |detail: String| Err(Refusal::new("invalid_emoji", detail));
+    if value.len() > MAX_EMOJI_BYTES {
+        return invalid(format!("emoji is longer than {MAX_EMOJI_BYTES} bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return invalid("emoji must not contain control characters".into());
+    }
+    if value.trim().is_empty() {
+        return invalid("emoji is required".into());
+    }
+    if value.graphemes(true).nth(1).is_some() {
+        return invalid("emoji must be a single character (one grapheme cluster)".into());
     }
     Ok(())
 }
@@ -350,6 +386,29 @@ pub fn positive(field: &str, id: i64) -> Result<(), Refusal> {
 mod tests {
     use super::*;
     use crate::{bus::messages::VERSION, domain::ContentType};
+
+    #[test]
+    fn an_emoji_is_one_grapheme_cluster_of_bounded_bytes() {
+        for ok in ["👍", "👍🏽", "❤️", "👨‍👩‍👧‍👦", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "🇫🇷", "a", "é", "e\u{301}"]
+        {
+            assert!(emoji(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "",
+            " ",
+            "\u{0}",
+            "👍\n",
+            "\u{7}",
+            "👍👍",
+            "ab",
+            "🇫🇷🇫",
+            "👍 ",
+            &"\u{301}".repeat(40),
+        ] {
+            let refusal = emoji(bad).expect_err(bad);
+            assert_eq!(refusal.code, "invalid_emoji", "{bad:?}");
+        }
+    }
 
     fn message(content: &str) -> SendMessage {
         SendMessage {

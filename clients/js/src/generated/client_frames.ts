@@ -90,6 +90,23 @@ export type ClientFrame =
       message_id: number;
     }
   | {
+      action: "react";
+      chat_id: number;
+      command_id?: string | null;
+      /**
+       * One grapheme cluster, at most 64 bytes of UTF-8, no control character.
+       */
+      emoji: string;
+      message_id: number;
+    }
+  | {
+      action: "unreact";
+      chat_id: number;
+      command_id?: string | null;
+      emoji: string;
+      message_id: number;
+    }
+  | {
       action: "mute";
       chat_id: number;
       until?: string | null;

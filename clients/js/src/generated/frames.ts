@@ -126,6 +126,22 @@ export type ServerFrame =
       sender_id: number;
     }
   | {
+      action: "reaction_added";
+      chat_id: number;
+      cursor?: number | null;
+      emoji: string;
+      message_id: number;
+      user_id: number;
+    }
+  | {
+      action: "reaction_removed";
+      chat_id: number;
+      cursor?: number | null;
+      emoji: string;
+      message_id: number;
+      user_id: number;
+    }
+  | {
       action: "synced";
       changes: number;
       cursor: number;

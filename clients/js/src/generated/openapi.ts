@@ -65,6 +65,30 @@ export type paths = {
         patch: operations["edit_message"];
         trace?: never;
     };
+    "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Reacts to a message with one emoji (URL-encoded in the path); members get
+         *     `reaction_added`. Reacting again with the same emoji changes nothing (204).
+         */
+        put: operations["react"];
+        post?: never;
+        /**
+         * Takes back my emoji on a message; members get `reaction_removed`. Without such a reaction
+         *     it changes nothing (204).
+         */
+        delete: operations["unreact"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/chats/{chat_id}/messages/{message_id}/revisions": {
         parameters: {
             query?: never;
@@ -387,6 +411,8 @@ export type components = {
         HistoryMessage: components["schemas"]["MessageView"] & {
             /** @description Same as `message_id` (the Python service's clients read `id`). */
             id: components["schemas"]["i64"];
+            /** @description Per emoji, how many reacted and whether I did; empty for none (and for a tombstone). */
+            reactions: components["schemas"]["ReactionCount"][];
             status: components["schemas"]["MessageStatus"];
         };
         /** Format: int64 */
@@ -462,6 +488,17 @@ export type components = {
          * @enum {string}
          */
         PresenceStatus: "online" | "offline";
+        /** @description The reactions to one message: each emoji once, in the order it was first used. */
+        ReactionCount: {
+            /**
+             * Format: int64
+             * @description How many members reacted with it.
+             */
+            count: number;
+            emoji: string;
+            /** @description Whether the caller is one of them. */
+            me: boolean;
+        };
         /** @description Why a sync cannot be answered exactly. */
         ResyncRequired: {
             /**
@@ -842,6 +879,171 @@ export interface operations {
                 };
             };
             /** @description Bad text, a deleted or file-only message, or past `EDIT_WINDOW` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    react: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+                /** @description One grapheme cluster, at most 64 bytes */
+                emoji: string;
+                /** @description The message */
+                message_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Reacted (or had reacted) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a member of the chat */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not one emoji, a deleted message, or already 20 different emoji */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    unreact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+                /** @description The emoji, URL-encoded */
+                emoji: string;
+                /** @description The message */
+                message_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Taken back (or there was none) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a member of the chat */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
