@@ -14,6 +14,7 @@ mod m20261202_000020_create_message_search;
 mod m20261202_000030_add_member_push_and_mute;
 mod m20261202_000031_index_messages_created_at;
 mod m20261203_000040_create_message_reactions;
+mod m20261203_000041_add_messages_reply_and_forward;
 
 pub use m20261202_000020_create_message_search::POSTGRES_SEARCH_VECTOR;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000030_add_member_push_and_mute::Migration),
             Box::new(m20261202_000031_index_messages_created_at::Migration),
             Box::new(m20261203_000040_create_message_reactions::Migration),
+            Box::new(m20261203_000041_add_messages_reply_and_forward::Migration),
         ]
     }
 }

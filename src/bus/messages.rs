@@ -131,6 +131,14 @@ pub struct SendMessage {
     pub file_id: Option<String>,
     /// The sender's idempotency key: a retry with the same key is stored once.
     pub client_msg_id: String,
+    /// A message of the same chat this one answers (`invalid_reply` otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to_message_id: Option<MessageId>,
+    /// A message the sender can read (a member of its chat, not deleted) that this one
+    /// forwards (`invalid_forward` otherwise); with no content and no file, the original's
+    /// text and file are copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<MessageId>,
     /// A core NATS subject for a rejection, if the sender wants one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,

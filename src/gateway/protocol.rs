@@ -44,6 +44,8 @@ struct RawFrame {
     epoch: Option<String>,
     command_id: Option<String>,
     emoji: Option<String>,
+    reply_to_message_id: Option<i64>,
+    forwarded_from: Option<i64>,
     until: Option<String>,
 }
 
@@ -137,6 +139,10 @@ pub struct SendRequest {
     /// An upload of the sender's, given as `file_id` or as its `/media/{id}` URL.
     pub file_id: Option<String>,
     pub client_msg_id: String,
+    /// A message of the same chat this one answers.
+    pub reply_to_message_id: Option<MessageId>,
+    /// A message this one forwards.
+    pub forwarded_from: Option<MessageId>,
 }
 
 /// Why a frame was refused; sent back as an `error` frame, the socket stays open.
@@ -482,8 +488,24 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
             "file_id is longer than 64 characters".into(),
         );
     }
+    for (name, id) in [
+        ("reply_to_message_id", raw.reply_to_message_id),
+        ("forwarded_from", raw.forwarded_from),
+    ] {
+        if id.is_some_and(|id| id <= 0) {
+            return fail(
+                "invalid_field",
+                format!("{name} must be a positive message id"),
+            );
+        }
+    }
     let content = raw.content.unwrap_or_default();
-    if content.trim().is_empty() && file_url.is_none() && file_id.is_none() {
+    // A forward without text or file copies the original's.
+    if content.trim().is_empty()
+        && file_url.is_none()
+        && file_id.is_none()
+        && raw.forwarded_from.is_none()
+    {
         return fail("empty_content", "content is empty".into());
     }
     // The persister's rules, checked before publishing so the client hears at once.
@@ -506,6 +528,8 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
         file_url: if file_id.is_some() { None } else { file_url },
         file_id,
         client_msg_id,
+        reply_to_message_id: raw.reply_to_message_id,
+        forwarded_from: raw.forwarded_from,
     })
 }
 
@@ -534,6 +558,13 @@ pub enum ClientFrame {
         /// Your idempotency key: resend with the same one and the message is stored once.
         #[schemars(length(min = 1, max = 64))]
         client_msg_id: Option<String>,
+        /// A message of the same chat this one answers.
+        #[schemars(range(min = 1))]
+        reply_to_message_id: Option<MessageId>,
+        /// A message of one of your chats this one forwards; without `content` and a file,
+        /// the original's are copied.
+        #[schemars(range(min = 1))]
+        forwarded_from: Option<MessageId>,
     },
     /// The message (and everything before it in its chat) reached you.
     Delivered {

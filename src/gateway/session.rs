@@ -383,6 +383,8 @@ impl Socket {
             file_url: send.file_url,
             file_id: send.file_id,
             client_msg_id: send.client_msg_id,
+            reply_to_message_id: send.reply_to_message_id,
+            forwarded_from: send.forwarded_from,
             reply_to: Some(self.reply_to.clone()),
         });
         let dedupe = Subjects::message_dedupe_id(self.user_id, &id);

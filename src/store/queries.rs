@@ -49,6 +49,29 @@ impl message::Model {
             timestamp: self.created_at,
             edited_at: self.edited_at,
             deleted,
+            // A tombstone shows nothing of what it answered or forwarded.
+            reply_to_message_id: self.reply_to_message_id.filter(|_| !deleted),
+            reply_quote: match (self.reply_quote_sender_id, &self.reply_quote_text) {
+                (Some(sender_id), Some(text)) if !deleted => Some(crate::domain::ReplyQuote {
+                    sender_id,
+                    text: text.clone(),
+                }),
+                _ => None,
+            },
+            forwarded_from: match (
+                self.forwarded_from_chat_id,
+                self.forwarded_from_message_id,
+                self.forwarded_from_sender_id,
+            ) {
+                (Some(chat_id), Some(message_id), Some(sender_id)) if !deleted => {
+                    Some(crate::domain::ForwardedFrom {
+                        chat_id,
+                        message_id,
+                        sender_id,
+                    })
+                }
+                _ => None,
+            },
         }
     }
 }

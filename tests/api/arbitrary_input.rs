@@ -172,6 +172,8 @@ fn frame(known: &[i64]) -> BoxedStrategy<Input> {
         ("command_id", odd_text()),
         ("until", odd_time()),
         ("emoji", odd_emoji()),
+        ("reply_to_message_id", odd_id()),
+        ("forwarded_from", odd_id()),
     ])
     .prop_map(Input::Frame)
     .boxed()
@@ -184,15 +186,31 @@ fn send_frame(known: &[i64]) -> BoxedStrategy<Input> {
         odd_text(),
         prop_oneof![3 => "[a-z0-9-]{1,20}".prop_map(|s| json!(s)), 1 => odd_text()],
         prop::option::of(odd_url()),
+        prop::option::weighted(
+            0.3,
+            prop_oneof![3 => (1i64..200).prop_map(|n| json!(n)), 1 => odd_id()],
+        ),
+        prop::option::weighted(
+            0.2,
+            prop_oneof![3 => (1i64..200).prop_map(|n| json!(n)), 1 => odd_id()],
+        ),
     )
-        .prop_map(|(chat_id, content, client_msg_id, file_url)| {
-            let mut frame = json!({"action": "send_message", "chat_id": chat_id,
+        .prop_map(
+            |(chat_id, content, client_msg_id, file_url, reply, forward)| {
+                let mut frame = json!({"action": "send_message", "chat_id": chat_id,
                                    "content": content, "client_msg_id": client_msg_id});
-            if let Some(url) = file_url {
-                frame["file_url"] = url;
-            }
-            Input::Frame(frame)
-        })
+                if let Some(url) = file_url {
+                    frame["file_url"] = url;
+                }
+                if let Some(reply) = reply {
+                    frame["reply_to_message_id"] = reply;
+                }
+                if let Some(forward) = forward {
+                    frame["forwarded_from"] = forward;
+                }
+                Input::Frame(frame)
+            },
+        )
         .boxed()
 }
 
@@ -319,6 +337,8 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             ("muted_until", odd_time()),
             ("through_message_id", odd_id()),
             ("emoji", odd_emoji()),
+            ("reply_to_message_id", odd_id()),
+            ("forwarded_from", odd_id()),
         ])
         .prop_map(|v| v.to_string().into_bytes()),
         1 => prop::collection::vec(any::<u8>(), 0..40),

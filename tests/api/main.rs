@@ -30,6 +30,7 @@ mod presence;
 mod process;
 mod push;
 mod reactions;
+mod replies;
 mod rest;
 mod search;
 mod sync;

@@ -200,6 +200,19 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     let voice = crate::media::upload_file(&app, 2, "voice.ogg", crate::media::ogg_opus()).await;
     bob.send_message(json!({"chat_id": group, "content": "", "file_id": voice.file_id()}))
         .await;
+    // Replies whose quotes the edit and the deletion below change, and a forward.
+    for reply_to in [&first_in_group["message_id"], &last["message_id"]] {
+        bob.send_message(
+            json!({"chat_id": group, "content": "re", "reply_to_message_id": reply_to}),
+        )
+        .await;
+    }
+    app.connect(1)
+        .await
+        .send_message(
+            json!({"chat_id": group, "content": "", "forwarded_from": first["message_id"]}),
+        )
+        .await;
     alice
         .send(json!({"action": "acknowledge", "message_id": first["message_id"]}))
         .await;
@@ -282,7 +295,7 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     let rebuilt = dump(&Database::connect(&target).await.unwrap()).await;
     assert_eq!(report.chats, 2);
     assert_eq!(report.members as usize, live.1.len());
-    assert_eq!(report.messages, 7);
+    assert_eq!(report.messages, 10);
     assert_eq!(report.refused, 0);
     assert_eq!(report.undecodable, 0);
     assert_eq!(rebuilt.0, live.0, "chats");
@@ -315,6 +328,23 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
             .iter()
             .any(|m| m.content == "edited" && m.edited_at.is_some()),
         "the edited message"
+    );
+    let quotes: Vec<(Option<i64>, Option<&str>)> = rebuilt
+        .2
+        .iter()
+        .filter(|m| m.reply_to_message_id.is_some())
+        .map(|m| (m.reply_quote_sender_id, m.reply_quote_text.as_deref()))
+        .collect();
+    assert_eq!(
+        quotes,
+        [(Some(2), Some("edited")), (None, None)],
+        "renewed, then cleared"
+    );
+    assert!(
+        rebuilt.2.iter().any(
+            |m| m.forwarded_from_message_id == first["message_id"].as_i64() && m.content == "hi"
+        ),
+        "the forward, its text copied"
     );
     assert!(
         rebuilt

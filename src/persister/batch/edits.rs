@@ -129,6 +129,8 @@ impl BatchState {
             .filter(message::Column::Id.eq(cmd.message_id))
             .exec(db)
             .await?;
+        // Its replies quote the new text.
+        self.requote(db, cmd.message_id, Some(&cmd.content)).await?;
         // A `message_created` of this batch shows the message as it is at commit.
         for m in self
             .existing

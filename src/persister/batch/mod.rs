@@ -103,6 +103,8 @@ struct Marked {
 }
 
 /// An event whose message id is known only after the bulk insert.
+// Most pendings are events: boxing them would cost an allocation each to shrink the others.
+#[allow(clippy::large_enum_variant)]
 enum Pending {
     Ready(Event),
     Message { key: (UserId, String) },

@@ -194,7 +194,15 @@ impl Rules {
         if let Some(id) = &cmd.file_id {
             file_id(id)?;
         }
+        if let Some(id) = cmd.reply_to_message_id {
+            positive("reply_to_message_id", id)?;
+        }
+        if let Some(id) = cmd.forwarded_from {
+            positive("forwarded_from", id)?;
+        }
+        // A forward without text or file copies the original's.
         if cmd.content.trim().is_empty()
+            && cmd.forwarded_from.is_none()
             && cmd.file_id.is_none()
             && cmd.file_url.as_deref().is_none_or(|u| u.trim().is_empty())
         {
@@ -421,6 +429,8 @@ mod tests {
             file_url: None,
             file_id: None,
             client_msg_id: "c1".into(),
+            reply_to_message_id: None,
+            forwarded_from: None,
             reply_to: None,
         }
     }

@@ -29,7 +29,16 @@ export type ClientFrame =
        * An `http(s)://` link or a path of this service (`/media/...`).
        */
       file_url?: string | null;
+      /**
+       * A message of one of your chats this one forwards; without `content` and a file,
+       * the original's are copied.
+       */
+      forwarded_from?: number | null;
       receiver_id?: number | null;
+      /**
+       * A message of the same chat this one answers.
+       */
+      reply_to_message_id?: number | null;
     }
   | {
       action: "delivered";

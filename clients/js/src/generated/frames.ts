@@ -40,11 +40,23 @@ export type ServerFrame =
        * valid for `MEDIA_URL_TTL`; otherwise the URL the sender gave.
        */
       file_url?: string | null;
+      /**
+       * The original this message forwards (absent for one that is not a forward).
+       */
+      forwarded_from?: ForwardedFrom | null;
       message_id: number;
       /**
        * The other member of a private chat; `null` in a group.
        */
       receiver_id?: number | null;
+      /**
+       * A short quote of the answered message; absent once that message is deleted.
+       */
+      reply_quote?: ReplyQuote | null;
+      /**
+       * The message of this chat this one answers (absent for a message that answers none).
+       */
+      reply_to_message_id?: number | null;
       sender_id: number;
       status: MessageStatus;
       /**
@@ -200,6 +212,30 @@ export type TypingState = "started" | "stopped";
  */
 export type PresenceStatus = "online" | "offline";
 
+/**
+ * Where a forwarded message comes from.
+ */
+export interface ForwardedFrom {
+  chat_id: number;
+  message_id: number;
+  /**
+   * The original's author.
+   */
+  sender_id: number;
+}
+/**
+ * What a reply shows of the message it answers.
+ */
+export interface ReplyQuote {
+  /**
+   * The answered message's author.
+   */
+  sender_id: number;
+  /**
+   * Its first [`REPLY_QUOTE_CHARS`] characters, as it reads now (empty for a file only).
+   */
+  text: string;
+}
 /**
  * A chat and its members.
  */

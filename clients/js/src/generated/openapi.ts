@@ -395,6 +395,13 @@ export type components = {
          * @description The bytes of a file.
          */
         FileBytes: string;
+        /** @description Where a forwarded message comes from. */
+        ForwardedFrom: {
+            chat_id: components["schemas"]["i64"];
+            message_id: components["schemas"]["i64"];
+            /** @description The original's author. */
+            sender_id: components["schemas"]["i64"];
+        };
         /** @description Each dependency's state. */
         Health: {
             database: boolean;
@@ -457,8 +464,11 @@ export type components = {
              *     valid for `MEDIA_URL_TTL`; otherwise the URL the sender gave.
              */
             file_url?: string | null;
+            forwarded_from?: components["schemas"]["ForwardedFrom"] | null;
             message_id: components["schemas"]["i64"];
             receiver_id?: components["schemas"]["i64"] | null;
+            reply_quote?: components["schemas"]["ReplyQuote"] | null;
+            reply_to_message_id?: components["schemas"]["i64"] | null;
             sender_id: components["schemas"]["i64"];
             /**
              * Format: date-time
@@ -498,6 +508,13 @@ export type components = {
             emoji: string;
             /** @description Whether the caller is one of them. */
             me: boolean;
+        };
+        /** @description What a reply shows of the message it answers. */
+        ReplyQuote: {
+            /** @description The answered message's author. */
+            sender_id: components["schemas"]["i64"];
+            /** @description Its first [`REPLY_QUOTE_CHARS`] characters, as it reads now (empty for a file only). */
+            text: string;
         };
         /** @description Why a sync cannot be answered exactly. */
         ResyncRequired: {
