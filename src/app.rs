@@ -159,6 +159,7 @@ impl App {
                 },
                 rules: persister::batch::Rules {
                     max_content_chars: config.max_content_chars,
+                    edit_window: config.edit_window,
                 },
                 pipeline: pipeline.clone(),
                 metrics: metrics.clone(),

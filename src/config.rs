@@ -65,6 +65,8 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// Longest message content, in characters.
     pub max_content_chars: usize,
+    /// How long after sending a message its author may edit it; `None` (the default): always.
+    pub edit_window: Option<Duration>,
     /// Frames queued for one socket before it is closed as a slow consumer.
     pub socket_queue: usize,
     /// How long a kicked or shut-down socket may take to accept its close frame before the
@@ -223,6 +225,7 @@ impl Config {
             },
             max_frame_bytes: parse(&var, "MAX_FRAME_BYTES", "65536")?,
             max_content_chars: parse(&var, "MAX_CONTENT_CHARS", "10000")?,
+            edit_window: edit_window(&var)?,
             socket_queue: parse(&var, "SOCKET_QUEUE", "1024")?,
             socket_close_grace: parse::<humantime::Duration>(&var, "SOCKET_CLOSE_GRACE", "30s")?
                 .into(),
@@ -289,6 +292,8 @@ pub struct OpsConfig {
     pub subject_prefix: String,
     /// `MAX_CONTENT_CHARS`, which `reproject` applies as the persister did.
     pub max_content_chars: usize,
+    /// `EDIT_WINDOW`, which `reproject` applies as the persister did.
+    pub edit_window: Option<Duration>,
 }
 
 impl OpsConfig {
@@ -301,6 +306,7 @@ impl OpsConfig {
             data_dir: PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into())),
             subject_prefix: subject_prefix(&var)?,
             max_content_chars: parse(&var, "MAX_CONTENT_CHARS", "10000")?,
+            edit_window: edit_window(&var)?,
         })
     }
 }
@@ -408,6 +414,17 @@ fn subject_prefix(var: &impl Fn(&'static str) -> Option<String>) -> Result<Strin
         });
     }
     Ok(prefix)
+}
+
+/// `EDIT_WINDOW`: a duration (`15m`), or unset / `unlimited` for no limit.
+fn edit_window(
+    var: &impl Fn(&'static str) -> Option<String>,
+) -> Result<Option<Duration>, ConfigError> {
+    match var("EDIT_WINDOW") {
+        None => Ok(None),
+        Some(v) if v.trim().eq_ignore_ascii_case("unlimited") => Ok(None),
+        Some(_) => parse::<humantime::Duration>(var, "EDIT_WINDOW", "").map(|d| Some(d.into())),
+    }
 }
 
 /// Refuses a zero for settings where zero would disable the feature by accident.

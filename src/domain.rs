@@ -89,6 +89,52 @@ pub struct MessageView {
     #[serde(serialize_with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub timestamp: DateTime<Utc>,
+    /// When the author last edited the text (absent for a message never edited).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339_opt"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub edited_at: Option<DateTime<Utc>>,
+    /// A deleted message's tombstone: no content, no file (absent for a live message).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// The message of this chat this one answers (absent for a message that answers none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to_message_id: Option<MessageId>,
+    /// A short quote of the answered message; absent once that message is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_quote: Option<ReplyQuote>,
+    /// The original this message forwards (absent for one that is not a forward).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<ForwardedFrom>,
+}
+
+/// Most characters of the answered message a reply quotes.
+pub const REPLY_QUOTE_CHARS: usize = 100;
+
+/// What a reply shows of the message it answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+pub struct ReplyQuote {
+    /// The answered message's author.
+    pub sender_id: UserId,
+    /// Its first [`REPLY_QUOTE_CHARS`] characters, as it reads now (empty for a file only).
+    pub text: String,
+}
+
+/// Where a forwarded message comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+pub struct ForwardedFrom {
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    /// The original's author.
+    pub sender_id: UserId,
+}
+
+/// The quote of `content`: its first [`REPLY_QUOTE_CHARS`] characters.
+pub fn reply_quote_text(content: &str) -> String {
+    content.chars().take(REPLY_QUOTE_CHARS).collect()
 }
 
 /// A chat and its members.

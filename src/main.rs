@@ -192,6 +192,7 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
             Cmd::Reproject { into, from_seq } => {
                 let rules = jetchat::persister::batch::Rules {
                     max_content_chars: config.max_content_chars,
+                    edit_window: config.edit_window,
                 };
                 let report =
                     jetchat::ops::reproject::run(&bus, into, *from_seq, 500, &rules).await?;

@@ -29,6 +29,10 @@ pub enum FrameIn {
     Sync,
     Typing,
     Presence,
+    EditMessage,
+    DeleteMessage,
+    React,
+    Unreact,
     Mute,
     Unmute,
     /// Not a frame the server understands (bad JSON, a binary frame, an unknown action).
@@ -36,7 +40,7 @@ pub enum FrameIn {
 }
 
 impl FrameIn {
-    const ALL: [FrameIn; 11] = [
+    const ALL: [FrameIn; 15] = [
         FrameIn::SendMessage,
         FrameIn::Delivered,
         FrameIn::Acknowledge,
@@ -45,6 +49,10 @@ impl FrameIn {
         FrameIn::Sync,
         FrameIn::Typing,
         FrameIn::Presence,
+        FrameIn::EditMessage,
+        FrameIn::DeleteMessage,
+        FrameIn::React,
+        FrameIn::Unreact,
         FrameIn::Mute,
         FrameIn::Unmute,
         FrameIn::Invalid,
@@ -60,6 +68,10 @@ impl FrameIn {
             FrameIn::Sync => "sync",
             FrameIn::Typing => "typing",
             FrameIn::Presence => "presence",
+            FrameIn::EditMessage => "edit_message",
+            FrameIn::DeleteMessage => "delete_message",
+            FrameIn::React => "react",
+            FrameIn::Unreact => "unreact",
             FrameIn::Mute => "mute",
             FrameIn::Unmute => "unmute",
             FrameIn::Invalid => "invalid",
@@ -82,6 +94,9 @@ pub enum FrameOut {
     MemberRemoved,
     ChatRenamed,
     MessageDeleted,
+    MessageEdited,
+    ReactionAdded,
+    ReactionRemoved,
     ChatMuted,
     ChatCreated,
     Unread,
@@ -93,7 +108,7 @@ pub enum FrameOut {
 }
 
 impl FrameOut {
-    const ALL: [FrameOut; 19] = [
+    const ALL: [FrameOut; 22] = [
         FrameOut::MessageAccepted,
         FrameOut::MessageAck,
         FrameOut::NewMessage,
@@ -105,6 +120,9 @@ impl FrameOut {
         FrameOut::MemberRemoved,
         FrameOut::ChatRenamed,
         FrameOut::MessageDeleted,
+        FrameOut::MessageEdited,
+        FrameOut::ReactionAdded,
+        FrameOut::ReactionRemoved,
         FrameOut::ChatMuted,
         FrameOut::ChatCreated,
         FrameOut::Unread,
@@ -129,6 +147,9 @@ impl FrameOut {
             FrameOut::MemberRemoved => "member_removed",
             FrameOut::ChatRenamed => "chat_renamed",
             FrameOut::MessageDeleted => "message_deleted",
+            FrameOut::MessageEdited => "message_edited",
+            FrameOut::ReactionAdded => "reaction_added",
+            FrameOut::ReactionRemoved => "reaction_removed",
             FrameOut::ChatMuted => "chat_muted",
             FrameOut::ChatCreated => "chat_created",
             FrameOut::Unread => "unread",

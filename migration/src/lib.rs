@@ -9,9 +9,12 @@ mod m20261124_000004_add_messages_deleted_at;
 mod m20261124_000010_create_uploads;
 mod m20261125_000011_partial_file_id_index;
 mod m20261202_000012_create_changes;
+mod m20261202_000013_create_message_revisions;
 mod m20261202_000020_create_message_search;
 mod m20261202_000030_add_member_push_and_mute;
 mod m20261202_000031_index_messages_created_at;
+mod m20261203_000040_create_message_reactions;
+mod m20261203_000041_add_messages_reply_and_forward;
 
 pub use m20261202_000020_create_message_search::POSTGRES_SEARCH_VECTOR;
 
@@ -29,9 +32,12 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000010_create_uploads::Migration),
             Box::new(m20261125_000011_partial_file_id_index::Migration),
             Box::new(m20261202_000012_create_changes::Migration),
+            Box::new(m20261202_000013_create_message_revisions::Migration),
             Box::new(m20261202_000020_create_message_search::Migration),
             Box::new(m20261202_000030_add_member_push_and_mute::Migration),
             Box::new(m20261202_000031_index_messages_created_at::Migration),
+            Box::new(m20261203_000040_create_message_reactions::Migration),
+            Box::new(m20261203_000041_add_messages_reply_and_forward::Migration),
         ]
     }
 }

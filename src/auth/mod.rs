@@ -42,6 +42,9 @@ pub struct AccessToken {
     pub user_id: UserId,
     /// The `exp` claim, Unix seconds: a socket opened with the token lives no longer.
     pub exp: i64,
+    /// The token carries `"is_staff": true` (Django adds it for its staff, e.g. in SimpleJWT's
+    /// `get_token`): moderation reads such as message revisions are allowed.
+    pub staff: bool,
 }
 
 /// Verifies tokens; built once from the settings.
@@ -116,7 +119,12 @@ impl JwtKeys {
             .get("exp")
             .and_then(Value::as_f64)
             .ok_or(AuthError::Invalid)? as i64;
-        Ok(AccessToken { user_id, exp })
+        let staff = claims.get("is_staff") == Some(&Value::Bool(true));
+        Ok(AccessToken {
+            user_id,
+            exp,
+            staff,
+        })
     }
 }
 
@@ -176,6 +184,25 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// A REST caller whose token says they are Django staff (`"is_staff": true`); anyone else is
+/// refused with 403.
+#[derive(Clone, Copy, Debug)]
+pub struct StaffUser(pub UserId);
+
+impl FromRequestParts<AppState> for StaffUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token =
+            bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(AuthError::Missing))?;
+        match state.keys.verify_access(token) {
+            Ok(token) if token.staff => Ok(StaffUser(token.user_id)),
+            Ok(_) => Err(ApiError::Forbidden("staff only".into())),
+            Err(error) => Err(ApiError::Unauthorized(error)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,7 +255,11 @@ mod tests {
         let exp = exp();
         assert_eq!(
             keys().verify_access(&token(json!({"token_type":"access","exp":exp,"user_id":7}))),
-            Ok(AccessToken { user_id: 7, exp })
+            Ok(AccessToken {
+                user_id: 7,
+                exp,
+                staff: false
+            })
         );
     }
 

@@ -30,6 +30,9 @@ pub enum Command {
     RenameChat(RenameChat),
     DeleteMessage(DeleteMessage),
     RegisterUpload(RegisterUpload),
+    EditMessage(EditMessage),
+    React(ReactToMessage),
+    Unreact(ReactToMessage),
     MuteChat(MuteChat),
     PushDue(PushDue),
 }
@@ -46,6 +49,9 @@ impl Command {
             Command::RenameChat(_) => "rename_chat",
             Command::DeleteMessage(_) => "delete_message",
             Command::RegisterUpload(_) => "register_upload",
+            Command::EditMessage(_) => "edit_message",
+            Command::React(_) => "react",
+            Command::Unreact(_) => "unreact",
             Command::MuteChat(_) => "mute_chat",
             Command::PushDue(_) => "push_due",
         }
@@ -62,6 +68,8 @@ impl Command {
             Command::RenameChat(c) => c.command_id.clone(),
             Command::DeleteMessage(c) => c.command_id.clone(),
             Command::RegisterUpload(c) => c.command_id.clone(),
+            Command::EditMessage(c) => c.command_id.clone(),
+            Command::React(c) | Command::Unreact(c) => c.command_id.clone(),
             Command::MuteChat(c) => c.command_id.clone(),
             Command::PushDue(c) => c.dedupe_id(),
         }
@@ -78,6 +86,8 @@ impl Command {
             Command::RenameChat(c) => c.reply_to.as_deref(),
             Command::DeleteMessage(c) => c.reply_to.as_deref(),
             Command::RegisterUpload(c) => c.reply_to.as_deref(),
+            Command::EditMessage(c) => c.reply_to.as_deref(),
+            Command::React(c) | Command::Unreact(c) => c.reply_to.as_deref(),
             Command::MuteChat(c) => c.reply_to.as_deref(),
             Command::PushDue(_) => None,
         }
@@ -94,6 +104,8 @@ impl Command {
             Command::RenameChat(c) => Some(c.chat_id),
             Command::DeleteMessage(c) => Some(c.chat_id),
             Command::RegisterUpload(_) => None,
+            Command::EditMessage(c) => Some(c.chat_id),
+            Command::React(c) | Command::Unreact(c) => Some(c.chat_id),
             Command::MuteChat(c) => Some(c.chat_id),
             Command::PushDue(c) => Some(c.chat_id),
         }
@@ -119,6 +131,14 @@ pub struct SendMessage {
     pub file_id: Option<String>,
     /// The sender's idempotency key: a retry with the same key is stored once.
     pub client_msg_id: String,
+    /// A message of the same chat this one answers (`invalid_reply` otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to_message_id: Option<MessageId>,
+    /// A message the sender can read (a member of its chat, not deleted) that this one
+    /// forwards (`invalid_forward` otherwise); with no content and no file, the original's
+    /// text and file are copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<MessageId>,
     /// A core NATS subject for a rejection, if the sender wants one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
@@ -206,7 +226,8 @@ pub struct RenameChat {
     pub reply_to: Option<String>,
 }
 
-/// Delete a message (moderation): its content is erased, history no longer shows it.
+/// Delete a message: its content and file are erased, history shows a tombstone. Without
+/// `deleter_id` it is moderation (Django, trusted); with it, only the author may.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DeleteMessage {
     #[serde(default = "version")]
@@ -214,6 +235,46 @@ pub struct DeleteMessage {
     pub command_id: String,
     pub chat_id: ChatId,
     pub message_id: MessageId,
+    /// The user deleting their own message (sockets and REST set it); absent for moderation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleter_id: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// The author changes a message's text: the previous text is kept as a revision, the
+/// message keeps its id, order, receipts and file.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct EditMessage {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Unique per edit; a redelivered edit is applied once.
+    pub command_id: String,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    /// Who edits: refused unless it is the message's author.
+    pub editor_id: UserId,
+    /// The new text, under the rules of a new message's content.
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// A member adds (`react`) or takes back (`unreact`) an emoji on a message: one of each emoji
+/// per user and message, at most `MAX_REACTION_EMOJI` distinct emoji per message.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ReactToMessage {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Unique per command; a redelivered `react` is applied once.
+    pub command_id: String,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    /// Who reacts: a member of the chat.
+    pub user_id: UserId,
+    /// One grapheme cluster (an emoji, with its modifiers and joiners), at most
+    /// `MAX_EMOJI_BYTES` bytes of UTF-8, no control character.
+    pub emoji: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
 }
@@ -313,6 +374,9 @@ pub enum Event {
     MessageDeleted(MessageDeleted),
     CommandRejected(CommandRejected),
     UploadRegistered(UploadRegistered),
+    MessageEdited(MessageEdited),
+    ReactionAdded(Reaction),
+    ReactionRemoved(Reaction),
     ChatMuted(ChatMuted),
     PushNeeded(PushNeeded),
 }
@@ -330,6 +394,9 @@ impl Event {
             Event::MessageDeleted(_) => "message_deleted",
             Event::CommandRejected(_) => "command_rejected",
             Event::UploadRegistered(_) => "upload_registered",
+            Event::MessageEdited(_) => "message_edited",
+            Event::ReactionAdded(_) => "reaction_added",
+            Event::ReactionRemoved(_) => "reaction_removed",
             Event::ChatMuted(_) => "chat_muted",
             Event::PushNeeded(_) => "push_needed",
         }
@@ -372,6 +439,9 @@ impl Event {
             Event::MessageDeleted(e) => format!("deleted:{}", e.message_id),
             Event::CommandRejected(e) => format!("rejected:{}:{}", e.command, e.command_id),
             Event::UploadRegistered(e) => format!("upload:{}:{}", e.file_id, e.command_id),
+            Event::MessageEdited(e) => format!("edited:{}:{}", e.message_id, e.command_id),
+            Event::ReactionAdded(e) => format!("reacted:{}:{}", e.message_id, e.command_id),
+            Event::ReactionRemoved(e) => format!("unreacted:{}:{}", e.message_id, e.command_id),
             Event::ChatMuted(e) => format!("muted:{}:{}:{}", e.chat_id, e.user_id, e.command_id),
             Event::PushNeeded(e) => {
                 format!("push:{}:{}:{}", e.chat_id, e.user_id, e.through_message_id)
@@ -390,6 +460,8 @@ impl Event {
             Event::MemberRemoved(e) => e.cursor,
             Event::ChatRenamed(e) => e.cursor,
             Event::MessageDeleted(e) => e.cursor,
+            Event::MessageEdited(e) => e.cursor,
+            Event::ReactionAdded(e) | Event::ReactionRemoved(e) => e.cursor,
             Event::ChatMuted(e) => e.cursor,
             Event::CommandRejected(_) | Event::UploadRegistered(_) | Event::PushNeeded(_) => None,
         }
@@ -405,6 +477,8 @@ impl Event {
             Event::MemberRemoved(e) => Some(&mut e.cursor),
             Event::ChatRenamed(e) => Some(&mut e.cursor),
             Event::MessageDeleted(e) => Some(&mut e.cursor),
+            Event::MessageEdited(e) => Some(&mut e.cursor),
+            Event::ReactionAdded(e) | Event::ReactionRemoved(e) => Some(&mut e.cursor),
             Event::ChatMuted(e) => Some(&mut e.cursor),
             Event::CommandRejected(_) | Event::UploadRegistered(_) | Event::PushNeeded(_) => None,
         }
@@ -420,6 +494,8 @@ impl Event {
             Event::MemberRemoved(e) => e.chat_id,
             Event::ChatRenamed(e) => e.chat_id,
             Event::MessageDeleted(e) => e.chat_id,
+            Event::MessageEdited(e) => e.chat_id,
+            Event::ReactionAdded(e) | Event::ReactionRemoved(e) => e.chat_id,
             Event::ChatMuted(e) => e.chat_id,
             Event::PushNeeded(e) => e.chat_id,
             Event::CommandRejected(e) => return e.chat_id,
@@ -539,6 +615,44 @@ pub struct MessageDeleted {
     pub command_id: Option<String>,
 }
 
+/// A message's text was edited by its author.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct MessageEdited {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    /// The author (who edited).
+    pub sender_id: UserId,
+    /// The new text.
+    pub content: String,
+    /// When the edit was made (the command's time in `CHAT_IN`), UTC.
+    #[serde(serialize_with = "crate::domain::rfc3339")]
+    pub edited_at: chrono::DateTime<chrono::Utc>,
+    pub command_id: String,
+}
+
+/// A member added (`reaction_added`) or took back (`reaction_removed`) an emoji on a message.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Reaction {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    /// Who reacted.
+    pub user_id: UserId,
+    pub emoji: String,
+    pub command_id: String,
+}
+
 /// A member muted (or unmuted) a chat; told to that member's sockets only.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ChatMuted {
@@ -631,6 +745,13 @@ pub enum Outcome {
         command_id: String,
         file_id: String,
         created: bool,
+    },
+    /// An `edit_message`, `delete_message`, `react` or `unreact` command was applied (or,
+    /// for a repeat, had been; an `unreact` of no reaction changes nothing and is applied).
+    Applied {
+        #[serde(default = "version")]
+        v: u8,
+        command_id: String,
     },
     /// A `mute_chat` command's result: the member's mute as stored now.
     Muted {

@@ -120,7 +120,8 @@ impl Subjects {
     }
 
     /// A chat administration command: `chat.in.<chat_id>.<kind>` with `kind` one of
-    /// `add_members`, `remove_members`, `rename`, `delete_message`.
+    /// `add_members`, `remove_members`, `rename`, `delete_message`, `edit_message`, `react`,
+    /// `unreact`.
     pub fn admin_command(&self, chat_id: ChatId, kind: &str) -> String {
         format!("{}.in.{chat_id}.{kind}", self.prefix)
     }

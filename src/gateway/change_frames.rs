@@ -80,6 +80,37 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             },
             Audience::Members,
         ),
+        Event::MessageEdited(e) => (
+            ServerFrame::MessageEdited {
+                chat_id: e.chat_id,
+                message_id: e.message_id,
+                sender_id: e.sender_id,
+                content: &e.content,
+                edited_at: e.edited_at,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::ReactionAdded(e) => (
+            ServerFrame::ReactionAdded {
+                chat_id: e.chat_id,
+                message_id: e.message_id,
+                user_id: e.user_id,
+                emoji: &e.emoji,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::ReactionRemoved(e) => (
+            ServerFrame::ReactionRemoved {
+                chat_id: e.chat_id,
+                message_id: e.message_id,
+                user_id: e.user_id,
+                emoji: &e.emoji,
+                cursor,
+            },
+            Audience::Members,
+        ),
         Event::ChatMuted(e) => (
             ServerFrame::ChatMuted {
                 chat_id: e.chat_id,

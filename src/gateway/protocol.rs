@@ -42,6 +42,10 @@ struct RawFrame {
     state: Option<String>,
     since: Option<i64>,
     epoch: Option<String>,
+    command_id: Option<String>,
+    emoji: Option<String>,
+    reply_to_message_id: Option<i64>,
+    forwarded_from: Option<i64>,
     until: Option<String>,
 }
 
@@ -71,6 +75,32 @@ pub enum Request {
         chat_id: ChatId,
         until: Option<DateTime<Utc>>,
     },
+    /// Replace the text of one of the user's messages.
+    Edit(EditRequest),
+    /// Delete one of the user's messages (a tombstone stays).
+    Delete {
+        chat_id: ChatId,
+        message_id: MessageId,
+        command_id: String,
+    },
+    /// Add (`add`) or take back an emoji on a message.
+    React {
+        chat_id: ChatId,
+        message_id: MessageId,
+        emoji: String,
+        add: bool,
+        command_id: String,
+    },
+}
+
+/// A checked `edit_message`.
+#[derive(Debug, PartialEq)]
+pub struct EditRequest {
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    pub content: String,
+    /// The client's id for the edit (a refusal names it); one is made up when absent.
+    pub command_id: String,
 }
 
 impl Request {
@@ -88,6 +118,10 @@ impl Request {
             Request::Sync { .. } => FrameIn::Sync,
             Request::Typing { .. } => FrameIn::Typing,
             Request::Presence { .. } => FrameIn::Presence,
+            Request::Edit(_) => FrameIn::EditMessage,
+            Request::Delete { .. } => FrameIn::DeleteMessage,
+            Request::React { add: true, .. } => FrameIn::React,
+            Request::React { add: false, .. } => FrameIn::Unreact,
             Request::Mute { until: Some(_), .. } => FrameIn::Mute,
             Request::Mute { until: None, .. } => FrameIn::Unmute,
         }
@@ -105,6 +139,10 @@ pub struct SendRequest {
     /// An upload of the sender's, given as `file_id` or as its `/media/{id}` URL.
     pub file_id: Option<String>,
     pub client_msg_id: String,
+    /// A message of the same chat this one answers.
+    pub reply_to_message_id: Option<MessageId>,
+    /// A message this one forwards.
+    pub forwarded_from: Option<MessageId>,
 }
 
 /// Why a frame was refused; sent back as an `error` frame, the socket stays open.
@@ -113,6 +151,8 @@ pub struct FrameError {
     pub code: &'static str,
     pub detail: String,
     pub client_msg_id: Option<String>,
+    /// The refused change's `command_id` (`edit_message`, `delete_message`, `react`, ...).
+    pub command_id: Option<String>,
     /// For `rate_limited`: how long until the same frame would be taken.
     pub retry_after_ms: Option<u64>,
 }
@@ -124,6 +164,7 @@ impl FrameError {
             code,
             detail: detail.into(),
             client_msg_id: None,
+            command_id: None,
             retry_after_ms: None,
         }
     }
@@ -143,6 +184,20 @@ impl FrameError {
     pub fn about(mut self, client_msg_id: Option<&str>) -> Self {
         self.client_msg_id = client_msg_id.map(str::to_owned);
         self
+    }
+
+    /// The same error, naming the refused change's `command_id`.
+    pub fn naming(mut self, command_id: &str) -> Self {
+        self.command_id = Some(command_id.to_owned());
+        self
+    }
+
+    /// [`FrameError::naming`] when there is a `command_id` to name.
+    pub fn naming_opt(self, command_id: Option<&str>) -> Self {
+        match command_id {
+            Some(id) => self.naming(id),
+            None => self,
+        }
     }
 }
 
@@ -194,6 +249,21 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
                 }
             };
             Ok(Request::Typing { chat_id, state })
+        }
+        "edit_message" => {
+            let named = valid_command_id(&raw);
+            parse_edit(raw, max_content_chars)
+                .map(Request::Edit)
+                .map_err(|error| error.naming_opt(named.as_deref()))
+        }
+        "delete_message" => {
+            let named = valid_command_id(&raw);
+            parse_delete(raw).map_err(|error| error.naming_opt(named.as_deref()))
+        }
+        "react" | "unreact" => {
+            let named = valid_command_id(&raw);
+            let add = action == "react";
+            parse_react(raw, add).map_err(|error| error.naming_opt(named.as_deref()))
         }
         "presence" => Ok(Request::Presence {
             chat_id: positive_chat_id(raw.chat_id, "presence")?,
@@ -270,6 +340,91 @@ pub fn cursor(since: i64) -> Result<u64, FrameError> {
     })
 }
 
+/// A message id a frame names: present and positive.
+fn message_id(message_id: Option<MessageId>) -> Result<MessageId, FrameError> {
+    match message_id {
+        None => Err(FrameError::new("missing_field", "message_id is required")),
+        Some(id) if id <= 0 => Err(FrameError::new(
+            "invalid_field",
+            "message_id must be a positive integer",
+        )),
+        Some(id) => Ok(id),
+    }
+}
+
+/// The `command_id` of a frame that changes a message: the client's (checked like every
+/// command id), or a new one.
+/// The frame's `command_id` when it is one the rules accept: what a refusal of the frame
+/// names, so the client knows which change failed.
+fn valid_command_id(raw: &RawFrame) -> Option<String> {
+    raw.command_id
+        .clone()
+        .filter(|id| rules::command_id(id).is_ok())
+}
+
+fn parse_delete(raw: RawFrame) -> Result<Request, FrameError> {
+    Ok(Request::Delete {
+        chat_id: positive_chat_id(raw.chat_id, "delete_message")?,
+        message_id: message_id(raw.message_id)?,
+        command_id: frame_command_id(raw.command_id)?,
+    })
+}
+
+fn parse_react(raw: RawFrame, add: bool) -> Result<Request, FrameError> {
+    let action = if add { "react" } else { "unreact" };
+    let chat_id = positive_chat_id(raw.chat_id, action)?;
+    let message_id = message_id(raw.message_id)?;
+    let command_id = frame_command_id(raw.command_id)?;
+    let emoji = raw
+        .emoji
+        .ok_or_else(|| FrameError::new("missing_field", format!("{action} needs an emoji")))?;
+    rules::emoji(&emoji).map_err(|r| FrameError::new(r.code, r.detail))?;
+    Ok(Request::React {
+        chat_id,
+        message_id,
+        emoji,
+        add,
+        command_id,
+    })
+}
+
+fn frame_command_id(command_id: Option<String>) -> Result<String, FrameError> {
+    match command_id {
+        Some(id) => rules::command_id(&id)
+            .map(|()| id)
+            .map_err(|r| FrameError::new(r.code, r.detail)),
+        None => Ok(uuid::Uuid::now_v7().to_string()),
+    }
+}
+
+fn parse_edit(raw: RawFrame, max_content_chars: usize) -> Result<EditRequest, FrameError> {
+    let chat_id = positive_chat_id(raw.chat_id, "edit_message")?;
+    let message_id = message_id(raw.message_id)?;
+    let command_id = frame_command_id(raw.command_id)?;
+    if raw.file_id.is_some() || raw.file_url.is_some() || raw.content_type.is_some() {
+        return Err(FrameError::new(
+            "not_editable",
+            "an edit changes the text only; a message's file cannot be edited",
+        ));
+    }
+    let content = raw
+        .content
+        .ok_or_else(|| FrameError::new("missing_field", "edit_message needs content"))?;
+    let rules = rules::Rules {
+        max_content_chars,
+        ..rules::Rules::default()
+    };
+    rules
+        .edited_content(&content)
+        .map_err(|r| FrameError::new(r.code, r.detail))?;
+    Ok(EditRequest {
+        chat_id,
+        message_id,
+        content,
+        command_id,
+    })
+}
+
 fn mark(raw: RawFrame, status: ReceiptStatus) -> Result<Request, FrameError> {
     let message_id = raw
         .message_id
@@ -333,8 +488,24 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
             "file_id is longer than 64 characters".into(),
         );
     }
+    for (name, id) in [
+        ("reply_to_message_id", raw.reply_to_message_id),
+        ("forwarded_from", raw.forwarded_from),
+    ] {
+        if id.is_some_and(|id| id <= 0) {
+            return fail(
+                "invalid_field",
+                format!("{name} must be a positive message id"),
+            );
+        }
+    }
     let content = raw.content.unwrap_or_default();
-    if content.trim().is_empty() && file_url.is_none() && file_id.is_none() {
+    // A forward without text or file copies the original's.
+    if content.trim().is_empty()
+        && file_url.is_none()
+        && file_id.is_none()
+        && raw.forwarded_from.is_none()
+    {
         return fail("empty_content", "content is empty".into());
     }
     // The persister's rules, checked before publishing so the client hears at once.
@@ -357,6 +528,8 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
         file_url: if file_id.is_some() { None } else { file_url },
         file_id,
         client_msg_id,
+        reply_to_message_id: raw.reply_to_message_id,
+        forwarded_from: raw.forwarded_from,
     })
 }
 
@@ -385,6 +558,13 @@ pub enum ClientFrame {
         /// Your idempotency key: resend with the same one and the message is stored once.
         #[schemars(length(min = 1, max = 64))]
         client_msg_id: Option<String>,
+        /// A message of the same chat this one answers.
+        #[schemars(range(min = 1))]
+        reply_to_message_id: Option<MessageId>,
+        /// A message of one of your chats this one forwards; without `content` and a file,
+        /// the original's are copied.
+        #[schemars(range(min = 1))]
+        forwarded_from: Option<MessageId>,
     },
     /// The message (and everything before it in its chat) reached you.
     Delivered {
@@ -424,6 +604,61 @@ pub enum ClientFrame {
         since: u64,
         /// The `epoch` of the `unread` or `synced` frame the cursor came from.
         epoch: Option<String>,
+    },
+    /// Replace the text of one of your messages; answered with `message_edited`.
+    EditMessage {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        message_id: MessageId,
+        /// The new text: at most `MAX_CONTENT_CHARS` characters, not blank, no NUL.
+        content: String,
+        /// Your id for the change: a refusal's `error` names it, a repeat is applied once.
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// Delete one of your messages (a tombstone stays); answered with `message_deleted`.
+    DeleteMessage {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        message_id: MessageId,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// React to a message with one emoji; answered with `reaction_added`.
+    React {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        message_id: MessageId,
+        /// One grapheme cluster, at most 64 bytes of UTF-8, no control character.
+        #[schemars(length(min = 1, max = 64))]
+        emoji: String,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// Take back your emoji on a message; answered with `reaction_removed`.
+    Unreact {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        message_id: MessageId,
+        #[schemars(length(min = 1, max = 64))]
+        emoji: String,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// No push notifications for the chat until `until` (RFC 3339; absent: for ever).
+    Mute {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        until: Option<String>,
+    },
+    /// Push notifications for the chat again.
+    Unmute {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
     },
 }
 
@@ -491,6 +726,10 @@ pub enum ServerFrame<'a> {
         error: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<&'a str>,
+        /// The refused change's `command_id` (an `edit_message`, `delete_message`, `react` or
+        /// `unreact` frame's).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command_id: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },
@@ -543,6 +782,35 @@ pub enum ServerFrame<'a> {
     MessageDeleted {
         chat_id: ChatId,
         message_id: MessageId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// The author edited a message: show `content` in its place, marked edited.
+    MessageEdited {
+        chat_id: ChatId,
+        message_id: MessageId,
+        sender_id: UserId,
+        content: &'a str,
+        #[serde(serialize_with = "rfc3339")]
+        edited_at: DateTime<Utc>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A member reacted to a message with `emoji`.
+    ReactionAdded {
+        chat_id: ChatId,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A member took back their `emoji` on a message.
+    ReactionRemoved {
+        chat_id: ChatId,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
@@ -616,6 +884,9 @@ impl ServerFrame<'_> {
             ServerFrame::MemberRemoved { .. } => FrameOut::MemberRemoved,
             ServerFrame::ChatRenamed { .. } => FrameOut::ChatRenamed,
             ServerFrame::MessageDeleted { .. } => FrameOut::MessageDeleted,
+            ServerFrame::MessageEdited { .. } => FrameOut::MessageEdited,
+            ServerFrame::ReactionAdded { .. } => FrameOut::ReactionAdded,
+            ServerFrame::ReactionRemoved { .. } => FrameOut::ReactionRemoved,
             ServerFrame::ChatMuted { .. } => FrameOut::ChatMuted,
             ServerFrame::ChatCreated { .. } => FrameOut::ChatCreated,
             ServerFrame::Unread { .. } => FrameOut::Unread,
@@ -643,6 +914,7 @@ impl FrameError {
             detail: &self.detail,
             error: &self.detail,
             client_msg_id: self.client_msg_id.as_deref(),
+            command_id: self.command_id.as_deref(),
             retry_after_ms: self.retry_after_ms,
         }
         .render()
@@ -784,6 +1056,68 @@ mod tests {
             ),
         ] {
             assert_eq!(parse(frame, 100).unwrap_err().code, code, "{frame}");
+        }
+    }
+
+    #[test]
+    fn edit_message_needs_a_message_and_text_only() {
+        let edit = parse(
+            r#"{"action":"edit_message","chat_id":7,"message_id":9,"content":"new","command_id":"e1"}"#,
+            10,
+        )
+        .unwrap();
+        assert_eq!(
+            edit,
+            Request::Edit(EditRequest {
+                chat_id: 7,
+                message_id: 9,
+                content: "new".into(),
+                command_id: "e1".into()
+            })
+        );
+        for (frame, code) in [
+            (
+                r#"{"action":"edit_message","message_id":9,"content":"a"}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"content":"a"}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":9}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":-9,"content":"a"}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":0,"message_id":9,"content":"a"}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":9,"content":" "}"#,
+                "empty_content",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":9,"content":"a\u0000"}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":9,"content":"elevenchars"}"#,
+                "content_too_long",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":9,"content":"a","file_id":"f"}"#,
+                "not_editable",
+            ),
+            (
+                r#"{"action":"edit_message","chat_id":7,"message_id":9,"content":"a","command_id":""}"#,
+                "invalid_field",
+            ),
+        ] {
+            assert_eq!(parse(frame, 10).unwrap_err().code, code, "{frame}");
         }
     }
 

@@ -491,6 +491,9 @@ impl Router {
             Event::Receipt(_)
             | Event::ChatRenamed(_)
             | Event::MessageDeleted(_)
+            | Event::MessageEdited(_)
+            | Event::ReactionAdded(_)
+            | Event::ReactionRemoved(_)
             | Event::ChatMuted(_) => {
                 self.deliver_change(chat_id, &event);
             }

@@ -28,7 +28,10 @@ use crate::{
     bus::{
         Subjects,
         live::{LiveEvent, TypingState},
-        messages::{Command, MarkReceipt, MuteChat, Outcome, SendMessage, VERSION},
+        messages::{
+            Command, DeleteMessage, EditMessage, MarkReceipt, MuteChat, Outcome, ReactToMessage,
+            SendMessage, VERSION,
+        },
     },
     domain::{MessageId, ReceiptStatus},
     limits::{self, RefusalStreak},
@@ -55,6 +58,9 @@ pub(super) struct Socket {
     peers: HashMap<UserId, ChatId>,
     /// Sends accepted or in flight whose `message_ack` this socket owes.
     awaiting_ack: HashSet<String>,
+    /// The `command_id`s of this socket's message changes (edits) whose refusal it would
+    /// name in the `error` frame.
+    awaiting_outcome: HashSet<String>,
     /// Publishes awaiting JetStream's ack, in the order they were sent.
     pub(super) publishes: FuturesOrdered<BoxFuture<'static, Published>>,
     /// Chat and author of the messages pushed lately: repeats are dropped, and the client's
@@ -119,7 +125,7 @@ impl Session {
         token: AccessToken,
         sync: Option<SyncRequest>,
     ) -> Result<Self, OpenError> {
-        let AccessToken { user_id, exp } = token;
+        let AccessToken { user_id, exp, .. } = token;
         let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         let memberships = queries::memberships(&state.db, user_id).await?;
         let (outbox, inbox) = mpsc::channel(state.config.socket_queue);
@@ -140,6 +146,7 @@ impl Session {
             user_id,
             conn,
             awaiting_ack: HashSet::new(),
+            awaiting_outcome: HashSet::new(),
             publishes: FuturesOrdered::new(),
             delivered: HashMap::new(),
             recent: RecentMessages::default(),
@@ -201,7 +208,10 @@ impl Socket {
         // Checked before anything else is done for the frame (a mark may read the database).
         let limits = &self.state.limits;
         let limit = match &request {
-            Request::Send(_) => Some((limits.messages.check(self.user_id), "messages")),
+            Request::Send(_)
+            | Request::Edit(_)
+            | Request::Delete { .. }
+            | Request::React { .. } => Some((limits.messages.check(self.user_id), "messages")),
             Request::Mark { .. } | Request::Mute { .. } => {
                 Some((limits.marks.check(self.user_id), "marks"))
             }
@@ -234,6 +244,45 @@ impl Socket {
         }
         let result = match request {
             Request::Send(send) => self.send(send).await,
+            Request::Edit(edit) => self.edit(edit).await,
+            Request::Delete {
+                chat_id,
+                message_id,
+                command_id,
+            } => {
+                let command = Command::DeleteMessage(DeleteMessage {
+                    v: VERSION,
+                    command_id: command_id.clone(),
+                    chat_id,
+                    message_id,
+                    deleter_id: Some(self.user_id),
+                    reply_to: Some(self.reply_to.clone()),
+                });
+                self.change_message(chat_id, &command, command_id).await
+            }
+            Request::React {
+                chat_id,
+                message_id,
+                emoji,
+                add,
+                command_id,
+            } => {
+                let reaction = ReactToMessage {
+                    v: VERSION,
+                    command_id: command_id.clone(),
+                    chat_id,
+                    message_id,
+                    user_id: self.user_id,
+                    emoji,
+                    reply_to: Some(self.reply_to.clone()),
+                };
+                let command = if add {
+                    Command::React(reaction)
+                } else {
+                    Command::Unreact(reaction)
+                };
+                self.change_message(chat_id, &command, command_id).await
+            }
             Request::Mark {
                 message_id,
                 chat_id,
@@ -334,12 +383,60 @@ impl Socket {
             file_url: send.file_url,
             file_id: send.file_id,
             client_msg_id: send.client_msg_id,
+            reply_to_message_id: send.reply_to_message_id,
+            forwarded_from: send.forwarded_from,
             reply_to: Some(self.reply_to.clone()),
         });
         let dedupe = Subjects::message_dedupe_id(self.user_id, &id);
         self.publish(subject, &command, Some(dedupe), Some(id.clone()), chat_id)
             .await?;
         self.awaiting_ack.insert(id);
+        Ok(())
+    }
+
+    /// Publishes an edit of a message in a chat the user is in; whether it is theirs, not
+    /// deleted and within `EDIT_WINDOW` is the persister's to decide (a refusal comes back
+    /// as an `error` frame with the `command_id`, success as `message_edited`).
+    async fn edit(&mut self, edit: protocol::EditRequest) -> Result<(), FrameError> {
+        let command = Command::EditMessage(EditMessage {
+            v: VERSION,
+            command_id: edit.command_id.clone(),
+            chat_id: edit.chat_id,
+            message_id: edit.message_id,
+            editor_id: self.user_id,
+            content: edit.content,
+            reply_to: Some(self.reply_to.clone()),
+        });
+        self.change_message(edit.chat_id, &command, edit.command_id)
+            .await
+    }
+
+    /// Publishes a change to a message (an edit, a deletion) of a chat the user is in; the
+    /// persister decides the rest (a refusal comes back as an `error` frame naming
+    /// `command_id`).
+    async fn change_message(
+        &mut self,
+        chat_id: ChatId,
+        command: &Command,
+        command_id: String,
+    ) -> Result<(), FrameError> {
+        self.check_member(chat_id)
+            .await
+            .map_err(|error| error.naming(&command_id))?;
+        let subject = self
+            .state
+            .bus
+            .subjects
+            .admin_command(chat_id, command.kind());
+        // No `Nats-Msg-Id`: a repeat must reach the persister to be answered again (applied
+        // once; a refusal refused again).
+        self.publish(subject, command, None, None, Some(chat_id))
+            .await?;
+        // Bounded: a socket that changes a lot without refusals keeps only the latest ids.
+        if self.awaiting_outcome.len() >= 1024 {
+            self.awaiting_outcome.clear();
+        }
+        self.awaiting_outcome.insert(command_id);
         Ok(())
     }
 
@@ -649,6 +746,9 @@ impl Socket {
                 return Ok(());
             }
             Outbound::Reply(outcome) => {
+                if let Outcome::Applied { command_id, .. } = &*outcome {
+                    self.awaiting_outcome.remove(command_id);
+                }
                 let Outcome::Rejected {
                     command_id,
                     code,
@@ -659,11 +759,13 @@ impl Socket {
                     return Ok(());
                 };
                 let id = self.awaiting_ack.take(&command_id);
+                let change = self.awaiting_outcome.take(&command_id);
                 self.frame(ServerFrame::Error {
                     code: &code,
                     detail: &detail,
                     error: &detail,
                     client_msg_id: id.as_deref(),
+                    command_id: change.as_deref(),
                     retry_after_ms: None,
                 })
             }

@@ -136,9 +136,11 @@ pub async fn create_chat(
             Json(chat),
         )),
         Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
-        Outcome::UploadReady { .. } | Outcome::Muted { .. } => Err(ApiError::Internal(
-            anyhow::anyhow!("a create_chat command was answered with another outcome"),
-        )),
+        Outcome::UploadReady { .. } | Outcome::Applied { .. } | Outcome::Muted { .. } => {
+            Err(ApiError::Internal(anyhow::anyhow!(
+                "a create_chat command was answered with another outcome"
+            )))
+        }
     }
 }
 

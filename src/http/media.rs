@@ -204,9 +204,11 @@ async fn register(state: &AppState, row: &upload::Model) -> Result<(String, bool
             file_id, created, ..
         } => Ok((file_id, created)),
         Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
-        Outcome::ChatReady { .. } | Outcome::Muted { .. } => Err(ApiError::Internal(
-            anyhow::anyhow!("a register_upload command was answered with another outcome"),
-        )),
+        Outcome::ChatReady { .. } | Outcome::Applied { .. } | Outcome::Muted { .. } => {
+            Err(ApiError::Internal(anyhow::anyhow!(
+                "a register_upload command was answered with another outcome"
+            )))
+        }
     }
 }
 

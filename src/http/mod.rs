@@ -12,6 +12,7 @@ pub mod messages;
 pub mod metrics;
 pub mod mute;
 pub mod presence;
+pub mod reactions;
 pub mod search;
 pub mod sync;
 
@@ -166,6 +167,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(chats::router())
         .merge(messages::router())
+        .merge(reactions::router())
         .merge(media::router())
         .merge(presence::router())
         .merge(search::router())

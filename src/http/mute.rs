@@ -127,9 +127,11 @@ async fn set_mute(
             muted_until,
         }),
         Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
-        Outcome::ChatReady { .. } | Outcome::UploadReady { .. } => Err(ApiError::Internal(
-            anyhow::anyhow!("a mute_chat command was answered with another outcome"),
-        )),
+        Outcome::ChatReady { .. } | Outcome::UploadReady { .. } | Outcome::Applied { .. } => {
+            Err(ApiError::Internal(anyhow::anyhow!(
+                "a mute_chat command was answered with another outcome"
+            )))
+        }
     }
 }
 

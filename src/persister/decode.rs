@@ -66,6 +66,9 @@ pub fn decode(subject: &str, payload: &[u8]) -> Result<Command, serde_json::Erro
             "remove_members" => Some("remove_members"),
             "rename" => Some("rename_chat"),
             "delete_message" => Some("delete_message"),
+            "edit_message" => Some("edit_message"),
+            "react" => Some("react"),
+            "unreact" => Some("unreact"),
             _ => None,
         };
         if let (false, Some(kind)) = (object.contains_key("type"), implied) {

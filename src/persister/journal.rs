@@ -105,6 +105,10 @@ fn row(event: &Event, cursor: u64, at: DateTime<Utc>) -> Change {
         Event::MemberAdded(e) => (Some(e.user_id), None),
         Event::MemberRemoved(e) => (Some(e.user_id), None),
         Event::MessageDeleted(e) => (None, Some(e.message_id)),
+        Event::MessageEdited(e) => (None, Some(e.message_id)),
+        Event::ReactionAdded(e) | Event::ReactionRemoved(e) => {
+            (Some(e.user_id), Some(e.message_id))
+        }
         Event::ChatMuted(e) => (Some(e.user_id), None),
         _ => (None, None),
     };

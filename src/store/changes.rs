@@ -50,6 +50,21 @@ pub const MEMBER_REMOVED: &str = "member_removed";
 /// The kind of a new message row: rendered from `messages`, as the message is now.
 pub const MESSAGE_CREATED: &str = "message_created";
 
+/// The kind of an edit row: its event carries the text, forgotten when the message is deleted.
+pub const MESSAGE_EDITED: &str = "message_edited";
+
+/// Drops the events of `message_id`'s journaled edits (their rows and cursors stay): a catch-up
+/// skips them, so a deleted message's old texts are never sent again.
+pub async fn forget_edits(txn: &impl ConnectionTrait, message_id: i64) -> Result<(), DbErr> {
+    let update = Query::update()
+        .table(Changes::Table)
+        .value(Changes::Event, Option::<String>::None)
+        .and_where(Expr::col(Changes::Kind).eq(MESSAGE_EDITED))
+        .and_where(Expr::col(Changes::MessageId).eq(message_id))
+        .to_owned();
+    txn.execute(&update).await.map(drop)
+}
+
 /// One journaled change.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {

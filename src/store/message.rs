@@ -22,6 +22,20 @@ pub struct Model {
     pub stream_seq: i64,
     /// Set when the message was deleted; its content is erased then.
     pub deleted_at: Option<DateTimeUtc>,
+    /// When the author last changed the text (`edit_message`); `None` for an unedited one.
+    pub edited_at: Option<DateTimeUtc>,
+    /// The message of the same chat this one answers.
+    pub reply_to_message_id: Option<i64>,
+    /// The answered message's author, while it is not deleted.
+    pub reply_quote_sender_id: Option<i64>,
+    /// The answered message's first characters (`REPLY_QUOTE_CHARS`), while it is not
+    /// deleted; renewed when it is edited.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub reply_quote_text: Option<String>,
+    /// A forward's original: its chat, id and author.
+    pub forwarded_from_chat_id: Option<i64>,
+    pub forwarded_from_message_id: Option<i64>,
+    pub forwarded_from_sender_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

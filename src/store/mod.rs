@@ -4,6 +4,8 @@ pub mod changes;
 pub mod chat;
 pub mod chat_member;
 pub mod message;
+pub mod message_reaction;
+pub mod message_revision;
 pub mod push;
 pub mod queries;
 pub mod search;

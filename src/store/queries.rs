@@ -7,7 +7,7 @@ use sea_orm::{
     sea_query::{Condition, Expr, ExprTrait, Query},
 };
 
-use super::{ChatId, chat, chat_member, message};
+use super::{ChatId, chat, chat_member, message, message_reaction, message_revision};
 use crate::{
     auth::UserId,
     domain::{ChatView, ContentType, MessageId, MessageStatus, MessageView},
@@ -31,17 +31,47 @@ pub fn peer_of(private_key: Option<&str>, me: UserId) -> Option<UserId> {
 impl message::Model {
     /// The message as frames and history show it; `private_key` is its chat's.
     pub fn view(&self, private_key: Option<&str>) -> MessageView {
+        let deleted = self.deleted_at.is_some();
         MessageView {
             message_id: self.id,
             chat_id: self.chat_id,
             sender_id: self.sender_id,
             receiver_id: peer_of(private_key, self.sender_id),
-            content: self.content.clone(),
+            content: if deleted {
+                String::new()
+            } else {
+                self.content.clone()
+            },
             content_type: ContentType::parse(&self.content_type).unwrap_or(ContentType::File),
-            file_url: self.file_url.clone(),
-            file_id: self.file_id.clone(),
+            file_url: self.file_url.clone().filter(|_| !deleted),
+            file_id: self.file_id.clone().filter(|_| !deleted),
             client_msg_id: self.client_msg_id.clone(),
             timestamp: self.created_at,
+            edited_at: self.edited_at,
+            deleted,
+            // A tombstone shows nothing of what it answered or forwarded.
+            reply_to_message_id: self.reply_to_message_id.filter(|_| !deleted),
+            reply_quote: match (self.reply_quote_sender_id, &self.reply_quote_text) {
+                (Some(sender_id), Some(text)) if !deleted => Some(crate::domain::ReplyQuote {
+                    sender_id,
+                    text: text.clone(),
+                }),
+                _ => None,
+            },
+            forwarded_from: match (
+                self.forwarded_from_chat_id,
+                self.forwarded_from_message_id,
+                self.forwarded_from_sender_id,
+            ) {
+                (Some(chat_id), Some(message_id), Some(sender_id)) if !deleted => {
+                    Some(crate::domain::ForwardedFrom {
+                        chat_id,
+                        message_id,
+                        sender_id,
+                    })
+                }
+                _ => None,
+            },
         }
     }
 }
@@ -145,6 +175,18 @@ pub async fn message(
     message::Entity::find_by_id(id).one(db).await
 }
 
+/// The texts a message had before each edit, oldest first.
+pub async fn revisions(
+    db: &impl ConnectionTrait,
+    message_id: MessageId,
+) -> Result<Vec<message_revision::Model>, DbErr> {
+    message_revision::Entity::find()
+        .filter(message_revision::Column::MessageId.eq(message_id))
+        .order_by_asc(message_revision::Column::Id)
+        .all(db)
+        .await
+}
+
 /// A message by its author's idempotency key.
 pub async fn message_by_client_id(
     db: &impl ConnectionTrait,
@@ -158,7 +200,7 @@ pub async fn message_by_client_id(
         .await
 }
 
-/// A page of a chat's history, newest first: before `before`, or the oldest `limit` after
+/// A page of a chat's history (deleted messages as tombstones), newest first: before `before`, or the oldest `limit` after
 /// `after` (still returned newest first), or the newest `limit`.
 pub async fn history(
     db: &impl ConnectionTrait,
@@ -167,9 +209,8 @@ pub async fn history(
     after: Option<MessageId>,
     limit: u64,
 ) -> Result<Vec<message::Model>, DbErr> {
-    let mut query = message::Entity::find()
-        .filter(message::Column::ChatId.eq(chat_id))
-        .filter(message::Column::DeletedAt.is_null());
+    // Deleted messages stay, as tombstones (`MessageView::deleted`).
+    let mut query = message::Entity::find().filter(message::Column::ChatId.eq(chat_id));
     if let Some(before) = before {
         query = query.filter(message::Column::Id.lt(before));
     }
@@ -191,6 +232,58 @@ pub async fn history(
             .all(db)
             .await
     }
+}
+
+/// The reactions to one message: each emoji once, in the order it was first used.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ReactionCount {
+    pub emoji: String,
+    /// How many members reacted with it.
+    pub count: u64,
+    /// Whether the caller is one of them.
+    pub me: bool,
+}
+
+/// The reactions to each of `message_ids` as `user` sees them (messages with none are
+/// absent): one grouped query, so a page costs at most 20 rows per message, however many
+/// members reacted.
+pub async fn reactions(
+    db: &impl ConnectionTrait,
+    message_ids: &[MessageId],
+    user: UserId,
+) -> Result<HashMap<MessageId, Vec<ReactionCount>>, DbErr> {
+    use message_reaction::Column;
+    use sea_orm::sea_query::Func;
+    if message_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mine = Expr::case(Expr::col(Column::UserId).eq(user), 1).finally(0);
+    let query = Query::select()
+        .column(Column::MessageId)
+        .column(Column::Emoji)
+        .expr_as(Expr::col(Column::Id).count(), "reacted")
+        .expr_as(Func::max(mine), "mine")
+        .expr_as(Expr::col(Column::Id).min(), "first_id")
+        .from(message_reaction::Entity)
+        .and_where(Expr::col(Column::MessageId).is_in(message_ids.iter().copied()))
+        .group_by_col(Column::MessageId)
+        .group_by_col(Column::Emoji)
+        .order_by(
+            sea_orm::sea_query::Alias::new("first_id"),
+            sea_orm::Order::Asc,
+        )
+        .to_owned();
+    let mut out: HashMap<MessageId, Vec<ReactionCount>> = HashMap::new();
+    for row in db.query_all(&query).await? {
+        out.entry(row.try_get::<i64>("", "message_id")?)
+            .or_default()
+            .push(ReactionCount {
+                emoji: row.try_get("", "emoji")?,
+                count: u64::try_from(row.try_get::<i64>("", "reacted")?).unwrap_or(0),
+                me: row.try_get::<i32>("", "mine")? > 0,
+            });
+    }
+    Ok(out)
 }
 
 /// The newest message of each chat.

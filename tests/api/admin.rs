@@ -182,7 +182,10 @@ async fn rename_and_delete_reach_the_members_and_the_history() {
         .iter()
         .map(|m| &m["message_id"])
         .collect();
-    assert_eq!(ids, vec![&keep["message_id"]]);
+    assert_eq!(ids, vec![&spam["message_id"], &keep["message_id"]]);
+    assert_eq!(history[0]["deleted"], true, "a tombstone: {}", history[0]);
+    assert_eq!(history[0]["content"], "");
+    assert!(history[1].get("deleted").is_none());
     let chats: Value = app.get(2, "/chats/").await.json().await.unwrap();
     assert_eq!(chats[0]["name"], "new name");
 }

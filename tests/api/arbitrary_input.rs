@@ -146,6 +146,10 @@ fn frame(known: &[i64]) -> BoxedStrategy<Input> {
                     "read",
                     "delivered",
                     "ping",
+                    "edit_message",
+                    "delete_message",
+                    "react",
+                    "unreact",
                     "mute",
                     "unmute",
                     "dance"
@@ -165,7 +169,11 @@ fn frame(known: &[i64]) -> BoxedStrategy<Input> {
         ("file_id", odd_text()),
         ("client_msg_id", odd_text()),
         ("message_id", odd_id()),
+        ("command_id", odd_text()),
         ("until", odd_time()),
+        ("emoji", odd_emoji()),
+        ("reply_to_message_id", odd_id()),
+        ("forwarded_from", odd_id()),
     ])
     .prop_map(Input::Frame)
     .boxed()
@@ -178,14 +186,75 @@ fn send_frame(known: &[i64]) -> BoxedStrategy<Input> {
         odd_text(),
         prop_oneof![3 => "[a-z0-9-]{1,20}".prop_map(|s| json!(s)), 1 => odd_text()],
         prop::option::of(odd_url()),
+        prop::option::weighted(
+            0.3,
+            prop_oneof![3 => (1i64..200).prop_map(|n| json!(n)), 1 => odd_id()],
+        ),
+        prop::option::weighted(
+            0.2,
+            prop_oneof![3 => (1i64..200).prop_map(|n| json!(n)), 1 => odd_id()],
+        ),
     )
-        .prop_map(|(chat_id, content, client_msg_id, file_url)| {
-            let mut frame = json!({"action": "send_message", "chat_id": chat_id,
+        .prop_map(
+            |(chat_id, content, client_msg_id, file_url, reply, forward)| {
+                let mut frame = json!({"action": "send_message", "chat_id": chat_id,
                                    "content": content, "client_msg_id": client_msg_id});
-            if let Some(url) = file_url {
-                frame["file_url"] = url;
-            }
-            Input::Frame(frame)
+                if let Some(url) = file_url {
+                    frame["file_url"] = url;
+                }
+                if let Some(reply) = reply {
+                    frame["reply_to_message_id"] = reply;
+                }
+                if let Some(forward) = forward {
+                    frame["forwarded_from"] = forward;
+                }
+                Input::Frame(frame)
+            },
+        )
+        .boxed()
+}
+
+/// An edit close to valid: a real or odd message id, odd text, a repeated or odd command id.
+fn edit_frame(known: &[i64]) -> BoxedStrategy<Input> {
+    (
+        chat_id(known),
+        prop_oneof![3 => (1i64..200).prop_map(|n| json!(n)), 1 => odd_id()],
+        odd_text(),
+        prop_oneof![3 => "[a-c]{1,2}".prop_map(|s| json!(s)), 1 => odd_text()],
+    )
+        .prop_map(|(chat_id, message_id, content, command_id)| {
+            Input::Frame(json!({"action": "edit_message", "chat_id": chat_id,
+                                "message_id": message_id, "content": content,
+                                "command_id": command_id}))
+        })
+        .boxed()
+}
+
+/// An emoji, or something that only looks like one: several clusters, control characters,
+/// long combining runs.
+fn odd_emoji() -> BoxedStrategy<Value> {
+    prop_oneof![
+        2 => one_of(&["👍", "👍🏽", "👨‍👩‍👧‍👦", "🇫🇷", "a", "👍👍", "", " ", "\u{0}", "👍\n"]),
+        1 => "\u{301}{30,40}".prop_map(|s| json!(s)),
+        1 => odd_text(),
+    ]
+    .boxed()
+}
+
+/// A `react` or `unreact` frame close to valid: a real or odd message id and emoji.
+fn react_frame(known: &[i64]) -> BoxedStrategy<Input> {
+    (
+        chat_id(known),
+        prop_oneof![3 => (1i64..200).prop_map(|n| json!(n)), 1 => odd_id()],
+        odd_emoji(),
+        any::<bool>(),
+        prop_oneof![3 => "[a-c]{1,2}".prop_map(|s| json!(s)), 1 => odd_text()],
+    )
+        .prop_map(|(chat_id, message_id, emoji, add, command_id)| {
+            let action = if add { "react" } else { "unreact" };
+            Input::Frame(json!({"action": action, "chat_id": chat_id,
+                                "message_id": message_id, "emoji": emoji,
+                                "command_id": command_id}))
         })
         .boxed()
 }
@@ -220,6 +289,9 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             "remove_members",
             "rename",
             "delete_message",
+            "edit_message",
+            "react",
+            "unreact",
             "mute",
             "push_due",
             "nonsense",
@@ -240,12 +312,14 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
     let payload = prop_oneof![
         4 => object(vec![
             ("type", one_of(&["send_message", "receipt", "create_chat", "add_members",
-                              "remove_members", "rename_chat", "delete_message", "mute_chat",
-                              "push_due", "nope"])),
+                              "remove_members", "rename_chat", "delete_message", "edit_message",
+                              "react", "unreact", "mute_chat", "push_due", "nope"])),
             ("v", prop_oneof![Just(json!(1)), odd_id()].boxed()),
             ("sender_id", odd_id()),
             ("user_id", odd_id()),
             ("creator_id", odd_id()),
+            ("editor_id", odd_id()),
+            ("deleter_id", odd_id()),
             ("chat_id", chat_id(known)),
             ("receiver_id", odd_id()),
             ("message_id", odd_id()),
@@ -262,6 +336,9 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             ("file_id", odd_text()),
             ("muted_until", odd_time()),
             ("through_message_id", odd_id()),
+            ("emoji", odd_emoji()),
+            ("reply_to_message_id", odd_id()),
+            ("forwarded_from", odd_id()),
         ])
         .prop_map(|v| v.to_string().into_bytes()),
         1 => prop::collection::vec(any::<u8>(), 0..40),
@@ -323,6 +400,8 @@ fn inputs(known: Vec<i64>) -> BoxedStrategy<Vec<Input>> {
         prop_oneof![
             2 => frame(&known),
             3 => send_frame(&known),
+            2 => edit_frame(&known),
+            2 => react_frame(&known),
             2 => command(&known),
             2 => send_command(&known),
             1 => push_or_mute_command(&known),

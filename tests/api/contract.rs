@@ -282,6 +282,37 @@ async fn every_frame_of_a_conversation_validates_against_the_frame_schemas() {
         .send(json!({"action": "send_message", "chat_id": group, "content": "x", "content_type": "audio", "file_url": "media/x.ogg"}))
         .await;
     let sent = alice.take("message_ack").await;
+    alice
+        .send(
+            json!({"action": "send_message", "chat_id": group, "content": "re",
+                     "client_msg_id": "c-3", "reply_to_message_id": sent["message_id"]}),
+        )
+        .await;
+    let reply = alice.take("message_ack").await;
+    for frame in [
+        json!({"action": "react", "chat_id": group, "message_id": reply["message_id"],
+               "emoji": "👍🏽", "command_id": "k1"}),
+        json!({"action": "edit_message", "chat_id": group, "message_id": reply["message_id"],
+               "content": "re!", "command_id": "k2"}),
+        json!({"action": "unreact", "chat_id": group, "message_id": reply["message_id"],
+               "emoji": "👍🏽"}),
+        json!({"action": "send_message", "chat_id": group, "content": "",
+               "forwarded_from": reply["message_id"]}),
+    ] {
+        alice.send(frame).await;
+    }
+    // The ack comes on the socket's own subject, the changes through the chat's: any order.
+    let mut awaited = std::collections::BTreeSet::from([
+        "reaction_added",
+        "message_edited",
+        "reaction_removed",
+        "message_ack",
+    ]);
+    while !awaited.is_empty() {
+        let frame = alice.socket.next().await;
+        alice.received.push(frame.clone());
+        awaited.remove(frame["action"].as_str().unwrap_or_default());
+    }
     for (kind, body) in group_changes(group, &sent["message_id"]) {
         crate::helpers::publish_command(&app, &format!("chat.in.{group}.{kind}"), body).await;
     }
@@ -340,6 +371,9 @@ async fn every_frame_of_a_conversation_validates_against_the_frame_schemas() {
         "member_removed",
         "chat_renamed",
         "message_deleted",
+        "message_edited",
+        "reaction_added",
+        "reaction_removed",
         "typing",
         "presence_state",
         "token_refreshed",

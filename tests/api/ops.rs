@@ -8,7 +8,7 @@ use jetchat::{
         replay::{self, ReplayArgs, StreamName},
         reproject, streams,
     },
-    store::{chat, chat_member, message, upload},
+    store::{chat, chat_member, message, message_reaction, message_revision, upload},
 };
 
 use crate::helpers::{TestApp, eventually, publish_command, spawn_app};
@@ -138,6 +138,8 @@ async fn dump(
     Vec<chat_member::Model>,
     Vec<message::Model>,
     Vec<upload::Model>,
+    Vec<message_revision::Model>,
+    Vec<message_reaction::Model>,
 ) {
     (
         chat::Entity::find()
@@ -161,6 +163,16 @@ async fn dump(
             .all(db)
             .await
             .unwrap(),
+        message_revision::Entity::find()
+            .order_by_asc(message_revision::Column::Id)
+            .all(db)
+            .await
+            .unwrap(),
+        message_reaction::Entity::find()
+            .order_by_asc(message_reaction::Column::Id)
+            .all(db)
+            .await
+            .unwrap(),
     )
 }
 
@@ -176,14 +188,30 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     bob.expect("new_message").await;
     let group = app.create_chat(1, true, &[2, 3]).await;
     let mut last = first.clone();
+    let mut sent = Vec::new();
     for i in 0..5 {
         last = bob
             .send_message(json!({"chat_id": group, "content": format!("m{i}")}))
             .await;
+        sent.push(last.clone());
     }
+    let first_in_group = &sent[0];
     // A voice note: the upload is in the log too, so the rebuilt database accepts its message.
     let voice = crate::media::upload_file(&app, 2, "voice.ogg", crate::media::ogg_opus()).await;
     bob.send_message(json!({"chat_id": group, "content": "", "file_id": voice.file_id()}))
+        .await;
+    // Replies whose quotes the edit and the deletion below change, and a forward.
+    for reply_to in [&first_in_group["message_id"], &last["message_id"]] {
+        bob.send_message(
+            json!({"chat_id": group, "content": "re", "reply_to_message_id": reply_to}),
+        )
+        .await;
+    }
+    app.connect(1)
+        .await
+        .send_message(
+            json!({"chat_id": group, "content": "", "forwarded_from": first["message_id"]}),
+        )
         .await;
     alice
         .send(json!({"action": "acknowledge", "message_id": first["message_id"]}))
@@ -203,8 +231,51 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
         ),
         ("rename", json!({"command_id": "n", "name": "renamed"})),
         (
+            "edit_message",
+            json!({"command_id": "e", "message_id": first_in_group["message_id"],
+                   "editor_id": 2, "content": "edited"}),
+        ),
+        (
+            "edit_message",
+            json!({"command_id": "e2", "message_id": last["message_id"],
+                   "editor_id": 2, "content": "edited, then deleted"}),
+        ),
+        (
+            "react",
+            json!({"command_id": "r1", "message_id": first_in_group["message_id"],
+                   "user_id": 2, "emoji": "👍🏽"}),
+        ),
+        (
+            "react",
+            json!({"command_id": "r2", "message_id": first_in_group["message_id"],
+                   "user_id": 4, "emoji": "👨‍👩‍👧‍👦"}),
+        ),
+        (
+            "react",
+            json!({"command_id": "r3", "message_id": first_in_group["message_id"],
+                   "user_id": 4, "emoji": "🎉"}),
+        ),
+        (
+            "unreact",
+            json!({"command_id": "r4", "message_id": first_in_group["message_id"],
+                   "user_id": 4, "emoji": "🎉"}),
+        ),
+        (
+            "react",
+            json!({"command_id": "r5", "message_id": last["message_id"],
+                   "user_id": 2, "emoji": "🔥"}),
+        ),
+        (
             "delete_message",
             json!({"command_id": "d", "message_id": last["message_id"]}),
+        ),
+        (
+            "delete_message",
+            json!({"command_id": "d2", "message_id": sent[1]["message_id"], "deleter_id": 2}),
+        ),
+        (
+            "delete_message",
+            json!({"command_id": "d3", "message_id": sent[2]["message_id"], "deleter_id": 1}),
         ),
         ("rename", json!({"command_id": "bad", "name": ""})),
     ] {
@@ -224,7 +295,7 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     let rebuilt = dump(&Database::connect(&target).await.unwrap()).await;
     assert_eq!(report.chats, 2);
     assert_eq!(report.members as usize, live.1.len());
-    assert_eq!(report.messages, 7);
+    assert_eq!(report.messages, 10);
     assert_eq!(report.refused, 0);
     assert_eq!(report.undecodable, 0);
     assert_eq!(rebuilt.0, live.0, "chats");
@@ -232,6 +303,49 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     assert_eq!(rebuilt.2, live.2, "messages, ids and stream sequences");
     assert_eq!(live.3.len(), 1, "the upload");
     assert_eq!(rebuilt.3, live.3, "uploads");
+    assert_eq!(live.4.len(), 2, "the revisions of two edits");
+    assert_eq!(rebuilt.4, live.4, "revisions");
+    assert_eq!(
+        live.5.len(),
+        2,
+        "two reactions kept: one taken back, one deleted with its message"
+    );
+    assert_eq!(rebuilt.5, live.5, "reactions");
+    let deleted: Vec<i64> = live
+        .2
+        .iter()
+        .filter(|m| m.deleted_at.is_some())
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(
+        deleted.len(),
+        2,
+        "moderation and the author's own; not another's"
+    );
+    assert!(
+        rebuilt
+            .2
+            .iter()
+            .any(|m| m.content == "edited" && m.edited_at.is_some()),
+        "the edited message"
+    );
+    let quotes: Vec<(Option<i64>, Option<&str>)> = rebuilt
+        .2
+        .iter()
+        .filter(|m| m.reply_to_message_id.is_some())
+        .map(|m| (m.reply_quote_sender_id, m.reply_quote_text.as_deref()))
+        .collect();
+    assert_eq!(
+        quotes,
+        [(Some(2), Some("edited")), (None, None)],
+        "renewed, then cleared"
+    );
+    assert!(
+        rebuilt.2.iter().any(
+            |m| m.forwarded_from_message_id == first["message_id"].as_i64() && m.content == "hi"
+        ),
+        "the forward, its text copied"
+    );
     assert!(
         rebuilt
             .2

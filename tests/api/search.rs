@@ -186,6 +186,39 @@ async fn deleted_messages_are_never_found() {
 }
 
 #[tokio::test]
+async fn search_follows_the_authors_edits_and_deletions() {
+    let app = spawn_app().await;
+    let chat = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    let typo = say(&mut alice, chat, "meeting at teh office").await;
+    let gone = say(&mut alice, chat, "meeting notes draft").await;
+    assert_eq!(hit_ids(&app, 2, &[("q", "meeting")]).await, [gone, typo]);
+
+    alice
+        .send(
+            json!({"action": "edit_message", "chat_id": chat, "message_id": typo,
+                     "content": "meeting at the office"}),
+        )
+        .await;
+    alice.expect("message_edited").await;
+    assert!(
+        hit_ids(&app, 2, &[("q", "teh")]).await.is_empty(),
+        "the old text"
+    );
+    assert_eq!(hit_ids(&app, 2, &[("q", "the office")]).await, [typo]);
+
+    alice
+        .send(json!({"action": "delete_message", "chat_id": chat, "message_id": gone}))
+        .await;
+    alice.expect("message_deleted").await;
+    assert_eq!(hit_ids(&app, 2, &[("q", "meeting")]).await, [typo]);
+    assert!(
+        hit_ids(&app, 1, &[("q", "draft")]).await.is_empty(),
+        "not even the author"
+    );
+}
+
+#[tokio::test]
 async fn search_syntax_typed_by_users_is_searched_as_text() {
     let app = spawn_app().await;
     let chat = app.create_chat(1, true, &[2]).await;

@@ -54,6 +54,12 @@ impl BatchState {
                 Command::RegisterUpload(c) => {
                     file_ids.insert(c.file_id.clone());
                 }
+                Command::EditMessage(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
+                Command::React(c) | Command::Unreact(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
                 Command::MuteChat(c) => {
                     chat_ids.insert(c.chat_id);
                 }

@@ -15,9 +15,9 @@ use super::{
 };
 use crate::{
     auth::UserId,
-    bus::messages::{DeleteMessage, Event, MessageDeleted, SendMessage, VERSION},
-    domain::{MessageId, MessageView},
-    store::{ChatId, chat, message},
+    bus::messages::{DeleteMessage, Event, MessageDeleted, Outcome, SendMessage, VERSION},
+    domain::{MessageId, MessageView, reply_quote_text},
+    store::{ChatId, changes, chat, chat_member, message, message_reaction},
 };
 
 /// Terms per `OR` of exact keys: SQLite limits expression depth (1000 by default).
@@ -138,8 +138,55 @@ impl BatchState {
                 ));
             }
         };
+        let reply = match cmd.reply_to_message_id {
+            None => None,
+            Some(id) => match self.original(db, id).await? {
+                Some(m) if m.chat_id == chat_id => Some(m),
+                _ => {
+                    return Err(refuse(
+                        "invalid_reply",
+                        format!(
+                            "message {id} is not in chat {chat_id}: a reply answers a message of its own chat"
+                        ),
+                    ));
+                }
+            },
+        };
+        let forward = match cmd.forwarded_from {
+            None => None,
+            Some(id) => {
+                let original = self.original(db, id).await?;
+                let readable = match &original {
+                    Some(m) if m.deleted_at.is_none() => {
+                        self.is_member(db, m.chat_id, cmd.sender_id).await?
+                    }
+                    _ => false,
+                };
+                if !readable {
+                    return Err(refuse(
+                        "invalid_forward",
+                        format!(
+                            "message {id} is not one you can read (a message of one of your chats, not deleted)"
+                        ),
+                    ));
+                }
+                original
+            }
+        };
+        // A forward without text or file carries the original's.
+        let copied = forward.as_ref().filter(|_| {
+            cmd.content.trim().is_empty() && cmd.file_id.is_none() && cmd.file_url.is_none()
+        });
         // An upload is the sender's to attach; it decides the stored URL and content type.
         let (file_id, file_url, content_type) = match &cmd.file_id {
+            _ if copied.is_some() => {
+                let original = copied.expect("checked");
+                (
+                    original.file_id.clone(),
+                    original.file_url.clone(),
+                    original.content_type.clone(),
+                )
+            }
             Some(file_id) => match self.uploads.get(file_id) {
                 Some((owner, kind)) if *owner == cmd.sender_id => (
                     Some(file_id.clone()),
@@ -166,16 +213,97 @@ impl BatchState {
             id: seq as i64,
             chat_id,
             sender_id: cmd.sender_id,
-            content: cmd.content.clone(),
+            content: copied.map_or_else(|| cmd.content.clone(), |m| m.content.clone()),
             content_type,
             file_url,
             client_msg_id: cmd.client_msg_id.clone(),
             created_at: at,
             stream_seq: seq as i64,
             deleted_at: None,
+            edited_at: None,
             file_id,
+            reply_to_message_id: reply.as_ref().map(|m| m.id),
+            // A reply to a deleted message quotes nothing.
+            reply_quote_sender_id: reply
+                .as_ref()
+                .filter(|m| m.deleted_at.is_none())
+                .map(|m| m.sender_id),
+            reply_quote_text: reply
+                .as_ref()
+                .filter(|m| m.deleted_at.is_none())
+                .map(|m| reply_quote_text(&m.content)),
+            forwarded_from_chat_id: forward.as_ref().map(|m| m.chat_id),
+            forwarded_from_message_id: forward.as_ref().map(|m| m.id),
+            forwarded_from_sender_id: forward.as_ref().map(|m| m.sender_id),
         });
         pending.push(Pending::Message { key });
+        Ok(())
+    }
+
+    /// A message a reply or a forward refers to, as it is now: earlier in this batch (not
+    /// inserted yet) or stored.
+    async fn original(
+        &self,
+        db: &impl ConnectionTrait,
+        id: MessageId,
+    ) -> Result<Option<message::Model>, DbErr> {
+        if let Some(row) = self.new_rows.iter().find(|m| m.id == id) {
+            return Ok(Some(row.clone()));
+        }
+        message::Entity::find_by_id(id).one(db).await
+    }
+
+    /// Whether `user` is a member of `chat_id` now (as this batch sees it).
+    async fn is_member(
+        &self,
+        db: &impl ConnectionTrait,
+        chat_id: ChatId,
+        user: UserId,
+    ) -> Result<bool, DbErr> {
+        if let Some(chat) = self.chats.get(&chat_id) {
+            return Ok(chat.members.contains_key(&user));
+        }
+        Ok(chat_member::Entity::find_by_id((chat_id, user))
+            .one(db)
+            .await?
+            .is_some())
+    }
+
+    /// Renews (an edit: `Some(text)`) or clears (a deletion: `None`) the quotes of the
+    /// replies to `message_id`, stored and of this batch.
+    pub(super) async fn requote(
+        &mut self,
+        db: &impl ConnectionTrait,
+        message_id: MessageId,
+        content: Option<&str>,
+    ) -> Result<(), ApplyError> {
+        if self
+            .new_rows
+            .iter()
+            .any(|m| m.reply_to_message_id == Some(message_id))
+        {
+            self.flush_messages(db).await?;
+        }
+        let text = content.map(reply_quote_text);
+        let mut update = message::Entity::update_many()
+            .col_expr(message::Column::ReplyQuoteText, Expr::value(text.clone()))
+            .filter(message::Column::ReplyToMessageId.eq(message_id))
+            .filter(message::Column::ReplyQuoteSenderId.is_not_null());
+        if text.is_none() {
+            update = update.col_expr(
+                message::Column::ReplyQuoteSenderId,
+                Expr::value(Option::<i64>::None),
+            );
+        }
+        update.exec(db).await?;
+        for m in self.existing.values_mut().filter(|m| {
+            m.reply_to_message_id == Some(message_id) && m.reply_quote_sender_id.is_some()
+        }) {
+            m.reply_quote_text = text.clone();
+            if text.is_none() {
+                m.reply_quote_sender_id = None;
+            }
+        }
         Ok(())
     }
 
@@ -295,6 +423,7 @@ impl BatchState {
         cmd: &DeleteMessage,
         at: DateTime<Utc>,
         pending: &mut Vec<Pending>,
+        replies: &mut Vec<(String, Outcome)>,
     ) -> Step {
         let not_found = || {
             refuse(
@@ -302,9 +431,24 @@ impl BatchState {
                 format!("message {} is not in chat {}", cmd.message_id, cmd.chat_id),
             )
         };
-        match self.message_ref(db, cmd.message_id).await? {
-            Some(m) if m.chat_id == cmd.chat_id => {}
+        let marked = match self.message_ref(db, cmd.message_id).await? {
+            Some(m) if m.chat_id == cmd.chat_id => m,
             _ => return Err(not_found()),
+        };
+        if let Some(deleter) = cmd.deleter_id {
+            if marked.sender_id != deleter {
+                return Err(refuse("forbidden", "only the author may delete a message"));
+            }
+            let member = self
+                .chats
+                .get(&cmd.chat_id)
+                .is_some_and(|chat| chat.members.contains_key(&deleter));
+            if !member {
+                return Err(refuse(
+                    "forbidden",
+                    format!("you are not a member of chat {}", cmd.chat_id),
+                ));
+            }
         }
         message::Entity::update_many()
             .col_expr(message::Column::DeletedAt, Expr::value(at))
@@ -317,6 +461,24 @@ impl BatchState {
             .filter(message::Column::DeletedAt.is_null())
             .exec(db)
             .await?;
+        // Its earlier edits are no longer replayed: the journal forgets the texts they carried.
+        changes::forget_edits(db, cmd.message_id).await?;
+        // Its replies quote it no more.
+        self.requote(db, cmd.message_id, None).await?;
+        // A tombstone carries no reactions.
+        message_reaction::Entity::delete_many()
+            .filter(message_reaction::Column::MessageId.eq(cmd.message_id))
+            .exec(db)
+            .await?;
+        if let Some(reply_to) = &cmd.reply_to {
+            replies.push((
+                reply_to.clone(),
+                Outcome::Applied {
+                    v: VERSION,
+                    command_id: cmd.command_id.clone(),
+                },
+            ));
+        }
         // Announced even when it was deleted before: the command's outcome is the same.
         pending.push(Pending::Ready(Event::MessageDeleted(MessageDeleted {
             v: VERSION,

@@ -5,15 +5,16 @@
 //! (unique `create_command_id`) and re-emits the same events instead of writing twice.
 //!
 //! One file per kind of state: [`load`] reads what a batch refers to, [`messages`],
-//! [`receipts`], [`chats`], [`members`], [`uploads`] and [`push`] (mutes and push
-//! watermarks) apply the commands, [`rules`] checks
-//! their fields.
+//! [`receipts`], [`chats`], [`members`], [`edits`], [`reactions`], [`uploads`] and [`push`] (mutes and push
+//! watermarks) apply the commands, [`rules`] checks their fields.
 
 mod chats;
+mod edits;
 mod load;
 mod members;
 mod messages;
 mod push;
+mod reactions;
 mod receipts;
 pub mod rules;
 mod uploads;
@@ -102,6 +103,8 @@ struct Marked {
 }
 
 /// An event whose message id is known only after the bulk insert.
+// Most pendings are events: boxing them would cost an allocation each to shrink the others.
+#[allow(clippy::large_enum_variant)]
 enum Pending {
     Ready(Event),
     Message { key: (UserId, String) },
@@ -246,10 +249,29 @@ pub async fn apply(
             Command::AddMembers(cmd) => state.add_members(txn, cmd, at, &mut pending).await,
             Command::RemoveMembers(cmd) => state.remove_members(txn, cmd, &mut pending).await,
             Command::RenameChat(cmd) => state.rename(txn, cmd, &mut pending).await,
-            Command::DeleteMessage(cmd) => state.delete_message(txn, cmd, at, &mut pending).await,
+            Command::DeleteMessage(cmd) => {
+                state
+                    .delete_message(txn, cmd, at, &mut pending, &mut replies)
+                    .await
+            }
             Command::RegisterUpload(cmd) => {
                 state
                     .register_upload(txn, cmd, at, &mut pending, &mut replies)
+                    .await
+            }
+            Command::EditMessage(cmd) => {
+                state
+                    .edit_message(txn, cmd, at, rules, &mut pending, &mut replies)
+                    .await
+            }
+            Command::React(cmd) => {
+                state
+                    .react(txn, cmd, true, at, &mut pending, &mut replies)
+                    .await
+            }
+            Command::Unreact(cmd) => {
+                state
+                    .react(txn, cmd, false, at, &mut pending, &mut replies)
                     .await
             }
             Command::MuteChat(cmd) => state.mute(txn, cmd, at, &mut pending, &mut replies).await,

@@ -27,17 +27,27 @@ pub const MAX_FILE_URL: usize = 2048;
 /// Longest `file_id`, in characters.
 pub const MAX_FILE_ID: usize = 64;
 
-/// The limits of the settings (`MAX_CONTENT_CHARS`).
+/// Longest reaction emoji, in bytes of UTF-8: room for the longest emoji sequences (a family
+/// joined by ZWJ, a subdivision flag's tag sequence, with skin tones: under 40 bytes).
+pub const MAX_EMOJI_BYTES: usize = 64;
+
+/// Most distinct emoji on one message; one more is refused (`too_many_reactions`).
+pub const MAX_REACTION_EMOJI: usize = 20;
+
+/// The limits of the settings (`MAX_CONTENT_CHARS`, `EDIT_WINDOW`).
 #[derive(Clone, Copy, Debug)]
 pub struct Rules {
     /// Longest content, in characters (`MAX_CONTENT_CHARS`).
     pub max_content_chars: usize,
+    /// How long after sending its author may edit a message (`EDIT_WINDOW`); `None`: always.
+    pub edit_window: Option<std::time::Duration>,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Rules {
             max_content_chars: 10_000,
+            edit_window: None,
         }
     }
 }
@@ -79,7 +89,24 @@ impl Rules {
             Command::DeleteMessage(cmd) => {
                 command_id(&cmd.command_id)?;
                 positive("chat_id", cmd.chat_id)?;
+                if let Some(deleter) = cmd.deleter_id {
+                    positive("deleter_id", deleter)?;
+                }
                 positive("message_id", cmd.message_id)
+            }
+            Command::EditMessage(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                positive("message_id", cmd.message_id)?;
+                positive("editor_id", cmd.editor_id)?;
+                self.edited_content(&cmd.content)
+            }
+            Command::React(cmd) | Command::Unreact(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                positive("message_id", cmd.message_id)?;
+                positive("user_id", cmd.user_id)?;
+                emoji(&cmd.emoji)
             }
             Command::RegisterUpload(cmd) => {
                 command_id(&cmd.command_id)?;
@@ -124,6 +151,28 @@ impl Rules {
         }
     }
 
+    /// An edit's new text: what a new message's text must be, and not empty (an edit changes
+    /// text; it cannot leave a message with nothing).
+    pub fn edited_content(&self, value: &str) -> Result<(), Refusal> {
+        if value.trim().is_empty() {
+            return Err(Refusal::new("empty_content", "content is empty"));
+        }
+        content(value, self.max_content_chars)
+    }
+
+    /// Whether a message sent at `sent` may still be edited at `at`.
+    pub fn within_edit_window(
+        &self,
+        sent: chrono::DateTime<chrono::Utc>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        let Some(window) = self.edit_window else {
+            return true;
+        };
+        let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        at.signed_duration_since(sent) <= window
+    }
+
     /// What a message must satisfy.
     pub fn check_message(&self, cmd: &SendMessage) -> Result<(), Refusal> {
         positive("sender_id", cmd.sender_id)?;
@@ -145,7 +194,15 @@ impl Rules {
         if let Some(id) = &cmd.file_id {
             file_id(id)?;
         }
+        if let Some(id) = cmd.reply_to_message_id {
+            positive("reply_to_message_id", id)?;
+        }
+        if let Some(id) = cmd.forwarded_from {
+            positive("forwarded_from", id)?;
+        }
+        // A forward without text or file copies the original's.
         if cmd.content.trim().is_empty()
+            && cmd.forwarded_from.is_none()
             && cmd.file_id.is_none()
             && cmd.file_url.as_deref().is_none_or(|u| u.trim().is_empty())
         {
@@ -163,6 +220,28 @@ pub fn muted_until(until: DateTime<Utc>) -> Result<(), Refusal> {
             "invalid_field",
             format!("muted_until is after {MUTED_FOREVER} (that is what forever is)"),
         ));
+    }
+    Ok(())
+}
+
+/// A reaction's emoji: exactly one extended grapheme cluster (UAX #29: an emoji with its
+/// modifiers, variation selectors and joiners is one), at most [`MAX_EMOJI_BYTES`] bytes, no
+/// control character and not whitespace. Which clusters are emoji is not checked: Unicode
+/// adds some every year, and a client may react with any single character.
+pub fn emoji(value: &str) -> Result<(), Refusal> {
+    use unicode_segmentation::UnicodeSegmentation;
+    let invalid = |detail: String| Err(Refusal::new("invalid_emoji", detail));
+    if value.len() > MAX_EMOJI_BYTES {
+        return invalid(format!("emoji is longer than {MAX_EMOJI_BYTES} bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return invalid("emoji must not contain control characters".into());
+    }
+    if value.trim().is_empty() {
+        return invalid("emoji is required".into());
+    }
+    if value.graphemes(true).nth(1).is_some() {
+        return invalid("emoji must be a single character (one grapheme cluster)".into());
     }
     Ok(())
 }
@@ -316,6 +395,29 @@ mod tests {
     use super::*;
     use crate::{bus::messages::VERSION, domain::ContentType};
 
+    #[test]
+    fn an_emoji_is_one_grapheme_cluster_of_bounded_bytes() {
+        for ok in ["👍", "👍🏽", "❤️", "👨‍👩‍👧‍👦", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "🇫🇷", "a", "é", "e\u{301}"]
+        {
+            assert!(emoji(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "",
+            " ",
+            "\u{0}",
+            "👍\n",
+            "\u{7}",
+            "👍👍",
+            "ab",
+            "🇫🇷🇫",
+            "👍 ",
+            &"\u{301}".repeat(40),
+        ] {
+            let refusal = emoji(bad).expect_err(bad);
+            assert_eq!(refusal.code, "invalid_emoji", "{bad:?}");
+        }
+    }
+
     fn message(content: &str) -> SendMessage {
         SendMessage {
             v: VERSION,
@@ -327,6 +429,8 @@ mod tests {
             file_url: None,
             file_id: None,
             client_msg_id: "c1".into(),
+            reply_to_message_id: None,
+            forwarded_from: None,
             reply_to: None,
         }
     }
@@ -356,6 +460,7 @@ mod tests {
     fn lengths_and_ids_are_bounded() {
         let rules = Rules {
             max_content_chars: 3,
+            ..Rules::default()
         };
         assert_eq!(
             rules.check_message(&message("four")).unwrap_err().code,
@@ -392,6 +497,27 @@ mod tests {
         assert_eq!(group_name("  team  ").unwrap(), "team");
         assert!(group_name("   ").is_err());
         assert!(group_name(&"n".repeat(MAX_NAME_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn an_edit_keeps_to_the_send_rules_and_the_window() {
+        let rules = Rules {
+            max_content_chars: 3,
+            edit_window: Some(std::time::Duration::from_secs(60)),
+        };
+        assert_eq!(rules.edited_content(" ").unwrap_err().code, "empty_content");
+        assert_eq!(
+            rules.edited_content("four").unwrap_err().code,
+            "content_too_long"
+        );
+        assert_eq!(
+            rules.edited_content("a\0").unwrap_err().code,
+            "invalid_field"
+        );
+        let sent = chrono::Utc::now();
+        assert!(rules.within_edit_window(sent, sent + chrono::Duration::seconds(60)));
+        assert!(!rules.within_edit_window(sent, sent + chrono::Duration::seconds(61)));
+        assert!(Rules::default().within_edit_window(sent, sent + chrono::Duration::days(9999)));
     }
 
     #[test]

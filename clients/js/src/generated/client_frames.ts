@@ -29,7 +29,16 @@ export type ClientFrame =
        * An `http(s)://` link or a path of this service (`/media/...`).
        */
       file_url?: string | null;
+      /**
+       * A message of one of your chats this one forwards; without `content` and a file,
+       * the original's are copied.
+       */
+      forwarded_from?: number | null;
       receiver_id?: number | null;
+      /**
+       * A message of the same chat this one answers.
+       */
+      reply_to_message_id?: number | null;
     }
   | {
       action: "delivered";
@@ -69,6 +78,51 @@ export type ClientFrame =
        */
       epoch?: string | null;
       since: number;
+    }
+  | {
+      action: "edit_message";
+      chat_id: number;
+      /**
+       * Your id for the change: a refusal's `error` names it, a repeat is applied once.
+       */
+      command_id?: string | null;
+      /**
+       * The new text: at most `MAX_CONTENT_CHARS` characters, not blank, no NUL.
+       */
+      content: string;
+      message_id: number;
+    }
+  | {
+      action: "delete_message";
+      chat_id: number;
+      command_id?: string | null;
+      message_id: number;
+    }
+  | {
+      action: "react";
+      chat_id: number;
+      command_id?: string | null;
+      /**
+       * One grapheme cluster, at most 64 bytes of UTF-8, no control character.
+       */
+      emoji: string;
+      message_id: number;
+    }
+  | {
+      action: "unreact";
+      chat_id: number;
+      command_id?: string | null;
+      emoji: string;
+      message_id: number;
+    }
+  | {
+      action: "mute";
+      chat_id: number;
+      until?: string | null;
+    }
+  | {
+      action: "unmute";
+      chat_id: number;
     };
 /**
  * What a message carries.

@@ -24,6 +24,14 @@ export type ServerFrame =
       content_type: ContentType;
       cursor?: number | null;
       /**
+       * A deleted message's tombstone: no content, no file (absent for a live message).
+       */
+      deleted?: boolean;
+      /**
+       * When the author last edited the text (absent for a message never edited).
+       */
+      edited_at?: string | null;
+      /**
        * The upload the message carries (`POST /upload`), if any.
        */
       file_id?: string | null;
@@ -32,11 +40,23 @@ export type ServerFrame =
        * valid for `MEDIA_URL_TTL`; otherwise the URL the sender gave.
        */
       file_url?: string | null;
+      /**
+       * The original this message forwards (absent for one that is not a forward).
+       */
+      forwarded_from?: ForwardedFrom | null;
       message_id: number;
       /**
        * The other member of a private chat; `null` in a group.
        */
       receiver_id?: number | null;
+      /**
+       * A short quote of the answered message; absent once that message is deleted.
+       */
+      reply_quote?: ReplyQuote | null;
+      /**
+       * The message of this chat this one answers (absent for a message that answers none).
+       */
+      reply_to_message_id?: number | null;
       sender_id: number;
       status: MessageStatus;
       /**
@@ -56,6 +76,11 @@ export type ServerFrame =
       action: "error";
       client_msg_id?: string | null;
       code: string;
+      /**
+       * The refused change's `command_id` (an `edit_message`, `delete_message`, `react` or
+       * `unreact` frame's).
+       */
+      command_id?: string | null;
       detail: string;
       error: string;
       retry_after_ms?: number | null;
@@ -102,6 +127,31 @@ export type ServerFrame =
       chat_id: number;
       cursor?: number | null;
       message_id: number;
+    }
+  | {
+      action: "message_edited";
+      chat_id: number;
+      content: string;
+      cursor?: number | null;
+      edited_at: string;
+      message_id: number;
+      sender_id: number;
+    }
+  | {
+      action: "reaction_added";
+      chat_id: number;
+      cursor?: number | null;
+      emoji: string;
+      message_id: number;
+      user_id: number;
+    }
+  | {
+      action: "reaction_removed";
+      chat_id: number;
+      cursor?: number | null;
+      emoji: string;
+      message_id: number;
+      user_id: number;
     }
   | {
       action: "synced";
@@ -162,6 +212,30 @@ export type TypingState = "started" | "stopped";
  */
 export type PresenceStatus = "online" | "offline";
 
+/**
+ * Where a forwarded message comes from.
+ */
+export interface ForwardedFrom {
+  chat_id: number;
+  message_id: number;
+  /**
+   * The original's author.
+   */
+  sender_id: number;
+}
+/**
+ * What a reply shows of the message it answers.
+ */
+export interface ReplyQuote {
+  /**
+   * The answered message's author.
+   */
+  sender_id: number;
+  /**
+   * Its first [`REPLY_QUOTE_CHARS`] characters, as it reads now (empty for a file only).
+   */
+  text: string;
+}
 /**
  * A chat and its members.
  */

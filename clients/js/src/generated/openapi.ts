@@ -40,6 +40,75 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/chats/{chat_id}/messages/{message_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Deletes one of my messages (through the persister): history keeps a tombstone
+         *     (`deleted: true`, no content, no file), members get `message_deleted`, its upload is no
+         *     longer served to them. Deleting it again answers the same.
+         */
+        delete: operations["delete_message"];
+        options?: never;
+        head?: never;
+        /**
+         * Replaces the text of one of my messages (through the persister, like a new message); the
+         *     answer is the message as history now shows it.
+         */
+        patch: operations["edit_message"];
+        trace?: never;
+    };
+    "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Reacts to a message with one emoji (URL-encoded in the path); members get
+         *     `reaction_added`. Reacting again with the same emoji changes nothing (204).
+         */
+        put: operations["react"];
+        post?: never;
+        /**
+         * Takes back my emoji on a message; members get `reaction_removed`. Without such a reaction
+         *     it changes nothing (204).
+         */
+        delete: operations["unreact"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/{chat_id}/messages/{message_id}/revisions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The texts a message had before each edit, oldest first: for Django staff (a token with
+         *     `"is_staff": true`), never for members.
+         */
+        get: operations["revisions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/chats/{chat_id}/mute": {
         parameters: {
             query?: never;
@@ -304,6 +373,19 @@ export type components = {
             /** @description Shown for groups; ignored for private chats. */
             name?: string | null;
         };
+        /** @description A message's new text. */
+        EditMessageRequest: {
+            /**
+             * @description Your id for this edit: a retry with the same id is applied once (one is made up when
+             *     absent).
+             */
+            command_id?: string | null;
+            /**
+             * @description The new text: what a new message's text may be (1 to `MAX_CONTENT_CHARS` characters,
+             *     no NUL).
+             */
+            content: string;
+        };
         /** @description Every REST error answers `{"detail": "..."}` (FastAPI's shape, which existing clients read). */
         ErrorBody: {
             detail: string;
@@ -313,6 +395,13 @@ export type components = {
          * @description The bytes of a file.
          */
         FileBytes: string;
+        /** @description Where a forwarded message comes from. */
+        ForwardedFrom: {
+            chat_id: components["schemas"]["i64"];
+            message_id: components["schemas"]["i64"];
+            /** @description The original's author. */
+            sender_id: components["schemas"]["i64"];
+        };
         /** @description Each dependency's state. */
         Health: {
             database: boolean;
@@ -329,6 +418,8 @@ export type components = {
         HistoryMessage: components["schemas"]["MessageView"] & {
             /** @description Same as `message_id` (the Python service's clients read `id`). */
             id: components["schemas"]["i64"];
+            /** @description Per emoji, how many reacted and whether I did; empty for none (and for a tombstone). */
+            reactions: components["schemas"]["ReactionCount"][];
             status: components["schemas"]["MessageStatus"];
         };
         /** Format: int64 */
@@ -359,6 +450,13 @@ export type components = {
             client_msg_id: string;
             content: string;
             content_type: components["schemas"]["ContentType"];
+            /** @description A deleted message's tombstone: no content, no file (absent for a live message). */
+            deleted?: boolean;
+            /**
+             * Format: date-time
+             * @description When the author last edited the text (absent for a message never edited).
+             */
+            edited_at?: string | null;
             /** @description The upload the message carries (`POST /upload`), if any. */
             file_id?: string | null;
             /**
@@ -366,8 +464,11 @@ export type components = {
              *     valid for `MEDIA_URL_TTL`; otherwise the URL the sender gave.
              */
             file_url?: string | null;
+            forwarded_from?: components["schemas"]["ForwardedFrom"] | null;
             message_id: components["schemas"]["i64"];
             receiver_id?: components["schemas"]["i64"] | null;
+            reply_quote?: components["schemas"]["ReplyQuote"] | null;
+            reply_to_message_id?: components["schemas"]["i64"] | null;
             sender_id: components["schemas"]["i64"];
             /**
              * Format: date-time
@@ -397,6 +498,24 @@ export type components = {
          * @enum {string}
          */
         PresenceStatus: "online" | "offline";
+        /** @description The reactions to one message: each emoji once, in the order it was first used. */
+        ReactionCount: {
+            /**
+             * Format: int64
+             * @description How many members reacted with it.
+             */
+            count: number;
+            emoji: string;
+            /** @description Whether the caller is one of them. */
+            me: boolean;
+        };
+        /** @description What a reply shows of the message it answers. */
+        ReplyQuote: {
+            /** @description The answered message's author. */
+            sender_id: components["schemas"]["i64"];
+            /** @description Its first [`REPLY_QUOTE_CHARS`] characters, as it reads now (empty for a file only). */
+            text: string;
+        };
         /** @description Why a sync cannot be answered exactly. */
         ResyncRequired: {
             /**
@@ -408,6 +527,16 @@ export type components = {
             epoch: string;
             /** @description `too_far_behind`, `pruned`, `unknown_cursor` or `other_epoch`. */
             reason: string;
+        };
+        /** @description The text a message had before an edit replaced it. */
+        Revision: {
+            content: string;
+            editor_id: components["schemas"]["i64"];
+            /**
+             * Format: date-time
+             * @description When the edit replaced it, UTC.
+             */
+            replaced_at: string;
         };
         /** @description A message that matched, as history shows it, with the part that matched. */
         SearchHit: components["schemas"]["MessageView"] & {
@@ -625,6 +754,387 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+                /** @description The message */
+                message_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted (or deleted before) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not your message, or not your chat */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    edit_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+                /** @description The message */
+                message_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EditMessageRequest"];
+            };
+        };
+        responses: {
+            /** @description Edited */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not your message, or not your chat */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad text, a deleted or file-only message, or past `EDIT_WINDOW` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    react: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+                /** @description One grapheme cluster, at most 64 bytes */
+                emoji: string;
+                /** @description The message */
+                message_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Reacted (or had reacted) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a member of the chat */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not one emoji, a deleted message, or already 20 different emoji */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    unreact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+                /** @description The emoji, URL-encoded */
+                emoji: string;
+                /** @description The message */
+                message_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Taken back (or there was none) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a member of the chat */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revisions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+                /** @description The message */
+                message_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Revision"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not staff */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
