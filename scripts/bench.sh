@@ -92,6 +92,8 @@ if [ "$QUICK" = 1 ]; then
              --offline 0.1)
   RATE_LIVE=(--private --connections 20 --rate 200 --duration 1 --warmup 0 --typing-per-sec 2
              --churn 5 --churn-online 0.3 --churn-offline 0.2)
+  RATE_MIX=(--private --connections 20 --rate 200 --duration 1 --warmup 0 --edits-per-sec 2
+            --reactions-per-sec 2)
   CEILING=(--messages 5000)
 else
   # 20,000 sockets, or as many as the open-file limit leaves room for.
@@ -112,6 +114,11 @@ else
   # 7 s: past PRESENCE_GRACE, so each departure is told).
   RATE_LIVE=(--private --connections 200 --rate 4000 --duration 15 --warmup 3 --typing-per-sec 2
              --churn 200)
+  # The same private chats with edits and reactions beside the messages: each of 200 users
+  # edits its newest message once a second and reacts to the other's newest once a second
+  # (400 changes/s beside 4,000 messages/s).
+  RATE_MIX=(--private --connections 200 --rate 4000 --duration 15 --warmup 3 --edits-per-sec 1
+            --reactions-per-sec 1)
   CEILING=(--messages 300000)
 fi
 
@@ -140,6 +147,7 @@ run slow slow --url "$URL" --first-user 6000000 --database-url "$DB" --pid "$JET
 # socket the server has not yet seen close from refusing its successor.
 run reconnect reconnect --url "$URL" --first-user 7000000 --database-url "$DB" "${RECONNECT[@]}"
 run rate_live rate --url "$URL" --first-user 8000000 --database-url "$DB" "${RATE_LIVE[@]}"
+run rate_mix rate --url "$URL" --first-user 8500000 --database-url "$DB" "${RATE_MIX[@]}"
 JETCHAT_RSS_KIB=$(awk '/VmRSS/ {print $2}' "/proc/$JETCHAT_PID/status")
 
 # A second instance of the same service (the first one's nats-server and database, the same
@@ -196,7 +204,7 @@ def cpu():
 mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
 scenarios = {}
 for name in ["idle", "pairs", "rate_private", "rate_steps", "fanout", "slow", "reconnect",
-             "reconnect_across", "rate_live", "ceiling"]:
+             "reconnect_across", "rate_live", "rate_mix", "ceiling"]:
     with open(os.path.join(work, name + ".json")) as f:
         scenarios[name] = json.load(f)
 

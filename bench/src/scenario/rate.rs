@@ -409,9 +409,18 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
             _ => churn_failures += 1,
         }
     }
-    // The last arrivals' frames may still be on their way.
+    // The last arrivals', edits' and reactions' frames may still be on their way.
     let deadline = Instant::now() + Duration::from_secs(2);
-    while counters.presence_received.get() < churn_changes.get() && Instant::now() < deadline {
+    // Every member's sockets hear of an edit or a reaction, the sender's own included.
+    let members = senders[0].recipients + 1;
+    let mix_pending = || {
+        let now = mix_counts(&counters);
+        now[1] - mix_before[1] < (now[0] - mix_before[0]) * members
+            || now[3] - mix_before[3] < (now[2] - mix_before[2]) * members
+    };
+    while (counters.presence_received.get() < churn_changes.get() || mix_pending())
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (typing_sent, typing_received) = (
@@ -462,8 +471,6 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
             share(typing_received, typing_sent * senders[0].recipients),
         );
     }
-    // Every member's sockets hear of an edit or a reaction, the sender's own included.
-    let members = senders[0].recipients + 1;
     let mix = [
         (
             args.edits_per_sec,
