@@ -262,18 +262,7 @@ async fn over_nats_a_deleter_id_must_be_the_author_and_moderation_may_delete_any
         json!({"command_id": "dj-m", "message_id": theirs["message_id"]}),
     )
     .await;
-    let mut seen = Vec::new();
-    while seen.len() < 3 {
-        let msg = tokio::time::timeout(
-            crate::helpers::FRAME_TIMEOUT,
-            futures_util::StreamExt::next(&mut events),
-        )
-        .await
-        .expect("an event in time")
-        .unwrap();
-        let event: Value = serde_json::from_slice(&msg.payload).unwrap();
-        seen.push((msg.subject.to_string(), event));
-    }
+    let seen = crate::helpers::next_events(&mut events, 3).await;
     assert_eq!(seen[0].0, format!("chat.events.{chat_id}.command_rejected"));
     assert_eq!(seen[0].1["code"], "forbidden");
     assert_eq!(seen[0].1["command_id"], "dj-x");

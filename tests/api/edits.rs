@@ -326,18 +326,7 @@ async fn django_edits_over_nats_and_hears_of_refusals() {
                "content": "hijack"}),
     )
     .await;
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        let msg = tokio::time::timeout(
-            crate::helpers::FRAME_TIMEOUT,
-            futures_util::StreamExt::next(&mut events),
-        )
-        .await
-        .expect("an event in time")
-        .unwrap();
-        let event: Value = serde_json::from_slice(&msg.payload).unwrap();
-        seen.push((msg.subject.to_string(), event));
-    }
+    let seen = crate::helpers::next_events(&mut events, 2).await;
     assert_eq!(seen[0].0, format!("chat.events.{chat_id}.message_edited"));
     assert_eq!(seen[0].1["content"], "fixed");
     assert_eq!(seen[0].1["command_id"], "dj-1");

@@ -473,6 +473,21 @@ impl WsClient {
 }
 
 /// Publishes a command to `CHAT_IN` as Django would and waits for JetStream's ack.
+/// The next `n` events on a core NATS subscription, as (subject, payload); fails the test when
+/// one does not come within [`FRAME_TIMEOUT`].
+pub async fn next_events(events: &mut async_nats::Subscriber, n: usize) -> Vec<(String, Value)> {
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let msg = tokio::time::timeout(FRAME_TIMEOUT, events.next())
+            .await
+            .expect("an event in time")
+            .expect("subscription open");
+        let event: Value = serde_json::from_slice(&msg.payload).expect("events are JSON");
+        seen.push((msg.subject.to_string(), event));
+    }
+    seen
+}
+
 pub async fn publish_command(app: &TestApp, subject: &str, payload: Value) {
     let js = async_nats::jetstream::new(app.nats().await);
     js.publish(subject.to_owned(), payload.to_string().into())

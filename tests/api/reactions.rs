@@ -205,18 +205,7 @@ async fn only_members_react_and_never_to_a_deleted_message() {
         json!({"command_id": "dj-2", "message_id": id, "user_id": 2, "emoji": "✅"}),
     )
     .await;
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        let msg = tokio::time::timeout(
-            crate::helpers::FRAME_TIMEOUT,
-            futures_util::StreamExt::next(&mut events),
-        )
-        .await
-        .expect("an event in time")
-        .unwrap();
-        let event: Value = serde_json::from_slice(&msg.payload).unwrap();
-        seen.push((msg.subject.to_string(), event));
-    }
+    let seen = crate::helpers::next_events(&mut events, 2).await;
     assert_eq!(seen[0].0, format!("chat.events.{chat_id}.command_rejected"));
     assert_eq!(seen[0].1["code"], "forbidden");
     assert_eq!(seen[0].1["command_id"], "dj-3");

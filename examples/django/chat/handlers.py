@@ -75,6 +75,19 @@ def message_deleted(e: dict) -> str:
     return f"message {e['message_id']} in chat {e['chat_id']} deleted (command {e['command_id']})"
 
 
+def message_edited(e: dict) -> str:
+    # Replace your copy's text; the previous one is in jetchat's revisions (staff only).
+    return f"message {e['message_id']} in chat {e['chat_id']} edited: {e['content']!r}"
+
+
+def reaction_added(e: dict) -> str:
+    return f"user {e['user_id']} reacted {e['emoji']} to message {e['message_id']} in chat {e['chat_id']}"
+
+
+def reaction_removed(e: dict) -> str:
+    return f"user {e['user_id']} took back {e['emoji']} on message {e['message_id']} in chat {e['chat_id']}"
+
+
 def push_needed(e: dict) -> str:
     """Messages reached none of the member's sockets within PUSH_AFTER: notify their devices.
 
@@ -119,6 +132,9 @@ HANDLERS = {
     "member_removed": member_removed,
     "chat_renamed": chat_renamed,
     "message_deleted": message_deleted,
+    "message_edited": message_edited,
+    "reaction_added": reaction_added,
+    "reaction_removed": reaction_removed,
     "command_rejected": command_rejected,
     "push_needed": push_needed,
     "chat_muted": chat_muted,

@@ -52,15 +52,7 @@ impl BatchState {
             command_id: cmd.command_id.clone(),
         });
         let applied = |replies: &mut Vec<(String, Outcome)>| {
-            if let Some(reply_to) = &cmd.reply_to {
-                replies.push((
-                    reply_to.clone(),
-                    Outcome::Applied {
-                        v: VERSION,
-                        command_id: cmd.command_id.clone(),
-                    },
-                ));
-            }
+            super::applied(replies, cmd.reply_to.as_ref(), &cmd.command_id);
         };
         let repeat = message_revision::Entity::find()
             .filter(message_revision::Column::MessageId.eq(cmd.message_id))

@@ -470,15 +470,7 @@ impl BatchState {
             .filter(message_reaction::Column::MessageId.eq(cmd.message_id))
             .exec(db)
             .await?;
-        if let Some(reply_to) = &cmd.reply_to {
-            replies.push((
-                reply_to.clone(),
-                Outcome::Applied {
-                    v: VERSION,
-                    command_id: cmd.command_id.clone(),
-                },
-            ));
-        }
+        super::applied(replies, cmd.reply_to.as_ref(), &cmd.command_id);
         // Announced even when it was deleted before: the command's outcome is the same.
         pending.push(Pending::Ready(Event::MessageDeleted(MessageDeleted {
             v: VERSION,

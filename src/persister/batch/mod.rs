@@ -110,6 +110,19 @@ enum Pending {
     Message { key: (UserId, String) },
 }
 
+/// Answers `applied` on `reply_to`, when the command asked for an outcome.
+fn applied(replies: &mut Vec<(String, Outcome)>, reply_to: Option<&String>, command_id: &str) {
+    if let Some(reply_to) = reply_to {
+        replies.push((
+            reply_to.clone(),
+            Outcome::Applied {
+                v: VERSION,
+                command_id: command_id.to_owned(),
+            },
+        ));
+    }
+}
+
 /// Why applying a batch failed: the batch as a whole is retried (transient) or isolated.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {

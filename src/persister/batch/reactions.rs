@@ -122,15 +122,7 @@ impl BatchState {
                 Event::ReactionRemoved(event)
             }));
         }
-        if let Some(reply_to) = &cmd.reply_to {
-            replies.push((
-                reply_to.clone(),
-                Outcome::Applied {
-                    v: VERSION,
-                    command_id: cmd.command_id.clone(),
-                },
-            ));
-        }
+        super::applied(replies, cmd.reply_to.as_ref(), &cmd.command_id);
         Ok(())
     }
 }
