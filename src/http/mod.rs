@@ -3,6 +3,7 @@
 
 pub mod chats;
 pub mod cors;
+pub mod dev;
 pub mod extract;
 pub mod health;
 pub mod home;
@@ -14,6 +15,7 @@ pub mod mute;
 pub mod presence;
 pub mod search;
 pub mod sync;
+pub mod web;
 
 use axum::{
     Json,

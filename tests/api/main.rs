@@ -31,3 +31,4 @@ mod rest;
 mod search;
 mod sync;
 mod typing;
+mod web_app;

@@ -1,0 +1,202 @@
+// The web app jetchat serves at `/`, as people use it: two users (and a third for the group)
+// in browser contexts of their own sign in with DEV_LOGIN, chat privately and in a group, see
+// their messages' marks go from sent to delivered to read, see each other typing and online,
+// send and play a voice note, and keep chatting across a jetchat restart. Every wait is on
+// what the page shows.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+import { Jetchat } from './jetchat.js';
+import { oggOpus } from './ogg.js';
+
+let jetchat, browser;
+const pages = [];
+
+before(async () => {
+  jetchat = await new Jetchat({ RATE_MESSAGES_PER_SEC: '0' }).start();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-background-networking', '--autoplay-policy=no-user-gesture-required'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await jetchat?.remove();
+});
+
+/** A user signed in through the development form, in a browser context of their own. */
+async function signIn(userId) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (error) => page.errors.push(error));
+  await page.goto(jetchat.url);
+  await page.getByLabel('User id').fill(String(userId));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('.state[data-state="open"]').waitFor();
+  pages.push(page);
+  return page;
+}
+
+/** Starts a chat from the form; it opens under `title`. */
+async function startChat(page, members, title, name = '') {
+  await page.getByLabel('New chat with user ids').fill(members);
+  await page.getByLabel('Group name').fill(name);
+  await page.getByRole('button', { name: 'Start' }).click();
+  await page.locator('#chat-title', { hasText: title }).waitFor();
+}
+
+async function say(page, text) {
+  await page.getByRole('textbox', { name: 'Message' }).fill(text);
+  await page.getByRole('textbox', { name: 'Message' }).press('Enter');
+}
+
+const exactly = (text) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+
+/** My messages with exactly this text. */
+const mineLocator = (page, text) =>
+  page.locator('#messages li.msg.mine', { has: page.locator('.text', { hasText: exactly(text) }) });
+
+/** My message with this text, once its mark says `status`. */
+const mine = (page, text, status) => mineLocator(page, text).locator(`.mark[data-status="${status}"]`).waitFor();
+
+/** Messages from someone else with exactly this text, in the open conversation. */
+const theirs = (page, text) =>
+  page.locator('#messages li.msg:not(.mine)', { has: page.locator('.text', { hasText: exactly(text) }) });
+
+/** The chat list's entry whose name is `name`. */
+const chatEntry = (page, name) => page.locator('#chats button', { has: page.locator('.name', { hasText: name }) });
+
+test('two users chat privately: unread count, receipts, typing, presence', async () => {
+  const alice = await signIn(1);
+  const bob = await signIn(2);
+
+  await startChat(alice, '2', 'User 2');
+  await say(alice, 'hello bob');
+  // Bob is online: the server marks it delivered as it reaches his socket.
+  await mine(alice, 'hello bob', 'delivered');
+
+  // Bob's list shows the chat with its unread count and last message.
+  const entry = chatEntry(bob, 'User 1');
+  await entry.locator('[data-testid="unread"]', { hasText: '1' }).waitFor();
+  assert.match(await entry.locator('.last').textContent(), /hello bob/);
+  await entry.click();
+  await theirs(bob, 'hello bob').waitFor();
+  await mine(alice, 'hello bob', 'read');
+  await entry.locator('[data-testid="unread"]').waitFor({ state: 'detached' });
+
+  // Presence and typing.
+  await alice.locator('[data-testid="presence"]', { hasText: 'online' }).waitFor();
+  await bob.getByRole('textbox', { name: 'Message' }).pressSequentially('hi al');
+  await alice.locator('[data-testid="typing"]', { hasText: 'User 2 is typing' }).waitFor();
+  await bob.getByRole('textbox', { name: 'Message' }).press('Enter');
+  await theirs(alice, 'hi al').waitFor();
+  await alice.locator('[data-testid="typing"]:empty').waitFor();
+  await mine(bob, 'hi al', 'read');
+
+  assert.deepEqual([...alice.errors, ...bob.errors], []);
+});
+
+test('a group of three: everyone sees every message once', async () => {
+  const [alice, bob] = pages;
+  const carol = await signIn(3);
+  await startChat(alice, '2, 3', 'team', 'team');
+  await say(alice, 'welcome, team');
+  await mine(alice, 'welcome, team', 'delivered');
+  for (const page of [bob, carol]) {
+    await chatEntry(page, 'team').click();
+    await theirs(page, 'welcome, team').waitFor();
+  }
+  await mine(alice, 'welcome, team', 'read');
+  await say(carol, 'thanks!');
+  await theirs(alice, 'thanks!').waitFor();
+  await theirs(bob, 'thanks!').waitFor();
+  assert.equal(await theirs(bob, 'welcome, team').count(), 1);
+  assert.equal(await alice.locator('#chat-presence').textContent(), '3 members, 3 online');
+});
+
+test('history loads as you scroll up', async () => {
+  const [alice, bob] = pages;
+  // 70 messages from a socket of Alice's own (faster than typing them), then Bob opens the group.
+  await alice.evaluate(async () => {
+    const { token } = await (await fetch('/dev/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user_id":1}' })).json();
+    const chats = await (await fetch('/chats/', { headers: { authorization: `Bearer ${token}` } })).json();
+    const team = chats.find((c) => c.name === 'team');
+    const ws = new WebSocket(`${location.origin.replace('http', 'ws')}/ws/chat?token=${token}`);
+    let acked = 0;
+    await new Promise((done) => {
+      ws.onmessage = (e) => {
+        const frame = JSON.parse(e.data);
+        if (frame.action === 'unread') {
+          for (let i = 1; i <= 70; i++) ws.send(JSON.stringify({ action: 'send_message', chat_id: team.chat_id, content: `old ${i}`, client_msg_id: `old-${i}` }));
+        } else if (frame.action === 'message_ack' && ++acked === 70) done();
+      };
+    });
+    ws.close();
+  });
+  await bob.reload();
+  await chatEntry(bob, 'team').click();
+  await theirs(bob, 'old 70').waitFor();
+  assert.equal(await theirs(bob, 'old 1').count(), 0, 'the first page is the newest messages only');
+  const list = bob.locator('#messages');
+  while ((await theirs(bob, 'old 1').count()) === 0) {
+    // Scrolled to the top, the page before is fetched and put above (the view stays put).
+    const shown = await bob.locator('#messages li.msg').count();
+    await list.evaluate((el) => el.scrollTo(0, 0));
+    await bob.waitForFunction((n) => document.querySelectorAll('#messages li.msg').length > n, shown);
+  }
+  const texts = await bob.locator('#messages li.msg .text').allTextContents();
+  const old = texts.filter((t) => t.startsWith('old '));
+  assert.deepEqual(old, Array.from({ length: 70 }, (_, i) => `old ${i + 1}`));
+});
+
+test('a voice note: picked, uploaded, played from a Range request', async () => {
+  const [alice, bob] = pages;
+  await chatEntry(alice, 'User 2').click();
+  await chatEntry(bob, 'User 1').click();
+  const ranged = bob.waitForResponse((r) => r.url().includes('/media/') && r.status() === 206);
+  await alice.locator('#attach').setInputFiles({ name: 'note.ogg', mimeType: 'audio/ogg', buffer: oggOpus(1) });
+  await alice.locator('#messages li.msg.mine audio').waitFor();
+  const audio = bob.locator('#messages li.msg:not(.mine) audio[aria-label="Voice note"]');
+  await audio.waitFor();
+  const response = await ranged;
+  assert.match(response.request().headers().range ?? '', /^bytes=/);
+  const played = await audio.evaluate(async (el) => {
+    await el.play();
+    await new Promise((ok, fail) => {
+      el.addEventListener('ended', ok, { once: true });
+      el.addEventListener('error', () => fail(new Error(`media error ${el.error?.code}`)), { once: true });
+    });
+    return el.duration;
+  });
+  assert.ok(played > 0.9 && played < 1.1, `duration ${played}`);
+});
+
+test('chatting goes on across a jetchat restart: nothing lost or doubled', async () => {
+  const [alice, bob] = pages;
+  await jetchat.stop();
+  await alice.locator('.state[data-state="reconnecting"]').waitFor();
+  await say(alice, 'sent while the server was down');
+  await mine(alice, 'sent while the server was down', 'pending');
+
+  await jetchat.start(); // the same port and data directory
+  await alice.locator('.state[data-state="open"]').waitFor();
+  await bob.locator('.state[data-state="open"]').waitFor();
+  await mine(alice, 'sent while the server was down', 'read');
+  await theirs(bob, 'sent while the server was down').waitFor();
+  await say(bob, 'back again');
+  await theirs(alice, 'back again').waitFor();
+
+  for (const [page, text] of [[bob, 'sent while the server was down'], [alice, 'back again']]) {
+    assert.equal(await theirs(page, text).count(), 1, text);
+  }
+  // Reloading shows the same history, each message once.
+  await bob.reload();
+  await bob.locator('.state[data-state="open"]').waitFor();
+  await chatEntry(bob, 'User 1').click();
+  await theirs(bob, 'sent while the server was down').waitFor();
+  assert.equal(await theirs(bob, 'sent while the server was down').count(), 1);
+  assert.equal(await mineLocator(bob, 'back again').count(), 1);
+});
