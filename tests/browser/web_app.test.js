@@ -17,7 +17,11 @@ before(async () => {
   jetchat = await new Jetchat({ RATE_MESSAGES_PER_SEC: '0' }).start();
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-background-networking', '--autoplay-policy=no-user-gesture-required'],
+    args: [
+      '--no-sandbox', '--disable-background-networking', '--autoplay-policy=no-user-gesture-required',
+      // A fake microphone (a beep) that needs no permission prompt, for MediaRecorder.
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+    ],
   });
 });
 
@@ -172,6 +176,39 @@ test('a voice note: picked, uploaded, played from a Range request', async () => 
     return el.duration;
   });
   assert.ok(played > 0.9 && played < 1.1, `duration ${played}`);
+});
+
+test('a voice note recorded in the browser (MediaRecorder) reaches the other user', async () => {
+  const [alice, bob] = pages;
+  const notes = () => bob.locator('#messages li.msg:not(.mine) audio').count();
+  const before = await notes();
+  const record = alice.getByRole('button', { name: 'Record a voice note' });
+  await record.click();
+  await alice.locator('button[aria-pressed="true"]', { hasText: 'Stop' }).waitFor();
+  await alice.locator('[data-testid="recording"]', { hasText: '0:01' }).waitFor();
+  await alice.getByRole('button', { name: 'Stop recording and send' }).click();
+  await bob.waitForFunction((n) => document.querySelectorAll('#messages li.msg:not(.mine) audio').length > n, before);
+  const src = await bob.locator('#messages li.msg:not(.mine) audio').last().getAttribute('src');
+  assert.match(src, /\/media\//);
+  const upload = await (await fetch(new URL(src, jetchat.url), { headers: { range: 'bytes=0-3' } }));
+  assert.equal(upload.status, 206);
+  assert.match(upload.headers.get('content-type'), /^audio\/(webm|ogg)/);
+});
+
+test('production sign-in: a token in the URL fragment, then removed from the address bar', async () => {
+  const { token } = await (await fetch(`${jetchat.url}/dev/token`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user_id":4}',
+  })).json();
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${jetchat.url}/#token=${token}`);
+  await page.locator('.state[data-state="open"]').waitFor();
+  assert.equal(await page.locator('[data-testid="me"]').textContent(), 'User 4');
+  assert.ok(!page.url().includes(token), page.url());
+  // A token that is no JWT of a user signs in nobody: the page waits for its opener.
+  const other = await (await browser.newContext()).newPage();
+  await other.goto(`${jetchat.url}/#token=garbage%00${'x'.repeat(5000)}`);
+  await other.getByRole('heading', { name: 'Sign in as user N' }).waitFor();
+  assert.ok(!other.url().includes('garbage'));
 });
 
 test('chatting goes on across a jetchat restart: nothing lost or doubled', async () => {

@@ -504,6 +504,7 @@ export class App {
         onkeydown: (e: KeyboardEvent) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); file.click(); } },
       }, 'Attach')),
       file,
+      this.recorder(chatId, progress, error),
       h('button', { type: 'submit', className: 'primary' }, 'Send'),
       progress,
       error);
@@ -512,6 +513,56 @@ export class App {
       else this.client.stopTyping(chatId);
     });
     return form;
+  }
+
+  /** A "Record" button where the browser can record (MediaRecorder): press to start, again
+   * to stop and send the voice note. */
+  private recorder(chatId: number, progress: HTMLProgressElement, error: HTMLElement): HTMLElement | null {
+    if (typeof MediaRecorder === 'undefined' || !navigator.mediaDevices?.getUserMedia) return null;
+    let recording: { recorder: MediaRecorder; stream: MediaStream; timer: ReturnType<typeof setInterval> } | undefined;
+    const elapsed = h('span', { className: 'muted', 'data-testid': 'recording', 'aria-live': 'off' });
+    const button: HTMLButtonElement = h('button', {
+      type: 'button', 'aria-pressed': 'false', 'aria-label': 'Record a voice note',
+      onclick: async () => {
+        if (recording) {
+          recording.recorder.stop();
+          return;
+        }
+        error.textContent = '';
+        try {
+          const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+          const type = ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus', 'audio/webm'].find((t) => MediaRecorder.isTypeSupported(t));
+          const recorder = new MediaRecorder(stream, type ? { mimeType: type } : undefined);
+          const chunks: Blob[] = [];
+          const started = Date.now();
+          recorder.ondataavailable = (e) => chunks.push(e.data);
+          recorder.onstop = () => {
+            stream.getTracks().forEach((t) => t.stop());
+            clearInterval(recording?.timer);
+            recording = undefined;
+            button.textContent = 'Record';
+            button.setAttribute('aria-pressed', 'false');
+            button.setAttribute('aria-label', 'Record a voice note');
+            elapsed.textContent = '';
+            const mime = recorder.mimeType || 'audio/webm';
+            const note = new File(chunks, `voice-note.${mime.includes('ogg') ? 'ogg' : 'webm'}`, { type: mime });
+            if (note.size > 0) void this.upload(chatId, note, progress, error);
+          };
+          recorder.start(250);
+          const timer = setInterval(() => {
+            const s = Math.floor((Date.now() - started) / 1000);
+            elapsed.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+          }, 250);
+          recording = { recorder, stream, timer };
+          button.textContent = 'Stop';
+          button.setAttribute('aria-pressed', 'true');
+          button.setAttribute('aria-label', 'Stop recording and send');
+        } catch (e) {
+          error.textContent = `Recording failed: ${describe(e)}`;
+        }
+      },
+    }, 'Record');
+    return h('span', {}, button, ' ', elapsed);
   }
 
   private send(chatId: number, body: { content: string; file_id?: number | string; content_type?: string; file_url?: string }): void {
