@@ -143,6 +143,8 @@ export class App {
     });
     c.on('typing', (t) => this.typing(t));
     window.addEventListener('popstate', () => this.showList());
+    // Read marks wait while the page is hidden; coming back reads the open chat.
+    document.addEventListener('visibilitychange', () => this.readOpen());
     c.connect().catch((error) => (this.listError.textContent = describe(error)));
   }
 
