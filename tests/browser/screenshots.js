@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { Jetchat } from './jetchat.js';
 import { oggOpus } from './ogg.js';
+import { say as sayIt, signIn, startChat } from './app_page.js';
 
 const out = resolve(dirname(fileURLToPath(import.meta.url)), '../../docs/screenshots');
 mkdirSync(out, { recursive: true });
@@ -18,25 +19,14 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-background-networking'],
 });
 try {
-  const open = async (userId, viewport = { width: 1100, height: 720 }) => {
-    const context = await browser.newContext({ viewport, colorScheme: 'light', deviceScaleFactor: 1 });
-    const page = await context.newPage();
-    await page.goto(jetchat.url);
-    await page.getByLabel('User id').fill(String(userId));
-    if (userId === 1) await page.screenshot({ path: join(out, 'signin.png') });
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.locator('.state[data-state="open"]').waitFor();
-    return page;
-  };
-  const start = async (page, members, title, name = '') => {
-    await page.getByLabel('New chat with user ids').fill(members);
-    await page.getByLabel('Group name').fill(name);
-    await page.getByRole('button', { name: 'Start' }).click();
-    await page.locator('#chat-title', { hasText: title }).waitFor();
-  };
+  const open = (userId, viewport = { width: 1100, height: 720 }) =>
+    signIn(browser, jetchat.url, userId, {
+      viewport,
+      beforeSubmit: userId === 1 ? (page) => page.screenshot({ path: join(out, 'signin.png') }) : undefined,
+    });
+  const start = startChat;
   const say = async (page, text) => {
-    await page.getByRole('textbox', { name: 'Message' }).fill(text);
-    await page.getByRole('textbox', { name: 'Message' }).press('Enter');
+    await sayIt(page, text);
     await page.locator('#messages li.msg.mine .mark:not([data-status="pending"])').last().waitFor();
   };
   const alice = await open(1);

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { Jetchat } from './jetchat.js';
 import { oggOpus } from './ogg.js';
+import { chatEntry, mine, mineLocator, say, signIn as signInAs, startChat, theirs } from './app_page.js';
 
 let jetchat, browser;
 const pages = [];
@@ -30,48 +31,12 @@ after(async () => {
   await jetchat?.remove();
 });
 
-/** A user signed in through the development form, in a browser context of their own. */
+/** A user signed in, kept in `pages` for the tests that follow. */
 async function signIn(userId) {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
-  const page = await context.newPage();
-  page.errors = [];
-  page.on('pageerror', (error) => page.errors.push(error));
-  await page.goto(jetchat.url);
-  await page.getByLabel('User id').fill(String(userId));
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('.state[data-state="open"]').waitFor();
+  const page = await signInAs(browser, jetchat.url, userId);
   pages.push(page);
   return page;
 }
-
-/** Starts a chat from the form; it opens under `title`. */
-async function startChat(page, members, title, name = '') {
-  await page.getByLabel('New chat with user ids').fill(members);
-  await page.getByLabel('Group name').fill(name);
-  await page.getByRole('button', { name: 'Start' }).click();
-  await page.locator('#chat-title', { hasText: title }).waitFor();
-}
-
-async function say(page, text) {
-  await page.getByRole('textbox', { name: 'Message' }).fill(text);
-  await page.getByRole('textbox', { name: 'Message' }).press('Enter');
-}
-
-const exactly = (text) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
-
-/** My messages with exactly this text. */
-const mineLocator = (page, text) =>
-  page.locator('#messages li.msg.mine', { has: page.locator('.text', { hasText: exactly(text) }) });
-
-/** My message with this text, once its mark says `status`. */
-const mine = (page, text, status) => mineLocator(page, text).locator(`.mark[data-status="${status}"]`).waitFor();
-
-/** Messages from someone else with exactly this text, in the open conversation. */
-const theirs = (page, text) =>
-  page.locator('#messages li.msg:not(.mine)', { has: page.locator('.text', { hasText: exactly(text) }) });
-
-/** The chat list's entry whose name is `name`. */
-const chatEntry = (page, name) => page.locator('#chats button', { has: page.locator('.name', { hasText: name }) });
 
 test('two users chat privately: unread count, receipts, typing, presence', async () => {
   const alice = await signIn(1);

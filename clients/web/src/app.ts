@@ -74,7 +74,7 @@ export class App {
       token: session.token,
       outboxStorage: webStorageOutbox(`jetchat.outbox.${this.me}`),
       backoff: { initialMs: 250, maxMs: 5_000 },
-    } as ConstructorParameters<typeof Client>[0]);
+    });
     this.chats = new ChatList(this.client, this.me);
     this.state = h('span', { className: 'state', role: 'status', 'data-state': 'connecting' }, 'Connecting…');
     this.list = h('ul', { id: 'chats', 'aria-label': 'Chats' });
