@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The web app at http://127.0.0.1:8000/ offers "sign in as user N" (loopback binds only).
+export DEV_LOGIN="${DEV_LOGIN:-true}"
 exec cargo run --release --bin jetchat -- serve "$@"

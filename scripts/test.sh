@@ -3,7 +3,8 @@
 # on SQLite, and on PostgreSQL. Each integration test starts its own nats-server (or a 3-node
 # cluster) and its own database.
 #
-# Then the browser tests (tests/browser: chromium drives a page on another origin), the
+# Then the web app's build check (clients/web/dist must be what its sources build), the
+# browser tests (tests/browser: chromium drives a page on another origin and the web app), the
 # TypeScript client's tests (clients/js: vitest against a real jetchat), the Django
 # example's end-to-end test (examples/django) runs against a real jetchat, every
 # benchmark scenario runs for about a second against a release build (the load generator, its
@@ -43,16 +44,25 @@ echo "== unit tests and the integration suite on SQLite"
 nextest --all-targets
 cargo test --workspace --doc --quiet
 
-echo "== browser tests: a page on another origin (playwright-core with Debian's chromium)"
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "== installing chromium (Debian package)"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
-fi
 if ! command -v npm >/dev/null 2>&1; then
   echo "== installing Node.js and npm (Debian packages)"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+echo "== the web app (clients/web): rebuilt, and the committed dist/ must be that build"
+(cd clients/web && npm ci --no-audit --no-fund --silent && npm run build --silent >/dev/null)
+if ! git diff --exit-code --stat -- clients/web/dist ||
+  [ -n "$(git status --porcelain --untracked-files=all -- clients/web/dist)" ]; then
+  echo "clients/web/dist differs from its build: run 'npm ci && npm run build' in clients/web and commit dist/" >&2
+  exit 1
+fi
+
+echo "== browser tests: a page on another origin, the web app (playwright-core with Debian's chromium)"
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium (Debian package)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --silent &&
   JETCHAT_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/jetchat" node --test)

@@ -4,7 +4,10 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::{routing::get, serve::ListenerExt};
+use axum::{
+    routing::{get, post},
+    serve::ListenerExt,
+};
 use sea_orm::DatabaseConnection;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -213,7 +216,7 @@ impl App {
         } = self;
         let address = listener.local_addr()?;
         tracing::info!(%address, "jetchat listening");
-        announce_urls(address, state.config.metrics);
+        announce_urls(address, &state.config);
         let shutdown = state.shutdown.clone();
         let tracker = state.tracker.clone();
         let bus = state.bus.clone();
@@ -244,17 +247,26 @@ impl App {
 }
 
 /// Tells whoever started jetchat what to open: the URLs and where a token comes from.
-fn announce_urls(address: SocketAddr, metrics: bool) {
+fn announce_urls(address: SocketAddr, config: &Config) {
     // A wildcard bind is reachable on loopback; name that.
     let host = match address.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => format!("127.0.0.1:{}", address.port()),
         ip if ip.is_unspecified() => format!("[::1]:{}", address.port()),
         _ => address.to_string(),
     };
+    match (config.web_app, config.dev_login.enabled()) {
+        (true, true) => tracing::info!(
+            "web app: http://{host}/ (sign in as any user: DEV_LOGIN is on, for development only)"
+        ),
+        (true, false) => tracing::info!(
+            "web app: http://{host}/ (open it from your site with #token=<access token>)"
+        ),
+        (false, _) => tracing::info!("web app off (WEB_APP=off)"),
+    }
     tracing::info!(
         "API documentation: http://{host}/docs (WebSocket protocol: http://{host}/protocol)"
     );
-    match metrics {
+    match config.metrics {
         true => tracing::info!("health: http://{host}/healthz, metrics: http://{host}/metrics"),
         false => tracing::info!("health: http://{host}/healthz (metrics off: METRICS=off)"),
     }
@@ -278,8 +290,19 @@ pub fn routes(state: AppState) -> axum::Router {
             get(http::chats::list_chats).post(http::chats::create_chat),
         )
         // For people, not API clients: outside the OpenAPI document.
-        .route("/", get(http::home::home))
-        .route("/protocol", get(http::home::protocol))
+        .route("/protocol", get(http::home::protocol));
+    let router = match state.config.web_app {
+        true => router
+            .route("/", get(http::web::index))
+            .route("/assets/{*path}", get(http::web::asset))
+            .route("/app-config.json", get(http::web::config)),
+        false => router.route("/", get(http::home::home)),
+    };
+    let router = match state.config.dev_login.enabled() {
+        true => router.route("/dev/token", post(http::dev::dev_token)),
+        false => router,
+    };
+    let router = router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .with_state(state);
     match cors {

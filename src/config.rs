@@ -136,6 +136,61 @@ pub struct Config {
     pub cors_allowed_origins: crate::origins::AllowedOrigins,
     /// Whether `GET /metrics` answers (`METRICS=on`, the default) or 404s (`off`).
     pub metrics: bool,
+    /// `WEB_APP`: whether the embedded web app is served at `/` (on by default).
+    pub web_app: bool,
+    /// `DEV_LOGIN`: whether `POST /dev/token` hands out a token for any user (development).
+    pub dev_login: DevLogin,
+}
+
+/// `DEV_LOGIN`: a token for any user, for whoever asks: for development only, so refused on a
+/// bind reachable from other machines unless forced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DevLogin {
+    /// No `/dev/token` (the default).
+    #[default]
+    Off,
+    /// `true`: `/dev/token` exists; only on a loopback `BIND_ADDR`.
+    On,
+    /// `force`: `/dev/token` exists on any bind (a demo behind a private network).
+    Force,
+}
+
+impl DevLogin {
+    /// Whether `/dev/token` answers.
+    pub fn enabled(self) -> bool {
+        self != DevLogin::Off
+    }
+}
+
+fn dev_login(
+    var: &impl Fn(&'static str) -> Option<String>,
+    bind_addr: SocketAddr,
+) -> Result<DevLogin, ConfigError> {
+    let name = "DEV_LOGIN";
+    let value = match var(name) {
+        None => return Ok(DevLogin::Off),
+        Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => DevLogin::On,
+            "off" | "false" | "0" | "no" => DevLogin::Off,
+            "force" => DevLogin::Force,
+            _ => {
+                return Err(ConfigError {
+                    name,
+                    problem: format!("{raw:?} is not valid: use true, false or force"),
+                });
+            }
+        },
+    };
+    if value == DevLogin::On && !bind_addr.ip().is_loopback() {
+        return Err(ConfigError {
+            name,
+            problem: format!(
+                "refused with BIND_ADDR={bind_addr}, which other machines can reach: anyone \
+                 could sign in as any user. Bind to 127.0.0.1, or set DEV_LOGIN=force"
+            ),
+        });
+    }
+    Ok(value)
 }
 
 impl Config {
@@ -196,8 +251,9 @@ impl Config {
             }
         };
         let subject_prefix = subject_prefix(&var)?;
+        let bind_addr = parse(&var, "BIND_ADDR", "127.0.0.1:8000")?;
         Ok(Config {
-            bind_addr: parse(&var, "BIND_ADDR", "127.0.0.1:8000")?,
+            bind_addr,
             database_url: SecretUrl(database_url),
             nats_url: var("NATS_URL").map(SecretUrl),
             nats_server_bin: var("NATS_SERVER_BIN").map(PathBuf::from),
@@ -279,6 +335,8 @@ impl Config {
                 problem: e.to_string(),
             })?,
             metrics: switch(&var, "METRICS", true)?,
+            web_app: switch(&var, "WEB_APP", true)?,
+            dev_login: dev_login(&var, bind_addr)?,
         })
     }
 }
@@ -541,6 +599,55 @@ mod tests {
         assert_eq!(c.max_sockets_per_user, 20);
         assert!(c.cors_allowed_origins.is_none());
         assert!(c.metrics);
+    }
+
+    #[test]
+    fn web_app_and_dev_login_name_their_variable() {
+        let c = config(&[("JWT_SECRET", "s")]).unwrap();
+        assert!(c.web_app);
+        assert_eq!(c.dev_login, DevLogin::Off);
+        let c = config(&[
+            ("JWT_SECRET", "s"),
+            ("WEB_APP", "off"),
+            ("DEV_LOGIN", "TRUE"),
+        ])
+        .unwrap();
+        assert!(!c.web_app);
+        assert_eq!(c.dev_login, DevLogin::On);
+        for (name, bad) in [
+            ("WEB_APP", "maybe"),
+            ("WEB_APP", "on\0"),
+            ("DEV_LOGIN", "yes please"),
+            ("DEV_LOGIN", "-1"),
+            ("DEV_LOGIN", &"x".repeat(100_000)),
+        ] {
+            let err = config(&[("JWT_SECRET", "s"), (name, bad)]).unwrap_err();
+            assert_eq!(err.name, name, "{bad:.20}");
+        }
+        // Any user's token for whoever asks: not on a bind other machines reach, unless forced.
+        for bind in ["0.0.0.0:8000", "[::]:8000", "192.168.1.2:8000"] {
+            let err = config(&[
+                ("JWT_SECRET", "s"),
+                ("BIND_ADDR", bind),
+                ("DEV_LOGIN", "true"),
+            ])
+            .unwrap_err();
+            assert_eq!(err.name, "DEV_LOGIN");
+            assert!(err.problem.contains("DEV_LOGIN=force"), "{}", err.problem);
+            let c = config(&[
+                ("JWT_SECRET", "s"),
+                ("BIND_ADDR", bind),
+                ("DEV_LOGIN", "force"),
+            ])
+            .unwrap();
+            assert_eq!(c.dev_login, DevLogin::Force);
+        }
+        let c = config(&[
+            ("JWT_SECRET", "s"),
+            ("BIND_ADDR", "[::1]:0"),
+            ("DEV_LOGIN", "on"),
+        ]);
+        assert_eq!(c.unwrap().dev_login, DevLogin::On);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `/`: a small page for whoever opens jetchat in a browser, pointing at what there is to
-//! read (until a web app is served here), and `/protocol`, the WebSocket protocol document.
+//! `/` with `WEB_APP=off`: a small page for whoever opens jetchat in a browser, pointing at
+//! what there is to read; and `/protocol`, the WebSocket protocol document.
 
 use axum::{
     http::header,

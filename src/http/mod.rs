@@ -3,6 +3,7 @@
 
 pub mod chats;
 pub mod cors;
+pub mod dev;
 pub mod extract;
 pub mod health;
 pub mod home;
@@ -15,6 +16,7 @@ pub mod presence;
 pub mod reactions;
 pub mod search;
 pub mod sync;
+pub mod web;
 
 use axum::{
     Json,

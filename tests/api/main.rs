@@ -35,3 +35,4 @@ mod rest;
 mod search;
 mod sync;
 mod typing;
+mod web_app;

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 /// `docs/openapi.json` must equal what the service serves; run with `UPDATE_OPENAPI=1` to
 /// rewrite it after an intended change to the API.
@@ -46,11 +46,12 @@ async fn spec_is_self_consistent() {
     }
 }
 
-/// A newcomer who opens jetchat in a browser finds the way: `/` points at the docs, `/docs`
-/// names the protocol document (served at `/protocol`) and where a token comes from.
+/// A newcomer who opens jetchat in a browser finds the way: `/` (without the web app) points
+/// at the docs, `/docs` names the protocol document (served at `/protocol`) and where a token
+/// comes from.
 #[tokio::test]
 async fn the_front_page_and_the_docs_show_the_way() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(&[("WEB_APP", "off")]).await;
 
     let home = app.http.get(app.url("/")).send().await.unwrap();
     assert_eq!(home.status(), 200);
