@@ -1,0 +1,161 @@
+//! The JSON Schemas of the frames (`docs/schemas/frames.json`, `client_frames.json`).
+
+use super::ServerFrame;
+use crate::{
+    auth::UserId,
+    bus::live::TypingState,
+    domain::{ContentType, MessageId},
+    store::ChatId,
+};
+
+/// The frames a client may send (`docs/schemas/client_frames.json`), for client authors.
+/// The parser reads a looser shape, so that a missing or wrong field gets a precise error
+/// code; it accepts every frame this describes.
+#[derive(schemars::JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// A message into `chat_id`, or to `receiver_id` (the private chat is created on first
+    /// use); one of the two is required, and `content` unless `file_url` or `file_id` is given.
+    SendMessage {
+        #[schemars(range(min = 1))]
+        chat_id: Option<ChatId>,
+        #[schemars(range(min = 1))]
+        receiver_id: Option<UserId>,
+        /// At most `MAX_CONTENT_CHARS` characters, no NUL.
+        content: Option<String>,
+        /// `text` when absent; an upload's `file_id` sets it.
+        content_type: Option<ContentType>,
+        /// An `http(s)://` link or a path of this service (`/media/...`).
+        file_url: Option<String>,
+        /// One of your uploads (`POST /upload`).
+        #[schemars(length(max = 64))]
+        file_id: Option<String>,
+        /// Your idempotency key: resend with the same one and the message is stored once.
+        #[schemars(length(min = 1, max = 64))]
+        client_msg_id: Option<String>,
+        /// A message of the same chat this one answers.
+        #[schemars(range(min = 1))]
+        reply_to_message_id: Option<MessageId>,
+        /// A message of one of your chats this one forwards; without `content` and a file,
+        /// the original's are copied.
+        #[schemars(range(min = 1))]
+        forwarded_from: Option<MessageId>,
+    },
+    /// The message (and everything before it in its chat) reached you.
+    Delivered {
+        #[serde(flatten)]
+        mark: ClientMark,
+    },
+    /// You read the message (and everything before it); implies delivered.
+    Acknowledge {
+        #[serde(flatten)]
+        mark: ClientMark,
+    },
+    /// The Python service's name for `acknowledge`.
+    Read {
+        #[serde(flatten)]
+        mark: ClientMark,
+    },
+    /// Answered with `pong`.
+    Ping,
+    /// A new access token of the same user: the socket then lives until its `exp`.
+    RefreshToken {
+        #[schemars(length(min = 1))]
+        token: String,
+    },
+    /// You are typing in the chat (`started`, the default) or stopped.
+    Typing {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        state: Option<TypingState>,
+    },
+    /// The presence of the chat's members, answered with `presence_state`.
+    Presence {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+    },
+    /// Everything you missed after the cursor `since`, then `synced` (or `resync_required`).
+    Sync {
+        since: u64,
+        /// The `epoch` of the `unread` or `synced` frame the cursor came from.
+        epoch: Option<String>,
+    },
+    /// Replace the text of one of your messages; answered with `message_edited`.
+    EditMessage {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        message_id: MessageId,
+        /// The new text: at most `MAX_CONTENT_CHARS` characters, not blank, no NUL.
+        content: String,
+        /// Your id for the change: a refusal's `error` names it, a repeat is applied once.
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// Delete one of your messages (a tombstone stays); answered with `message_deleted`.
+    DeleteMessage {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        message_id: MessageId,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// React to a message with one emoji; answered with `reaction_added`.
+    React {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        message_id: MessageId,
+        /// One grapheme cluster, at most 64 bytes of UTF-8, no control character.
+        #[schemars(length(min = 1, max = 64))]
+        emoji: String,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// Take back your emoji on a message; answered with `reaction_removed`.
+    Unreact {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        message_id: MessageId,
+        #[schemars(length(min = 1, max = 64))]
+        emoji: String,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// No push notifications for the chat until `until` (RFC 3339; absent: for ever).
+    Mute {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        until: Option<String>,
+    },
+    /// Push notifications for the chat again.
+    Unmute {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+    },
+}
+
+/// The fields of `delivered`, `acknowledge` and `read`.
+#[derive(schemars::JsonSchema)]
+pub struct ClientMark {
+    #[schemars(range(min = 1))]
+    pub message_id: MessageId,
+    pub chat_id: Option<ChatId>,
+}
+
+/// The JSON Schemas of the WebSocket frames, by file name under `docs/schemas/`: what the
+/// TypeScript client's types are generated from, and what the contract test checks.
+pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        (
+            "frames.json",
+            schemars::schema_for!(ServerFrame<'static>).to_value(),
+        ),
+        (
+            "client_frames.json",
+            schemars::schema_for!(ClientFrame).to_value(),
+        ),
+    ]
+}

@@ -1,0 +1,237 @@
+//! The frames the server writes.
+
+use axum::extract::ws::Utf8Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{
+    auth::UserId,
+    bus::live::{PresenceStatus, TypingState},
+    domain::{
+        ChatView, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339, rfc3339_opt,
+    },
+    metrics::FrameOut,
+    presence::MemberPresence,
+    store::ChatId,
+};
+
+/// A frame the server sends.
+#[derive(Serialize, schemars::JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    /// JetStream has the message: it is durable from now on.
+    MessageAccepted {
+        client_msg_id: &'a str,
+        chat_id: Option<ChatId>,
+    },
+    /// The message is persisted; to the socket that sent it.
+    MessageAck {
+        client_msg_id: &'a str,
+        message_id: MessageId,
+        chat_id: ChatId,
+        #[serde(serialize_with = "rfc3339")]
+        timestamp: DateTime<Utc>,
+    },
+    /// A message for the other sockets of every member.
+    NewMessage {
+        #[serde(flatten)]
+        message: &'a MessageView,
+        status: MessageStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A member marked the recipient's message; to its author's sockets.
+    StatusUpdate {
+        message_id: MessageId,
+        chat_id: ChatId,
+        user_id: UserId,
+        status: ReceiptStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A refused frame or command; `error` repeats `detail` for the Python service's clients.
+    Error {
+        code: &'a str,
+        detail: &'a str,
+        error: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<&'a str>,
+        /// The refused change's `command_id` (an `edit_message`, `delete_message`, `react` or
+        /// `unreact` frame's).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    /// The answer to `ping`.
+    Pong,
+    /// The answer to `refresh_token`: the socket now lives until `exp` (Unix seconds).
+    TokenRefreshed { exp: i64 },
+    /// A chat you are in was created (a group you were put in, a private chat someone opened
+    /// with you): your chat list can show it before its first message.
+    ChatCreated {
+        chat: &'a ChatView,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A user joined one of your groups (you, when you are the one added); `chat` is the
+    /// group as it is now, when the server has it.
+    MemberAdded {
+        chat_id: ChatId,
+        user_id: UserId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        chat: Option<&'a ChatView>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A user left one of your groups (you, when you are the one removed: nothing more of
+    /// that chat reaches you).
+    MemberRemoved {
+        chat_id: ChatId,
+        user_id: UserId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A group was renamed.
+    ChatRenamed {
+        chat_id: ChatId,
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// The user muted (`muted_until` a time) or unmuted (null) a chat, on one of their
+    /// devices; to the user's sockets only.
+    ChatMuted {
+        chat_id: ChatId,
+        #[serde(serialize_with = "rfc3339_opt")]
+        muted_until: Option<DateTime<Utc>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A message was deleted (moderation); drop it from the view.
+    MessageDeleted {
+        chat_id: ChatId,
+        message_id: MessageId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// The author edited a message: show `content` in its place, marked edited.
+    MessageEdited {
+        chat_id: ChatId,
+        message_id: MessageId,
+        sender_id: UserId,
+        content: &'a str,
+        #[serde(serialize_with = "rfc3339")]
+        edited_at: DateTime<Utc>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A member reacted to a message with `emoji`.
+    ReactionAdded {
+        chat_id: ChatId,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A member took back their `emoji` on a message.
+    ReactionRemoved {
+        chat_id: ChatId,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// The catch-up asked for (`?since=` or `sync`) is complete: `changes` frames came
+    /// before this one; live frames follow. Resume later from `cursor` or any later frame's.
+    Synced {
+        cursor: u64,
+        epoch: &'a str,
+        changes: u64,
+    },
+    /// The catch-up cannot be exact (`reason`: `too_far_behind`, `pruned`, `unknown_cursor`,
+    /// `other_epoch`): reload from history, then resume from `cursor`.
+    ResyncRequired {
+        reason: &'a str,
+        detail: &'a str,
+        cursor: u64,
+        epoch: &'a str,
+    },
+    /// On connect: per chat, the messages from others you have not read and the newest
+    /// message's id; `cursor` is where this picture stands.
+    Unread {
+        chats: &'a [UnreadChat],
+        cursor: u64,
+        epoch: &'a str,
+    },
+    /// Another member is typing in the chat (`started`, for `expires_in_ms` unless refreshed)
+    /// or stopped.
+    Typing {
+        chat_id: ChatId,
+        user_id: UserId,
+        state: TypingState,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_in_ms: Option<u64>,
+    },
+    /// Someone who shares a chat with you came online or went offline.
+    Presence {
+        user_id: UserId,
+        status: PresenceStatus,
+        #[serde(serialize_with = "rfc3339_opt")]
+        last_seen: Option<DateTime<Utc>>,
+    },
+    /// The answer to `presence`: each member's presence now (`enabled: false` and no members
+    /// with `PRESENCE=off`).
+    PresenceState {
+        chat_id: ChatId,
+        enabled: bool,
+        members: &'a [MemberPresence],
+    },
+}
+
+/// One chat of an `unread` frame.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
+pub struct UnreadChat {
+    pub chat_id: ChatId,
+    pub unread: i64,
+    pub last_message_id: Option<MessageId>,
+}
+
+impl ServerFrame<'_> {
+    /// What kind of frame this is, for `jetchat_frames_out_total`.
+    pub fn kind(&self) -> FrameOut {
+        match self {
+            ServerFrame::MessageAccepted { .. } => FrameOut::MessageAccepted,
+            ServerFrame::MessageAck { .. } => FrameOut::MessageAck,
+            ServerFrame::NewMessage { .. } => FrameOut::NewMessage,
+            ServerFrame::StatusUpdate { .. } => FrameOut::StatusUpdate,
+            ServerFrame::Error { .. } => FrameOut::Error,
+            ServerFrame::Pong => FrameOut::Pong,
+            ServerFrame::TokenRefreshed { .. } => FrameOut::TokenRefreshed,
+            ServerFrame::MemberAdded { .. } => FrameOut::MemberAdded,
+            ServerFrame::MemberRemoved { .. } => FrameOut::MemberRemoved,
+            ServerFrame::ChatRenamed { .. } => FrameOut::ChatRenamed,
+            ServerFrame::MessageDeleted { .. } => FrameOut::MessageDeleted,
+            ServerFrame::MessageEdited { .. } => FrameOut::MessageEdited,
+            ServerFrame::ReactionAdded { .. } => FrameOut::ReactionAdded,
+            ServerFrame::ReactionRemoved { .. } => FrameOut::ReactionRemoved,
+            ServerFrame::ChatMuted { .. } => FrameOut::ChatMuted,
+            ServerFrame::ChatCreated { .. } => FrameOut::ChatCreated,
+            ServerFrame::Unread { .. } => FrameOut::Unread,
+            ServerFrame::Synced { .. } => FrameOut::Synced,
+            ServerFrame::ResyncRequired { .. } => FrameOut::ResyncRequired,
+            ServerFrame::Typing { .. } => FrameOut::Typing,
+            ServerFrame::Presence { .. } => FrameOut::Presence,
+            ServerFrame::PresenceState { .. } => FrameOut::PresenceState,
+        }
+    }
+
+    /// Serialises the frame once; the result is cheap to clone for many sockets.
+    pub fn render(&self) -> Utf8Bytes {
+        serde_json::to_string(self)
+            .expect("frames always serialise")
+            .into()
+    }
+}
