@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
-use crate::{bus::Bus, bus::messages::Event, health::Pipeline, metrics::Metrics};
+use crate::{bus::Bus, health::Pipeline, metrics::Metrics};
 use announce::Committed;
 use batch::Rules;
 use dead_letters::DeadLetter;
@@ -197,9 +197,10 @@ impl Persister {
         metrics
             .persist_batch_size
             .observe((incoming.len() + refused.len()) as f64);
-        let created = written.applied.events.iter();
-        let created = created.filter(|e| matches!(e, Event::MessageCreated(_)));
-        metrics.messages_persisted.inc_by(created.count() as u64);
+        // New rows only: a redelivered or replayed send is announced again, not stored again.
+        metrics
+            .messages_persisted
+            .inc_by(written.applied.messages_stored);
         let mut id_taken = None;
         // Highest index first, so removing keeps the other indexes right.
         for poisoned in written.poisoned.iter().rev() {

@@ -135,6 +135,35 @@ async fn counters_follow_a_conversation() {
 }
 
 #[tokio::test]
+async fn a_send_found_stored_again_is_not_counted_as_persisted_again() {
+    let app = spawn_app().await;
+    let group = app.create_chat(1, true, &[2]).await;
+    let mut bob = app.connect(2).await;
+    let command = json!({"type": "send_message", "sender_id": 1, "chat_id": group,
+                         "content": "once", "content_type": "text", "client_msg_id": "dj-1"});
+    // Two copies in CHAT_IN (no Nats-Msg-Id): the second is found stored and announced again.
+    let js = async_nats::jetstream::new(app.nats().await);
+    for _ in 0..2 {
+        js.publish(
+            format!("chat.in.{group}.message"),
+            command.to_string().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    crate::helpers::pipeline_drained(&app).await;
+    bob.expect("new_message").await;
+    let metrics = Metrics::scrape(&app).await;
+    assert_eq!(
+        metrics.value("jetchat_messages_persisted_total", &[]),
+        1.0,
+        "one row stored"
+    );
+}
+
+#[tokio::test]
 async fn rate_limited_frames_and_media_bytes_are_counted() {
     let app = spawn_app_with(&[("RATE_MESSAGES_PER_SEC", "1"), ("RATE_MESSAGES_BURST", "1")]).await;
     let chat_id = app.create_chat(1, true, &[2]).await;

@@ -146,6 +146,7 @@ impl BatchState {
             new_rows: Vec::new(),
             new_keys: HashSet::new(),
             moved_marks: HashSet::new(),
+            messages_stored: 0,
         })
     }
 }

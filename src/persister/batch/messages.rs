@@ -355,6 +355,7 @@ impl BatchState {
                 Err(DbErr::RecordNotInserted) => 0,
                 Err(error) => return Err(error.into()),
             };
+            self.messages_stored += inserted as u64;
             if inserted == chunk.len() {
                 self.existing.extend(
                     chunk

@@ -55,6 +55,9 @@ pub struct Applied {
     pub events: Vec<Event>,
     /// Outcomes for commands that asked for one: `(reply_to, outcome)`.
     pub replies: Vec<(String, Outcome)>,
+    /// Message rows this batch inserted: a redelivered or retried send found stored is in
+    /// `events` again but not here.
+    pub messages_stored: u64,
 }
 
 /// A member's watermarks and mute as this batch sees them.
@@ -225,6 +228,7 @@ impl Applied {
     pub fn extend(&mut self, other: Applied) {
         self.events.extend(other.events);
         self.replies.extend(other.replies);
+        self.messages_stored += other.messages_stored;
     }
 }
 
@@ -319,7 +323,11 @@ pub async fn apply(
             }
         })
         .collect();
-    Ok(Applied { events, replies })
+    Ok(Applied {
+        events,
+        replies,
+        messages_stored: state.messages_stored,
+    })
 }
 
 /// The user ids, sorted, each once.
@@ -345,4 +353,6 @@ struct BatchState {
     new_keys: HashSet<(UserId, String)>,
     /// Members whose watermarks this batch moved and has not written yet.
     moved_marks: HashSet<(ChatId, UserId)>,
+    /// Message rows inserted so far.
+    messages_stored: u64,
 }
