@@ -34,4 +34,5 @@ mod replies;
 mod rest;
 mod search;
 mod sync;
+mod traces;
 mod typing;
