@@ -99,13 +99,26 @@ pub fn context_headers(span: &tracing::Span) -> Option<HeaderMap> {
     (!headers.0.is_empty()).then_some(headers.0)
 }
 
-/// Makes `span` a child of the trace context in `headers`, when traces are on and there is one.
+/// Whether `headers` carry trace context (a `traceparent`, valid or not) to continue.
+pub fn has_context(headers: Option<&HeaderMap>) -> bool {
+    headers.is_some_and(|h| h.get(TRACEPARENT).is_some())
+}
+
+/// The `traceparent` header of W3C Trace Context.
+const TRACEPARENT: &str = "traceparent";
+
+/// Makes `span` a child of the trace context in `headers`, when traces are on and there is one
+/// (an invalid `traceparent` is no context: the span starts a trace of its own).
 pub fn set_parent(span: &tracing::Span, headers: Option<&HeaderMap>) {
     let Some(headers) = headers.filter(|_| enabled()) else {
         return;
     };
-    let parent = TraceContextPropagator::new().extract(&NatsHeadersRef(headers));
-    let _ = span.set_parent(parent);
+    let _ = span.set_parent(parent_of(headers));
+}
+
+/// The trace context in `headers`; an empty one when there is none or it is malformed.
+fn parent_of(headers: &HeaderMap) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(&NatsHeadersRef(headers))
 }
 
 /// Writes trace context into NATS headers.
@@ -142,6 +155,38 @@ mod tests {
         }
         let url = url::Url::parse("https://c/otlp/").unwrap();
         assert_eq!(traces_url(&url), "https://c/otlp/v1/traces");
+    }
+
+    #[test]
+    fn a_traceparent_is_read_and_garbage_is_no_context() {
+        use opentelemetry::trace::TraceContextExt as _;
+        let parent = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(TRACEPARENT, value);
+            assert!(has_context(Some(&headers)));
+            parent_of(&headers).span().span_context().clone()
+        };
+        let valid = parent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        assert!(valid.is_valid() && valid.is_remote());
+        assert_eq!(
+            valid.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        let huge = "f".repeat(64 * 1024);
+        for garbage in [
+            "",
+            "garbage",
+            "00-00000000000000000000000000000000-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-zz",
+            "-9223372036854775808",
+            &huge,
+        ] {
+            assert!(!parent(garbage).is_valid(), "{garbage:.40}");
+        }
+        assert!(!has_context(Some(&HeaderMap::new())));
+        assert!(!has_context(None));
     }
 
     #[test]

@@ -16,7 +16,7 @@ impl PersistSpans {
         }
         let spans = commands
             .iter()
-            .filter(|m| m.headers.is_some())
+            .filter(|m| crate::telemetry::has_context(m.headers.as_ref()))
             .filter_map(|message| {
                 let seq = message.info().ok()?.stream_sequence;
                 let span = tracing::info_span!(

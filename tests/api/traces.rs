@@ -146,6 +146,42 @@ async fn one_message_is_one_trace_from_the_socket_to_every_delivering_instance()
         "followed, edited"
     );
 
+    // Django's commands continue Django's trace; a traceparent that is none is ignored and
+    // the command applied all the same.
+    let django_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let django_span = "00f067aa0ba902b7";
+    let huge = "f".repeat(8 * 1024);
+    let traceparents = [
+        format!("00-{django_trace}-{django_span}-01"),
+        "garbage".to_owned(),
+        format!("00-{}-{}-01", "0".repeat(32), "0".repeat(16)),
+        format!("ff-{django_trace}-{django_span}-01"),
+        format!("00-{django_trace}-{django_span}-01-{huge}"),
+        huge.clone(),
+    ];
+    let js = async_nats::jetstream::new(nats_and_database.nats().await);
+    for (i, traceparent) in traceparents.iter().enumerate() {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("traceparent", traceparent.as_str());
+        headers.insert("Nats-Msg-Id", format!("msg:1:django-{i}").as_str());
+        let command = json!({"sender_id": 1, "content": format!("django {i}"), "client_msg_id": format!("django-{i}")});
+        js.publish_with_headers(
+            format!("chat.in.{chat_id}.message"),
+            headers,
+            command.to_string().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .expect("JetStream stores the command");
+        let new = bob.expect("new_message").await;
+        assert_eq!(
+            new["content"],
+            format!("django {i}"),
+            "applied whatever its traceparent"
+        );
+    }
+
     // The graceful shutdown flushes what the batch processors still hold.
     assert!(a.terminate().await.success());
     assert!(b.terminate().await.success());
@@ -153,6 +189,24 @@ async fn one_message_is_one_trace_from_the_socket_to_every_delivering_instance()
     let send = followed(&collector, "send_message").await;
     let edit = followed(&collector, "edit_message").await;
     assert_ne!(send.trace_id, edit.trace_id, "a trace per command");
+    let django: Vec<Span> = eventually("the spans of Django's trace", || async {
+        let trace: Vec<Span> = collector
+            .spans()
+            .into_iter()
+            .filter(|s| s.trace_id == django_trace)
+            .collect();
+        match trace.iter().filter(|s| s.name == "deliver").count() {
+            2.. => Ok(trace),
+            _ => Err(format!("the trace so far: {trace:?}")),
+        }
+    })
+    .await;
+    let persists: Vec<&Span> = django.iter().filter(|s| s.name == "persist").collect();
+    assert_eq!(persists.len(), 1, "{django:#?}");
+    assert_eq!(persists[0].parent_span_id, django_span, "{django:#?}");
+    for deliver in django.iter().filter(|s| s.name == "deliver") {
+        assert_eq!(deliver.parent_span_id, persists[0].span_id, "{django:#?}");
+    }
     assert!(collector.spans().iter().all(|s| s.service == "jetchat"));
 }
 
