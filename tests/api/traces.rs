@@ -259,6 +259,36 @@ async fn followed(collector: &Collector, root: &str) -> Span {
 }
 
 #[tokio::test]
+async fn a_collector_that_is_away_costs_no_message_and_no_shutdown() {
+    let mut nats_and_database = spawn_app().await;
+    nats_and_database.stop().await;
+    // A port nothing listens on: every export fails (and is logged).
+    let closed = crate::helpers::free_address();
+    let endpoint = format!("http://{closed}");
+    let mut a = nats_and_database
+        .spawn_process_with(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "10"),
+        ])
+        .await;
+    let mut alice = connect_at(a.address, 1).await;
+    let mut bob = connect_at(a.address, 2).await;
+    for i in 0..3 {
+        let ack = alice
+            .send_message(json!({"receiver_id": 2, "content": format!("untold {i}")}))
+            .await;
+        assert_eq!(
+            bob.expect("new_message").await["message_id"],
+            ack["message_id"]
+        );
+    }
+    assert!(
+        a.terminate().await.success(),
+        "the last flush fails and the process ends"
+    );
+}
+
+#[tokio::test]
 async fn without_an_otlp_endpoint_no_trace_context_is_written() {
     let app = spawn_app().await;
     let mut events = app.nats().await.subscribe("chat.events.>").await.unwrap();
