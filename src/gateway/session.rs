@@ -389,9 +389,13 @@ impl Socket {
             reply_to: Some(self.reply_to.clone()),
         });
         let dedupe = Subjects::message_dedupe_id(self.user_id, &id);
-        // The root of the message's trace (not a child of the socket's long-lived span).
-        let span =
-            tracing::info_span!(parent: None, "send_message", user_id = self.user_id, chat_id);
+        // The root of the message's trace (not a child of the socket's long-lived span); no
+        // span at all without traces.
+        let span = if crate::telemetry::enabled() {
+            tracing::info_span!(parent: None, "send_message", user_id = self.user_id, chat_id)
+        } else {
+            tracing::Span::none()
+        };
         let trace = crate::telemetry::context_headers(&span);
         self.publish(
             subject,
