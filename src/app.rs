@@ -127,7 +127,7 @@ impl App {
         crate::push::spawn_scanner(bus.clone(), db.clone(), config.push_after, shutdown.clone());
         let pipeline = Arc::new(Pipeline::default());
         let metrics = Arc::new(Metrics::new());
-        let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+        let instance = config.instance_id.clone();
         let (router_handle, router) = gateway::router::spawn(
             bus.clone(),
             db.clone(),

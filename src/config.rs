@@ -136,6 +136,12 @@ pub struct Config {
     pub cors_allowed_origins: crate::origins::AllowedOrigins,
     /// Whether `GET /metrics` answers (`METRICS=on`, the default) or 404s (`off`).
     pub metrics: bool,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the OTLP/HTTP collector traces are sent to (its base
+    /// URL; `/v1/traces` is appended); `None` (the default): no traces at all.
+    pub otlp_endpoint: Option<url::Url>,
+    /// This instance's id, fresh at every start: its presence entry, its reply inbox and the
+    /// `service.instance.id` of its traces.
+    pub instance_id: std::sync::Arc<str>,
     /// `WEB_APP`: whether the embedded web app is served at `/` (on by default).
     pub web_app: bool,
     /// `DEV_LOGIN`: whether `POST /dev/token` hands out a token for any user (development).
@@ -337,6 +343,10 @@ impl Config {
             metrics: switch(&var, "METRICS", true)?,
             web_app: switch(&var, "WEB_APP", true)?,
             dev_login: dev_login(&var, bind_addr)?,
+            otlp_endpoint: var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .map(|raw| otlp_endpoint(&raw))
+                .transpose()?,
+            instance_id: uuid::Uuid::new_v4().simple().to_string().into(),
         })
     }
 }
@@ -528,6 +538,22 @@ fn burst(
 }
 
 /// An on/off setting: `on`/`off`, `true`/`false`, `1`/`0` (any case).
+/// An OTLP/HTTP base URL: http or https, with a host.
+fn otlp_endpoint(raw: &str) -> Result<url::Url, ConfigError> {
+    let problem = |problem: String| ConfigError {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        problem,
+    };
+    let url = url::Url::parse(raw.trim()).map_err(|e| problem(format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(problem(format!(
+            "{:?} is not an http(s) URL with a host",
+            url.as_str()
+        )));
+    }
+    Ok(url)
+}
+
 fn switch(
     var: &impl Fn(&'static str) -> Option<String>,
     name: &'static str,
@@ -660,6 +686,27 @@ mod tests {
         .unwrap();
         assert!(c.cors_allowed_origins.allows(b"http://localhost:5173"));
         assert!(!c.metrics);
+        assert!(c.otlp_endpoint.is_none(), "traces are off by default");
+        let c = config(&[
+            ("JWT_SECRET", "s"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.otlp_endpoint.map(String::from).as_deref(),
+            Some("http://collector:4318/")
+        );
+        for bad in [
+            "collector:4318",
+            "ftp://collector",
+            "nonsense",
+            "http://",
+            "\0",
+        ] {
+            let err =
+                config(&[("JWT_SECRET", "s"), ("OTEL_EXPORTER_OTLP_ENDPOINT", bad)]).unwrap_err();
+            assert_eq!(err.name, "OTEL_EXPORTER_OTLP_ENDPOINT", "{bad}");
+        }
         for bad in [
             "localhost:5173",
             "https://x.test/app",

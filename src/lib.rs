@@ -21,7 +21,8 @@
 //! `GET /media/{file_id}`).
 //! [`http`] serves REST (chat creation, history) and the OpenAPI document ([`openapi`]);
 //! [`limits`] holds how often one user may do what (per-user rate limits); [`metrics`] what
-//! `/metrics` reports; [`origins`] which browser origins may call jetchat;
+//! `/metrics` reports; [`telemetry`] the traces that follow a command through all of it (OTLP,
+//! trace context in NATS headers); [`origins`] which browser origins may call jetchat;
 //! [`auth`] checks the Django-issued JWTs; [`app`] wires it all together under one
 //! [`shutdown`] token; [`config`] reads the settings.
 
@@ -45,3 +46,4 @@ pub mod push;
 pub mod shutdown;
 pub mod store;
 pub mod supervisor;
+pub mod telemetry;

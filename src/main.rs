@@ -11,7 +11,10 @@ use jetchat::{
     shutdown, store,
 };
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::{
+    EnvFilter, Layer as _, filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+};
 
 #[derive(Parser)]
 #[command(version, about = "Real-time chat on NATS JetStream")]
@@ -97,21 +100,48 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
     // The service logs at info; the one-shot commands only speak up about problems.
     let quiet = !matches!(cli.command, None | Some(Cmd::Serve));
     let default = if quiet { "warn" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // A failed write is dropped. With the default, tracing-subscriber reports it with
-        // `eprintln!`, which panics when stderr is a closed pipe (`| tee` after Ctrl-C):
-        // the panic took down whichever task logged, the signal handler's included.
-        .log_internal_errors(false)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
-        )
-        .init();
     let command = cli.command.unwrap_or(Cmd::Serve);
+    // `serve` reads its settings before the subscriber exists: traces need a layer of it.
+    let serve_config = match command {
+        Cmd::Serve => Some(Config::from_env().context("invalid configuration")?),
+        _ => None,
+    };
+    let (traces, traces_layer) = match serve_config.as_ref() {
+        Some(Config {
+            otlp_endpoint: Some(endpoint),
+            instance_id,
+            ..
+        }) => {
+            let (traces, layer) = jetchat::telemetry::Traces::start(endpoint, instance_id)
+                .context("OTEL_EXPORTER_OTLP_ENDPOINT")?;
+            (Some(traces), Some(layer))
+        }
+        _ => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // A failed write is dropped. With the default, tracing-subscriber reports it
+                // with `eprintln!`, which panics when stderr is a closed pipe (`| tee` after
+                // Ctrl-C): the panic took down whichever task logged, the signal handler's
+                // included.
+                .log_internal_errors(false)
+                .with_filter(
+                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+                ),
+        )
+        // Traces take jetchat's own spans whatever RUST_LOG says (it is about logs), and
+        // none of the libraries' (the exporter's HTTP client among them).
+        .with(traces_layer.with_filter(Targets::new().with_target("jetchat", Level::INFO)))
+        .init();
     if let Some(result) = ops(&command).await {
         return result;
     }
-    let config = Config::from_env().context("invalid configuration")?;
+    let config = match serve_config {
+        Some(config) => config,
+        None => Config::from_env().context("invalid configuration")?,
+    };
     match command {
         Cmd::Serve => {
             let token = CancellationToken::new();
@@ -119,7 +149,14 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
                 .expect("blocked for serve")
                 .watch(token.clone(), config.shutdown_timeout)
                 .context("starting the signal thread")?;
-            App::build(config, token).await?.run_until_stopped().await
+            let result = match App::build(config, token).await {
+                Ok(app) => app.run_until_stopped().await,
+                Err(error) => Err(error),
+            };
+            if let Some(traces) = traces {
+                traces.shutdown().await;
+            }
+            result
         }
         Cmd::Token { user_id, minutes } => {
             println!(

@@ -116,9 +116,12 @@ impl Bus {
             .map_err(|e| CommandError::NotAccepted(e.to_string()))?;
         let payload = serde_json::to_vec(&command(inbox))
             .map_err(|e| CommandError::NotAccepted(e.to_string()))?;
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(payload.into())
-            .message_id(dedupe_id);
+        let mut publish = jetstream::message::PublishMessage::build().payload(payload.into());
+        // The calling handler's span is the root of the command's trace.
+        if let Some(headers) = crate::telemetry::current_context_headers() {
+            publish = publish.headers(headers);
+        }
+        let publish = publish.message_id(dedupe_id);
         // A stream whose leader is being elected (a new or failed-over replicated stream)
         // refuses for a moment: retry within the timeout; Nats-Msg-Id makes retries safe.
         let deadline = tokio::time::Instant::now() + timeout;

@@ -273,7 +273,9 @@ impl Router {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 Some(cmd) = rx.recv() => self.command(cmd).await,
-                Some((chat_id, msg)) = self.subs.next() => self.chat_event(chat_id, &msg.payload),
+                Some((chat_id, msg)) = self.subs.next() => {
+                    self.chat_event(chat_id, &msg.payload, msg.headers.as_ref())
+                }
                 Some((chat_id, msg)) = self.live.next() => self.live_event(chat_id, &msg.payload),
                 Some(msg) = membership.next() => self.membership_event(&msg.payload).await,
                 Some(msg) = replies.next() => self.reply(&msg.subject, &msg.payload),
@@ -467,7 +469,12 @@ impl Router {
         self.metrics.router_subscriptions.set(subscriptions);
     }
 
-    fn chat_event(&mut self, chat_id: ChatId, payload: &[u8]) {
+    fn chat_event(
+        &mut self,
+        chat_id: ChatId,
+        payload: &[u8],
+        headers: Option<&async_nats::HeaderMap>,
+    ) {
         let event = match serde_json::from_slice::<Event>(payload) {
             Ok(event) => event,
             Err(error) => {
@@ -475,6 +482,22 @@ impl Router {
                 return;
             }
         };
+        // The end of the command's trace on this instance (only a traced event has headers to
+        // continue).
+        let _deliver = headers
+            .filter(|_| crate::telemetry::enabled())
+            .map(|headers| {
+                let sockets = self.chats.get(&chat_id).map_or(0, |r| r.conns.len());
+                let span = tracing::info_span!(
+                    parent: None,
+                    "deliver",
+                    chat_id,
+                    kind = event.kind(),
+                    sockets
+                );
+                crate::telemetry::set_parent(&span, Some(headers));
+                span.entered()
+            });
         match event {
             Event::MessageCreated(created) => {
                 let message = LiveMessage::new(created.message, &self.signer, created.cursor);

@@ -13,6 +13,7 @@ use axum::extract::ws::{Message, Utf8Bytes};
 use futures_util::{SinkExt, future::BoxFuture, stream::FuturesOrdered};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::{
     protocol::{self, FrameError, Request, SendRequest, ServerFrame},
@@ -388,8 +389,24 @@ impl Socket {
             reply_to: Some(self.reply_to.clone()),
         });
         let dedupe = Subjects::message_dedupe_id(self.user_id, &id);
-        self.publish(subject, &command, Some(dedupe), Some(id.clone()), chat_id)
-            .await?;
+        // The root of the message's trace (not a child of the socket's long-lived span); no
+        // span at all without traces.
+        let span = if crate::telemetry::enabled() {
+            tracing::info_span!(parent: None, "send_message", user_id = self.user_id, chat_id)
+        } else {
+            tracing::Span::none()
+        };
+        let trace = crate::telemetry::context_headers(&span);
+        self.publish(
+            subject,
+            &command,
+            Some(dedupe),
+            Some(id.clone()),
+            chat_id,
+            trace,
+        )
+        .instrument(span)
+        .await?;
         self.awaiting_ack.insert(id);
         Ok(())
     }
@@ -430,7 +447,7 @@ impl Socket {
             .admin_command(chat_id, command.kind());
         // No `Nats-Msg-Id`: a repeat must reach the persister to be answered again (applied
         // once; a refusal refused again).
-        self.publish(subject, command, None, None, Some(chat_id))
+        self.publish(subject, command, None, None, Some(chat_id), None)
             .await?;
         // Bounded: a socket that changes a lot without refusals keeps only the latest ids.
         if self.awaiting_outcome.len() >= 1024 {
@@ -488,7 +505,7 @@ impl Socket {
             reply_to: Some(self.reply_to.clone()),
         });
         let subject = self.state.bus.subjects.receipt_command(chat_id);
-        self.publish(subject, &command, None, None, Some(chat_id))
+        self.publish(subject, &command, None, None, Some(chat_id), None)
             .await
     }
 
@@ -509,7 +526,7 @@ impl Socket {
             reply_to: Some(self.reply_to.clone()),
         });
         let subject = self.state.bus.subjects.mute_command(chat_id);
-        self.publish(subject, &command, None, None, Some(chat_id))
+        self.publish(subject, &command, None, None, Some(chat_id), None)
             .await
     }
 
@@ -640,9 +657,13 @@ impl Socket {
         dedupe: Option<String>,
         client_msg_id: Option<String>,
         chat_id: Option<ChatId>,
+        trace: Option<async_nats::HeaderMap>,
     ) -> Result<(), FrameError> {
         let payload = serde_json::to_vec(command).expect("commands always serialise");
         let mut publish = PublishMessage::build().payload(payload.into());
+        if let Some(headers) = trace {
+            publish = publish.headers(headers);
+        }
         if let Some(id) = dedupe {
             publish = publish.message_id(id);
         }

@@ -1,9 +1,12 @@
 //! The second stage: a committed batch's events, replies and dead letters go out, and only
 //! then are its commands acked.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
-use async_nats::jetstream::{self, AckKind, context::PublishAckFuture};
+use async_nats::{
+    HeaderMap,
+    jetstream::{self, AckKind, context::PublishAckFuture},
+};
 
 use super::{
     batch::Applied,
@@ -20,6 +23,9 @@ pub struct Committed {
     /// apply (terminated after their rejections and dead letters are out).
     pub refused: Vec<jetstream::Message>,
     pub dead_letters: Vec<DeadLetter>,
+    /// The trace context of each traced command's `persist` span, by `CHAT_IN` sequence, for
+    /// the headers of its events (empty when traces are off).
+    pub trace_headers: HashMap<u64, HeaderMap>,
 }
 
 impl Committed {
@@ -28,7 +34,7 @@ impl Committed {
     pub async fn announce(self, bus: &Bus) {
         let published = async {
             dead_letters::publish(bus, &self.dead_letters).await?;
-            announce(bus, &self.applied).await
+            announce(bus, &self.applied, &self.trace_headers).await
         };
         if let Err(error) = published.await {
             // Committed but not announced: leave the commands unacked so the redelivery
@@ -54,13 +60,22 @@ impl Committed {
 }
 
 /// Publishes the events (all in flight at once, then every ack awaited) and the replies.
-async fn announce(bus: &Bus, applied: &Applied) -> Result<(), async_nats::Error> {
+async fn announce(
+    bus: &Bus,
+    applied: &Applied,
+    trace_headers: &HashMap<u64, HeaderMap>,
+) -> Result<(), async_nats::Error> {
     let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(applied.events.len());
-    for event in &applied.events {
+    for (i, event) in applied.events.iter().enumerate() {
         let subject = bus.subjects.chat_event(event.chat_id(), event.kind());
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(serde_json::to_vec(event)?.into())
-            .message_id(header_safe(&event.key()));
+        let mut publish =
+            jetstream::message::PublishMessage::build().payload(serde_json::to_vec(event)?.into());
+        // An event continues the trace of the command behind it.
+        let origin = applied.origins.get(i).copied().flatten();
+        if let Some(headers) = origin.and_then(|seq| trace_headers.get(&seq)) {
+            publish = publish.headers(headers.clone());
+        }
+        let publish = publish.message_id(header_safe(&event.key()));
         acks.push(bus.jetstream.send_publish(subject, publish).await?);
     }
     for ack in acks {

@@ -14,6 +14,7 @@ pub mod dead_letters;
 mod decode;
 pub mod failure;
 pub mod journal;
+mod traces;
 pub mod write;
 
 use std::{sync::Arc, time::Duration};
@@ -171,6 +172,7 @@ impl Persister {
                 }
             }
         }
+        let spans = traces::PersistSpans::open(&valid);
         let mut backoff = Duration::from_millis(100);
         let started = std::time::Instant::now();
         let written = loop {
@@ -190,6 +192,7 @@ impl Persister {
                 }
             }
         };
+        let trace_headers = spans.close();
         let metrics = &self.metrics;
         metrics
             .persist_commit_seconds
@@ -231,6 +234,7 @@ impl Persister {
             valid,
             refused,
             dead_letters,
+            trace_headers,
         })
     }
 }

@@ -382,6 +382,23 @@ impl JetchatProcess {
         self.child.kill().expect("jetchat killed");
         self.child.wait().expect("jetchat reaped");
     }
+
+    /// SIGTERM, then waits for the graceful shutdown to end the process.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM sent");
+        let deadline = tokio::time::Instant::now() + POLL_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("jetchat waited for") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "jetchat still running {POLL_TIMEOUT:?} after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for JetchatProcess {

@@ -34,5 +34,6 @@ mod replies;
 mod rest;
 mod search;
 mod sync;
+mod traces;
 mod typing;
 mod web_app;

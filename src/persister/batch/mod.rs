@@ -58,6 +58,10 @@ pub struct Applied {
     /// Message rows this batch inserted: a redelivered or retried send found stored is in
     /// `events` again but not here.
     pub messages_stored: u64,
+    /// The `CHAT_IN` sequence of the command behind each event, index for index; shorter, or
+    /// `None`, for events pushed without one (rejections of commands the database refused or
+    /// that are no command): a traced command's events continue its trace.
+    pub origins: Vec<Option<u64>>,
 }
 
 /// A member's watermarks and mute as this batch sees them.
@@ -226,9 +230,11 @@ pub fn rejection(command: &Command, refusal: &Refusal, applied: &mut Applied) {
 impl Applied {
     /// Appends what a later part of the same transaction applied.
     pub fn extend(&mut self, other: Applied) {
+        self.origins.resize(self.events.len(), None);
         self.events.extend(other.events);
         self.replies.extend(other.replies);
         self.messages_stored += other.messages_stored;
+        self.origins.extend(other.origins);
     }
 }
 
@@ -243,6 +249,7 @@ pub async fn apply(
     let mut state = BatchState::load(txn, batch).await?;
     let mut pending = Vec::with_capacity(batch.len());
     let mut replies = Vec::new();
+    let mut origins = Vec::with_capacity(batch.len());
     for incoming in batch {
         let at = incoming.published;
         // A message's fields are checked once its earlier copy is looked up (`send`).
@@ -304,29 +311,33 @@ pub async fn apply(
                 pending.extend(rejected.events.into_iter().map(Pending::Ready));
             }
         }
+        origins.resize(pending.len(), Some(incoming.seq));
     }
     state.flush_messages(txn).await?;
     state.flush_marks(txn).await?;
     let stored = state.stored_views();
-    let events = pending
+    let (events, origins) = pending
         .into_iter()
-        .filter_map(|p| match p {
-            Pending::Ready(event) => Some(event),
+        .zip(origins)
+        .filter_map(|(p, origin)| match p {
+            Pending::Ready(event) => Some((event, origin)),
             Pending::Message { key } => {
                 let (message, stream_seq) = stored.get(&key)?.clone();
-                Some(Event::MessageCreated(MessageCreated {
+                let created = Event::MessageCreated(MessageCreated {
                     v: VERSION,
                     cursor: None,
                     message,
                     stream_seq,
-                }))
+                });
+                Some((created, origin))
             }
         })
-        .collect();
+        .unzip();
     Ok(Applied {
         events,
         replies,
         messages_stored: state.messages_stored,
+        origins,
     })
 }
 
