@@ -84,6 +84,16 @@ test('edit, delete, react, reply, search and mute between two users', async () =
   await alice.locator('#chat-title', { hasText: 'User 2' }).waitFor();
   await theirs(alice, 'one works').waitFor();
 
+  // A snippet is drawn as HTML only for its <mark>: markup in a message stays text.
+  await say(bob, 'bring <i>snacks</i>');
+  await theirs(alice, 'bring <i>snacks</i>').waitFor();
+  await alice.getByRole('searchbox', { name: 'Search messages' }).fill('snacks');
+  await alice.getByRole('searchbox', { name: 'Search messages' }).press('Enter');
+  const snippet = alice.locator('#search-results .snippet', { has: alice.locator('mark', { hasText: 'snacks' }) });
+  await snippet.waitFor();
+  assert.match(await snippet.textContent(), /<i>/);
+  assert.equal(await alice.locator('#search-results i').count(), 0);
+
   // Alice mutes the chat: the list says so; unmuting clears it.
   await alice.getByRole('button', { name: 'Mute this chat' }).click();
   await chatEntry(alice, 'User 2').locator('[data-testid="muted"]').waitFor();

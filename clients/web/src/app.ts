@@ -824,7 +824,7 @@ export class App {
 }
 
 /** A snippet that is nothing but escaped text and `<mark>`…`</mark>`: only such is drawn as HTML. */
-const SAFE_SNIPPET = /^(?:[^<>&]|&(?:amp|lt|gt|quot|#39|#x27|apos);|<mark>|<\/mark>)*$/;
+const SAFE_SNIPPET = /^(?:[^<>&]|&(?:[a-z]+|#[0-9]+|#x[0-9a-f]+);|<mark>|<\/mark>)*$/i;
 
 /** Whether the chat is muted now. */
 function isMuted(entry: ChatListEntry | undefined): boolean {
