@@ -3,7 +3,7 @@
 // what changed while the socket was away.
 
 import { describe, expect, it } from 'vitest';
-import { ChangeError, JetchatHttpError, type Client } from '../src/index.js';
+import { ChangeError, ChatList, JetchatHttpError, type Client } from '../src/index.js';
 import { eventually, useJetchat } from './support/jetchat.js';
 
 const { client } = useJetchat();
@@ -107,13 +107,18 @@ describe('changes over the socket', () => {
 
   it('mutes and unmutes a chat; the chat list shows it', async () => {
     const alice = client(19);
+    const list = new ChatList(alice, 19);
     await alice.connect();
     const chatId = await group(alice, [20], 'quiet');
+    await list.load();
+    expect(list.get(chatId)?.muted_until).toBeNull();
     const muted = await alice.mute(chatId, '2099-01-01T00:00:00Z');
+    expect(list.get(chatId)?.muted_until).toMatch(/^2099-01-01/);
     expect(muted.muted_until).toMatch(/^2099-01-01/);
     const [summary] = (await alice.rest.chats()).filter((c) => c.chat_id === chatId);
     expect(summary!.muted_until).toMatch(/^2099-01-01/);
     expect((await alice.unmute(chatId)).muted_until ?? null).toBeNull();
+    expect(list.get(chatId)?.muted_until).toBeNull();
     await expect(alice.mute(chatId, '2000-01-01T00:00:00Z')).rejects.toMatchObject({ code: 'invalid_field' });
   });
 

@@ -198,6 +198,7 @@ export class App {
       if (this.open !== undefined) {
         const conv = this.conversations.get(this.open);
         if (conv) await this.loadNewer(conv);
+        if (conv) await this.refreshNewest(conv);
         this.readOpen();
       }
     } catch (error) {
@@ -447,6 +448,25 @@ export class App {
     } catch (e) {
       const error = document.getElementById('history-error');
       if (error) error.textContent = `History could not load: ${describe(e)}`;
+    }
+  }
+
+  /** After a reconnect that could not resume: the newest page's edits, deletes and reactions
+   * made while away, on the messages already on screen. */
+  private async refreshNewest(conv: Conversation): Promise<void> {
+    try {
+      for (const m of await this.client.rest.messages(conv.chatId, { limit: PAGE })) {
+        if (conv.byKey.get(`m:${m.message_id}`)?.editing) continue; // keep what is being typed
+        this.change(conv.chatId, m.message_id, (shown) => {
+          shown.content = m.content;
+          shown.file_url = m.file_url;
+          shown.edited = !!m.edited_at;
+          shown.deleted = !!m.deleted;
+          shown.reactions = m.reactions.map((r) => ({ ...r }));
+        });
+      }
+    } catch {
+      // The live frames keep what is on screen current from here on.
     }
   }
 
