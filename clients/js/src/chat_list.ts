@@ -16,6 +16,8 @@ export interface ChatListEntry {
   last_message_id: number | null;
   /** The newest message, when it was seen (REST or live). */
   last_message: MessageView | null;
+  /** Until when I muted the chat (RFC 3339; `9999-12-31…` for ever), `null` when not muted. */
+  muted_until: string | null;
 }
 
 export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
@@ -57,6 +59,25 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
         this.entry(chat_id).name = name;
         this.changed();
       }),
+      client.on('chat_muted', ({ chat_id, muted_until }) => {
+        this.entry(chat_id).muted_until = muted_until ?? null;
+        this.changed();
+      }),
+      client.on('message_edited', ({ chat_id, message_id, content, edited_at }) => {
+        const last = this.chats.get(chat_id)?.last_message;
+        if (last?.message_id !== message_id) return;
+        last.content = content;
+        last.edited_at = edited_at;
+        this.changed();
+      }),
+      client.on('message_deleted', ({ chat_id, message_id }) => {
+        const last = this.chats.get(chat_id)?.last_message;
+        if (last?.message_id !== message_id) return;
+        last.content = '';
+        last.deleted = true;
+        last.file_url = null;
+        this.changed();
+      }),
       client.on('new_message', (message) => this.message(message)),
       client.on('message_ack', (ack) => {
         const entry = this.entry(ack.chat_id);
@@ -73,6 +94,7 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
       const entry = this.entry(chat.chat_id);
       entry.unread = chat.unread_count;
       entry.last_message = chat.last_message ?? null;
+      entry.muted_until = chat.muted_until ?? null;
       entry.last_message_id = chat.last_message?.message_id ?? entry.last_message_id;
     }
     this.changed();
@@ -127,7 +149,7 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
   private entry(chatId: number): ChatListEntry {
     let entry = this.chats.get(chatId);
     if (!entry) {
-      entry = { chat_id: chatId, name: null, is_group: false, member_ids: [], unread: 0, last_message_id: null, last_message: null };
+      entry = { chat_id: chatId, name: null, is_group: false, member_ids: [], unread: 0, last_message_id: null, last_message: null, muted_until: null };
       this.chats.set(chatId, entry);
     }
     return entry;

@@ -5,15 +5,20 @@
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { CursorTracker, type ResumePoint } from './cursor.js';
 import { Emitter } from './emitter.js';
-import { Outbox, type OutboxEntry, type OutboxStorage } from './outbox.js';
+import { Outbox, newClientMsgId, type OutboxEntry, type OutboxStorage } from './outbox.js';
 import { RestClient } from './rest.js';
 import { TokenKeeper, type TokenSource } from './token.js';
 import type {
+  ChatMuted,
   ClientFrame,
   ErrorFrame,
   FrameOf,
   MessageAck,
+  MessageDeleted,
+  MessageEdited,
   PresenceState,
+  ReactionAdded,
+  ReactionRemoved,
   SendMessage,
   ServerAction,
   ServerFrame,
@@ -81,6 +86,43 @@ export class SendError extends Error {
     this.name = 'SendError';
   }
 }
+
+/** The server refused an edit, a delete, a reaction or a mute (`forbidden`, `message_deleted`,
+ * `invalid_field`, ...): `code` is the error frame's. */
+export class ChangeError extends Error {
+  readonly code: string;
+  constructor(readonly frame: ErrorFrame) {
+    super(`${frame.code}: ${frame.detail}`);
+    this.name = 'ChangeError';
+    this.code = frame.code;
+  }
+}
+
+/** No answer came in time for a change; it may still have been applied (the frame that tells
+ * of it then comes as an event) or, for a `react` already there or an `unreact` of none, been
+ * a no-op the server announces to no one. */
+export class ChangeTimeoutError extends Error {
+  constructor(what: string, ms: number) {
+    super(`no answer to ${what} within ${ms} ms`);
+    this.name = 'ChangeTimeoutError';
+  }
+}
+
+/** How long `editMessage`, `react`, `mute`, ... wait for their answer (default 10 s). */
+export interface ChangeOptions {
+  timeoutMs?: number;
+}
+
+/** What `send` takes: the frame without its `action`, and shorter names for a reply and a forward. */
+export type SendOptions = Omit<SendMessage, 'action'> & {
+  /** The message of the same chat this one answers (`reply_to_message_id`). */
+  replyTo?: number;
+  /** A message you can read that this one forwards (`forwarded_from`). */
+  forwardedFrom?: number;
+};
+
+/** Error codes that refuse a `mute`/`unmute` (whose error frames name no command). */
+const MUTE_REFUSALS = new Set(['forbidden', 'invalid_field', 'missing_field', 'rate_limited']);
 
 /** Events: one per server frame `action` (typed by the generated frame schema), and the
  * client's own. */
@@ -199,10 +241,13 @@ export class Client extends Emitter<ClientEvents> {
    * is written now if the socket is open, and again on every new socket (and after
    * `resendAfterMs` without an answer) with the same `client_msg_id` until `message_ack`.
    */
-  send(message: Omit<SendMessage, 'action'>): PendingSend {
+  send(options: SendOptions): PendingSend {
+    const { replyTo, forwardedFrom, ...message } = options;
     if (message.chat_id == null && message.receiver_id == null) {
       throw new TypeError('send needs chat_id or receiver_id');
     }
+    if (replyTo !== undefined) message.reply_to_message_id = replyTo;
+    if (forwardedFrom !== undefined) message.forwarded_from = forwardedFrom;
     const entry = this.outbox.add({ ...message, action: 'send_message' });
     if (new TextEncoder().encode(JSON.stringify(entry.frame)).byteLength > MAX_FRAME_BYTES) {
       this.outbox.remove(entry.frame.client_msg_id);
@@ -247,6 +292,81 @@ export class Client extends Emitter<ClientEvents> {
       return Promise.reject(new Error('the socket is not open'));
     }
     return answer;
+  }
+
+  /** Replaces the text of my message: resolves with the `message_edited` every member gets,
+   * rejects with a `ChangeError` (`forbidden` for someone else's message, `message_deleted`,
+   * ...) or a `ChangeTimeoutError`. Needs the open socket (`client.rest.editMessage` does not). */
+  editMessage(chatId: number, messageId: number, content: string, options: ChangeOptions = {}): Promise<MessageEdited> {
+    const commandId = newClientMsgId();
+    return this.change(
+      { action: 'edit_message', chat_id: chatId, message_id: messageId, content, command_id: commandId },
+      'message_edited',
+      (f) => f.chat_id === chatId && f.message_id === messageId && f.content === content,
+      (e) => e.command_id === commandId,
+      options,
+    );
+  }
+
+  /** Deletes my message (history keeps a tombstone): resolves with `message_deleted`. */
+  deleteMessage(chatId: number, messageId: number, options: ChangeOptions = {}): Promise<MessageDeleted> {
+    const commandId = newClientMsgId();
+    return this.change(
+      { action: 'delete_message', chat_id: chatId, message_id: messageId, command_id: commandId },
+      'message_deleted',
+      (f) => f.chat_id === chatId && f.message_id === messageId,
+      (e) => e.command_id === commandId,
+      options,
+    );
+  }
+
+  /** Reacts with one emoji: resolves with the `reaction_added` of that message and emoji.
+   * Reacting again with the same emoji is announced to no one: that times out. */
+  react(chatId: number, messageId: number, emoji: string, options: ChangeOptions = {}): Promise<ReactionAdded> {
+    const commandId = newClientMsgId();
+    return this.change(
+      { action: 'react', chat_id: chatId, message_id: messageId, emoji, command_id: commandId },
+      'reaction_added',
+      (f) => f.chat_id === chatId && f.message_id === messageId && f.emoji === emoji,
+      (e) => e.command_id === commandId,
+      options,
+    );
+  }
+
+  /** Takes my reaction back: resolves with `reaction_removed` (times out when I had none). */
+  unreact(chatId: number, messageId: number, emoji: string, options: ChangeOptions = {}): Promise<ReactionRemoved> {
+    const commandId = newClientMsgId();
+    return this.change(
+      { action: 'unreact', chat_id: chatId, message_id: messageId, emoji, command_id: commandId },
+      'reaction_removed',
+      (f) => f.chat_id === chatId && f.message_id === messageId && f.emoji === emoji,
+      (e) => e.command_id === commandId,
+      options,
+    );
+  }
+
+  /** No pushes for the chat until `until` (RFC 3339), for ever without: resolves with
+   * `chat_muted`. Mute frames carry no `command_id`: a refusal is the next `error` frame that
+   * names no send and no command, with a mute's code (`forbidden`, `invalid_field`, ...). */
+  mute(chatId: number, until?: string, options: ChangeOptions = {}): Promise<ChatMuted> {
+    return this.change(
+      { action: 'mute', chat_id: chatId, until: until ?? null },
+      'chat_muted',
+      (f) => f.chat_id === chatId && f.muted_until != null,
+      muteRefusal,
+      options,
+    );
+  }
+
+  /** Pushes again from now on: resolves with `chat_muted` whose `muted_until` is `null`. */
+  unmute(chatId: number, options: ChangeOptions = {}): Promise<ChatMuted> {
+    return this.change(
+      { action: 'unmute', chat_id: chatId },
+      'chat_muted',
+      (f) => f.chat_id === chatId && f.muted_until == null,
+      muteRefusal,
+      options,
+    );
   }
 
   /** Asks the open socket for everything after the resume point (then `synced`). */
@@ -535,6 +655,44 @@ export class Client extends Emitter<ClientEvents> {
     }
   }
 
+  /** Writes `frame` and waits for the change frame `accept` takes, or the error `refused` takes. */
+  private change<A extends ServerAction>(
+    frame: ClientFrame,
+    action: A,
+    accept: (frame: FrameOf<A>) => boolean,
+    refused: (error: ErrorFrame) => boolean,
+    options: ChangeOptions,
+  ): Promise<FrameOf<A>> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    return new Promise<FrameOf<A>>((resolve, reject) => {
+      const offs = [
+        this.on(action, (event) => {
+          const changed = event as unknown as FrameOf<A>;
+          if (!accept(changed)) return;
+          done();
+          resolve(changed);
+        }),
+        this.on('error', (error) => {
+          if (!refused(error)) return;
+          done();
+          reject(new ChangeError(error));
+        }),
+      ];
+      const timer = setTimeout(() => {
+        done();
+        reject(new ChangeTimeoutError(frame.action, timeoutMs));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        offs.forEach((off) => off());
+      };
+      if (!this.sendFrame(frame)) {
+        done();
+        reject(new Error('the socket is not open'));
+      }
+    });
+  }
+
   private ackPromise(id: string): Promise<MessageAck> {
     const existing = this.acks.get(id);
     if (existing) return existing.promise;
@@ -554,4 +712,9 @@ export class Client extends Emitter<ClientEvents> {
     this.stateValue = state;
     this.emit('state', state);
   }
+}
+
+/** An `error` frame that can only be a mute's refusal: it names no send and no command. */
+function muteRefusal(error: ErrorFrame): boolean {
+  return error.client_msg_id == null && error.command_id == null && MUTE_REFUSALS.has(error.code);
 }

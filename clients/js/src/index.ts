@@ -1,11 +1,13 @@
 /** @jetchat/client: a typed jetchat client for browsers and Node.js 20+. See README.md. */
 
-export { Client, SendError } from './client.js';
+export { ChangeError, ChangeTimeoutError, Client, SendError } from './client.js';
 export type {
   ClientEvents,
+  ChangeOptions,
   ClientOptions,
   ConnectionState,
   PendingSend,
+  SendOptions,
   StopReason,
   WebSocketConstructor,
   WebSocketLike,

@@ -7,8 +7,14 @@ import type {
   ChatSummary,
   ChatView,
   CreateChatRequest,
+  EditMessageRequest,
   HistoryMessage,
+  MessageView,
+  MuteRequest,
+  MuteState,
   ResyncRequired,
+  SearchHit,
+  SearchQuery,
   SyncPage,
   UploadedFile,
 } from './types.js';
@@ -72,7 +78,7 @@ export interface RestOptions {
   fetch?: typeof fetch;
 }
 
-type Query = Record<string, string | number | undefined>;
+type Query = Record<string, string | number | null | undefined>;
 
 export class RestClient {
   private readonly baseUrl: string;
@@ -134,6 +140,55 @@ export class RestClient {
   /** Every member's presence now (`GET /chats/{id}/presence`). */
   presence(chatId: number): Promise<ChatPresence> {
     return this.json('GET', `/chats/${chatId}/presence`);
+  }
+
+  /** Replaces the text of my message (`PATCH /chats/{id}/messages/{mid}`); answered with the
+   * message as history now shows it. */
+  editMessage(chatId: number, messageId: number, body: EditMessageRequest): Promise<MessageView> {
+    return this.json('PATCH', `/chats/${chatId}/messages/${messageId}`, { body });
+  }
+
+  /** Deletes my message: history keeps a tombstone (`DELETE /chats/{id}/messages/{mid}`). */
+  async deleteMessage(chatId: number, messageId: number): Promise<void> {
+    await this.json('DELETE', `/chats/${chatId}/messages/${messageId}`);
+  }
+
+  /** Reacts to a message with one emoji (`PUT …/reactions/{emoji}`); again is a no-op. */
+  async react(chatId: number, messageId: number, emoji: string): Promise<void> {
+    await this.json('PUT', `/chats/${chatId}/messages/${messageId}/reactions/${encodeURIComponent(emoji)}`);
+  }
+
+  /** Takes my reaction back (`DELETE …/reactions/{emoji}`). */
+  async unreact(chatId: number, messageId: number, emoji: string): Promise<void> {
+    await this.json('DELETE', `/chats/${chatId}/messages/${messageId}/reactions/${encodeURIComponent(emoji)}`);
+  }
+
+  /** No pushes for the chat until `until` (RFC 3339), or for ever without (`PUT /chats/{id}/mute`). */
+  mute(chatId: number, body: MuteRequest = {}): Promise<MuteState> {
+    return this.json('PUT', `/chats/${chatId}/mute`, { body });
+  }
+
+  /** Pushes again (`DELETE /chats/{id}/mute`). */
+  unmute(chatId: number): Promise<MuteState> {
+    return this.json('DELETE', `/chats/${chatId}/mute`);
+  }
+
+  /** One page of messages of my chats (or of `chat_id`) that match `q`, newest first, each
+   * with its HTML-safe `snippet` (`GET /search`); page on with `before` = the last hit's id. */
+  search(query: SearchQuery): Promise<SearchHit[]> {
+    return this.json('GET', '/search', { query: { ...query } as Query });
+  }
+
+  /** Every hit of `q`, page by page (newest first). */
+  async *searchPages(query: Omit<SearchQuery, 'before'>, pageSize = 50): AsyncGenerator<SearchHit[]> {
+    let before: number | undefined;
+    for (;;) {
+      const page = await this.search({ ...query, before, limit: pageSize });
+      if (page.length === 0) return;
+      yield page;
+      if (page.length < pageSize) return;
+      before = page[page.length - 1]!.message_id;
+    }
   }
 
   /**
@@ -226,7 +281,7 @@ export class RestClient {
   private async json<T>(method: string, path: string, options: { query?: Query; body?: unknown } = {}): Promise<T> {
     const url = new URL(this.baseUrl + path);
     for (const [key, value] of Object.entries(options.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(key, String(value));
+      if (value !== undefined && value !== null) url.searchParams.set(key, String(value));
     }
     const request = async (token: string) =>
       this.fetch(url, {

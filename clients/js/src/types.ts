@@ -2,7 +2,7 @@
 
 import type { ServerFrame } from './generated/frames.js';
 import type { ClientFrame } from './generated/client_frames.js';
-import type { components } from './generated/openapi.js';
+import type { components, operations } from './generated/openapi.js';
 
 export type { ServerFrame, ClientFrame };
 
@@ -20,6 +20,11 @@ export type ErrorFrame = FrameOf<'error'>;
 export type Unread = FrameOf<'unread'>;
 export type PresenceState = FrameOf<'presence_state'>;
 export type ResyncRequiredFrame = FrameOf<'resync_required'>;
+export type MessageEdited = FrameOf<'message_edited'>;
+export type MessageDeleted = FrameOf<'message_deleted'>;
+export type ReactionAdded = FrameOf<'reaction_added'>;
+export type ReactionRemoved = FrameOf<'reaction_removed'>;
+export type ChatMuted = FrameOf<'chat_muted'>;
 
 type Schemas = components['schemas'];
 export type ChatSummary = Schemas['ChatSummary'];
@@ -31,3 +36,9 @@ export type SyncPage = Schemas['SyncPage'];
 export type UploadedFile = Schemas['UploadedFile'];
 export type ChatPresence = Schemas['ChatPresence'];
 export type ResyncRequired = Schemas['ResyncRequired'];
+export type EditMessageRequest = Schemas['EditMessageRequest'];
+export type MuteRequest = Schemas['MuteRequest'];
+export type MuteState = Schemas['MuteState'];
+export type SearchHit = Schemas['SearchHit'];
+/** `GET /search`'s query, as the spec has it. */
+export type SearchQuery = NonNullable<operations['search_messages']['parameters']['query']>;

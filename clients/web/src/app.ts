@@ -23,6 +23,15 @@ const MARK_TEXT: Record<Mark, [string, string]> = {
   failed: ['!', 'not sent'],
 };
 const PAGE = 30;
+/** The reactions the app offers: a small fixed set. */
+const EMOJI = ['👍', '❤️', '😂', '🎉'];
+
+/** A reaction as the message shows it. */
+interface Reaction {
+  emoji: string;
+  count: number;
+  me: boolean;
+}
 
 interface Shown {
   key: string;
@@ -35,6 +44,12 @@ interface Shown {
   timestamp?: string;
   mark?: Mark;
   error?: string;
+  edited?: boolean;
+  deleted?: boolean;
+  reactions: Reaction[];
+  reply_quote?: { sender_id: number; text: string } | null;
+  forwarded?: boolean;
+  editing?: boolean;
   el?: HTMLElement;
 }
 
@@ -56,6 +71,8 @@ export class App {
   private readonly presence = new Map<number, string>();
   private readonly typers = new Map<number, Map<number, ReturnType<typeof setTimeout>>>();
   private open: number | undefined;
+  /** The message the composer answers, shown above it. */
+  private replyTo: { chatId: number; messageId: number; sender_id: number; text: string } | undefined;
 
   // Elements drawn once.
   private readonly shell: HTMLElement;
@@ -88,7 +105,7 @@ export class App {
         h('span', { className: 'spacer' }),
         this.state,
         h('button', { type: 'button', onclick: () => session.signOut() }, 'Sign out')),
-      h('nav', { id: 'sidebar', 'aria-label': 'Chat list' }, this.listError, this.list, this.newChatForm()),
+      h('nav', { id: 'sidebar', 'aria-label': 'Chat list' }, this.searchForm(), this.listError, this.list, this.newChatForm()),
       this.conversation);
   }
 
@@ -142,6 +159,30 @@ export class App {
       this.drawPresence();
     });
     c.on('typing', (t) => this.typing(t));
+    c.on('message_edited', (f) => this.change(f.chat_id, f.message_id, (shown) => {
+      shown.content = f.content;
+      shown.edited = true;
+    }));
+    c.on('message_deleted', (f) => this.change(f.chat_id, f.message_id, (shown) => {
+      shown.deleted = true;
+      shown.content = '';
+      shown.file_url = null;
+      shown.reactions = [];
+      shown.editing = false;
+    }));
+    c.on('reaction_added', (f) => this.change(f.chat_id, f.message_id, (shown) => {
+      let reaction = shown.reactions.find((r) => r.emoji === f.emoji);
+      if (!reaction) shown.reactions.push((reaction = { emoji: f.emoji, count: 0, me: false }));
+      reaction.count += 1;
+      if (f.user_id === this.me) reaction.me = true;
+    }));
+    c.on('reaction_removed', (f) => this.change(f.chat_id, f.message_id, (shown) => {
+      const reaction = shown.reactions.find((r) => r.emoji === f.emoji);
+      if (!reaction) return;
+      reaction.count -= 1;
+      if (f.user_id === this.me) reaction.me = false;
+      if (reaction.count <= 0) shown.reactions = shown.reactions.filter((r) => r !== reaction);
+    }));
     window.addEventListener('popstate', () => this.showList());
     // Read marks wait while the page is hidden; coming back reads the open chat.
     document.addEventListener('visibilitychange', () => this.readOpen());
@@ -157,6 +198,7 @@ export class App {
       if (this.open !== undefined) {
         const conv = this.conversations.get(this.open);
         if (conv) await this.loadNewer(conv);
+        if (conv) await this.refreshNewest(conv);
         this.readOpen();
       }
     } catch (error) {
@@ -177,15 +219,17 @@ export class App {
       const preview = last ? `${last.sender_id === this.me ? 'You: ' : ''}${this.preview(last)}` : 'No messages yet';
       const name = this.title(entry, entry.chat_id);
       const unread = entry.chat_id === this.open ? 0 : entry.unread;
+      const muted = isMuted(entry);
       return h('li', {},
         h('button', {
           type: 'button',
           'data-chat-id': entry.chat_id,
           'aria-current': entry.chat_id === this.open ? 'true' : null,
-          'aria-label': `${name}${unread ? `, ${unread} unread` : ''}`,
+          'aria-label': `${name}${muted ? ', muted' : ''}${unread ? `, ${unread} unread` : ''}`,
+          'data-muted': muted ? 'true' : null,
           onclick: () => this.openChat(entry.chat_id),
         },
-          h('span', { className: 'name' }, name),
+          h('span', { className: 'name' }, name, muted ? h('span', { className: 'muted-icon', title: 'Muted', 'data-testid': 'muted' }, ' 🔕') : null),
           unread ? h('span', { className: 'badge', 'data-testid': 'unread' }, String(unread)) : null,
           h('span', { className: 'last' }, preview)));
     });
@@ -194,9 +238,43 @@ export class App {
     if (this.open !== undefined) this.drawHeader();
   }
 
-  private preview(m: Pick<MessageView, 'content' | 'content_type'>): string {
+  private preview(m: Pick<MessageView, 'content' | 'content_type' | 'deleted'>): string {
+    if (m.deleted) return 'message deleted';
     if (m.content) return m.content;
     return m.content_type === 'audio' ? '♪ Voice note' : m.content_type === 'video' ? '▶ Video' : `[${m.content_type}]`;
+  }
+
+  /** A search over my chats: hits with their snippet; a hit opens its chat. */
+  private searchForm(): HTMLElement {
+    const input = h('input', { id: 'search', type: 'search', placeholder: 'Search messages', autocomplete: 'off', 'aria-label': 'Search messages' });
+    const results = h('ul', { id: 'search-results', 'aria-label': 'Search results' });
+    const error = h('p', { className: 'error', role: 'alert' });
+    return h('form', {
+      id: 'searchform', role: 'search',
+      onsubmit: async (event: SubmitEvent) => {
+        event.preventDefault();
+        error.textContent = '';
+        const q = input.value.trim();
+        if (!q) return results.replaceChildren();
+        try {
+          const hits = await this.client.rest.search({ q, limit: 20 });
+          results.replaceChildren(...(hits.length ? hits.map((hit) => {
+            const snippet = h('span', { className: 'snippet' });
+            if (SAFE_SNIPPET.test(hit.snippet)) snippet.innerHTML = hit.snippet;
+            else snippet.textContent = hit.content;
+            return h('li', {}, h('button', {
+              type: 'button', 'data-chat-id': hit.chat_id, 'data-message-id': hit.message_id,
+              onclick: () => this.openChat(hit.chat_id),
+            }, h('span', { className: 'name' }, this.title(this.chats.get(hit.chat_id), hit.chat_id)), snippet));
+          }) : [h('li', { className: 'muted' }, 'No messages found.')]));
+        } catch (e) {
+          error.textContent = `Search: ${describe(e)}`;
+        }
+      },
+    },
+      h('div', { className: 'row' }, input, h('button', { type: 'submit' }, 'Search')),
+      error,
+      results);
   }
 
   private newChatForm(): HTMLElement {
@@ -243,7 +321,7 @@ export class App {
       // What the outbox still holds for this chat (a page reload while offline).
       for (const entry of this.client.outbox.waiting()) {
         if (entry.chat_id !== chatId) continue;
-        const shown: Shown = { key: `c:${entry.frame.client_msg_id}`, client_msg_id: entry.frame.client_msg_id, sender_id: this.me, content: entry.frame.content ?? '', content_type: entry.frame.content_type ?? 'text', mark: 'pending' };
+        const shown: Shown = { key: `c:${entry.frame.client_msg_id}`, client_msg_id: entry.frame.client_msg_id, sender_id: this.me, content: entry.frame.content ?? '', content_type: entry.frame.content_type ?? 'text', mark: 'pending', reactions: [] };
         conv.byKey.set(shown.key, shown);
         conv.byClientId.set(entry.frame.client_msg_id, shown);
       }
@@ -263,11 +341,16 @@ export class App {
     this.conversation.replaceChildren(
       h('header', {},
         h('button', { id: 'back', type: 'button', 'aria-label': 'Back to chats', onclick: () => history.back() }, '←'),
-        h('div', {}, h('h2', { id: 'chat-title' }), h('div', { id: 'chat-presence', className: 'muted', 'data-testid': 'presence' }))),
+        h('div', {}, h('h2', { id: 'chat-title' }), h('div', { id: 'chat-presence', className: 'muted', 'data-testid': 'presence' })),
+        h('span', { className: 'spacer' }),
+        h('button', { id: 'mute', type: 'button', 'aria-pressed': 'false', onclick: () => void this.toggleMute(chatId) }, 'Mute')),
       h('p', { id: 'history-error', className: 'error', role: 'alert' }),
       messages,
       h('div', { id: 'typing', className: 'muted', 'aria-live': 'polite', 'data-testid': 'typing' }),
+      h('div', { id: 'replying', hidden: true }),
       this.composer(chatId));
+    if (this.replyTo?.chatId !== chatId) this.replyTo = undefined;
+    this.drawReplying();
     this.drawHeader();
     this.drawTyping();
     for (const shown of this.sorted(conv)) messages.append(this.draw(shown));
@@ -288,6 +371,13 @@ export class App {
   private drawHeader(): void {
     const title = document.getElementById('chat-title');
     if (title && this.open !== undefined) title.textContent = this.title(this.chats.get(this.open), this.open);
+    const mute = document.getElementById('mute');
+    if (mute && this.open !== undefined) {
+      const muted = isMuted(this.chats.get(this.open));
+      mute.textContent = muted ? 'Unmute' : 'Mute';
+      mute.setAttribute('aria-pressed', String(muted));
+      mute.setAttribute('aria-label', muted ? 'Unmute this chat' : 'Mute this chat');
+    }
     this.drawPresence();
   }
 
@@ -361,6 +451,25 @@ export class App {
     }
   }
 
+  /** After a reconnect that could not resume: the newest page's edits, deletes and reactions
+   * made while away, on the messages already on screen. */
+  private async refreshNewest(conv: Conversation): Promise<void> {
+    try {
+      for (const m of await this.client.rest.messages(conv.chatId, { limit: PAGE })) {
+        if (conv.byKey.get(`m:${m.message_id}`)?.editing) continue; // keep what is being typed
+        this.change(conv.chatId, m.message_id, (shown) => {
+          shown.content = m.content;
+          shown.file_url = m.file_url;
+          shown.edited = !!m.edited_at;
+          shown.deleted = !!m.deleted;
+          shown.reactions = m.reactions.map((r) => ({ ...r }));
+        });
+      }
+    } catch {
+      // The live frames keep what is on screen current from here on.
+    }
+  }
+
   /** Keeps a stored message once (by id); `undefined` when it was already there. */
   private store(conv: Conversation, m: MessageView | HistoryMessage): Shown | undefined {
     const key = `m:${m.message_id}`;
@@ -376,6 +485,9 @@ export class App {
       key, message_id: m.message_id, client_msg_id: m.client_msg_id, sender_id: m.sender_id,
       content: m.content, content_type: m.content_type, file_url: m.file_url, timestamp: m.timestamp,
       mark: m.sender_id === this.me ? (status ?? 'sent') : undefined,
+      edited: !!m.edited_at, deleted: !!m.deleted,
+      reactions: ((m as HistoryMessage).reactions ?? []).map((r) => ({ ...r })),
+      reply_quote: m.reply_quote ?? null, forwarded: !!m.forwarded_from,
     };
     conv.byKey.set(key, shown);
     if (m.client_msg_id) conv.byClientId.set(m.client_msg_id, shown);
@@ -456,9 +568,22 @@ export class App {
       'data-client-msg-id': shown.client_msg_id,
     },
       !mine && this.chats.get(this.open ?? -1)?.is_group ? h('div', { className: 'who' }, `User ${shown.sender_id}`) : null,
-      shown.content ? h('div', { className: 'text' }, shown.content) : null,
-      media,
+      shown.forwarded && !shown.deleted ? h('div', { className: 'forwarded muted' }, 'Forwarded') : null,
+      shown.reply_quote && !shown.deleted ? quote(shown.reply_quote) : null,
+      shown.deleted
+        ? h('div', { className: 'tombstone', 'data-testid': 'tombstone' }, 'message deleted')
+        : shown.editing ? this.editor(shown)
+        : shown.content ? h('div', { className: 'text' }, shown.content) : null,
+      shown.deleted ? null : media,
+      shown.reactions.length ? h('div', { className: 'reactions', role: 'group', 'aria-label': 'Reactions' },
+        ...shown.reactions.map((r) => h('button', {
+          type: 'button', className: 'reaction', 'aria-pressed': String(r.me), 'data-emoji': r.emoji,
+          'aria-label': `${r.emoji} ${r.count}${r.me ? ', yours: remove' : ''}`,
+          onclick: () => this.toggleReaction(shown, r.emoji),
+        }, `${r.emoji} ${r.count}`))) : null,
+      shown.message_id !== undefined && !shown.deleted && !shown.editing ? this.actions(shown, mine) : null,
       h('div', { className: 'meta' },
+        shown.edited && !shown.deleted ? h('span', { className: 'edited', 'data-testid': 'edited' }, 'edited') : null,
         time ? h('time', { datetime: shown.timestamp }, time) : null,
         mark && shown.mark ? h('span', { className: 'mark', 'data-status': shown.mark, title: mark[1], 'aria-label': mark[1] }, mark[0]) : null),
       shown.error ? h('div', { className: 'error', role: 'alert' }, `Not sent: ${shown.error}`) : null);
@@ -493,7 +618,9 @@ export class App {
         if (!text) return;
         error.textContent = '';
         try {
-          this.send(chatId, { content: text });
+          this.send(chatId, { content: text }, this.replyTo?.chatId === chatId ? this.replyTo : undefined);
+          this.replyTo = undefined;
+          this.drawReplying();
           input.value = '';
           this.client.stopTyping(chatId);
         } catch (e) {
@@ -567,10 +694,10 @@ export class App {
     return h('span', {}, button, ' ', elapsed);
   }
 
-  private send(chatId: number, body: { content: string; file_id?: number | string; content_type?: string; file_url?: string }): void {
+  private send(chatId: number, body: { content: string; file_id?: number | string; content_type?: string; file_url?: string }, reply?: { messageId: number; sender_id: number; text: string }): void {
     const conv = this.convo(chatId);
-    const pending = this.client.send({ chat_id: chatId, ...body } as Parameters<Client['send']>[0]);
-    const shown: Shown = { key: `c:${pending.clientMsgId}`, client_msg_id: pending.clientMsgId, sender_id: this.me, content: body.content, content_type: body.content_type ?? 'text', file_url: body.file_url, mark: 'pending' };
+    const pending = this.client.send({ chat_id: chatId, ...body, replyTo: reply?.messageId } as Parameters<Client['send']>[0]);
+    const shown: Shown = { key: `c:${pending.clientMsgId}`, client_msg_id: pending.clientMsgId, sender_id: this.me, content: body.content, content_type: body.content_type ?? 'text', file_url: body.file_url, mark: 'pending', reactions: [], reply_quote: reply ? { sender_id: reply.sender_id, text: reply.text } : null };
     conv.byKey.set(shown.key, shown);
     conv.byClientId.set(pending.clientMsgId, shown);
     this.place(conv, [shown]);
@@ -590,6 +717,102 @@ export class App {
       error.textContent = `Upload failed: ${describe(e)}`;
     } finally {
       progress.hidden = true;
+    }
+  }
+
+  // --- changes to messages ----------------------------------------------------------------
+
+  /** Applies a change frame to a message on screen (a chat not opened yet loads it from history). */
+  private change(chatId: number, messageId: number, apply: (shown: Shown) => void): void {
+    const shown = this.conversations.get(chatId)?.byKey.get(`m:${messageId}`);
+    if (!shown) return;
+    apply(shown);
+    this.redraw(shown);
+  }
+
+  /** Reply, react, and on my own message edit and delete: buttons, reachable by Tab. */
+  private actions(shown: Shown, mine: boolean): HTMLElement {
+    const id = shown.message_id!;
+    return h('div', { className: 'actions', role: 'group', 'aria-label': 'Message actions' },
+      h('button', { type: 'button', 'aria-label': 'Reply', onclick: () => this.startReply(shown) }, 'Reply'),
+      ...EMOJI.map((emoji) => h('button', {
+        type: 'button', className: 'react', 'data-emoji': emoji, 'aria-label': `React with ${emoji}`,
+        'aria-pressed': String(!!shown.reactions.find((r) => r.emoji === emoji)?.me),
+        onclick: () => this.toggleReaction(shown, emoji),
+      }, emoji)),
+      mine ? h('button', { type: 'button', 'aria-label': 'Edit message', onclick: () => { shown.editing = true; this.redraw(shown); shown.el?.querySelector('input')?.focus(); } }, 'Edit') : null,
+      mine ? h('button', { type: 'button', 'aria-label': 'Delete message', onclick: () => void this.attempt(shown, () => this.client.deleteMessage(this.chatOf(shown), id)) }, 'Delete') : null);
+  }
+
+  private editor(shown: Shown): HTMLElement {
+    const input = h('input', { type: 'text', value: shown.content, maxlength: 10000, 'aria-label': 'Edit message text' });
+    const cancel = () => { shown.editing = false; this.redraw(shown); };
+    input.addEventListener('keydown', (e: KeyboardEvent) => { if (e.key === 'Escape') cancel(); });
+    return h('form', {
+      className: 'editor', 'aria-label': 'Edit message',
+      onsubmit: (event: SubmitEvent) => {
+        event.preventDefault();
+        const text = input.value.trim();
+        if (!text || text === shown.content) return cancel();
+        shown.editing = false;
+        this.redraw(shown);
+        void this.attempt(shown, () => this.client.editMessage(this.chatOf(shown), shown.message_id!, text));
+      },
+    }, input, h('button', { type: 'submit', className: 'primary' }, 'Save'), h('button', { type: 'button', onclick: cancel }, 'Cancel'));
+  }
+
+  private toggleReaction(shown: Shown, emoji: string): void {
+    const chatId = this.chatOf(shown);
+    const mine = shown.reactions.find((r) => r.emoji === emoji)?.me;
+    void this.attempt(shown, () => mine
+      ? this.client.unreact(chatId, shown.message_id!, emoji)
+      : this.client.react(chatId, shown.message_id!, emoji));
+  }
+
+  /** Runs a change; its frame redraws the message, a refusal shows under it. */
+  private async attempt(shown: Shown, run: () => Promise<unknown>): Promise<void> {
+    try {
+      await run();
+      if (shown.error) {
+        shown.error = undefined;
+        this.redraw(shown);
+      }
+    } catch (e) {
+      shown.error = describe(e);
+      this.redraw(shown);
+    }
+  }
+
+  private chatOf(shown: Shown): number {
+    for (const conv of this.conversations.values()) if (conv.byKey.get(shown.key) === shown) return conv.chatId;
+    return this.open!;
+  }
+
+  private startReply(shown: Shown): void {
+    this.replyTo = { chatId: this.chatOf(shown), messageId: shown.message_id!, sender_id: shown.sender_id, text: shown.content.slice(0, 100) };
+    this.drawReplying();
+    (document.getElementById('compose') as HTMLInputElement | null)?.focus();
+  }
+
+  private drawReplying(): void {
+    const el = document.getElementById('replying');
+    if (!el) return;
+    const reply = this.replyTo;
+    el.hidden = !reply;
+    el.replaceChildren(...(reply ? [
+      h('span', { className: 'muted' }, 'Replying to'),
+      quote(reply),
+      h('button', { type: 'button', 'aria-label': 'Cancel the reply', onclick: () => { this.replyTo = undefined; this.drawReplying(); } }, '×'),
+    ] : []));
+  }
+
+  private async toggleMute(chatId: number): Promise<void> {
+    const error = document.getElementById('history-error');
+    try {
+      if (isMuted(this.chats.get(chatId))) await this.client.unmute(chatId);
+      else await this.client.mute(chatId);
+    } catch (e) {
+      if (error) error.textContent = `Mute: ${describe(e)}`;
     }
   }
 
@@ -618,4 +841,17 @@ export class App {
     const who = [...(this.typers.get(this.open)?.keys() ?? [])].map((id) => `User ${id}`);
     el.textContent = who.length === 0 ? '' : `${who.join(', ')} ${who.length === 1 ? 'is' : 'are'} typing…`;
   }
+}
+
+/** A snippet that is nothing but escaped text and `<mark>`…`</mark>`: only such is drawn as HTML. */
+const SAFE_SNIPPET = /^(?:[^<>&]|&(?:[a-z]+|#[0-9]+|#x[0-9a-f]+);|<mark>|<\/mark>)*$/i;
+
+/** Whether the chat is muted now. */
+function isMuted(entry: ChatListEntry | undefined): boolean {
+  return !!entry?.muted_until && Date.parse(entry.muted_until) > Date.now();
+}
+
+/** The quote of an answered message. */
+function quote(q: { sender_id: number; text: string }): HTMLElement {
+  return h('blockquote', { className: 'quote', 'data-testid': 'quote' }, h('span', { className: 'who' }, `User ${q.sender_id}`), ' ', q.text);
 }
