@@ -1,32 +1,29 @@
 // Changes to messages in the web app, two users in browser contexts of their own: alice edits
 // and deletes her message and bob sees both; bob reacts and replies and alice sees the count
 // and the quote; a search finds a message and opens its chat; a chat muted shows so in the
-// list. The app is the committed clients/web/dist (web_dist.js serves it in front of jetchat).
+// list. The app is the one jetchat embeds (clients/web/dist, built into the binary).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { Jetchat } from './jetchat.js';
-import { serveWebDist } from './web_dist.js';
 import { chatEntry, mineLocator, say, signIn, startChat, theirs } from './app_page.js';
 
-let jetchat, web, browser;
+let jetchat, browser;
 
 before(async () => {
   jetchat = await new Jetchat({ RATE_MESSAGES_PER_SEC: '0' }).start();
-  web = await serveWebDist(jetchat);
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-background-networking'] });
 });
 
 after(async () => {
   await browser?.close();
-  await web?.close();
   await jetchat?.remove();
 });
 
 test('edit, delete, react, reply, search and mute between two users', async () => {
-  const alice = await signIn(browser, web.url, 1);
-  const bob = await signIn(browser, web.url, 2);
+  const alice = await signIn(browser, jetchat.url, 1);
+  const bob = await signIn(browser, jetchat.url, 2);
 
   await startChat(alice, '2', 'User 2');
   await say(alice, 'lunch at noon?');
