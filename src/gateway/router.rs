@@ -482,10 +482,10 @@ impl Router {
                 return;
             }
         };
-        // The end of the command's trace on this instance (only a traced event has headers to
-        // continue).
+        // The end of the command's trace on this instance: only for an event that carries
+        // trace context (every event has headers: its `Nats-Msg-Id`).
         let _deliver = headers
-            .filter(|_| crate::telemetry::enabled())
+            .filter(|h| crate::telemetry::enabled() && crate::telemetry::has_context(Some(h)))
             .map(|headers| {
                 let sockets = self.chats.get(&chat_id).map_or(0, |r| r.conns.len());
                 let span = tracing::info_span!(

@@ -54,11 +54,17 @@ pub const MESSAGE_CREATED: &str = "message_created";
 pub const MESSAGE_EDITED: &str = "message_edited";
 
 /// Drops the events of `message_id`'s journaled edits (their rows and cursors stay): a catch-up
-/// skips them, so a deleted message's old texts are never sent again.
-pub async fn forget_edits(txn: &impl ConnectionTrait, message_id: i64) -> Result<(), DbErr> {
+/// skips them, so a deleted message's old texts are never sent again. The chat narrows the
+/// search to its own rows (`idx_changes_chat_cursor`), not the whole journal.
+pub async fn forget_edits(
+    txn: &impl ConnectionTrait,
+    chat_id: ChatId,
+    message_id: i64,
+) -> Result<(), DbErr> {
     let update = Query::update()
         .table(Changes::Table)
         .value(Changes::Event, Option::<String>::None)
+        .and_where(Expr::col(Changes::ChatId).eq(chat_id))
         .and_where(Expr::col(Changes::Kind).eq(MESSAGE_EDITED))
         .and_where(Expr::col(Changes::MessageId).eq(message_id))
         .to_owned();

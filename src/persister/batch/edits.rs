@@ -71,16 +71,7 @@ impl BatchState {
         if stored.sender_id != cmd.editor_id {
             return Err(refuse("forbidden", "only the author may edit a message"));
         }
-        let member = self
-            .chats
-            .get(&cmd.chat_id)
-            .is_some_and(|chat| chat.members.contains_key(&cmd.editor_id));
-        if !member {
-            return Err(refuse(
-                "forbidden",
-                format!("you are not a member of chat {}", cmd.chat_id),
-            ));
-        }
+        self.require_member(cmd.chat_id, cmd.editor_id)?;
         if stored.deleted_at.is_some() {
             return Err(refuse(
                 "message_deleted",

@@ -440,16 +440,7 @@ impl BatchState {
             if marked.sender_id != deleter {
                 return Err(refuse("forbidden", "only the author may delete a message"));
             }
-            let member = self
-                .chats
-                .get(&cmd.chat_id)
-                .is_some_and(|chat| chat.members.contains_key(&deleter));
-            if !member {
-                return Err(refuse(
-                    "forbidden",
-                    format!("you are not a member of chat {}", cmd.chat_id),
-                ));
-            }
+            self.require_member(cmd.chat_id, deleter)?;
         }
         message::Entity::update_many()
             .col_expr(message::Column::DeletedAt, Expr::value(at))
@@ -463,7 +454,7 @@ impl BatchState {
             .exec(db)
             .await?;
         // Its earlier edits are no longer replayed: the journal forgets the texts they carried.
-        changes::forget_edits(db, cmd.message_id).await?;
+        changes::forget_edits(db, cmd.chat_id, cmd.message_id).await?;
         // Its replies quote it no more.
         self.requote(db, cmd.message_id, None).await?;
         // A tombstone carries no reactions.

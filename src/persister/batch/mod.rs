@@ -195,6 +195,24 @@ fn refuse(code: &'static str, detail: impl Into<String>) -> Failure {
     Failure::Refused(Refusal::new(code, detail))
 }
 
+impl BatchState {
+    /// Refuses (`forbidden`) a `user` who is not, as this batch sees it, a member of `chat_id`.
+    fn require_member(&self, chat_id: ChatId, user: UserId) -> Step {
+        let member = self
+            .chats
+            .get(&chat_id)
+            .is_some_and(|chat| chat.members.contains_key(&user));
+        if member {
+            Ok(())
+        } else {
+            Err(refuse(
+                "forbidden",
+                format!("you are not a member of chat {chat_id}"),
+            ))
+        }
+    }
+}
+
 /// The `command_rejected` event and, when the command asked for one, the `rejected` outcome
 /// for a refused command.
 pub fn rejection(command: &Command, refusal: &Refusal, applied: &mut Applied) {

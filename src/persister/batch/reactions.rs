@@ -37,16 +37,7 @@ impl BatchState {
                 format!("message {} is not in chat {}", cmd.message_id, cmd.chat_id),
             ));
         }
-        let member = self
-            .chats
-            .get(&cmd.chat_id)
-            .is_some_and(|chat| chat.members.contains_key(&cmd.user_id));
-        if !member {
-            return Err(refuse(
-                "forbidden",
-                format!("you are not a member of chat {}", cmd.chat_id),
-            ));
-        }
+        self.require_member(cmd.chat_id, cmd.user_id)?;
         if stored.is_some_and(|m| m.deleted_at.is_some()) {
             return Err(refuse(
                 "message_deleted",
