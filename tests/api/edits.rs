@@ -47,20 +47,6 @@ fn staff_token(user_id: i64) -> String {
     }))
 }
 
-/// The message of `chat_id`'s history with `message_id`.
-async fn in_history(app: &TestApp, user_id: i64, chat_id: i64, message_id: &Value) -> Value {
-    let history = app
-        .get_json(user_id, &format!("/chats/{chat_id}/messages"))
-        .await;
-    history
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| &m["message_id"] == message_id)
-        .cloned()
-        .unwrap_or_else(|| panic!("message {message_id} in history: {history}"))
-}
-
 #[tokio::test]
 async fn the_author_edits_and_every_member_sees_the_new_text() {
     let app = spawn_app().await;
@@ -117,11 +103,11 @@ async fn the_author_edits_and_every_member_sees_the_new_text() {
         .map(|m| &m["message_id"])
         .collect();
     assert_eq!(ids, vec![&second["message_id"], &first["message_id"]]);
-    let edited = in_history(&app, 1, chat_id, &first["message_id"]).await;
+    let edited = app.history_entry(1, chat_id, &first["message_id"]).await;
     assert_eq!(edited["content"], "hello!");
     assert!(edited["edited_at"].as_str().is_some(), "{edited}");
     assert_eq!(edited["status"], "read", "receipts unchanged");
-    let untouched = in_history(&app, 1, chat_id, &second["message_id"]).await;
+    let untouched = app.history_entry(1, chat_id, &second["message_id"]).await;
     assert!(untouched.get("edited_at").is_none(), "{untouched}");
 
     // The texts replaced: staff only, oldest first.
@@ -162,7 +148,7 @@ async fn the_author_edits_and_every_member_sees_the_new_text() {
         .unwrap();
     assert_eq!(kept.as_array().unwrap().len(), 2, "{kept}");
     assert_eq!(
-        in_history(&app, 1, chat_id, &first["message_id"]).await["content"],
+        app.history_entry(1, chat_id, &first["message_id"]).await["content"],
         "hello!"
     );
 }
@@ -257,7 +243,7 @@ async fn only_the_author_in_the_chat_may_edit_text_that_is_still_there() {
 
     // Nothing changed, and the author still can.
     assert_eq!(
-        in_history(&app, 1, chat_id, &mine["message_id"]).await["content"],
+        app.history_entry(1, chat_id, &mine["message_id"]).await["content"],
         "mine"
     );
     alice.send(edit(&mine, chat_id, "ok")).await;
@@ -288,7 +274,7 @@ async fn an_edit_after_the_window_is_refused() {
     .await;
     assert_eq!(response.status(), 422);
     assert_eq!(
-        in_history(&app, 1, chat_id, &sent["message_id"]).await["content"],
+        app.history_entry(1, chat_id, &sent["message_id"]).await["content"],
         "final"
     );
 }
@@ -403,7 +389,7 @@ async fn garbage_edit_frames_are_refused_and_messages_still_flow() {
             assert_eq!(error["command_id"], "max");
         }
     }
-    assert_eq!(in_history(&app, 1, chat_id, id).await["content"], "x");
+    assert_eq!(app.history_entry(1, chat_id, id).await["content"], "x");
     alice
         .send_message(json!({"chat_id": chat_id, "content": "still flowing"}))
         .await;

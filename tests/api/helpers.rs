@@ -687,6 +687,20 @@ impl TestApp {
         assert_eq!(response.status(), 200, "GET {path} as user {user_id}");
         response.json().await.expect("JSON body")
     }
+
+    /// The entry of `message_id` in `user_id`'s history of `chat_id` (its newest page).
+    pub async fn history_entry(&self, user_id: i64, chat_id: i64, message_id: &Value) -> Value {
+        let history = self
+            .get_json(user_id, &format!("/chats/{chat_id}/messages"))
+            .await;
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| &m["message_id"] == message_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("message {message_id} in history: {history}"))
+    }
 }
 
 impl WsClient {

@@ -37,16 +37,7 @@ async fn rest(
 
 /// The reactions history shows `user` on `message_id`.
 async fn reactions_seen(app: &TestApp, user: i64, chat_id: i64, message_id: &Value) -> Value {
-    let history = app
-        .get_json(user, &format!("/chats/{chat_id}/messages"))
-        .await;
-    history
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| &m["message_id"] == message_id)
-        .map(|m| m["reactions"].clone())
-        .expect("the message is in history")
+    app.history_entry(user, chat_id, message_id).await["reactions"].clone()
 }
 
 fn react(chat_id: i64, message_id: &Value, emoji: &str, command_id: &str) -> Value {

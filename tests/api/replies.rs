@@ -7,25 +7,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{WsClient, pipeline_drained, spawn_app, token};
 
-/// The row of `message_id` in `user`'s history of `chat_id`.
-async fn in_history(
-    app: &crate::helpers::TestApp,
-    user: i64,
-    chat_id: i64,
-    message_id: &Value,
-) -> Value {
-    let history = app
-        .get_json(user, &format!("/chats/{chat_id}/messages"))
-        .await;
-    history
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| &m["message_id"] == message_id)
-        .cloned()
-        .expect("the message is in history")
-}
-
 /// Sends a message that must be stored, passing over the frames before its ack.
 async fn send_ok(socket: &mut WsClient, target: Value) -> Value {
     let mut frame = json!({"action": "send_message", "content_type": "text",
@@ -77,10 +58,10 @@ async fn a_reply_quotes_its_message_which_follows_edits_and_deletion() {
         "é".repeat(100),
         "the first 100 characters"
     );
-    let row = in_history(&app, 1, chat_id, &answer["message_id"]).await;
+    let row = app.history_entry(1, chat_id, &answer["message_id"]).await;
     assert_eq!(row["reply_quote"], frame["reply_quote"]);
     assert!(
-        in_history(&app, 1, chat_id, &question["message_id"])
+        app.history_entry(1, chat_id, &question["message_id"])
             .await
             .get("reply_to_message_id")
             .is_none()
@@ -91,7 +72,7 @@ async fn a_reply_quotes_its_message_which_follows_edits_and_deletion() {
                      "message_id": question["message_id"], "content": "lunch at noon?"}))
         .await;
     until(&mut alice, "message_edited").await;
-    let row = in_history(&app, 2, chat_id, &answer["message_id"]).await;
+    let row = app.history_entry(2, chat_id, &answer["message_id"]).await;
     assert_eq!(
         row["reply_quote"],
         json!({"sender_id": 1, "text": "lunch at noon?"})
@@ -103,7 +84,7 @@ async fn a_reply_quotes_its_message_which_follows_edits_and_deletion() {
         .await;
     until(&mut alice, "message_deleted").await;
     pipeline_drained(&app).await;
-    let row = in_history(&app, 2, chat_id, &answer["message_id"]).await;
+    let row = app.history_entry(2, chat_id, &answer["message_id"]).await;
     assert_eq!(
         row["reply_to_message_id"], question["message_id"],
         "still a reply"
@@ -120,7 +101,7 @@ async fn a_reply_quotes_its_message_which_follows_edits_and_deletion() {
                              "reply_to_message_id": question["message_id"]}),
     )
     .await;
-    let row = in_history(&app, 1, chat_id, &late["message_id"]).await;
+    let row = app.history_entry(1, chat_id, &late["message_id"]).await;
     assert_eq!(row["reply_to_message_id"], question["message_id"]);
     assert!(row.get("reply_quote").is_none(), "{row}");
 
@@ -236,7 +217,7 @@ async fn a_forward_names_its_original_and_needs_a_message_the_sender_can_read() 
                              "forwarded_from": original["message_id"]}),
     )
     .await;
-    let row = in_history(&app, 3, target, &commented["message_id"]).await;
+    let row = app.history_entry(3, target, &commented["message_id"]).await;
     assert_eq!(row["content"], "look");
     assert_eq!(row["forwarded_from"]["message_id"], original["message_id"]);
 
@@ -269,7 +250,7 @@ async fn a_forward_names_its_original_and_needs_a_message_the_sender_can_read() 
         }
     }
     // The forward keeps its own copy.
-    let row = in_history(&app, 3, target, &copied["message_id"]).await;
+    let row = app.history_entry(3, target, &copied["message_id"]).await;
     assert_eq!(row["content"], "the plan");
 }
 
