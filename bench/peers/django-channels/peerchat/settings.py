@@ -1,0 +1,83 @@
+"""Settings of the Django Channels peer, from the environment (run.sh sets them).
+
+PEER_DATABASE_URL  postgres://user@host:port/name   the PostgreSQL database
+PEER_REDIS_URL     redis://host:port/0              the channel layer's Redis
+JWT_SECRET                                          the HS256 key SimpleJWT verifies with
+"""
+
+import os
+from urllib.parse import urlsplit
+
+SECRET_KEY = os.environ.get("JWT_SECRET", "dev-insecure-django-secret-key-change-me")
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "rest_framework",
+    "channels",
+    "chat",
+]
+MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+ROOT_URLCONF = "peerchat.urls"
+ASGI_APPLICATION = "peerchat.asgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+_db = urlsplit(os.environ.get("PEER_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/peerchat"))
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _db.path.lstrip("/"),
+        "USER": _db.username or "postgres",
+        "PASSWORD": _db.password or "",
+        "HOST": _db.hostname,
+        "PORT": str(_db.port or 5432),
+        # Django 5.1+'s psycopg 3 pool: under ASGI the docs advise a pool rather than
+        # persistent connections (CONN_MAX_AGE must then stay 0). database_sync_to_async runs
+        # the ORM in one thread per process, so a small pool is enough.
+        "OPTIONS": {"pool": {"min_size": 2, "max_size": 4}},
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        # The original, stable layer (RedisPubSubChannelLayer is still marked beta).
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [os.environ.get("PEER_REDIS_URL", "redis://127.0.0.1:6379/0")],
+            # The documented knob: messages a channel holds before group_send drops more
+            # (silently). The default, 100, would drop deliveries in a fan-out of a thousand
+            # members, where one process's channels share one Redis key.
+            "capacity": 10_000,
+        },
+    }
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Users live in the Django that mints the tokens: no user table here, as in jetchat.
+        "rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": None,
+}
+SIMPLE_JWT = {
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": SECRET_KEY,
+    "USER_ID_CLAIM": "user_id",
+    "AUTH_TOKEN_CLASSES": ("rest_framework_simplejwt.tokens.AccessToken",),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    # channels_redis tells at INFO when group_send drops messages over capacity.
+    "loggers": {"channels_redis": {"level": "INFO"}},
+}
