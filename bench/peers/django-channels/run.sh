@@ -17,9 +17,13 @@
 #   PEER_QUICK=1 bench/peers/django-channels/run.sh    ~1 s per scenario, one round (keeps it
 #                                                      working; the figures are not kept)
 #   PEER_ROUNDS=3 …      rounds of the interleaving (default 2; 1 when quick)
+#   PEER_PAIRS="--pairs 10 --duration 5" …         other pairs arguments (full mode)
 #   PEER_FANOUT="--members 200 --messages 500" …   another fan-out size (full mode)
+#   PEER_FANOUT_FIT="--members 1000 --messages 50" …  the second, smaller fan-out (full
+#                        mode; empty: none)
 #   PEER_SQLITE=0 …      leave out jetchat on SQLite
-#   PEER_PROFILE=1 …     also a py-spy profile of a peer worker during each peer run
+#   PEER_PROFILE=1 …     also a py-spy profile of the peer's workers during each peer run
+#                        (runs/<run>.profile.txt; profile_top.py lists the heaviest functions)
 #   PEER_SYNCHRONOUS_COMMIT=off …   the peer's PostgreSQL without waiting for the WAL flush
 #                        (default on, PostgreSQL's default; jetchat's cluster keeps the default)
 #   PEER_KEEP=1 …        keep the temporary directory (logs)
@@ -65,8 +69,12 @@ chmod 755 "$WORK"
 PIDS=()
 CLUSTERS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Last started, first stopped: the peer before its Redis and PostgreSQL.
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${PIDS[i]}" 2>/dev/null || true
+    wait "${PIDS[i]}" 2>/dev/null || true
+  done
   for data in "${CLUSTERS[@]}"; do as_postgres "$PG_BIN/pg_ctl" -D "$data" -m fast stop >/dev/null 2>&1 || true; done
   if [ "${PEER_KEEP:-0}" = 1 ]; then echo "peer: kept $WORK"; else rm -rf "$WORK"; fi
 }
@@ -198,29 +206,33 @@ if [ "$QUICK" = 1 ]; then
   ROUNDS=${PEER_ROUNDS:-1}
   PAIRS=(--pairs 5 --duration 1)
   FANOUT=(--members 50 --messages 20)
+  FANOUT_FIT=()
 else
   ROUNDS=${PEER_ROUNDS:-2}
-  PAIRS=(--pairs 50 --duration 15 --warmup 2)
+  # shellcheck disable=SC2206
+  PAIRS=(${PEER_PAIRS:---pairs 50 --duration 15 --warmup 2})
   # shellcheck disable=SC2206
   FANOUT=(${PEER_FANOUT:---members 1000 --messages 500})
+  # The same group with fewer messages: a size whose deliveries the peer completes within the
+  # load generator's drain time (20 s after the last send). PEER_FANOUT_FIT= leaves it out.
+  # shellcheck disable=SC2206
+  FANOUT_FIT=(${PEER_FANOUT_FIT---members 1000 --messages 50})
 fi
 
 STATUS=0
 RUNS=$WORK/runs
 mkdir -p "$RUNS"
 FIRST_USER=100000000
-# run_one <target> <round> <scenario> <args...>: $RUNS/<scenario>-<round>-<target>.{json,cpu}
+# run_one <target> <round> <label> <scenario> <args...>: $RUNS/<label>-<round>-<target>.{json,cpu}
 run_one() {
-  local target=$1 round=$2 scenario=$3; shift 3
-  local name=$scenario-$round-$target code=0 profiler=
+  local target=$1 round=$2 label=$3 scenario=$4; shift 4
+  local name=$label-$round-$target code=0 profiler=
   FIRST_USER=$((FIRST_USER + 100000))
   echo "peer: == $name: jetchat-load $scenario $*"
   local before
   before=$(cpu_parts "$target")
   if [ "${PEER_PROFILE:-0}" = 1 ] && [ "$target" = django ]; then
-    local worker
-    worker=$(pgrep -P "$PEER_PID" | head -1)
-    "$VENV/bin/py-spy" record --pid "$worker" --rate 200 --format raw --nonblocking \
+    "$VENV/bin/py-spy" record --pid "$PEER_PID" --subprocesses --rate 200 --format raw --nonblocking \
       --output "$RUNS/$name.profile.txt" >"$RUNS/$name.py-spy.log" 2>&1 &
     profiler=$!
   fi
@@ -240,11 +252,17 @@ run_one() {
   fi
 }
 
-for scenario in pairs fanout; do
-  if [ "$scenario" = pairs ]; then ARGS=("${PAIRS[@]}"); else ARGS=("${FANOUT[@]}"); fi
+LABELS=(pairs fanout)
+[ ${#FANOUT_FIT[@]} -gt 0 ] && LABELS+=(fanout_fit)
+for label in "${LABELS[@]}"; do
+  case $label in
+    pairs) ARGS=("${PAIRS[@]}") ;;
+    fanout) ARGS=("${FANOUT[@]}") ;;
+    fanout_fit) ARGS=("${FANOUT_FIT[@]}") ;;
+  esac
   for round in $(seq 1 "$ROUNDS"); do
     for target in "${TARGETS[@]}"; do
-      run_one "$target" "$round" "$scenario" "${ARGS[@]}"
+      run_one "$target" "$round" "$label" "${label%_fit}" "${ARGS[@]}"
     done
   done
 done
@@ -258,6 +276,7 @@ fi
 "$VENV/bin/python" "$PEER_DIR/summarize.py" "$RUNS" "$OUT" \
   --setting "workers=$WORKERS" \
   --setting "peer_synchronous_commit=$SYNCHRONOUS_COMMIT" --setting "pairs=${PAIRS[*]}" --setting "fanout=${FANOUT[*]}" \
+  --setting "fanout_fit=${FANOUT_FIT[*]}" \
   --setting "rounds=$ROUNDS" --version "jetchat_commit=$(git rev-parse --short HEAD)" \
   --version "nats_server=$("$NATS_SERVER_BIN" --version)" \
   --version "redis=$(redis-server --version | cut -d' ' -f3)" \

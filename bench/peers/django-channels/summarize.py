@@ -15,8 +15,9 @@ import sys
 
 PEER = "django"
 # (scenario, figure shown, higher is better)
-HEADLINE = {"pairs": "messages_per_s", "fanout": "deliveries_per_s"}
-NAME = re.compile(r"^(pairs|fanout)-(\d+)-(\w+)\.json$")
+HEADLINE = {"pairs": "messages_per_s", "fanout": "deliveries_per_s",
+            "fanout_fit": "deliveries_per_s"}
+NAME = re.compile(r"^(pairs|fanout|fanout_fit)-(\d+)-(\w+)\.json$")
 
 
 def parts(line):
@@ -95,6 +96,10 @@ def summarize(runs):
             "service_cpu_s": median([r["cpu_s"]["total"] for r in group]),
             "service_cpu_us_per_unit": median([r["service_cpu_us_per_unit"] for r in group]),
             "runs": len(group),
+            **({"delivered_share": median([
+                (r["figures"]["deliveries"] or 0) / r["figures"]["deliveries_expected"]
+                for r in group if r["figures"].get("deliveries_expected")])}
+               if scenario != "pairs" else {}),
             "all_checks_ok": not any(r["failed"] for r in group),
         }
     ratios = {}
@@ -126,7 +131,8 @@ def main():
     parser.add_argument("--version", action="append", default=[])
     args = parser.parse_args()
     runs = [one_run(args.runs, f) for f in sorted(os.listdir(args.runs)) if NAME.match(f)]
-    runs.sort(key=lambda r: (r["scenario"] != "pairs", r["round"], r["target"]))
+    order = list(HEADLINE)
+    runs.sort(key=lambda r: (order.index(r["scenario"]), r["round"], r["target"]))
     medians, ratios = summarize(runs)
     mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
     result = {
@@ -142,14 +148,16 @@ def main():
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
-    for scenario, targets in medians.items():
+    for scenario in [s for s in HEADLINE if s in medians]:
+        targets = medians[scenario]
         key = HEADLINE[scenario]
         print(f"\n{scenario} ({key}, median of runs)")
         for target, m in targets.items():
             lat = [k for k in m if k.endswith("_p99_ms")][0]
             print(f"  {target:<15} {m[key]:>12,.0f}  p99 {m[lat]:>8.1f} ms  "
                   f"service CPU {m['service_cpu_s']:>6.1f} s ({m['service_cpu_us_per_unit']} µs per unit)"
-                  f"  checks {'OK' if m['all_checks_ok'] else 'FAILED'}")
+                  f"  checks {'OK' if m['all_checks_ok'] else 'FAILED'}"
+                  + (f"  delivered {100 * m['delivered_share']:.1f} %" if "delivered_share" in m else ""))
         for name, ratio in ratios.get(scenario, {}).items():
             print(f"  {name}: {ratio}×")
     print(f"peer: wrote {args.out}")
