@@ -24,6 +24,8 @@
 #   PEER_SQLITE=0 …      leave out jetchat on SQLite
 #   PEER_PROFILE=1 …     also a py-spy profile of the peer's workers during each peer run
 #                        (runs/<run>.profile.txt; profile_top.py lists the heaviest functions)
+#   PEER_THREAD_SENSITIVE=0 …   the peer's ORM calls on a thread pool instead of the one
+#                        thread per process that database_sync_to_async uses by default
 #   PEER_SYNCHRONOUS_COMMIT=off …   the peer's PostgreSQL without waiting for the WAL flush
 #                        (default on, PostgreSQL's default; jetchat's cluster keeps the default)
 #   PEER_KEEP=1 …        keep the temporary directory (logs)
@@ -275,7 +277,8 @@ else
 fi
 "$VENV/bin/python" "$PEER_DIR/summarize.py" "$RUNS" "$OUT" \
   --setting "workers=$WORKERS" \
-  --setting "peer_synchronous_commit=$SYNCHRONOUS_COMMIT" --setting "pairs=${PAIRS[*]}" --setting "fanout=${FANOUT[*]}" \
+  --setting "peer_synchronous_commit=$SYNCHRONOUS_COMMIT" \
+  --setting "peer_thread_sensitive=${PEER_THREAD_SENSITIVE:-1}" --setting "pairs=${PAIRS[*]}" --setting "fanout=${FANOUT[*]}" \
   --setting "fanout_fit=${FANOUT_FIT[*]}" \
   --setting "rounds=$ROUNDS" --version "jetchat_commit=$(git rev-parse --short HEAD)" \
   --version "nats_server=$("$NATS_SERVER_BIN" --version)" \

@@ -69,6 +69,9 @@ def one_run(runs, file):
                           "send_to_ack": latency(report, "send_to_ack")}
         work = figures.get("deliveries") or 0
     run["figures"] = {k: figures.get(k) for k in keep}
+    run["settled"] = figures.get("settled")
+    # A run that moved no message at all failed, whatever its database check says.
+    run["failed"] = run["failed"] or not work
     # CPU per unit of work: per message round trip (pairs), per delivery (fanout).
     run["service_cpu_us_per_unit"] = round(run["cpu_s"]["total"] * 1e6 / work, 1) if work else None
     return run
@@ -84,8 +87,10 @@ def summarize(runs):
     for run in runs:
         by.setdefault((run["scenario"], run["target"]), []).append(run)
     medians = {}
-    for (scenario, target), group in sorted(by.items()):
+    for (scenario, target), every in sorted(by.items()):
         key = HEADLINE[scenario]
+        # A failed run (an error, a failed database check) has no figures worth a median.
+        group = [r for r in every if not r["failed"]] or every
         first_latency = next(iter(group[0]["latency"]))
         medians.setdefault(scenario, {})[target] = {
             key: median([r["figures"][key] for r in group]),
@@ -95,12 +100,13 @@ def summarize(runs):
             f"{first_latency}_p99_ms": median([r["latency"][first_latency]["p99_ms"] for r in group]),
             "service_cpu_s": median([r["cpu_s"]["total"] for r in group]),
             "service_cpu_us_per_unit": median([r["service_cpu_us_per_unit"] for r in group]),
-            "runs": len(group),
+            "runs": len(every),
+            "failed_runs": len(every) - len([r for r in every if not r["failed"]]),
             **({"delivered_share": median([
                 (r["figures"]["deliveries"] or 0) / r["figures"]["deliveries_expected"]
                 for r in group if r["figures"].get("deliveries_expected")])}
                if scenario != "pairs" else {}),
-            "all_checks_ok": not any(r["failed"] for r in group),
+            "all_checks_ok": not any(r["failed"] for r in every),
         }
     ratios = {}
     for scenario, targets in medians.items():

@@ -3,6 +3,7 @@
 the Channels tutorial writes a chat: one AsyncJsonWebsocketConsumer per socket, the ORM through
 database_sync_to_async, group_send to the chat's group."""
 
+import os
 import uuid
 
 from channels.db import database_sync_to_async
@@ -13,9 +14,14 @@ from . import frames, store
 MAX_CONTENT_CHARS = 10_000
 CONTENT_TYPES = {"text", "audio", "video", "image", "file"}
 
-memberships = database_sync_to_async(store.memberships)
-store_message = database_sync_to_async(store.store_message)
-mark = database_sync_to_async(store.mark)
+# database_sync_to_async runs every ORM call of a process in one thread by default
+# (thread_sensitive, what Django and Channels advise). PEER_THREAD_SENSITIVE=0 runs them on a
+# thread pool instead, each thread with its own pooled connection: an experiment of run.sh
+# (BENCHMARKS.md), not the peer as measured.
+THREAD_SENSITIVE = os.environ.get("PEER_THREAD_SENSITIVE", "1") != "0"
+memberships = database_sync_to_async(store.memberships, thread_sensitive=THREAD_SENSITIVE)
+store_message = database_sync_to_async(store.store_message, thread_sensitive=THREAD_SENSITIVE)
+mark = database_sync_to_async(store.mark, thread_sensitive=THREAD_SENSITIVE)
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):

@@ -37,8 +37,8 @@ DATABASES = {
         "PORT": str(_db.port or 5432),
         # Django 5.1+'s psycopg 3 pool: under ASGI the docs advise a pool rather than
         # persistent connections (CONN_MAX_AGE must then stay 0). database_sync_to_async runs
-        # the ORM in one thread per process, so a small pool is enough.
-        "OPTIONS": {"pool": {"min_size": 2, "max_size": 4}},
+        # the ORM in one thread per process (a thread pool with PEER_THREAD_SENSITIVE=0).
+        "OPTIONS": {"pool": {"min_size": 2, "max_size": 8}},
     }
 }
 
@@ -47,7 +47,15 @@ CHANNEL_LAYERS = {
         # The original, stable layer (RedisPubSubChannelLayer is still marked beta).
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [os.environ.get("PEER_REDIS_URL", "redis://127.0.0.1:6379/0")],
+            "hosts": [
+                {
+                    "address": os.environ.get("PEER_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                    # redis-py's asyncio pool allows 100 connections and then raises
+                    # MaxConnectionsError: a thousand sockets that join or leave their groups
+                    # at once take more (each group_add/group_discard borrows one).
+                    "max_connections": 2000,
+                }
+            ],
             # The documented knob: messages a channel holds before group_send drops more
             # (silently). The default, 100, would drop deliveries in a fan-out of a thousand
             # members, where one process's channels share one Redis key.
