@@ -243,6 +243,8 @@ run_one() {
     --database-url "$(target_db "$target")" "$@" --json >"$RUNS/$name.json" || code=$?
   echo "before $before" >"$RUNS/$name.cpu"
   echo "after $(cpu_parts "$target")" >>"$RUNS/$name.cpu"
+  # How busy the machine was (other work shares its cores): the 1-minute load average.
+  echo "load $(cut -d' ' -f1 /proc/loadavg)" >>"$RUNS/$name.cpu"
   if [ -n "$profiler" ]; then
     kill -INT "$profiler" 2>/dev/null || true
     wait "$profiler" 2>/dev/null || true

@@ -31,6 +31,15 @@ def cpu_spent(path):
     return {k: round(after[k] - before[k], 2) for k in after}
 
 
+def load_average(path):
+    """The machine's 1-minute load average after the run (run.sh's `load` line)."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith("load "):
+                return float(line.split()[1])
+    return None
+
+
 def latency(report, name):
     summary = report.get("latency_ms", {}).get(name) or {}
     return {k: summary.get(k) for k in ("p50_ms", "p99_ms", "count")}
@@ -50,6 +59,7 @@ def one_run(runs, file):
         "failed": bool(report.get("failed")) or not integrity.get("ok", False),
         "integrity": integrity,
         "cpu_s": cpu_spent(base + ".cpu"),
+        "load_average_1m": load_average(base + ".cpu"),
     }
     with open(base + ".load-cpu") as f:
         run["load_generator_cpu_s"] = float(f.read())
@@ -100,6 +110,7 @@ def summarize(runs):
             f"{first_latency}_p99_ms": median([r["latency"][first_latency]["p99_ms"] for r in group]),
             "service_cpu_s": median([r["cpu_s"]["total"] for r in group]),
             "service_cpu_us_per_unit": median([r["service_cpu_us_per_unit"] for r in group]),
+            "load_average_1m": median([r["load_average_1m"] for r in group]),
             "runs": len(every),
             "failed_runs": len(every) - len([r for r in every if not r["failed"]]),
             **({"delivered_share": median([
@@ -163,7 +174,7 @@ def main():
             print(f"  {target:<15} {m[key]:>12,.0f}  p99 {m[lat]:>8.1f} ms  "
                   f"service CPU {m['service_cpu_s']:>6.1f} s ({m['service_cpu_us_per_unit']} µs per unit)"
                   f"  checks {'OK' if m['all_checks_ok'] else 'FAILED'}"
-                  + (f"  delivered {100 * m['delivered_share']:.1f} %" if "delivered_share" in m else ""))
+                  + (f"  delivered {100 * m['delivered_share']:.1f} %" if m.get("delivered_share") is not None else ""))
         for name, ratio in ratios.get(scenario, {}).items():
             print(f"  {name}: {ratio}×")
     print(f"peer: wrote {args.out}")

@@ -50,9 +50,9 @@ CHANNEL_LAYERS = {
             "hosts": [
                 {
                     "address": os.environ.get("PEER_REDIS_URL", "redis://127.0.0.1:6379/0"),
-                    # redis-py's asyncio pool allows 100 connections and then raises
-                    # MaxConnectionsError: a thousand sockets that join or leave their groups
-                    # at once take more (each group_add/group_discard borrows one).
+                    # A bound on the pool of each worker (redis-py 6: unbounded; redis-py 8:
+                    # 100, and MaxConnectionsError past it). A thousand sockets that join or
+                    # leave their groups at once borrow a connection each.
                     "max_connections": 2000,
                 }
             ],
