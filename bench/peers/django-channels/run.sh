@@ -26,6 +26,8 @@
 #                        (runs/<run>.profile.txt; profile_top.py lists the heaviest functions)
 #   PEER_THREAD_SENSITIVE=0 …   the peer's ORM calls on a thread pool instead of the one
 #                        thread per process that database_sync_to_async uses by default
+#   PEER_DB_CONNECTIONS=persistent …   the peer on persistent connections (CONN_MAX_AGE=None)
+#                        instead of Django's psycopg pool
 #   PEER_SYNCHRONOUS_COMMIT=off …   the peer's PostgreSQL without waiting for the WAL flush
 #                        (default on, PostgreSQL's default; jetchat's cluster keeps the default)
 #   PEER_KEEP=1 …        keep the temporary directory (logs)
@@ -280,7 +282,8 @@ fi
 "$VENV/bin/python" "$PEER_DIR/summarize.py" "$RUNS" "$OUT" \
   --setting "workers=$WORKERS" \
   --setting "peer_synchronous_commit=$SYNCHRONOUS_COMMIT" \
-  --setting "peer_thread_sensitive=${PEER_THREAD_SENSITIVE:-1}" --setting "pairs=${PAIRS[*]}" --setting "fanout=${FANOUT[*]}" \
+  --setting "peer_thread_sensitive=${PEER_THREAD_SENSITIVE:-1}" \
+  --setting "peer_db_connections=${PEER_DB_CONNECTIONS:-pool}" --setting "pairs=${PAIRS[*]}" --setting "fanout=${FANOUT[*]}" \
   --setting "fanout_fit=${FANOUT_FIT[*]}" \
   --setting "rounds=$ROUNDS" --version "jetchat_commit=$(git rev-parse --short HEAD)" \
   --version "nats_server=$("$NATS_SERVER_BIN" --version)" \

@@ -35,12 +35,19 @@ DATABASES = {
         "PASSWORD": _db.password or "",
         "HOST": _db.hostname,
         "PORT": str(_db.port or 5432),
-        # Django 5.1+'s psycopg 3 pool: under ASGI the docs advise a pool rather than
-        # persistent connections (CONN_MAX_AGE must then stay 0). database_sync_to_async runs
-        # the ORM in one thread per process (a thread pool with PEER_THREAD_SENSITIVE=0).
-        "OPTIONS": {"pool": {"min_size": 2, "max_size": 8}},
     }
 }
+if os.environ.get("PEER_DB_CONNECTIONS", "pool") == "pool":
+    # Django 5.1+'s psycopg 3 pool, which Django's docs advise under ASGI (CONN_MAX_AGE must
+    # then stay 0). database_sync_to_async runs the ORM in one thread per process (a thread
+    # pool with PEER_THREAD_SENSITIVE=0).
+    DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 8}}
+else:
+    # Persistent connections, the classic set-up of a Channels app: the one ORM thread of a
+    # process keeps its connection (close_old_connections, which Channels calls before every
+    # event, then has nothing to close).
+    DATABASES["default"]["CONN_MAX_AGE"] = None
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 CHANNEL_LAYERS = {
     "default": {
