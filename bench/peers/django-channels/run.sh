@@ -285,7 +285,8 @@ fi
   --setting "peer_thread_sensitive=${PEER_THREAD_SENSITIVE:-1}" \
   --setting "peer_db_connections=${PEER_DB_CONNECTIONS:-pool}" --setting "pairs=${PAIRS[*]}" --setting "fanout=${FANOUT[*]}" \
   --setting "fanout_fit=${FANOUT_FIT[*]}" \
-  --setting "rounds=$ROUNDS" --version "jetchat_commit=$(git rev-parse --short HEAD)" \
+  --setting "rounds=$ROUNDS" --version "checkout_commit=$(git rev-parse --short HEAD)" \
+  --version "jetchat_bin=$JETCHAT_BIN" --version "jetchat_bin_sha256=$(sha256sum "$JETCHAT_BIN" | cut -c1-16)" \
   --version "nats_server=$("$NATS_SERVER_BIN" --version)" \
   --version "redis=$(redis-server --version | cut -d' ' -f3)" \
   --version "postgres=$("$PG_BIN/postgres" --version)" \
