@@ -53,6 +53,8 @@ if ! cmp -s "$PEER_DIR/requirements.txt" "$VENV/.requirements.txt"; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$PEER_DIR/requirements.txt"
   cp "$PEER_DIR/requirements.txt" "$VENV/.requirements.txt"
 fi
+# The peer's unit tests (frames, decoding): no database needed.
+(cd "$PEER_DIR" && "$VENV/bin/python" -m unittest --quiet chat.tests)
 command -v redis-server >/dev/null || { echo "peer: redis-server missing (apt-get install -y redis-server)" >&2; exit 1; }
 [ -x "$PG_BIN/initdb" ] || { echo "peer: PostgreSQL 15 missing in $PG_BIN" >&2; exit 1; }
 

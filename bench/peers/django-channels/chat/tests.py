@@ -1,4 +1,5 @@
-"""Unit tests of the pure parts (frames): `python -m unittest chat.tests` (no database)."""
+"""Unit tests of the pure parts (frames, decoding): `python -m unittest chat.tests` (no
+database, no Redis)."""
 
 import datetime
 import json
@@ -48,6 +49,22 @@ class FramesTest(unittest.TestCase):
         # Channels allows ASCII alphanumerics, hyphens, underscores and periods, < 100 chars.
         for name in (frames.chat_group(2**62), frames.user_group(2**62)):
             self.assertRegex(name, r"^[a-zA-Z\d\-_.]{1,99}$")
+
+
+class ConsumerDecodingTest(unittest.TestCase):
+    def test_a_frame_that_is_not_json_decodes_to_nothing(self):
+        import asyncio
+        import os
+
+        import django
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "peerchat.settings")
+        django.setup()  # no database is opened: decoding needs none
+        from .consumers import ChatConsumer
+
+        self.assertIsNone(asyncio.run(ChatConsumer.decode_json("{not json")))
+        self.assertEqual(asyncio.run(ChatConsumer.decode_json('{"action":"ping"}')),
+                         {"action": "ping"})
 
 
 if __name__ == "__main__":
