@@ -63,9 +63,9 @@ CHANNEL_LAYERS = {
                     "max_connections": 2000,
                 }
             ],
-            # The documented knob: messages a channel holds before group_send drops more
-            # (silently). The default, 100, would drop deliveries in a fan-out of a thousand
-            # members, where one process's channels share one Redis key.
+            # The documented knob: events a channel holds before more are dropped (silently).
+            # One worker's channels share one Redis key, and each socket has a local buffer of
+            # this size: at the default, 100, a fan-out backlog would lose deliveries.
             "capacity": 10_000,
         },
     }
