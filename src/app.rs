@@ -19,7 +19,7 @@ use crate::{
     auth::JwtKeys,
     bus::{Bus, Subjects, embedded::EmbeddedNats, streams},
     config::Config,
-    gateway::{self, router::RouterHandle},
+    gateway::{self, delivered::DeliveredMarksGatherer, router::RouterHandle},
     health::Pipeline,
     http,
     limits::Limits,
@@ -66,6 +66,8 @@ pub struct Services {
     pub presence: Presence,
     /// What `/metrics` reports.
     pub metrics: Arc<Metrics>,
+    /// The delivered marks of this instance's sockets, published together (`AUTO_DELIVERED`).
+    pub delivered_marks: Arc<DeliveredMarksGatherer>,
     /// The persister's consumer, whose info `/metrics` reads when scraped.
     pub consumer: async_nats::jetstream::consumer::PullConsumer,
 }
@@ -125,6 +127,10 @@ impl App {
         store::spawn_checkpointer(db.clone(), shutdown.clone());
         persister::journal::spawn_pruner(db.clone(), config.sync_retention, shutdown.clone());
         crate::push::spawn_scanner(bus.clone(), db.clone(), config.push_after, shutdown.clone());
+        let delivered_marks = Arc::new(DeliveredMarksGatherer::default());
+        if config.auto_delivered {
+            gateway::delivered::spawn(bus.clone(), delivered_marks.clone(), shutdown.clone());
+        }
         let pipeline = Arc::new(Pipeline::default());
         let metrics = Arc::new(Metrics::new());
         let instance = config.instance_id.clone();
@@ -160,10 +166,7 @@ impl App {
                     size: config.persist_batch,
                     linger: config.persist_linger,
                 },
-                rules: persister::batch::Rules {
-                    max_content_chars: config.max_content_chars,
-                    edit_window: config.edit_window,
-                },
+                rules: persister::batch::Rules::from_config(&config),
                 pipeline: pipeline.clone(),
                 metrics: metrics.clone(),
             },
@@ -186,6 +189,7 @@ impl App {
             limits,
             presence,
             metrics,
+            delivered_marks,
             consumer,
         }));
         Ok(App {

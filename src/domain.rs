@@ -49,7 +49,7 @@ impl ContentType {
 
 /// A member's mark on a message.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum ReceiptStatus {

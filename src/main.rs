@@ -227,10 +227,7 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
             Cmd::Reproject { into, from_seq } => {
-                let rules = jetchat::persister::batch::Rules {
-                    max_content_chars: config.max_content_chars,
-                    edit_window: config.edit_window,
-                };
+                let rules = jetchat::persister::batch::Rules::from_ops_config(&config);
                 let report =
                     jetchat::ops::reproject::run(&bus, into, *from_seq, 500, &rules).await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -24,6 +24,7 @@ fn version() -> u8 {
 pub enum Command {
     SendMessage(SendMessage),
     Receipt(MarkReceipt),
+    DeliveredMarks(DeliveredMarks),
     CreateChat(CreateChat),
     AddMembers(AddMembers),
     RemoveMembers(RemoveMembers),
@@ -43,6 +44,7 @@ impl Command {
         match self {
             Command::SendMessage(_) => "send_message",
             Command::Receipt(_) => "receipt",
+            Command::DeliveredMarks(_) => "delivered_marks",
             Command::CreateChat(_) => "create_chat",
             Command::AddMembers(_) => "add_members",
             Command::RemoveMembers(_) => "remove_members",
@@ -62,6 +64,7 @@ impl Command {
         match self {
             Command::SendMessage(c) => c.client_msg_id.clone(),
             Command::Receipt(c) => format!("receipt:{}:{}", c.user_id, c.message_id),
+            Command::DeliveredMarks(c) => c.command_id.clone(),
             Command::CreateChat(c) => c.command_id.clone(),
             Command::AddMembers(c) => c.command_id.clone(),
             Command::RemoveMembers(c) => c.command_id.clone(),
@@ -80,6 +83,7 @@ impl Command {
         match self {
             Command::SendMessage(c) => c.reply_to.as_deref(),
             Command::Receipt(c) => c.reply_to.as_deref(),
+            Command::DeliveredMarks(_) => None,
             Command::CreateChat(c) => c.reply_to.as_deref(),
             Command::AddMembers(c) => c.reply_to.as_deref(),
             Command::RemoveMembers(c) => c.reply_to.as_deref(),
@@ -98,6 +102,7 @@ impl Command {
         match self {
             Command::SendMessage(c) => c.chat_id,
             Command::Receipt(c) => Some(c.chat_id),
+            Command::DeliveredMarks(_) => None,
             Command::CreateChat(_) => None,
             Command::AddMembers(c) => Some(c.chat_id),
             Command::RemoveMembers(c) => Some(c.chat_id),
@@ -155,6 +160,32 @@ pub struct MarkReceipt {
     pub status: ReceiptStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+}
+
+/// Most marks one [`DeliveredMarks`] command carries.
+pub const MAX_DELIVERED_MARKS: usize = 1000;
+
+/// What an instance's sockets pushed to their users (`AUTO_DELIVERED`), gathered from all of
+/// them over a short window: each mark moves a member's delivered watermark as a `delivered`
+/// [`MarkReceipt`] would, and is told the same way (a `receipt` event each). One command
+/// instead of one per socket and chat; a mark that no longer applies (the user left the chat)
+/// is skipped, not refused. No outcome is sent.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct DeliveredMarks {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Unique per command (logs, dead letters).
+    pub command_id: String,
+    /// At most [`MAX_DELIVERED_MARKS`], each member of a chat once.
+    pub marks: Vec<DeliveredMark>,
+}
+
+/// One member's newest message pushed to them in one chat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeliveredMark {
+    pub chat_id: ChatId,
+    pub user_id: UserId,
+    pub message_id: MessageId,
 }
 
 /// Create a group, or find-or-create a private chat.

@@ -104,6 +104,11 @@ impl Subjects {
         format!("{}.in.{chat_id}.receipt", self.prefix)
     }
 
+    /// An instance's gathered delivered marks (`AUTO_DELIVERED`): `chat.in.receipts.delivered`.
+    pub fn delivered_marks_command(&self) -> String {
+        format!("{}.in.receipts.delivered", self.prefix)
+    }
+
     /// A member's mute or unmute: `chat.in.<chat_id>.mute`.
     pub fn mute_command(&self, chat_id: ChatId) -> String {
         format!("{}.in.{chat_id}.mute", self.prefix)
@@ -255,6 +260,7 @@ mod tests {
         assert_eq!(s.message_command(7), "chat.in.7.message");
         assert_eq!(s.direct_message_command(), "chat.in.direct.message");
         assert_eq!(s.receipt_command(7), "chat.in.7.receipt");
+        assert_eq!(s.delivered_marks_command(), "chat.in.receipts.delivered");
         assert_eq!(s.create_chat_command(), "chat.in.chats.create");
         assert_eq!(s.dead_letter_stream(), "CHAT_DLQ");
         assert_eq!(s.dead_letter("chat.in.7.message"), "chat.dlq.in.7.message");

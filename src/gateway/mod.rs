@@ -2,6 +2,7 @@
 //! the routing of events to sockets.
 
 pub mod change_frames;
+pub mod delivered;
 pub mod protocol;
 mod recent;
 pub mod router;

@@ -530,16 +530,14 @@ impl Socket {
             .await
     }
 
-    /// Reports what this socket has pushed as delivered, one receipt per chat. These receipts
-    /// are the server's own doing: they do not count against the user's mark limit.
-    pub(super) async fn report_delivered(&mut self) {
-        for (chat_id, message_id) in std::mem::take(&mut self.delivered) {
-            if let Err(error) = self
-                .publish_receipt(chat_id, message_id, ReceiptStatus::Delivered)
-                .await
-            {
-                tracing::debug!(detail = error.detail, "delivered receipt not published");
-            }
+    /// Hands what this socket has pushed to the instance's gatherer of delivered marks
+    /// (`gateway::delivered`), which publishes them for every socket at once. These marks are
+    /// the server's own doing: they do not count against the user's mark limit.
+    pub(super) fn report_delivered(&mut self) {
+        if !self.delivered.is_empty() {
+            self.state
+                .delivered_marks
+                .add(self.user_id, std::mem::take(&mut self.delivered));
         }
     }
 

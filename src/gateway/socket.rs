@@ -13,7 +13,7 @@ use super::{protocol::FrameError, session::Session};
 use crate::metrics::{FrameIn, Metrics};
 
 /// How long pushed messages wait before they are reported delivered together.
-const DELIVERED_REPORT_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+const DELIVERED_REPORT_DELAY: std::time::Duration = super::delivered::REPORT_EVERY;
 
 /// Frames written before a flush.
 const WRITE_BATCH: usize = 64;
@@ -132,7 +132,7 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
                 _ = &mut lifetime => break Ending::Server(Close::TokenExpired),
                 _ = tokio::time::sleep_until(report_at.unwrap_or_else(tokio::time::Instant::now)), if report_at.is_some() => {
                     report_at = None;
-                    Box::pin(socket.report_delivered()).await;
+                    socket.report_delivered();
                     Ok(())
                 }
                 _ = tokio::time::sleep_until(typing_until.unwrap_or_else(tokio::time::Instant::now)), if typing_until.is_some() => {
@@ -185,6 +185,7 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
                 lifetime.as_mut().reset(socket.expires_at); // a refreshed token
             }
         };
+        socket.report_delivered();
         Box::pin(socket.stop_typing()).await;
         // From here on the grace below bounds the closing handshake, whoever started it.
         kick.cancel();

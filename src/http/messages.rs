@@ -195,10 +195,7 @@ pub async fn edit_message(
         reply_to: None,
     };
     // The persister checks the same; refused here, the caller hears at once.
-    let rules = crate::persister::batch::Rules {
-        max_content_chars: state.config.max_content_chars,
-        edit_window: state.config.edit_window,
-    };
+    let rules = crate::persister::batch::Rules::from_config(&state.config);
     rules
         .check(&Command::EditMessage(command.clone()))
         .map_err(|refusal| ApiError::Invalid(refusal.detail))?;

@@ -4,6 +4,7 @@
 
 use jetchat::{
     bus::messages::{Command, Event},
+    domain::ReceiptStatus,
     persister::{
         self,
         batch::{Incoming, Rules},
@@ -166,15 +167,29 @@ async fn a_batch_of_receipts_raises_each_watermark_once_and_never_lowers_it() {
     }
     let events = apply(&db, &commands(100, batch)).await;
 
-    let receipts = events
+    let receipts: Vec<_> = events
         .iter()
-        .filter(|e| matches!(e, Event::Receipt(_)))
-        .count();
+        .filter_map(|e| match e {
+            Event::Receipt(r) => Some((r.user_id, r.status, r.message_id)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(
-        receipts,
-        600 * 3,
-        "one event per mark that moved a watermark"
+        receipts.len(),
+        600 * 2,
+        "one event per member, status and author whose watermark moved: the highest mark"
     );
+    for &reader in &readers {
+        let of_reader: Vec<_> = receipts.iter().filter(|r| r.0 == reader).collect();
+        assert_eq!(
+            of_reader,
+            [
+                &(reader, ReceiptStatus::Delivered, id(2)),
+                &(reader, ReceiptStatus::Read, id(1))
+            ],
+            "member {reader}"
+        );
+    }
     for &reader in &readers {
         assert_eq!(
             marks(&db, chat_id, reader).await,
@@ -204,6 +219,85 @@ async fn a_batch_of_receipts_raises_each_watermark_once_and_never_lowers_it() {
         "nothing moved, nothing announced"
     );
     assert_eq!(marks(&db, chat_id, 4).await, Some((id(2), id(1))));
+}
+
+#[tokio::test]
+async fn gathered_delivered_marks_move_each_watermark_and_skip_what_no_longer_applies() {
+    let (db, _dir) = database().await;
+    let chat_id = created_chat(&apply(&db, &commands(1, [group("g", 1, 2..=5)])).await);
+    let other_chat = created_chat(&apply(&db, &commands(2, [group("h", 6, [7])])).await);
+    let sent = created_messages(
+        &apply(
+            &db,
+            &commands(
+                10,
+                [
+                    send(1, chat_id, "a"),
+                    send(2, chat_id, "b"),
+                    send(6, other_chat, "c"),
+                ],
+            ),
+        )
+        .await,
+    );
+    let (a, b, c) = (
+        sent[&(1, "a".into())],
+        sent[&(2, "b".into())],
+        sent[&(6, "c".into())],
+    );
+    let mark = |chat_id: i64, user_id: i64, message_id: i64| json!({"chat_id": chat_id, "user_id": user_id, "message_id": message_id});
+    let gathered = json!({"type": "delivered_marks", "command_id": "dm-1", "marks": [
+        mark(chat_id, 3, b),       // applies: member 3 got b (by user 2)
+        mark(chat_id, 4, a),       // applies
+        mark(chat_id, 2, b),       // own message: skipped
+        mark(chat_id, 9, b),       // not a member: skipped
+        mark(chat_id, 5, c),       // a message of another chat: skipped
+        mark(chat_id, 5, 999_999), // no such message: skipped
+        mark(other_chat, 7, c),    // applies, another chat in the same command
+    ]});
+    let events = apply(&db, &commands(20, [gathered, send(1, chat_id, "after")])).await;
+
+    let mut receipts: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Receipt(r) => Some((r.chat_id, r.user_id, r.message_id, r.sender_id)),
+            _ => None,
+        })
+        .collect();
+    receipts.sort_unstable();
+    let mut expected = vec![
+        (chat_id, 3, b, 2),
+        (chat_id, 4, a, 1),
+        (other_chat, 7, c, 6),
+    ];
+    expected.sort_unstable();
+    assert_eq!(receipts, expected);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::CommandRejected(_))),
+        "a mark that no longer applies is skipped, not refused: {events:?}"
+    );
+    assert_eq!(created_messages(&events).len(), 1, "the batch went on");
+    assert_eq!(marks(&db, chat_id, 3).await, Some((b, 0)));
+    assert_eq!(marks(&db, chat_id, 4).await, Some((a, 0)));
+    assert_eq!(marks(&db, other_chat, 7).await, Some((c, 0)));
+
+    // More marks than a command may carry, or a malformed one: the command is refused whole.
+    let too_many: Vec<Value> = (0..1001).map(|_| mark(chat_id, 3, b)).collect();
+    let refused = [
+        json!({"type": "delivered_marks", "command_id": "dm-2", "marks": too_many}),
+        json!({"type": "delivered_marks", "command_id": "dm-3", "marks": [mark(chat_id, -1, b)]}),
+    ];
+    let events = apply(&db, &commands(30, refused)).await;
+    let codes: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CommandRejected(r) => Some(r.code.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(codes, ["invalid_field", "invalid_field"]);
 }
 
 #[tokio::test]

@@ -32,6 +32,12 @@ impl BatchState {
                     chat_ids.insert(c.chat_id);
                     marked_ids.insert(c.message_id);
                 }
+                Command::DeliveredMarks(c) => {
+                    for mark in &c.marks {
+                        chat_ids.insert(mark.chat_id);
+                        marked_ids.insert(mark.message_id);
+                    }
+                }
                 Command::CreateChat(c) if !c.is_group => {
                     if let [other] = c.other_members().as_slice() {
                         private_keys.insert(chat::private_key(c.creator_id, *other));
@@ -146,6 +152,7 @@ impl BatchState {
             new_rows: Vec::new(),
             new_keys: HashSet::new(),
             moved_marks: HashSet::new(),
+            told_receipts: HashMap::new(),
             messages_stored: 0,
         })
     }

@@ -29,7 +29,7 @@ pub use rules::Rules;
 use crate::{
     auth::UserId,
     bus::messages::{Command, CommandRejected, Event, MessageCreated, Outcome, VERSION},
-    domain::MessageId,
+    domain::{MessageId, ReceiptStatus},
     store::{ChatId, chat, chat_member, message},
 };
 
@@ -114,7 +114,11 @@ struct Marked {
 #[allow(clippy::large_enum_variant)]
 enum Pending {
     Ready(Event),
-    Message { key: (UserId, String) },
+    Message {
+        key: (UserId, String),
+    },
+    /// A receipt event a later mark of the same batch replaced.
+    Superseded,
 }
 
 /// Answers `applied` on `reply_to`, when the command asked for an outcome.
@@ -283,6 +287,7 @@ pub async fn apply(
                     .await
             }
             Command::Receipt(cmd) => state.receipt(txn, cmd, &mut pending).await,
+            Command::DeliveredMarks(cmd) => state.delivered_marks(txn, cmd, &mut pending).await,
             Command::CreateChat(cmd) => {
                 state
                     .create_chat(txn, cmd, at, &mut pending, &mut replies)
@@ -339,6 +344,7 @@ pub async fn apply(
         .zip(origins)
         .filter_map(|(p, origin)| match p {
             Pending::Ready(event) => Some((event, origin)),
+            Pending::Superseded => None,
             Pending::Message { key } => {
                 let (message, stream_seq) = stored.get(&key)?.clone();
                 let created = Event::MessageCreated(MessageCreated {
@@ -382,6 +388,8 @@ struct BatchState {
     new_keys: HashSet<(UserId, String)>,
     /// Members whose watermarks this batch moved and has not written yet.
     moved_marks: HashSet<(ChatId, UserId)>,
+    /// The pending receipt event of each (chat, member, status, author) this batch told.
+    told_receipts: HashMap<(ChatId, UserId, ReceiptStatus, UserId), usize>,
     /// Message rows inserted so far.
     messages_stored: u64,
 }

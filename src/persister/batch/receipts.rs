@@ -3,13 +3,21 @@
 
 use sea_orm::{ConnectionTrait, DbErr};
 
-use super::{BatchState, Pending, Step, refuse};
+use super::{BatchState, Failure, Pending, Step, refuse};
 use crate::{
     auth::UserId,
-    bus::messages::{Event, MarkReceipt, ReceiptEvent, VERSION},
-    domain::ReceiptStatus,
+    bus::messages::{DeliveredMarks, Event, MarkReceipt, ReceiptEvent, VERSION},
+    domain::{MessageId, ReceiptStatus},
     store::ChatId,
 };
+
+/// One member's mark of a message, from a receipt or a delivered mark.
+struct Mark {
+    chat_id: ChatId,
+    user_id: UserId,
+    message_id: MessageId,
+    status: ReceiptStatus,
+}
 
 /// Members per watermark `UPDATE` (5 parameters each).
 const MARKS_CHUNK: usize = 500;
@@ -61,6 +69,65 @@ impl BatchState {
         cmd: &MarkReceipt,
         pending: &mut Vec<Pending>,
     ) -> Step {
+        self.mark(
+            db,
+            Mark {
+                chat_id: cmd.chat_id,
+                user_id: cmd.user_id,
+                message_id: cmd.message_id,
+                status: cmd.status,
+            },
+            pending,
+        )
+        .await
+    }
+
+    /// An instance's gathered delivered marks: each applies as a `delivered` receipt would;
+    /// one that no longer does (its user left the chat, the message was deleted) is skipped.
+    pub(super) async fn delivered_marks(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: &DeliveredMarks,
+        pending: &mut Vec<Pending>,
+    ) -> Step {
+        for mark in &cmd.marks {
+            let applied = self
+                .mark(
+                    db,
+                    Mark {
+                        chat_id: mark.chat_id,
+                        user_id: mark.user_id,
+                        message_id: mark.message_id,
+                        status: ReceiptStatus::Delivered,
+                    },
+                    pending,
+                )
+                .await;
+            match applied {
+                Ok(()) => {}
+                Err(Failure::Refused(refusal)) => tracing::debug!(
+                    chat_id = mark.chat_id,
+                    user_id = mark.user_id,
+                    message_id = mark.message_id,
+                    code = refusal.code,
+                    detail = refusal.detail,
+                    "delivered mark skipped"
+                ),
+                Err(write) => return Err(write),
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a member's watermark; the receipt event tells the marked message's author. A
+    /// later mark of the same member, status and author in this batch replaces the earlier
+    /// one's event: the author is told the highest watermark once.
+    async fn mark(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cmd: Mark,
+        pending: &mut Vec<Pending>,
+    ) -> Step {
         let message = self.message_ref(db, cmd.message_id).await?;
         let Some(chat) = self.chats.get_mut(&cmd.chat_id) else {
             return Err(refuse(
@@ -103,6 +170,10 @@ impl BatchState {
         chat.members.insert(cmd.user_id, next);
         // Written once per member, at the end of the batch.
         self.moved_marks.insert((cmd.chat_id, cmd.user_id));
+        let told = (cmd.chat_id, cmd.user_id, cmd.status, message.sender_id);
+        if let Some(earlier) = self.told_receipts.insert(told, pending.len()) {
+            pending[earlier] = Pending::Superseded;
+        }
         pending.push(Pending::Ready(Event::Receipt(ReceiptEvent {
             v: VERSION,
             cursor: None,

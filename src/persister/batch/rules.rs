@@ -10,7 +10,9 @@
 use chrono::{DateTime, Utc};
 
 use super::Refusal;
-use crate::bus::messages::{Command, MUTED_FOREVER, SendMessage, muted_forever};
+use crate::bus::messages::{
+    Command, MAX_DELIVERED_MARKS, MUTED_FOREVER, SendMessage, muted_forever,
+};
 
 /// Longest `client_msg_id`, in characters (the column is 64 characters wide).
 pub const MAX_CLIENT_MSG_ID: usize = 64;
@@ -53,6 +55,24 @@ impl Default for Rules {
 }
 
 impl Rules {
+    /// The rules the configuration sets (`MAX_CONTENT_CHARS`, `EDIT_WINDOW`): what the
+    /// persister, `reproject` and the REST edit check alike.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Rules {
+            max_content_chars: config.max_content_chars,
+            edit_window: config.edit_window,
+        }
+    }
+
+    /// The same rules as the operator commands read them (`reproject` applies what the
+    /// persister did).
+    pub fn from_ops_config(config: &crate::config::OpsConfig) -> Self {
+        Rules {
+            max_content_chars: config.max_content_chars,
+            edit_window: config.edit_window,
+        }
+    }
+
     /// Checks every field of a command that the persister does not look up in the database.
     pub fn check(&self, command: &Command) -> Result<(), Refusal> {
         match command {
@@ -61,6 +81,24 @@ impl Rules {
                 positive("user_id", cmd.user_id)?;
                 positive("chat_id", cmd.chat_id)?;
                 positive("message_id", cmd.message_id)
+            }
+            Command::DeliveredMarks(cmd) => {
+                command_id(&cmd.command_id)?;
+                if cmd.marks.len() > MAX_DELIVERED_MARKS {
+                    return Err(Refusal::new(
+                        "invalid_field",
+                        format!(
+                            "marks: at most {MAX_DELIVERED_MARKS} per command, not {}",
+                            cmd.marks.len()
+                        ),
+                    ));
+                }
+                for mark in &cmd.marks {
+                    positive("user_id", mark.user_id)?;
+                    positive("chat_id", mark.chat_id)?;
+                    positive("message_id", mark.message_id)?;
+                }
+                Ok(())
             }
             Command::CreateChat(cmd) => {
                 command_id(&cmd.command_id)?;
