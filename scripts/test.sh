@@ -8,8 +8,9 @@
 # TypeScript client's tests (clients/js: vitest against a real jetchat), the Django
 # example's end-to-end test (examples/django) runs against a real jetchat, every
 # benchmark scenario runs for about a second against a release build (the load generator, its
-# database check and its report must keep working; no figure is judged), and compose.yaml is
-# checked when a docker compose client is present.
+# database check and its report must keep working; no figure is judged), so does the Django
+# Channels peer beside jetchat (bench/peers/django-channels: Redis is installed when missing),
+# and compose.yaml is checked when a docker compose client is present.
 #
 # PostgreSQL: Debian's postgresql is installed when missing. TEST_DATABASE_URL
 # (postgres://user@host:port/db) names a server for the second pass; without it this script
@@ -77,6 +78,19 @@ scripts/django_e2e.sh --accounts
 
 echo "== the benchmark suite, each scenario for about a second (keeps jetchat-load working; times nothing)"
 BENCH_QUICK=1 scripts/bench.sh
+
+if [ "${SKIP_POSTGRES:-}" != 1 ]; then
+  echo "== the Django Channels peer beside jetchat, about a second per scenario (bench/peers/django-channels)"
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "== installing Redis (Debian package)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  fi
+  PEER_QUICK=1 PG_BIN="$TEST_PG_BIN" NATS_SERVER_BIN="$NATS_SERVER_BIN" \
+    JETCHAT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/jetchat" \
+    LOAD_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/jetchat-load" \
+    bench/peers/django-channels/run.sh
+fi
 
 if docker compose version >/dev/null 2>&1; then
   echo "== compose.yaml"; docker compose config -q
