@@ -126,10 +126,19 @@ impl App {
         persister::agreement::check(&bus, &writer).await?;
         store::spawn_checkpointer(db.clone(), shutdown.clone());
         persister::journal::spawn_pruner(db.clone(), config.sync_retention, shutdown.clone());
-        crate::push::spawn_scanner(bus.clone(), db.clone(), config.push_after, shutdown.clone());
+        crate::push::spawn_scanner(
+            bus.with_own_acks(),
+            db.clone(),
+            config.push_after,
+            shutdown.clone(),
+        );
         let delivered_marks = Arc::new(DeliveredMarksGatherer::default());
         if config.auto_delivered {
-            gateway::delivered::spawn(bus.clone(), delivered_marks.clone(), shutdown.clone());
+            gateway::delivered::spawn(
+                bus.with_own_acks(),
+                delivered_marks.clone(),
+                shutdown.clone(),
+            );
         }
         let pipeline = Arc::new(Pipeline::default());
         let metrics = Arc::new(Metrics::new());
@@ -159,7 +168,8 @@ impl App {
         let router = supervisor::router(router, pipeline.clone(), shutdown.clone());
         let persister = supervisor::persister(
             persister::Persister {
-                bus: bus.clone(),
+                // Its events never wait for acknowledgement room behind the sockets' commands.
+                bus: bus.with_own_acks(),
                 db: writer,
                 consumer: consumer.clone(),
                 batching: persister::Batching {

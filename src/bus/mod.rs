@@ -32,6 +32,19 @@ impl Bus {
         }
     }
 
+    /// The same connection with a JetStream context of its own. async-nats bounds the publishes
+    /// awaiting their acknowledgement per context (5,000), and a publish waits for room without
+    /// a timeout: the persister's events must never wait behind the sockets' commands, whose
+    /// acknowledgements a socket blocked on a client that does not read holds until it closes
+    /// (that stalled the persister of an overloaded instance for good).
+    pub fn with_own_acks(&self) -> Self {
+        Bus {
+            client: self.client.clone(),
+            jetstream: jetstream::new(self.client.clone()),
+            subjects: self.subjects.clone(),
+        }
+    }
+
     /// Connects to `urls` (one URL, or a comma-separated list of a cluster's servers),
     /// retrying in the background if the server goes away later.
     pub async fn connect(urls: &str, subjects: Subjects) -> Result<Self, async_nats::ConnectError> {
