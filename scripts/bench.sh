@@ -199,6 +199,9 @@ else
 fi
 
 STATUS=0
+# A scenario that runs longer than this has hung (a jetchat that stopped answering): it is
+# ended and counted as failed, and the suite goes on.
+if [ "$QUICK" = 1 ]; then SCENARIO_TIMEOUT=180; else SCENARIO_TIMEOUT=900; fi
 run() { # run <name> <scenario> <args...>: writes $WORK/<name>.json, and the CPU of $CPU_JETCHAT
         # and $CPU_NATS over the scenario to $WORK/<name>.cpu
   local name=$1; shift
@@ -207,7 +210,8 @@ run() { # run <name> <scenario> <args...>: writes $WORK/<name>.json, and the CPU
   local code=0 jetchat_before nats_before
   jetchat_before=$(cpu_ticks "$CPU_JETCHAT")
   nats_before=$(cpu_ticks "$CPU_NATS")
-  "$LOAD" "$@" --json >"$WORK/$name.json" || code=$?
+  timeout "$SCENARIO_TIMEOUT" "$LOAD" "$@" --json >"$WORK/$name.json" || code=$?
+  [ "$code" != 124 ] || echo "bench: $name took over $SCENARIO_TIMEOUT s: ended" >&2
   printf '{"clk_tck": %s, "jetchat_ticks": [%s, %s], "nats_server_ticks": [%s, %s]}\n' \
     "$CLK_TCK" "${jetchat_before:-null}" "$(cpu_ticks "$CPU_JETCHAT" | grep . || echo null)" \
     "${nats_before:-null}" "$(cpu_ticks "$CPU_NATS" | grep . || echo null)" >"$WORK/$name.cpu"
