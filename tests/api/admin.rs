@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use async_nats::RequestErrorKind;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -132,6 +133,63 @@ async fn a_removed_member_stops_receiving_at_once() {
             .status(),
         403
     );
+}
+
+/// What a core NATS request to a chat's live subject finds: jetchat's router subscribed
+/// (it takes the request and answers nothing) or nobody.
+async fn live_subject_interest(nats: &async_nats::Client, chat_id: i64) -> RequestErrorKind {
+    let request = async_nats::Request::new().timeout(Some(Duration::from_millis(500)));
+    let subject = format!("chat.live.{chat_id}.probe");
+    match nats.send_request(subject, request).await {
+        Ok(reply) => panic!("nobody answers a live subject, got {reply:?}"),
+        Err(error) => error.kind(),
+    }
+}
+
+#[tokio::test]
+async fn a_chat_that_loses_its_last_socket_here_is_unsubscribed_and_subscribed_anew_once() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2, 3]).await;
+    let nats = app.nats().await;
+    // Bob's is the only socket of the chat on this instance.
+    let mut bob = app.connect(2).await;
+    assert_eq!(
+        live_subject_interest(&nats, chat_id).await,
+        RequestErrorKind::TimedOut,
+        "routed: the router holds the subscription"
+    );
+
+    publish_command(
+        &app,
+        &format!("chat.in.{chat_id}.remove_members"),
+        json!({"type":"remove_members","command_id":"cmd-rm-last","chat_id":chat_id,"user_ids":[2]}),
+    )
+    .await;
+    assert_eq!(bob.expect("member_removed").await["user_id"], 2);
+    crate::helpers::eventually("the chat unsubscribed", || async {
+        match live_subject_interest(&nats, chat_id).await {
+            RequestErrorKind::NoResponders => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    // Subscribed again for new sockets, and each message arrives once: the old subscription
+    // is gone, not merely hidden behind the new one.
+    let mut carol = app.connect(3).await;
+    let mut alice = app.connect(1).await;
+    assert_eq!(
+        live_subject_interest(&nats, chat_id).await,
+        RequestErrorKind::TimedOut
+    );
+    for content in ["one", "two"] {
+        alice
+            .send_message(json!({"chat_id": chat_id, "content": content}))
+            .await;
+    }
+    assert_eq!(carol.expect("new_message").await["content"], "one");
+    assert_eq!(carol.expect("new_message").await["content"], "two");
+    bob.expect_silence(Duration::from_millis(300)).await;
 }
 
 #[tokio::test]

@@ -1,0 +1,72 @@
+//! What the router hands a socket: shared, pre-rendered items, each about a pointer in size.
+
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+
+use crate::{
+    bus::messages::Outcome,
+    domain::{MessageStatus, MessageView},
+    gateway::protocol::ServerFrame,
+    media::UrlSigner,
+    metrics::FrameOut,
+    store::{ChatId, queries},
+};
+
+/// A persisted message, decoded once and rendered once as `new_message`.
+pub struct LiveMessage {
+    pub view: MessageView,
+    pub frame: Utf8Bytes,
+    /// Its place in the change journal (none for a message read back from history).
+    pub cursor: Option<u64>,
+}
+
+impl LiveMessage {
+    /// Renders the shared `new_message` frame (an upload's URL signed once for everyone).
+    pub fn new(mut view: MessageView, signer: &UrlSigner, cursor: Option<u64>) -> Arc<Self> {
+        signer.sign_view(&mut view, chrono::Utc::now());
+        let frame = ServerFrame::NewMessage {
+            message: &view,
+            status: MessageStatus::Sent,
+            cursor,
+        }
+        .render();
+        Arc::new(LiveMessage {
+            view,
+            frame,
+            cursor,
+        })
+    }
+}
+
+/// What the router hands a socket.
+pub enum Outbound {
+    /// A message in one of the socket's chats.
+    Message(Arc<LiveMessage>),
+    /// A frame rendered once for every socket that gets it (behind an `Arc`: every variant is
+    /// about a pointer, which keeps each socket's queue small), with its kind for the metrics
+    /// and the change's cursor (0: the frame is no stored change).
+    Frame(FrameOut, Arc<Utf8Bytes>, u64),
+    /// The socket's user is now a member of this chat.
+    Joined(Box<queries::Membership>),
+    /// The socket's user is no longer a member of this chat.
+    Left(ChatId),
+    /// An outcome addressed to this socket (a refused command).
+    /// Boxed: rare and large, it would otherwise size every slot of every socket's queue.
+    Reply(Box<Outcome>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outbound;
+
+    /// Every socket's queue allocates slots of this size in blocks: keep it a few words.
+    #[test]
+    fn outbound_items_stay_small() {
+        assert!(
+            std::mem::size_of::<Outbound>() <= 40,
+            "{} bytes",
+            std::mem::size_of::<Outbound>()
+        );
+    }
+}
