@@ -279,6 +279,21 @@ run slow slow --url "$URL" --first-user 6000000 --database-url "$DB" --pid "$JET
 run reconnect reconnect --url "$URL" --first-user 7000000 --database-url "$DB" "${RECONNECT[@]}"
 run rate_live rate --url "$URL" --first-user 8000000 --database-url "$DB" "${RATE_LIVE[@]}"
 run rate_mix rate --url "$URL" --first-user 8500000 --database-url "$DB" "${RATE_MIX[@]}"
+# ---- many_chats (issue #14) --------------------------------------------------------------
+# 20,000 users in 10 chats each (5 private, 5 groups of 5), 10 % online under 1,000 msg/s for
+# 30 s, handshakes and membership changes meanwhile (add_members on jetchat's NATS). The setup
+# creates its 70,000 chats over REST first (about a minute).
+if [ "$QUICK" = 1 ]; then
+  MANY_CHATS=(--users 200 --chats-per-user 4 --private-per-user 2 --group-size 4
+              --online-share 0.2 --rate 100 --duration 1 --warmup 0 --handshakes-per-sec 5
+              --handshake-hold 0.5 --creates-per-sec 5 --adds-per-sec 5 --settle 0.5)
+else
+  MANY_CHATS=()
+fi
+MANY_CHATS_NATS=$(python3 -c 'import glob, json, sys; print(json.load(open(glob.glob(sys.argv[1] + "/*")[0]))["nats"][0])' "$WORK/data/nats/ports")
+run many_chats many_chats --url "$URL" --first-user 10000000 --database-url "$DB" \
+  --pid "$JETCHAT_PID" --nats-url "$MANY_CHATS_NATS" "${MANY_CHATS[@]}"
+# ---- end of many_chats ------------------------------------------------------------------
 JETCHAT_RSS_KIB=$(awk '/VmRSS/ {print $2}' "/proc/$JETCHAT_PID/status")
 
 # A second instance of the same service (the first one's nats-server and database, the same
@@ -387,7 +402,8 @@ def load(name):
 mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
 scenarios = {}
 for name in ["ceiling", "idle", "pairs", "rate_private", "rate_target", "rate_steps", "fanout",
-             "slow", "reconnect", "reconnect_across", "rate_live", "rate_mix"]:
+             "slow", "reconnect", "reconnect_across", "rate_live", "rate_mix",
+             "many_chats"]:
     scenarios[name] = load(name)
 
 lifted = [setting.split("=")[0] for setting in os.environ["BENCH_LIFTED"].split()]

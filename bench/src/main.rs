@@ -52,6 +52,10 @@ enum Scenario {
     /// coming back with ?since=<cursor>: catch-up time, frames replayed, and that every
     /// stored message reached every member once (beyond the documented overlap).
     Reconnect(scenario::reconnect::ReconnectArgs),
+    /// Many users in many chats, a share of them online (issue #14): the router with tens of
+    /// thousands of subscribed chats under steady traffic, handshakes and membership changes
+    /// meanwhile, and jetchat's memory per chat subscription.
+    ManyChats(scenario::many_chats::ManyChatsArgs),
     /// Draws the latency percentiles of a results JSON (scripts/bench.sh's or one
     /// scenario's --json) as a PNG.
     Plot(plot::PlotArgs),
@@ -80,6 +84,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Ceiling(args) => scenario::ceiling::run(args).await,
             Scenario::Slow(args) => scenario::slow::run(args).await,
             Scenario::Reconnect(args) => scenario::reconnect::run(args).await,
+            Scenario::ManyChats(args) => scenario::many_chats::run(args).await,
             Scenario::Plot(_) | Scenario::Summary(_) => unreachable!("done above"),
         }
     })?;

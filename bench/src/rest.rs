@@ -41,34 +41,44 @@ pub async fn create_chats(
     run: &str,
 ) -> anyhow::Result<Vec<i64>> {
     let http = reqwest::Client::new();
-    let url = target.base.join("/chats/")?;
     stream::iter(chats.into_iter().enumerate())
         .map(|(i, chat)| {
-            let (http, url) = (http.clone(), url.clone());
-            let body = json!({
-                "name": chat.is_group.then(|| format!("load {run} #{i}")),
-                "is_group": chat.is_group,
-                "member_ids": chat.others,
-            });
-            let token = target.token(chat.creator);
+            let http = http.clone();
             async move {
-                let response = http
-                    .post(url)
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .context("POST /chats/")?;
-                let status = response.status();
-                if !status.is_success() {
-                    let text = response.text().await.unwrap_or_default();
-                    bail!("POST /chats/ answered {status}: {text}");
-                }
-                let created: Created = response.json().await.context("POST /chats/ body")?;
-                Ok(created.chat_id)
+                let name = chat.is_group.then(|| format!("load {run} #{i}"));
+                create_chat(&http, target, &chat, name).await
             }
         })
         .buffered(CREATE_CONCURRENCY)
         .try_collect()
         .await
+}
+
+/// Creates one chat named `name` (groups only) with `POST /chats/` and returns its id.
+pub async fn create_chat(
+    http: &reqwest::Client,
+    target: &Target,
+    chat: &NewChat,
+    name: Option<String>,
+) -> anyhow::Result<i64> {
+    let url = target.base.join("/chats/")?;
+    let body = json!({
+        "name": name,
+        "is_group": chat.is_group,
+        "member_ids": chat.others,
+    });
+    let response = http
+        .post(url)
+        .bearer_auth(target.token(chat.creator))
+        .json(&body)
+        .send()
+        .await
+        .context("POST /chats/")?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        bail!("POST /chats/ answered {status}: {text}");
+    }
+    let created: Created = response.json().await.context("POST /chats/ body")?;
+    Ok(created.chat_id)
 }

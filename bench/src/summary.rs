@@ -27,7 +27,7 @@ const MIN_SOCKETS: f64 = 20_000.0;
 const MAX_BYTES_PER_SOCKET: f64 = 8_192.0;
 
 /// The rows of the table, in its order.
-const SCENARIOS: [&str; 12] = [
+const SCENARIOS: [&str; 13] = [
     "ceiling",
     "pairs",
     "rate_private",
@@ -40,6 +40,7 @@ const SCENARIOS: [&str; 12] = [
     "reconnect_across",
     "rate_live",
     "rate_mix",
+    "many_chats",
 ];
 
 #[derive(clap::Args, Debug)]
@@ -481,6 +482,43 @@ impl Row {
                     met: verdict(p99.map(|p| p <= MAX_P99_MS)),
                 }
             }
+            "many_chats" => {
+                let p99 = latency("send_to_new_message", "p99_ms");
+                let missing = figure("membership_frames_missing");
+                Row {
+                    setup: format!(
+                        "{} users in {} chats each ({} private, groups of {}), {} online, {} msg/s, \
+                         {} s; chats created over REST in {} s",
+                        number(param("users")),
+                        number(param("chats_per_user")),
+                        number(param("private_per_user")),
+                        number(param("group_size")),
+                        number(param("online")),
+                        number(param("rate")),
+                        number(param("duration_s")),
+                        number(figure("setup_create_s"))
+                    ),
+                    result: format!(
+                        "{} router subscriptions, **{} B of RSS each**; delivered **{}/s**, \
+                         send → `new_message` {}; handshake → `unread` {}; `POST /chats/` → \
+                         `chat_created` {}, `add_members` → `member_added` {}; {} of {} \
+                         membership frames missing",
+                        number(figure("router_subscriptions")),
+                        number(figure("jetchat_rss_per_subscription_bytes")),
+                        number(figure("deliveries_per_s")),
+                        p50_p99("send_to_new_message"),
+                        p50_p99("handshake_to_unread"),
+                        p50_p99("post_chats_to_chat_created"),
+                        p50_p99("add_members_to_member_added"),
+                        number(missing),
+                        number(figure("membership_frames_expected"))
+                    ),
+                    target: "p99 send → `new_message` ≤ 25 ms with tens of thousands of chats \
+                             routed; every membership frame told"
+                        .into(),
+                    met: verdict(p99.zip(missing).map(|(p, m)| p <= MAX_P99_MS && m == 0.0)),
+                }
+            }
             "rate_steps" => {
                 let best = figure("max_rate_under_p99");
                 let at = ceiling.map(|c| c * TARGET_RATE_SHARE);
@@ -903,6 +941,34 @@ mod tests {
         assert!(section.contains("200 edits/s, 100.0 % of `message_edited` received"));
         assert!(section.contains("199 reactions/s, 50.0 % of `reaction_added` received"));
         assert!(section.contains("beside the messages | yes |"));
+    }
+
+    #[test]
+    fn the_many_chats_row_shows_setup_subscriptions_and_membership() {
+        let mut r = results(526_028.0, true);
+        r["scenarios"]["many_chats"] = json!({
+            "params": {"users": 20000, "chats_per_user": 10, "private_per_user": 5,
+                       "group_size": 5, "online": 2000, "rate": 1000.0, "duration_s": 30.0},
+            "figures": {"setup_create_s": 61.4, "router_subscriptions": 17712,
+                        "jetchat_rss_per_subscription_bytes": 2048.4, "deliveries_per_s": 410.0,
+                        "membership_frames_missing": 0, "membership_frames_expected": 420},
+            "latency_ms": {"send_to_new_message": {"p50_ms": 3.1, "p99_ms": 12.0},
+                           "handshake_to_unread": {"p50_ms": 4.0, "p99_ms": 9.0},
+                           "post_chats_to_chat_created": {"p50_ms": 6.0, "p99_ms": 15.0},
+                           "add_members_to_member_added": {"p50_ms": 5.0, "p99_ms": 14.0}},
+            "integrity": {"ok": true}
+        });
+        let section = render(&r, "r.json");
+        assert!(
+            section
+                .contains("20,000 users in 10 chats each (5 private, groups of 5), 2,000 online")
+        );
+        assert!(section.contains("chats created over REST in 61 s"));
+        assert!(section.contains("17,712 router subscriptions, **2,048 B of RSS each**"));
+        assert!(section.contains("0 of 420 membership frames missing"));
+        assert!(section.contains("every membership frame told | yes |"));
+        r["scenarios"]["many_chats"]["figures"]["membership_frames_missing"] = json!(3);
+        assert!(render(&r, "r.json").contains("every membership frame told | no |"));
     }
 
     #[test]

@@ -178,7 +178,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Report> {
 
 /// Raises this process's open-file limit to at least `want` (the hard limit too, when
 /// allowed); returns the soft limit in force.
-fn raise_nofile(want: u64) -> u64 {
+pub fn raise_nofile(want: u64) -> u64 {
     let Ok((soft, hard)) = rlimit::getrlimit(Resource::NOFILE) else {
         return 0;
     };

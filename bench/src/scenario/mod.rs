@@ -4,6 +4,7 @@
 pub mod ceiling;
 pub mod fanout;
 pub mod idle;
+pub mod many_chats;
 pub mod pairs;
 pub mod rate;
 pub mod reconnect;
