@@ -291,7 +291,7 @@ else
   MANY_CHATS=()
 fi
 MANY_CHATS_NATS=$(python3 -c 'import glob, json, sys; print(json.load(open(glob.glob(sys.argv[1] + "/*")[0]))["nats"][0])' "$WORK/data/nats/ports")
-run many_chats many_chats --url "$URL" --first-user 10000000 --database-url "$DB" \
+run many_chats many-chats --url "$URL" --first-user 10000000 --database-url "$DB" \
   --pid "$JETCHAT_PID" --nats-url "$MANY_CHATS_NATS" "${MANY_CHATS[@]}"
 # ---- end of many_chats ------------------------------------------------------------------
 JETCHAT_RSS_KIB=$(awk '/VmRSS/ {print $2}' "/proc/$JETCHAT_PID/status")

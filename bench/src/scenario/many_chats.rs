@@ -15,7 +15,7 @@
 //!   `member_added`, the new one's included). Every frame owed is counted.
 //!
 //! With `--pid`, jetchat's RSS before and after the online sockets connect, divided by the
-//! router's subscriptions (`router_subscriptions` of `/metrics`), and its CPU time during the
+//! router's subscriptions (`jetchat_router_subscriptions` of `/metrics`), and its CPU time during the
 //! run.
 
 mod plan;
@@ -918,7 +918,7 @@ async fn nats(url: &str) -> anyhow::Result<jetstream::Context> {
 /// The router's subscriptions from jetchat's `/metrics` (`None` when it cannot be read).
 async fn router_subscriptions(http: &reqwest::Client, url: &url::Url) -> Option<u64> {
     let text = http.get(url.clone()).send().await.ok()?.text().await.ok()?;
-    gauge(&text, "router_subscriptions")
+    gauge(&text, "jetchat_router_subscriptions")
 }
 
 /// The value of an unlabelled gauge in a Prometheus/OpenMetrics text.
@@ -950,10 +950,13 @@ mod tests {
 
     #[test]
     fn reads_the_router_gauge() {
-        let text = "# TYPE router_subscriptions gauge\nrouter_subscriptions 17712\n\
-                    router_subscriptions_total 3\n# EOF\n";
-        assert_eq!(gauge(text, "router_subscriptions"), Some(17712));
-        assert_eq!(gauge("sockets 4\n", "router_subscriptions"), None);
+        let text = "# TYPE jetchat_router_subscriptions gauge\njetchat_router_subscriptions 17712\n\
+                    jetchat_router_subscriptions_total 3\n# EOF\n";
+        assert_eq!(gauge(text, "jetchat_router_subscriptions"), Some(17712));
+        assert_eq!(
+            gauge("jetchat_sockets 4\n", "jetchat_router_subscriptions"),
+            None
+        );
     }
 
     #[test]
