@@ -100,7 +100,7 @@ async fn round(
 
 /// Publishes a `push_due` per member found and waits for `CHAT_IN` to hold them all.
 async fn publish(bus: &Bus, found: &[DuePush]) -> anyhow::Result<()> {
-    let mut acks = Vec::with_capacity(found.len());
+    let mut messages = Vec::with_capacity(found.len());
     for due in found {
         let command = PushDue {
             v: VERSION,
@@ -111,11 +111,9 @@ async fn publish(bus: &Bus, found: &[DuePush]) -> anyhow::Result<()> {
         let message = async_nats::jetstream::message::PublishMessage::build()
             .payload(serde_json::to_vec(&Command::PushDue(command.clone()))?.into())
             .message_id(command.dedupe_id());
-        let subject = bus.subjects.push_due_command(due.chat_id);
-        acks.push(bus.jetstream.send_publish(subject, message).await?);
+        messages.push((bus.subjects.push_due_command(due.chat_id), message));
     }
-    for ack in acks {
-        ack.await?;
-    }
-    Ok(())
+    crate::bus::publish_all(&bus.jetstream, messages)
+        .await
+        .map_err(|error| anyhow::anyhow!(error))
 }

@@ -10,6 +10,10 @@ use async_nats::{Client, jetstream};
 
 pub use subjects::Subjects;
 
+/// Publishes of the sockets and REST awaiting JetStream's acknowledgement, at most: far more
+/// than sockets hold (each at most 256), so reaching it means the server is overwhelmed.
+pub const SHARED_ACKS_IN_FLIGHT: usize = 1 << 20;
+
 /// The NATS handles every part of jetchat shares; cheap to clone.
 #[derive(Clone)]
 pub struct Bus {
@@ -22,9 +26,16 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Wraps a connected client.
+    /// Wraps a connected client. Its JetStream context is the sockets' and REST's: a publish
+    /// that finds [`SHARED_ACKS_IN_FLIGHT`] others awaiting their acknowledgement fails at once
+    /// (the client hears `unavailable` and retries) instead of waiting. Waiting would deadlock:
+    /// a socket waiting there does not poll its own publishes, whose finished acknowledgements
+    /// keep their places until polled.
     pub fn new(client: Client, subjects: Subjects) -> Self {
-        let jetstream = jetstream::new(client.clone());
+        let jetstream = jetstream::ContextBuilder::new()
+            .max_ack_inflight(SHARED_ACKS_IN_FLIGHT)
+            .backpressure_on_inflight(false)
+            .build(client.clone());
         Bus {
             client,
             jetstream,
@@ -32,11 +43,11 @@ impl Bus {
         }
     }
 
-    /// The same connection with a JetStream context of its own. async-nats bounds the publishes
-    /// awaiting their acknowledgement per context (5,000), and a publish waits for room without
-    /// a timeout: the persister's events must never wait behind the sockets' commands, whose
-    /// acknowledgements a socket blocked on a client that does not read holds until it closes
-    /// (that stalled the persister of an overloaded instance for good).
+    /// The same connection with a JetStream context of its own, for the server's own publishers
+    /// (the persister, the delivered marks, the push scanner): its publishes never compete with
+    /// the sockets' for acknowledgement room (async-nats bounds them per context; 5,000 here,
+    /// and a publish over it waits: each publisher keeps fewer in flight). Shared, the sockets'
+    /// commands of an overloaded instance took every place and stalled the persister for good.
     pub fn with_own_acks(&self) -> Self {
         Bus {
             client: self.client.clone(),
@@ -61,6 +72,32 @@ impl Bus {
             .await?;
         Ok(Bus::new(client, subjects))
     }
+}
+
+/// Publishes awaiting their acknowledgement at once in [`publish_all`], at most: below the
+/// 5,000 a context of [`Bus::with_own_acks`] has room for, where a publish over it waits.
+const PUBLISHES_IN_FLIGHT: usize = 1_000;
+
+/// Publishes every `(subject, message)` in order, many in flight at once but at most
+/// [`PUBLISHES_IN_FLIGHT`] (a batch of many events, a large group's members added, awaits its
+/// oldest acknowledgements before going on), and returns once JetStream stored them all.
+pub async fn publish_all(
+    jetstream: &jetstream::Context,
+    messages: Vec<(String, jetstream::message::PublishMessage)>,
+) -> Result<(), async_nats::Error> {
+    let mut acks = std::collections::VecDeque::with_capacity(PUBLISHES_IN_FLIGHT);
+    for (subject, message) in messages {
+        if acks.len() >= PUBLISHES_IN_FLIGHT
+            && let Some(oldest) = acks.pop_front()
+        {
+            oldest.await?;
+        }
+        acks.push_back(jetstream.send_publish(subject, message).await?);
+    }
+    for ack in acks {
+        ack.await?;
+    }
+    Ok(())
 }
 
 /// Connection options for `urls` under the client name `name`, with the credentials a URL

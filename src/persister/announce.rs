@@ -5,7 +5,7 @@ use std::{collections::HashMap, time::Duration};
 
 use async_nats::{
     HeaderMap,
-    jetstream::{self, AckKind, context::PublishAckFuture},
+    jetstream::{self, AckKind},
 };
 
 use super::{
@@ -65,7 +65,7 @@ async fn announce(
     applied: &Applied,
     trace_headers: &HashMap<u64, HeaderMap>,
 ) -> Result<(), async_nats::Error> {
-    let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(applied.events.len());
+    let mut messages = Vec::with_capacity(applied.events.len());
     for (i, event) in applied.events.iter().enumerate() {
         let subject = bus.subjects.chat_event(event.chat_id(), event.kind());
         let mut publish =
@@ -75,12 +75,9 @@ async fn announce(
         if let Some(headers) = origin.and_then(|seq| trace_headers.get(&seq)) {
             publish = publish.headers(headers.clone());
         }
-        let publish = publish.message_id(header_safe(&event.key()));
-        acks.push(bus.jetstream.send_publish(subject, publish).await?);
+        messages.push((subject, publish.message_id(header_safe(&event.key()))));
     }
-    for ack in acks {
-        ack.await?;
-    }
+    crate::bus::publish_all(&bus.jetstream, messages).await?;
     for (reply_to, outcome) in &applied.replies {
         bus.client
             .publish(reply_to.clone(), serde_json::to_vec(outcome)?.into())

@@ -45,28 +45,23 @@ impl DeadLetter {
 /// Publishes the dead letters and waits for JetStream to store each one (once: a redelivered
 /// batch publishes the same `Nats-Msg-Id`).
 pub async fn publish(bus: &Bus, letters: &[DeadLetter]) -> Result<(), async_nats::Error> {
-    let mut acks = Vec::with_capacity(letters.len());
-    for letter in letters {
-        let mut headers = HeaderMap::new();
-        headers.insert(HEADER_SUBJECT, header_safe(&letter.subject).as_str());
-        headers.insert(HEADER_SEQUENCE, letter.sequence.to_string().as_str());
-        headers.insert(HEADER_CODE, letter.code);
-        // Header values are one line.
-        headers.insert(HEADER_ERROR, one_line(&letter.error).as_str());
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(letter.payload.clone())
-            .headers(headers)
-            .message_id(format!("dlq:{}", letter.sequence));
-        acks.push(
-            bus.jetstream
-                .send_publish(bus.subjects.dead_letter(&letter.subject), publish)
-                .await?,
-        );
-    }
-    for ack in acks {
-        ack.await?;
-    }
-    Ok(())
+    let messages = letters
+        .iter()
+        .map(|letter| {
+            let mut headers = HeaderMap::new();
+            headers.insert(HEADER_SUBJECT, header_safe(&letter.subject).as_str());
+            headers.insert(HEADER_SEQUENCE, letter.sequence.to_string().as_str());
+            headers.insert(HEADER_CODE, letter.code);
+            // Header values are one line.
+            headers.insert(HEADER_ERROR, one_line(&letter.error).as_str());
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(letter.payload.clone())
+                .headers(headers)
+                .message_id(format!("dlq:{}", letter.sequence));
+            (bus.subjects.dead_letter(&letter.subject), publish)
+        })
+        .collect();
+    crate::bus::publish_all(&bus.jetstream, messages).await
 }
 
 /// `text` without line breaks or other control characters, at most 1,000 characters.

@@ -185,3 +185,45 @@ async fn killing_an_instance_mid_stream_loses_nothing_that_was_accepted() {
         .unwrap();
     assert_eq!(history.as_array().unwrap().len(), 90);
 }
+
+/// A batch that announces more events than a JetStream context has room for awaiting their
+/// acknowledgement (5,000 in async-nats) is published all the same: the persister must not
+/// hold every acknowledgement while it waits for room (it stood still for good), and goes on
+/// with the next command.
+#[tokio::test]
+async fn a_batch_announcing_more_events_than_acks_in_flight_is_published_and_the_persister_goes_on()
+{
+    use futures_util::StreamExt;
+
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let nats = app.nats().await;
+    let mut added = nats
+        .subscribe(format!("chat.events.{chat_id}.member_added"))
+        .await
+        .unwrap();
+    let newcomers: Vec<i64> = (1_000..7_000).collect(); // 6,000 `member_added` in one batch
+    crate::helpers::publish_command(
+        &app,
+        &format!("chat.in.{chat_id}.add_members"),
+        json!({"type": "add_members", "command_id": "many", "chat_id": chat_id,
+               "user_ids": newcomers}),
+    )
+    .await;
+    let mut told = 0;
+    while told < 6_000 {
+        tokio::time::timeout(Duration::from_secs(60), added.next())
+            .await
+            .expect("every member_added is published")
+            .expect("subscription open");
+        told += 1;
+    }
+    let mut alice = app.connect(1).await;
+    let ack = alice
+        .send_message(json!({"chat_id": chat_id, "content": "after", "client_msg_id": "after"}))
+        .await;
+    assert_eq!(
+        ack["client_msg_id"], "after",
+        "the persister went on: {ack}"
+    );
+}
