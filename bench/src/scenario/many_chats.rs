@@ -787,13 +787,12 @@ async fn change_schedule(
     let mut next_add = add_every.map(|p| start + p);
     let mut used_groups: HashSet<usize> = HashSet::new();
     let mut k = 0u64;
-    loop {
-        let Some(next) = [next_create, next_add].into_iter().flatten().min() else {
-            break;
-        };
-        if next >= end {
-            break;
-        }
+    while let Some(next) = [next_create, next_add]
+        .into_iter()
+        .flatten()
+        .min()
+        .filter(|&next| next < end)
+    {
         tokio::time::sleep_until(next.into()).await;
         if next_create == Some(next) {
             let creator = rng.below(ctx.online_n);
