@@ -12,9 +12,6 @@ use tracing::Instrument as _;
 use super::{protocol::FrameError, session::Session};
 use crate::metrics::{FrameIn, Metrics};
 
-/// How long pushed messages wait before they are reported delivered together.
-const DELIVERED_REPORT_DELAY: std::time::Duration = super::delivered::REPORT_EVERY;
-
 /// Frames written before a flush.
 const WRITE_BATCH: usize = 64;
 
@@ -179,7 +176,7 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
                 break Ending::Gone;
             }
             if report_at.is_none() && !socket.delivered.is_empty() {
-                report_at = Some(tokio::time::Instant::now() + DELIVERED_REPORT_DELAY);
+                report_at = Some(tokio::time::Instant::now() + super::delivered::REPORT_EVERY);
             }
             if lifetime.deadline() != socket.expires_at {
                 lifetime.as_mut().reset(socket.expires_at); // a refreshed token

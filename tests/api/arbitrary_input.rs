@@ -313,7 +313,8 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
         4 => object(vec![
             ("type", one_of(&["send_message", "receipt", "create_chat", "add_members",
                               "remove_members", "rename_chat", "delete_message", "edit_message",
-                              "react", "unreact", "mute_chat", "push_due", "nope"])),
+                              "react", "unreact", "mute_chat", "push_due", "delivered_marks",
+                              "nope"])),
             ("v", prop_oneof![Just(json!(1)), odd_id()].boxed()),
             ("sender_id", odd_id()),
             ("user_id", odd_id()),
@@ -395,6 +396,36 @@ fn create_chat() -> BoxedStrategy<Input> {
     .boxed()
 }
 
+/// A `delivered_marks` from NATS close to valid: marks of known chats with odd ids, odd
+/// command ids, the same mark repeated, more marks than a command may carry.
+fn delivered_marks_command(known: &[i64]) -> BoxedStrategy<Input> {
+    let mark = (
+        chat_id(known),
+        prop_oneof![3 => (1i64..4).prop_map(|n| json!(n)), 1 => odd_id()],
+        prop_oneof![2 => (1i64..200).prop_map(|n| json!(n)), 1 => odd_id()],
+    )
+        .prop_map(|(chat, user, message)| {
+            json!({"chat_id": chat, "user_id": user,
+                                                 "message_id": message})
+        });
+    let marks = prop_oneof![
+        4 => prop::collection::vec(mark.clone(), 0..6).prop_map(Value::Array),
+        1 => mark.prop_map(|m| Value::Array(vec![m; 1_001])),
+        1 => odd_text(),
+    ];
+    (
+        prop_oneof![3 => "[a-z0-9-]{1,20}".prop_map(|s| json!(s)), 1 => odd_text()],
+        marks,
+    )
+        .prop_map(|(command_id, marks)| Input::Command {
+            subject: "chat.in.receipts.delivered".to_owned(),
+            payload: json!({"type": "delivered_marks", "command_id": command_id, "marks": marks})
+                .to_string()
+                .into_bytes(),
+        })
+        .boxed()
+}
+
 fn inputs(known: Vec<i64>) -> BoxedStrategy<Vec<Input>> {
     prop::collection::vec(
         prop_oneof![
@@ -405,6 +436,7 @@ fn inputs(known: Vec<i64>) -> BoxedStrategy<Vec<Input>> {
             2 => command(&known),
             2 => send_command(&known),
             1 => push_or_mute_command(&known),
+            1 => delivered_marks_command(&known),
             1 => create_chat(),
         ],
         1..=MAX_INPUTS,

@@ -163,16 +163,15 @@ impl<S> RoutingTable<S> {
             Audience::Members => (self.chats.get(&chat_id), None),
             Audience::User(user_id) => (None, self.users.get(&user_id)),
         };
-        let users_sockets_in_chat = one_user.into_iter().flatten().filter(move |conn| {
-            self.sockets
-                .get(*conn)
-                .is_some_and(|socket| socket.chats.contains(&chat_id))
-        });
-        everyone
+        let everyone = everyone
             .into_iter()
             .flatten()
-            .chain(users_sockets_in_chat)
-            .filter_map(|conn| self.sockets.get(conn).map(|socket| (*conn, socket)))
+            .filter_map(|conn| Some((*conn, self.sockets.get(conn)?)));
+        let users_sockets_in_chat = one_user.into_iter().flatten().filter_map(move |conn| {
+            let socket = self.sockets.get(conn)?;
+            socket.chats.contains(&chat_id).then_some((*conn, socket))
+        });
+        everyone.chain(users_sockets_in_chat)
     }
 
     /// The sockets in `chat_id` not yet told of `user_id`'s presence change `change_id`, and
