@@ -39,8 +39,67 @@ impl Topology {
     }
 }
 
-/// Creates or updates both streams and the persister consumer.
+/// How long start-up waits for a JetStream that cannot place the streams yet.
+pub const PLACEMENT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Creates or updates the streams and the persister consumer, waiting (with backoff, for at
+/// most [`PLACEMENT_PATIENCE`]) while JetStream cannot do it *yet*: a cluster that is still
+/// forming has no meta leader or too few peers for the replicas asked. Any other refusal
+/// (a stream of that name with other subjects, more replicas than the cluster has) ends
+/// start-up at once with its reason.
 pub async fn ensure(bus: &Bus, topology: Topology) -> anyhow::Result<consumer::PullConsumer> {
+    let deadline = tokio::time::Instant::now() + PLACEMENT_PATIENCE;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match ensure_once(bus, topology).await {
+            Err(e) if not_yet(&e) && tokio::time::Instant::now() + pause < deadline => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in_ms = pause.as_millis() as u64,
+                    "JetStream cannot place the streams yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            done => return done,
+        }
+    }
+}
+
+/// True when the failure is JetStream not being ready rather than refusing the topology.
+fn not_yet(error: &anyhow::Error) -> bool {
+    use async_nats::jetstream::{
+        context::{CreateStreamError, CreateStreamErrorKind},
+        stream::{ConsumerError, ConsumerErrorKind},
+    };
+    let transient_code = |e: &async_nats::jetstream::Error| {
+        use async_nats::jetstream::ErrorCode;
+        [
+            ErrorCode::CLUSTER_NO_PEERS,
+            ErrorCode::CLUSTER_NOT_AVAILABLE,
+            ErrorCode::CLUSTER_INCOMPLETE,
+        ]
+        .contains(&e.error_code())
+    };
+    error.chain().any(|cause| {
+        if let Some(e) = cause.downcast_ref::<CreateStreamError>() {
+            return match e.kind() {
+                CreateStreamErrorKind::JetStreamUnavailable | CreateStreamErrorKind::TimedOut => {
+                    true
+                }
+                CreateStreamErrorKind::JetStream(e) => transient_code(&e),
+                _ => false,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<ConsumerError>() {
+            return match e.kind() {
+                ConsumerErrorKind::TimedOut => true,
+                ConsumerErrorKind::JetStream(e) => transient_code(&e),
+                _ => false,
+            };
+        }
+        false
+    })
+}
+
+async fn ensure_once(bus: &Bus, topology: Topology) -> anyhow::Result<consumer::PullConsumer> {
     let Topology {
         replicas,
         events_max_age,

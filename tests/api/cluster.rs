@@ -39,7 +39,9 @@ impl NatsCluster {
             let child = cluster.spawn(node);
             cluster.nodes.push(Some(child));
         }
-        // JetStream is usable once the cluster elected its meta leader.
+        // JetStream answers once the cluster elected its meta leader. The leader may not
+        // know all three peers yet, so an R3 stream can still be refused for "no suitable
+        // peers": jetchat's start-up waits for that itself (`bus::streams::ensure`).
         let client = cluster.client().await;
         let js = async_nats::jetstream::new(client);
         eventually("the cluster has a JetStream meta leader", || async {

@@ -237,3 +237,20 @@ async fn start_up_errors_name_the_variable_but_not_the_password() {
     assert!(stderr.contains("NATS_URL"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_topology_the_nats_server_refuses_ends_start_up_with_its_reason_and_no_retry() {
+    // One nats-server cannot hold three replicas: no wait can fix that, so start-up ends with
+    // the server's reason instead of waiting as it does for a cluster that is still forming.
+    let dir = tempfile::tempdir().unwrap();
+    let output = embedded_command(dir.path(), free_address())
+        .env("NATS_STREAM_REPLICAS", "3")
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("creating stream CHAT_IN"), "{stderr}");
+    assert!(stderr.contains("replicas"), "{stderr}");
+    assert!(!stderr.contains("retrying"), "{stderr}");
+}
