@@ -2,11 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
 use super::{BatchState, ChatState, Incoming, Marked, Marks};
 use crate::{
+    auth::UserId,
     bus::messages::Command,
+    domain::MessageId,
     store::{ChatId, chat, message, queries, upload},
 };
 
@@ -116,20 +118,21 @@ impl BatchState {
         let marked = if marked_ids.is_empty() {
             HashMap::new()
         } else {
+            // Three columns, not the rows: a batch of delivered marks refers to as many
+            // messages, and every column read is a copy.
             message::Entity::find()
+                .select_only()
+                .columns([
+                    message::Column::Id,
+                    message::Column::ChatId,
+                    message::Column::SenderId,
+                ])
                 .filter(message::Column::Id.is_in(marked_ids))
+                .into_tuple::<(MessageId, ChatId, UserId)>()
                 .all(db)
                 .await?
                 .into_iter()
-                .map(|m| {
-                    (
-                        m.id,
-                        Marked {
-                            chat_id: m.chat_id,
-                            sender_id: m.sender_id,
-                        },
-                    )
-                })
+                .map(|(id, chat_id, sender_id)| (id, Marked { chat_id, sender_id }))
                 .collect()
         };
         let uploads = if file_ids.is_empty() {
