@@ -234,6 +234,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
     report.latency("send_to_each_new_message", merged.delivered.as_ref());
     report.latency("send_to_last_member", to_last.as_ref());
 
+    report.failures.extend(nothing_sent(sent));
     report.integrity = args
         .check
         .run(|| Expected {
@@ -243,4 +244,27 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         })
         .await?;
     Ok(report)
+}
+
+/// A run that sent nothing measured nothing: its zero deliveries per second are no figure.
+fn nothing_sent(sent: u32) -> Option<String> {
+    (sent == 0).then(|| {
+        format!(
+            "no message was sent: the sender's first send failed, or no `message_accepted` \
+             opened its window within {} s",
+            WINDOW_TIMEOUT.as_secs()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nothing_sent;
+
+    #[test]
+    fn a_run_that_sent_nothing_fails_and_one_that_sent_passes() {
+        assert!(nothing_sent(0).is_some_and(|why| why.contains("no message was sent")));
+        assert_eq!(nothing_sent(1), None);
+        assert_eq!(nothing_sent(500), None);
+    }
 }
