@@ -208,16 +208,22 @@ async fn a_nats_server_left_on_the_store_is_stopped_and_a_stranger_is_not() {
     stranger.wait().unwrap();
 }
 
-#[tokio::test]
-async fn start_up_errors_name_the_variable_but_not_the_password() {
+/// The stderr of an embedded jetchat started with `settings`, which must fail to start.
+fn failed_start_up(settings: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let output = embedded_command(dir.path(), free_address())
-        .env("DATABASE_URL", "postgres://user:s3cret@127.0.0.1:1/db")
+        .envs(settings.iter().copied())
         .stderr(std::process::Stdio::piped())
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn start_up_errors_name_the_variable_but_not_the_password() {
+    let stderr = failed_start_up(&[("DATABASE_URL", "postgres://user:s3cret@127.0.0.1:1/db")]);
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
     assert!(
         stderr.contains("postgres://user:***@127.0.0.1:1/db"),
@@ -242,14 +248,7 @@ async fn start_up_errors_name_the_variable_but_not_the_password() {
 async fn a_topology_the_nats_server_refuses_ends_start_up_with_its_reason_and_no_retry() {
     // One nats-server cannot hold three replicas: no wait can fix that, so start-up ends with
     // the server's reason instead of waiting as it does for a cluster that is still forming.
-    let dir = tempfile::tempdir().unwrap();
-    let output = embedded_command(dir.path(), free_address())
-        .env("NATS_STREAM_REPLICAS", "3")
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let stderr = failed_start_up(&[("NATS_STREAM_REPLICAS", "3")]);
     assert!(stderr.contains("creating stream CHAT_IN"), "{stderr}");
     assert!(stderr.contains("replicas"), "{stderr}");
     assert!(!stderr.contains("retrying"), "{stderr}");
