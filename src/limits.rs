@@ -14,7 +14,7 @@ use governor::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{auth::UserId, config::Config};
+use crate::{config::Config, domain::UserId};
 
 /// Refusals in a row (no accepted send or mark between them) after which a socket is closed
 /// with [`crate::gateway::socket::Close::RateLimited`]: a client that honours `retry_after_ms`

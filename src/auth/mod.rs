@@ -8,10 +8,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
-use crate::{app::AppState, config::JwtSettings, http::ApiError};
-
-/// A user id as Django knows it.
-pub type UserId = i64;
+use crate::{app::AppState, config::JwtSettings, domain::UserId, http::ApiError};
 
 /// Why a token was refused; the text goes back to the client.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

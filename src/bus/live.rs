@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::messages::VERSION;
-use crate::{auth::UserId, store::ChatId};
+use crate::{domain::ChatId, domain::UserId};
 
 /// Whether a member is typing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -1,14 +1,15 @@
 //! The typed payloads on the bus: commands on `CHAT_IN`, events on `CHAT_EVENTS`, and the
 //! outcomes sent to a command's `reply_to`. Every payload carries `v` (the contract version).
 
+use crate::domain::ErrorCode;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    auth::UserId,
+    domain::ChatId,
+    domain::UserId,
     domain::{ChatView, ContentType, MessageId, MessageView, ReceiptStatus},
-    store::ChatId,
 };
 
 /// The version of every payload; additive changes keep it.
@@ -355,16 +356,7 @@ pub struct MuteChat {
     pub reply_to: Option<String>,
 }
 
-/// What "muted forever" is stored as: the last second of the year 9999, the latest time both
-/// databases and every client's date type hold.
-pub fn muted_forever() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(MUTED_FOREVER)
-        .expect("a valid time")
-        .to_utc()
-}
-
-/// [`muted_forever`] as text.
-pub const MUTED_FOREVER: &str = "9999-12-31T23:59:59Z";
+pub use crate::domain::rules::{MUTED_FOREVER, muted_forever};
 
 /// The push scanner's finding: `user_id` has messages from others in `chat_id` up to
 /// `through_message_id` that no socket of theirs got within `PUSH_AFTER`. The persister
@@ -752,7 +744,7 @@ pub struct CommandRejected {
     /// The command's type, e.g. `add_members`.
     pub command: String,
     pub chat_id: Option<ChatId>,
-    pub code: String,
+    pub code: ErrorCode,
     pub detail: String,
 }
 
@@ -797,7 +789,7 @@ pub enum Outcome {
         #[serde(default = "version")]
         v: u8,
         command_id: String,
-        code: String,
+        code: ErrorCode,
         detail: String,
     },
 }

@@ -1,6 +1,6 @@
 //! The one place subject and stream names are built, all from one prefix (`chat` by default).
 
-use crate::{auth::UserId, store::ChatId};
+use crate::{domain::ChatId, domain::UserId};
 
 /// Subject and stream names for one prefix.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@
 use axum::extract::ws::Utf8Bytes;
 
 use super::protocol::ServerFrame;
-use crate::{auth::UserId, bus::messages::Event, metrics::FrameOut};
+use crate::{bus::messages::Event, domain::UserId, metrics::FrameOut};
 
 /// Whose sockets in the chat get a change's frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,13 +17,13 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    auth::UserId,
     bus::{
         Bus,
         messages::{Command, DeliveredMark, DeliveredMarks, MAX_DELIVERED_MARKS, VERSION},
     },
+    domain::ChatId,
     domain::MessageId,
-    store::ChatId,
+    domain::UserId,
 };
 
 /// How long a socket keeps what it pushed before handing it over, and how often the gathered

@@ -1,7 +1,7 @@
 //! The messages a socket pushed lately: repeats are dropped, and the client's marks of them
 //! need no database read.
 
-use crate::{auth::UserId, domain::MessageId, store::ChatId};
+use crate::{domain::ChatId, domain::MessageId, domain::UserId};
 
 /// The last [`RECENT_MESSAGES`] messages pushed to a socket, `(id, chat_id, sender_id)` in id
 /// order. Ids are stream sequences, so they nearly always arrive in increasing order: a new

@@ -2,6 +2,7 @@
 //! marks checked and published to `CHAT_IN`, JetStream's answers turned into frames, the
 //! router's items into frames for the client.
 
+use crate::domain::ErrorCode;
 use std::{
     collections::{HashMap, HashSet},
     sync::atomic::{AtomicU64, Ordering},
@@ -25,7 +26,7 @@ use super::{
 };
 use crate::{
     app::AppState,
-    auth::{AccessToken, UserId},
+    auth::AccessToken,
     bus::{
         Subjects,
         live::{LiveEvent, TypingState},
@@ -34,10 +35,12 @@ use crate::{
             SendMessage, VERSION,
         },
     },
+    domain::ChatId,
+    domain::UserId,
     domain::{MessageId, ReceiptStatus},
     limits::{self, RefusalStreak},
     metrics::{FrameIn, FrameOut},
-    store::{ChatId, queries},
+    store::queries,
 };
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -313,7 +316,7 @@ impl Socket {
         let metrics = &self.state.metrics;
         metrics.frame_out(frame.kind());
         if let ServerFrame::Error { code, .. } = &frame {
-            metrics.error(code);
+            metrics.error(*code);
         }
         frame.render()
     }
@@ -331,11 +334,11 @@ impl Socket {
     fn refresh(&mut self, token: &str) -> Utf8Bytes {
         match self.state.keys.verify_access(token) {
             Err(error) => self.refuse(&FrameError::new(
-                "invalid_token",
+                ErrorCode::InvalidToken,
                 format!("{error}; the socket keeps its current token"),
             )),
             Ok(token) if token.user_id != self.user_id => self.refuse(&FrameError::new(
-                "forbidden",
+                ErrorCode::Forbidden,
                 "the token is another user's; the socket keeps its current token",
             )),
             Ok(token) => {
@@ -357,7 +360,7 @@ impl Socket {
             }
             (None, Some(receiver)) if receiver == self.user_id => {
                 return Err(FrameError::new(
-                    "invalid_field",
+                    ErrorCode::InvalidField,
                     "you cannot send a private message to yourself",
                 )
                 .about(Some(&id)));
@@ -463,14 +466,20 @@ impl Socket {
         chat_id: Option<ChatId>,
         status: ReceiptStatus,
     ) -> Result<(), FrameError> {
-        let not_found =
-            || FrameError::new("not_found", format!("message {message_id} does not exist"));
+        let not_found = || {
+            FrameError::new(
+                ErrorCode::NotFound,
+                format!("message {message_id} does not exist"),
+            )
+        };
         // Messages this socket was just handed need no database read.
         let (message_chat, sender_id) = match self.recent.get(message_id) {
             Some(known) => known,
             None => Box::pin(queries::message(&self.state.db, message_id))
                 .await
-                .map_err(|_| FrameError::new("unavailable", "database unavailable, retry later"))?
+                .map_err(|_| {
+                    FrameError::new(ErrorCode::Unavailable, "database unavailable, retry later")
+                })?
                 .map(|m| (m.chat_id, m.sender_id))
                 .ok_or_else(not_found)?,
         };
@@ -483,7 +492,7 @@ impl Socket {
             .map_err(|_| not_found())?;
         if sender_id == self.user_id {
             return Err(FrameError::new(
-                "forbidden",
+                ErrorCode::Forbidden,
                 "you cannot mark your own message",
             ));
         }
@@ -582,7 +591,7 @@ impl Socket {
                 payload.into(),
             )
             .await
-            .map_err(|e| FrameError::new("unavailable", format!("typing not sent ({e})")))
+            .map_err(|e| FrameError::new(ErrorCode::Unavailable, format!("typing not sent ({e})")))
     }
 
     /// Tells `stopped` for each chat whose typing ran out without a refresh.
@@ -605,7 +614,9 @@ impl Socket {
         let presence = &self.state.presence;
         let members = Box::pin(presence.of_chat(&self.state.db, chat_id))
             .await
-            .map_err(|_| FrameError::new("unavailable", "database unavailable, retry later"))?;
+            .map_err(|_| {
+                FrameError::new(ErrorCode::Unavailable, "database unavailable, retry later")
+            })?;
         Ok(ServerFrame::PresenceState {
             chat_id,
             enabled: presence.enabled(),
@@ -622,7 +633,7 @@ impl Socket {
         }
         let forbidden = || {
             FrameError::new(
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!("you are not a member of chat {chat_id}"),
             )
         };
@@ -634,7 +645,7 @@ impl Socket {
             }
             Ok(None) => Err(forbidden()),
             Err(_) => Err(FrameError::new(
-                "unavailable",
+                ErrorCode::Unavailable,
                 "database unavailable, retry later",
             )),
         }
@@ -667,7 +678,7 @@ impl Socket {
         }
         let unavailable = |e: &dyn std::fmt::Display| {
             FrameError::new(
-                "unavailable",
+                ErrorCode::Unavailable,
                 format!("not accepted ({e}); retry with the same client_msg_id"),
             )
             .about(client_msg_id.as_deref())
@@ -729,7 +740,7 @@ impl Socket {
                     self.awaiting_ack.remove(id);
                 }
                 let error = FrameError::new(
-                    "unavailable",
+                    ErrorCode::Unavailable,
                     format!("not accepted ({e}); retry with the same client_msg_id"),
                 );
                 Some(self.refuse(&error.about(id.as_deref())))
@@ -780,7 +791,7 @@ impl Socket {
                 let id = self.awaiting_ack.take(&command_id);
                 let change = self.awaiting_outcome.take(&command_id);
                 self.frame(ServerFrame::Error {
-                    code: &code,
+                    code,
                     detail: &detail,
                     error: &detail,
                     client_msg_id: id.as_deref(),

@@ -2,6 +2,7 @@
 //! the frames the router hands it through a bounded queue, and ends with a closing handshake
 //! (RFC 6455 §5.5.1) whoever closes.
 
+use crate::domain::ErrorCode;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{
     SinkExt, StreamExt,
@@ -157,7 +158,7 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
                         Err(close) => break Ending::Server(close),
                     },
                     Some(Ok(Message::Binary(_))) => {
-                        let error = FrameError::new("bad_json", "binary frames are not supported; send JSON text");
+                        let error = FrameError::new(ErrorCode::BadJson, "binary frames are not supported; send JSON text");
                         state.metrics.frame_in(FrameIn::Invalid);
                         sink.feed(Message::Text(socket.refuse(&error))).await
                     }

@@ -9,6 +9,7 @@
 //! written by different instances, can reach a socket a few milliseconds out of cursor
 //! order, and a client that dropped in between would otherwise miss one.
 
+use crate::domain::ErrorCode;
 use std::{collections::HashMap, sync::Arc};
 
 use axum::extract::ws::{Message, Utf8Bytes};
@@ -24,9 +25,9 @@ use super::{
     socket::Sink,
 };
 use crate::{
-    auth::UserId,
     bus::messages::Event,
     config::Config,
+    domain::UserId,
     media::UrlSigner,
     metrics::FrameOut,
     store::{
@@ -307,7 +308,7 @@ impl Socket {
             Err(CatchUpError::Db(error)) => {
                 tracing::warn!(%error, "catch-up failed");
                 let error = FrameError::new(
-                    "unavailable",
+                    ErrorCode::Unavailable,
                     "the catch-up failed (database unavailable); send sync again",
                 );
                 sink.feed(Message::Text(error.render())).await?;

@@ -11,7 +11,7 @@ use governor::{
 };
 use tokio::time::Instant;
 
-use crate::{config::Config, limits, store::ChatId};
+use crate::{config::Config, domain::ChatId, limits};
 
 /// The socket's own typing state; small until the socket first types.
 #[derive(Default)]

@@ -12,11 +12,13 @@ use super::{
 };
 use crate::{
     app::AppState,
-    auth::{AuthUser, UserId},
+    auth::AuthUser,
     bus::messages::{Command, CreateChat, Outcome, VERSION},
+    domain::ChatId,
+    domain::UserId,
     domain::{ChatView, MessageView},
     persister::batch::Rules,
-    store::{ChatId, queries},
+    store::queries,
 };
 
 /// A chat to create. The Python service's form — a bare array of member ids with `?name=` —
@@ -135,7 +137,7 @@ pub async fn create_chat(
             },
             Json(chat),
         )),
-        Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
+        Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(code, detail)),
         Outcome::UploadReady { .. } | Outcome::Applied { .. } | Outcome::Muted { .. } => {
             Err(ApiError::Internal(anyhow::anyhow!(
                 "a create_chat command was answered with another outcome"

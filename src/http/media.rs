@@ -23,8 +23,9 @@ use super::{
 };
 use crate::{
     app::AppState,
-    auth::{AuthError, AuthUser, UserId, bearer_token},
+    auth::{AuthError, AuthUser, bearer_token},
     bus::messages::{Command, Outcome, RegisterUpload, VERSION},
+    domain::UserId,
     media::{Detected, Kind, Signature, StagedFile, filename, sniff, staging::StageError},
     store::{upload, uploads},
 };
@@ -203,7 +204,7 @@ async fn register(state: &AppState, row: &upload::Model) -> Result<(String, bool
         Outcome::UploadReady {
             file_id, created, ..
         } => Ok((file_id, created)),
-        Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
+        Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(code, detail)),
         Outcome::ChatReady { .. } | Outcome::Applied { .. } | Outcome::Muted { .. } => {
             Err(ApiError::Internal(anyhow::anyhow!(
                 "a register_upload command was answered with another outcome"

@@ -13,10 +13,12 @@ use super::{
 };
 use crate::{
     app::AppState,
-    auth::{AuthUser, StaffUser, UserId},
+    auth::{AuthUser, StaffUser},
     bus::messages::{Command, DeleteMessage, EditMessage, Outcome, VERSION},
+    domain::ChatId,
+    domain::UserId,
     domain::{MessageId, MessageStatus, MessageView, rfc3339},
-    store::{ChatId, chat, queries},
+    store::{chat, queries},
 };
 
 /// Largest page.
@@ -243,7 +245,7 @@ pub(super) async fn apply(
         .await?;
     match outcome {
         Outcome::Applied { .. } => Ok(()),
-        Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
+        Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(code, detail)),
         Outcome::ChatReady { .. } | Outcome::UploadReady { .. } | Outcome::Muted { .. } => {
             Err(ApiError::Internal(anyhow::anyhow!(
                 "a {kind} command was answered with another outcome"

@@ -18,6 +18,7 @@ pub mod search;
 pub mod sync;
 pub mod web;
 
+use crate::domain::ErrorCode;
 use axum::{
     Json,
     http::{HeaderValue, StatusCode, header},
@@ -90,12 +91,17 @@ impl ApiError {
 impl ApiError {
     /// The answer to a command the persister refused with `code`: the caller's fault (422)
     /// unless jetchat itself failed on it (500) or the log disagrees with the database (503).
-    pub fn refused(code: &str, detail: String) -> Self {
-        match code {
-            "internal_error" => ApiError::Internal(anyhow::anyhow!(detail)),
-            "id_conflict" => ApiError::Unavailable(detail),
-            "not_found" => ApiError::NotFound(detail),
-            "forbidden" => ApiError::Forbidden(detail),
+    pub fn refused(code: ErrorCode, detail: String) -> Self {
+        match code.http_status() {
+            500 => ApiError::Internal(anyhow::anyhow!(detail)),
+            503 => ApiError::Unavailable(detail),
+            404 => ApiError::NotFound(detail),
+            403 => ApiError::Forbidden(detail),
+            401 => ApiError::Unauthorized(crate::auth::AuthError::Invalid),
+            429 => ApiError::RateLimited {
+                detail,
+                retry_after: None,
+            },
             _ => ApiError::Invalid(detail),
         }
     }
@@ -103,7 +109,7 @@ impl ApiError {
     /// A request over the user's `limit` for `what` (e.g. "chats created"), or `Ok`.
     pub fn check_rate(
         limit: &crate::limits::RateLimit,
-        user: crate::auth::UserId,
+        user: crate::domain::UserId,
         what: &str,
     ) -> Result<(), ApiError> {
         limit.check(user).map_err(|wait| {

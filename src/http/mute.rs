@@ -10,11 +10,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{ApiError, ErrorBody, extract::Path};
 use crate::{
     app::AppState,
-    auth::{AuthUser, UserId},
+    auth::AuthUser,
     bus::messages::{Command, MuteChat, Outcome, VERSION},
+    domain::ChatId,
+    domain::UserId,
     domain::rfc3339_opt,
     gateway::protocol::mute_until,
-    store::ChatId,
 };
 
 /// How long to mute a chat.
@@ -126,7 +127,7 @@ async fn set_mute(
             chat_id,
             muted_until,
         }),
-        Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(&code, detail)),
+        Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(code, detail)),
         Outcome::ChatReady { .. } | Outcome::UploadReady { .. } | Outcome::Applied { .. } => {
             Err(ApiError::Internal(anyhow::anyhow!(
                 "a mute_chat command was answered with another outcome"

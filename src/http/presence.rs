@@ -7,10 +7,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiError, ErrorBody, extract::Path};
 use crate::{
-    app::AppState,
-    auth::{AuthUser, UserId},
-    presence::MemberPresence,
-    store::{ChatId, queries},
+    app::AppState, auth::AuthUser, domain::ChatId, domain::UserId, presence::MemberPresence,
+    store::queries,
 };
 
 /// `Ok` when `user` is a member of `chat_id`; 404 for a chat that does not exist, 403 for one

@@ -11,10 +11,11 @@ use super::{
 };
 use crate::{
     app::AppState,
-    auth::{AuthUser, UserId},
+    auth::AuthUser,
     bus::messages::{Command, ReactToMessage, VERSION},
+    domain::ChatId,
     domain::MessageId,
-    store::ChatId,
+    domain::UserId,
 };
 
 /// Checks, publishes and waits for the persister's outcome of a `react` (`add`) or `unreact`.

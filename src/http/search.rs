@@ -12,10 +12,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{ApiError, ErrorBody, extract::Query};
 use crate::{
     app::AppState,
-    auth::{AuthUser, UserId},
+    auth::AuthUser,
+    domain::ChatId,
+    domain::UserId,
     domain::{MessageId, MessageView},
     store::{
-        ChatId, message, queries,
+        message, queries,
         search::{self, SearchQuery},
     },
 };

@@ -4,6 +4,7 @@
 //! to replay (`jetchat dlq`). Business refusals (not a member, no such chat) are answers,
 //! not dead letters.
 
+use crate::domain::ErrorCode;
 use async_nats::{HeaderMap, jetstream};
 use bytes::Bytes;
 
@@ -25,13 +26,13 @@ pub struct DeadLetter {
     pub subject: String,
     pub sequence: u64,
     pub payload: Bytes,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub error: String,
 }
 
 impl DeadLetter {
     /// The refused `message` of `CHAT_IN`.
-    pub fn of(message: &jetstream::Message, code: &'static str, error: String) -> Self {
+    pub fn of(message: &jetstream::Message, code: ErrorCode, error: String) -> Self {
         DeadLetter {
             subject: message.subject.to_string(),
             sequence: message.info().map_or(0, |i| i.stream_sequence),
@@ -51,7 +52,7 @@ pub async fn publish(bus: &Bus, letters: &[DeadLetter]) -> Result<(), async_nats
             let mut headers = HeaderMap::new();
             headers.insert(HEADER_SUBJECT, header_safe(&letter.subject).as_str());
             headers.insert(HEADER_SEQUENCE, letter.sequence.to_string().as_str());
-            headers.insert(HEADER_CODE, letter.code);
+            headers.insert(HEADER_CODE, letter.code.as_str());
             // Header values are one line.
             headers.insert(HEADER_ERROR, one_line(&letter.error).as_str());
             let publish = jetstream::message::PublishMessage::build()

@@ -1,6 +1,7 @@
 //! Reading commands off `CHAT_IN`: typed, with their sequence and stored time; payloads that
 //! are no command become a `command_rejected` event.
 
+use crate::domain::ErrorCode;
 use async_nats::jetstream;
 
 use super::batch::Incoming;
@@ -41,7 +42,7 @@ pub fn unreadable_command(subject: &str, payload: &[u8], error: &serde_json::Err
             .unwrap_or_default(),
         command: field("type").unwrap_or(kind),
         chat_id,
-        code: "invalid_command".into(),
+        code: ErrorCode::InvalidCommand,
         detail: format!("not a valid command: {error}"),
     })
 }

@@ -17,6 +17,7 @@ pub mod journal;
 mod traces;
 pub mod write;
 
+use crate::domain::ErrorCode;
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
@@ -165,7 +166,7 @@ impl Persister {
                     ));
                     dead_letters.push(DeadLetter::of(
                         &message,
-                        "invalid_command",
+                        ErrorCode::InvalidCommand,
                         format!("not a valid command: {error}"),
                     ));
                     refused.push(message);

@@ -3,6 +3,7 @@
 //! savepoint of one transaction, so that only the commands at fault are refused and every
 //! other one is applied, in order.
 
+use crate::domain::ErrorCode;
 use std::panic::AssertUnwindSafe;
 
 use chrono::Utc;
@@ -46,13 +47,13 @@ impl From<ApplyError> for Fault {
             ApplyError::Db(error) if is_transient(&error) => Fault::Transient(error),
             ApplyError::Db(error) => Fault::Permanent {
                 refusal: Refusal::new(
-                    "invalid_data",
+                    ErrorCode::InvalidData,
                     format!("the database cannot store this command: {error}"),
                 ),
                 id_taken: false,
             },
             error @ ApplyError::IdTaken { .. } => Fault::Permanent {
-                refusal: Refusal::new("id_conflict", error.to_string()),
+                refusal: Refusal::new(ErrorCode::IdConflict, error.to_string()),
                 id_taken: true,
             },
         }
@@ -71,7 +72,7 @@ impl Fault {
         let what = crate::supervisor::panic_message(&*panic);
         Fault::Permanent {
             refusal: Refusal::new(
-                "internal_error",
+                ErrorCode::InternalError,
                 format!("jetchat failed on this command: {what}"),
             ),
             id_taken: false,
@@ -100,7 +101,7 @@ pub async fn write(
     // fault: only a database that answers may refuse commands.
     db.ping().await?;
     tracing::warn!(
-        code = refusal.code,
+        code = %refusal.code,
         detail = %refusal.detail,
         size = incoming.len(),
         "a batch failed for a reason retrying cannot fix; applying its commands one at a time"
@@ -166,7 +167,7 @@ async fn isolate(
                 tracing::error!(
                     seq = one.seq,
                     kind = one.command.kind(),
-                    code = refusal.code,
+                    code = %refusal.code,
                     detail = %refusal.detail,
                     "command refused: the database cannot apply it; kept in the dead-letter stream"
                 );

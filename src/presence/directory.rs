@@ -10,7 +10,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 
-use crate::{auth::UserId, bus::live::PresenceStatus};
+use crate::{bus::live::PresenceStatus, domain::UserId};
 
 /// A user's presence changed (the aggregate over every instance).
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::auth::UserId;
+use crate::domain::UserId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Local {

@@ -40,12 +40,12 @@ use tokio_util::sync::CancellationToken;
 
 use self::{directory::Directory, local::LocalUsers};
 use crate::{
-    auth::UserId,
     bus::{
         Bus, Subjects,
         live::{InstanceHeartbeat, PresenceStatus},
     },
     config::Config,
+    domain::UserId,
     health::Pipeline,
 };
 
@@ -129,7 +129,7 @@ impl Presence {
     pub async fn of_chat(
         &self,
         db: &DatabaseConnection,
-        chat_id: crate::store::ChatId,
+        chat_id: crate::domain::ChatId,
     ) -> Result<Vec<MemberPresence>, sea_orm::DbErr> {
         if !self.enabled() {
             return Ok(Vec::new());

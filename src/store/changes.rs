@@ -7,8 +7,9 @@ use sea_orm::{
     sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement},
 };
 
-use super::{ChatId, chat_member};
-use crate::auth::UserId;
+use super::chat_member;
+use crate::domain::ChatId;
+use crate::domain::UserId;
 
 #[derive(DeriveIden, Clone, Copy)]
 enum Changes {

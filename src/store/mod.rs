@@ -17,9 +17,6 @@ use std::time::Duration;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
-/// A chat id.
-pub type ChatId = i64;
-
 /// Opens the database (creating a SQLite file's directory) and tunes SQLite for one writer
 /// and many readers: WAL, `synchronous=NORMAL`, a busy timeout.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {

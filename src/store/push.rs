@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, Value};
 
-use super::ChatId;
-use crate::{auth::UserId, domain::MessageId};
+use crate::domain::ChatId;
+use crate::{domain::MessageId, domain::UserId};
 
 /// A member with messages from others that no socket of theirs got and no push covered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

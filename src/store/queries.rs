@@ -7,9 +7,10 @@ use sea_orm::{
     sea_query::{Condition, Expr, ExprTrait, Query},
 };
 
-use super::{ChatId, chat, chat_member, message, message_reaction, message_revision};
+use super::{chat, chat_member, message, message_reaction, message_revision};
+use crate::domain::ChatId;
 use crate::{
-    auth::UserId,
+    domain::UserId,
     domain::{ChatView, ContentType, MessageId, MessageStatus, MessageView},
 };
 

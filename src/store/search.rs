@@ -9,8 +9,8 @@
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, Value};
 
-use super::ChatId;
-use crate::{auth::UserId, domain::MessageId};
+use crate::domain::ChatId;
+use crate::{domain::MessageId, domain::UserId};
 
 /// Longest query, in characters.
 pub const MAX_QUERY_CHARS: usize = 500;

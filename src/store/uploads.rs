@@ -7,7 +7,7 @@ use sea_orm::{
 };
 
 use super::{chat_member, message, upload};
-use crate::auth::UserId;
+use crate::domain::UserId;
 
 /// An upload by its file id.
 pub async fn upload(

@@ -1,22 +1,19 @@
 //! A client's frames: parsed, checked, and turned into requests or precise errors.
 
+use crate::domain::ErrorCode;
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::ServerFrame;
 use crate::{
-    auth::UserId,
     bus::{live::TypingState, messages::muted_forever},
+    domain::ChatId,
+    domain::UserId,
+    domain::rules::{self, MAX_CLIENT_MSG_ID},
     domain::{ContentType, MessageId, ReceiptStatus},
     metrics::FrameIn,
-    persister::batch::rules,
-    store::ChatId,
 };
-
-/// Longest `client_msg_id`, in characters (the persister checks commands from NATS against
-/// the same figure).
-pub const MAX_CLIENT_MSG_ID: usize = 64;
 
 /// A frame as received; every field optional so a missing one gets a precise error.
 #[derive(Debug, Default, Deserialize)]
@@ -141,7 +138,7 @@ pub struct SendRequest {
 /// Why a frame was refused; sent back as an `error` frame, the socket stays open.
 #[derive(Debug, PartialEq)]
 pub struct FrameError {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub detail: String,
     pub client_msg_id: Option<String>,
     /// The refused change's `command_id` (`edit_message`, `delete_message`, `react`, ...).
@@ -152,7 +149,7 @@ pub struct FrameError {
 
 impl FrameError {
     /// An error about the frame as a whole.
-    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         FrameError {
             code,
             detail: detail.into(),
@@ -167,7 +164,7 @@ impl FrameError {
         FrameError {
             retry_after_ms: Some(retry_after_ms),
             ..FrameError::new(
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!("too many {what}; retry in {retry_after_ms} ms"),
             )
         }
@@ -197,7 +194,10 @@ impl FrameError {
 /// Parses and checks a text frame.
 pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError> {
     if !text.trim_start().starts_with('{') {
-        return Err(FrameError::new("bad_json", "a frame must be a JSON object"));
+        return Err(FrameError::new(
+            ErrorCode::BadJson,
+            "a frame must be a JSON object",
+        ));
     }
     let raw: RawFrame = serde_json::from_str(text).map_err(|e| {
         // A type error may hide a syntax error further on: only valid JSON is "invalid_field".
@@ -205,10 +205,10 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
             || e.is_eof()
             || serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
         {
-            FrameError::new("bad_json", format!("frame is not valid JSON: {e}"))
+            FrameError::new(ErrorCode::BadJson, format!("frame is not valid JSON: {e}"))
         } else {
             FrameError::new(
-                "invalid_field",
+                ErrorCode::InvalidField,
                 format!("frame has a field of the wrong type: {e}"),
             )
         }
@@ -216,7 +216,7 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
     let action = raw
         .action
         .as_deref()
-        .ok_or_else(|| FrameError::new("missing_field", "action is required"))?;
+        .ok_or_else(|| FrameError::new(ErrorCode::MissingField, "action is required"))?;
     match action {
         "send_message" => parse_send(raw, max_content_chars).map(Request::Send),
         "acknowledge" | "read" => mark(raw, ReceiptStatus::Read),
@@ -225,7 +225,7 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
         "refresh_token" => match raw.token {
             Some(token) if !token.trim().is_empty() => Ok(Request::RefreshToken { token }),
             _ => Err(FrameError::new(
-                "missing_field",
+                ErrorCode::MissingField,
                 "refresh_token needs the new access token in `token`",
             )),
         },
@@ -236,7 +236,7 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
                 Some("stopped") => TypingState::Stopped,
                 Some(other) => {
                     return Err(FrameError::new(
-                        "invalid_field",
+                        ErrorCode::InvalidField,
                         format!("state {other:?} is not started or stopped"),
                     ));
                 }
@@ -262,9 +262,9 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
             chat_id: positive_chat_id(raw.chat_id, "presence")?,
         }),
         "sync" => {
-            let since = raw
-                .since
-                .ok_or_else(|| FrameError::new("missing_field", "sync needs `since`, a cursor"))?;
+            let since = raw.since.ok_or_else(|| {
+                FrameError::new(ErrorCode::MissingField, "sync needs `since`, a cursor")
+            })?;
             Ok(Request::Sync {
                 since: cursor(since)?,
                 epoch: raw.epoch,
@@ -279,7 +279,7 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
             until: None,
         }),
         other => Err(FrameError::new(
-            "unknown_action",
+            ErrorCode::UnknownAction,
             format!("unknown action {other:?}"),
         )),
     }
@@ -289,11 +289,11 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
 fn positive_chat_id(chat_id: Option<ChatId>, action: &str) -> Result<ChatId, FrameError> {
     match chat_id {
         None => Err(FrameError::new(
-            "missing_field",
+            ErrorCode::MissingField,
             format!("{action} needs chat_id"),
         )),
         Some(id) if id <= 0 => Err(FrameError::new(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "chat_id must be a positive integer",
         )),
         Some(id) => Ok(id),
@@ -308,7 +308,7 @@ pub fn mute_until(until: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Ut
     let until = DateTime::parse_from_rfc3339(until.trim())
         .map_err(|e| {
             FrameError::new(
-                "invalid_field",
+                ErrorCode::InvalidField,
                 format!("until must be an RFC 3339 time such as 2026-12-24T18:00:00Z: {e}"),
             )
         })?
@@ -316,7 +316,7 @@ pub fn mute_until(until: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Ut
     rules::muted_until(until).map_err(|r| FrameError::new(r.code, r.detail))?;
     if until <= now {
         return Err(FrameError::new(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "until has passed: give a time to come, or unmute",
         ));
     }
@@ -327,7 +327,7 @@ pub fn mute_until(until: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Ut
 pub fn cursor(since: i64) -> Result<u64, FrameError> {
     u64::try_from(since).map_err(|_| {
         FrameError::new(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "since must be a cursor: 0 or a positive integer from a frame's `cursor`",
         )
     })
@@ -336,9 +336,12 @@ pub fn cursor(since: i64) -> Result<u64, FrameError> {
 /// A message id a frame names: present and positive.
 fn message_id(message_id: Option<MessageId>) -> Result<MessageId, FrameError> {
     match message_id {
-        None => Err(FrameError::new("missing_field", "message_id is required")),
+        None => Err(FrameError::new(
+            ErrorCode::MissingField,
+            "message_id is required",
+        )),
         Some(id) if id <= 0 => Err(FrameError::new(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "message_id must be a positive integer",
         )),
         Some(id) => Ok(id),
@@ -368,9 +371,9 @@ fn parse_react(raw: RawFrame, add: bool) -> Result<Request, FrameError> {
     let chat_id = positive_chat_id(raw.chat_id, action)?;
     let message_id = message_id(raw.message_id)?;
     let command_id = frame_command_id(raw.command_id)?;
-    let emoji = raw
-        .emoji
-        .ok_or_else(|| FrameError::new("missing_field", format!("{action} needs an emoji")))?;
+    let emoji = raw.emoji.ok_or_else(|| {
+        FrameError::new(ErrorCode::MissingField, format!("{action} needs an emoji"))
+    })?;
     rules::emoji(&emoji).map_err(|r| FrameError::new(r.code, r.detail))?;
     Ok(Request::React {
         chat_id,
@@ -396,19 +399,14 @@ fn parse_edit(raw: RawFrame, max_content_chars: usize) -> Result<EditRequest, Fr
     let command_id = frame_command_id(raw.command_id)?;
     if raw.file_id.is_some() || raw.file_url.is_some() || raw.content_type.is_some() {
         return Err(FrameError::new(
-            "not_editable",
+            ErrorCode::NotEditable,
             "an edit changes the text only; a message's file cannot be edited",
         ));
     }
     let content = raw
         .content
-        .ok_or_else(|| FrameError::new("missing_field", "edit_message needs content"))?;
-    let rules = rules::Rules {
-        max_content_chars,
-        ..rules::Rules::default()
-    };
-    rules
-        .edited_content(&content)
+        .ok_or_else(|| FrameError::new(ErrorCode::MissingField, "edit_message needs content"))?;
+    rules::edited_content(&content, max_content_chars)
         .map_err(|r| FrameError::new(r.code, r.detail))?;
     Ok(EditRequest {
         chat_id,
@@ -421,10 +419,10 @@ fn parse_edit(raw: RawFrame, max_content_chars: usize) -> Result<EditRequest, Fr
 fn mark(raw: RawFrame, status: ReceiptStatus) -> Result<Request, FrameError> {
     let message_id = raw
         .message_id
-        .ok_or_else(|| FrameError::new("missing_field", "message_id is required"))?;
+        .ok_or_else(|| FrameError::new(ErrorCode::MissingField, "message_id is required"))?;
     if message_id <= 0 {
         return Err(FrameError::new(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "message_id must be a positive integer",
         ));
     }
@@ -439,7 +437,7 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
     let client_msg_id = match raw.client_msg_id {
         Some(id) if id.is_empty() || id.chars().count() > MAX_CLIENT_MSG_ID => {
             return Err(FrameError::new(
-                "invalid_field",
+                ErrorCode::InvalidField,
                 format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID} characters"),
             ));
         }
@@ -449,11 +447,14 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
     let fail =
         |code, detail: String| Err(FrameError::new(code, detail).about(Some(&client_msg_id)));
     if raw.chat_id.is_none() && raw.receiver_id.is_none() {
-        return fail("missing_field", "chat_id or receiver_id is required".into());
+        return fail(
+            ErrorCode::MissingField,
+            "chat_id or receiver_id is required".into(),
+        );
     }
     if raw.chat_id.is_some_and(|id| id <= 0) || raw.receiver_id.is_some_and(|id| id <= 0) {
         return fail(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "chat_id and receiver_id must be positive integers".into(),
         );
     }
@@ -463,7 +464,7 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
             Some(t) => t,
             None => {
                 return fail(
-                    "invalid_field",
+                    ErrorCode::InvalidField,
                     format!("content_type {name:?} is not text, audio, video, image or file"),
                 );
             }
@@ -477,7 +478,7 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
         .or_else(|| file_url.as_deref().and_then(crate::media::file_id_from_url));
     if file_id.as_ref().is_some_and(|id| id.len() > 64) {
         return fail(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "file_id is longer than 64 characters".into(),
         );
     }
@@ -487,7 +488,7 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
     ] {
         if id.is_some_and(|id| id <= 0) {
             return fail(
-                "invalid_field",
+                ErrorCode::InvalidField,
                 format!("{name} must be a positive message id"),
             );
         }
@@ -499,7 +500,7 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
         && file_id.is_none()
         && raw.forwarded_from.is_none()
     {
-        return fail("empty_content", "content is empty".into());
+        return fail(ErrorCode::EmptyContent, "content is empty".into());
     }
     // The persister's rules, checked before publishing so the client hears at once.
     let checked = rules::content(&content, max_content_chars)
@@ -569,41 +570,44 @@ mod tests {
     #[test]
     fn bad_frames_get_precise_codes() {
         let code = |t: &str| parse(t, 5).unwrap_err().code;
-        assert_eq!(code("{"), "bad_json");
-        assert_eq!(code("[1, 2"), "bad_json");
-        assert_eq!(code(r#"{"action": 5, "#), "bad_json");
-        assert_eq!(code(r#"{"action": 5}"#), "invalid_field");
-        assert_eq!(code(r#"{"content":"x"}"#), "missing_field");
-        assert_eq!(code(r#"{"action":"dance"}"#), "unknown_action");
+        assert_eq!(code("{"), ErrorCode::BadJson);
+        assert_eq!(code("[1, 2"), ErrorCode::BadJson);
+        assert_eq!(code(r#"{"action": 5, "#), ErrorCode::BadJson);
+        assert_eq!(code(r#"{"action": 5}"#), ErrorCode::InvalidField);
+        assert_eq!(code(r#"{"content":"x"}"#), ErrorCode::MissingField);
+        assert_eq!(code(r#"{"action":"dance"}"#), ErrorCode::UnknownAction);
         assert_eq!(
             code(r#"{"action":"send_message","content":"x"}"#),
-            "missing_field"
+            ErrorCode::MissingField
         );
         assert_eq!(
             code(r#"{"action":"send_message","chat_id":1,"content":"  "}"#),
-            "empty_content"
+            ErrorCode::EmptyContent
         );
         assert_eq!(
             code(r#"{"action":"send_message","chat_id":1,"content":"toolong"}"#),
-            "content_too_long"
+            ErrorCode::ContentTooLong
         );
         assert_eq!(
             code(r#"{"action":"send_message","chat_id":"x","content":"a"}"#),
-            "invalid_field"
+            ErrorCode::InvalidField
         );
         assert_eq!(
             code(r#"{"action":"send_message","chat_id":1,"content":"a","content_type":"gif"}"#),
-            "invalid_field"
+            ErrorCode::InvalidField
         );
-        assert_eq!(code(r#"{"action":"acknowledge"}"#), "missing_field");
-        assert_eq!(code(r#"{"action":"refresh_token"}"#), "missing_field");
+        assert_eq!(code(r#"{"action":"acknowledge"}"#), ErrorCode::MissingField);
+        assert_eq!(
+            code(r#"{"action":"refresh_token"}"#),
+            ErrorCode::MissingField
+        );
         assert_eq!(
             code(r#"{"action":"refresh_token","token":" "}"#),
-            "missing_field"
+            ErrorCode::MissingField
         );
         assert_eq!(
             code(r#"{"action":"refresh_token","token":7}"#),
-            "invalid_field"
+            ErrorCode::InvalidField
         );
     }
 
@@ -628,24 +632,27 @@ mod tests {
             parse(r#"{"action":"presence","chat_id":7}"#, 5).unwrap(),
             Request::Presence { chat_id: 7 }
         );
-        assert_eq!(code(r#"{"action":"typing"}"#), "missing_field");
-        assert_eq!(code(r#"{"action":"presence"}"#), "missing_field");
-        assert_eq!(code(r#"{"action":"typing","chat_id":-1}"#), "invalid_field");
+        assert_eq!(code(r#"{"action":"typing"}"#), ErrorCode::MissingField);
+        assert_eq!(code(r#"{"action":"presence"}"#), ErrorCode::MissingField);
+        assert_eq!(
+            code(r#"{"action":"typing","chat_id":-1}"#),
+            ErrorCode::InvalidField
+        );
         assert_eq!(
             code(r#"{"action":"presence","chat_id":0}"#),
-            "invalid_field"
+            ErrorCode::InvalidField
         );
         assert_eq!(
             code(r#"{"action":"typing","chat_id":"7"}"#),
-            "invalid_field"
+            ErrorCode::InvalidField
         );
         assert_eq!(
             code(r#"{"action":"typing","chat_id":99999999999999999999}"#),
-            "invalid_field"
+            ErrorCode::InvalidField
         );
         assert_eq!(
             code(r#"{"action":"typing","chat_id":7,"state":"dancing"}"#),
-            "invalid_field"
+            ErrorCode::InvalidField
         );
     }
 
@@ -675,7 +682,11 @@ mod tests {
                 "invalid_field",
             ),
         ] {
-            assert_eq!(parse(frame, 100).unwrap_err().code, code, "{frame}");
+            assert_eq!(
+                parse(frame, 100).unwrap_err().code.as_str(),
+                code,
+                "{frame}"
+            );
         }
     }
 
@@ -737,7 +748,7 @@ mod tests {
                 "invalid_field",
             ),
         ] {
-            assert_eq!(parse(frame, 10).unwrap_err().code, code, "{frame}");
+            assert_eq!(parse(frame, 10).unwrap_err().code.as_str(), code, "{frame}");
         }
     }
 
@@ -760,13 +771,13 @@ mod tests {
         assert_eq!(v["code"], "rate_limited");
         assert_eq!(v["retry_after_ms"], 50);
         assert_eq!(v["client_msg_id"], "c9");
-        let plain = FrameError::new("bad_json", "nope").render();
+        let plain = FrameError::new(ErrorCode::BadJson, "nope").render();
         assert!(!plain.as_str().contains("retry_after_ms"), "{plain}");
     }
 
     #[test]
     fn error_frame_repeats_detail_under_error() {
-        let frame = FrameError::new("bad_json", "nope")
+        let frame = FrameError::new(ErrorCode::BadJson, "nope")
             .about(Some("c1"))
             .render();
         let v: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();

@@ -2,10 +2,10 @@
 
 use super::ServerFrame;
 use crate::{
-    auth::UserId,
     bus::live::TypingState,
+    domain::ChatId,
+    domain::UserId,
     domain::{ContentType, MessageId},
-    store::ChatId,
 };
 
 /// The frames a client may send (`docs/schemas/client_frames.json`), for client authors.

@@ -1,18 +1,19 @@
 //! The frames the server writes.
 
+use crate::domain::ErrorCode;
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::{
-    auth::UserId,
     bus::live::{PresenceStatus, TypingState},
+    domain::ChatId,
+    domain::UserId,
     domain::{
         ChatView, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339, rfc3339_opt,
     },
     metrics::FrameOut,
     presence::MemberPresence,
-    store::ChatId,
 };
 
 /// A frame the server sends.
@@ -51,7 +52,7 @@ pub enum ServerFrame<'a> {
     },
     /// A refused frame or command; `error` repeats `detail` for the Python service's clients.
     Error {
-        code: &'a str,
+        code: ErrorCode,
         detail: &'a str,
         error: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{ConnId, LiveMessage, Outbound, TooManySockets, keyed_streams::Generation};
-use crate::{auth::UserId, store::ChatId};
+use crate::{domain::ChatId, domain::UserId};
 
 /// What sockets (and the router's own catch-ups) ask of the router task.
 pub(super) enum RouterCmd {

@@ -6,11 +6,12 @@ use axum::extract::ws::Utf8Bytes;
 
 use crate::{
     bus::messages::Outcome,
+    domain::ChatId,
     domain::{MessageStatus, MessageView},
     gateway::protocol::ServerFrame,
     media::UrlSigner,
     metrics::FrameOut,
-    store::{ChatId, queries},
+    store::queries,
 };
 
 /// A persisted message, decoded once and rendered once as `new_message`.

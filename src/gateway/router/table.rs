@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::ConnId;
-use crate::{auth::UserId, gateway::change_frames::Audience, store::ChatId};
+use crate::{domain::ChatId, domain::UserId, gateway::change_frames::Audience};
 
 /// Presence changes whose sockets the table remembers (a change comes once per shared chat
 /// and is told to a socket once); beyond it the memory starts again, at worst repeating one.

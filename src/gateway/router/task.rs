@@ -19,20 +19,21 @@ use super::{
     table::{Leaving, RoutingTable},
 };
 use crate::{
-    auth::UserId,
     bus::{
         Bus,
         live::LiveEvent,
         messages::{Event, Outcome},
     },
+    domain::ChatId,
     domain::MessageId,
+    domain::UserId,
     gateway::{
         change_frames::{self, Audience},
         protocol::ServerFrame,
     },
     media::UrlSigner,
     metrics::Metrics,
-    store::{ChatId, queries},
+    store::queries,
 };
 
 /// Most messages a catch-up replays into a chat that was just joined.

@@ -1,6 +1,7 @@
 //! Chats: private chats found or created by their pair, groups created once per command id,
 //! renames.
 
+use crate::domain::ErrorCode;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
@@ -9,12 +10,12 @@ use sea_orm::{
 
 use super::{
     BatchState, ChatState, INSERT_CHUNK, MAX_GROUP_MEMBERS, Marks, Pending, Step, distinct, refuse,
-    rules,
 };
 use crate::{
-    auth::UserId,
     bus::messages::{ChatCreated, ChatRenamed, CreateChat, Event, Outcome, RenameChat, VERSION},
-    store::{ChatId, chat, chat_member, queries},
+    domain::ChatId,
+    domain::UserId,
+    store::{chat, chat_member, queries},
 };
 
 impl BatchState {
@@ -33,7 +34,7 @@ impl BatchState {
             let ids = distinct(others.iter().copied().chain([cmd.creator_id]));
             if ids.len() > MAX_GROUP_MEMBERS {
                 return Err(refuse(
-                    "too_many_members",
+                    ErrorCode::TooManyMembers,
                     format!("a group starts with at most {MAX_GROUP_MEMBERS} members"),
                 ));
             }
@@ -41,7 +42,7 @@ impl BatchState {
         } else {
             let [other] = others.as_slice() else {
                 return Err(refuse(
-                    "invalid_member",
+                    ErrorCode::InvalidMember,
                     "a private chat has exactly one member besides you",
                 ));
             };
@@ -201,7 +202,7 @@ impl BatchState {
         cmd: &RenameChat,
         pending: &mut Vec<Pending>,
     ) -> Step {
-        let name = rules::group_name(&cmd.name)?;
+        let name = crate::domain::rules::group_name(&cmd.name)?;
         let chat = self.group_state(cmd.chat_id)?;
         chat.model.name = Some(name.to_owned());
         chat::Entity::update_many()

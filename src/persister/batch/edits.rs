@@ -1,5 +1,6 @@
 //! Edits: the author replaces a message's text; the text it had is kept as a revision.
 
+use crate::domain::ErrorCode;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -31,7 +32,7 @@ impl BatchState {
         }
         let not_found = || {
             refuse(
-                "not_found",
+                ErrorCode::NotFound,
                 format!("message {} is not in chat {}", cmd.message_id, cmd.chat_id),
             )
         };
@@ -69,18 +70,21 @@ impl BatchState {
             return Ok(());
         }
         if stored.sender_id != cmd.editor_id {
-            return Err(refuse("forbidden", "only the author may edit a message"));
+            return Err(refuse(
+                ErrorCode::Forbidden,
+                "only the author may edit a message",
+            ));
         }
         self.require_member(cmd.chat_id, cmd.editor_id)?;
         if stored.deleted_at.is_some() {
             return Err(refuse(
-                "message_deleted",
+                ErrorCode::MessageDeleted,
                 format!("message {} was deleted", cmd.message_id),
             ));
         }
         if stored.content.trim().is_empty() {
             return Err(refuse(
-                "not_editable",
+                ErrorCode::NotEditable,
                 format!(
                     "message {} carries only a file, which cannot be edited",
                     cmd.message_id
@@ -89,7 +93,7 @@ impl BatchState {
         }
         if !rules.within_edit_window(stored.created_at, at) {
             return Err(refuse(
-                "edit_window_passed",
+                ErrorCode::EditWindowPassed,
                 format!(
                     "message {} is too old to edit (EDIT_WINDOW)",
                     cmd.message_id

@@ -6,10 +6,11 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 
 use super::{BatchState, ChatState, Incoming, Marked, Marks};
 use crate::{
-    auth::UserId,
     bus::messages::Command,
+    domain::ChatId,
     domain::MessageId,
-    store::{ChatId, chat, message, queries, upload},
+    domain::UserId,
+    store::{chat, message, queries, upload},
 };
 
 impl BatchState {

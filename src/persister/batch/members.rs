@@ -1,5 +1,6 @@
 //! Group membership: members added after the chat's newest message, members removed.
 
+use crate::domain::ErrorCode;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
@@ -10,9 +11,10 @@ use super::{
     distinct, refuse,
 };
 use crate::{
-    auth::UserId,
     bus::messages::{AddMembers, Event, MemberAdded, MemberRemoved, RemoveMembers, VERSION},
-    store::{ChatId, chat_member, message},
+    domain::ChatId,
+    domain::UserId,
+    store::{chat_member, message},
 };
 
 /// Largest group whose `member_added` events carry the whole group.
@@ -23,11 +25,11 @@ impl BatchState {
     pub(super) fn group_state(&mut self, chat_id: ChatId) -> Result<&mut ChatState, Failure> {
         match self.chats.get_mut(&chat_id) {
             None => Err(refuse(
-                "not_found",
+                ErrorCode::NotFound,
                 format!("chat {chat_id} does not exist"),
             )),
             Some(chat) if !chat.model.is_group => Err(refuse(
-                "not_a_group",
+                ErrorCode::NotAGroup,
                 format!("chat {chat_id} is private; its members are fixed"),
             )),
             Some(chat) => Ok(chat),
@@ -50,7 +52,7 @@ impl BatchState {
             .collect();
         if chat.members.len() + new.len() > MAX_GROUP_MEMBERS {
             return Err(refuse(
-                "too_many_members",
+                ErrorCode::TooManyMembers,
                 format!("a group has at most {MAX_GROUP_MEMBERS} members"),
             ));
         }

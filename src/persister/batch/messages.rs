@@ -1,6 +1,7 @@
 //! Messages: new ones inserted in multi-row statements, retries and redeliveries found
 //! stored, deletions.
 
+use crate::domain::ErrorCode;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -11,13 +12,13 @@ use sea_orm::{
 
 use super::{
     ApplyError, BatchState, ChatState, Failure, INSERT_CHUNK, Marked, Pending, Rules, Step, refuse,
-    rules,
 };
 use crate::{
-    auth::UserId,
     bus::messages::{DeleteMessage, Event, MessageDeleted, Outcome, SendMessage, VERSION},
+    domain::ChatId,
+    domain::UserId,
     domain::{MessageId, MessageView, reply_quote_text},
-    store::{ChatId, changes, chat, chat_member, message, message_reaction},
+    store::{changes, chat, chat_member, message, message_reaction},
 };
 
 /// Terms per `OR` of exact keys: SQLite limits expression depth (1000 by default).
@@ -73,7 +74,7 @@ impl BatchState {
         };
         // A key that could never have been stored is not looked up (a NUL in it is a query
         // PostgreSQL refuses).
-        if cmd.sender_id <= 0 || rules::client_msg_id(&cmd.client_msg_id).is_err() {
+        if cmd.sender_id <= 0 || crate::domain::rules::client_msg_id(&cmd.client_msg_id).is_err() {
             return Err(Failure::Refused(refusal));
         }
         let key = (cmd.sender_id, cmd.client_msg_id.clone());
@@ -108,13 +109,13 @@ impl BatchState {
             (Some(chat_id), _) => {
                 let Some(chat) = self.chats.get(&chat_id) else {
                     return Err(refuse(
-                        "not_found",
+                        ErrorCode::NotFound,
                         format!("chat {chat_id} does not exist"),
                     ));
                 };
                 if !chat.members.contains_key(&cmd.sender_id) {
                     return Err(refuse(
-                        "forbidden",
+                        ErrorCode::Forbidden,
                         format!("you are not a member of chat {chat_id}"),
                     ));
                 }
@@ -123,7 +124,7 @@ impl BatchState {
             (None, Some(receiver_id)) => {
                 if receiver_id <= 0 || receiver_id == cmd.sender_id {
                     return Err(refuse(
-                        "invalid_receiver",
+                        ErrorCode::InvalidReceiver,
                         format!("cannot send to user {receiver_id}"),
                     ));
                 }
@@ -133,7 +134,7 @@ impl BatchState {
             }
             (None, None) => {
                 return Err(refuse(
-                    "missing_field",
+                    ErrorCode::MissingField,
                     "chat_id or receiver_id is required",
                 ));
             }
@@ -144,7 +145,7 @@ impl BatchState {
                 Some(m) if m.chat_id == chat_id => Some(m),
                 _ => {
                     return Err(refuse(
-                        "invalid_reply",
+                        ErrorCode::InvalidReply,
                         format!(
                             "message {id} is not in chat {chat_id}: a reply answers a message of its own chat"
                         ),
@@ -164,7 +165,7 @@ impl BatchState {
                 };
                 if !readable {
                     return Err(refuse(
-                        "invalid_forward",
+                        ErrorCode::InvalidForward,
                         format!(
                             "message {id} is not one you can read (a message of one of your chats, not deleted)"
                         ),
@@ -195,7 +196,7 @@ impl BatchState {
                 ),
                 _ => {
                     return Err(refuse(
-                        "not_found",
+                        ErrorCode::NotFound,
                         format!("file {file_id} is not one of your uploads"),
                     ));
                 }
@@ -428,7 +429,7 @@ impl BatchState {
     ) -> Step {
         let not_found = || {
             refuse(
-                "not_found",
+                ErrorCode::NotFound,
                 format!("message {} is not in chat {}", cmd.message_id, cmd.chat_id),
             )
         };
@@ -438,7 +439,10 @@ impl BatchState {
         };
         if let Some(deleter) = cmd.deleter_id {
             if marked.sender_id != deleter {
-                return Err(refuse("forbidden", "only the author may delete a message"));
+                return Err(refuse(
+                    ErrorCode::Forbidden,
+                    "only the author may delete a message",
+                ));
             }
             self.require_member(cmd.chat_id, deleter)?;
         }

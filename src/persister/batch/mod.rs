@@ -19,6 +19,7 @@ mod receipts;
 pub mod rules;
 mod uploads;
 
+use crate::domain::ErrorCode;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -27,10 +28,11 @@ use sea_orm::{ConnectionTrait, DbErr};
 pub use rules::Rules;
 
 use crate::{
-    auth::UserId,
     bus::messages::{Command, CommandRejected, Event, MessageCreated, Outcome, VERSION},
+    domain::ChatId,
+    domain::UserId,
     domain::{MessageId, ReceiptStatus},
-    store::{ChatId, chat, chat_member, message},
+    store::{chat, chat_member, message},
 };
 
 /// Rows per multi-row INSERT (well under SQLite's and PostgreSQL's parameter limits).
@@ -148,22 +150,7 @@ pub enum ApplyError {
     IdTaken { id: MessageId },
 }
 
-/// A command the persister will not apply, with the code and sentence its sender gets.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: &'static str,
-    pub detail: String,
-}
-
-impl Refusal {
-    /// A refusal with `code` (one of the error codes of docs/protocol.md) and `detail`.
-    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
-        Refusal {
-            code,
-            detail: detail.into(),
-        }
-    }
-}
+pub use crate::domain::rules::Refusal;
 
 /// Why one command did not apply.
 enum Failure {
@@ -195,7 +182,7 @@ impl From<Refusal> for Failure {
 type Step = Result<(), Failure>;
 
 /// A refused step.
-fn refuse(code: &'static str, detail: impl Into<String>) -> Failure {
+fn refuse(code: ErrorCode, detail: impl Into<String>) -> Failure {
     Failure::Refused(Refusal::new(code, detail))
 }
 
@@ -210,7 +197,7 @@ impl BatchState {
             Ok(())
         } else {
             Err(refuse(
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!("you are not a member of chat {chat_id}"),
             ))
         }
@@ -222,7 +209,7 @@ impl BatchState {
 pub fn rejection(command: &Command, refusal: &Refusal, applied: &mut Applied) {
     let command_id = command.command_id();
     tracing::debug!(
-        code = refusal.code,
+        code = %refusal.code,
         detail = refusal.detail,
         command_id,
         kind = command.kind(),
@@ -234,7 +221,7 @@ pub fn rejection(command: &Command, refusal: &Refusal, applied: &mut Applied) {
             Outcome::Rejected {
                 v: VERSION,
                 command_id: command_id.clone(),
-                code: refusal.code.into(),
+                code: refusal.code,
                 detail: refusal.detail.clone(),
             },
         ));
@@ -244,7 +231,7 @@ pub fn rejection(command: &Command, refusal: &Refusal, applied: &mut Applied) {
         command_id,
         command: command.kind().into(),
         chat_id: command.chat_id(),
-        code: refusal.code.into(),
+        code: refusal.code,
         detail: refusal.detail.clone(),
     }));
 }

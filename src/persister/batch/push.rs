@@ -1,6 +1,7 @@
 //! Mutes and pushes: a member's `muted_until`, and the push watermark a `push_due` raises
 //! when messages from others reached none of the member's sockets in time.
 
+use crate::domain::ErrorCode;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -28,19 +29,19 @@ impl BatchState {
         // Against the command's own time, so a replay of the log decides the same.
         if cmd.muted_until.is_some_and(|until| until <= at) {
             return Err(refuse(
-                "invalid_field",
+                ErrorCode::InvalidField,
                 "muted_until has passed: give a time to come, or unmute",
             ));
         }
         let Some(chat) = self.chats.get_mut(&cmd.chat_id) else {
             return Err(refuse(
-                "not_found",
+                ErrorCode::NotFound,
                 format!("chat {} does not exist", cmd.chat_id),
             ));
         };
         let Some(marks) = chat.members.get_mut(&cmd.user_id) else {
             return Err(refuse(
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!("you are not a member of chat {}", cmd.chat_id),
             ));
         };
@@ -110,14 +111,14 @@ impl BatchState {
             Some(m) if m.chat_id == cmd.chat_id => {}
             _ => {
                 return Err(refuse(
-                    "not_found",
+                    ErrorCode::NotFound,
                     format!("message {through} is not in chat {}", cmd.chat_id),
                 ));
             }
         }
         let Some(chat) = self.chats.get_mut(&cmd.chat_id) else {
             return Err(refuse(
-                "not_found",
+                ErrorCode::NotFound,
                 format!("chat {} does not exist", cmd.chat_id),
             ));
         };

@@ -1,13 +1,15 @@
 //! Reactions: a member adds or takes back an emoji on a message of their chat; one of each
 //! emoji per user and message, at most [`MAX_REACTION_EMOJI`] distinct emoji per message.
 
+use crate::domain::ErrorCode;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
 };
 
-use super::{BatchState, Pending, Step, refuse, rules::MAX_REACTION_EMOJI};
+use super::{BatchState, Pending, Step, refuse};
+use crate::domain::rules::MAX_REACTION_EMOJI;
 use crate::{
     bus::messages::{Event, Outcome, ReactToMessage, Reaction, VERSION},
     store::{message, message_reaction},
@@ -33,14 +35,14 @@ impl BatchState {
         let stored = message::Entity::find_by_id(cmd.message_id).one(db).await?;
         if stored.as_ref().is_none_or(|m| m.chat_id != cmd.chat_id) {
             return Err(refuse(
-                "not_found",
+                ErrorCode::NotFound,
                 format!("message {} is not in chat {}", cmd.message_id, cmd.chat_id),
             ));
         }
         self.require_member(cmd.chat_id, cmd.user_id)?;
         if stored.is_some_and(|m| m.deleted_at.is_some()) {
             return Err(refuse(
-                "message_deleted",
+                ErrorCode::MessageDeleted,
                 format!("message {} was deleted", cmd.message_id),
             ));
         }
@@ -79,7 +81,7 @@ impl BatchState {
                     .await?;
                 if !used && taken >= MAX_REACTION_EMOJI as u64 {
                     return Err(refuse(
-                        "too_many_reactions",
+                        ErrorCode::TooManyReactions,
                         format!(
                             "message {} already has {MAX_REACTION_EMOJI} different emoji",
                             cmd.message_id

@@ -1,14 +1,15 @@
 //! Receipts: members' delivered and read watermarks (and the push watermark, `push`), moved
 //! forward only and written once per member at the end of a batch.
 
+use crate::domain::ErrorCode;
 use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{BatchState, Failure, Pending, Step, refuse};
 use crate::{
-    auth::UserId,
     bus::messages::{DeliveredMarks, Event, MarkReceipt, ReceiptEvent, VERSION},
+    domain::ChatId,
+    domain::UserId,
     domain::{MessageId, ReceiptStatus},
-    store::ChatId,
 };
 
 /// One member's mark of a message, from a receipt or a delivered mark.
@@ -109,7 +110,7 @@ impl BatchState {
                     chat_id = mark.chat_id,
                     user_id = mark.user_id,
                     message_id = mark.message_id,
-                    code = refusal.code,
+                    code = %refusal.code,
                     detail = refusal.detail,
                     "delivered mark skipped"
                 ),
@@ -131,30 +132,33 @@ impl BatchState {
         let message = self.message_ref(db, cmd.message_id).await?;
         let Some(chat) = self.chats.get_mut(&cmd.chat_id) else {
             return Err(refuse(
-                "not_found",
+                ErrorCode::NotFound,
                 format!("chat {} does not exist", cmd.chat_id),
             ));
         };
         let Some(marks) = chat.members.get(&cmd.user_id).copied() else {
             return Err(refuse(
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!("you are not a member of chat {}", cmd.chat_id),
             ));
         };
         let Some(message) = message else {
             return Err(refuse(
-                "not_found",
+                ErrorCode::NotFound,
                 format!("message {} does not exist", cmd.message_id),
             ));
         };
         if message.chat_id != cmd.chat_id {
             return Err(refuse(
-                "not_found",
+                ErrorCode::NotFound,
                 format!("message {} is not in chat {}", cmd.message_id, cmd.chat_id),
             ));
         }
         if message.sender_id == cmd.user_id {
-            return Err(refuse("forbidden", "you cannot mark your own message"));
+            return Err(refuse(
+                ErrorCode::Forbidden,
+                "you cannot mark your own message",
+            ));
         }
         let mut next = marks;
         match cmd.status {

@@ -1,40 +1,17 @@
-//! What every command must satisfy, whoever sends it: checked here for commands from NATS, and
-//! by the socket and REST before they publish, so a client hears of a bad field at once.
-//!
-//! One decision for every text field: NUL (U+0000) is refused, on SQLite as on PostgreSQL
-//! (PostgreSQL's `text` cannot hold it, and a value one backend stores and the other refuses
-//! would make a deployment's behaviour depend on its database). JSON cannot carry another
-//! character a backend refuses: Rust strings are valid UTF-8, and serde_json refuses lone
-//! surrogates.
+//! What every command must satisfy as a whole, whoever sends it: the field rules of
+//! [`crate::domain::rules`] applied to each command kind, and the limits the settings give
+//! (`MAX_CONTENT_CHARS`, `EDIT_WINDOW`).
 
-use chrono::{DateTime, Utc};
-
-use super::Refusal;
-use crate::bus::messages::{
-    Command, MAX_DELIVERED_MARKS, MUTED_FOREVER, SendMessage, muted_forever,
+use crate::{
+    bus::messages::{Command, MAX_DELIVERED_MARKS, SendMessage},
+    domain::{
+        ErrorCode,
+        rules::{
+            MAX_NAME_CHARS, Refusal, client_msg_id, command_id, content, emoji, file_id, file_url,
+            group_name, members, muted_until, no_control, positive, text,
+        },
+    },
 };
-
-/// Longest `client_msg_id`, in characters (the column is 64 characters wide).
-pub const MAX_CLIENT_MSG_ID: usize = 64;
-
-/// Longest `command_id`, in characters.
-pub const MAX_COMMAND_ID: usize = 128;
-
-/// Longest group chat name, in characters.
-pub const MAX_NAME_CHARS: usize = 255;
-
-/// Longest `file_url`, in bytes.
-pub const MAX_FILE_URL: usize = 2048;
-
-/// Longest `file_id`, in characters.
-pub const MAX_FILE_ID: usize = 64;
-
-/// Longest reaction emoji, in bytes of UTF-8: room for the longest emoji sequences (a family
-/// joined by ZWJ, a subdivision flag's tag sequence, with skin tones: under 40 bytes).
-pub const MAX_EMOJI_BYTES: usize = 64;
-
-/// Most distinct emoji on one message; one more is refused (`too_many_reactions`).
-pub const MAX_REACTION_EMOJI: usize = 20;
 
 /// The limits of the settings (`MAX_CONTENT_CHARS`, `EDIT_WINDOW`).
 #[derive(Clone, Copy, Debug)]
@@ -86,7 +63,7 @@ impl Rules {
                 command_id(&cmd.command_id)?;
                 if cmd.marks.len() > MAX_DELIVERED_MARKS {
                     return Err(Refusal::new(
-                        "invalid_field",
+                        ErrorCode::InvalidField,
                         format!(
                             "marks: at most {MAX_DELIVERED_MARKS} per command, not {}",
                             cmd.marks.len()
@@ -105,7 +82,7 @@ impl Rules {
                 positive("creator_id", cmd.creator_id)?;
                 if let Some(name) = &cmd.name {
                     text("name", name, MAX_NAME_CHARS)
-                        .map_err(|r| Refusal::new("invalid_name", r.detail))?;
+                        .map_err(|r| Refusal::new(ErrorCode::InvalidName, r.detail))?;
                 }
                 members("member_ids", &cmd.member_ids)
             }
@@ -153,20 +130,23 @@ impl Rules {
                 text("file_id", &cmd.file_id, 36)?;
                 no_control("file_id", &cmd.file_id)?;
                 if cmd.file_id.is_empty() {
-                    return Err(Refusal::new("invalid_field", "file_id is required"));
+                    return Err(Refusal::new(ErrorCode::InvalidField, "file_id is required"));
                 }
                 if cmd.sha256.len() != 64 || !cmd.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(Refusal::new(
-                        "invalid_field",
+                        ErrorCode::InvalidField,
                         "sha256 must be 64 hexadecimal digits",
                     ));
                 }
                 if cmd.size < 0 {
-                    return Err(Refusal::new("invalid_field", "size must not be negative"));
+                    return Err(Refusal::new(
+                        ErrorCode::InvalidField,
+                        "size must not be negative",
+                    ));
                 }
                 if !matches!(cmd.kind.as_str(), "audio" | "video" | "image") {
                     return Err(Refusal::new(
-                        "invalid_field",
+                        ErrorCode::InvalidField,
                         "kind must be audio, video or image",
                     ));
                 }
@@ -192,10 +172,7 @@ impl Rules {
     /// An edit's new text: what a new message's text must be, and not empty (an edit changes
     /// text; it cannot leave a message with nothing).
     pub fn edited_content(&self, value: &str) -> Result<(), Refusal> {
-        if value.trim().is_empty() {
-            return Err(Refusal::new("empty_content", "content is empty"));
-        }
-        content(value, self.max_content_chars)
+        crate::domain::rules::edited_content(value, self.max_content_chars)
     }
 
     /// Whether a message sent at `sent` may still be edited at `at`.
@@ -221,7 +198,7 @@ impl Rules {
             && receiver_id <= 0
         {
             return Err(Refusal::new(
-                "invalid_receiver",
+                ErrorCode::InvalidReceiver,
                 format!("cannot send to user {receiver_id}"),
             ));
         }
@@ -244,193 +221,16 @@ impl Rules {
             && cmd.file_id.is_none()
             && cmd.file_url.as_deref().is_none_or(|u| u.trim().is_empty())
         {
-            return Err(Refusal::new("empty_content", "content is empty"));
+            return Err(Refusal::new(ErrorCode::EmptyContent, "content is empty"));
         }
         content(&cmd.content, self.max_content_chars)
     }
 }
 
-/// The end of a mute: no later than [`MUTED_FOREVER`] (that the time is still to come is
-/// checked against the command's own time, by the persister).
-pub fn muted_until(until: DateTime<Utc>) -> Result<(), Refusal> {
-    if until > muted_forever() {
-        return Err(Refusal::new(
-            "invalid_field",
-            format!("muted_until is after {MUTED_FOREVER} (that is what forever is)"),
-        ));
-    }
-    Ok(())
-}
-
-/// A reaction's emoji: exactly one extended grapheme cluster (UAX #29: an emoji with its
-/// modifiers, variation selectors and joiners is one), at most [`MAX_EMOJI_BYTES`] bytes, no
-/// control character and not whitespace. Which clusters are emoji is not checked: Unicode
-/// adds some every year, and a client may react with any single character.
-pub fn emoji(value: &str) -> Result<(), Refusal> {
-    use unicode_segmentation::UnicodeSegmentation;
-    let invalid = |detail: String| Err(Refusal::new("invalid_emoji", detail));
-    if value.len() > MAX_EMOJI_BYTES {
-        return invalid(format!("emoji is longer than {MAX_EMOJI_BYTES} bytes"));
-    }
-    if value.chars().any(char::is_control) {
-        return invalid("emoji must not contain control characters".into());
-    }
-    if value.trim().is_empty() {
-        return invalid("emoji is required".into());
-    }
-    if value.graphemes(true).nth(1).is_some() {
-        return invalid("emoji must be a single character (one grapheme cluster)".into());
-    }
-    Ok(())
-}
-
-/// A message's content: no NUL, at most `max` characters.
-pub fn content(value: &str, max: usize) -> Result<(), Refusal> {
-    no_nul("content", value)?;
-    if value.chars().count() > max {
-        return Err(Refusal::new(
-            "content_too_long",
-            format!("content is longer than {max} characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// A client's idempotency key: 1 to [`MAX_CLIENT_MSG_ID`] characters, no NUL.
-pub fn client_msg_id(value: &str) -> Result<(), Refusal> {
-    if value.is_empty() || value.chars().count() > MAX_CLIENT_MSG_ID {
-        return Err(Refusal::new(
-            "invalid_field",
-            format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID} characters"),
-        ));
-    }
-    no_control("client_msg_id", value)
-}
-
-/// An upload's id: at most [`MAX_FILE_ID`] characters, no control characters.
-pub fn file_id(value: &str) -> Result<(), Refusal> {
-    text("file_id", value, MAX_FILE_ID)?;
-    no_control("file_id", value)
-}
-
-/// A command's id: 1 to [`MAX_COMMAND_ID`] characters, no NUL.
-pub fn command_id(value: &str) -> Result<(), Refusal> {
-    if value.is_empty() || value.chars().count() > MAX_COMMAND_ID {
-        return Err(Refusal::new(
-            "invalid_field",
-            format!("command_id must be 1 to {MAX_COMMAND_ID} characters"),
-        ));
-    }
-    no_control("command_id", value)
-}
-
-/// A group's name, trimmed: 1 to [`MAX_NAME_CHARS`] characters, no NUL.
-pub fn group_name(value: &str) -> Result<&str, Refusal> {
-    let name = value.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(Refusal::new(
-            "invalid_name",
-            format!("a name has 1 to {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    no_nul("name", name).map_err(|r| Refusal::new("invalid_name", r.detail))?;
-    Ok(name)
-}
-
-/// The URL a message links to: `http(s)://host…` or a path of this service (`/media/…`, or
-/// `media/…` as the Python service's uploads answered), nothing a browser would run
-/// (`javascript:`, `data:`) or resolve on another host (`//host`).
-pub fn file_url(value: &str) -> Result<(), Refusal> {
-    if value.len() > MAX_FILE_URL {
-        return Err(Refusal::new(
-            "invalid_field",
-            format!("file_url is longer than {MAX_FILE_URL} bytes"),
-        ));
-    }
-    let bad = || {
-        Refusal::new(
-            "invalid_field",
-            "file_url must be an http(s) URL or a path of this service (/media/…)",
-        )
-    };
-    if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(bad());
-    }
-    let lower = value.to_ascii_lowercase();
-    let remote = ["http://", "https://"]
-        .iter()
-        .find_map(|scheme| lower.strip_prefix(scheme));
-    // A path has no scheme: no `:` before its first `/`, `?` or `#`.
-    let path_start = value.find(['/', '?', '#']).unwrap_or(value.len());
-    let has_scheme = value[..path_start].contains(':');
-    match remote {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
-        Some(_) => Err(bad()),
-        None if !has_scheme && !value.starts_with("//") && !value.is_empty() => Ok(()),
-        None => Err(bad()),
-    }
-}
-
-/// A text field of at most `max` characters without NUL.
-pub fn text(field: &str, value: &str, max: usize) -> Result<(), Refusal> {
-    if value.chars().count() > max {
-        return Err(Refusal::new(
-            "invalid_field",
-            format!("{field} is longer than {max} characters"),
-        ));
-    }
-    no_nul(field, value)
-}
-
-/// Refuses NUL (U+0000) in any text field: the one character a backend (PostgreSQL) cannot
-/// store.
-pub fn no_nul(field: &str, value: &str) -> Result<(), Refusal> {
-    if value.contains('\0') {
-        return Err(Refusal::new(
-            "invalid_field",
-            format!("{field} must not contain the NUL character (U+0000)"),
-        ));
-    }
-    Ok(())
-}
-
-/// User ids to add to (or remove from) a chat: positive.
-fn members(field: &str, ids: &[i64]) -> Result<(), Refusal> {
-    if ids.iter().any(|id| *id <= 0) {
-        return Err(Refusal::new(
-            "invalid_member",
-            format!("{field} must be positive integers"),
-        ));
-    }
-    Ok(())
-}
-
-/// Identifiers (`client_msg_id`, `command_id`, `file_id`) hold no control characters: they
-/// travel in NATS headers and log lines.
-pub fn no_control(field: &str, value: &str) -> Result<(), Refusal> {
-    if value.chars().any(char::is_control) {
-        return Err(Refusal::new(
-            "invalid_field",
-            format!("{field} must not contain control characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// Ids are positive: 0 and negative ids name nothing.
-pub fn positive(field: &str, id: i64) -> Result<(), Refusal> {
-    if id <= 0 {
-        return Err(Refusal::new(
-            "invalid_field",
-            format!("{field} must be positive integers"),
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::rules::{MAX_CLIENT_MSG_ID, MAX_COMMAND_ID, MAX_FILE_URL};
     use crate::{bus::messages::VERSION, domain::ContentType};
 
     #[test]
@@ -452,7 +252,7 @@ mod tests {
             &"\u{301}".repeat(40),
         ] {
             let refusal = emoji(bad).expect_err(bad);
-            assert_eq!(refusal.code, "invalid_emoji", "{bad:?}");
+            assert_eq!(refusal.code, ErrorCode::InvalidEmoji, "{bad:?}");
         }
     }
 
@@ -478,7 +278,7 @@ mod tests {
         let rules = Rules::default();
         assert_eq!(
             rules.check_message(&message("a\0b")).unwrap_err().code,
-            "invalid_field"
+            ErrorCode::InvalidField
         );
         let mut m = message("hi");
         m.client_msg_id = "c\0".into();
@@ -502,7 +302,7 @@ mod tests {
         };
         assert_eq!(
             rules.check_message(&message("four")).unwrap_err().code,
-            "content_too_long"
+            ErrorCode::ContentTooLong
         );
         assert!(
             rules.check_message(&message("ééé")).is_ok(),
@@ -510,7 +310,7 @@ mod tests {
         );
         assert_eq!(
             rules.check_message(&message("  ")).unwrap_err().code,
-            "empty_content"
+            ErrorCode::EmptyContent
         );
         let mut m = message("hi");
         m.client_msg_id = "x".repeat(MAX_CLIENT_MSG_ID + 1);
@@ -543,14 +343,17 @@ mod tests {
             max_content_chars: 3,
             edit_window: Some(std::time::Duration::from_secs(60)),
         };
-        assert_eq!(rules.edited_content(" ").unwrap_err().code, "empty_content");
+        assert_eq!(
+            rules.edited_content(" ").unwrap_err().code,
+            ErrorCode::EmptyContent
+        );
         assert_eq!(
             rules.edited_content("four").unwrap_err().code,
-            "content_too_long"
+            ErrorCode::ContentTooLong
         );
         assert_eq!(
             rules.edited_content("a\0").unwrap_err().code,
-            "invalid_field"
+            ErrorCode::InvalidField
         );
         let sent = chrono::Utc::now();
         assert!(rules.within_edit_window(sent, sent + chrono::Duration::seconds(60)));

@@ -1,13 +1,17 @@
-//! The shapes shared by the socket, REST and the bus: chats, messages, content types, receipts.
+//! The bottom of the house: the ids, the error codes, the rules a field must satisfy and the
+//! shapes shared by the socket, REST and the bus (chats, messages, content types, receipts).
+//! It imports nothing of jetchat's.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 
-use crate::{auth::UserId, store::ChatId};
+mod error_code;
+mod ids;
+pub mod rules;
 
-/// A message id (the database's, increasing over time).
-pub type MessageId = i64;
+pub use error_code::ErrorCode;
+pub use ids::{ChatId, MessageId, UserId};
 
 /// What a message carries.
 #[derive(
