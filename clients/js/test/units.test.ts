@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { Backoff } from '../src/backoff.js';
-import { CursorTracker } from '../src/cursor.js';
+import { CursorTracker, RESUME_HANDLED } from '../src/cursor.js';
 import { MemoryOutboxStorage, Outbox } from '../src/outbox.js';
 import { TokenKeeper, tokenExp } from '../src/token.js';
 
@@ -113,10 +113,29 @@ describe('cursors', () => {
     expect(cursors.handle(12)).toBe(true);
     expect(cursors.handle(11)).toBe(true);
     expect(cursors.handle(12)).toBe(false);
-    expect(cursors.resumePoint).toEqual({ cursor: 12, epoch: 'e1' });
+    expect(cursors.resumePoint).toEqual({ cursor: 12, epoch: 'e1', handled: [12, 11] });
     cursors.reset(3, 'e2');
-    expect(cursors.resumePoint).toEqual({ cursor: 3, epoch: 'e2' });
+    expect(cursors.resumePoint).toEqual({ cursor: 3, epoch: 'e2', handled: [] });
     expect(cursors.handle(12)).toBe(true);
+  });
+
+  it('carries the newest handled cursors in its resume point, and a new tracker drops them', () => {
+    const first = new CursorTracker({ cursor: 0, epoch: 'e1' });
+    for (let c = 1; c <= 600; c++) first.handle(c);
+    const saved = JSON.parse(JSON.stringify(first.resumePoint));
+    expect(saved.cursor).toBe(600);
+    expect(saved.handled).toHaveLength(RESUME_HANDLED);
+    expect(saved.handled.slice(0, 2)).toEqual([600, 599]);
+    expect(saved.handled.at(-1)).toBe(600 - RESUME_HANDLED + 1);
+
+    const next = new CursorTracker(saved);
+    expect(next.handle(600)).toBe(false);
+    expect(next.handle(101)).toBe(false);
+    expect(next.handle(100)).toBe(true); // older than what the point carries: taken as new
+    expect(next.handle(601)).toBe(true);
+    expect(next.resumePoint).toMatchObject({ cursor: 601, epoch: 'e1' });
+    // A point's cursors above its own cursor are not taken (a hand-made or damaged point).
+    expect(new CursorTracker({ cursor: 5, handled: [9, 5] }).handle(9)).toBe(true);
   });
 
   it('remembers a bounded number of cursors', () => {
