@@ -23,6 +23,12 @@ export interface ChatListEntry {
   muted_until: string | null;
 }
 
+/** The chat list's order: the newest message first (message ids grow with time), chats
+ * without messages last, the newer chat (higher id) first among equals. */
+export function newestFirst(a: ChatListEntry, b: ChatListEntry): number {
+  return (b.last_message_id ?? 0) - (a.last_message_id ?? 0) || b.chat_id - a.chat_id;
+}
+
 export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
   private readonly chats = new Map<number, ChatListEntry>();
   private readonly offs: (() => void)[] = [];
@@ -111,9 +117,7 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
    * entries are the list's own, updated in place as events come: read them, do not change
    * them. */
   list(): ChatListEntry[] {
-    return [...this.chats.values()].sort(
-      (a, b) => (b.last_message_id ?? 0) - (a.last_message_id ?? 0) || b.chat_id - a.chat_id,
-    );
+    return [...this.chats.values()].sort(newestFirst);
   }
 
   /** The chat's entry (the list's own, as in `list()`), `undefined` for a chat the list does

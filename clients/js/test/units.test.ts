@@ -3,6 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { Backoff } from '../src/backoff.js';
+import { newestFirst, type ChatListEntry } from '../src/chat_list.js';
 import { CursorTracker, RESUME_HANDLED } from '../src/cursor.js';
 import { MemoryOutboxStorage, Outbox } from '../src/outbox.js';
 import { TokenKeeper, tokenExp } from '../src/token.js';
@@ -143,5 +144,15 @@ describe('cursors', () => {
     for (const c of [1, 2, 3, 4]) cursors.handle(c);
     expect(cursors.handle(1)).toBe(true);
     expect(cursors.handle(4)).toBe(false);
+  });
+});
+
+describe('chat list order', () => {
+  const chat = (chat_id: number, last_message_id: number | null): ChatListEntry =>
+    ({ chat_id, name: null, is_group: false, member_ids: [], unread: 0, last_message_id, last_message: null, muted_until: null });
+
+  it('puts the newest message first, chats without messages last, the newer chat first among equals', () => {
+    const sorted = [chat(1, 10), chat(2, null), chat(3, 42), chat(4, null), chat(5, 10)].sort(newestFirst);
+    expect(sorted.map((c) => c.chat_id)).toEqual([3, 5, 1, 4, 2]);
   });
 });
