@@ -3,7 +3,7 @@
 # on SQLite, and on PostgreSQL. Each integration test starts its own nats-server (or a 3-node
 # cluster) and its own database.
 #
-# Then the web app's build check (clients/web/dist must be what its sources build), the
+# Then the web app's unit tests and build check (clients/web/dist must be what its sources build), the
 # browser tests (tests/browser: chromium drives a page on another origin and the web app), the
 # TypeScript client's tests (clients/js: vitest against a real jetchat), the Django
 # example's end-to-end test (examples/django) runs against a real jetchat, every
@@ -51,8 +51,8 @@ if ! command -v npm >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
 fi
 
-echo "== the web app (clients/web): rebuilt, and the committed dist/ must be that build"
-(cd clients/web && npm ci --no-audit --no-fund --silent && npm run build --silent >/dev/null)
+echo "== the web app (clients/web): type-check and unit tests, rebuilt, and the committed dist/ must be that build"
+(cd clients/web && npm ci --no-audit --no-fund --silent && npm test --silent && npm run build --silent >/dev/null)
 if ! git diff --exit-code --stat -- clients/web/dist ||
   [ -n "$(git status --porcelain --untracked-files=all -- clients/web/dist)" ]; then
   echo "clients/web/dist differs from its build: run 'npm ci && npm run build' in clients/web and commit dist/" >&2

@@ -1,5 +1,8 @@
 /** A chat list for a UI: every chat with its unread count and newest message, kept current by
- * the client's events. Optional: an app can draw from the events itself. */
+ * the client's events. Optional: an app can draw from the events itself.
+ *
+ * It knows a chat from `load()` (`GET /chats/`), the socket's `unread`, and `chat_created`,
+ * `member_added` and new messages; `change` is emitted with `list()` after each change. */
 
 import type { Client } from './client.js';
 import { Emitter } from './emitter.js';
@@ -18,6 +21,12 @@ export interface ChatListEntry {
   last_message: MessageView | null;
   /** Until when I muted the chat (RFC 3339; `9999-12-31…` for ever), `null` when not muted. */
   muted_until: string | null;
+}
+
+/** The chat list's order: the newest message first (message ids grow with time), chats
+ * without messages last, the newer chat (higher id) first among equals. */
+export function newestFirst(a: ChatListEntry, b: ChatListEntry): number {
+  return (b.last_message_id ?? 0) - (a.last_message_id ?? 0) || b.chat_id - a.chat_id;
 }
 
 export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
@@ -87,7 +96,9 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
     );
   }
 
-  /** Loads every chat over REST (`GET /chats/`): names, members, newest messages. */
+  /** Loads every chat over REST (`GET /chats/`): names, members, unread counts, newest
+   * messages and mutes, kept with what the list knew already; then emits `change`. Resolves
+   * with `list()`. Call it once connected and after `resync_required`. */
   async load(): Promise<ChatListEntry[]> {
     for (const chat of await this.client.rest.chats()) {
       this.put(chat, false);
@@ -101,13 +112,16 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
     return this.list();
   }
 
-  /** The chats, the one with the newest message first. */
+  /** Every chat known, the one with the newest message first (by `last_message_id`; chats
+   * without messages last, the newest chat first among equals). A new array each call; its
+   * entries are the list's own, updated in place as events come: read them, do not change
+   * them. */
   list(): ChatListEntry[] {
-    return [...this.chats.values()].sort(
-      (a, b) => (b.last_message_id ?? 0) - (a.last_message_id ?? 0) || b.chat_id - a.chat_id,
-    );
+    return [...this.chats.values()].sort(newestFirst);
   }
 
+  /** The chat's entry (the list's own, as in `list()`), `undefined` for a chat the list does
+   * not know (before `load()`, or one I left). */
   get(chatId: number): ChatListEntry | undefined {
     return this.chats.get(chatId);
   }

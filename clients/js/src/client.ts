@@ -127,7 +127,8 @@ const MUTE_REFUSALS = new Set(['forbidden', 'invalid_field', 'missing_field', 'r
 /** Events: one per server frame `action` (typed by the generated frame schema), and the
  * client's own. */
 export type ClientEvents = { [A in ServerAction]: FrameOf<A> } & {
-  /** Every server frame, after stored changes already handled were dropped. */
+  /** Every server frame, after stored changes already handled were dropped (`synced` as
+   * its event has it). */
   frame: ServerFrame;
   /** A socket is ready (its `unread` came); `resumed` when it asked for what it missed. */
   connected: { resumed: boolean; unread: Unread };
@@ -171,6 +172,9 @@ export class Client extends Emitter<ClientEvents> {
   private freshTokenNext = false;
   private refreshing = false;
   private resuming = false;
+  /** Stored changes emitted since the catch-up began (a resuming socket, or `sync()`), until
+   * its `synced`: what `synced.changes` tells the app. */
+  private catchUpEmitted: number | undefined;
   private openedAt = 0;
   private lastFrameAt = 0;
   private lastPingAt = 0;
@@ -372,7 +376,9 @@ export class Client extends Emitter<ClientEvents> {
   /** Asks the open socket for everything after the resume point (then `synced`). */
   sync(): boolean {
     const point = this.cursors.resumePoint;
-    return this.sendFrame({ action: 'sync', since: point?.cursor ?? 0, epoch: point?.epoch ?? null });
+    const asked = this.sendFrame({ action: 'sync', since: point?.cursor ?? 0, epoch: point?.epoch ?? null });
+    if (asked) this.catchUpEmitted ??= 0;
+    return asked;
   }
 
   /** Gets a new token from the provider and gives it to the open socket now (the client
@@ -426,6 +432,7 @@ export class Client extends Emitter<ClientEvents> {
     url.searchParams.set('token', token);
     const point = this.cursors.resumePoint;
     this.resuming = point !== undefined;
+    this.catchUpEmitted = this.resuming ? 0 : undefined;
     if (point) {
       url.searchParams.set('since', String(point.cursor));
       if (point.epoch !== undefined) url.searchParams.set('epoch', point.epoch);
@@ -463,8 +470,9 @@ export class Client extends Emitter<ClientEvents> {
     if (!frame || typeof frame !== 'object' || typeof frame.action !== 'string') return;
     this.lastFrameAt = Date.now();
     const cursor = (frame as { cursor?: unknown }).cursor;
-    if (typeof cursor === 'number' && !POSITION_FRAMES.has(frame.action) && !this.cursors.handle(cursor)) {
-      return; // a stored change already handled (the catch-up's overlap)
+    if (typeof cursor === 'number' && !POSITION_FRAMES.has(frame.action)) {
+      if (!this.cursors.handle(cursor)) return; // a stored change already handled (the catch-up's overlap)
+      if (this.catchUpEmitted !== undefined) this.catchUpEmitted += 1;
     }
     switch (frame.action) {
       case 'unread':
@@ -472,9 +480,13 @@ export class Client extends Emitter<ClientEvents> {
         break;
       case 'synced':
         this.cursors.advance(frame.cursor, frame.epoch);
+        // The server counts what it sent, repeats of the overlap included: tell what was emitted.
+        frame = { ...frame, changes: this.catchUpEmitted ?? 0 };
+        this.catchUpEmitted = undefined;
         break;
       case 'resync_required':
         this.cursors.reset(frame.cursor, frame.epoch);
+        this.catchUpEmitted = undefined;
         break;
       case 'message_accepted':
         this.outbox.accepted(frame.client_msg_id, frame.chat_id);

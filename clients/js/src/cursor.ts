@@ -1,16 +1,30 @@
 /** Where a client stands in the server's change journal: the newest `cursor` handled and the
  * `epoch` it belongs to, plus the cursors handled lately, so a frame the catch-up sends again
- * (the server's `SYNC_OVERLAP`) is dropped instead of shown twice. */
+ * (the server's `SYNC_OVERLAP`) is dropped instead of shown twice — also by a new `Client`
+ * after an app restart, since the resume point carries the newest of them. */
 
+/** A position to resume from: save `client.resumePoint` (it is plain JSON) and pass it back as
+ * `resumeFrom`. */
 export interface ResumePoint {
   cursor: number;
   epoch?: string;
+  /** The newest cursors handled, at most `cursor`, highest first (at most 500): a catch-up
+   * sends the changes of the `SYNC_OVERLAP` window before `cursor` again, and a client resumed
+   * from this point drops those it had handled. Without it they come again as new. */
+  handled?: number[];
 }
+
+/** How many handled cursors a resume point carries: far more than one user gets in the
+ * server's 2 s `SYNC_OVERLAP`. */
+export const RESUME_HANDLED = 500;
 
 export class CursorTracker {
   private newest: number | undefined;
   private epochName: string | undefined;
   private readonly handled = new Set<number>();
+  /** The highest cursors handled, highest first, at most `RESUME_HANDLED`: kept as they come
+   * (mostly in order, so an insert is at the front), cheap to read on every frame. */
+  private readonly newestHandled: number[] = [];
 
   constructor(
     start?: ResumePoint,
@@ -19,22 +33,23 @@ export class CursorTracker {
     if (start) {
       this.newest = start.cursor;
       this.epochName = start.epoch;
+      for (const cursor of start.handled ?? []) {
+        if (Number.isSafeInteger(cursor) && cursor <= start.cursor) this.remembered(cursor);
+      }
     }
   }
 
-  /** What to resume from (`?since=&epoch=`), or `undefined` before the first `unread`. */
+  /** What to resume from (`?since=&epoch=`, and the cursors handled lately), or `undefined`
+   * before the first `unread`. */
   get resumePoint(): ResumePoint | undefined {
-    return this.newest === undefined ? undefined : { cursor: this.newest, epoch: this.epochName };
+    if (this.newest === undefined) return undefined;
+    return { cursor: this.newest, epoch: this.epochName, handled: [...this.newestHandled] };
   }
 
   /** Records a stored change's cursor; `false` when it was handled already (drop the frame). */
   handle(cursor: number): boolean {
     if (this.handled.has(cursor)) return false;
-    this.handled.add(cursor);
-    if (this.handled.size > this.remember) {
-      // Sets iterate in insertion order: forget the oldest.
-      this.handled.delete(this.handled.values().next().value!);
-    }
+    this.remembered(cursor);
     this.advance(cursor);
     return true;
   }
@@ -50,6 +65,7 @@ export class CursorTracker {
     this.newest = undefined;
     this.epochName = undefined;
     this.handled.clear();
+    this.newestHandled.length = 0;
   }
 
   /** Starts again at `cursor` of `epoch` (after `resync_required`: another database, or a
@@ -58,5 +74,21 @@ export class CursorTracker {
     this.newest = cursor;
     this.epochName = epoch;
     this.handled.clear();
+    this.newestHandled.length = 0;
+  }
+
+  private remembered(cursor: number): void {
+    this.handled.add(cursor);
+    const newest = this.newestHandled;
+    let at = 0;
+    while (at < newest.length && newest[at]! > cursor) at++;
+    if (at < RESUME_HANDLED) {
+      newest.splice(at, 0, cursor);
+      if (newest.length > RESUME_HANDLED) newest.pop();
+    }
+    if (this.handled.size > this.remember) {
+      // Sets iterate in insertion order: forget the oldest.
+      this.handled.delete(this.handled.values().next().value!);
+    }
   }
 }

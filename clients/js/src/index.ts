@@ -13,7 +13,7 @@ export type {
   WebSocketLike,
 } from './client.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
-export { CursorTracker, type ResumePoint } from './cursor.js';
+export { CursorTracker, RESUME_HANDLED, type ResumePoint } from './cursor.js';
 export { Emitter, type Listener } from './emitter.js';
 export {
   MemoryOutboxStorage,
@@ -22,6 +22,7 @@ export {
   webStorageOutbox,
   type OutboxEntry,
   type OutboxStorage,
+  type WebStorageArea,
 } from './outbox.js';
 export {
   JetchatHttpError,
@@ -33,5 +34,5 @@ export {
   type UploadProgress,
 } from './rest.js';
 export { TokenKeeper, tokenExp, type TokenSource } from './token.js';
-export { ChatList, type ChatListEntry } from './chat_list.js';
+export { ChatList, newestFirst, type ChatListEntry } from './chat_list.js';
 export type * from './types.js';

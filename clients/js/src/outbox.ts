@@ -34,8 +34,15 @@ export class MemoryOutboxStorage implements OutboxStorage {
   }
 }
 
+/** What `webStorageOutbox` needs of a Web Storage area (`localStorage`): said here so that
+ * the types need no DOM library in Node.js. */
+export interface WebStorageArea {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
 /** A storage on a Web Storage area (`localStorage` in a browser) under `key`. */
-export function webStorageOutbox(key: string, area: Storage = globalThis.localStorage): OutboxStorage {
+export function webStorageOutbox(key: string, area: WebStorageArea = globalThis.localStorage): OutboxStorage {
   return {
     load: () => {
       try {

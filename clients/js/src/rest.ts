@@ -124,8 +124,13 @@ export class RestClient {
     }
   }
 
-  /** What a reconnecting client would miss after `since` (`GET /sync`); throws
-   * `ResyncRequiredError` when that cannot be exact. */
+  /** What a reconnecting client would miss after `since` (`GET /sync`): `changes` are the
+   * frames of stored changes (`new_message`, `status_update`, `chat_created`, `member_added`,
+   * `member_removed`, `chat_renamed`, `chat_muted`, `message_deleted`, `message_edited`,
+   * `reaction_added`, `reaction_removed`), oldest first, each with its `cursor`; with `more`,
+   * ask again with `after: page.cursor`. Changes of the `SYNC_OVERLAP` window before `since`
+   * come again (drop cursors you handled). Throws `ResyncRequiredError` when that cannot be
+   * exact. */
   async sync(query: SyncQuery): Promise<SyncPage> {
     try {
       return await this.json('GET', '/sync', { query: { ...query } });

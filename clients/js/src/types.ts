@@ -26,13 +26,32 @@ export type ReactionAdded = FrameOf<'reaction_added'>;
 export type ReactionRemoved = FrameOf<'reaction_removed'>;
 export type ChatMuted = FrameOf<'chat_muted'>;
 
+/** Every `action` of a stored change: each such frame carries its `cursor`, and a catch-up
+ * (`?since=` on the socket, `sync`, `GET /sync`) replays them. */
+export type StoredChangeAction =
+  | 'new_message'
+  | 'status_update'
+  | 'chat_created'
+  | 'member_added'
+  | 'member_removed'
+  | 'chat_renamed'
+  | 'chat_muted'
+  | 'message_deleted'
+  | 'message_edited'
+  | 'reaction_added'
+  | 'reaction_removed';
+/** The frame of a stored change, as the socket sends it. */
+export type StoredChange = FrameOf<StoredChangeAction>;
+
 type Schemas = components['schemas'];
 export type ChatSummary = Schemas['ChatSummary'];
 export type ChatView = Schemas['ChatView'];
 export type CreateChatRequest = Schemas['CreateChatRequest'];
 export type HistoryMessage = Schemas['HistoryMessage'];
 export type MessageView = Schemas['MessageView'];
-export type SyncPage = Schemas['SyncPage'];
+/** A page of `GET /sync`: `changes` are the frames of stored changes a socket would have
+ * got, oldest first, each with its `cursor` (the spec leaves their type open). */
+export type SyncPage = Omit<Schemas['SyncPage'], 'changes'> & { changes: StoredChange[] };
 export type UploadedFile = Schemas['UploadedFile'];
 export type ChatPresence = Schemas['ChatPresence'];
 export type ResyncRequired = Schemas['ResyncRequired'];

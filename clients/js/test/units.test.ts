@@ -3,7 +3,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { Backoff } from '../src/backoff.js';
-import { CursorTracker } from '../src/cursor.js';
+import { newestFirst, type ChatListEntry } from '../src/chat_list.js';
+import { CursorTracker, RESUME_HANDLED } from '../src/cursor.js';
 import { MemoryOutboxStorage, Outbox } from '../src/outbox.js';
 import { TokenKeeper, tokenExp } from '../src/token.js';
 
@@ -113,10 +114,29 @@ describe('cursors', () => {
     expect(cursors.handle(12)).toBe(true);
     expect(cursors.handle(11)).toBe(true);
     expect(cursors.handle(12)).toBe(false);
-    expect(cursors.resumePoint).toEqual({ cursor: 12, epoch: 'e1' });
+    expect(cursors.resumePoint).toEqual({ cursor: 12, epoch: 'e1', handled: [12, 11] });
     cursors.reset(3, 'e2');
-    expect(cursors.resumePoint).toEqual({ cursor: 3, epoch: 'e2' });
+    expect(cursors.resumePoint).toEqual({ cursor: 3, epoch: 'e2', handled: [] });
     expect(cursors.handle(12)).toBe(true);
+  });
+
+  it('carries the newest handled cursors in its resume point, and a new tracker drops them', () => {
+    const first = new CursorTracker({ cursor: 0, epoch: 'e1' });
+    for (let c = 1; c <= 600; c++) first.handle(c);
+    const saved = JSON.parse(JSON.stringify(first.resumePoint));
+    expect(saved.cursor).toBe(600);
+    expect(saved.handled).toHaveLength(RESUME_HANDLED);
+    expect(saved.handled.slice(0, 2)).toEqual([600, 599]);
+    expect(saved.handled.at(-1)).toBe(600 - RESUME_HANDLED + 1);
+
+    const next = new CursorTracker(saved);
+    expect(next.handle(600)).toBe(false);
+    expect(next.handle(101)).toBe(false);
+    expect(next.handle(100)).toBe(true); // older than what the point carries: taken as new
+    expect(next.handle(601)).toBe(true);
+    expect(next.resumePoint).toMatchObject({ cursor: 601, epoch: 'e1' });
+    // A point's cursors above its own cursor are not taken (a hand-made or damaged point).
+    expect(new CursorTracker({ cursor: 5, handled: [9, 5] }).handle(9)).toBe(true);
   });
 
   it('remembers a bounded number of cursors', () => {
@@ -124,5 +144,15 @@ describe('cursors', () => {
     for (const c of [1, 2, 3, 4]) cursors.handle(c);
     expect(cursors.handle(1)).toBe(true);
     expect(cursors.handle(4)).toBe(false);
+  });
+});
+
+describe('chat list order', () => {
+  const chat = (chat_id: number, last_message_id: number | null): ChatListEntry =>
+    ({ chat_id, name: null, is_group: false, member_ids: [], unread: 0, last_message_id, last_message: null, muted_until: null });
+
+  it('puts the newest message first, chats without messages last, the newer chat first among equals', () => {
+    const sorted = [chat(1, 10), chat(2, null), chat(3, 42), chat(4, null), chat(5, 10)].sort(newestFirst);
+    expect(sorted.map((c) => c.chat_id)).toEqual([3, 5, 1, 4, 2]);
   });
 });

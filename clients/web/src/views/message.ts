@@ -1,0 +1,94 @@
+/** One message as a list item: sender (in a group), forward and reply marks, text or media,
+ * reactions, the actions (reply, react, and on mine edit and delete), time and mark. */
+
+import { h } from '../dom';
+import type { Mark } from '../model/marks';
+import type { Quote, Shown } from '../model/conversation';
+
+const MARK_TEXT: Record<Mark, [string, string]> = {
+  pending: ['…', 'sending'],
+  sent: ['✓', 'sent'],
+  delivered: ['✓✓', 'delivered'],
+  read: ['✓✓', 'read'],
+  failed: ['!', 'not sent'],
+};
+/** The reactions the app offers: a small fixed set. */
+const EMOJI = ['👍', '❤️', '😂', '🎉'];
+
+/** What a message's buttons do. */
+export interface MessageActions {
+  reply(shown: Shown): void;
+  toggleReaction(shown: Shown, emoji: string): void;
+  startEditing(shown: Shown): void;
+  cancelEditing(shown: Shown): void;
+  saveEdit(shown: Shown, text: string): void;
+  delete(shown: Shown): void;
+}
+
+/** `showSender`: the message is someone else's in a group. */
+export function drawMessage(shown: Shown, me: number, showSender: boolean, actions: MessageActions): HTMLElement {
+  const mine = shown.sender_id === me;
+  const time = shown.timestamp ? new Date(shown.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
+  const media = shown.file_url && (shown.content_type === 'audio' || shown.content_type === 'video')
+    ? h(shown.content_type as 'audio' | 'video', { controls: true, preload: 'metadata', src: shown.file_url, 'aria-label': shown.content_type === 'audio' ? 'Voice note' : 'Video' })
+    : shown.file_url ? h('a', { href: shown.file_url, target: '_blank', rel: 'noopener' }, 'Open file') : null;
+  const mark = shown.mark ? MARK_TEXT[shown.mark] : undefined;
+  return h('li', {
+    className: `msg${mine ? ' mine' : ''}`,
+    'data-message-id': shown.message_id,
+    'data-client-msg-id': shown.client_msg_id,
+  },
+    !mine && showSender ? h('div', { className: 'who' }, `User ${shown.sender_id}`) : null,
+    shown.forwarded && !shown.deleted ? h('div', { className: 'forwarded muted' }, 'Forwarded') : null,
+    shown.reply_quote && !shown.deleted ? quote(shown.reply_quote) : null,
+    shown.deleted
+      ? h('div', { className: 'tombstone', 'data-testid': 'tombstone' }, 'message deleted')
+      : shown.editing ? editor(shown, actions)
+      : shown.content ? h('div', { className: 'text' }, shown.content) : null,
+    shown.deleted ? null : media,
+    shown.reactions.length ? h('div', { className: 'reactions', role: 'group', 'aria-label': 'Reactions' },
+      ...shown.reactions.map((r) => h('button', {
+        type: 'button', className: 'reaction', 'aria-pressed': String(r.me), 'data-emoji': r.emoji,
+        'aria-label': `${r.emoji} ${r.count}${r.me ? ', yours: remove' : ''}`,
+        onclick: () => actions.toggleReaction(shown, r.emoji),
+      }, `${r.emoji} ${r.count}`))) : null,
+    shown.message_id !== undefined && !shown.deleted && !shown.editing ? buttons(shown, mine, actions) : null,
+    h('div', { className: 'meta' },
+      shown.edited && !shown.deleted ? h('span', { className: 'edited', 'data-testid': 'edited' }, 'edited') : null,
+      time ? h('time', { datetime: shown.timestamp }, time) : null,
+      mark && shown.mark ? h('span', { className: 'mark', 'data-status': shown.mark, title: mark[1], 'aria-label': mark[1] }, mark[0]) : null),
+    shown.error ? h('div', { className: 'error', role: 'alert' }, `Not sent: ${shown.error}`) : null);
+}
+
+/** The quote of an answered message. */
+export function quote(q: Quote): HTMLElement {
+  return h('blockquote', { className: 'quote', 'data-testid': 'quote' }, h('span', { className: 'who' }, `User ${q.sender_id}`), ' ', q.text);
+}
+
+/** Reply, react, and on my own message edit and delete: buttons, reachable by Tab. */
+function buttons(shown: Shown, mine: boolean, actions: MessageActions): HTMLElement {
+  return h('div', { className: 'actions', role: 'group', 'aria-label': 'Message actions' },
+    h('button', { type: 'button', 'aria-label': 'Reply', onclick: () => actions.reply(shown) }, 'Reply'),
+    ...EMOJI.map((emoji) => h('button', {
+      type: 'button', className: 'react', 'data-emoji': emoji, 'aria-label': `React with ${emoji}`,
+      'aria-pressed': String(!!shown.reactions.find((r) => r.emoji === emoji)?.me),
+      onclick: () => actions.toggleReaction(shown, emoji),
+    }, emoji)),
+    mine ? h('button', { type: 'button', 'aria-label': 'Edit message', onclick: () => actions.startEditing(shown) }, 'Edit') : null,
+    mine ? h('button', { type: 'button', 'aria-label': 'Delete message', onclick: () => actions.delete(shown) }, 'Delete') : null);
+}
+
+function editor(shown: Shown, actions: MessageActions): HTMLElement {
+  const input = h('input', { type: 'text', value: shown.content, maxlength: 10000, 'aria-label': 'Edit message text' });
+  const cancel = () => actions.cancelEditing(shown);
+  input.addEventListener('keydown', (e: KeyboardEvent) => { if (e.key === 'Escape') cancel(); });
+  return h('form', {
+    className: 'editor', 'aria-label': 'Edit message',
+    onsubmit: (event: SubmitEvent) => {
+      event.preventDefault();
+      const text = input.value.trim();
+      if (!text || text === shown.content) return cancel();
+      actions.saveEdit(shown, text);
+    },
+  }, input, h('button', { type: 'submit', className: 'primary' }, 'Save'), h('button', { type: 'button', onclick: cancel }, 'Cancel'));
+}

@@ -1,0 +1,81 @@
+// How the chat list, a conversation's header and the new-chat form read, without the DOM.
+
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { ChatListEntry, MessageView } from '@jetchat/client';
+import { chatRows, chatTitle, isMuted, newChatRequest, presenceText } from '../src/model/chats';
+import { Typers, typingText } from '../src/model/typing';
+
+const ME = 1;
+const NOW = Date.parse('2026-12-01T12:00:00Z');
+
+function entry(chatId: number, extra: Partial<ChatListEntry> = {}): ChatListEntry {
+  return { chat_id: chatId, name: null, is_group: false, member_ids: [ME, 2], unread: 0, last_message_id: null, last_message: null, muted_until: null, ...extra };
+}
+const last = (sender: number, extra: Partial<MessageView> = {}) =>
+  ({ message_id: 1, chat_id: 1, sender_id: sender, content: 'hello', content_type: 'text', timestamp: '', ...extra }) as MessageView;
+
+describe('the chat list', () => {
+  it('names a private chat after the other member and a group after its name', () => {
+    expect(chatTitle(entry(1), 1, ME)).toBe('User 2');
+    expect(chatTitle(entry(2, { is_group: true, name: 'team', member_ids: [1, 2, 3] }), 2, ME)).toBe('team');
+    expect(chatTitle(entry(3, { is_group: true }), 3, ME)).toBe('Group 3');
+    expect(chatTitle(undefined, 4, ME)).toBe('Chat 4');
+  });
+
+  it('shows unread counts except for the open chat, mutes, and the newest message', () => {
+    const rows = chatRows([
+      entry(1, { unread: 3, last_message: last(2) }),
+      entry(2, { unread: 2, last_message: last(ME, { content: '', content_type: 'audio' }), muted_until: '2026-12-24T18:00:00Z' }),
+      entry(3, { muted_until: '2026-11-30T00:00:00Z', last_message: last(2, { deleted: true, content: '' }) }),
+      entry(4),
+    ], ME, 2, NOW);
+    expect(rows.map((r) => r.chatId)).toEqual([1, 2, 3, 4]); // the SDK's order is kept
+    expect(rows[0]).toMatchObject({ unread: 3, current: false, muted: false, preview: 'hello', label: 'User 2, 3 unread' });
+    expect(rows[1]).toMatchObject({ unread: 0, current: true, muted: true, preview: 'You: ♪ Voice note', label: 'User 2, muted' });
+    expect(rows[2]).toMatchObject({ muted: false, preview: 'message deleted' });
+    expect(rows[3]).toMatchObject({ preview: 'No messages yet' });
+    expect(isMuted(entry(5, { muted_until: '9999-12-31T23:59:59Z' }), NOW)).toBe(true);
+  });
+
+  it("tells a private chat's presence, and how many of a group are online", () => {
+    const presence = new Map([[2, 'online'], [3, 'offline']]);
+    expect(presenceText(entry(1), ME, presence)).toBe('online');
+    expect(presenceText(entry(1, { member_ids: [ME, 4] }), ME, presence)).toBe('');
+    expect(presenceText(entry(2, { is_group: true, member_ids: [ME, 2, 3] }), ME, presence)).toBe('3 members, 2 online');
+  });
+});
+
+describe('the new-chat form', () => {
+  it('makes one id a private chat, several or a name a group, and refuses what is not an id', () => {
+    expect(newChatRequest('2', '')).toEqual({ is_group: false, member_ids: [2], name: null });
+    expect(newChatRequest(' 2, 3 ', '')).toEqual({ is_group: true, member_ids: [2, 3], name: null });
+    expect(newChatRequest('2', ' team ')).toEqual({ is_group: true, member_ids: [2], name: 'team' });
+    for (const bad of ['', ' , ', '0', '2, x', '1.5']) {
+      expect(newChatRequest(bad, '')).toBe('User ids are whole numbers from 1, separated by commas.');
+    }
+  });
+});
+
+describe('typing', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('forgets a typer who stopped, and one whose frame expired', () => {
+    vi.useFakeTimers();
+    let changes = 0;
+    const typers = new Typers(() => changes++);
+    typers.started(7, 2, 6_000);
+    typers.started(7, 3, 2_000);
+    typers.started(8, 4);
+    expect(typingText(typers.in(7))).toBe('User 2, User 3 are typing…');
+    typers.stopped(7, 2);
+    expect(typingText(typers.in(7))).toBe('User 3 is typing…');
+    vi.advanceTimersByTime(2_000);
+    expect(typers.in(7)).toEqual([]);
+    expect(typingText(typers.in(7))).toBe('');
+    expect(typers.in(8)).toEqual([4]);
+    typers.stopped(7, 2); // not typing: no change
+    expect(changes).toBe(5);
+  });
+});
