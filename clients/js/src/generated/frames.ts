@@ -75,7 +75,7 @@ export type ServerFrame =
   | {
       action: "error";
       client_msg_id?: string | null;
-      code: string;
+      code: ErrorCode;
       /**
        * The refused change's `command_id` (an `edit_message`, `delete_message`, `react` or
        * `unreact` frame's).
@@ -203,6 +203,38 @@ export type MessageStatus = "sent" | "delivered" | "read";
  * A member's mark on a message.
  */
 export type ReceiptStatus = "delivered" | "read";
+/**
+ * Why a frame or command was refused (docs/protocol.md, "Error codes"). New codes may come: treat an unknown one as a generic refusal.
+ */
+export type ErrorCode =
+  | "bad_json"
+  | "invalid_field"
+  | "missing_field"
+  | "unknown_action"
+  | "empty_content"
+  | "content_too_long"
+  | "forbidden"
+  | "not_found"
+  | "message_deleted"
+  | "invalid_reply"
+  | "invalid_forward"
+  | "invalid_emoji"
+  | "too_many_reactions"
+  | "not_editable"
+  | "edit_window_passed"
+  | "invalid_receiver"
+  | "invalid_member"
+  | "too_many_members"
+  | "not_a_group"
+  | "invalid_name"
+  | "invalid_command"
+  | "unavailable"
+  | "invalid_data"
+  | "id_conflict"
+  | "internal_error"
+  | "rate_limited"
+  | "invalid_token"
+  | "other";
 /**
  * Whether a member is typing.
  */
