@@ -8,7 +8,6 @@ use axum::{
     routing::{get, post},
     serve::ListenerExt,
 };
-use sea_orm::DatabaseConnection;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use utoipa::OpenApi;
@@ -19,58 +18,17 @@ use crate::{
     auth::JwtKeys,
     bus::{Bus, Subjects, embedded::EmbeddedNats, streams},
     config::Config,
-    gateway::{self, delivered::DeliveredMarksGatherer, router::RouterHandle},
+    gateway::{self, delivered::DeliveredMarksGatherer},
     health::Pipeline,
     http,
     limits::Limits,
     media::Media,
     metrics::Metrics,
     openapi::ApiDoc,
-    persister,
-    presence::{self, Presence},
+    persister, presence,
+    state::{AppState, Services},
     store, supervisor,
 };
-
-/// The handles every handler and socket shares: one allocation for the process, so a clone
-/// (every request and every socket holds one) is a pointer.
-#[derive(Clone)]
-pub struct AppState(Arc<Services>);
-
-impl std::ops::Deref for AppState {
-    type Target = Services;
-
-    fn deref(&self) -> &Services {
-        &self.0
-    }
-}
-
-/// What [`AppState`] shares.
-pub struct Services {
-    pub config: Arc<Config>,
-    pub db: DatabaseConnection,
-    pub bus: Bus,
-    pub keys: Arc<JwtKeys>,
-    /// Uploaded files: storage, staging and signed URLs.
-    pub media: Media,
-    pub router: RouterHandle,
-    /// This process's id on the bus (its sockets' replies come to it).
-    pub instance: Arc<str>,
-    pub shutdown: CancellationToken,
-    /// The open sockets, waited for at shutdown.
-    pub tracker: TaskTracker,
-    /// What `/healthz` knows of the background tasks.
-    pub pipeline: Arc<Pipeline>,
-    /// Per-user rate limits of this instance.
-    pub limits: Arc<Limits>,
-    /// Who is online (does nothing with `PRESENCE=off`).
-    pub presence: Presence,
-    /// What `/metrics` reports.
-    pub metrics: Arc<Metrics>,
-    /// The delivered marks of this instance's sockets, published together (`AUTO_DELIVERED`).
-    pub delivered_marks: Arc<DeliveredMarksGatherer>,
-    /// The persister's consumer, whose info `/metrics` reads when scraped.
-    pub consumer: async_nats::jetstream::consumer::PullConsumer,
-}
 
 /// A built, not yet serving, jetchat.
 pub struct App {
@@ -166,26 +124,29 @@ impl App {
         let limits = Arc::new(Limits::from_config(&config));
         limits.spawn_sweeper(shutdown.clone());
         let router = supervisor::router(router, pipeline.clone(), shutdown.clone());
-        let persister = supervisor::persister(
-            persister::Persister {
-                // Its events never wait for acknowledgement room behind the sockets' commands.
-                bus: bus.with_own_acks(),
-                db: writer,
-                consumer: consumer.clone(),
-                batching: persister::Batching {
-                    size: config.persist_batch,
-                    linger: config.persist_linger,
-                },
-                rules: persister::batch::Rules::from_config(&config),
-                pipeline: pipeline.clone(),
-                metrics: metrics.clone(),
+        let persister = persister::Persister {
+            // Its events never wait for acknowledgement room behind the sockets' commands.
+            bus: bus.with_own_acks(),
+            db: writer,
+            consumer: consumer.clone(),
+            batching: persister::Batching {
+                size: config.persist_batch,
+                linger: config.persist_linger,
             },
+            rules: persister::batch::Rules::from_config(&config),
+            pipeline: pipeline.clone(),
+            metrics: metrics.clone(),
+        };
+        let persister = supervisor::restarting(
+            "persister",
+            pipeline.clone(),
             shutdown.clone(),
+            move |shutdown| persister.clone().run(shutdown),
         );
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("BIND_ADDR: cannot listen on {}", config.bind_addr))?;
-        let state = AppState(Arc::new(Services {
+        let state = AppState::new(Services {
             config: Arc::new(config),
             db,
             bus,
@@ -201,7 +162,7 @@ impl App {
             metrics,
             delivered_marks,
             consumer,
-        }));
+        });
         Ok(App {
             listener,
             state,

@@ -24,7 +24,8 @@
 //! `/metrics` reports; [`telemetry`] the traces that follow a command through all of it (OTLP,
 //! trace context in NATS headers); [`origins`] which browser origins may call jetchat;
 //! [`auth`] checks the Django-issued JWTs; [`app`] wires it all together under one
-//! [`shutdown`] token; [`config`] reads the settings.
+//! [`shutdown`] token and hands every handler and socket the same [`state`]; [`config`] reads
+//! the settings; [`domain`] holds what everything shares (ids, error codes, field rules).
 
 pub mod app;
 pub mod auth;
@@ -44,6 +45,7 @@ pub mod persister;
 pub mod presence;
 pub mod push;
 pub mod shutdown;
+pub mod state;
 pub mod store;
 pub mod supervisor;
 pub mod telemetry;

@@ -3,12 +3,12 @@
 //! routes), so its end stops the whole process with an error instead of leaving an instance
 //! that accepts sockets and delivers nothing. `/healthz` reports either while it lasts.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{health::Pipeline, persister::Persister};
+use crate::health::Pipeline;
 
 /// The `/healthz` problem source of a task that died.
 const TASK: &str = "tasks";
@@ -19,14 +19,24 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A run this long counts as healthy: the next failure starts the backoff again.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
-/// Runs the persister until `shutdown`, starting it again whenever it stops early.
-pub fn persister(persister: Persister, shutdown: CancellationToken) -> JoinHandle<()> {
-    let pipeline = persister.pipeline.clone();
+/// Runs a task (the persister) until `shutdown`, starting it again whenever it stops early,
+/// with backoff; `name` says which in the log and in `/healthz`. The task is made anew by
+/// `start` for each run.
+pub fn restarting<F, Fut>(
+    name: &'static str,
+    pipeline: Arc<Pipeline>,
+    shutdown: CancellationToken,
+    mut start: F,
+) -> JoinHandle<()>
+where
+    F: FnMut(CancellationToken) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     tokio::spawn(async move {
         let mut backoff = Duration::from_secs(1);
         loop {
             let started = tokio::time::Instant::now();
-            let outcome = tokio::spawn(persister.clone().run(shutdown.clone())).await;
+            let outcome = tokio::spawn(start(shutdown.clone())).await;
             if shutdown.is_cancelled() {
                 return;
             }
@@ -34,8 +44,13 @@ pub fn persister(persister: Persister, shutdown: CancellationToken) -> JoinHandl
                 backoff = Duration::from_secs(1);
             }
             let why = ended(outcome);
-            tracing::error!(why, ?backoff, "the persister stopped; starting it again");
-            pipeline.report(TASK, Some(format!("the persister {why}; restarting it")));
+            tracing::error!(
+                task = name,
+                why,
+                ?backoff,
+                "a task stopped; starting it again"
+            );
+            pipeline.report(TASK, Some(format!("the {name} {why}; restarting it")));
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
@@ -106,6 +121,29 @@ mod tests {
         assert!(why.contains("panicked (lost its tables)"), "{why}");
         assert!(shutdown.is_cancelled(), "the process shuts down");
         assert_eq!(pipeline.problems(), [why]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_ends_early_is_started_again_and_healthz_hears_of_it() {
+        let pipeline = Arc::new(Pipeline::default());
+        let shutdown = CancellationToken::new();
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = runs.clone();
+        let supervised = restarting("persister", pipeline.clone(), shutdown.clone(), move |_| {
+            let runs = counted.clone();
+            async move {
+                if runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    panic!("lost its connection");
+                }
+                std::future::pending::<()>().await
+            }
+        });
+        while runs.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(pipeline.problems().is_empty(), "cleared once it runs again");
+        shutdown.cancel();
+        supervised.await.unwrap();
     }
 
     #[tokio::test]

@@ -1,14 +1,18 @@
 //! JWT verification for tokens issued by Django (SimpleJWT) and the `AuthUser` extractor.
 
+use std::sync::Arc;
+
 use axum::{
-    extract::FromRequestParts,
-    http::{HeaderMap, header, request::Parts},
+    Json,
+    extract::{FromRef, FromRequestParts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
-use crate::{app::AppState, config::JwtSettings, domain::UserId, http::ApiError};
+use crate::{config::JwtSettings, domain::UserId};
 
 /// Why a token was refused; the text goes back to the client.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -163,21 +167,25 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// The authenticated caller of a REST handler.
+/// The authenticated caller of a REST handler. Works with any state that yields the keys
+/// (`Arc<JwtKeys>: FromRef<S>`), as the axum JWT example does: auth knows nothing of the app.
 #[derive(Clone, Copy, Debug)]
 pub struct AuthUser(pub UserId);
 
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = ApiError;
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Arc<JwtKeys>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthRejection> {
         let token =
-            bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(AuthError::Missing))?;
-        state
-            .keys
+            bearer_token(&parts.headers).ok_or(AuthRejection::Unauthorized(AuthError::Missing))?;
+        Arc::<JwtKeys>::from_ref(state)
             .verify(token)
             .map(AuthUser)
-            .map_err(ApiError::Unauthorized)
+            .map_err(AuthRejection::Unauthorized)
     }
 }
 
@@ -186,16 +194,46 @@ impl FromRequestParts<AppState> for AuthUser {
 #[derive(Clone, Copy, Debug)]
 pub struct StaffUser(pub UserId);
 
-impl FromRequestParts<AppState> for StaffUser {
-    type Rejection = ApiError;
+impl<S> FromRequestParts<S> for StaffUser
+where
+    Arc<JwtKeys>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthRejection> {
         let token =
-            bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(AuthError::Missing))?;
-        match state.keys.verify_access(token) {
+            bearer_token(&parts.headers).ok_or(AuthRejection::Unauthorized(AuthError::Missing))?;
+        match Arc::<JwtKeys>::from_ref(state).verify_access(token) {
             Ok(token) if token.staff => Ok(StaffUser(token.user_id)),
-            Ok(_) => Err(ApiError::Forbidden("staff only".into())),
-            Err(error) => Err(ApiError::Unauthorized(error)),
+            Ok(_) => Err(AuthRejection::StaffOnly),
+            Err(error) => Err(AuthRejection::Unauthorized(error)),
+        }
+    }
+}
+
+/// Why the extractors refused a request: 401 with `WWW-Authenticate: Bearer`, or 403; the
+/// body is `{"detail": "..."}` like every REST error.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthRejection {
+    #[error("{0}")]
+    Unauthorized(AuthError),
+    #[error("staff only")]
+    StaffOnly,
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "detail": self.to_string() }));
+        match self {
+            AuthRejection::Unauthorized(_) => {
+                let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            AuthRejection::StaffOnly => (StatusCode::FORBIDDEN, body).into_response(),
         }
     }
 }

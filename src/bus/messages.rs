@@ -793,25 +793,3 @@ pub enum Outcome {
         detail: String,
     },
 }
-
-/// The JSON Schemas of the bus payloads, by file name under `docs/schemas/`: what
-/// `docs/events.md` and `docs/asyncapi.yaml` refer to, and what the contract test checks.
-pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
-    vec![
-        ("command.json", schemars::schema_for!(Command).to_value()),
-        ("event.json", schemars::schema_for!(Event).to_value()),
-        ("outcome.json", schemars::schema_for!(Outcome).to_value()),
-        (
-            "live.json",
-            schemars::schema_for!(super::live::LiveEvent).to_value(),
-        ),
-        (
-            "presence.json",
-            schemars::schema_for!(super::live::PresenceChange).to_value(),
-        ),
-        (
-            "heartbeat.json",
-            schemars::schema_for!(super::live::InstanceHeartbeat).to_value(),
-        ),
-    ]
-}

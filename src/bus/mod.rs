@@ -3,6 +3,7 @@
 pub mod embedded;
 pub mod live;
 pub mod messages;
+pub mod schemas;
 pub mod streams;
 pub mod subjects;
 

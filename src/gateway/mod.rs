@@ -19,10 +19,10 @@ use axum::{
 use serde::Deserialize;
 
 use crate::{
-    app::AppState,
     auth::{AuthError, bearer_token},
     http::{ApiError, extract::Query},
     origins::{self, AllowedOrigins},
+    state::AppState,
 };
 
 /// The query of `/ws/chat`.

@@ -25,7 +25,6 @@ use super::{
     typing::Typing,
 };
 use crate::{
-    app::AppState,
     auth::AccessToken,
     bus::{
         Subjects,
@@ -40,6 +39,7 @@ use crate::{
     domain::{MessageId, ReceiptStatus},
     limits::{self, RefusalStreak},
     metrics::{FrameIn, FrameOut},
+    state::AppState,
     store::queries,
 };
 

@@ -11,13 +11,13 @@ use super::{
     messages::{HistoryMessage, HistoryQuery, page},
 };
 use crate::{
-    app::AppState,
     auth::AuthUser,
     bus::messages::{Command, CreateChat, Outcome, VERSION},
     domain::ChatId,
     domain::UserId,
     domain::{ChatView, MessageView},
     persister::batch::Rules,
+    state::AppState,
     store::queries,
 };
 

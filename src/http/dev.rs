@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, extract::Json};
-use crate::{app::AppState, domain::UserId};
+use crate::{domain::UserId, state::AppState};
 
 /// How long a development token lives; the app asks for a new one before it expires.
 const TOKEN_MINUTES: i64 = 60;

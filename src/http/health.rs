@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{app::AppState, bus, store};
+use crate::{bus, state::AppState, store};
 
 /// Each dependency's state.
 #[derive(Serialize, ToSchema)]

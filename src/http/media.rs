@@ -22,11 +22,11 @@ use super::{
     extract::{Path, Query},
 };
 use crate::{
-    app::AppState,
     auth::{AuthError, AuthUser, bearer_token},
     bus::messages::{Command, Outcome, RegisterUpload, VERSION},
     domain::UserId,
     media::{Detected, Kind, Signature, StagedFile, filename, sniff, staging::StageError},
+    state::AppState,
     store::{upload, uploads},
 };
 

@@ -12,12 +12,12 @@ use super::{
     extract::{Path, Query},
 };
 use crate::{
-    app::AppState,
     auth::{AuthUser, StaffUser},
     bus::messages::{Command, DeleteMessage, EditMessage, Outcome, VERSION},
     domain::ChatId,
     domain::UserId,
     domain::{MessageId, MessageStatus, MessageView, rfc3339},
+    state::AppState,
     store::{chat, queries},
 };
 

@@ -11,7 +11,7 @@ use axum::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiError, ErrorBody};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// How long a scrape waits for the consumer's info before it answers without fresh figures.
 const CONSUMER_INFO_TIMEOUT: Duration = Duration::from_secs(2);

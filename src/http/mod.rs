@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{app::AppState, auth::AuthError};
+use crate::{auth::AuthError, state::AppState};
 
 /// Every REST error answers `{"detail": "..."}` (FastAPI's shape, which existing clients read).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -9,13 +9,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiError, ErrorBody, extract::Path};
 use crate::{
-    app::AppState,
     auth::AuthUser,
     bus::messages::{Command, MuteChat, Outcome, VERSION},
     domain::ChatId,
     domain::UserId,
     domain::rfc3339_opt,
     gateway::protocol::mute_until,
+    state::AppState,
 };
 
 /// How long to mute a chat.

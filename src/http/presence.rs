@@ -7,7 +7,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiError, ErrorBody, extract::Path};
 use crate::{
-    app::AppState, auth::AuthUser, domain::ChatId, domain::UserId, presence::MemberPresence,
+    auth::AuthUser, domain::ChatId, domain::UserId, presence::MemberPresence, state::AppState,
     store::queries,
 };
 

@@ -10,12 +10,12 @@ use super::{
     messages::{apply, message_of_chat},
 };
 use crate::{
-    app::AppState,
     auth::AuthUser,
     bus::messages::{Command, ReactToMessage, VERSION},
     domain::ChatId,
     domain::MessageId,
     domain::UserId,
+    state::AppState,
 };
 
 /// Checks, publishes and waits for the persister's outcome of a `react` (`add`) or `unreact`.

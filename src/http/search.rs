@@ -11,11 +11,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiError, ErrorBody, extract::Query};
 use crate::{
-    app::AppState,
     auth::AuthUser,
     domain::ChatId,
     domain::UserId,
     domain::{MessageId, MessageView},
+    state::AppState,
     store::{
         message, queries,
         search::{self, SearchQuery},

@@ -8,12 +8,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiError, ErrorBody, extract::Query};
 use crate::{
-    app::AppState,
     auth::AuthUser,
     gateway::{
         protocol,
         sync::{self, Plan, SyncRequest},
     },
+    state::AppState,
 };
 
 /// Most changes one page answers.

@@ -13,7 +13,7 @@ use axum::{
 use rust_embed::RustEmbed;
 use serde::Serialize;
 
-use crate::{app::AppState, origins::AllowedOrigins};
+use crate::{origins::AllowedOrigins, state::AppState};
 
 /// `clients/web/dist`, committed, so `cargo build` needs no npm (`debug-embed`: debug builds
 /// embed it too, so a binary works wherever it is started from).

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use jetchat::{
-    bus::messages::schemas,
+    bus::schemas::schemas,
     gateway::protocol,
     ops::replay::{self, ReplayArgs, StreamName},
 };

@@ -6,7 +6,7 @@ use std::{collections::HashMap, time::Duration};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use jetchat::bus::messages::schemas;
+use jetchat::bus::schemas::schemas;
 
 use crate::helpers::{WsClient, connect_at, spawn_app_with};
 
