@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{config::Config, domain::UserId};
 
 /// Refusals in a row (no accepted send or mark between them) after which a socket is closed
-/// with [`crate::gateway::socket::Close::RateLimited`]: a client that honours `retry_after_ms`
+/// with close code 4029 (`gateway::close::Close::RateLimited`): a client that honours `retry_after_ms`
 /// never gets near it, one that ignores every refusal is cut off.
 pub const ABUSIVE_REFUSALS: u32 = 50;
 

@@ -1,13 +1,18 @@
 //! The WebSocket side: `/ws/chat` upgrade with token check, the socket loop, the frames and
 //! the routing of events to sockets.
 
+pub mod catch_up;
 pub mod change_frames;
+pub mod close;
+mod commands;
 pub mod delivered;
+mod outbound;
 pub mod protocol;
 mod recent;
 pub mod router;
 pub mod session;
 pub mod socket;
+mod socket_state;
 pub mod sync;
 mod typing;
 

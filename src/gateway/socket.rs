@@ -4,13 +4,10 @@
 
 use crate::domain::ErrorCode;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{
-    SinkExt, StreamExt,
-    stream::{SplitSink, SplitStream},
-};
+use futures_util::{SinkExt, StreamExt, stream::SplitStream};
 use tracing::Instrument as _;
 
-use super::{protocol::FrameError, session::Session};
+use super::{close::Close, protocol::FrameError, session::Session, socket_state::Sink};
 use crate::metrics::{FrameIn, Metrics};
 
 /// Frames written before a flush.
@@ -26,47 +23,7 @@ pub const MAX_IN_FLIGHT_PUBLISHES: usize = 256;
 /// lose the close frame on the way).
 const CLOSE_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-pub(super) type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
-
-/// Why the server closes a socket; each is a close code in `docs/protocol.md`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Close {
-    /// The server shuts down: reconnect, to another instance.
-    GoingAway,
-    /// A frame over `MAX_FRAME_BYTES`.
-    TooBig,
-    /// The socket's token expired (plus `TOKEN_EXPIRY_GRACE`) and was not refreshed.
-    TokenExpired,
-    /// The socket fell `SOCKET_QUEUE` frames behind.
-    SlowConsumer,
-    /// The client kept sending over its rate limit, ignoring the refusals.
-    RateLimited,
-}
-
-impl Close {
-    /// The close code.
-    pub fn code(self) -> u16 {
-        match self {
-            Close::GoingAway => 1001,
-            Close::TooBig => 1009,
-            Close::TokenExpired => 4001,
-            Close::SlowConsumer => 4008,
-            Close::RateLimited => 4029,
-        }
-    }
-
-    /// The close frame's reason (at most 123 bytes).
-    pub fn reason(self) -> &'static str {
-        match self {
-            Close::GoingAway => "server shutting down",
-            Close::TooBig => "frame exceeds the size limit",
-            Close::TokenExpired => "token expired; reconnect with a new token",
-            Close::SlowConsumer => "too many undelivered frames; reconnect and read history",
-            Close::RateLimited => "too many frames over the rate limit",
-        }
-    }
-}
 
 /// How the frame loop ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -256,34 +213,4 @@ fn is_too_big(error: &axum::Error) -> bool {
         source = e.source();
     }
     false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Close;
-
-    #[test]
-    fn close_codes_are_the_documented_ones() {
-        let all = [
-            Close::GoingAway,
-            Close::TooBig,
-            Close::TokenExpired,
-            Close::SlowConsumer,
-            Close::RateLimited,
-        ];
-        let codes: Vec<u16> = all.iter().map(|c| c.code()).collect();
-        assert_eq!(codes, [1001, 1009, 4001, 4008, 4029]);
-        let protocol = include_str!("../../docs/protocol.md");
-        for close in all {
-            assert!(
-                close.reason().len() <= 123,
-                "{close:?}: a close reason fits 123 bytes"
-            );
-            assert!(
-                protocol.contains(&format!("| {} |", close.code())),
-                "docs/protocol.md lists {}",
-                close.code()
-            );
-        }
-    }
 }

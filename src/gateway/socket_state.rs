@@ -1,0 +1,201 @@
+//! One socket's own state: who it is, the chats it may see, what it awaits from JetStream and
+//! the persister; and what every command needs of it (membership, publishing to `CHAT_IN`,
+//! rendering and counting frames).
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use async_nats::jetstream::{message::PublishMessage, publish::PublishAck};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use futures_util::{
+    future::BoxFuture,
+    stream::{FuturesOrdered, SplitSink},
+};
+
+use super::{
+    protocol::{FrameError, ServerFrame},
+    recent::RecentMessages,
+    router::ConnId,
+    sync::SyncRequest,
+    typing::Typing,
+};
+use crate::{
+    bus::messages::Command,
+    domain::{ChatId, ErrorCode, MessageId, UserId},
+    limits::RefusalStreak,
+    metrics::FrameOut,
+    state::AppState,
+    store::queries,
+};
+
+/// The sending half of a socket, where frames are written.
+pub(in crate::gateway) type Sink = SplitSink<WebSocket, Message>;
+
+/// The outcome of a JetStream publish this socket waits for.
+pub(in crate::gateway) struct Published {
+    pub(in crate::gateway) client_msg_id: Option<String>,
+    pub(in crate::gateway) chat_id: Option<ChatId>,
+    pub(in crate::gateway) result: Result<PublishAck, String>,
+}
+
+/// The socket's own view of its user's chats.
+pub(in crate::gateway) struct Socket {
+    pub(in crate::gateway) state: AppState,
+    pub(in crate::gateway) user_id: UserId,
+    pub(in crate::gateway) conn: ConnId,
+    pub(in crate::gateway) chats: HashSet<ChatId>,
+    /// Private chats by the other user.
+    pub(in crate::gateway) peers: HashMap<UserId, ChatId>,
+    /// Sends accepted or in flight whose `message_ack` this socket owes.
+    pub(in crate::gateway) awaiting_ack: HashSet<String>,
+    /// The `command_id`s of this socket's message changes (edits) whose refusal it would
+    /// name in the `error` frame.
+    pub(in crate::gateway) awaiting_outcome: HashSet<String>,
+    /// Publishes awaiting JetStream's ack, in the order they were sent.
+    pub(in crate::gateway) publishes: FuturesOrdered<BoxFuture<'static, Published>>,
+    /// Chat and author of the messages pushed lately: repeats are dropped, and the client's
+    /// marks of them need no database read.
+    pub(in crate::gateway) recent: RecentMessages,
+    /// Newest message pushed per chat and not yet reported delivered (`AUTO_DELIVERED`).
+    pub(in crate::gateway) delivered: HashMap<ChatId, MessageId>,
+    pub(in crate::gateway) reply_to: String,
+    /// When the socket's token (plus `TOKEN_EXPIRY_GRACE`) runs out; `refresh_token` moves it.
+    pub(in crate::gateway) expires_at: tokio::time::Instant,
+    /// Rate-limit refusals since the last accepted send or mark.
+    pub(in crate::gateway) refusals: RefusalStreak,
+    /// The chats this socket is typing in, and its typing rate limit.
+    pub(in crate::gateway) typing: Typing,
+    /// Live frames of changes up to this cursor are dropped: the last catch-up sent them.
+    pub(in crate::gateway) sync_floor: u64,
+    /// A catch-up to run when the current frame's turn is over.
+    pub(in crate::gateway) pending_sync: Option<SyncRequest>,
+    pub(in crate::gateway) last_sync: Option<tokio::time::Instant>,
+}
+
+/// When a socket whose token expires at `exp` is closed.
+pub(in crate::gateway) fn deadline(state: &AppState, exp: i64) -> tokio::time::Instant {
+    let grace = state.config.token_expiry_grace;
+    tokio::time::Instant::now() + token_lifetime(exp, SystemTime::now(), grace)
+}
+
+/// How long from `now` a socket whose token expires at `exp` (Unix seconds) may stay open:
+/// until `exp + grace`, nothing when that has passed.
+fn token_lifetime(exp: i64, now: SystemTime, grace: Duration) -> Duration {
+    let exp = UNIX_EPOCH + Duration::from_secs(u64::try_from(exp).unwrap_or(0));
+    (exp + grace).duration_since(now).unwrap_or(Duration::ZERO)
+}
+
+impl Socket {
+    /// Renders a frame for the client and counts it.
+    pub(in crate::gateway) fn frame(&self, frame: ServerFrame<'_>) -> Utf8Bytes {
+        let metrics = &self.state.metrics;
+        metrics.frame_out(frame.kind());
+        if let ServerFrame::Error { code, .. } = &frame {
+            metrics.error(*code);
+        }
+        frame.render()
+    }
+
+    /// Renders the `error` frame for `error` and counts it by code.
+    pub(in crate::gateway) fn refuse(&self, error: &FrameError) -> Utf8Bytes {
+        let metrics = &self.state.metrics;
+        metrics.frame_out(FrameOut::Error);
+        metrics.error(error.code);
+        error.render()
+    }
+
+    /// Membership from the socket's own list, or from the database for a chat joined a
+    /// moment ago (the router's event may still be on its way).
+    pub(in crate::gateway) async fn check_member(
+        &mut self,
+        chat_id: ChatId,
+    ) -> Result<(), FrameError> {
+        if self.chats.contains(&chat_id) {
+            return Ok(());
+        }
+        let forbidden = || {
+            FrameError::new(
+                ErrorCode::Forbidden,
+                format!("you are not a member of chat {chat_id}"),
+            )
+        };
+        match Box::pin(queries::membership(&self.state.db, chat_id, self.user_id)).await {
+            Ok(Some(m)) => {
+                self.joined(m);
+                self.state.router.join(self.conn, chat_id).await;
+                Ok(())
+            }
+            Ok(None) => Err(forbidden()),
+            Err(_) => Err(FrameError::new(
+                ErrorCode::Unavailable,
+                "database unavailable, retry later",
+            )),
+        }
+    }
+
+    pub(in crate::gateway) fn joined(&mut self, m: queries::Membership) {
+        self.chats.insert(m.chat_id);
+        if let Some(peer) = m.peer {
+            self.peers.insert(peer, m.chat_id);
+        }
+    }
+
+    /// Publishes a command to `CHAT_IN`; its acknowledgement is awaited alongside other work.
+    pub(in crate::gateway) async fn publish(
+        &mut self,
+        subject: String,
+        command: &Command,
+        dedupe: Option<String>,
+        client_msg_id: Option<String>,
+        chat_id: Option<ChatId>,
+        trace: Option<async_nats::HeaderMap>,
+    ) -> Result<(), FrameError> {
+        let payload = serde_json::to_vec(command).expect("commands always serialise");
+        let mut publish = PublishMessage::build().payload(payload.into());
+        if let Some(headers) = trace {
+            publish = publish.headers(headers);
+        }
+        if let Some(id) = dedupe {
+            publish = publish.message_id(id);
+        }
+        let unavailable = |e: &dyn std::fmt::Display| {
+            FrameError::new(
+                ErrorCode::Unavailable,
+                format!("not accepted ({e}); retry with the same client_msg_id"),
+            )
+            .about(client_msg_id.as_deref())
+        };
+        let ack = self
+            .state
+            .bus
+            .jetstream
+            .send_publish(subject, publish)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        self.publishes.push_back(Box::pin(async move {
+            Published {
+                client_msg_id,
+                chat_id,
+                result: ack.await.map_err(|e| e.to_string()),
+            }
+        }));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_lives_until_exp_plus_the_grace() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let grace = Duration::from_secs(5);
+        assert_eq!(token_lifetime(1_010, now, grace), Duration::from_secs(15));
+        assert_eq!(token_lifetime(997, now, grace), Duration::from_secs(2));
+        assert_eq!(token_lifetime(990, now, grace), Duration::ZERO, "long past");
+        assert_eq!(token_lifetime(-5, now, grace), Duration::ZERO);
+    }
+}
