@@ -129,15 +129,20 @@ mod tests {
         let shutdown = CancellationToken::new();
         let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let counted = runs.clone();
-        let supervised = restarting("persister", pipeline.clone(), shutdown.clone(), move |_| {
-            let runs = counted.clone();
-            async move {
-                if runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                    panic!("lost its connection");
+        let supervised = restarting(
+            "persister",
+            pipeline.clone(),
+            shutdown.clone(),
+            move |shutdown: CancellationToken| {
+                let runs = counted.clone();
+                async move {
+                    if runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        panic!("lost its connection");
+                    }
+                    shutdown.cancelled().await
                 }
-                std::future::pending::<()>().await
-            }
-        });
+            },
+        );
         while runs.load(std::sync::atomic::Ordering::SeqCst) < 2 {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
