@@ -170,7 +170,7 @@ async fn isolate(
                     detail = %refusal.detail,
                     "command refused: the database cannot apply it; kept in the dead-letter stream"
                 );
-                batch::rejection(&one.command, &refusal, &mut written.applied);
+                batch::rejection(one, &refusal, &mut written.applied);
                 written.poisoned.push(Poisoned {
                     index,
                     refusal,

@@ -8,7 +8,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    FRAME_TIMEOUT, TestApp, publish_command, spawn_app, spawn_app_with, without_cursor,
+    FRAME_TIMEOUT, TestApp, pipeline_drained, publish_command, spawn_app, spawn_app_with,
+    stream_messages, without_cursor,
 };
 
 /// A live subscription to events, as Django's consumer sees them.
@@ -372,4 +373,60 @@ async fn commands_from_nats_obey_the_same_rules_as_sockets() {
         .await
         .unwrap();
     assert_eq!(history, json!([]));
+}
+
+#[tokio::test]
+async fn every_refused_command_is_announced_even_when_its_id_is_another_senders_or_none() {
+    let app = spawn_app().await;
+    let group = app.create_chat(1, true, &[2]).await;
+    // Two outsiders who happen to pick the same id, then two payloads that are no command.
+    for sender in [3, 4] {
+        publish_command(
+            &app,
+            &format!("chat.in.{group}.message"),
+            json!({"sender_id": sender, "content": "let me in", "client_msg_id": "same-id"}),
+        )
+        .await;
+    }
+    let js = async_nats::jetstream::new(app.nats().await);
+    for garbage in ["not json", "still not json"] {
+        js.publish(format!("chat.in.{group}.message"), garbage.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    pipeline_drained(&app).await;
+
+    // What CHAT_EVENTS stored (a subscriber would see a dropped duplicate too).
+    let mut rejections: Vec<(String, String, u64)> = stream_messages(&app, "CHAT_EVENTS")
+        .await
+        .into_iter()
+        .filter(|m| m.subject.ends_with(".command_rejected"))
+        .map(|m| {
+            let event: Value = serde_json::from_slice(&m.payload).unwrap();
+            (
+                event["command_id"].as_str().unwrap().to_owned(),
+                event["code"].as_str().unwrap().to_owned(),
+                event["stream_seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    rejections.sort_by_key(|r| r.2);
+    let ids_and_codes: Vec<(&str, &str)> = rejections
+        .iter()
+        .map(|(id, code, _)| (id.as_str(), code.as_str()))
+        .collect();
+    assert_eq!(
+        ids_and_codes,
+        [
+            ("same-id", "forbidden"),
+            ("same-id", "forbidden"),
+            ("", "invalid_command"),
+            ("", "invalid_command"),
+        ]
+    );
+    let mut seqs: Vec<u64> = rejections.iter().map(|r| r.2).collect();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 4, "one refusal per command: {rejections:?}");
 }
