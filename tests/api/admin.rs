@@ -308,14 +308,25 @@ async fn every_command_gets_an_outcome_even_when_it_changes_nothing() {
         json!({"command_id":"again-rm","user_ids":[9]}),
     )
     .await;
+    // An existing private chat is no change: answered on reply_to alone.
+    let client = app.nats().await;
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+    client.flush().await.unwrap();
     publish_command(
         &app,
         "chat.in.chats.create",
-        json!({"type":"create_chat","command_id":"again-create","creator_id":2,"is_group":false,"member_ids":[1]}),
+        json!({"type":"create_chat","command_id":"again-create","creator_id":2,"is_group":false,
+               "member_ids":[1],"reply_to":inbox}),
     )
     .await;
+    let (_, ready) = next_event(&mut replies).await;
+    assert_eq!(ready["outcome"], "chat_ready", "{ready}");
+    assert_eq!(ready["command_id"], "again-create");
+    assert_eq!(ready["created"], false);
+    assert_eq!(ready["chat"]["chat_id"], private);
     let mut seen = Vec::new();
-    while seen.len() < 3 {
+    while seen.len() < 2 {
         let (_, event) = next_event(&mut outcomes).await;
         seen.push((
             event["type"].as_str().unwrap().to_owned(),
@@ -327,9 +338,70 @@ async fn every_command_gets_an_outcome_even_when_it_changes_nothing() {
     assert_eq!(seen[0].1, "again-add");
     assert_eq!(seen[1].0, "member_removed");
     assert_eq!(seen[1].1, "again-rm");
-    assert_eq!(seen[2].0, "chat_created");
-    assert_eq!(seen[2].1, "again-create");
-    assert_eq!(seen[2].2["chat"]["chat_id"], private);
+}
+
+#[tokio::test]
+async fn creating_a_private_chat_that_exists_answers_it_and_tells_nobody_anything_new() {
+    let app = spawn_app().await;
+    let mut bob = app.connect(2).await;
+    let first = app
+        .post(1, "/chats/", json!({"is_group": false, "member_ids": [2]}))
+        .await;
+    assert_eq!(first.status(), 201);
+    let chat_id = first.json::<Value>().await.unwrap()["chat_id"].clone();
+    assert_eq!(bob.next().await["action"], "chat_created");
+
+    // Again over REST, and from Django on NATS (by either member).
+    let again = app
+        .post(1, "/chats/", json!({"is_group": false, "member_ids": [2]}))
+        .await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["chat_id"], chat_id);
+    let client = app.nats().await;
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    publish_command(
+        &app,
+        "chat.in.chats.create",
+        json!({"type":"create_chat","command_id":"dj-open","creator_id":2,"is_group":false,
+               "member_ids":[1],"reply_to":inbox}),
+    )
+    .await;
+    let (_, ready) = next_event(&mut replies).await;
+    assert_eq!(ready["created"], false, "{ready}");
+    assert_eq!(ready["chat"]["chat_id"], chat_id);
+
+    // Bob's next frame is the message sent after all of it, not another chat_created.
+    let mut alice = app.connect(1).await;
+    alice
+        .send_message(json!({"chat_id": chat_id, "content": "after"}))
+        .await;
+    loop {
+        let frame = bob.next().await;
+        assert_ne!(frame["action"], "chat_created", "{frame}");
+        if frame["action"] == "new_message" {
+            assert_eq!(frame["content"], "after");
+            break;
+        }
+    }
+    pipeline_drained(&app).await;
+
+    // Stored once: in CHAT_EVENTS and in the journal a catch-up reads.
+    let announced = stream_messages(&app, "CHAT_EVENTS")
+        .await
+        .into_iter()
+        .filter(|m| m.subject.ends_with(".chat_created"))
+        .count();
+    assert_eq!(announced, 1);
+    let page = app.get_json(2, "/sync?since=0").await;
+    let created: Vec<&Value> = page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "chat_created")
+        .collect();
+    assert_eq!(created.len(), 1, "{page}");
 }
 
 #[tokio::test]
