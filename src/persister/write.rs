@@ -114,7 +114,7 @@ async fn attempt(
     incoming: &[Incoming],
     rules: &Rules,
 ) -> Result<Applied, Fault> {
-    let txn = db.begin().await?;
+    let txn = crate::store::begin_write(db).await?;
     let applied = match AssertUnwindSafe(batch::apply(&txn, incoming, rules))
         .catch_unwind()
         .await
@@ -135,7 +135,7 @@ async fn isolate(
     incoming: &[Incoming],
     rules: &Rules,
 ) -> Result<Written, DbErr> {
-    let txn = db.begin().await?;
+    let txn = crate::store::begin_write(db).await?;
     let mut written = Written::default();
     for (index, one) in incoming.iter().enumerate() {
         let savepoint = txn.begin().await?;
