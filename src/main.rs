@@ -37,8 +37,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Show the dead letters (commands refused because no retry could apply them), or publish
-    /// them to CHAT_IN again once their cause is fixed.
+    /// Show the dead letters (commands refused because no retry could apply them), publish
+    /// them to CHAT_IN again once their cause is fixed, or remove them.
     Dlq {
         /// Machine-readable output.
         #[arg(long)]
@@ -49,6 +49,14 @@ enum Cmd {
         /// Publish every dead letter again and remove them.
         #[arg(long, conflicts_with = "replay")]
         replay_all: bool,
+        /// Remove these dead letters without publishing them (dealt with otherwise).
+        #[arg(
+            long,
+            num_args = 1..,
+            value_name = "SEQ",
+            conflicts_with_all = ["replay", "replay_all"]
+        )]
+        remove: Vec<u64>,
     },
     /// After CHAT_IN was recreated or truncated under a kept database: continue its numbering
     /// after the database's newest message (the start-up error names the number).
@@ -212,9 +220,14 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
                 json,
                 replay,
                 replay_all,
+                remove,
             } => {
                 use jetchat::ops::dead_letters;
-                if *replay_all || !replay.is_empty() {
+                if !remove.is_empty() {
+                    for letter in dead_letters::remove(&bus, remove).await? {
+                        println!("dead letter {letter} removed");
+                    }
+                } else if *replay_all || !replay.is_empty() {
                     let which = (!replay_all).then_some(replay.as_slice());
                     for (letter, seq) in dead_letters::replay(&bus, which).await? {
                         println!("dead letter {letter} published again as CHAT_IN sequence {seq}");

@@ -460,7 +460,8 @@ impl Event {
             }
             Event::ChatRenamed(e) => format!("renamed:{}:{}", e.chat_id, command(&e.command_id)),
             Event::MessageDeleted(e) => format!("deleted:{}", e.message_id),
-            Event::CommandRejected(e) => format!("rejected:{}:{}", e.command, e.command_id),
+            // One refusal per command, whoever sent it and whatever id it carries.
+            Event::CommandRejected(e) => format!("rejected:{}", e.stream_seq),
             Event::UploadRegistered(e) => format!("upload:{}:{}", e.file_id, e.command_id),
             Event::MessageEdited(e) => format!("edited:{}:{}", e.message_id, e.command_id),
             Event::ReactionAdded(e) => format!("reacted:{}:{}", e.message_id, e.command_id),
@@ -746,6 +747,11 @@ pub struct CommandRejected {
     pub chat_id: Option<ChatId>,
     pub code: ErrorCode,
     pub detail: String,
+    /// The refused command's `CHAT_IN` sequence (its dead letter's `Jetchat-Stream-Sequence`
+    /// when it was kept): what tells two refusals apart when their `command_id`s are equal
+    /// (two senders' ids, payloads that carry none). 0 in events from before this field.
+    #[serde(default)]
+    pub stream_seq: u64,
 }
 
 /// What became of a command, sent to its `reply_to` (core NATS, at most once).

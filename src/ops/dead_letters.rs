@@ -1,7 +1,8 @@
 //! `jetchat dlq`: the dead-letter stream (`CHAT_DLQ`) for operators — what was refused and
 //! why, and, once the cause is fixed, a replay that publishes a command to `CHAT_IN` again
 //! (it gets a new sequence, so a replayed message is ordered after everything before the
-//! replay) and removes it from the dead letters.
+//! replay) and removes it from the dead letters; or, for a letter that is no command to
+//! replay, its removal alone.
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
@@ -72,16 +73,10 @@ pub async fn list(bus: &Bus) -> anyhow::Result<Vec<Letter>> {
 /// seq)` for each.
 pub async fn replay(bus: &Bus, seqs: Option<&[u64]>) -> anyhow::Result<Vec<(u64, u64)>> {
     let letters = list(bus).await?;
-    if let Some(seqs) = seqs
-        && let Some(missing) = seqs.iter().find(|s| !letters.iter().any(|l| l.seq == **s))
-    {
-        bail!("no dead letter has sequence {missing}");
+    if let Some(seqs) = seqs {
+        all_known(&letters, seqs)?;
     }
-    let stream = bus
-        .jetstream
-        .get_stream(bus.subjects.dead_letter_stream())
-        .await
-        .context("the dead-letter stream")?;
+    let stream = dead_letter_stream(bus).await?;
     let mut replayed = Vec::new();
     for letter in letters {
         if seqs.is_some_and(|seqs| !seqs.contains(&letter.seq)) {
@@ -110,6 +105,41 @@ pub async fn replay(bus: &Bus, seqs: Option<&[u64]>) -> anyhow::Result<Vec<(u64,
         replayed.push((letter.seq, ack.sequence));
     }
     Ok(replayed)
+}
+
+/// Removes the dead letters `seqs` without publishing them (an operator has dealt with them:
+/// a payload that is no command, a command that must not run). Nothing is removed when one of
+/// them is not a dead letter; returns the sequences removed.
+pub async fn remove(bus: &Bus, seqs: &[u64]) -> anyhow::Result<Vec<u64>> {
+    all_known(&list(bus).await?, seqs)?;
+    let stream = dead_letter_stream(bus).await?;
+    let mut removed = Vec::with_capacity(seqs.len());
+    for &seq in seqs {
+        if removed.contains(&seq) {
+            continue;
+        }
+        stream
+            .delete_message(seq)
+            .await
+            .with_context(|| format!("removing dead letter {seq}"))?;
+        removed.push(seq);
+    }
+    Ok(removed)
+}
+
+/// Fails, naming it, when one of `seqs` is not the sequence of a dead letter.
+fn all_known(letters: &[Letter], seqs: &[u64]) -> anyhow::Result<()> {
+    match seqs.iter().find(|s| !letters.iter().any(|l| l.seq == **s)) {
+        Some(missing) => bail!("no dead letter has sequence {missing}"),
+        None => Ok(()),
+    }
+}
+
+async fn dead_letter_stream(bus: &Bus) -> anyhow::Result<async_nats::jetstream::stream::Stream> {
+    bus.jetstream
+        .get_stream(bus.subjects.dead_letter_stream())
+        .await
+        .context("the dead-letter stream")
 }
 
 /// The letters as a table for a terminal.

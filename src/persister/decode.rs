@@ -29,7 +29,8 @@ fn stored_at(published: time::OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
 
 /// The `command_rejected` event for a payload that is not a command: its id is the payload's
 /// `command_id` or `client_msg_id` when it has one, so the sender can still correlate.
-pub fn unreadable_command(subject: &str, payload: &[u8], error: &serde_json::Error) -> Event {
+pub fn unreadable_command(message: &jetstream::Message, error: &serde_json::Error) -> Event {
+    let (subject, payload) = (message.subject.as_str(), &message.payload);
     let value: Option<serde_json::Value> = serde_json::from_slice(payload).ok();
     let field = |name: &str| value.as_ref()?.get(name)?.as_str().map(str::to_owned);
     let mut tokens = subject.rsplit('.');
@@ -44,6 +45,7 @@ pub fn unreadable_command(subject: &str, payload: &[u8], error: &serde_json::Err
         chat_id,
         code: ErrorCode::InvalidCommand,
         detail: format!("not a valid command: {error}"),
+        stream_seq: message.info().map_or(0, |info| info.stream_sequence),
     })
 }
 

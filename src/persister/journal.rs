@@ -143,7 +143,6 @@ pub fn spawn_pruner(
     retention: std::time::Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    use sea_orm::TransactionTrait;
     let period = (retention / 2).clamp(std::time::Duration::from_millis(100), PRUNE_EVERY);
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     tokio::spawn(async move {
@@ -158,7 +157,7 @@ pub fn spawn_pruner(
                 continue;
             };
             let pruned = async {
-                let txn = db.begin().await?;
+                let txn = crate::store::begin_write(&db).await?;
                 let n = changes::prune(&txn, cutoff, PRUNE_MOST).await?;
                 txn.commit().await?;
                 Ok::<u64, DbErr>(n)

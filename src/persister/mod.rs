@@ -159,11 +159,7 @@ impl Persister {
                 }
                 Err(error) => {
                     tracing::warn!(%error, subject = %message.subject, "undecodable command refused");
-                    rejections.push(decode::unreadable_command(
-                        &message.subject,
-                        &message.payload,
-                        &error,
-                    ));
+                    rejections.push(decode::unreadable_command(&message, &error));
                     dead_letters.push(DeadLetter::of(
                         &message,
                         ErrorCode::InvalidCommand,

@@ -115,7 +115,7 @@ async fn attempt(
     incoming: &[Incoming],
     rules: &Rules,
 ) -> Result<Applied, Fault> {
-    let txn = db.begin().await?;
+    let txn = crate::store::begin_write(db).await?;
     let applied = match AssertUnwindSafe(batch::apply(&txn, incoming, rules))
         .catch_unwind()
         .await
@@ -136,7 +136,7 @@ async fn isolate(
     incoming: &[Incoming],
     rules: &Rules,
 ) -> Result<Written, DbErr> {
-    let txn = db.begin().await?;
+    let txn = crate::store::begin_write(db).await?;
     let mut written = Written::default();
     for (index, one) in incoming.iter().enumerate() {
         let savepoint = txn.begin().await?;
@@ -171,7 +171,7 @@ async fn isolate(
                     detail = %refusal.detail,
                     "command refused: the database cannot apply it; kept in the dead-letter stream"
                 );
-                batch::rejection(&one.command, &refusal, &mut written.applied);
+                batch::rejection(one, &refusal, &mut written.applied);
                 written.poisoned.push(Poisoned {
                     index,
                     refusal,

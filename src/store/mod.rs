@@ -15,7 +15,10 @@ pub mod uploads;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 
 /// Opens the database (creating a SQLite file's directory) and tunes SQLite for one writer
 /// and many readers: WAL, `synchronous=NORMAL`, a busy timeout.
@@ -60,6 +63,20 @@ async fn open(url: &str, connections: u32) -> Result<DatabaseConnection, DbErr> 
                 .pragma("wal_autocheckpoint", "16384")
         });
     Database::connect(options).await
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock as it begins
+/// (`BEGIN IMMEDIATE`): a transaction that read first and wrote later failed at once with
+/// `database is locked` when another connection — a second instance's persister on the same
+/// file — had written since its read began (the busy timeout does not apply to that upgrade),
+/// and was retried; one that begins by waiting for the lock waits its turn (up to the busy
+/// timeout) and then reads what the other committed. PostgreSQL ignores the mode.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
 }
 
 /// How often the WAL is copied back into a SQLite database.

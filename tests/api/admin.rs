@@ -8,7 +8,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    FRAME_TIMEOUT, TestApp, publish_command, spawn_app, spawn_app_with, without_cursor,
+    FRAME_TIMEOUT, TestApp, pipeline_drained, publish_command, spawn_app, spawn_app_with,
+    stream_messages, without_cursor,
 };
 
 /// A live subscription to events, as Django's consumer sees them.
@@ -307,14 +308,25 @@ async fn every_command_gets_an_outcome_even_when_it_changes_nothing() {
         json!({"command_id":"again-rm","user_ids":[9]}),
     )
     .await;
+    // An existing private chat is no change: answered on reply_to alone.
+    let client = app.nats().await;
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+    client.flush().await.unwrap();
     publish_command(
         &app,
         "chat.in.chats.create",
-        json!({"type":"create_chat","command_id":"again-create","creator_id":2,"is_group":false,"member_ids":[1]}),
+        json!({"type":"create_chat","command_id":"again-create","creator_id":2,"is_group":false,
+               "member_ids":[1],"reply_to":inbox}),
     )
     .await;
+    let (_, ready) = next_event(&mut replies).await;
+    assert_eq!(ready["outcome"], "chat_ready", "{ready}");
+    assert_eq!(ready["command_id"], "again-create");
+    assert_eq!(ready["created"], false);
+    assert_eq!(ready["chat"]["chat_id"], private);
     let mut seen = Vec::new();
-    while seen.len() < 3 {
+    while seen.len() < 2 {
         let (_, event) = next_event(&mut outcomes).await;
         seen.push((
             event["type"].as_str().unwrap().to_owned(),
@@ -326,9 +338,70 @@ async fn every_command_gets_an_outcome_even_when_it_changes_nothing() {
     assert_eq!(seen[0].1, "again-add");
     assert_eq!(seen[1].0, "member_removed");
     assert_eq!(seen[1].1, "again-rm");
-    assert_eq!(seen[2].0, "chat_created");
-    assert_eq!(seen[2].1, "again-create");
-    assert_eq!(seen[2].2["chat"]["chat_id"], private);
+}
+
+#[tokio::test]
+async fn creating_a_private_chat_that_exists_answers_it_and_tells_nobody_anything_new() {
+    let app = spawn_app().await;
+    let mut bob = app.connect(2).await;
+    let first = app
+        .post(1, "/chats/", json!({"is_group": false, "member_ids": [2]}))
+        .await;
+    assert_eq!(first.status(), 201);
+    let chat_id = first.json::<Value>().await.unwrap()["chat_id"].clone();
+    assert_eq!(bob.next().await["action"], "chat_created");
+
+    // Again over REST, and from Django on NATS (by either member).
+    let again = app
+        .post(1, "/chats/", json!({"is_group": false, "member_ids": [2]}))
+        .await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["chat_id"], chat_id);
+    let client = app.nats().await;
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    publish_command(
+        &app,
+        "chat.in.chats.create",
+        json!({"type":"create_chat","command_id":"dj-open","creator_id":2,"is_group":false,
+               "member_ids":[1],"reply_to":inbox}),
+    )
+    .await;
+    let (_, ready) = next_event(&mut replies).await;
+    assert_eq!(ready["created"], false, "{ready}");
+    assert_eq!(ready["chat"]["chat_id"], chat_id);
+
+    // Bob's next frame is the message sent after all of it, not another chat_created.
+    let mut alice = app.connect(1).await;
+    alice
+        .send_message(json!({"chat_id": chat_id, "content": "after"}))
+        .await;
+    loop {
+        let frame = bob.next().await;
+        assert_ne!(frame["action"], "chat_created", "{frame}");
+        if frame["action"] == "new_message" {
+            assert_eq!(frame["content"], "after");
+            break;
+        }
+    }
+    pipeline_drained(&app).await;
+
+    // Stored once: in CHAT_EVENTS and in the journal a catch-up reads.
+    let announced = stream_messages(&app, "CHAT_EVENTS")
+        .await
+        .into_iter()
+        .filter(|m| m.subject.ends_with(".chat_created"))
+        .count();
+    assert_eq!(announced, 1);
+    let page = app.get_json(2, "/sync?since=0").await;
+    let created: Vec<&Value> = page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "chat_created")
+        .collect();
+    assert_eq!(created.len(), 1, "{page}");
 }
 
 #[tokio::test]
@@ -372,4 +445,60 @@ async fn commands_from_nats_obey_the_same_rules_as_sockets() {
         .await
         .unwrap();
     assert_eq!(history, json!([]));
+}
+
+#[tokio::test]
+async fn every_refused_command_is_announced_even_when_its_id_is_another_senders_or_none() {
+    let app = spawn_app().await;
+    let group = app.create_chat(1, true, &[2]).await;
+    // Two outsiders who happen to pick the same id, then two payloads that are no command.
+    for sender in [3, 4] {
+        publish_command(
+            &app,
+            &format!("chat.in.{group}.message"),
+            json!({"sender_id": sender, "content": "let me in", "client_msg_id": "same-id"}),
+        )
+        .await;
+    }
+    let js = async_nats::jetstream::new(app.nats().await);
+    for garbage in ["not json", "still not json"] {
+        js.publish(format!("chat.in.{group}.message"), garbage.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    pipeline_drained(&app).await;
+
+    // What CHAT_EVENTS stored (a subscriber would see a dropped duplicate too).
+    let mut rejections: Vec<(String, String, u64)> = stream_messages(&app, "CHAT_EVENTS")
+        .await
+        .into_iter()
+        .filter(|m| m.subject.ends_with(".command_rejected"))
+        .map(|m| {
+            let event: Value = serde_json::from_slice(&m.payload).unwrap();
+            (
+                event["command_id"].as_str().unwrap().to_owned(),
+                event["code"].as_str().unwrap().to_owned(),
+                event["stream_seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    rejections.sort_by_key(|r| r.2);
+    let ids_and_codes: Vec<(&str, &str)> = rejections
+        .iter()
+        .map(|(id, code, _)| (id.as_str(), code.as_str()))
+        .collect();
+    assert_eq!(
+        ids_and_codes,
+        [
+            ("same-id", "forbidden"),
+            ("same-id", "forbidden"),
+            ("", "invalid_command"),
+            ("", "invalid_command"),
+        ]
+    );
+    let mut seqs: Vec<u64> = rejections.iter().map(|r| r.2).collect();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 4, "one refusal per command: {rejections:?}");
 }

@@ -1,4 +1,5 @@
-//! Property: whatever arrives — WebSocket frames, REST bodies, commands injected on NATS, with
+//! Property: whatever arrives — WebSocket frames, REST bodies and uploads, commands injected
+//! on NATS (`register_upload` among them), with
 //! odd ids (0, negative, `i64::MAX`), empty and huge strings, NUL and other control
 //! characters, fields repeated, missing or of the wrong type — the pipeline keeps flowing, no
 //! valid command is dead-lettered as something the database refused, and every message the
@@ -16,7 +17,7 @@ use proptest::{
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Map, Value, json};
 
-use crate::helpers::{TestApp, WsClient, pipeline_drained, spawn_app, stream_messages};
+use crate::helpers::{TestApp, WsClient, pipeline_drained, spawn_app, stream_messages, token};
 
 /// Cases per run, inputs per case: about 150 inputs in all.
 const CASES: usize = 40;
@@ -31,6 +32,13 @@ enum Input {
     Command { subject: String, payload: Vec<u8> },
     /// `POST /chats/` by user 1 with this body.
     CreateChat(String),
+    /// `POST /upload` by user 1: a multipart body with one part named `field`, or (without
+    /// `field`) `bytes` as the whole body.
+    Upload {
+        field: Option<String>,
+        filename: String,
+        bytes: Vec<u8>,
+    },
 }
 
 fn odd_id() -> BoxedStrategy<Value> {
@@ -283,6 +291,7 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
     let subject = (
         chat_id(known),
         one_of(&[
+            "register",
             "message",
             "receipt",
             "add_members",
@@ -298,9 +307,10 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
         ]),
         any::<u8>(),
     )
-        .prop_map(|(chat, kind, pick)| match pick % 8 {
+        .prop_map(|(chat, kind, pick)| match pick % 9 {
             0 => "chat.in.chats.create".to_owned(),
             1 => "chat.in.direct.message".to_owned(),
+            2 => "chat.in.uploads.register".to_owned(),
             _ => format!(
                 "chat.in.{}.{}",
                 chat.to_string()
@@ -314,7 +324,7 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             ("type", one_of(&["send_message", "receipt", "create_chat", "add_members",
                               "remove_members", "rename_chat", "delete_message", "edit_message",
                               "react", "unreact", "mute_chat", "push_due", "delivered_marks",
-                              "nope"])),
+                              "register_upload", "nope"])),
             ("v", prop_oneof![Just(json!(1)), odd_id()].boxed()),
             ("sender_id", odd_id()),
             ("user_id", odd_id()),
@@ -340,6 +350,12 @@ fn command(known: &[i64]) -> BoxedStrategy<Input> {
             ("emoji", odd_emoji()),
             ("reply_to_message_id", odd_id()),
             ("forwarded_from", odd_id()),
+            ("owner_id", odd_id()),
+            ("sha256", odd_text()),
+            ("size", odd_id()),
+            ("kind", odd_text()),
+            ("filename", odd_text()),
+            ("storage_key", odd_text()),
         ])
         .prop_map(|v| v.to_string().into_bytes()),
         1 => prop::collection::vec(any::<u8>(), 0..40),
@@ -377,6 +393,89 @@ fn push_or_mute_command(known: &[i64]) -> BoxedStrategy<Input> {
                 subject: format!("chat.in.{chat}.{kind}"),
                 payload: payload.to_string().into_bytes(),
             }
+        })
+        .boxed()
+}
+
+/// A `register_upload` from NATS close to valid: every field there, the values odd (a real
+/// file id or hash shape, or not; sizes and owners odd; kinds jetchat does not store).
+fn register_upload_command() -> BoxedStrategy<Input> {
+    let file_id = prop_oneof![
+        3 => "[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+            .prop_map(|s| json!(s)),
+        1 => odd_text(),
+    ];
+    let sha256 = prop_oneof![
+        3 => "[0-9a-f]{64}".prop_map(|s| json!(s)),
+        1 => "[0-9A-F]{64}".prop_map(|s| json!(s)),
+        1 => odd_text(),
+    ];
+    let size = prop_oneof![3 => (1i64..100_000).prop_map(|n| json!(n)), 1 => odd_id()];
+    let content_type = prop_oneof![
+        3 => one_of(&["audio/ogg", "video/mp4", "image/png"]),
+        1 => odd_text(),
+    ];
+    let kind = prop_oneof![3 => one_of(&["audio", "video", "image"]), 1 => odd_text()];
+    (
+        prop_oneof![3 => "[a-z0-9-]{1,20}".prop_map(|s| json!(s)), 1 => odd_text()],
+        file_id,
+        prop_oneof![3 => (1i64..4).prop_map(|n| json!(n)), 1 => odd_id()],
+        sha256,
+        size,
+        content_type,
+        kind,
+        odd_text(),
+        prop_oneof![2 => "[0-9a-f]{2}/[0-9a-f]{64}".prop_map(|s| json!(s)), 1 => odd_text()],
+    )
+        .prop_map(
+            |(command_id, file_id, owner, sha256, size, content_type, kind, filename, key)| {
+                Input::Command {
+                    subject: "chat.in.uploads.register".to_owned(),
+                    payload: json!({"type": "register_upload", "v": 1, "command_id": command_id,
+                                    "file_id": file_id, "owner_id": owner, "sha256": sha256,
+                                    "size": size, "content_type": content_type, "kind": kind,
+                                    "filename": filename, "storage_key": key})
+                    .to_string()
+                    .into_bytes(),
+                }
+            },
+        )
+        .boxed()
+}
+
+/// A `POST /upload`: a real small file or bytes that only start like one, nothing, noise; a
+/// file name with NUL, path parts, right-to-left marks; the wrong field or no multipart at all.
+fn upload() -> BoxedStrategy<Input> {
+    let ogg = crate::media::ogg_opus();
+    let bytes = prop_oneof![
+        3 => Just(ogg.clone()),
+        2 => prop::collection::vec(any::<u8>(), 0..64).prop_map(move |tail| {
+            let mut bytes = ogg.clone();
+            bytes.extend(tail);
+            bytes
+        }),
+        1 => Just(b"OggS".to_vec()),
+        1 => Just(Vec::new()),
+        1 => prop::collection::vec(any::<u8>(), 0..200),
+    ];
+    let filename = prop_oneof![
+        2 => "[a-z]{1,8}\\.(ogg|opus|mp4|txt)",
+        1 => Just("../../etc/passwd".to_owned()),
+        1 => Just("a\u{0}b.ogg".to_owned()),
+        1 => Just("\u{202e}ggo.exe".to_owned()),
+        1 => Just("x".repeat(1_000)),
+        1 => "\\PC{0,30}",
+    ];
+    let field = prop_oneof![
+        6 => Just(Some("file".to_owned())),
+        1 => Just(Some("files".to_owned())),
+        1 => Just(None),
+    ];
+    (field, filename, bytes)
+        .prop_map(|(field, filename, bytes)| Input::Upload {
+            field,
+            filename,
+            bytes,
         })
         .boxed()
 }
@@ -438,6 +537,8 @@ fn inputs(known: Vec<i64>) -> BoxedStrategy<Vec<Input>> {
             1 => push_or_mute_command(&known),
             1 => delivered_marks_command(&known),
             1 => create_chat(),
+            1 => register_upload_command(),
+            1 => upload(),
         ],
         1..=MAX_INPUTS,
     )
@@ -495,6 +596,32 @@ async fn apply(
                 status.is_success() || status == 422 || status == 400 || status == 415,
                 "POST /chats/ {body:?} answered {status}"
             );
+        }
+        Input::Upload {
+            field,
+            filename,
+            bytes,
+        } => {
+            let request = app.http.post(app.url("/upload")).bearer_auth(token(1));
+            let request = match field {
+                Some(field) => {
+                    let part = reqwest::multipart::Part::bytes(bytes.clone())
+                        .file_name(filename.clone())
+                        .mime_str("application/octet-stream")
+                        .unwrap();
+                    request.multipart(reqwest::multipart::Form::new().part(field.clone(), part))
+                }
+                None => request.body(bytes.clone()),
+            };
+            let response = request.send().await.expect("request sent");
+            let status = response.status();
+            let body: Value = response.json().await.expect("a JSON answer");
+            match status.as_u16() {
+                200 | 201 => assert!(body["file_id"].is_string(), "{body}"),
+                // Refused with a reason: malformed, too large, not a media file, too many.
+                400 | 413 | 415 | 422 | 429 => assert!(body["detail"].is_string(), "{body}"),
+                _ => panic!("POST /upload {filename:?} answered {status}: {body}"),
+            }
         }
     }
 }

@@ -117,3 +117,47 @@ async fn persisters_on_both_instances_write_each_message_once_in_stream_order() 
         assert_eq!(mine, expected);
     }
 }
+
+/// Two instances' persisters on one database: the second writer to begin waits for the first
+/// to commit, then sees its work. On SQLite a transaction that read before the other committed
+/// and wrote after used to fail with `database is locked` (retried, but noisy).
+#[tokio::test]
+async fn a_writer_that_begins_while_another_writes_waits_its_turn_instead_of_failing() {
+    use jetchat::store::{self, changes};
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let app = spawn_app().await;
+    let first = store::connect_writer(&app.database_url).await.unwrap();
+    let second = store::connect_writer(&app.database_url).await.unwrap();
+
+    let writing = store::begin_write(&first).await.unwrap();
+    let mine = changes::take_cursors(&writing, 1).await.unwrap();
+
+    let (read, has_read) = tokio::sync::oneshot::channel();
+    let other = tokio::spawn(async move {
+        let txn = store::begin_write(&second).await?;
+        // A batch reads before it writes.
+        txn.query_one_raw(Statement::from_string(
+            txn.get_database_backend(),
+            "SELECT COUNT(*) FROM messages",
+        ))
+        .await?;
+        let _ = read.send(());
+        let theirs = changes::take_cursors(&txn, 1).await?;
+        txn.commit().await?;
+        Ok::<u64, sea_orm::DbErr>(theirs)
+    });
+    // Lets the other read first where it can (a deferred SQLite transaction, PostgreSQL); an
+    // immediate SQLite transaction waits in BEGIN, so the first commits without it.
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(300), has_read).await;
+    writing.commit().await.unwrap();
+
+    let theirs = other
+        .await
+        .unwrap()
+        .expect("the second writer waits for the first instead of failing");
+    assert!(
+        theirs > mine,
+        "it saw the first writer's commit: {theirs} after {mine}"
+    );
+}

@@ -441,3 +441,80 @@ async fn a_persister_that_cannot_write_turns_healthz_to_503_until_it_can() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_operator_removes_dead_letters_that_are_no_command_to_replay() {
+    let app = spawn_app().await;
+    let js = async_nats::jetstream::new(app.nats().await);
+    for garbage in ["not json", "{\"nor\": \"a command\"}", "[1, 2]"] {
+        js.publish("chat.in.7.message", garbage.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let bus = app.ops_bus().await;
+    let seqs: Vec<u64> = eventually("three dead letters", || async {
+        let letters = jetchat::ops::dead_letters::list(&bus)
+            .await
+            .map_err(|e| e.to_string())?;
+        if letters.len() == 3 {
+            Ok(letters.iter().map(|l| l.seq).collect())
+        } else {
+            Err(format!("{letters:?}"))
+        }
+    })
+    .await;
+    let commands = stream_messages(&app, "CHAT_IN").await.len();
+    let left = || async {
+        jetchat::ops::dead_letters::list(&bus)
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.seq)
+            .collect::<Vec<_>>()
+    };
+
+    // A sequence that is no dead letter: refused, and nothing is removed.
+    let unknown = seqs[2] + 100;
+    let error = jetchat::ops::dead_letters::remove(&bus, &[seqs[0], unknown])
+        .await
+        .expect_err("an unknown sequence is refused");
+    assert!(
+        error.to_string().contains(&format!("sequence {unknown}")),
+        "{error}"
+    );
+    assert_eq!(left().await, seqs);
+
+    let removed = jetchat::ops::dead_letters::remove(&bus, &[seqs[0]])
+        .await
+        .unwrap();
+    assert_eq!(removed, [seqs[0]]);
+    assert_eq!(left().await, seqs[1..]);
+
+    // The command an operator types.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .args(["dlq", "--remove", &seqs[1].to_string()])
+        .env("NATS_URL", &app.nats_url)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("dead letter {} removed\n", seqs[1])
+    );
+    assert_eq!(left().await, [seqs[2]]);
+    // Removing is not replaying: nothing reached CHAT_IN again.
+    assert_eq!(stream_messages(&app, "CHAT_IN").await.len(), commands);
+
+    let both = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .args(["dlq", "--remove", &seqs[2].to_string(), "--replay-all"])
+        .env("NATS_URL", &app.nats_url)
+        .output()
+        .unwrap();
+    assert!(
+        !both.status.success(),
+        "remove and replay at once: {both:?}"
+    );
+    assert_eq!(left().await, [seqs[2]]);
+}

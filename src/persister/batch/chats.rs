@@ -15,7 +15,7 @@ use crate::{
     bus::messages::{ChatCreated, ChatRenamed, CreateChat, Event, Outcome, RenameChat, VERSION},
     domain::ChatId,
     domain::UserId,
-    store::{chat, chat_member, queries},
+    store::{changes, chat, chat_member, queries},
 };
 
 impl BatchState {
@@ -60,14 +60,21 @@ impl BatchState {
         let mut member_ids: Vec<UserId> = chat.members.keys().copied().collect();
         member_ids.sort_unstable();
         if !created {
-            // Already there (an existing private chat, or this command applied before): the
-            // command still gets its outcome event.
-            pending.push(Pending::Ready(Event::ChatCreated(ChatCreated {
+            let again = Event::ChatCreated(ChatCreated {
                 v: VERSION,
                 cursor: None,
                 command_id: Some(cmd.command_id.clone()),
                 chat: chat.model.view(member_ids.clone()),
-            })));
+            });
+            // This command applied before (a retry, a redelivery whose announcement may not
+            // have gone out): the same event again, journaled once. A private chat that
+            // another command or a first message made is no change: the command is answered
+            // on `reply_to` alone, and its members are told nothing new.
+            let applied_before =
+                cmd.is_group || !changes::cursors_of(db, [again.key()]).await?.is_empty();
+            if applied_before {
+                pending.push(Pending::Ready(again));
+            }
         }
         if let Some(reply_to) = &cmd.reply_to {
             replies.push((

@@ -206,7 +206,8 @@ impl BatchState {
 
 /// The `command_rejected` event and, when the command asked for one, the `rejected` outcome
 /// for a refused command.
-pub fn rejection(command: &Command, refusal: &Refusal, applied: &mut Applied) {
+pub fn rejection(incoming: &Incoming, refusal: &Refusal, applied: &mut Applied) {
+    let command = &incoming.command;
     let command_id = command.command_id();
     tracing::debug!(
         code = %refusal.code,
@@ -233,6 +234,7 @@ pub fn rejection(command: &Command, refusal: &Refusal, applied: &mut Applied) {
         chat_id: command.chat_id(),
         code: refusal.code,
         detail: refusal.detail.clone(),
+        stream_seq: incoming.seq,
     }));
 }
 
@@ -316,7 +318,7 @@ pub async fn apply(
             Err(Failure::Write(error)) => return Err(error),
             Err(Failure::Refused(refusal)) => {
                 let mut rejected = Applied::default();
-                rejection(&incoming.command, &refusal, &mut rejected);
+                rejection(incoming, &refusal, &mut rejected);
                 replies.extend(rejected.replies);
                 pending.extend(rejected.events.into_iter().map(Pending::Ready));
             }
