@@ -33,6 +33,7 @@ mod reactions;
 mod replies;
 mod rest;
 mod search;
+mod secrets;
 mod sync;
 mod traces;
 mod typing;
