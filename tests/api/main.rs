@@ -10,6 +10,7 @@ mod batches;
 mod chat_flow;
 mod closing;
 mod cluster;
+mod connections;
 mod contract;
 mod cors;
 mod db_outage;
