@@ -3,7 +3,9 @@
 # on SQLite, and on PostgreSQL. Each integration test starts its own nats-server (or a 3-node
 # cluster) and its own database.
 #
-# Then the web app's unit tests and build check (clients/web/dist must be what its sources build), the
+# Then schemathesis calls every operation of the OpenAPI document with generated input
+# (scripts/schemathesis.sh, about a minute) and fails on a 5xx or an undocumented status, the
+# web app's unit tests and build check (clients/web/dist must be what its sources build), the
 # browser tests (tests/browser: chromium drives a page on another origin and the web app), the
 # TypeScript client's tests (clients/js: vitest against a real jetchat), the Django
 # example's end-to-end test (examples/django) runs against a real jetchat, every
@@ -44,6 +46,9 @@ fi
 echo "== unit tests and the integration suite on SQLite"
 nextest --all-targets
 cargo test --workspace --doc --quiet
+
+echo "== schemathesis: the REST API against its OpenAPI document (no 5xx, no undocumented status)"
+scripts/schemathesis.sh
 
 if ! command -v npm >/dev/null 2>&1; then
   echo "== installing Node.js and npm (Debian packages)"

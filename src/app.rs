@@ -4,10 +4,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::{
-    routing::{get, post},
-    serve::ListenerExt,
-};
+use axum::routing::{get, post};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use utoipa::OpenApi;
@@ -195,15 +192,8 @@ impl App {
         let shutdown = state.shutdown.clone();
         let tracker = state.tracker.clone();
         let bus = state.bus.clone();
-        // No Nagle delay: a frame right after another (message_accepted, then message_ack)
-        // would otherwise wait for the client's delayed ACK, about 40 ms.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, routes(state))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .context("serving HTTP")?;
+        let header_read_timeout = state.config.header_read_timeout;
+        crate::server::serve(listener, routes(state), header_read_timeout, shutdown).await;
         tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
         let _ = persister.await;

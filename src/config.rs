@@ -35,6 +35,9 @@ pub struct JwtSettings {
 pub struct Config {
     /// Where the HTTP and WebSocket server listens.
     pub bind_addr: SocketAddr,
+    /// How long a connection may take to send a whole request head (from when the server
+    /// starts waiting for one, an idle keep-alive connection included) before it is closed.
+    pub header_read_timeout: Duration,
     /// sea-orm connection string; SQLite by default.
     pub database_url: SecretUrl,
     /// An external NATS server; `None` starts the embedded one.
@@ -260,6 +263,10 @@ impl Config {
         let bind_addr = parse(&var, "BIND_ADDR", "127.0.0.1:8000")?;
         Ok(Config {
             bind_addr,
+            header_read_timeout: positive(
+                parse::<humantime::Duration>(&var, "HEADER_READ_TIMEOUT", "30s")?.into(),
+                "HEADER_READ_TIMEOUT",
+            )?,
             database_url: SecretUrl(database_url),
             nats_url: var("NATS_URL").map(SecretUrl),
             nats_server_bin: var("NATS_SERVER_BIN").map(PathBuf::from),
@@ -610,6 +617,7 @@ mod tests {
     fn defaults_apply() {
         let c = config(&[("JWT_SECRET", "s")]).unwrap();
         assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.header_read_timeout, Duration::from_secs(30));
         assert_eq!(c.database_url.expose(), "sqlite://data/jetchat.db?mode=rwc");
         assert!(c.nats_url.is_none());
         assert_eq!(c.jwt.user_id_claim, "user_id");
@@ -757,6 +765,10 @@ mod tests {
         assert_eq!(err.name, "MEDIA_URL_TTL");
         let err = config(&[("JWT_SECRET", "s"), ("SHUTDOWN_TIMEOUT", "0s")]).unwrap_err();
         assert_eq!(err.name, "SHUTDOWN_TIMEOUT");
+        for bad in ["0s", "soon", "-1s"] {
+            let err = config(&[("JWT_SECRET", "s"), ("HEADER_READ_TIMEOUT", bad)]).unwrap_err();
+            assert_eq!(err.name, "HEADER_READ_TIMEOUT", "{bad}");
+        }
         for garbage in ["soon", "-5s", "30", "1e9999s"] {
             let err = config(&[("JWT_SECRET", "s"), ("PUSH_AFTER", garbage)]).unwrap_err();
             assert_eq!(err.name, "PUSH_AFTER", "{garbage}");

@@ -19,6 +19,7 @@
 //! persister or stops the process when a task dies.
 //! [`media`] recognises, stages, stores and signs uploaded files (`POST /upload`,
 //! `GET /media/{file_id}`).
+//! [`server`] accepts the HTTP connections (and closes those too slow to send a request);
 //! [`http`] serves REST (chat creation, history) and the OpenAPI document ([`openapi`]);
 //! [`limits`] holds how often one user may do what (per-user rate limits); [`metrics`] what
 //! `/metrics` reports; [`telemetry`] the traces that follow a command through all of it (OTLP,
@@ -44,6 +45,7 @@ pub mod origins;
 pub mod persister;
 pub mod presence;
 pub mod push;
+pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod store;

@@ -102,35 +102,70 @@ pub async fn publish_all(
 }
 
 /// Connection options for `urls` under the client name `name`, with the credentials a URL
-/// carries (async-nats ignores `user:password@` in a URL; a server with users needs them).
+/// carries (`user:password@` or a bare `token@`; async-nats ignores them in a URL, and a server
+/// with users needs them). Connect to [`server_list`], which leaves them out.
 pub fn options(urls: &str, name: &str) -> async_nats::ConnectOptions {
-    let mut options = async_nats::ConnectOptions::new()
+    let options = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(std::time::Duration::from_secs(5));
-    if let Some((user, password)) = server_list(urls).iter().find_map(|url| credentials(url)) {
-        options = options.user_and_password(user, password);
+    let credentials = urls
+        .split(',')
+        .find_map(|url| split_userinfo(url.trim()).0.and_then(credentials));
+    match credentials {
+        Some(Credentials::UserAndPassword(user, password)) => {
+            options.user_and_password(user, password)
+        }
+        Some(Credentials::Token(token)) => options.token(token),
+        None => options,
     }
-    options
 }
 
-/// The `user:password` of a URL like `nats://jetchat:secret@host:4222`, percent-decoded.
-fn credentials(url: &str) -> Option<(String, String)> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let (userinfo, _) = rest.split_once('@')?;
-    let (user, password) = userinfo.split_once(':')?;
+/// What a NATS URL's user information gives the server.
+#[derive(Debug, PartialEq, Eq)]
+enum Credentials {
+    UserAndPassword(String, String),
+    Token(String),
+}
+
+/// The credentials of a URL's user information (`jetchat:secret`, or a token), percent-decoded.
+fn credentials(userinfo: &str) -> Option<Credentials> {
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(s)
             .decode_utf8_lossy()
             .into_owned()
     };
-    Some((decode(user), decode(password)))
+    match userinfo.split_once(':') {
+        Some((user, password)) => {
+            Some(Credentials::UserAndPassword(decode(user), decode(password)))
+        }
+        None if userinfo.is_empty() => None,
+        None => Some(Credentials::Token(decode(userinfo))),
+    }
 }
 
-/// The servers of a `NATS_URL` that may list several, comma-separated.
-pub fn server_list(urls: &str) -> Vec<&str> {
+/// A URL's user information (what precedes the authority's last '@', as the URL parser reads
+/// it: a password may hold a raw '@') and the URL without it.
+fn split_userinfo(url: &str) -> (Option<&str>, String) {
+    let (scheme, rest) = match url.find("://") {
+        Some(at) => url.split_at(at + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (Some(userinfo), format!("{scheme}{host}{tail}")),
+        None => (None, url.to_owned()),
+    }
+}
+
+/// The servers of a `NATS_URL` that may list several, comma-separated, without the credentials
+/// a URL may carry: async-nats logs the address of every connection attempt, and [`options`]
+/// passes the credentials on their own.
+pub fn server_list(urls: &str) -> Vec<String> {
     urls.split(',')
         .map(str::trim)
         .filter(|u| !u.is_empty())
+        .map(|url| split_userinfo(url).1)
         .collect()
 }
 
@@ -207,15 +242,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_list_servers_and_carry_credentials() {
+    fn urls_list_servers_without_their_credentials() {
         assert_eq!(
-            server_list("nats://a:4222, nats://b:4222,"),
-            ["nats://a:4222", "nats://b:4222"]
+            server_list("nats://a:4222, nats://u:p@b:4222/,n3:4222,tok@n4"),
+            ["nats://a:4222", "nats://b:4222/", "n3:4222", "n4"]
         );
         assert_eq!(
-            credentials("nats://jetchat:s%40cret@host:4222"),
-            Some(("jetchat".into(), "s@cret".into()))
+            server_list("nats://u:p@ss@host:4222"),
+            ["nats://host:4222"],
+            "a raw '@' in the password"
         );
-        assert_eq!(credentials("nats://host:4222"), None);
+    }
+
+    #[test]
+    fn userinfo_becomes_credentials() {
+        let userinfo = |url| split_userinfo(url).0.and_then(credentials);
+        assert_eq!(
+            userinfo("nats://jetchat:s%40cret@host:4222"),
+            Some(Credentials::UserAndPassword(
+                "jetchat".into(),
+                "s@cret".into()
+            ))
+        );
+        assert_eq!(
+            userinfo("nats://u:p@ss@host"),
+            Some(Credentials::UserAndPassword("u".into(), "p@ss".into()))
+        );
+        assert_eq!(
+            userinfo("nats://s3cr3t-token@host:4222"),
+            Some(Credentials::Token("s3cr3t-token".into()))
+        );
+        assert_eq!(userinfo("nats://host:4222"), None);
+        assert_eq!(userinfo("nats://@host:4222"), None);
     }
 }

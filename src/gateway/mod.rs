@@ -60,6 +60,7 @@ pub struct WsParams {
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 401, description = "Missing or invalid token", body = crate::http::ErrorBody),
         (status = 403, description = "A browser page whose origin is not in `CORS_ALLOWED_ORIGINS`", body = crate::http::ErrorBody),
+        (status = 422, description = "`since` is not a cursor (a non-negative 64-bit integer), or a malformed query", body = crate::http::ErrorBody),
         (status = 426, description = "Not a WebSocket upgrade request", body = crate::http::ErrorBody),
         (status = 429, description = "The user already has `MAX_SOCKETS_PER_USER` sockets open on this server", body = crate::http::ErrorBody),
         (status = 503, description = "The database is unavailable", body = crate::http::ErrorBody),

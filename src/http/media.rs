@@ -282,6 +282,7 @@ async fn receive(
         (status = 416, description = "Range not satisfiable",
          headers(("Content-Range" = String, description = "`bytes */<size>`")),
          body = ErrorBody),
+        (status = 422, description = "A malformed query (a parameter given twice)", body = ErrorBody),
     ),
     security((), ("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(file_id = %file_id))]

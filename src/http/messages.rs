@@ -315,6 +315,7 @@ pub async fn delete_message(
         (status = 401, body = ErrorBody),
         (status = 403, description = "Not staff", body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 422, description = "`chat_id` or `message_id` is no 64-bit integer", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn revisions(

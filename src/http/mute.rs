@@ -47,7 +47,10 @@ pub struct MuteState {
         (status = 401, body = ErrorBody),
         (status = 403, description = "Not a member of the chat", body = ErrorBody),
         (status = 404, description = "No such chat", body = ErrorBody),
-        (status = 422, description = "`until` is not a time to come", body = ErrorBody),
+        (status = 422, description = "`until` is not a time to come, or `chat_id` is no 64-bit integer",
+         body = ErrorBody),
+        (status = 429, description = "Over `RATE_MARKS_PER_SEC` (mutes count as marks)", body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -78,6 +81,9 @@ pub async fn mute_chat(
         (status = 401, body = ErrorBody),
         (status = 403, description = "Not a member of the chat", body = ErrorBody),
         (status = 404, description = "No such chat", body = ErrorBody),
+        (status = 422, description = "`chat_id` is no 64-bit integer", body = ErrorBody),
+        (status = 429, description = "Over `RATE_MARKS_PER_SEC` (mutes count as marks)", body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
     ),
     security(("bearer" = [])))]

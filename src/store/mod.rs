@@ -38,7 +38,11 @@ async fn open(url: &str, connections: u32) -> Result<DatabaseConnection, DbErr> 
     if let Some(dir) = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent()) {
         let _ = std::fs::create_dir_all(dir);
     }
-    let mut options = ConnectOptions::new(url.to_owned());
+    let (url, password) = without_password(url);
+    let mut options = ConnectOptions::new(url);
+    if let Some(password) = password {
+        options.map_sqlx_postgres_opts(move |o| o.password(&password));
+    }
     options
         .max_connections(connections)
         .min_connections(1)
@@ -117,6 +121,45 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
     db.execute_unprepared("SELECT 1").await.is_ok()
 }
 
+/// A PostgreSQL `url` without its password (of `user:password@` or `?password=`), and the
+/// password, which sqlx gets as a connect option instead: libraries log the URL they are given
+/// (sea-orm's `connect` span at `trace` records it). Other URLs come back unchanged.
+fn without_password(url: &str) -> (String, Option<String>) {
+    let unchanged = || (url.to_owned(), None);
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return unchanged();
+    };
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return unchanged();
+    }
+    let mut password = parsed.password().map(|p| {
+        percent_encoding::percent_decode_str(p)
+            .decode_utf8_lossy()
+            .into_owned()
+    });
+    if parsed.set_password(None).is_err() {
+        return unchanged();
+    }
+    let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    if pairs.iter().any(|(key, _)| key == "password") {
+        let kept: Vec<_> = pairs
+            .into_iter()
+            .filter_map(|(key, value)| match key == "password" {
+                true => {
+                    password = Some(value);
+                    None
+                }
+                false => Some((key, value)),
+            })
+            .collect();
+        parsed.set_query(None);
+        if !kept.is_empty() {
+            parsed.query_pairs_mut().extend_pairs(kept);
+        }
+    }
+    (parsed.into(), password)
+}
+
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -144,6 +187,37 @@ mod tests {
             .map(|n| n.to_string())
             .or_else(|_| row.try_get_by_index::<String>(0))
             .unwrap()
+    }
+
+    #[test]
+    fn a_postgres_password_leaves_the_url() {
+        for (url, without, password) in [
+            (
+                "postgres://jetchat:s%40cret@db:5432/chat?sslmode=require",
+                "postgres://jetchat@db:5432/chat?sslmode=require",
+                Some("s@cret"),
+            ),
+            (
+                "postgresql://db/chat?user=u&password=s3cret&sslmode=require",
+                "postgresql://db/chat?user=u&sslmode=require",
+                Some("s3cret"),
+            ),
+            (
+                "postgres://db/chat?password=s3cret",
+                "postgres://db/chat",
+                Some("s3cret"),
+            ),
+            ("postgres://u@db/chat", "postgres://u@db/chat", None),
+            (
+                "sqlite://data/jetchat.db?mode=rwc",
+                "sqlite://data/jetchat.db?mode=rwc",
+                None,
+            ),
+        ] {
+            let (printed, taken) = without_password(url);
+            assert_eq!(printed, without, "{url}");
+            assert_eq!(taken.as_deref(), password, "{url}");
+        }
     }
 
     #[tokio::test]

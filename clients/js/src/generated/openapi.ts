@@ -1142,6 +1142,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `chat_id` or `message_id` is no 64-bit integer */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     mute_chat: {
@@ -1195,9 +1204,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `until` is not a time to come */
+            /** @description `until` is not a time to come, or `chat_id` is no 64-bit integer */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over `RATE_MARKS_PER_SEC` (mutes count as marks) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1262,6 +1282,26 @@ export interface operations {
             /** @description No such chat */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `chat_id` is no 64-bit integer */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over `RATE_MARKS_PER_SEC` (mutes count as marks) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1472,6 +1512,15 @@ export interface operations {
                 headers: {
                     /** @description `bytes *\/<size>` */
                     "Content-Range"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A malformed query (a parameter given twice) */
+            422: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -1808,6 +1857,15 @@ export interface operations {
             };
             /** @description A browser page whose origin is not in `CORS_ALLOWED_ORIGINS` */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `since` is not a cursor (a non-negative 64-bit integer), or a malformed query */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
