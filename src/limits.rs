@@ -82,40 +82,115 @@ pub fn per_minute(rate: u32) -> Option<Quota> {
     NonZeroU32::new(rate).map(Quota::per_minute)
 }
 
-/// Every per-user limit of this instance.
+/// What a per-user limit limits: one row each of [`LIMITS`], the one table of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// Sends and message changes.
+    Messages,
+    /// Marks and mutes.
+    Marks,
+    /// Chats created.
+    Chats,
+    /// Uploads.
+    Uploads,
+    /// Presence queries: each reads the database and a key per offline member.
+    PresenceQueries,
+}
+
+/// One row of the table: what is limited, by which settings, with which default, and who
+/// checks it. docs/protocol.md's "Rate limits" and README's settings say the same.
+#[derive(Debug)]
+pub struct LimitRow {
+    pub limit: Limit,
+    /// Said in a refusal: "too many {what}".
+    pub what: &'static str,
+    /// The requests it counts.
+    pub counts: &'static str,
+    /// The settings that set it (none: fixed).
+    pub settings: &'static [&'static str],
+    /// The default, in words.
+    pub default: &'static str,
+}
+
+/// Every per-user limit. The socket's own limits, per socket rather than per user, are the
+/// `typing` bucket (`RATE_TYPING_PER_SEC`, `RATE_TYPING_BURST`: `gateway::typing`) and one
+/// `sync` a second (`gateway::catch_up`).
+pub const LIMITS: [LimitRow; 5] = [
+    LimitRow {
+        limit: Limit::Messages,
+        what: "messages",
+        counts: "send_message, edit_message, delete_message, react, unreact and their REST routes",
+        settings: &["RATE_MESSAGES_PER_SEC", "RATE_MESSAGES_BURST"],
+        default: "20 a second, bursts of 60",
+    },
+    LimitRow {
+        limit: Limit::Marks,
+        what: "marks",
+        counts: "delivered, acknowledge, mute, unmute and the mute routes",
+        settings: &["RATE_MARKS_PER_SEC", "RATE_MARKS_BURST"],
+        default: "50 a second, bursts of 200",
+    },
+    LimitRow {
+        limit: Limit::Chats,
+        what: "chats created",
+        counts: "POST /chats/",
+        settings: &["RATE_CHATS_PER_MIN"],
+        default: "30 a minute",
+    },
+    LimitRow {
+        limit: Limit::Uploads,
+        what: "uploads",
+        counts: "POST /upload",
+        settings: &["RATE_UPLOADS_PER_MIN"],
+        default: "60 a minute",
+    },
+    LimitRow {
+        limit: Limit::PresenceQueries,
+        what: "presence queries",
+        counts: "presence frames and GET /chats/{id}/presence",
+        settings: &[],
+        default: "5 a second, bursts of 20",
+    },
+];
+
+/// A request over its limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverLimit {
+    /// What was limited ("messages", "uploads", ...).
+    pub what: &'static str,
+    /// How long until the same request would be taken.
+    pub wait: Duration,
+}
+
+/// Every per-user limit of this instance, one bucket per row of [`LIMITS`].
 pub struct Limits {
-    /// `send_message` frames.
-    pub messages: RateLimit,
-    /// `delivered` and `acknowledge` frames (not the receipts a socket reports by itself).
-    pub marks: RateLimit,
-    /// `POST /chats/`.
-    pub chats: RateLimit,
-    /// `POST /upload`.
-    pub uploads: RateLimit,
-    /// Presence queries (`presence` frames, `GET /chats/{id}/presence`): each reads the
-    /// database and a key per offline member.
-    pub presence_queries: RateLimit,
+    buckets: [RateLimit; LIMITS.len()],
 }
 
 impl Limits {
     /// The limits the settings ask for.
     pub fn from_config(config: &Config) -> Self {
+        let quota = |limit| match limit {
+            Limit::Messages => per_second(config.rate_messages_per_sec, config.rate_messages_burst),
+            Limit::Marks => per_second(config.rate_marks_per_sec, config.rate_marks_burst),
+            Limit::Chats => per_minute(config.rate_chats_per_min),
+            Limit::Uploads => per_minute(config.rate_uploads_per_min),
+            Limit::PresenceQueries => per_second(PRESENCE_QUERIES_PER_SEC, PRESENCE_QUERIES_BURST),
+        };
         Limits {
-            messages: RateLimit::new(per_second(
-                config.rate_messages_per_sec,
-                config.rate_messages_burst,
-            )),
-            marks: RateLimit::new(per_second(
-                config.rate_marks_per_sec,
-                config.rate_marks_burst,
-            )),
-            chats: RateLimit::new(per_minute(config.rate_chats_per_min)),
-            uploads: RateLimit::new(per_minute(config.rate_uploads_per_min)),
-            presence_queries: RateLimit::new(per_second(
-                PRESENCE_QUERIES_PER_SEC,
-                PRESENCE_QUERIES_BURST,
-            )),
+            buckets: LIMITS.map(|row| RateLimit::new(quota(row.limit))),
         }
+    }
+
+    /// Takes one of `user`'s tokens for `limit`, or says how long until there is one: the
+    /// one check the socket and REST both call.
+    pub fn check(&self, limit: Limit, user: UserId) -> Result<(), OverLimit> {
+        self.buckets[limit as usize]
+            .check(user)
+            .map_err(|wait| OverLimit {
+                what: LIMITS[limit as usize].what,
+                wait,
+            })
     }
 
     /// Keeps the buckets' maps to recent users until `shutdown`.
@@ -127,8 +202,8 @@ impl Limits {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = every.tick() => {
-                        for limit in [&limits.messages, &limits.marks, &limits.chats, &limits.uploads, &limits.presence_queries] {
-                            limit.forget_idle();
+                        for bucket in &limits.buckets {
+                            bucket.forget_idle();
                         }
                     }
                 }
@@ -169,6 +244,17 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_has_a_row_per_limit_in_order_and_its_settings_are_documented() {
+        let readme = include_str!("../README.md");
+        for (at, row) in LIMITS.iter().enumerate() {
+            assert_eq!(row.limit as usize, at, "{row:?} is in its place");
+            for setting in row.settings {
+                assert!(readme.contains(setting), "README lists {setting}");
+            }
+        }
+    }
     use governor::clock::FakeRelativeClock;
 
     #[test]

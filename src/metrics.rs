@@ -91,6 +91,7 @@ pub enum FrameOut {
     Error,
     Pong,
     TokenRefreshed,
+    CommandApplied,
     MemberAdded,
     MemberRemoved,
     ChatRenamed,
@@ -109,7 +110,7 @@ pub enum FrameOut {
 }
 
 impl FrameOut {
-    const ALL: [FrameOut; 22] = [
+    const ALL: [FrameOut; 23] = [
         FrameOut::MessageAccepted,
         FrameOut::MessageAck,
         FrameOut::NewMessage,
@@ -117,6 +118,7 @@ impl FrameOut {
         FrameOut::Error,
         FrameOut::Pong,
         FrameOut::TokenRefreshed,
+        FrameOut::CommandApplied,
         FrameOut::MemberAdded,
         FrameOut::MemberRemoved,
         FrameOut::ChatRenamed,
@@ -144,6 +146,7 @@ impl FrameOut {
             FrameOut::Error => "error",
             FrameOut::Pong => "pong",
             FrameOut::TokenRefreshed => "token_refreshed",
+            FrameOut::CommandApplied => "command_applied",
             FrameOut::MemberAdded => "member_added",
             FrameOut::MemberRemoved => "member_removed",
             FrameOut::ChatRenamed => "chat_renamed",

@@ -22,26 +22,56 @@ impl Socket {
             client_msg_id,
             chat_id,
             result,
+            resend,
         } = published;
         match (result, client_msg_id) {
             (Ok(ack), Some(id)) => {
                 if ack.duplicate {
                     // A retry of a send JetStream already has: if it is stored, ack it now.
-                    if let Ok(Some(m)) = Box::pin(queries::message_by_client_id(
+                    let stored = Box::pin(queries::message_by_client_id(
                         &self.state.db,
                         self.user_id,
                         &id,
                     ))
-                    .await
-                    {
-                        self.awaiting_ack.remove(&id);
-                        let ack = ServerFrame::MessageAck {
-                            client_msg_id: &id,
-                            message_id: m.id,
-                            chat_id: m.chat_id,
-                            timestamp: m.created_at,
-                        };
-                        return Some(self.frame(ack));
+                    .await;
+                    match stored {
+                        Ok(Some(m)) => {
+                            self.awaiting_ack.remove(&id);
+                            let ack = ServerFrame::MessageAck {
+                                client_msg_id: &id,
+                                message_id: m.id,
+                                chat_id: m.chat_id,
+                                timestamp: m.created_at,
+                            };
+                            return Some(self.frame(ack));
+                        }
+                        // Not stored: the first send was refused (or is still on its way).
+                        // Published again without its dedupe id, the persister answers this
+                        // one: the refusal again, or the message (stored once whatever came
+                        // first), acked.
+                        Ok(None) => {
+                            if let Some((subject, payload)) = resend {
+                                let again = self
+                                    .publish_payload(
+                                        subject,
+                                        payload,
+                                        None,
+                                        Some(id.clone()),
+                                        chat_id,
+                                        None,
+                                        None,
+                                    )
+                                    .await;
+                                return match again {
+                                    Ok(()) => None,
+                                    Err(error) => {
+                                        self.awaiting_ack.remove(&id);
+                                        Some(self.refuse(&error))
+                                    }
+                                };
+                            }
+                        }
+                        Err(_) => {}
                     }
                 }
                 self.state.metrics.messages_accepted.inc();
@@ -92,8 +122,19 @@ impl Socket {
                 return Ok(());
             }
             Outbound::Reply(outcome) => {
-                if let Outcome::Applied { command_id, .. } = &*outcome {
-                    self.awaiting_outcome.remove(command_id);
+                let applied = match &*outcome {
+                    Outcome::Applied { command_id, .. } | Outcome::Muted { command_id, .. } => {
+                        Some(command_id)
+                    }
+                    _ => None,
+                };
+                if let Some(command_id) = applied {
+                    // A request the client named is answered, a no-op too.
+                    if self.awaiting_outcome.remove(command_id) != Some(true) {
+                        return Ok(());
+                    }
+                    let frame = self.frame(ServerFrame::CommandApplied { command_id });
+                    return sink.feed(Message::Text(frame)).await;
                 }
                 let Outcome::Rejected {
                     command_id,
@@ -105,7 +146,10 @@ impl Socket {
                     return Ok(());
                 };
                 let id = self.awaiting_ack.take(&command_id);
-                let change = self.awaiting_outcome.take(&command_id);
+                let change = self
+                    .awaiting_outcome
+                    .remove(&command_id)
+                    .map(|_| command_id);
                 self.frame(ServerFrame::Error {
                     code,
                     detail: &detail,

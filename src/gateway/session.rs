@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     auth::AccessToken,
-    limits::{self, RefusalStreak},
+    limits::{self, Limit, RefusalStreak},
     metrics::FrameIn,
     state::AppState,
     store::queries,
@@ -94,7 +94,7 @@ impl Session {
             user_id,
             conn,
             awaiting_ack: HashSet::new(),
-            awaiting_outcome: HashSet::new(),
+            awaiting_outcome: HashMap::new(),
             publishes: FuturesOrdered::new(),
             delivered: HashMap::new(),
             recent: RecentMessages::default(),
@@ -144,29 +144,31 @@ impl Socket {
         };
         self.state.metrics.frame_in(request.kind());
         // Checked before anything else is done for the frame (a mark may read the database).
-        let limits = &self.state.limits;
         let limit = match &request {
             Request::Send(_)
             | Request::Edit(_)
             | Request::Delete { .. }
-            | Request::React { .. } => Some((limits.messages.check(self.user_id), "messages")),
-            Request::Mark { .. } | Request::Mute { .. } => {
-                Some((limits.marks.check(self.user_id), "marks"))
-            }
-            Request::Presence { .. } => Some((
-                limits.presence_queries.check(self.user_id),
-                "presence queries",
-            )),
-            // Per socket, not per user: each of a user's devices types on its own.
-            Request::Typing { .. } => {
-                Some((self.typing.check(&self.state.config), "typing frames"))
-            }
-            Request::Ping | Request::RefreshToken { .. } | Request::Sync { .. } => None,
+            | Request::React { .. } => Some(Limit::Messages),
+            Request::Mark { .. } | Request::Mute { .. } => Some(Limit::Marks),
+            Request::Presence { .. } => Some(Limit::PresenceQueries),
+            Request::Typing { .. } | Request::Ping | Request::RefreshToken { .. } => None,
+            Request::Sync { .. } => None,
         };
-        if let Some((checked, what)) = limit {
+        let checked = match (&request, limit) {
+            (_, Some(limit)) => Some(self.state.limits.check(limit, self.user_id)),
+            // Per socket, not per user: each of a user's devices types on its own.
+            (Request::Typing { .. }, None) => Some(self.typing.check(&self.state.config).map_err(
+                |wait| limits::OverLimit {
+                    what: "typing frames",
+                    wait,
+                },
+            )),
+            _ => None,
+        };
+        if let Some(checked) = checked {
             match checked {
                 Ok(()) => self.refusals.passed(),
-                Err(wait) => {
+                Err(limits::OverLimit { what, wait }) => {
                     if self.refusals.refused() {
                         return Err(Close::RateLimited);
                     }
@@ -206,7 +208,11 @@ impl Socket {
             Request::Ping => return Ok(Some(self.frame(ServerFrame::Pong))),
             Request::RefreshToken { token } => return Ok(Some(self.refresh(&token))),
             Request::Typing { chat_id, state } => self.typing(chat_id, state).await,
-            Request::Mute { chat_id, until } => self.mute(chat_id, until).await,
+            Request::Mute {
+                chat_id,
+                until,
+                command_id,
+            } => self.mute(chat_id, until, command_id).await,
             Request::Presence { chat_id } => {
                 let answer = self.presence(chat_id).await;
                 return Ok(Some(answer.unwrap_or_else(|e| self.refuse(&e))));

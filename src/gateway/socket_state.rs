@@ -38,6 +38,10 @@ pub(in crate::gateway) struct Published {
     pub(in crate::gateway) client_msg_id: Option<String>,
     pub(in crate::gateway) chat_id: Option<ChatId>,
     pub(in crate::gateway) result: Result<PublishAck, String>,
+    /// A send's subject and payload, to publish again without its dedupe id when JetStream
+    /// answers that it has the send already but the database has no such message (the first
+    /// send was refused, or is still on its way): the persister then answers this one.
+    pub(in crate::gateway) resend: Option<(String, bytes::Bytes)>,
 }
 
 /// The socket's own view of its user's chats.
@@ -50,9 +54,10 @@ pub(in crate::gateway) struct Socket {
     pub(in crate::gateway) peers: HashMap<UserId, ChatId>,
     /// Sends accepted or in flight whose `message_ack` this socket owes.
     pub(in crate::gateway) awaiting_ack: HashSet<String>,
-    /// The `command_id`s of this socket's message changes (edits) whose refusal it would
-    /// name in the `error` frame.
-    pub(in crate::gateway) awaiting_outcome: HashSet<String>,
+    /// The `command_id`s of this socket's changes (edits, deletions, reactions, mutes) whose
+    /// outcome it awaits: a refusal names it in the `error` frame; with `true` (the client
+    /// named the request) an applied one is answered with `command_applied`.
+    pub(in crate::gateway) awaiting_outcome: HashMap<String, bool>,
     /// Publishes awaiting JetStream's ack, in the order they were sent.
     pub(in crate::gateway) publishes: FuturesOrdered<BoxFuture<'static, Published>>,
     /// Chat and author of the messages pushed lately: repeats are dropped, and the client's
@@ -152,8 +157,34 @@ impl Socket {
         chat_id: Option<ChatId>,
         trace: Option<async_nats::HeaderMap>,
     ) -> Result<(), FrameError> {
-        let payload = serde_json::to_vec(command).expect("commands always serialise");
-        let mut publish = PublishMessage::build().payload(payload.into());
+        let payload =
+            bytes::Bytes::from(serde_json::to_vec(command).expect("commands always serialise"));
+        let resend = dedupe.is_some().then(|| (subject.clone(), payload.clone()));
+        self.publish_payload(
+            subject,
+            payload,
+            dedupe,
+            client_msg_id,
+            chat_id,
+            trace,
+            resend,
+        )
+        .await
+    }
+
+    /// [`Socket::publish`] of a serialised command.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::gateway) async fn publish_payload(
+        &mut self,
+        subject: String,
+        payload: bytes::Bytes,
+        dedupe: Option<String>,
+        client_msg_id: Option<String>,
+        chat_id: Option<ChatId>,
+        trace: Option<async_nats::HeaderMap>,
+        resend: Option<(String, bytes::Bytes)>,
+    ) -> Result<(), FrameError> {
+        let mut publish = PublishMessage::build().payload(payload);
         if let Some(headers) = trace {
             publish = publish.headers(headers);
         }
@@ -179,6 +210,7 @@ impl Socket {
                 client_msg_id,
                 chat_id,
                 result: ack.await.map_err(|e| e.to_string()),
+                resend,
             }
         }));
         Ok(())

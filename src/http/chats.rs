@@ -1,5 +1,6 @@
 //! Chats: create one (through the persister), list mine, read one's history.
 
+use crate::limits::Limit;
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -94,7 +95,7 @@ pub async fn create_chat(
             member_ids,
         },
     };
-    ApiError::check_rate(&state.limits.chats, user, "chats created")?;
+    state.limits.check(Limit::Chats, user)?;
     let command_id = uuid::Uuid::now_v7().to_string();
     let command = CreateChat {
         v: VERSION,

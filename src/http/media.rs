@@ -2,6 +2,7 @@
 //! with ranges and entity tags, to its uploader, to the members of chats where a message
 //! carries it, and to holders of a signed URL.
 
+use crate::limits::Limit;
 use axum::{
     Json,
     body::Body,
@@ -107,7 +108,7 @@ pub async fn upload(
     request: Request,
 ) -> Result<(StatusCode, Json<UploadedFile>), ApiError> {
     // Before the body is read or the database asked.
-    ApiError::check_rate(&state.limits.uploads, user, "uploads")?;
+    state.limits.check(Limit::Uploads, user)?;
     let max = state.config.max_upload_bytes;
     let quota = Quota::of(&state, user).await?;
     if let Some(length) = content_length(request.headers()) {

@@ -1,6 +1,7 @@
 //! History (a chat's messages and my private chat with one user, with cursor pagination) and
 //! changes to one message: its author edits it; staff read the text it had before.
 
+use crate::limits::Limit;
 use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -183,7 +184,7 @@ pub async fn edit_message(
     Path((chat_id, message_id)): Path<(ChatId, MessageId)>,
     super::extract::Json(body): super::extract::Json<EditMessageRequest>,
 ) -> Result<Json<MessageView>, ApiError> {
-    ApiError::check_rate(&state.limits.messages, user, "messages")?;
+    state.limits.check(Limit::Messages, user)?;
     let command_id = body
         .command_id
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
@@ -274,7 +275,7 @@ pub async fn delete_message(
     AuthUser(user): AuthUser,
     Path((chat_id, message_id)): Path<(ChatId, MessageId)>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    ApiError::check_rate(&state.limits.messages, user, "messages")?;
+    state.limits.check(Limit::Messages, user)?;
     let command_id = uuid::Uuid::now_v7().to_string();
     let command = DeleteMessage {
         v: VERSION,

@@ -105,20 +105,15 @@ impl ApiError {
             _ => ApiError::Invalid(detail),
         }
     }
+}
 
-    /// A request over the user's `limit` for `what` (e.g. "chats created"), or `Ok`.
-    pub fn check_rate(
-        limit: &crate::limits::RateLimit,
-        user: crate::domain::UserId,
-        what: &str,
-    ) -> Result<(), ApiError> {
-        limit.check(user).map_err(|wait| {
-            let secs = crate::limits::retry_after_secs(wait);
-            ApiError::RateLimited {
-                detail: format!("too many {what}; retry in {secs} s"),
-                retry_after: Some(wait),
-            }
-        })
+impl From<crate::limits::OverLimit> for ApiError {
+    fn from(over: crate::limits::OverLimit) -> Self {
+        let secs = crate::limits::retry_after_secs(over.wait);
+        ApiError::RateLimited {
+            detail: format!("too many {}; retry in {secs} s", over.what),
+            retry_after: Some(over.wait),
+        }
     }
 }
 

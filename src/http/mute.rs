@@ -1,6 +1,7 @@
 //! Mutes: `PUT /chats/{id}/mute` and `DELETE /chats/{id}/mute`, the caller's own, applied by
 //! the persister like every change.
 
+use crate::limits::Limit;
 use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -103,7 +104,7 @@ async fn set_mute(
     chat_id: ChatId,
     until: Option<DateTime<Utc>>,
 ) -> Result<MuteState, ApiError> {
-    ApiError::check_rate(&state.limits.marks, user, "mutes")?;
+    state.limits.check(Limit::Marks, user)?;
     super::presence::member_of(state, chat_id, user).await?;
     let command_id = uuid::Uuid::now_v7().to_string();
     let outcome = state

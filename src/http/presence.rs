@@ -1,5 +1,6 @@
 //! Presence: who of a chat's members is online now, and when the others were last seen.
 
+use crate::limits::Limit;
 use axum::{Json, extract::State};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -56,7 +57,7 @@ pub async fn chat_presence(
     AuthUser(user): AuthUser,
     Path(chat_id): Path<ChatId>,
 ) -> Result<Json<ChatPresence>, ApiError> {
-    ApiError::check_rate(&state.limits.presence_queries, user, "presence queries")?;
+    state.limits.check(Limit::PresenceQueries, user)?;
     member_of(&state, chat_id, user).await?;
     let members = state.presence.of_chat(&state.db, chat_id).await?;
     Ok(Json(ChatPresence {

@@ -1,6 +1,7 @@
 //! Reactions over REST: add or take back my emoji on a message of one of my chats, through
 //! the persister like the socket's `react` and `unreact`.
 
+use crate::limits::Limit;
 use axum::{extract::State, http::StatusCode};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -27,7 +28,7 @@ async fn change(
     emoji: String,
     add: bool,
 ) -> Result<StatusCode, ApiError> {
-    ApiError::check_rate(&state.limits.messages, user, "messages")?;
+    state.limits.check(Limit::Messages, user)?;
     let command_id = uuid::Uuid::now_v7().to_string();
     let reaction = ReactToMessage {
         v: VERSION,

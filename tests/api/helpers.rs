@@ -444,8 +444,12 @@ impl WsClient {
     /// over (a first message to a user creates their private chat, and both sockets are told
     /// before the message): tests of `chat_created` itself expect it by name.
     pub async fn expect(&mut self, action: &str) -> Value {
+        // `chat_created` may come before any frame; `command_applied` answers a named
+        // change after its own frames: each is skipped unless it is the one expected.
         let mut frame = self.next().await;
-        while action != "chat_created" && frame["action"] == "chat_created" {
+        while frame["action"] != action
+            && (frame["action"] == "chat_created" || frame["action"] == "command_applied")
+        {
             frame = self.next().await;
         }
         assert_eq!(frame["action"], action, "expected {action}, got {frame}");
@@ -465,11 +469,15 @@ impl WsClient {
     }
 
     /// Asserts nothing arrives for `wait`.
+    /// (A `command_applied`, the answer to the client's own named request, is no news.)
     pub async fn expect_silence(&mut self, wait: Duration) {
-        if let Ok(Some(Ok(Message::Text(text)))) =
-            tokio::time::timeout(wait, self.stream.next()).await
+        let until = tokio::time::Instant::now() + wait;
+        while let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout_at(until, self.stream.next()).await
         {
-            panic!("expected no frame, got {text}");
+            if !text.contains("\"action\":\"command_applied\"") {
+                panic!("expected no frame, got {text}");
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod answers;
 mod arbitrary_input;
 mod auth;
 mod batches;

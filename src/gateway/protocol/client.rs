@@ -64,6 +64,8 @@ pub enum Request {
     Mute {
         chat_id: ChatId,
         until: Option<DateTime<Utc>>,
+        /// The client's id for the request: `command_applied` (or a refusal) names it.
+        command_id: Option<String>,
     },
     /// Replace the text of one of the user's messages.
     Edit(EditRequest),
@@ -71,7 +73,7 @@ pub enum Request {
     Delete {
         chat_id: ChatId,
         message_id: MessageId,
-        command_id: String,
+        command_id: Option<String>,
     },
     /// Add (`add`) or take back an emoji on a message.
     React {
@@ -79,7 +81,7 @@ pub enum Request {
         message_id: MessageId,
         emoji: String,
         add: bool,
-        command_id: String,
+        command_id: Option<String>,
     },
 }
 
@@ -89,8 +91,8 @@ pub struct EditRequest {
     pub chat_id: ChatId,
     pub message_id: MessageId,
     pub content: String,
-    /// The client's id for the edit (a refusal names it); one is made up when absent.
-    pub command_id: String,
+    /// The client's id for the edit (`command_applied` or a refusal names it).
+    pub command_id: Option<String>,
 }
 
 impl Request {
@@ -270,14 +272,11 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
                 epoch: raw.epoch,
             })
         }
-        "mute" => Ok(Request::Mute {
-            chat_id: positive_chat_id(raw.chat_id, "mute")?,
-            until: Some(mute_until(raw.until.as_deref(), Utc::now())?),
-        }),
-        "unmute" => Ok(Request::Mute {
-            chat_id: positive_chat_id(raw.chat_id, "unmute")?,
-            until: None,
-        }),
+        "mute" | "unmute" => {
+            let named = valid_command_id(&raw);
+            let mute = action == "mute";
+            parse_mute(raw, mute).map_err(|error| error.naming_opt(named.as_deref()))
+        }
         other => Err(FrameError::new(
             ErrorCode::UnknownAction,
             format!("unknown action {other:?}"),
@@ -358,6 +357,19 @@ fn valid_command_id(raw: &RawFrame) -> Option<String> {
         .filter(|id| rules::command_id(id).is_ok())
 }
 
+fn parse_mute(raw: RawFrame, mute: bool) -> Result<Request, FrameError> {
+    let action = if mute { "mute" } else { "unmute" };
+    Ok(Request::Mute {
+        chat_id: positive_chat_id(raw.chat_id, action)?,
+        until: if mute {
+            Some(mute_until(raw.until.as_deref(), Utc::now())?)
+        } else {
+            None
+        },
+        command_id: frame_command_id(raw.command_id)?,
+    })
+}
+
 fn parse_delete(raw: RawFrame) -> Result<Request, FrameError> {
     Ok(Request::Delete {
         chat_id: positive_chat_id(raw.chat_id, "delete_message")?,
@@ -384,13 +396,16 @@ fn parse_react(raw: RawFrame, add: bool) -> Result<Request, FrameError> {
     })
 }
 
-fn frame_command_id(command_id: Option<String>) -> Result<String, FrameError> {
-    match command_id {
-        Some(id) => rules::command_id(&id)
-            .map(|()| id)
-            .map_err(|r| FrameError::new(r.code, r.detail)),
-        None => Ok(uuid::Uuid::now_v7().to_string()),
-    }
+/// The client's `command_id` of a frame, checked like every command id; `None` when it gave
+/// none (the command then gets one the client never hears of).
+fn frame_command_id(command_id: Option<String>) -> Result<Option<String>, FrameError> {
+    command_id
+        .map(|id| {
+            rules::command_id(&id)
+                .map(|()| id)
+                .map_err(|r| FrameError::new(r.code, r.detail))
+        })
+        .transpose()
 }
 
 fn parse_edit(raw: RawFrame, max_content_chars: usize) -> Result<EditRequest, FrameError> {
@@ -703,7 +718,7 @@ mod tests {
                 chat_id: 7,
                 message_id: 9,
                 content: "new".into(),
-                command_id: "e1".into()
+                command_id: Some("e1".into())
             })
         );
         for (frame, code) in [

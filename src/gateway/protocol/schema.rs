@@ -88,7 +88,8 @@ pub enum ClientFrame {
         message_id: MessageId,
         /// The new text: at most `MAX_CONTENT_CHARS` characters, not blank, no NUL.
         content: String,
-        /// Your id for the change: a refusal's `error` names it, a repeat is applied once.
+        /// Your id for the change: answered with `command_applied` once applied (a repeat or
+        /// a no-op too), or an `error` that names it; a repeat is applied once.
         #[schemars(length(min = 1, max = 128))]
         command_id: Option<String>,
     },
@@ -129,11 +130,17 @@ pub enum ClientFrame {
         #[schemars(range(min = 1))]
         chat_id: ChatId,
         until: Option<String>,
+        /// Your id for the request: answered with `command_applied`, or an `error` naming it.
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
     },
     /// Push notifications for the chat again.
     Unmute {
         #[schemars(range(min = 1))]
         chat_id: ChatId,
+        /// Your id for the request: answered with `command_applied`, or an `error` naming it.
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
     },
 }
 

@@ -68,6 +68,10 @@ pub enum ServerFrame<'a> {
     Pong,
     /// The answer to `refresh_token`: the socket now lives until `exp` (Unix seconds).
     TokenRefreshed { exp: i64 },
+    /// The request the client named with `command_id` (an `edit_message`, `delete_message`,
+    /// `react`, `unreact`, `mute` or `unmute`) is applied, or was already (a repeat, a
+    /// reaction already there): to the socket that sent it, after the change's own frames.
+    CommandApplied { command_id: &'a str },
     /// A chat you are in was created (a group you were put in, a private chat someone opened
     /// with you): your chat list can show it before its first message.
     ChatCreated {
@@ -211,6 +215,7 @@ impl ServerFrame<'_> {
             ServerFrame::Error { .. } => FrameOut::Error,
             ServerFrame::Pong => FrameOut::Pong,
             ServerFrame::TokenRefreshed { .. } => FrameOut::TokenRefreshed,
+            ServerFrame::CommandApplied { .. } => FrameOut::CommandApplied,
             ServerFrame::MemberAdded { .. } => FrameOut::MemberAdded,
             ServerFrame::MemberRemoved { .. } => FrameOut::MemberRemoved,
             ServerFrame::ChatRenamed { .. } => FrameOut::ChatRenamed,

@@ -83,7 +83,8 @@ export type ClientFrame =
       action: "edit_message";
       chat_id: number;
       /**
-       * Your id for the change: a refusal's `error` names it, a repeat is applied once.
+       * Your id for the change: answered with `command_applied` once applied (a repeat or
+       * a no-op too), or an `error` that names it; a repeat is applied once.
        */
       command_id?: string | null;
       /**
@@ -118,11 +119,19 @@ export type ClientFrame =
   | {
       action: "mute";
       chat_id: number;
+      /**
+       * Your id for the request: answered with `command_applied`, or an `error` naming it.
+       */
+      command_id?: string | null;
       until?: string | null;
     }
   | {
       action: "unmute";
       chat_id: number;
+      /**
+       * Your id for the request: answered with `command_applied`, or an `error` naming it.
+       */
+      command_id?: string | null;
     };
 /**
  * What a message carries.

@@ -93,6 +93,10 @@ export type ServerFrame =
       exp: number;
     }
   | {
+      action: "command_applied";
+      command_id: string;
+    }
+  | {
       action: "chat_created";
       chat: ChatView;
       cursor?: number | null;
