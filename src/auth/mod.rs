@@ -180,12 +180,7 @@ where
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthRejection> {
-        let token =
-            bearer_token(&parts.headers).ok_or(AuthRejection::Unauthorized(AuthError::Missing))?;
-        Arc::<JwtKeys>::from_ref(state)
-            .verify(token)
-            .map(AuthUser)
-            .map_err(AuthRejection::Unauthorized)
+        access_token(parts, state).map(|token| AuthUser(token.user_id))
     }
 }
 
@@ -202,14 +197,23 @@ where
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthRejection> {
-        let token =
-            bearer_token(&parts.headers).ok_or(AuthRejection::Unauthorized(AuthError::Missing))?;
-        match Arc::<JwtKeys>::from_ref(state).verify_access(token) {
-            Ok(token) if token.staff => Ok(StaffUser(token.user_id)),
-            Ok(_) => Err(AuthRejection::StaffOnly),
-            Err(error) => Err(AuthRejection::Unauthorized(error)),
+        match access_token(parts, state)? {
+            token if token.staff => Ok(StaffUser(token.user_id)),
+            _ => Err(AuthRejection::StaffOnly),
         }
     }
+}
+
+/// The request's `Authorization: Bearer` token, verified with the state's keys.
+fn access_token<S>(parts: &Parts, state: &S) -> Result<AccessToken, AuthRejection>
+where
+    Arc<JwtKeys>: FromRef<S>,
+{
+    let token =
+        bearer_token(&parts.headers).ok_or(AuthRejection::Unauthorized(AuthError::Missing))?;
+    Arc::<JwtKeys>::from_ref(state)
+        .verify_access(token)
+        .map_err(AuthRejection::Unauthorized)
 }
 
 /// Why the extractors refused a request: 401 with `WWW-Authenticate: Bearer`, or 403; the
