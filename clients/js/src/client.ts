@@ -121,9 +121,6 @@ export type SendOptions = Omit<SendMessage, 'action'> & {
   forwardedFrom?: number;
 };
 
-/** Error codes that refuse a `mute`/`unmute` (whose error frames name no command). */
-const MUTE_REFUSALS = new Set(['forbidden', 'invalid_field', 'missing_field', 'rate_limited']);
-
 /** Events: one per server frame `action` (typed by the generated frame schema), and the
  * client's own. */
 export type ClientEvents = { [A in ServerAction]: FrameOf<A> } & {
@@ -350,25 +347,27 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   /** No pushes for the chat until `until` (RFC 3339), for ever without: resolves with
-   * `chat_muted`. Mute frames carry no `command_id`: a refusal is the next `error` frame that
-   * names no send and no command, with a mute's code (`forbidden`, `invalid_field`, ...). */
+   * `chat_muted`; a refusal (`forbidden`, `invalid_field`, ...) is the `error` frame naming
+   * the request's `command_id`. */
   mute(chatId: number, until?: string, options: ChangeOptions = {}): Promise<ChatMuted> {
+    const commandId = newClientMsgId();
     return this.change(
-      { action: 'mute', chat_id: chatId, until: until ?? null },
+      { action: 'mute', chat_id: chatId, until: until ?? null, command_id: commandId },
       'chat_muted',
       (f) => f.chat_id === chatId && f.muted_until != null,
-      muteRefusal,
+      (e) => e.command_id === commandId,
       options,
     );
   }
 
   /** Pushes again from now on: resolves with `chat_muted` whose `muted_until` is `null`. */
   unmute(chatId: number, options: ChangeOptions = {}): Promise<ChatMuted> {
+    const commandId = newClientMsgId();
     return this.change(
-      { action: 'unmute', chat_id: chatId },
+      { action: 'unmute', chat_id: chatId, command_id: commandId },
       'chat_muted',
       (f) => f.chat_id === chatId && f.muted_until == null,
-      muteRefusal,
+      (e) => e.command_id === commandId,
       options,
     );
   }
@@ -727,6 +726,3 @@ export class Client extends Emitter<ClientEvents> {
 }
 
 /** An `error` frame that can only be a mute's refusal: it names no send and no command. */
-function muteRefusal(error: ErrorFrame): boolean {
-  return error.client_msg_id == null && error.command_id == null && MUTE_REFUSALS.has(error.code);
-}
