@@ -6,8 +6,10 @@
 //! never hide a lost or doubled message.
 
 mod client;
+mod counters;
 mod guard;
 mod integrity;
+mod msg_id;
 mod plot;
 mod progress;
 mod rest;
