@@ -88,6 +88,8 @@ struct Verdict {
     over_budget: bool,
 }
 
+/// Runs every workload of the budget and judges its figures; an error names the figures over
+/// budget.
 pub async fn run(args: GuardArgs) -> anyhow::Result<()> {
     let budget = Budget::load(&args.budget)?;
     if let Some(unknown) = args
