@@ -18,6 +18,12 @@
 #
 #   scripts/bench.sh                   the suite
 #   BENCH_QUICK=1 scripts/bench.sh     every scenario for about a second (keeps the tool working)
+#   BENCH_GUARD=1 scripts/bench.sh     the cost guard instead of the suite (about two minutes):
+#                                      the fixed workloads of bench/budget.toml on one jetchat
+#                                      with the defaults; fails when jetchat's or its
+#                                      nats-server's CPU per message exceeds its budget
+#                                      (BENCHMARKS.md, "The cost guard"); BENCH_GUARD_ARGS
+#                                      adds arguments of `jetchat-load guard` (--runs, --only)
 #   BENCH_KEEP=1 scripts/bench.sh      keep the temporary directory (logs, databases)
 #   SKIP_POSTGRES=1 scripts/bench.sh   without the PostgreSQL pass
 #   JETCHAT_BIN=<path> scripts/bench.sh   that jetchat binary instead of building one (only
@@ -50,10 +56,12 @@ TARGET_SHARE=0.07
 # its default, AUTO_DELIVERED (true) and the chat and upload limits included.
 LIFTED=(RATE_MESSAGES_PER_SEC=0 RATE_MARKS_PER_SEC=0 MAX_SOCKETS_PER_USER=0)
 
+GUARD=${BENCH_GUARD:-0}
+
 # PostgreSQL for its pass, as scripts/test.sh finds (or installs) it.
 if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
 PG_BIN=
-if [ "${SKIP_POSTGRES:-}" != 1 ]; then
+if [ "${SKIP_POSTGRES:-}" != 1 ] && [ "$GUARD" != 1 ]; then
   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -z "$PG_BIN" ]; then
     echo "bench: installing PostgreSQL (Debian package)"
@@ -147,6 +155,21 @@ start_jetchat() { # start_jetchat <name> <port> <VAR=value>...: a jetchat, its l
   PIDS+=("$STARTED")
   wait_for "$name" healthy "http://127.0.0.1:$port/healthz"
 }
+
+# The cost guard: one jetchat with the defaults, the budget's workloads against it, its
+# verdict as this script's.
+if [ "$GUARD" = 1 ]; then
+  PORT=$(free_port)
+  mkdir -p "$WORK/data"
+  start_jetchat jetchat "$PORT" DATA_DIR="$WORK/data"
+  JETCHAT_PID=$STARTED
+  NATS_PID=$(nats_child_of "$JETCHAT_PID") || { echo "bench: no nats-server under jetchat" >&2; exit 1; }
+  read -ra GUARD_ARGS <<<"${BENCH_GUARD_ARGS:-}"
+  "$LOAD" guard --budget bench/budget.toml --url "http://127.0.0.1:$PORT" \
+    --database-url "sqlite://$WORK/data/jetchat.db" --jetchat-pid "$JETCHAT_PID" \
+    --nats-pid "$NATS_PID" "${GUARD_ARGS[@]}"
+  exit
+fi
 
 if [ "$QUICK" = 1 ]; then
   IDLE=(--connections 200 --duration 1 --settle 0.5)

@@ -10,9 +10,11 @@
 # TypeScript client's tests (clients/js: vitest against a real jetchat), the Django
 # example's end-to-end test (examples/django) runs against a real jetchat, every
 # benchmark scenario runs for about a second against a release build (the load generator, its
-# database check and its report must keep working; no figure is judged), so does the Django
-# Channels peer beside jetchat (bench/peers/django-channels: Redis is installed when missing),
-# and compose.yaml is checked when a docker compose client is present.
+# database check and its report must keep working; no figure is judged), then the cost guard
+# judges jetchat's and its nats-server's CPU per message on fixed workloads against
+# bench/budget.toml (about two minutes; BENCHMARKS.md, "The cost guard"), the Django Channels
+# peer beside jetchat runs the same quick way (bench/peers/django-channels: Redis is installed
+# when missing), and compose.yaml is checked when a docker compose client is present.
 #
 # PostgreSQL: Debian's postgresql is installed when missing. TEST_DATABASE_URL
 # (postgres://user@host:port/db) names a server for the second pass; without it this script
@@ -83,6 +85,9 @@ scripts/django_e2e.sh --accounts
 
 echo "== the benchmark suite, each scenario for about a second (keeps jetchat-load working; times nothing)"
 BENCH_QUICK=1 scripts/bench.sh
+
+echo "== the cost guard: CPU per message of fixed workloads against bench/budget.toml (about two minutes)"
+BENCH_GUARD=1 scripts/bench.sh
 
 if [ "${SKIP_POSTGRES:-}" != 1 ]; then
   echo "== the Django Channels peer beside jetchat, about a second per scenario (bench/peers/django-channels)"

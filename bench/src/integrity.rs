@@ -14,7 +14,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use crate::client::{MsgKey, parse_msg_id};
+use crate::msg_id::{MsgKey, parse_msg_id};
 
 /// Missing messages listed by name in the report, at most.
 const EXAMPLES: usize = 5;

@@ -6,7 +6,10 @@
 //! never hide a lost or doubled message.
 
 mod client;
+mod counters;
+mod guard;
 mod integrity;
+mod msg_id;
 mod plot;
 mod progress;
 mod rest;
@@ -62,6 +65,10 @@ enum Scenario {
     /// Renders a results JSON of scripts/bench.sh as Markdown, each figure beside its target;
     /// with --update, into the suite section of BENCHMARKS.md.
     Summary(summary::SummaryArgs),
+    /// The cost guard: runs the fixed workloads of a budget file against a running jetchat
+    /// and fails when jetchat's or its nats-server's CPU per message (delivery, connect)
+    /// exceeds its budget by more than the file's margin.
+    Guard(guard::GuardArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,6 +82,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let chosen = match chosen {
+        Scenario::Guard(args) => return runtime.block_on(guard::run(args)),
+        chosen => chosen,
+    };
     let report = runtime.block_on(async {
         match chosen {
             Scenario::Pairs(args) => scenario::pairs::run(args).await,
@@ -85,7 +96,9 @@ fn main() -> anyhow::Result<()> {
             Scenario::Slow(args) => scenario::slow::run(args).await,
             Scenario::Reconnect(args) => scenario::reconnect::run(args).await,
             Scenario::ManyChats(args) => scenario::many_chats::run(args).await,
-            Scenario::Plot(_) | Scenario::Summary(_) => unreachable!("done above"),
+            Scenario::Plot(_) | Scenario::Summary(_) | Scenario::Guard(_) => {
+                unreachable!("done above")
+            }
         }
     })?;
     // Open sockets and tasks are not waited for: the report is all that is left to do.

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::task::JoinHandle;
 
-use crate::stats::Counters;
+use crate::counters::Counters;
 
 /// How often the bar and its rates refresh.
 const REFRESH: Duration = Duration::from_millis(500);
