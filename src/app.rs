@@ -245,7 +245,7 @@ fn announce_urls(address: SocketAddr, config: &Config) {
 pub fn routes(state: AppState) -> axum::Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(http::router())
-        .routes(routes!(gateway::ws_chat))
+        .routes(routes!(http::ws::ws_chat))
         .split_for_parts();
     let cors = http::cors::layer(&state.config.cors_allowed_origins);
     let router = router

@@ -17,6 +17,7 @@ pub mod reactions;
 pub mod search;
 pub mod sync;
 pub mod web;
+pub mod ws;
 
 use crate::domain::ErrorCode;
 use axum::{
