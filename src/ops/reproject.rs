@@ -3,6 +3,8 @@
 //! `CHAT_IN` was trimmed, `--from-seq N+1` replays the rest onto a database restored from a
 //! snapshot taken when everything up to `N` was persisted (docs/operations.md).
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use futures_util::StreamExt;
@@ -10,10 +12,14 @@ use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use serde::Serialize;
 
 use crate::{
-    bus::Bus,
+    bus::{Bus, messages::Event},
+    domain::ErrorCode,
     persister,
     store::{self, chat, chat_member, message},
 };
+
+/// Refused commands the report lists one by one (the rest are only counted).
+pub const LISTED_REFUSALS: usize = 10;
 
 /// What a reprojection did.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
@@ -22,12 +28,54 @@ pub struct Report {
     pub commands: u64,
     /// Commands no version of jetchat can read (skipped, as the persister does).
     pub undecodable: u64,
-    /// Commands the database refused (refused, as the persister does: they are in the
-    /// dead-letter stream).
+    /// Commands refused, as the persister refused them: by a rule (a `command_rejected`
+    /// event live) or because the database cannot apply them (`dead_lettered`).
     pub refused: u64,
+    /// Of `refused`, those the database could not apply: live, they are in the dead-letter
+    /// stream.
+    pub dead_lettered: u64,
+    /// `refused` by error code.
+    pub refused_by_code: BTreeMap<String, u64>,
+    /// The first [`LISTED_REFUSALS`] refused commands, in stream order.
+    pub first_refused: Vec<RefusedCommand>,
     pub chats: u64,
     pub members: u64,
     pub messages: u64,
+}
+
+/// A command the rebuild refused, with what the persister told about it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct RefusedCommand {
+    /// Its `CHAT_IN` sequence (`jetchat replay --stream in --from-seq` shows it).
+    pub seq: u64,
+    /// Its `type`.
+    pub command: String,
+    pub code: ErrorCode,
+    pub detail: String,
+}
+
+impl Report {
+    /// Counts the refusals among a written batch's events (their `command_rejected`).
+    fn note_refusals(&mut self, events: &[Event]) {
+        for event in events {
+            let Event::CommandRejected(rejected) = event else {
+                continue;
+            };
+            self.refused += 1;
+            *self
+                .refused_by_code
+                .entry(rejected.code.to_string())
+                .or_default() += 1;
+            if self.first_refused.len() < LISTED_REFUSALS {
+                self.first_refused.push(RefusedCommand {
+                    seq: rejected.stream_seq,
+                    command: rejected.command.clone(),
+                    code: rejected.code,
+                    detail: rejected.detail.clone(),
+                });
+            }
+        }
+    }
 }
 
 /// Replays the commands of `CHAT_IN` into the database at `url`: all of them into an empty
@@ -102,7 +150,8 @@ pub async fn run(
                 let written = persister::write(&db, &batch, rules)
                     .await
                     .context("writing a batch")?;
-                report.refused += written.poisoned.len() as u64;
+                report.dead_lettered += written.poisoned.len() as u64;
+                report.note_refusals(&written.applied.events);
                 batch.clear();
             }
             if last {
