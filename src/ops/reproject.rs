@@ -3,7 +3,7 @@
 //! `CHAT_IN` was trimmed, `--from-seq N+1` replays the rest onto a database restored from a
 //! snapshot taken when everything up to `N` was persisted (docs/operations.md).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::{
     bus::{Bus, messages::Event},
     domain::ErrorCode,
-    persister,
+    persister::{self, dead_letters::HEADER_REPLAY_OF},
     store::{self, chat, chat_member, message},
 };
 
@@ -38,6 +38,9 @@ pub struct Report {
     pub refused_by_code: BTreeMap<String, u64>,
     /// The first [`LISTED_REFUSALS`] refused commands, in stream order.
     pub first_refused: Vec<RefusedCommand>,
+    /// Commands skipped because the live persister dead-lettered them: still dead letters,
+    /// or published again by `jetchat dlq --replay` (the replay is applied in their stead).
+    pub dead_letters_skipped: u64,
     pub chats: u64,
     pub members: u64,
     pub messages: u64,
@@ -126,6 +129,7 @@ pub async fn run(
             "--into: {shown} is not empty; reproject only into an empty database (or onto a snapshot with --from-seq)"
         );
     }
+    let refused_live = refused_live(bus, deliver_policy).await?;
     let config = OrderedConfig {
         deliver_policy,
         ..Default::default()
@@ -140,6 +144,9 @@ pub async fn run(
             let last = message.info().map(|i| i.pending == 0).unwrap_or(true);
             report.commands += 1;
             match persister::read(&message) {
+                Ok(incoming) if refused_live.contains(&incoming.seq) => {
+                    report.dead_letters_skipped += 1;
+                }
                 Ok(incoming) => batch.push(incoming),
                 Err(error) => {
                     tracing::warn!(%error, subject = %message.subject, "undecodable command skipped");
@@ -161,6 +168,43 @@ pub async fn run(
     }
     count(&db, &mut report).await?;
     Ok(report)
+}
+
+/// The `CHAT_IN` sequences of the commands the live persister dead-lettered and did not
+/// apply: those still in the dead-letter stream, and those a `dlq --replay` published again
+/// (read from the replays' `Jetchat-Replay-Of` headers, headers only).
+async fn refused_live(bus: &Bus, deliver_policy: DeliverPolicy) -> anyhow::Result<HashSet<u64>> {
+    let mut seqs: HashSet<u64> = super::dead_letters::list(bus)
+        .await
+        .context("reading the dead letters")?
+        .into_iter()
+        .map(|letter| letter.original_seq)
+        .filter(|&seq| seq > 0)
+        .collect();
+    let config = OrderedConfig {
+        deliver_policy,
+        headers_only: true,
+        ..Default::default()
+    };
+    let consumer = super::ordered_consumer(bus, bus.subjects.in_stream(), config).await?;
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(seqs);
+    }
+    let mut messages = consumer.messages().await?;
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        let last = message.info().map(|i| i.pending == 0).unwrap_or(true);
+        let replay_of = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(HEADER_REPLAY_OF))
+            .and_then(|v| v.as_str().parse::<u64>().ok());
+        seqs.extend(replay_of);
+        if last {
+            break;
+        }
+    }
+    Ok(seqs)
 }
 
 async fn count(db: &DatabaseConnection, report: &mut Report) -> anyhow::Result<()> {
