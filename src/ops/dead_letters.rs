@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::{
     bus::Bus,
-    persister::dead_letters::{HEADER_CODE, HEADER_ERROR, HEADER_SEQUENCE, HEADER_SUBJECT},
+    persister::dead_letters::{
+        HEADER_CODE, HEADER_ERROR, HEADER_REPLAY_OF, HEADER_SEQUENCE, HEADER_SUBJECT,
+    },
 };
 
 /// One dead letter as `jetchat dlq` shows it.
@@ -92,9 +94,17 @@ pub async fn replay(bus: &Bus, seqs: Option<&[u64]>) -> anyhow::Result<Vec<(u64,
                 letter.subject
             );
         }
+        // Named as a replay, so that `reproject` skips the command it replays, as the
+        // persister did: the rebuild applies it at this sequence, as the live one did.
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(HEADER_REPLAY_OF, letter.original_seq.to_string().as_str());
         let ack = bus
             .jetstream
-            .publish(letter.subject.clone(), letter.payload.clone().into())
+            .publish_with_headers(
+                letter.subject.clone(),
+                headers,
+                letter.payload.clone().into(),
+            )
             .await?
             .await
             .with_context(|| format!("publishing dead letter {} again", letter.seq))?;

@@ -19,6 +19,9 @@ pub const HEADER_SEQUENCE: &str = "Jetchat-Stream-Sequence";
 pub const HEADER_CODE: &str = "Jetchat-Error-Code";
 /// The sentence of its refusal.
 pub const HEADER_ERROR: &str = "Jetchat-Error";
+/// On a command `jetchat dlq --replay` published to `CHAT_IN` again: the `CHAT_IN` sequence of
+/// the dead-lettered command it replays (`reproject` skips that one, as the persister did).
+pub const HEADER_REPLAY_OF: &str = "Jetchat-Replay-Of";
 
 /// A refused command as it is kept.
 #[derive(Clone, Debug)]

@@ -32,6 +32,7 @@ mod presence;
 mod process;
 mod push;
 mod reactions;
+mod rebuild;
 mod replies;
 mod rest;
 mod search;

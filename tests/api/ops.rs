@@ -296,8 +296,37 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     assert_eq!(report.chats, 2);
     assert_eq!(report.members as usize, live.1.len());
     assert_eq!(report.messages, 10);
-    assert_eq!(report.refused, 0);
     assert_eq!(report.undecodable, 0);
+    // The two commands refused live are refused again, and the report names them: the
+    // deletion by someone other than the author, then the rename to nothing.
+    assert_eq!(report.refused, 2);
+    assert_eq!(report.dead_lettered, 0);
+    assert_eq!(
+        report.refused_by_code,
+        [("forbidden".to_owned(), 1), ("invalid_name".to_owned(), 1)].into()
+    );
+    let refused: Vec<(&str, &str)> = report
+        .first_refused
+        .iter()
+        .map(|r| (r.command.as_str(), r.detail.as_str()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("delete_message", "only the author may delete a message"),
+            ("rename_chat", "a name has 1 to 255 characters"),
+        ]
+    );
+    let last = streams::report(&app.ops_bus().await).await.unwrap()[0].last_seq;
+    assert_eq!(
+        report
+            .first_refused
+            .iter()
+            .map(|r| r.seq)
+            .collect::<Vec<_>>(),
+        [last - 1, last],
+        "the last two commands published"
+    );
     assert_eq!(rebuilt.0, live.0, "chats");
     assert_eq!(rebuilt.1, live.1, "members and their receipts");
     assert_eq!(rebuilt.2, live.2, "messages, ids and stream sequences");

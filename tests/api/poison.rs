@@ -227,6 +227,16 @@ async fn a_command_the_database_refuses_is_dead_lettered_and_the_rest_is_stored_
     assert!(letters[0].original_seq > 0);
     pipeline_drained(&app).await;
 
+    // A rebuild (into a database that would take the poison) skips what the persister
+    // dead-lettered: it has the same messages as the live database.
+    let (live, rebuilt, report) = live_and_rebuilt_messages(&app).await;
+    assert_eq!(live.len(), 3);
+    assert_eq!(
+        rebuilt, live,
+        "the dead letter is not in the rebuild either"
+    );
+    assert_eq!(report.dead_letters_skipped, 1);
+
     // Fixed: the operator replays it, and it is stored after everything before the replay.
     accept_poison_again(&app).await;
     let replayed = jetchat::ops::dead_letters::replay(&app.ops_bus().await, None)
@@ -242,6 +252,48 @@ async fn a_command_the_database_refuses_is_dead_lettered_and_the_rest_is_stored_
         stream_messages(&app, "CHAT_DLQ").await.is_empty(),
         "no dead letter left"
     );
+
+    // A rebuild applies the replay where the live persister did: the same id (the replay's
+    // CHAT_IN sequence), not the dead-lettered command's.
+    pipeline_drained(&app).await;
+    let (live, rebuilt, report) = live_and_rebuilt_messages(&app).await;
+    assert_eq!(live.len(), 4);
+    let poison = live.iter().find(|m| m.content == "poison").unwrap();
+    assert!(poison.id > letters[0].original_seq as i64, "{poison:?}");
+    assert_eq!(rebuilt, live, "messages, ids and stream sequences");
+    assert_eq!(report.dead_letters_skipped, 1);
+}
+
+/// The live messages, those `reproject` rebuilds into a fresh database, and its report.
+async fn live_and_rebuilt_messages(
+    app: &TestApp,
+) -> (
+    Vec<jetchat::store::message::Model>,
+    Vec<jetchat::store::message::Model>,
+    jetchat::ops::reproject::Report,
+) {
+    use jetchat::store::message;
+    use sea_orm::{EntityTrait, QueryOrder};
+    let target = crate::helpers::fresh_database_url(app.dir()).await;
+    let report = jetchat::ops::reproject::run(
+        &app.ops_bus().await,
+        &target,
+        None,
+        500,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let messages = |db: sea_orm::DatabaseConnection| async move {
+        message::Entity::find()
+            .order_by_asc(message::Column::Id)
+            .all(&db)
+            .await
+            .unwrap()
+    };
+    let live = messages(app.database().await).await;
+    let rebuilt = messages(sea_orm::Database::connect(&target).await.unwrap()).await;
+    (live, rebuilt, report)
 }
 
 /// `(client_msg_id, "stored" or the error code)` for a send of `id` as content.

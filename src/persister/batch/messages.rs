@@ -11,14 +11,15 @@ use sea_orm::{
 };
 
 use super::{
-    ApplyError, BatchState, ChatState, Failure, INSERT_CHUNK, Marked, Pending, Rules, Step, refuse,
+    ApplyError, BatchState, ChatState, Failure, INSERT_CHUNK, Marked, Marks, Pending, Rules, Step,
+    refuse,
 };
 use crate::{
     bus::messages::{DeleteMessage, Event, MessageDeleted, Outcome, SendMessage, VERSION},
     domain::ChatId,
     domain::UserId,
     domain::{MessageId, MessageView, reply_quote_text},
-    store::{changes, chat, chat_member, message, message_reaction},
+    store::{changes, chat, chat_member, message, message_reaction, queries},
 };
 
 /// Terms per `OR` of exact keys: SQLite limits expression depth (1000 by default).
@@ -127,6 +128,20 @@ impl BatchState {
                         ErrorCode::InvalidReceiver,
                         format!("cannot send to user {receiver_id}"),
                     ));
+                }
+                // A retry never creates the chat: were its first copy written by an earlier
+                // batch, the insert would skip it only after creating the chat.
+                let new_chat = !self
+                    .private
+                    .contains_key(&chat::private_key(cmd.sender_id, receiver_id));
+                if new_chat
+                    && let Some(message) = stored_messages(db, &HashSet::from([key.clone()]))
+                        .await?
+                        .remove(&key)
+                {
+                    self.existing.insert(key.clone(), message);
+                    pending.push(Pending::Message { key });
+                    return Ok(());
                 }
                 self.private_chat(db, cmd.sender_id, receiver_id, None, at, pending)
                     .await?
@@ -308,28 +323,18 @@ impl BatchState {
         Ok(())
     }
 
-    /// A message a receipt or a deletion refers to: stored before the batch, or earlier in it
-    /// (so the result does not depend on where batch boundaries fall).
+    /// A message a receipt, a deletion or a push refers to: stored before the batch, or
+    /// written by it (flushed already or not), so the result does not depend on where batch
+    /// boundaries fall.
     pub(super) async fn message_ref(
         &mut self,
         db: &impl ConnectionTrait,
         id: MessageId,
     ) -> Result<Option<Marked>, ApplyError> {
-        if let Some(known) = self.marked.get(&id) {
-            return Ok(Some(*known));
+        if !self.marked.contains_key(&id) && self.new_rows.iter().any(|m| m.id == id) {
+            self.flush_messages(db).await?;
         }
-        if self.new_rows.is_empty() {
-            return Ok(None);
-        }
-        self.flush_messages(db).await?;
-        let found = self.existing.values().find(|m| m.id == id).map(|m| Marked {
-            chat_id: m.chat_id,
-            sender_id: m.sender_id,
-        });
-        if let Some(found) = found {
-            self.marked.insert(id, found);
-        }
-        Ok(found)
+        Ok(self.marked.get(&id).copied())
     }
 
     /// Inserts the messages collected so far in multi-row statements.
@@ -357,7 +362,20 @@ impl BatchState {
                 Err(error) => return Err(error.into()),
             };
             self.messages_stored += inserted as u64;
+            // What later commands of the batch refer to: the rows as stored.
+            let stored_now = |marked: &mut HashMap<MessageId, Marked>, m: &message::Model| {
+                marked.insert(
+                    m.id,
+                    Marked {
+                        chat_id: m.chat_id,
+                        sender_id: m.sender_id,
+                    },
+                );
+            };
             if inserted == chunk.len() {
+                for m in &chunk {
+                    stored_now(&mut self.marked, m);
+                }
                 self.existing.extend(
                     chunk
                         .into_iter()
@@ -377,6 +395,9 @@ impl BatchState {
                 {
                     return Err(ApplyError::IdTaken { id: taken.id });
                 }
+                for m in stored.values() {
+                    stored_now(&mut self.marked, m);
+                }
                 self.existing.extend(stored);
             }
         }
@@ -387,18 +408,21 @@ impl BatchState {
             .filter(|id| !self.chats.contains_key(id))
             .collect();
         if !missing.is_empty() {
-            for model in chat::Entity::find()
-                .filter(chat::Column::Id.is_in(missing))
+            let models = chat::Entity::find()
+                .filter(chat::Column::Id.is_in(missing.iter().copied()))
                 .all(db)
-                .await?
-            {
-                self.chats.insert(
-                    model.id,
-                    ChatState {
-                        model,
-                        members: HashMap::new(),
-                    },
-                );
+                .await?;
+            // With their members, as a later batch would load them.
+            let mut members: HashMap<ChatId, HashMap<UserId, Marks>> = HashMap::new();
+            for m in queries::members(db, missing).await? {
+                members
+                    .entry(m.chat_id)
+                    .or_default()
+                    .insert(m.user_id, Marks::of(&m));
+            }
+            for model in models {
+                let members = members.remove(&model.id).unwrap_or_default();
+                self.chats.insert(model.id, ChatState { model, members });
             }
         }
         Ok(())

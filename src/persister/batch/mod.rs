@@ -370,7 +370,9 @@ struct BatchState {
     existing: HashMap<(UserId, String), message::Model>,
     /// The uploads messages carry: owner and kind by file id.
     uploads: HashMap<String, (UserId, String)>,
-    /// The messages receipts refer to: `(chat_id, sender_id)` by id.
+    /// The messages receipts, deletions and pushes refer to, `(chat_id, sender_id)` by id:
+    /// those stored before the batch, and every row the batch wrote (a command must see an
+    /// earlier one of its batch as it would see it stored by an earlier batch).
     marked: HashMap<MessageId, Marked>,
     /// New rows to insert, in order, with the keys already taken in this batch.
     new_rows: Vec<message::Model>,
