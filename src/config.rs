@@ -363,6 +363,9 @@ impl Config {
 pub struct OpsConfig {
     /// `NATS_URL`, else the URL the embedded nats-server of `serve` wrote under `DATA_DIR`.
     pub nats_url: Option<SecretUrl>,
+    /// `NATS_SERVER_BIN`, for the embedded nats-server a command starts when jetchat is not
+    /// running.
+    pub nats_server_bin: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub subject_prefix: String,
     /// `MAX_CONTENT_CHARS`, which `reproject` applies as the persister did.
@@ -378,6 +381,7 @@ impl OpsConfig {
         let var = |name: &'static str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Ok(OpsConfig {
             nats_url: var("NATS_URL").map(SecretUrl),
+            nats_server_bin: var("NATS_SERVER_BIN").map(PathBuf::from),
             data_dir: PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into())),
             subject_prefix: subject_prefix(&var)?,
             max_content_chars: parse(&var, "MAX_CONTENT_CHARS", "10000")?,

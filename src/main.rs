@@ -201,59 +201,17 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
 async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
     let run = async {
         let config = OpsConfig::from_env().context("invalid configuration")?;
-        let bus = jetchat::ops::connect(&config).await?;
-        match command {
-            Cmd::Replay(args) => {
-                let count =
-                    jetchat::ops::replay::run(&bus, args, &mut std::io::stdout().lock()).await?;
-                tracing::info!(count, "replay done");
-            }
-            Cmd::Streams { json } => {
-                let reports = jetchat::ops::streams::report(&bus).await?;
-                if *json {
-                    println!("{}", serde_json::to_string_pretty(&reports)?);
-                } else {
-                    print!("{}", jetchat::ops::streams::render(&reports));
-                }
-            }
-            Cmd::Dlq {
-                json,
-                replay,
-                replay_all,
-                remove,
-            } => {
-                use jetchat::ops::dead_letters;
-                if !remove.is_empty() {
-                    for letter in dead_letters::remove(&bus, remove).await? {
-                        println!("dead letter {letter} removed");
-                    }
-                } else if *replay_all || !replay.is_empty() {
-                    let which = (!replay_all).then_some(replay.as_slice());
-                    for (letter, seq) in dead_letters::replay(&bus, which).await? {
-                        println!("dead letter {letter} published again as CHAT_IN sequence {seq}");
-                    }
-                } else {
-                    let letters = dead_letters::list(&bus).await?;
-                    if *json {
-                        println!("{}", serde_json::to_string_pretty(&letters)?);
-                    } else {
-                        print!("{}", dead_letters::render(&letters));
-                    }
-                }
-            }
-            Cmd::ContinueStream { after } => {
-                let report = jetchat::ops::continue_stream::run(&bus, *after).await?;
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            }
-            Cmd::Reproject { into, from_seq } => {
-                let rules = jetchat::persister::batch::Rules::from_ops_config(&config);
-                let report =
-                    jetchat::ops::reproject::run(&bus, into, *from_seq, 500, &rules).await?;
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            }
-            _ => unreachable!("only operator commands"),
+        let connection = jetchat::ops::connect(&config).await?;
+        if connection.runs_own_server() {
+            eprintln!(
+                "jetchat is not running: this command started the embedded nats-server on {} \
+                 and stops it when it ends",
+                config.data_dir.join("nats").display()
+            );
         }
-        Ok(())
+        let result = run_ops(command, &config, &connection.bus).await;
+        connection.close().await;
+        result
     };
     match command {
         Cmd::Replay(_)
@@ -263,4 +221,58 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
         | Cmd::Reproject { .. } => Some(run.await),
         _ => None,
     }
+}
+
+/// Runs one operator command on `bus`.
+async fn run_ops(command: &Cmd, config: &OpsConfig, bus: &jetchat::bus::Bus) -> anyhow::Result<()> {
+    match command {
+        Cmd::Replay(args) => {
+            let count = jetchat::ops::replay::run(bus, args, &mut std::io::stdout().lock()).await?;
+            tracing::info!(count, "replay done");
+        }
+        Cmd::Streams { json } => {
+            let reports = jetchat::ops::streams::report(bus).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                print!("{}", jetchat::ops::streams::render(&reports));
+            }
+        }
+        Cmd::Dlq {
+            json,
+            replay,
+            replay_all,
+            remove,
+        } => {
+            use jetchat::ops::dead_letters;
+            if !remove.is_empty() {
+                for letter in dead_letters::remove(bus, remove).await? {
+                    println!("dead letter {letter} removed");
+                }
+            } else if *replay_all || !replay.is_empty() {
+                let which = (!replay_all).then_some(replay.as_slice());
+                for (letter, seq) in dead_letters::replay(bus, which).await? {
+                    println!("dead letter {letter} published again as CHAT_IN sequence {seq}");
+                }
+            } else {
+                let letters = dead_letters::list(bus).await?;
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&letters)?);
+                } else {
+                    print!("{}", dead_letters::render(&letters));
+                }
+            }
+        }
+        Cmd::ContinueStream { after } => {
+            let report = jetchat::ops::continue_stream::run(bus, *after).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Cmd::Reproject { into, from_seq } => {
+            let rules = jetchat::persister::batch::Rules::from_ops_config(config);
+            let report = jetchat::ops::reproject::run(bus, into, *from_seq, 500, &rules).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        _ => unreachable!("only operator commands"),
+    }
+    Ok(())
 }

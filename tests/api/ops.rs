@@ -11,7 +11,12 @@ use jetchat::{
     store::{chat, chat_member, message, message_reaction, message_revision, upload},
 };
 
-use crate::helpers::{TestApp, eventually, publish_command, spawn_app};
+use nix::sys::signal::Signal;
+
+use crate::helpers::{
+    TestApp, connect_at, embedded_command, eventually, free_address, gone, publish_command,
+    spawn_app, start_embedded,
+};
 
 fn args(stream: StreamName) -> ReplayArgs {
     ReplayArgs {
@@ -488,4 +493,76 @@ async fn after_a_snapshot_and_a_trim_reproject_rebuilds_from_the_snapshot_and_th
     assert_eq!(rebuilt.0, live.0, "chats (renamed after the snapshot)");
     assert_eq!(rebuilt.1, live.1, "members and their receipts");
     assert_eq!(rebuilt.2, live.2, "messages, ids and stream sequences");
+}
+
+/// `jetchat <args>` as an operator runs it on the embedded defaults of `dir` (no `NATS_URL`).
+fn embedded_ops(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .args(args)
+        .env_remove("NATS_URL")
+        .env("DATA_DIR", dir)
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.join("jetchat.db").display()),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("jetchat runs")
+}
+
+#[tokio::test]
+async fn with_jetchat_stopped_the_operator_commands_start_its_nats_server_for_their_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let mut jetchat = start_embedded(embedded_command(dir.path(), address), address, dir).await;
+    let dir = jetchat.dir.clone();
+    let nats_dir = dir.path().join("nats");
+    connect_at(address, 1)
+        .await
+        .send_message(json!({"receiver_id": 2, "content": "before the outage"}))
+        .await;
+    let server = jetchat.nats_pid();
+    jetchat.signal(Signal::SIGTERM);
+    assert!(jetchat.exited().await.success());
+    gone("jetchat's nats-server", server).await;
+    assert!(
+        !jetchat::bus::embedded::url_file(&nats_dir).exists(),
+        "a clean stop removes the URL nothing answers at"
+    );
+    // A crash leaves its URL behind.
+    std::fs::write(
+        jetchat::bus::embedded::url_file(&nats_dir),
+        format!("nats://{}", free_address()),
+    )
+    .unwrap();
+
+    let output = embedded_ops(dir.path(), &["replay", "--stream", "in", "--json"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stderr.contains("jetchat is not running"), "{stderr}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["payload"]["content"], "before the outage");
+    // Its server ended with it, and the next command starts one again.
+    let pid_file = jetchat::bus::embedded::pid_file(&nats_dir);
+    assert!(!pid_file.exists(), "the command's nats-server stopped");
+    let output = embedded_ops(dir.path(), &["streams", "--json"]);
+    assert!(output.status.success(), "{output:?}");
+    let reports: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reports[0]["name"], "CHAT_IN");
+    assert_eq!(reports[0]["messages"], 1);
+
+    // Elsewhere than jetchat's directory: no store to start a server on, and it says so.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = embedded_ops(elsewhere.path(), &["streams"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("set DATA_DIR"), "{stderr}");
+    assert!(
+        !elsewhere.path().join("nats").exists(),
+        "no store made up: {stderr}"
+    );
 }
