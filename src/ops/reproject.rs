@@ -31,7 +31,7 @@ pub struct Report {
 }
 
 /// Replays the commands of `CHAT_IN` into the database at `url`: all of them into an empty
-/// database (`from_seq: None`), or those from `from_seq` on into one restored from a snapshot
+/// database (`from_seq: None`; a SQLite file that does not exist is created), or those from `from_seq` on into one restored from a snapshot
 /// that holds everything before it. Commands the snapshot holds already are harmless, as
 /// redeliveries are to the persister. `rules` must be the live persister's
 /// (`MAX_CONTENT_CHARS`) for an identical result.
@@ -65,7 +65,7 @@ pub async fn run(
         ),
         Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
     };
-    let db = store::connect(url)
+    let db = store::connect(&store::creating_sqlite_file(url))
         .await
         .with_context(|| format!("--into: cannot open {shown}"))?;
     store::migrate(&db)

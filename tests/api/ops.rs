@@ -566,3 +566,34 @@ async fn with_jetchat_stopped_the_operator_commands_start_its_nats_server_for_th
         "no store made up: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn reproject_into_a_sqlite_file_that_does_not_exist_creates_it() {
+    let app = spawn_app().await;
+    app.connect(1)
+        .await
+        .send_message(json!({"receiver_id": 2, "content": "kept"}))
+        .await;
+    persisted(&app).await;
+    let file = app.dir().join("rebuilt").join("new.db");
+
+    // The URL an operator writes, without `?mode=rwc`.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .args([
+            "reproject",
+            "--into",
+            &format!("sqlite://{}", file.display()),
+        ])
+        .env("NATS_URL", &app.nats_url)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["messages"], 1, "{report}");
+    let rebuilt = Database::connect(format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let messages = message::Entity::find().all(&rebuilt).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].content, "kept");
+}
