@@ -228,7 +228,10 @@ async fn run_ops(command: &Cmd, config: &OpsConfig, bus: &jetchat::bus::Bus) -> 
     match command {
         Cmd::Replay(args) => {
             let count = jetchat::ops::replay::run(bus, args, &mut std::io::stdout().lock()).await?;
-            tracing::info!(count, "replay done");
+            if count == 0 {
+                // An empty stdout alone does not tell a filter that matched nothing from a hang.
+                eprintln!("no messages");
+            }
         }
         Cmd::Streams { json } => {
             let reports = jetchat::ops::streams::report(bus).await?;

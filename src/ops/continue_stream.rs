@@ -44,6 +44,7 @@ pub async fn run(bus: &Bus, after: u64) -> anyhow::Result<Report> {
             ..Default::default()
         };
         let consumer = super::ordered_consumer(bus, name, config).await?;
+        let consumer_name = consumer.cached_info().name.clone();
         let mut messages = consumer.messages().await?;
         while let Some(message) = messages.next().await {
             let message = message?;
@@ -53,6 +54,8 @@ pub async fn run(bus: &Bus, after: u64) -> anyhow::Result<Report> {
                 break;
             }
         }
+        drop(messages);
+        super::delete_consumer(bus, name, &consumer_name).await;
     }
     // Purging up to a sequence past the end moves the stream's next sequence there.
     stream

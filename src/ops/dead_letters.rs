@@ -5,7 +5,7 @@
 //! replay, its removal alone.
 
 use anyhow::{Context as _, bail};
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::consumer::{Consumer, DeliverPolicy, pull::OrderedConfig};
 use futures_util::StreamExt;
 use serde::Serialize;
 
@@ -36,6 +36,13 @@ pub async fn list(bus: &Bus) -> anyhow::Result<Vec<Letter>> {
     };
     let name = bus.subjects.dead_letter_stream();
     let consumer = super::ordered_consumer(bus, name, config).await?;
+    let consumer_name = consumer.cached_info().name.clone();
+    let letters = read_letters(consumer).await;
+    super::delete_consumer(bus, name, &consumer_name).await;
+    letters
+}
+
+async fn read_letters(consumer: Consumer<OrderedConfig>) -> anyhow::Result<Vec<Letter>> {
     let mut letters = Vec::new();
     if consumer.cached_info().num_pending == 0 {
         return Ok(letters);

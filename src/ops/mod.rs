@@ -129,3 +129,21 @@ async fn ordered_consumer(
         .await
         .context("creating an ordered consumer")
 }
+
+/// Deletes the ordered consumer `name` the command is done with (its messages dropped first:
+/// a running ordered stream would create it again), so that it is not listed under its stream
+/// until the server's inactivity threshold removes it. Best effort: one already gone is what
+/// was wanted.
+async fn delete_consumer(bus: &Bus, stream: &str, name: &str) {
+    let deleted = match bus.jetstream.get_stream(stream).await {
+        Ok(stream) => stream
+            .delete_consumer(name)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = deleted {
+        tracing::debug!(%error, consumer = %name, "the ordered consumer was not deleted");
+    }
+}

@@ -83,6 +83,7 @@ pub async fn run(
         ..Default::default()
     };
     let consumer = super::ordered_consumer(bus, bus.subjects.in_stream(), config).await?;
+    let consumer_name = consumer.cached_info().name.clone();
     let mut report = Report::default();
     if consumer.cached_info().num_pending > 0 {
         let mut messages = consumer.messages().await?;
@@ -110,6 +111,7 @@ pub async fn run(
             }
         }
     }
+    super::delete_consumer(bus, bus.subjects.in_stream(), &consumer_name).await;
     count(&db, &mut report).await?;
     Ok(report)
 }

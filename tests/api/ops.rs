@@ -120,19 +120,21 @@ async fn replay_prints_one_chats_traffic_in_order() {
     nothing.subject = Some("chat.in.424242.>".into());
     assert!(replay_lines(&app, &nothing).await.is_empty());
 
-    // Replay is read-only: the persister's consumer is untouched and nothing is redelivered.
+    // Replay is read-only: the persister's consumer is untouched and nothing is redelivered;
+    // the ordered consumers it read with are deleted when it ends.
     persisted(&app).await;
     let reports = streams::report(&app.ops_bus().await).await.unwrap();
     assert_eq!(reports[0].name, "CHAT_IN");
-    let durable: Vec<_> = reports[0].consumers.iter().filter(|c| c.durable).collect();
-    assert_eq!(
-        durable.len(),
-        1,
-        "replay made no durable consumer: {:?}",
-        reports[0].consumers
+    let consumers = &reports[0].consumers;
+    assert_eq!(consumers.len(), 1, "only the persister: {consumers:?}");
+    assert!(consumers[0].durable);
+    assert_eq!(consumers[0].name, "persister");
+    assert_eq!(consumers[0].redelivered, 0);
+    assert!(
+        reports[1].consumers.is_empty(),
+        "none left on CHAT_EVENTS: {:?}",
+        reports[1].consumers
     );
-    assert_eq!(durable[0].name, "persister");
-    assert_eq!(durable[0].redelivered, 0);
     assert!(streams::render(&reports).contains("persister"));
 }
 
@@ -596,4 +598,64 @@ async fn reproject_into_a_sqlite_file_that_does_not_exist_creates_it() {
     let messages = message::Entity::find().all(&rebuilt).await.unwrap();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].content, "kept");
+}
+
+#[tokio::test]
+async fn replay_into_a_pipe_closed_early_or_matching_nothing_ends_well() {
+    let app = spawn_app().await;
+    // Far more than a pipe buffers, so the writes after `head` left fail.
+    let js = async_nats::jetstream::new(app.nats().await);
+    let padding = "x".repeat(400);
+    for n in 0..500 {
+        js.publish(
+            format!("chat.events.7.note_{n}"),
+            json!({ "n": n, "padding": padding }).to_string().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let replay = |extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"));
+        command
+            .args(["replay", "--stream", "events"])
+            .args(extra)
+            .env("NATS_URL", &app.nats_url)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+
+    // `jetchat replay … | head -n 1`: the reader goes after the first line.
+    let mut child = replay(&[]).spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.contains("chat.events.7.note_0"), "{first}");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+
+    // A filter that matches nothing: nothing on stdout, and stderr says so.
+    let output = replay(&["--subject", "chat.events.424242.>"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(output.stdout.is_empty(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "no messages\n");
+
+    // Neither left a consumer on the stream.
+    let reports = streams::report(&app.ops_bus().await).await.unwrap();
+    assert!(
+        reports[1].consumers.is_empty(),
+        "{:?}",
+        reports[1].consumers
+    );
 }
