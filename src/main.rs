@@ -49,6 +49,9 @@ enum Cmd {
         /// Publish every dead letter again and remove them.
         #[arg(long, conflicts_with = "replay")]
         replay_all: bool,
+        /// Replay dead letters of code `invalid_command` too (no commands: refused again).
+        #[arg(long)]
+        force: bool,
         /// Remove these dead letters without publishing them (dealt with otherwise).
         #[arg(
             long,
@@ -245,6 +248,7 @@ async fn run_ops(command: &Cmd, config: &OpsConfig, bus: &jetchat::bus::Bus) -> 
             json,
             replay,
             replay_all,
+            force,
             remove,
         } => {
             use jetchat::ops::dead_letters;
@@ -254,7 +258,7 @@ async fn run_ops(command: &Cmd, config: &OpsConfig, bus: &jetchat::bus::Bus) -> 
                 }
             } else if *replay_all || !replay.is_empty() {
                 let which = (!replay_all).then_some(replay.as_slice());
-                for (letter, seq) in dead_letters::replay(bus, which).await? {
+                for (letter, seq) in dead_letters::replay(bus, which, *force).await? {
                     println!("dead letter {letter} published again as CHAT_IN sequence {seq}");
                 }
             } else {
