@@ -67,6 +67,9 @@ enum Cmd {
         /// The newest message id in the database.
         #[arg(long)]
         after: u64,
+        /// Accept an --after below the newest message id in DATABASE_URL.
+        #[arg(long)]
+        force: bool,
     },
     /// Rebuild the database from CHAT_IN into an empty database.
     Reproject {
@@ -270,8 +273,11 @@ async fn run_ops(command: &Cmd, config: &OpsConfig, bus: &jetchat::bus::Bus) -> 
                 }
             }
         }
-        Cmd::ContinueStream { after } => {
-            let report = jetchat::ops::continue_stream::run(bus, *after).await?;
+        Cmd::ContinueStream { after, force } => {
+            let db = store::connect(config.database_url.expose())
+                .await
+                .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;
+            let report = jetchat::ops::continue_stream::run(bus, &db, *after, *force).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Cmd::Reproject { into, from_seq } => {

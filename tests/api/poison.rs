@@ -334,8 +334,34 @@ async fn a_chat_in_recreated_under_a_kept_database_is_caught_and_can_be_continue
         "{error}"
     );
 
+    // A number below the database's newest id would bring the conflicts back: refused, and
+    // the stream is left as it was.
+    let last_sequence = |bus: jetchat::bus::Bus| async move {
+        let mut stream = bus.jetstream.get_stream("CHAT_IN").await.unwrap();
+        stream.info().await.unwrap().state.last_sequence
+    };
+    let before = last_sequence(bus.clone()).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .args(["continue-stream", "--after", &(newest - 1).to_string()])
+        .env("NATS_URL", &app.nats_url)
+        .env("DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        stderr.contains(&format!("newest message id {newest}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("continue-stream --after {newest}")),
+        "{stderr}"
+    );
+    assert_eq!(last_sequence(bus.clone()).await, before);
+
     // The operator continues the numbering after the database and replays the refused ones.
-    let report = jetchat::ops::continue_stream::run(&bus, newest)
+    let report = jetchat::ops::continue_stream::run(&bus, &db, newest, false)
         .await
         .unwrap();
     assert_eq!(report.next_sequence, newest + 1, "{report:?}");
