@@ -1,7 +1,7 @@
 //! The `jetchat` binary: `serve` (the default), `migrate`, the operator commands `replay`,
 //! `streams` and `reproject`, and `token` for development.
 
-use std::time::Duration;
+use std::{io::IsTerminal as _, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -136,6 +136,8 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                // Colour codes only for a terminal: a file or a pipe gets plain text.
+                .with_ansi(std::io::stderr().is_terminal())
                 // A failed write is dropped. With the default, tracing-subscriber reports it
                 // with `eprintln!`, which panics when stderr is a closed pipe (`| tee` after
                 // Ctrl-C): the panic took down whichever task logged, the signal handler's
