@@ -212,3 +212,27 @@ async fn metrics_turn_off() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["detail"].as_str().unwrap().contains("METRICS=off"));
 }
+
+#[tokio::test]
+async fn the_dead_letters_waiting_are_a_gauge() {
+    let app = spawn_app().await;
+    assert_eq!(
+        Metrics::scrape(&app)
+            .await
+            .value("jetchat_dead_letters", &[]),
+        0.0
+    );
+    // No command: the persister dead-letters it.
+    crate::helpers::publish_command(&app, "chat.in.7.message", json!(["not", "a", "command"]))
+        .await;
+    crate::helpers::eventually("the dead letter is counted", || async {
+        match Metrics::scrape(&app)
+            .await
+            .value("jetchat_dead_letters", &[])
+        {
+            1.0 => Ok(()),
+            other => Err(format!("{other}")),
+        }
+    })
+    .await;
+}
