@@ -214,7 +214,7 @@ async fn metrics_turn_off() {
 }
 
 #[tokio::test]
-async fn the_dead_letters_waiting_are_a_gauge() {
+async fn the_dead_letters_waiting_show_in_metrics_and_in_healthz_without_failing_it() {
     let app = spawn_app().await;
     assert_eq!(
         Metrics::scrape(&app)
@@ -235,4 +235,9 @@ async fn the_dead_letters_waiting_are_a_gauge() {
         }
     })
     .await;
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "reported, not a failure");
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["dead_letters"], 1, "{health}");
+    assert_eq!(health["problems"], json!([]), "{health}");
 }
