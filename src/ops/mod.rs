@@ -69,7 +69,8 @@ pub async fn connect(config: &OpsConfig) -> anyhow::Result<Connection> {
     }
     if let Some(pid) = embedded::running_server(&dir) {
         bail!(
-            "the embedded nats-server of {} runs (pid {pid}) but does not answer ({}):              jetchat may be starting or stopping; try again, or set NATS_URL",
+            "the embedded nats-server of {} runs (pid {pid}) but does not answer ({}): \
+             jetchat may be starting or stopping; try again, or set NATS_URL",
             dir.display(),
             unanswered.as_deref().unwrap_or("no URL written")
         );
