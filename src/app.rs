@@ -64,10 +64,13 @@ impl App {
             .unwrap_or_default();
         let shown = crate::config::redact_url(&url);
         let subjects = Subjects::new(&config.subject_prefix);
-        let bus = tokio::time::timeout(Duration::from_secs(30), Bus::connect(&url, subjects))
-            .await
-            .with_context(|| format!("NATS_URL: no NATS server answered at {shown} within 30 s"))?
-            .with_context(|| format!("NATS_URL: cannot connect to {shown}"))?;
+        let bus = tokio::time::timeout(
+            Duration::from_secs(30),
+            Bus::connect(&url, subjects, shutdown.clone()),
+        )
+        .await
+        .with_context(|| format!("NATS_URL: no NATS server answered at {shown} within 30 s"))?
+        .with_context(|| format!("NATS_URL: cannot connect to {shown}"))?;
         let db = store::connect(config.database_url.expose())
             .await
             .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;

@@ -1,6 +1,10 @@
 //! Typed settings, read once from the environment (and `.env`) and validated at start-up.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use jsonwebtoken::Algorithm;
 use secrecy::SecretSlice;
@@ -213,12 +217,7 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |name: &'static str| get(name).filter(|v| !v.trim().is_empty());
         let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into()));
-        let database_url = var("DATABASE_URL").unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.join("jetchat.db").display()
-            )
-        });
+        let database_url = database_url(&var, &data_dir);
         let algorithm = match var("JWT_ALGORITHM").as_deref().unwrap_or("HS256") {
             "HS256" => Algorithm::HS256,
             "HS384" => Algorithm::HS384,
@@ -363,7 +362,12 @@ impl Config {
 pub struct OpsConfig {
     /// `NATS_URL`, else the URL the embedded nats-server of `serve` wrote under `DATA_DIR`.
     pub nats_url: Option<SecretUrl>,
+    /// `NATS_SERVER_BIN`, for the embedded nats-server a command starts when jetchat is not
+    /// running.
+    pub nats_server_bin: Option<PathBuf>,
     pub data_dir: PathBuf,
+    /// `DATABASE_URL` as `serve` reads it: `continue-stream` checks its newest message.
+    pub database_url: SecretUrl,
     pub subject_prefix: String,
     /// `MAX_CONTENT_CHARS`, which `reproject` applies as the persister did.
     pub max_content_chars: usize,
@@ -376,14 +380,27 @@ impl OpsConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let _ = dotenvy::dotenv();
         let var = |name: &'static str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into()));
         Ok(OpsConfig {
             nats_url: var("NATS_URL").map(SecretUrl),
-            data_dir: PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into())),
+            nats_server_bin: var("NATS_SERVER_BIN").map(PathBuf::from),
+            database_url: SecretUrl(database_url(&var, &data_dir)),
+            data_dir,
             subject_prefix: subject_prefix(&var)?,
             max_content_chars: parse(&var, "MAX_CONTENT_CHARS", "10000")?,
             edit_window: edit_window(&var)?,
         })
     }
+}
+
+/// `DATABASE_URL`, else the SQLite file under `DATA_DIR`.
+fn database_url(var: &impl Fn(&'static str) -> Option<String>, data_dir: &Path) -> String {
+    var("DATABASE_URL").unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("jetchat.db").display()
+        )
+    })
 }
 
 /// A connection URL that may carry a password (`DATABASE_URL`, `NATS_URL`): `Debug` and

@@ -1,7 +1,7 @@
 //! The `jetchat` binary: `serve` (the default), `migrate`, the operator commands `replay`,
 //! `streams` and `reproject`, and `token` for development.
 
-use std::time::Duration;
+use std::{io::IsTerminal as _, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -49,6 +49,9 @@ enum Cmd {
         /// Publish every dead letter again and remove them.
         #[arg(long, conflicts_with = "replay")]
         replay_all: bool,
+        /// Replay dead letters of code `invalid_command` too (no commands: refused again).
+        #[arg(long)]
+        force: bool,
         /// Remove these dead letters without publishing them (dealt with otherwise).
         #[arg(
             long,
@@ -64,6 +67,9 @@ enum Cmd {
         /// The newest message id in the database.
         #[arg(long)]
         after: u64,
+        /// Accept an --after below the newest message id in DATABASE_URL.
+        #[arg(long)]
+        force: bool,
     },
     /// Rebuild the database from CHAT_IN into an empty database.
     Reproject {
@@ -130,6 +136,8 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                // Colour codes only for a terminal: a file or a pipe gets plain text.
+                .with_ansi(std::io::stderr().is_terminal())
                 // A failed write is dropped. With the default, tracing-subscriber reports it
                 // with `eprintln!`, which panics when stderr is a closed pipe (`| tee` after
                 // Ctrl-C): the panic took down whichever task logged, the signal handler's
@@ -201,59 +209,17 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
 async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
     let run = async {
         let config = OpsConfig::from_env().context("invalid configuration")?;
-        let bus = jetchat::ops::connect(&config).await?;
-        match command {
-            Cmd::Replay(args) => {
-                let count =
-                    jetchat::ops::replay::run(&bus, args, &mut std::io::stdout().lock()).await?;
-                tracing::info!(count, "replay done");
-            }
-            Cmd::Streams { json } => {
-                let reports = jetchat::ops::streams::report(&bus).await?;
-                if *json {
-                    println!("{}", serde_json::to_string_pretty(&reports)?);
-                } else {
-                    print!("{}", jetchat::ops::streams::render(&reports));
-                }
-            }
-            Cmd::Dlq {
-                json,
-                replay,
-                replay_all,
-                remove,
-            } => {
-                use jetchat::ops::dead_letters;
-                if !remove.is_empty() {
-                    for letter in dead_letters::remove(&bus, remove).await? {
-                        println!("dead letter {letter} removed");
-                    }
-                } else if *replay_all || !replay.is_empty() {
-                    let which = (!replay_all).then_some(replay.as_slice());
-                    for (letter, seq) in dead_letters::replay(&bus, which).await? {
-                        println!("dead letter {letter} published again as CHAT_IN sequence {seq}");
-                    }
-                } else {
-                    let letters = dead_letters::list(&bus).await?;
-                    if *json {
-                        println!("{}", serde_json::to_string_pretty(&letters)?);
-                    } else {
-                        print!("{}", dead_letters::render(&letters));
-                    }
-                }
-            }
-            Cmd::ContinueStream { after } => {
-                let report = jetchat::ops::continue_stream::run(&bus, *after).await?;
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            }
-            Cmd::Reproject { into, from_seq } => {
-                let rules = jetchat::persister::batch::Rules::from_ops_config(&config);
-                let report =
-                    jetchat::ops::reproject::run(&bus, into, *from_seq, 500, &rules).await?;
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            }
-            _ => unreachable!("only operator commands"),
+        let connection = jetchat::ops::connect(&config).await?;
+        if connection.runs_own_server() {
+            eprintln!(
+                "jetchat is not running: this command started the embedded nats-server on {} \
+                 and stops it when it ends",
+                config.data_dir.join("nats").display()
+            );
         }
-        Ok(())
+        let result = run_ops(command, &config, &connection.bus).await;
+        connection.close().await;
+        result
     };
     match command {
         Cmd::Replay(_)
@@ -263,4 +229,65 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
         | Cmd::Reproject { .. } => Some(run.await),
         _ => None,
     }
+}
+
+/// Runs one operator command on `bus`.
+async fn run_ops(command: &Cmd, config: &OpsConfig, bus: &jetchat::bus::Bus) -> anyhow::Result<()> {
+    match command {
+        Cmd::Replay(args) => {
+            let count = jetchat::ops::replay::run(bus, args, &mut std::io::stdout().lock()).await?;
+            if count == 0 {
+                // An empty stdout alone does not tell a filter that matched nothing from a hang.
+                eprintln!("no messages");
+            }
+        }
+        Cmd::Streams { json } => {
+            let reports = jetchat::ops::streams::report(bus).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                print!("{}", jetchat::ops::streams::render(&reports));
+            }
+        }
+        Cmd::Dlq {
+            json,
+            replay,
+            replay_all,
+            force,
+            remove,
+        } => {
+            use jetchat::ops::dead_letters;
+            if !remove.is_empty() {
+                for letter in dead_letters::remove(bus, remove).await? {
+                    println!("dead letter {letter} removed");
+                }
+            } else if *replay_all || !replay.is_empty() {
+                let which = (!replay_all).then_some(replay.as_slice());
+                for (letter, seq) in dead_letters::replay(bus, which, *force).await? {
+                    println!("dead letter {letter} published again as CHAT_IN sequence {seq}");
+                }
+            } else {
+                let letters = dead_letters::list(bus).await?;
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&letters)?);
+                } else {
+                    print!("{}", dead_letters::render(&letters));
+                }
+            }
+        }
+        Cmd::ContinueStream { after, force } => {
+            let db = store::connect(config.database_url.expose())
+                .await
+                .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;
+            let report = jetchat::ops::continue_stream::run(bus, &db, *after, *force).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Cmd::Reproject { into, from_seq } => {
+            let rules = jetchat::persister::batch::Rules::from_ops_config(config);
+            let report = jetchat::ops::reproject::run(bus, into, *from_seq, 500, &rules).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        _ => unreachable!("only operator commands"),
+    }
+    Ok(())
 }

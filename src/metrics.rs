@@ -210,6 +210,8 @@ pub struct Metrics {
     pub consumer_info_up: Gauge,
     /// Chats whose events this instance's router subscribes to.
     pub router_subscriptions: Gauge,
+    /// Dead letters in the dead-letter stream (read at scrape).
+    pub dead_letters: Gauge,
     /// Bytes of uploads stored.
     pub media_bytes_in: Counter,
     /// Bytes of media bodies served.
@@ -333,6 +335,11 @@ impl Metrics {
             "router_subscriptions",
             "Chats whose events this instance subscribes to",
         );
+        let dead_letters = gauge(
+            &mut registry,
+            "dead_letters",
+            "Dead letters waiting in CHAT_DLQ for an operator (read from the stream's info at scrape)",
+        );
 
         let media_family = Family::<DirectionLabel, Counter>::default();
         registry.register(
@@ -363,6 +370,7 @@ impl Metrics {
             consumer_ack_pending,
             consumer_info_up,
             router_subscriptions,
+            dead_letters,
             media_bytes_in,
             media_bytes_out,
         }

@@ -87,7 +87,8 @@ impl Drop for EmbeddedNats {
     }
 }
 
-/// Where a running embedded server's URL is written, under its directory.
+/// Where a running embedded server's URL is written, under its directory (removed when it
+/// stops; a crash leaves it behind).
 pub fn url_file(dir: &Path) -> PathBuf {
     dir.join("url")
 }
@@ -242,6 +243,23 @@ pub fn pid_file(dir: &Path) -> PathBuf {
     dir.join("nats-server.pid")
 }
 
+/// The pid of a live nats-server on `dir`'s store (a jetchat's, or one it left running), if
+/// its pid file names one.
+pub fn running_server(dir: &Path) -> Option<i32> {
+    let pid = std::fs::read_to_string(pid_file(dir))
+        .ok()?
+        .trim()
+        .parse::<i32>()
+        .ok()?;
+    let dir = std::path::absolute(dir).ok()?;
+    serves_store(pid, &store_dir(&dir)).then_some(pid)
+}
+
+/// True when `dir` holds the store of an embedded nats-server that ran before.
+pub fn has_store(dir: &Path) -> bool {
+    store_dir(dir).is_dir()
+}
+
 /// Stops a nats-server that an earlier jetchat (one that crashed before `PR_SET_PDEATHSIG`
 /// existed, or whose server was reparented) left running on `dir`'s store; it would hold the
 /// store's lock. Only a process whose command line is a nats-server on this very store is
@@ -327,6 +345,8 @@ async fn supervise(
             }
             _ = stop.cancelled() => {
                 terminate(&mut server.child).await;
+                // Nothing answers there any more: the operator commands must not try it.
+                let _ = std::fs::remove_file(url_file(&dir));
                 let _ = std::fs::remove_file(pid_file(&dir));
                 return;
             }

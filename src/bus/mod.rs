@@ -8,6 +8,7 @@ pub mod streams;
 pub mod subjects;
 
 use async_nats::{Client, jetstream};
+use tokio_util::sync::CancellationToken;
 
 pub use subjects::Subjects;
 
@@ -58,15 +59,27 @@ impl Bus {
     }
 
     /// Connects to `urls` (one URL, or a comma-separated list of a cluster's servers),
-    /// retrying in the background if the server goes away later.
-    pub async fn connect(urls: &str, subjects: Subjects) -> Result<Self, async_nats::ConnectError> {
+    /// retrying in the background if the server goes away later. A disconnection is a warning
+    /// until `shutdown` is cancelled; after, it is the expected end (the embedded nats-server
+    /// stops last).
+    pub async fn connect(
+        urls: &str,
+        subjects: Subjects,
+        shutdown: CancellationToken,
+    ) -> Result<Self, async_nats::ConnectError> {
         let client = options(urls, "jetchat")
             .retry_on_initial_connect()
-            .event_callback(|event| async move {
-                match event {
-                    async_nats::Event::Connected => tracing::info!("NATS connected"),
-                    async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
-                    other => tracing::debug!(%other, "NATS event"),
+            .event_callback(move |event| {
+                let shutting_down = shutdown.is_cancelled();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => tracing::info!("NATS connected"),
+                        async_nats::Event::Disconnected if shutting_down => {
+                            tracing::debug!("NATS disconnected at shutdown")
+                        }
+                        async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                        other => tracing::debug!(%other, "NATS event"),
+                    }
                 }
             })
             .connect(server_list(urls).as_slice())

@@ -1,5 +1,6 @@
 //! `GET /healthz`: 200 only when the database and NATS answer, the streams exist, the
-//! background tasks run and the persister keeps up; else 503 with the reasons.
+//! background tasks run and the persister keeps up; else 503 with the reasons. The dead letters
+//! waiting are reported beside, without failing it.
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
@@ -20,6 +21,9 @@ pub struct Health {
     pub persister: bool,
     /// Why the instance is unavailable, in sentences (empty when `ok`).
     pub problems: Vec<String>,
+    /// Dead letters waiting in `CHAT_DLQ` for an operator (`jetchat dlq`): reported, never a
+    /// reason for 503 (the instance works on); null when NATS did not say within 2 s.
+    pub dead_letters: Option<u64>,
 }
 
 /// Reports whether jetchat can do its work.
@@ -45,6 +49,11 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
         }
         None => true,
     };
+    let dead_letters = if nats {
+        dead_letters(&state).await
+    } else {
+        None
+    };
     let ok = problems.is_empty();
     let status = if ok {
         StatusCode::OK
@@ -60,8 +69,21 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
             streams,
             persister,
             problems,
+            dead_letters,
         }),
     )
+}
+
+/// The messages in the dead-letter stream, if JetStream says within 2 s.
+async fn dead_letters(state: &AppState) -> Option<u64> {
+    let stream = state
+        .bus
+        .jetstream
+        .get_stream(state.bus.subjects.dead_letter_stream());
+    match tokio::time::timeout(std::time::Duration::from_secs(2), stream).await {
+        Ok(Ok(stream)) => Some(stream.cached_info().state.messages),
+        _ => None,
+    }
 }
 
 /// Why the persister counts as stalled: no progress for `PERSIST_STALL` while commands wait.

@@ -23,8 +23,8 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 ///
 /// Sockets, frames in and out by kind, messages accepted, persisted and delivered, errors by
 /// code, rate-limited frames, persister batch sizes and commit latencies, the persister
-/// consumer's pending and ack-pending commands (read from JetStream when scraped), router
-/// subscriptions, media bytes. Not behind a token: keep it off the public proxy (the compose
+/// consumer's pending and ack-pending commands and the dead letters waiting (read from
+/// JetStream when scraped), router subscriptions, media bytes. Not behind a token: keep it off the public proxy (the compose
 /// deployment's nginx refuses it) or turn it off with `METRICS=off` (then 404).
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses(
@@ -54,6 +54,24 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             tracing::debug!("consumer info timed out for /metrics");
             metrics.consumer_info_up.set(0);
         }
+    }
+    let dead_letters = async {
+        let stream = state
+            .bus
+            .jetstream
+            .get_stream(state.bus.subjects.dead_letter_stream())
+            .await?;
+        Ok::<_, async_nats::Error>(stream.cached_info().state.messages)
+    };
+    match tokio::time::timeout(CONSUMER_INFO_TIMEOUT, dead_letters).await {
+        Ok(Ok(count)) => {
+            metrics
+                .dead_letters
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        // Kept from the last scrape; `consumer_info_up` tells that NATS did not answer.
+        Ok(Err(error)) => tracing::debug!(%error, "dead-letter count unavailable for /metrics"),
+        Err(_) => tracing::debug!("dead-letter count timed out for /metrics"),
     }
     let mut response = metrics.render().into_response();
     response

@@ -6,9 +6,10 @@
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use futures_util::StreamExt;
+use sea_orm::DatabaseConnection;
 use serde::Serialize;
 
-use crate::bus::Bus;
+use crate::{bus::Bus, store};
 
 /// What `continue-stream` did.
 #[derive(Debug, Serialize)]
@@ -21,8 +22,26 @@ pub struct Report {
     pub next_sequence: u64,
 }
 
-/// Moves `CHAT_IN` on so that its next sequence is `after + 1` or later.
-pub async fn run(bus: &Bus, after: u64) -> anyhow::Result<Report> {
+/// Moves `CHAT_IN` on so that its next sequence is `after + 1` or later. An `after` below the
+/// newest message id in `db` is refused unless `force`: messages would again get ids that are
+/// stored.
+pub async fn run(
+    bus: &Bus,
+    db: &DatabaseConnection,
+    after: u64,
+    force: bool,
+) -> anyhow::Result<Report> {
+    let newest = store::queries::newest_stream_seq(db)
+        .await
+        .context("reading the newest message id of the database")?;
+    if after < newest && !force {
+        bail!(
+            "--after {after} is below the database's newest message id {newest}: new messages \
+             would get ids that are stored and be refused (id_conflict). Run \
+             `jetchat continue-stream --after {newest}` (DATABASE_URL must be jetchat's \
+             database; --force skips this check)"
+        );
+    }
     let name = bus.subjects.in_stream();
     let mut stream = bus
         .jetstream
@@ -44,6 +63,7 @@ pub async fn run(bus: &Bus, after: u64) -> anyhow::Result<Report> {
             ..Default::default()
         };
         let consumer = super::ordered_consumer(bus, name, config).await?;
+        let consumer_name = consumer.cached_info().name.clone();
         let mut messages = consumer.messages().await?;
         while let Some(message) = messages.next().await {
             let message = message?;
@@ -53,6 +73,8 @@ pub async fn run(bus: &Bus, after: u64) -> anyhow::Result<Report> {
                 break;
             }
         }
+        drop(messages);
+        super::delete_consumer(bus, name, &consumer_name).await;
     }
     // Purging up to a sequence past the end moves the stream's next sequence there.
     stream

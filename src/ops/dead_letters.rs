@@ -5,12 +5,14 @@
 //! replay, its removal alone.
 
 use anyhow::{Context as _, bail};
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::consumer::{Consumer, DeliverPolicy, pull::OrderedConfig};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::{
     bus::Bus,
+    domain::ErrorCode,
     persister::dead_letters::{
         HEADER_CODE, HEADER_ERROR, HEADER_REPLAY_OF, HEADER_SEQUENCE, HEADER_SUBJECT,
     },
@@ -21,6 +23,8 @@ use crate::{
 pub struct Letter {
     /// Its sequence in the dead-letter stream (what `--replay` takes).
     pub seq: u64,
+    /// When it was dead-lettered.
+    pub time: DateTime<Utc>,
     /// The subject and `CHAT_IN` sequence the command first had.
     pub subject: String,
     pub original_seq: u64,
@@ -38,6 +42,13 @@ pub async fn list(bus: &Bus) -> anyhow::Result<Vec<Letter>> {
     };
     let name = bus.subjects.dead_letter_stream();
     let consumer = super::ordered_consumer(bus, name, config).await?;
+    let consumer_name = consumer.cached_info().name.clone();
+    let letters = read_letters(consumer).await;
+    super::delete_consumer(bus, name, &consumer_name).await;
+    letters
+}
+
+async fn read_letters(consumer: Consumer<OrderedConfig>) -> anyhow::Result<Vec<Letter>> {
     let mut letters = Vec::new();
     if consumer.cached_info().num_pending == 0 {
         return Ok(letters);
@@ -55,8 +66,11 @@ pub async fn list(bus: &Bus) -> anyhow::Result<Vec<Letter>> {
                 .map(|v| v.as_str().to_owned())
                 .unwrap_or_default()
         };
+        let time = DateTime::from_timestamp(info.published.unix_timestamp(), 0).unwrap_or_default()
+            + chrono::Duration::nanoseconds(i64::from(info.published.nanosecond()));
         letters.push(Letter {
             seq,
+            time,
             subject: header(HEADER_SUBJECT),
             original_seq: header(HEADER_SEQUENCE).parse().unwrap_or(0),
             code: header(HEADER_CODE),
@@ -72,11 +86,32 @@ pub async fn list(bus: &Bus) -> anyhow::Result<Vec<Letter>> {
 
 /// Publishes the dead letters `seqs` (all of them when `None`) to `CHAT_IN` again and removes
 /// each from the dead letters once JetStream has it; returns `(dead-letter seq, new CHAT_IN
-/// seq)` for each.
-pub async fn replay(bus: &Bus, seqs: Option<&[u64]>) -> anyhow::Result<Vec<(u64, u64)>> {
+/// seq)` for each. Letters of code `invalid_command` are no commands and would only be refused
+/// again: unless `force`, nothing is published when one is among them.
+pub async fn replay(
+    bus: &Bus,
+    seqs: Option<&[u64]>,
+    force: bool,
+) -> anyhow::Result<Vec<(u64, u64)>> {
     let letters = list(bus).await?;
     if let Some(seqs) = seqs {
         all_known(&letters, seqs)?;
+    }
+    let selected = |letter: &&Letter| seqs.is_none_or(|seqs| seqs.contains(&letter.seq));
+    let no_commands: Vec<String> = letters
+        .iter()
+        .filter(selected)
+        .filter(|l| l.code == ErrorCode::InvalidCommand.as_str())
+        .map(|l| l.seq.to_string())
+        .collect();
+    if !no_commands.is_empty() && !force {
+        let seqs = no_commands.join(" ");
+        bail!(
+            "dead letters {seqs} are {}: no commands, replayed they are refused again. Fix \
+             their publisher and remove them (`jetchat dlq --remove {seqs}`); nothing was \
+             replayed (--force replays them anyway)",
+            ErrorCode::InvalidCommand.as_str()
+        );
     }
     let stream = dead_letter_stream(bus).await?;
     let mut replayed = Vec::new();
@@ -160,8 +195,9 @@ pub fn render(letters: &[Letter]) -> String {
     let mut out = String::new();
     for l in letters {
         out.push_str(&format!(
-            "#{seq}  {subject} (was {original})  {code}: {error}\n    {payload}\n",
+            "#{seq}  {time}  {subject} (was {original})  {code}: {error}\n    {payload}\n",
             seq = l.seq,
+            time = l.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             subject = l.subject,
             original = l.original_seq,
             code = l.code,

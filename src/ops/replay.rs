@@ -4,7 +4,7 @@
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::{
     self,
-    consumer::{DeliverPolicy, pull::OrderedConfig},
+    consumer::{Consumer, DeliverPolicy, pull::OrderedConfig},
 };
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -57,7 +57,8 @@ pub fn parse_time(value: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Ut
         .with_context(|| format!("{value:?} is neither a duration (2h, 30m) nor an RFC 3339 time"))
 }
 
-/// Prints the selected messages to `out`; returns how many.
+/// Prints the selected messages to `out` and returns how many matched; a reader that closes
+/// the pipe (`| head`) ends it as the end of the messages would.
 pub async fn run(
     bus: &Bus,
     args: &ReplayArgs,
@@ -91,11 +92,30 @@ pub async fn run(
         ..Default::default()
     };
     let consumer = super::ordered_consumer(bus, name, config).await?;
+    let consumer_name = consumer.cached_info().name.clone();
+    let mut count = 0;
+    let printed = print_all(consumer, args, until, now, out, &mut count).await;
+    super::delete_consumer(bus, name, &consumer_name).await;
+    match printed {
+        // The reader went away (`| head`): what it wanted is printed.
+        Err(error) if is_closed_pipe(&error) => Ok(count),
+        result => result.map(|()| count),
+    }
+}
+
+/// Prints the consumer's messages, counting each in `count` before it is printed.
+async fn print_all(
+    consumer: Consumer<OrderedConfig>,
+    args: &ReplayArgs,
+    until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    out: &mut impl std::io::Write,
+    count: &mut u64,
+) -> anyhow::Result<()> {
     if !args.follow && consumer.cached_info().num_pending == 0 {
-        return Ok(0);
+        return Ok(());
     }
     let mut messages = consumer.messages().await.context("reading the stream")?;
-    let mut count = 0;
     while let Some(message) = messages.next().await {
         let message = message.context("reading the stream")?;
         let info = match message.info() {
@@ -108,14 +128,21 @@ pub async fn run(
         if until.is_some_and(|u| published > u) {
             break;
         }
+        *count += 1;
         print(out, &message, info.stream_sequence, published, args.json)?;
-        count += 1;
         if !args.follow && info.pending == 0 {
             break;
         }
     }
     out.flush()?;
-    Ok(count)
+    Ok(())
+}
+
+/// True when `error` is a write to a pipe whose reader has closed it.
+fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn print(

@@ -82,7 +82,7 @@ impl Report {
 }
 
 /// Replays the commands of `CHAT_IN` into the database at `url`: all of them into an empty
-/// database (`from_seq: None`), or those from `from_seq` on into one restored from a snapshot
+/// database (`from_seq: None`; a SQLite file that does not exist is created), or those from `from_seq` on into one restored from a snapshot
 /// that holds everything before it. Commands the snapshot holds already are harmless, as
 /// redeliveries are to the persister. `rules` must be the live persister's
 /// (`MAX_CONTENT_CHARS`) for an identical result.
@@ -116,7 +116,7 @@ pub async fn run(
         ),
         Some(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
     };
-    let db = store::connect(url)
+    let db = store::connect(&store::creating_sqlite_file(url))
         .await
         .with_context(|| format!("--into: cannot open {shown}"))?;
     store::migrate(&db)
@@ -135,6 +135,7 @@ pub async fn run(
         ..Default::default()
     };
     let consumer = super::ordered_consumer(bus, bus.subjects.in_stream(), config).await?;
+    let consumer_name = consumer.cached_info().name.clone();
     let mut report = Report::default();
     if consumer.cached_info().num_pending > 0 {
         let mut messages = consumer.messages().await?;
@@ -166,6 +167,7 @@ pub async fn run(
             }
         }
     }
+    super::delete_consumer(bus, bus.subjects.in_stream(), &consumer_name).await;
     count(&db, &mut report).await?;
     Ok(report)
 }

@@ -160,6 +160,20 @@ fn without_password(url: &str) -> (String, Option<String>) {
     (parsed.into(), password)
 }
 
+/// `url` with a SQLite file that does not exist yet created on opening (`mode=rwc`) unless the
+/// URL chose a mode; other databases' URLs unchanged. For a database that is to be filled
+/// (`jetchat reproject --into`), where a new file is the normal case.
+pub fn creating_sqlite_file(url: &str) -> String {
+    let Some(_) = sqlite_path(url) else {
+        return url.to_owned();
+    };
+    match url.split_once('?') {
+        Some((_, query)) if query.split('&').any(|p| p.starts_with("mode=")) => url.to_owned(),
+        Some(_) => format!("{url}&mode=rwc"),
+        None => format!("{url}?mode=rwc"),
+    }
+}
+
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -173,6 +187,26 @@ mod tests {
     use sea_orm::{ConnectionTrait, Statement};
 
     use super::*;
+
+    #[test]
+    fn a_sqlite_file_to_fill_is_created_unless_the_url_chose_a_mode() {
+        assert_eq!(
+            creating_sqlite_file("sqlite:///srv/new.db"),
+            "sqlite:///srv/new.db?mode=rwc"
+        );
+        assert_eq!(
+            creating_sqlite_file("sqlite:new.db?cache=shared"),
+            "sqlite:new.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(
+            creating_sqlite_file("sqlite:///srv/old.db?mode=rw"),
+            "sqlite:///srv/old.db?mode=rw"
+        );
+        assert_eq!(
+            creating_sqlite_file("postgres://u@db/jetchat"),
+            "postgres://u@db/jetchat"
+        );
+    }
 
     async fn pragma(db: &DatabaseConnection, name: &str) -> String {
         let row = db

@@ -39,7 +39,7 @@ async fn healthz_reports_ok_when_everything_is_up() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(
         body,
-        json!({"status":"ok","database":true,"nats":true,"streams":true,"persister":true,"problems":[]})
+        json!({"status":"ok","database":true,"nats":true,"streams":true,"persister":true,"problems":[],"dead_letters":0})
     );
 }
 

@@ -212,3 +212,32 @@ async fn metrics_turn_off() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["detail"].as_str().unwrap().contains("METRICS=off"));
 }
+
+#[tokio::test]
+async fn the_dead_letters_waiting_show_in_metrics_and_in_healthz_without_failing_it() {
+    let app = spawn_app().await;
+    assert_eq!(
+        Metrics::scrape(&app)
+            .await
+            .value("jetchat_dead_letters", &[]),
+        0.0
+    );
+    // No command: the persister dead-letters it.
+    crate::helpers::publish_command(&app, "chat.in.7.message", json!(["not", "a", "command"]))
+        .await;
+    crate::helpers::eventually("the dead letter is counted", || async {
+        match Metrics::scrape(&app)
+            .await
+            .value("jetchat_dead_letters", &[])
+        {
+            1.0 => Ok(()),
+            other => Err(format!("{other}")),
+        }
+    })
+    .await;
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "reported, not a failure");
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["dead_letters"], 1, "{health}");
+    assert_eq!(health["problems"], json!([]), "{health}");
+}

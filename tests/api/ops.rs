@@ -11,7 +11,12 @@ use jetchat::{
     store::{chat, chat_member, message, message_reaction, message_revision, upload},
 };
 
-use crate::helpers::{TestApp, eventually, publish_command, spawn_app};
+use nix::sys::signal::Signal;
+
+use crate::helpers::{
+    TestApp, connect_at, embedded_command, eventually, free_address, gone, publish_command,
+    spawn_app, start_embedded,
+};
 
 fn args(stream: StreamName) -> ReplayArgs {
     ReplayArgs {
@@ -115,19 +120,21 @@ async fn replay_prints_one_chats_traffic_in_order() {
     nothing.subject = Some("chat.in.424242.>".into());
     assert!(replay_lines(&app, &nothing).await.is_empty());
 
-    // Replay is read-only: the persister's consumer is untouched and nothing is redelivered.
+    // Replay is read-only: the persister's consumer is untouched and nothing is redelivered;
+    // the ordered consumers it read with are deleted when it ends.
     persisted(&app).await;
     let reports = streams::report(&app.ops_bus().await).await.unwrap();
     assert_eq!(reports[0].name, "CHAT_IN");
-    let durable: Vec<_> = reports[0].consumers.iter().filter(|c| c.durable).collect();
-    assert_eq!(
-        durable.len(),
-        1,
-        "replay made no durable consumer: {:?}",
-        reports[0].consumers
+    let consumers = &reports[0].consumers;
+    assert_eq!(consumers.len(), 1, "only the persister: {consumers:?}");
+    assert!(consumers[0].durable);
+    assert_eq!(consumers[0].name, "persister");
+    assert_eq!(consumers[0].redelivered, 0);
+    assert!(
+        reports[1].consumers.is_empty(),
+        "none left on CHAT_EVENTS: {:?}",
+        reports[1].consumers
     );
-    assert_eq!(durable[0].name, "persister");
-    assert_eq!(durable[0].redelivered, 0);
     assert!(streams::render(&reports).contains("persister"));
 }
 
@@ -517,4 +524,167 @@ async fn after_a_snapshot_and_a_trim_reproject_rebuilds_from_the_snapshot_and_th
     assert_eq!(rebuilt.0, live.0, "chats (renamed after the snapshot)");
     assert_eq!(rebuilt.1, live.1, "members and their receipts");
     assert_eq!(rebuilt.2, live.2, "messages, ids and stream sequences");
+}
+
+/// `jetchat <args>` as an operator runs it on the embedded defaults of `dir` (no `NATS_URL`).
+fn embedded_ops(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .args(args)
+        .env_remove("NATS_URL")
+        .env("DATA_DIR", dir)
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.join("jetchat.db").display()),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("jetchat runs")
+}
+
+#[tokio::test]
+async fn with_jetchat_stopped_the_operator_commands_start_its_nats_server_for_their_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let mut jetchat = start_embedded(embedded_command(dir.path(), address), address, dir).await;
+    let dir = jetchat.dir.clone();
+    let nats_dir = dir.path().join("nats");
+    connect_at(address, 1)
+        .await
+        .send_message(json!({"receiver_id": 2, "content": "before the outage"}))
+        .await;
+    let server = jetchat.nats_pid();
+    jetchat.signal(Signal::SIGTERM);
+    assert!(jetchat.exited().await.success());
+    gone("jetchat's nats-server", server).await;
+    assert!(
+        !jetchat::bus::embedded::url_file(&nats_dir).exists(),
+        "a clean stop removes the URL nothing answers at"
+    );
+    // A crash leaves its URL behind.
+    std::fs::write(
+        jetchat::bus::embedded::url_file(&nats_dir),
+        format!("nats://{}", free_address()),
+    )
+    .unwrap();
+
+    let output = embedded_ops(dir.path(), &["replay", "--stream", "in", "--json"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stderr.contains("jetchat is not running"), "{stderr}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["payload"]["content"], "before the outage");
+    // Its server ended with it, and the next command starts one again.
+    let pid_file = jetchat::bus::embedded::pid_file(&nats_dir);
+    assert!(!pid_file.exists(), "the command's nats-server stopped");
+    let output = embedded_ops(dir.path(), &["streams", "--json"]);
+    assert!(output.status.success(), "{output:?}");
+    let reports: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reports[0]["name"], "CHAT_IN");
+    assert_eq!(reports[0]["messages"], 1);
+
+    // Elsewhere than jetchat's directory: no store to start a server on, and it says so.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = embedded_ops(elsewhere.path(), &["streams"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("set DATA_DIR"), "{stderr}");
+    assert!(
+        !elsewhere.path().join("nats").exists(),
+        "no store made up: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn reproject_into_a_sqlite_file_that_does_not_exist_creates_it() {
+    let app = spawn_app().await;
+    app.connect(1)
+        .await
+        .send_message(json!({"receiver_id": 2, "content": "kept"}))
+        .await;
+    persisted(&app).await;
+    let file = app.dir().join("rebuilt").join("new.db");
+
+    // The URL an operator writes, without `?mode=rwc`.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .args([
+            "reproject",
+            "--into",
+            &format!("sqlite://{}", file.display()),
+        ])
+        .env("NATS_URL", &app.nats_url)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["messages"], 1, "{report}");
+    let rebuilt = Database::connect(format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let messages = message::Entity::find().all(&rebuilt).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].content, "kept");
+}
+
+#[tokio::test]
+async fn replay_into_a_pipe_closed_early_or_matching_nothing_ends_well() {
+    let app = spawn_app().await;
+    // Far more than a pipe buffers, so the writes after `head` left fail.
+    let js = async_nats::jetstream::new(app.nats().await);
+    let padding = "x".repeat(400);
+    for n in 0..500 {
+        js.publish(
+            format!("chat.events.7.note_{n}"),
+            json!({ "n": n, "padding": padding }).to_string().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let replay = |extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"));
+        command
+            .args(["replay", "--stream", "events"])
+            .args(extra)
+            .env("NATS_URL", &app.nats_url)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+
+    // `jetchat replay … | head -n 1`: the reader goes after the first line.
+    let mut child = replay(&[]).spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.contains("chat.events.7.note_0"), "{first}");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+
+    // A filter that matches nothing: nothing on stdout, and stderr says so.
+    let output = replay(&["--subject", "chat.events.424242.>"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(output.stdout.is_empty(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "no messages\n");
+
+    // Neither left a consumer on the stream.
+    let reports = streams::report(&app.ops_bus().await).await.unwrap();
+    assert!(
+        reports[1].consumers.is_empty(),
+        "{:?}",
+        reports[1].consumers
+    );
 }

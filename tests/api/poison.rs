@@ -239,7 +239,7 @@ async fn a_command_the_database_refuses_is_dead_lettered_and_the_rest_is_stored_
 
     // Fixed: the operator replays it, and it is stored after everything before the replay.
     accept_poison_again(&app).await;
-    let replayed = jetchat::ops::dead_letters::replay(&app.ops_bus().await, None)
+    let replayed = jetchat::ops::dead_letters::replay(&app.ops_bus().await, None, false)
         .await
         .unwrap();
     assert_eq!(replayed.len(), 1);
@@ -386,8 +386,34 @@ async fn a_chat_in_recreated_under_a_kept_database_is_caught_and_can_be_continue
         "{error}"
     );
 
+    // A number below the database's newest id would bring the conflicts back: refused, and
+    // the stream is left as it was.
+    let last_sequence = |bus: jetchat::bus::Bus| async move {
+        let mut stream = bus.jetstream.get_stream("CHAT_IN").await.unwrap();
+        stream.info().await.unwrap().state.last_sequence
+    };
+    let before = last_sequence(bus.clone()).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .args(["continue-stream", "--after", &(newest - 1).to_string()])
+        .env("NATS_URL", &app.nats_url)
+        .env("DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        stderr.contains(&format!("newest message id {newest}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("continue-stream --after {newest}")),
+        "{stderr}"
+    );
+    assert_eq!(last_sequence(bus.clone()).await, before);
+
     // The operator continues the numbering after the database and replays the refused ones.
-    let report = jetchat::ops::continue_stream::run(&bus, newest)
+    let report = jetchat::ops::continue_stream::run(&bus, &db, newest, false)
         .await
         .unwrap();
     assert_eq!(report.next_sequence, newest + 1, "{report:?}");
@@ -402,7 +428,7 @@ async fn a_chat_in_recreated_under_a_kept_database_is_caught_and_can_be_continue
         .send_message(json!({"chat_id": chat_id, "content": "continued"}))
         .await;
     assert!(ack["message_id"].as_i64().unwrap() > newest as i64);
-    let replayed = jetchat::ops::dead_letters::replay(&bus, None)
+    let replayed = jetchat::ops::dead_letters::replay(&bus, None, false)
         .await
         .unwrap();
     assert_eq!(replayed.len(), conflicts);
@@ -496,6 +522,7 @@ async fn a_persister_that_cannot_write_turns_healthz_to_503_until_it_can() {
 
 #[tokio::test]
 async fn an_operator_removes_dead_letters_that_are_no_command_to_replay() {
+    let started = chrono::Utc::now();
     let app = spawn_app().await;
     let js = async_nats::jetstream::new(app.nats().await);
     for garbage in ["not json", "{\"nor\": \"a command\"}", "[1, 2]"] {
@@ -569,4 +596,43 @@ async fn an_operator_removes_dead_letters_that_are_no_command_to_replay() {
         "remove and replay at once: {both:?}"
     );
     assert_eq!(left().await, [seqs[2]]);
+
+    // The listing says when each letter was dead-lettered.
+    let listed = jetchat_ops(&app, &["dlq", "--json"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["code"], "invalid_command", "{listed}");
+    let time = chrono::DateTime::parse_from_rfc3339(listed[0]["time"].as_str().unwrap()).unwrap();
+    assert!(started <= time && time <= chrono::Utc::now(), "{listed}");
+    let table = jetchat_ops(&app, &["dlq"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let shown = time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert!(table.contains(&shown), "{shown} in {table}");
+
+    // A letter that is no command is not replayed by mistake: refused, with the way out.
+    let refused = jetchat_ops(&app, &["dlq", "--replay", &seqs[2].to_string()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(stderr.contains("invalid_command"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("jetchat dlq --remove {}", seqs[2])),
+        "{stderr}"
+    );
+    assert!(!jetchat_ops(&app, &["dlq", "--replay-all"]).status.success());
+    assert_eq!(left().await, [seqs[2]]);
+    assert_eq!(stream_messages(&app, "CHAT_IN").await.len(), commands);
+    // --force replays it anyway.
+    let forced = jetchat_ops(&app, &["dlq", "--replay", &seqs[2].to_string(), "--force"]);
+    assert!(forced.status.success(), "{forced:?}");
+    assert_eq!(stream_messages(&app, "CHAT_IN").await.len(), commands + 1);
+}
+
+/// `jetchat <args>` as an operator runs it against `app`'s NATS.
+fn jetchat_ops(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .args(args)
+        .env("NATS_URL", &app.nats_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
 }

@@ -253,3 +253,24 @@ async fn a_topology_the_nats_server_refuses_ends_start_up_with_its_reason_and_no
     assert!(stderr.contains("replicas"), "{stderr}");
     assert!(!stderr.contains("retrying"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_log_in_a_file_has_no_colour_codes_and_a_clean_stop_no_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("jetchat.log");
+    let address = free_address();
+    let mut command = embedded_command(dir.path(), address);
+    command.stderr(std::fs::File::create(&log_path).unwrap());
+    let mut jetchat = start_embedded(command, address, dir).await;
+    jetchat.signal(Signal::SIGTERM);
+    assert!(jetchat.exited().await.success());
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("jetchat stopped"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a file: {log}");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
+    assert!(warnings.is_empty(), "a clean stop warns: {warnings:?}");
+}

@@ -216,8 +216,8 @@ export type paths = {
          * Metrics in the Prometheus (OpenMetrics) text format.
          * @description Sockets, frames in and out by kind, messages accepted, persisted and delivered, errors by
          *     code, rate-limited frames, persister batch sizes and commit latencies, the persister
-         *     consumer's pending and ack-pending commands (read from JetStream when scraped), router
-         *     subscriptions, media bytes. Not behind a token: keep it off the public proxy (the compose
+         *     consumer's pending and ack-pending commands and the dead letters waiting (read from
+         *     JetStream when scraped), router subscriptions, media bytes. Not behind a token: keep it off the public proxy (the compose
          *     deployment's nginx refuses it) or turn it off with `METRICS=off` (then 404).
          */
         get: operations["metrics"];
@@ -405,6 +405,12 @@ export type components = {
         /** @description Each dependency's state. */
         Health: {
             database: boolean;
+            /**
+             * Format: int64
+             * @description Dead letters waiting in `CHAT_DLQ` for an operator (`jetchat dlq`): reported, never a
+             *     reason for 503 (the instance works on); null when NATS did not say within 2 s.
+             */
+            dead_letters?: number | null;
             nats: boolean;
             /** @description The persister made progress within `PERSIST_STALL`, or has nothing to do. */
             persister: boolean;
