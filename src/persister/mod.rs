@@ -158,7 +158,12 @@ impl Persister {
                     valid.push(message);
                 }
                 Err(error) => {
-                    tracing::warn!(%error, subject = %message.subject, "undecodable command refused");
+                    tracing::warn!(
+                        %error,
+                        seq = message.info().map_or(0, |i| i.stream_sequence),
+                        subject = %message.subject,
+                        "undecodable command refused"
+                    );
                     rejections.push(decode::unreadable_command(&message, &error));
                     dead_letters.push(DeadLetter::of(
                         &message,
@@ -211,7 +216,7 @@ impl Persister {
             dead_letters.push(DeadLetter::of(
                 &message,
                 poisoned.refusal.code,
-                poisoned.refusal.detail.clone(),
+                poisoned.cause.clone(),
             ));
             refused.push(message);
         }

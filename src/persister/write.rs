@@ -29,6 +29,9 @@ pub struct Poisoned {
     /// Its place in the batch.
     pub index: usize,
     pub refusal: Refusal,
+    /// What failed, for operators: the database's own text, or the panic's (kept in the
+    /// dead letter and the log, never sent to clients).
+    pub cause: String,
     /// Its message id is another stored message's: `CHAT_IN` is behind the database.
     pub id_taken: bool,
 }
@@ -37,8 +40,13 @@ pub struct Poisoned {
 enum Fault {
     /// The database is away or busy: retry the same batch later.
     Transient(DbErr),
-    /// The commands are at fault (or one handler is): isolate them.
-    Permanent { refusal: Refusal, id_taken: bool },
+    /// The commands are at fault (or one handler is): isolate them. The refusal is what the
+    /// sender hears (a code and a plain sentence); `cause` is for the log and the dead letter.
+    Permanent {
+        refusal: Refusal,
+        cause: String,
+        id_taken: bool,
+    },
 }
 
 impl From<ApplyError> for Fault {
@@ -48,12 +56,15 @@ impl From<ApplyError> for Fault {
             ApplyError::Db(error) => Fault::Permanent {
                 refusal: Refusal::new(
                     ErrorCode::InvalidData,
-                    format!("the database cannot store this command: {error}"),
+                    "the database cannot store this command (a constraint or a value it \
+                     refuses); nothing was stored",
                 ),
+                cause: format!("the database cannot store this command: {error}"),
                 id_taken: false,
             },
             error @ ApplyError::IdTaken { .. } => Fault::Permanent {
                 refusal: Refusal::new(ErrorCode::IdConflict, error.to_string()),
+                cause: error.to_string(),
                 id_taken: true,
             },
         }
@@ -73,8 +84,9 @@ impl Fault {
         Fault::Permanent {
             refusal: Refusal::new(
                 ErrorCode::InternalError,
-                format!("jetchat failed on this command: {what}"),
+                "jetchat failed on this command (a bug); nothing was stored",
             ),
+            cause: format!("jetchat failed on this command: {what}"),
             id_taken: false,
         }
     }
@@ -162,19 +174,24 @@ async fn isolate(
         match fault {
             // Dropping the transaction rolls it all back; the batch is retried whole.
             Fault::Transient(error) => return Err(error),
-            Fault::Permanent { refusal, id_taken } => {
+            Fault::Permanent {
+                refusal,
+                cause,
+                id_taken,
+            } => {
                 savepoint.rollback().await?;
                 tracing::error!(
                     seq = one.seq,
                     kind = one.command.kind(),
                     code = %refusal.code,
-                    detail = %refusal.detail,
+                    cause = %cause,
                     "command refused: the database cannot apply it; kept in the dead-letter stream"
                 );
                 batch::rejection(one, &refusal, &mut written.applied);
                 written.poisoned.push(Poisoned {
                     index,
                     refusal,
+                    cause,
                     id_taken,
                 });
             }

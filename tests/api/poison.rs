@@ -203,6 +203,11 @@ async fn a_command_the_database_refuses_is_dead_lettered_and_the_rest_is_stored_
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["client_msg_id"], "m2");
     assert_eq!(refused[0]["code"], "invalid_data");
+    let detail = refused[0]["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("poison refused") && !detail.contains("error returned from database"),
+        "the client gets a plain sentence, not the database's text: {detail}"
+    );
     for expected in ["one", "two", "three"] {
         assert_eq!(bob.expect("new_message").await["content"], expected);
     }

@@ -29,7 +29,7 @@ impl BatchState {
                         (None, Some(r)) => private_keys.insert(chat::private_key(c.sender_id, r)),
                         _ => false,
                     };
-                    file_ids.extend(c.file_id.clone());
+                    file_ids.extend(c.file_id.clone().filter(|id| storable(id)));
                 }
                 Command::Receipt(c) => {
                     chat_ids.insert(c.chat_id);
@@ -60,9 +60,10 @@ impl BatchState {
                     chat_ids.insert(c.chat_id);
                     marked_ids.insert(c.message_id);
                 }
-                Command::RegisterUpload(c) => {
+                Command::RegisterUpload(c) if storable(&c.file_id) => {
                     file_ids.insert(c.file_id.clone());
                 }
+                Command::RegisterUpload(_) => {}
                 Command::EditMessage(c) => {
                     chat_ids.insert(c.chat_id);
                 }
@@ -160,4 +161,11 @@ impl BatchState {
             messages_stored: 0,
         })
     }
+}
+
+/// Whether a key could have been stored: one with NUL cannot (the rules refuse it, and
+/// PostgreSQL refuses a query that names it, which would fail the whole batch and leave the
+/// command refused as `invalid_data` instead of `invalid_field`).
+fn storable(key: &str) -> bool {
+    !key.contains('\0')
 }
