@@ -7,7 +7,10 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use async_nats::jetstream::{message::PublishMessage, publish::PublishAck};
+use async_nats::{
+    Subject,
+    jetstream::{message::PublishMessage, publish::PublishAck},
+};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::{
     future::BoxFuture,
@@ -41,7 +44,7 @@ pub(in crate::gateway) struct Published {
     /// A send's subject and payload, to publish again without its dedupe id when JetStream
     /// answers that it has the send already but the database has no such message (the first
     /// send was refused, or is still on its way): the persister then answers this one.
-    pub(in crate::gateway) resend: Option<(String, bytes::Bytes)>,
+    pub(in crate::gateway) resend: Option<(Subject, bytes::Bytes)>,
 }
 
 /// The socket's own view of its user's chats.
@@ -159,6 +162,8 @@ impl Socket {
     ) -> Result<(), FrameError> {
         let payload =
             bytes::Bytes::from(serde_json::to_vec(command).expect("commands always serialise"));
+        // Both are reference-counted: keeping them for a resend copies no bytes.
+        let subject = Subject::from(subject);
         let resend = dedupe.is_some().then(|| (subject.clone(), payload.clone()));
         self.publish_payload(
             subject,
@@ -176,13 +181,13 @@ impl Socket {
     #[allow(clippy::too_many_arguments)]
     pub(in crate::gateway) async fn publish_payload(
         &mut self,
-        subject: String,
+        subject: Subject,
         payload: bytes::Bytes,
         dedupe: Option<String>,
         client_msg_id: Option<String>,
         chat_id: Option<ChatId>,
         trace: Option<async_nats::HeaderMap>,
-        resend: Option<(String, bytes::Bytes)>,
+        resend: Option<(Subject, bytes::Bytes)>,
     ) -> Result<(), FrameError> {
         let mut publish = PublishMessage::build().payload(payload);
         if let Some(headers) = trace {

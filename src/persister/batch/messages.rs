@@ -363,19 +363,9 @@ impl BatchState {
             };
             self.messages_stored += inserted as u64;
             // What later commands of the batch refer to: the rows as stored.
-            let stored_now = |marked: &mut HashMap<MessageId, Marked>, m: &message::Model| {
-                marked.insert(
-                    m.id,
-                    Marked {
-                        chat_id: m.chat_id,
-                        sender_id: m.sender_id,
-                    },
-                );
-            };
             if inserted == chunk.len() {
-                for m in &chunk {
-                    stored_now(&mut self.marked, m);
-                }
+                self.marked
+                    .extend(chunk.iter().map(|m| (m.id, Marked::of(m))));
                 self.existing.extend(
                     chunk
                         .into_iter()
@@ -395,9 +385,8 @@ impl BatchState {
                 {
                     return Err(ApplyError::IdTaken { id: taken.id });
                 }
-                for m in stored.values() {
-                    stored_now(&mut self.marked, m);
-                }
+                self.marked
+                    .extend(stored.values().map(|m| (m.id, Marked::of(m))));
                 self.existing.extend(stored);
             }
         }

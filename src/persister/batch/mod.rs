@@ -111,6 +111,16 @@ struct Marked {
     sender_id: UserId,
 }
 
+impl Marked {
+    /// What later commands of a batch need of a stored message.
+    fn of(message: &crate::store::message::Model) -> Self {
+        Marked {
+            chat_id: message.chat_id,
+            sender_id: message.sender_id,
+        }
+    }
+}
+
 /// An event whose message id is known only after the bulk insert.
 // Most pendings are events: boxing them would cost an allocation each to shrink the others.
 #[allow(clippy::large_enum_variant)]
