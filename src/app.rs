@@ -31,7 +31,8 @@ use crate::{
 pub struct App {
     listener: TcpListener,
     state: AppState,
-    persister: JoinHandle<()>,
+    /// One persister per partition of `CHAT_IN`.
+    persisters: Vec<JoinHandle<()>>,
     /// Yields why the router died, if it did before shutdown.
     router: JoinHandle<Option<String>>,
     nats: Option<EmbeddedNats>,
@@ -80,7 +81,8 @@ impl App {
         let writer = store::connect_writer(config.database_url.expose())
             .await
             .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;
-        let consumer = streams::ensure(&bus, streams::Topology::from_config(&config)).await?;
+        let topology = streams::Topology::from_config(&config);
+        let consumers: Arc<[_]> = streams::ensure(&bus, topology).await?.into();
         persister::agreement::check(&bus, &writer).await?;
         store::spawn_checkpointer(db.clone(), shutdown.clone());
         persister::journal::spawn_pruner(db.clone(), config.sync_retention, shutdown.clone());
@@ -124,25 +126,36 @@ impl App {
         let limits = Arc::new(Limits::from_config(&config));
         limits.spawn_sweeper(shutdown.clone());
         let router = supervisor::router(router, pipeline.clone(), shutdown.clone());
-        let persister = persister::Persister {
-            // Its events never wait for acknowledgement room behind the sockets' commands.
-            bus: bus.with_own_acks(),
-            db: writer,
-            consumer: consumer.clone(),
-            batching: persister::Batching {
-                size: config.persist_batch,
-                linger: config.persist_linger,
-            },
-            rules: persister::batch::Rules::from_config(&config),
-            pipeline: pipeline.clone(),
-            metrics: metrics.clone(),
-        };
-        let persister = supervisor::restarting(
-            "persister",
-            pipeline.clone(),
-            shutdown.clone(),
-            move |shutdown| persister.clone().run(shutdown),
-        );
+        let persisters = consumers
+            .iter()
+            .zip(0..)
+            .map(|(consumer, partition)| {
+                let persister = persister::Persister {
+                    // Its events never wait for acknowledgement room behind the sockets'
+                    // commands.
+                    bus: bus.with_own_acks(),
+                    db: writer.clone(),
+                    partition,
+                    consumer: consumer.clone(),
+                    handover: topology.handover,
+                    // The previous holder's commands come back after the ack wait.
+                    patience: topology.ack_wait * 2 + Duration::from_secs(5),
+                    batching: persister::Batching {
+                        size: config.persist_batch,
+                        linger: config.persist_linger,
+                    },
+                    rules: persister::batch::Rules::from_config(&config),
+                    pipeline: pipeline.clone(),
+                    metrics: metrics.clone(),
+                };
+                supervisor::restarting(
+                    "persister",
+                    pipeline.clone(),
+                    shutdown.clone(),
+                    move |shutdown| persister.clone().run(shutdown),
+                )
+            })
+            .collect();
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("BIND_ADDR: cannot listen on {}", config.bind_addr))?;
@@ -161,12 +174,12 @@ impl App {
             presence,
             metrics,
             delivered_marks,
-            consumer,
+            consumers,
         });
         Ok(App {
             listener,
             state,
-            persister,
+            persisters,
             router,
             nats,
         })
@@ -185,7 +198,7 @@ impl App {
         let App {
             listener,
             state,
-            persister,
+            persisters,
             router,
             nats,
         } = self;
@@ -199,7 +212,7 @@ impl App {
         crate::server::serve(listener, routes(state), header_read_timeout, shutdown).await;
         tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
-        let _ = persister.await;
+        futures_util::future::join_all(persisters).await;
         let router_died = router.await.ok().flatten();
         // Bounded: with NATS unreachable a flush would wait for a reconnect that may not come.
         let _ = tokio::time::timeout(Duration::from_secs(2), bus.client.flush()).await;

@@ -87,6 +87,12 @@ pub struct Config {
     /// How long a command may stay unacked before JetStream hands it to another persister
     /// (an instance that died mid-batch).
     pub persist_ack_wait: Duration,
+    /// Partitions of `CHAT_IN` when jetchat creates it: each chat's commands are in one, and
+    /// one persister at a time writes a partition. An existing stream keeps its own count.
+    pub persist_partitions: u16,
+    /// How long a partition's persister may stop pulling (its instance died) before
+    /// JetStream hands the partition to another instance's persister.
+    pub persist_handover: Duration,
     /// How long a REST call waits for the persister's outcome.
     pub command_timeout: Duration,
     /// Mark messages delivered when they are pushed to a socket (the Python service did);
@@ -299,7 +305,20 @@ impl Config {
                 .into(),
             persist_batch: parse(&var, "PERSIST_BATCH", "500")?,
             persist_linger: parse::<humantime::Duration>(&var, "PERSIST_LINGER", "0s")?.into(),
-            persist_ack_wait: parse::<humantime::Duration>(&var, "PERSIST_ACK_WAIT", "30s")?.into(),
+            persist_ack_wait: parse::<humantime::Duration>(&var, "PERSIST_ACK_WAIT", "10s")?.into(),
+            // One partition on the embedded set-up (one instance), four where instances share
+            // a NATS.
+            persist_partitions: partition_count(parse(
+                &var,
+                "PERSIST_PARTITIONS",
+                if var("NATS_URL").is_some() { "4" } else { "1" },
+            )?)?,
+            // A persister renews its pull every second or so.
+            persist_handover: at_least(
+                parse::<humantime::Duration>(&var, "PERSIST_HANDOVER", "10s")?.into(),
+                Duration::from_secs(2),
+                "PERSIST_HANDOVER",
+            )?,
             command_timeout: Duration::from_millis(parse(&var, "COMMAND_TIMEOUT_MS", "10000")?),
             auto_delivered: parse(&var, "AUTO_DELIVERED", "true")?,
             persist_stall: positive(
@@ -528,6 +547,17 @@ fn positive<T: Default + PartialEq>(value: T, name: &'static str) -> Result<T, C
         });
     }
     Ok(value)
+}
+
+/// A partition count: 1 to 1024.
+fn partition_count(partitions: u16) -> Result<u16, ConfigError> {
+    if !(1..=1024).contains(&partitions) {
+        return Err(ConfigError {
+            name: "PERSIST_PARTITIONS",
+            problem: format!("{partitions} is not between 1 and 1024"),
+        });
+    }
+    Ok(partitions)
 }
 
 /// Refuses a duration below `min` (a heartbeat refreshed every third of it must stay sane).

@@ -71,6 +71,15 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Change how many partitions CHAT_IN has (one persister at a time writes a partition),
+    /// with every instance stopped and no command waiting (docs/operations.md, "Partitions").
+    Partitions {
+        /// The new partition count (1 to 1024).
+        count: u16,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Rebuild the database from CHAT_IN into an empty database.
     Reproject {
         /// The empty database to fill (sea-orm URL), or with --from-seq a restored snapshot.
@@ -199,6 +208,7 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
         | Cmd::Streams { .. }
         | Cmd::Dlq { .. }
         | Cmd::ContinueStream { .. }
+        | Cmd::Partitions { .. }
         | Cmd::Reproject { .. } => {
             unreachable!("handled by ops")
         }
@@ -226,6 +236,7 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
         | Cmd::Streams { .. }
         | Cmd::Dlq { .. }
         | Cmd::ContinueStream { .. }
+        | Cmd::Partitions { .. }
         | Cmd::Reproject { .. } => Some(run.await),
         _ => None,
     }
@@ -281,6 +292,14 @@ async fn run_ops(command: &Cmd, config: &OpsConfig, bus: &jetchat::bus::Bus) -> 
                 .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;
             let report = jetchat::ops::continue_stream::run(bus, &db, *after, *force).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Cmd::Partitions { count, json } => {
+            let report = jetchat::ops::partitions::run(bus, *count).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", jetchat::ops::partitions::render(&report));
+            }
         }
         Cmd::Reproject { into, from_seq } => {
             let rules = jetchat::persister::batch::Rules::from_ops_config(config);

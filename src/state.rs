@@ -61,8 +61,9 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// The delivered marks of this instance's sockets, published together (`AUTO_DELIVERED`).
     pub delivered_marks: Arc<DeliveredMarksGatherer>,
-    /// The persister's consumer, whose info `/metrics` reads when scraped.
-    pub consumer: async_nats::jetstream::consumer::PullConsumer,
+    /// The persisters' consumers, one per partition of `CHAT_IN`, whose info `/metrics` and
+    /// `/healthz` read.
+    pub consumers: Arc<[async_nats::jetstream::consumer::PullConsumer]>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<JwtKeys> {

@@ -1,18 +1,52 @@
 //! The JetStream topology: `CHAT_IN` (commands), `CHAT_EVENTS` (events), `CHAT_DLQ` (dead
-//! letters) and the persister's durable consumer, created or updated idempotently at start-up so instances can share them.
+//! letters) and the persisters' durable consumers, one per partition of `CHAT_IN`, created or
+//! updated idempotently at start-up so instances can share them.
+//!
+//! **One writer per chat.** `CHAT_IN` stores each chat's commands in one partition (a subject
+//! transform, [`Subjects::partition_transform`]); each partition has its own durable consumer
+//! with a `pinned_client` priority group, so JetStream hands a partition's commands to one
+//! persister at a time, wherever it runs, and to a standby one once the holder has not pulled
+//! for [`Topology::handover`]. The partition count is the stream's own (its metadata,
+//! [`PARTITIONS_KEY`]): `PERSIST_PARTITIONS` sets it when the stream is created.
+//!
+//! [`Subjects::partition_transform`]: super::Subjects::partition_transform
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use anyhow::Context as _;
 use async_nats::jetstream::{
-    consumer::{self, AckPolicy, DeliverPolicy},
-    stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
+    consumer::{self, AckPolicy, DeliverPolicy, PriorityPolicy},
+    stream::{self, DiscardPolicy, RetentionPolicy, StorageType, SubjectTransform},
 };
 
 use super::Bus;
 
-/// Name of the persister's durable pull consumer on `CHAT_IN`.
+/// Name of the durable pull consumer of partition 0 on `CHAT_IN` (the only one of an
+/// unpartitioned stream, and the name every version before partitions used).
 pub const PERSISTER: &str = "persister";
+
+/// The partition a persister consumer's name says (`persister` 0, `persister-3` 3); `None`
+/// for any other consumer.
+pub fn partition_of(name: &str) -> Option<u16> {
+    match name.strip_prefix(PERSISTER)? {
+        "" => Some(0),
+        rest => rest.strip_prefix('-')?.parse().ok().filter(|&p| p > 0),
+    }
+}
+
+/// The priority group the persisters pull in; JetStream pins one client per consumer in it.
+pub const PRIORITY_GROUP: &str = "persist";
+
+/// The `CHAT_IN` metadata key holding its partition count (absent: one).
+pub const PARTITIONS_KEY: &str = "jetchat.partitions";
+
+/// The durable consumer of one partition: `persister`, `persister-1`, `persister-2`, …
+pub fn persister_name(partition: u16) -> String {
+    match partition {
+        0 => PERSISTER.to_owned(),
+        p => format!("{PERSISTER}-{p}"),
+    }
+}
 
 /// How long a duplicate `Nats-Msg-Id` is recognised.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
@@ -26,6 +60,11 @@ pub struct Topology {
     pub events_max_age: Duration,
     /// How long the persister has to ack a command before JetStream redelivers it.
     pub ack_wait: Duration,
+    /// Partitions of a new `CHAT_IN` (an existing stream keeps its own).
+    pub partitions: u16,
+    /// How long a partition's persister stays pinned without pulling before JetStream hands
+    /// the partition to another (an instance that died).
+    pub handover: Duration,
 }
 
 impl Topology {
@@ -35,6 +74,8 @@ impl Topology {
             replicas: config.stream_replicas,
             events_max_age: config.events_max_age,
             ack_wait: config.persist_ack_wait,
+            partitions: config.persist_partitions,
+            handover: config.persist_handover,
         }
     }
 }
@@ -47,7 +88,7 @@ pub const PLACEMENT_PATIENCE: Duration = Duration::from_secs(30);
 /// forming has no meta leader or too few peers for the replicas asked. Any other refusal
 /// (a stream of that name with other subjects, more replicas than the cluster has) ends
 /// start-up at once with its reason.
-pub async fn ensure(bus: &Bus, topology: Topology) -> anyhow::Result<consumer::PullConsumer> {
+pub async fn ensure(bus: &Bus, topology: Topology) -> anyhow::Result<Vec<consumer::PullConsumer>> {
     let deadline = tokio::time::Instant::now() + PLACEMENT_PATIENCE;
     let mut pause = Duration::from_millis(100);
     loop {
@@ -99,12 +140,15 @@ fn not_yet(error: &anyhow::Error) -> bool {
     })
 }
 
-async fn ensure_once(bus: &Bus, topology: Topology) -> anyhow::Result<consumer::PullConsumer> {
+async fn ensure_once(bus: &Bus, topology: Topology) -> anyhow::Result<Vec<consumer::PullConsumer>> {
     let Topology {
         replicas,
         events_max_age,
         ack_wait,
+        handover,
+        ..
     } = topology;
+    let partitions = partitions_of(bus, topology.partitions).await?;
     let s = &bus.subjects;
     // Both streams: file storage, kept by limits, duplicates recognised for two minutes.
     let file_stream = |name: &str, description: &str, subjects: String| stream::Config {
@@ -118,11 +162,21 @@ async fn ensure_once(bus: &Bus, topology: Topology) -> anyhow::Result<consumer::
         num_replicas: replicas,
         ..Default::default()
     };
-    let commands = file_stream(
-        s.in_stream(),
-        "jetchat commands: messages, receipts, chat administration",
-        s.all_commands(),
-    );
+    let commands = stream::Config {
+        subject_transform: (partitions > 1).then(|| {
+            let (source, destination) = s.partition_transform(partitions);
+            SubjectTransform {
+                source,
+                destination,
+            }
+        }),
+        metadata: HashMap::from([(PARTITIONS_KEY.to_owned(), partitions.to_string())]),
+        ..file_stream(
+            s.in_stream(),
+            "jetchat commands: messages, receipts, chat administration",
+            s.all_commands(),
+        )
+    };
     let events = stream::Config {
         max_age: events_max_age,
         ..file_stream(
@@ -144,22 +198,101 @@ async fn ensure_once(bus: &Bus, topology: Topology) -> anyhow::Result<consumer::
             .await
             .with_context(|| format!("creating stream {name}"))?;
     }
-    bus.jetstream
-        .create_consumer_on_stream(
-            consumer::pull::Config {
-                durable_name: Some(PERSISTER.to_owned()),
-                description: Some("jetchat persister: writes commands to the database".into()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait,
-                deliver_policy: DeliverPolicy::All,
-                max_ack_pending: 20_000,
-                num_replicas: replicas,
-                ..Default::default()
-            },
-            s.in_stream(),
-        )
+    let mut consumers = Vec::with_capacity(usize::from(partitions));
+    for partition in 0..partitions {
+        let config = consumer::pull::Config {
+            num_replicas: replicas,
+            ack_wait,
+            priority_timeout: handover,
+            ..persister_config(s, partition, partitions)
+        };
+        consumers.push(ensure_consumer(bus, config).await?);
+    }
+    Ok(consumers)
+}
+
+/// The durable consumer of one partition of a stream in `partitions` partitions, with the
+/// defaults of everything the settings do not say.
+pub fn persister_config(
+    subjects: &super::Subjects,
+    partition: u16,
+    partitions: u16,
+) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(persister_name(partition)),
+        description: Some(format!(
+            "jetchat persister of partition {partition}: writes its commands to the database"
+        )),
+        filter_subjects: subjects.partition_filters(partition, partitions),
+        ack_policy: AckPolicy::Explicit,
+        deliver_policy: DeliverPolicy::All,
+        max_ack_pending: 20_000,
+        priority_policy: PriorityPolicy::PinnedClient,
+        priority_groups: vec![PRIORITY_GROUP.to_owned()],
+        ..Default::default()
+    }
+}
+
+/// Creates the consumer `config` describes, or updates it if it exists — keeping where it
+/// started (a consumer `jetchat partitions` added starts after the stream's end then).
+pub async fn ensure_consumer(
+    bus: &Bus,
+    mut config: consumer::pull::Config,
+) -> anyhow::Result<consumer::PullConsumer> {
+    let name = config.durable_name.clone().unwrap_or_default();
+    let stream = bus.subjects.in_stream();
+    if let Ok(existing) = bus
+        .jetstream
+        .get_consumer_from_stream::<consumer::pull::Config, _, _>(&name, stream)
         .await
-        .context("creating the persister consumer")
+    {
+        config.deliver_policy = existing.cached_info().config.deliver_policy;
+    }
+    bus.jetstream
+        .create_consumer_on_stream(config, stream)
+        .await
+        .with_context(|| format!("creating the persister consumer {name}"))
+}
+
+/// The partition count of `CHAT_IN`: its own when it exists (a stream from before partitions
+/// has one), else `wanted`. A `wanted` that differs is logged, not applied: changing the count
+/// is an operator's step (docs/operations.md, "Partitions").
+async fn partitions_of(bus: &Bus, wanted: u16) -> anyhow::Result<u16> {
+    let name = bus.subjects.in_stream();
+    let existing =
+        match bus.jetstream.get_stream(name).await {
+            Ok(stream) => stream
+                .cached_info()
+                .config
+                .metadata
+                .get(PARTITIONS_KEY)
+                .map_or(Ok(1), |count| {
+                    count.parse::<u16>().ok().filter(|&n| n > 0).with_context(|| {
+                    format!("{name} metadata {PARTITIONS_KEY} = {count:?} is not a partition count")
+                })
+                })?,
+            Err(error) => {
+                use async_nats::jetstream::context::GetStreamErrorKind;
+                if !matches!(
+                    error.kind(),
+                    GetStreamErrorKind::JetStream(ref e)
+                        if e.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+                ) {
+                    return Err(anyhow::Error::new(error).context(format!("reading stream {name}")));
+                }
+                return Ok(wanted.max(1));
+            }
+        };
+    if existing != wanted {
+        tracing::warn!(
+            stream = name,
+            partitions = existing,
+            persist_partitions = wanted,
+            "PERSIST_PARTITIONS differs from the stream's partition count, which is kept \
+             (docs/operations.md, \"Partitions\")"
+        );
+    }
+    Ok(existing)
 }
 
 /// True when both streams exist (for `/healthz`).
@@ -169,13 +302,46 @@ pub async fn exist(bus: &Bus) -> bool {
         && bus.jetstream.get_stream(s.events_stream()).await.is_ok()
 }
 
-/// Commands the persister has not finished: waiting to be delivered, or delivered and not
-/// yet acked.
-pub async fn persister_backlog(bus: &Bus) -> anyhow::Result<u64> {
-    let mut consumer: consumer::PullConsumer = bus
-        .jetstream
-        .get_consumer_from_stream(PERSISTER, bus.subjects.in_stream())
-        .await?;
-    let info = consumer.info().await?;
-    Ok(info.num_pending + info.num_ack_pending as u64)
+/// Commands the persisters of every partition have not finished: waiting to be delivered,
+/// or delivered and not yet acked.
+pub async fn persister_backlog(consumers: &[consumer::PullConsumer]) -> anyhow::Result<Backlog> {
+    let mut backlog = Backlog::default();
+    for consumer in consumers {
+        let info = consumer.get_info().await?;
+        backlog.pending += info.num_pending;
+        backlog.ack_pending += info.num_ack_pending as u64;
+    }
+    Ok(backlog)
+}
+
+/// The persisters' backlog, summed over the partitions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Backlog {
+    /// Commands not delivered yet.
+    pub pending: u64,
+    /// Commands delivered and not acked yet.
+    pub ack_pending: u64,
+}
+
+impl Backlog {
+    /// Every command not finished.
+    pub fn total(self) -> u64 {
+        self.pending + self.ack_pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_names_and_partitions_agree() {
+        for partition in [0, 1, 7, 1023] {
+            assert_eq!(partition_of(&persister_name(partition)), Some(partition));
+        }
+        assert_eq!(persister_name(0), "persister");
+        assert_eq!(partition_of("persister-0"), None);
+        assert_eq!(partition_of("persisters"), None);
+        assert_eq!(partition_of("replay-x"), None);
+    }
 }

@@ -56,13 +56,15 @@ impl Subjects {
         format!("{}.dlq.>", self.prefix)
     }
 
-    /// Where the command first published on `subject` is kept: `chat.in.7.message` becomes
-    /// `chat.dlq.in.7.message` (a subject outside the prefix keeps its whole name after it).
+    /// Where the command first published on `subject` is kept: `chat.in.7.message` (or its
+    /// partitioned form `chat.part.3.7.message`) becomes `chat.dlq.in.7.message` (a subject
+    /// outside the prefix keeps its whole name after it).
     pub fn dead_letter(&self, subject: &str) -> String {
+        let subject = self.published_as(subject);
         let rest = subject
             .strip_prefix(&self.prefix)
             .and_then(|rest| rest.strip_prefix('.'))
-            .unwrap_or(subject);
+            .unwrap_or(&subject);
         format!("{}.dlq.{rest}", self.prefix)
     }
 
@@ -72,6 +74,68 @@ impl Subjects {
             .strip_prefix(&self.prefix)?
             .strip_prefix(".dlq.")?;
         Some(format!("{}.{rest}", self.prefix))
+    }
+
+    /// The subject a command was published on, from the one `CHAT_IN` stored it under: a
+    /// partitioned stream stores `chat.in.7.message` as `chat.part.<p>.7.message`
+    /// ([`Subjects::partition_transform`]). Publishing a command again (a replay, a held command
+    /// after `continue-stream`) uses this, so the stream partitions it as it does today.
+    pub fn published_as(&self, stored: &str) -> String {
+        let Some(rest) = stored
+            .strip_prefix(&self.prefix)
+            .and_then(|rest| rest.strip_prefix(".part."))
+        else {
+            return stored.to_owned();
+        };
+        match rest.split_once('.') {
+            Some((partition, command)) if partition.parse::<u16>().is_ok() => {
+                format!("{}.in.{command}", self.prefix)
+            }
+            _ => stored.to_owned(),
+        }
+    }
+
+    /// The subjects a filter on published command subjects (`chat.in.7.*`) matches in
+    /// `CHAT_IN`, partitioned or not: itself, and its partitioned form `chat.part.*.7.*`.
+    /// Any other filter is kept as it is.
+    pub fn stored_filters(&self, filter: &str) -> Vec<String> {
+        match filter
+            .strip_prefix(&self.prefix)
+            .and_then(|rest| rest.strip_prefix(".in."))
+        {
+            Some(">") => vec![filter.to_owned(), format!("{}.part.>", self.prefix)],
+            Some(command) => vec![
+                filter.to_owned(),
+                format!("{}.part.*.{command}", self.prefix),
+            ],
+            None => vec![filter.to_owned()],
+        }
+    }
+
+    /// The subject transform of a stream in `partitions` partitions: `chat.in.<chat>.<kind>` is
+    /// stored as `chat.part.<p>.<chat>.<kind>`, `p` a hash of the chat token modulo
+    /// `partitions` (NATS's `partition()` function), so one chat's commands are all in one
+    /// partition. `(source, destination)`.
+    pub fn partition_transform(&self, partitions: u16) -> (String, String) {
+        (
+            format!("{}.in.*.*", self.prefix),
+            format!(
+                "{}.part.{{{{partition({partitions},1)}}}}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}",
+                self.prefix
+            ),
+        )
+    }
+
+    /// What the persister of partition `partition` takes from a stream in `partitions`
+    /// partitions: its own `chat.part.<p>.>`; partition 0 also takes whatever the transform
+    /// left as it came (`chat.in.>`: commands stored before the stream was partitioned, and
+    /// subjects of another shape, which it refuses). One partition takes everything.
+    pub fn partition_filters(&self, partition: u16, partitions: u16) -> Vec<String> {
+        match (partitions, partition) {
+            (0 | 1, _) => vec![self.all_commands()],
+            (_, 0) => vec![self.all_commands(), format!("{}.part.0.>", self.prefix)],
+            (_, p) => vec![format!("{}.part.{p}.>", self.prefix)],
+        }
     }
 
     /// Where `POST /upload` records an upload: `chat.in.uploads.register`.
@@ -272,6 +336,37 @@ mod tests {
             s.chat_event(Some(7), "message_created"),
             "chat.events.7.message_created"
         );
+    }
+
+    #[test]
+    fn partitioned_subjects_map_back_to_what_was_published() {
+        let s = Subjects::new("chat");
+        assert_eq!(s.published_as("chat.part.3.7.message"), "chat.in.7.message");
+        assert_eq!(s.published_as("chat.in.7.message"), "chat.in.7.message");
+        assert_eq!(
+            s.published_as("chat.part.x.7.message"),
+            "chat.part.x.7.message"
+        );
+        assert_eq!(
+            s.dead_letter("chat.part.3.direct.message"),
+            "chat.dlq.in.direct.message"
+        );
+        assert_eq!(
+            s.partition_transform(4),
+            (
+                "chat.in.*.*".to_owned(),
+                "chat.part.{{partition(4,1)}}.{{wildcard(1)}}.{{wildcard(2)}}".to_owned()
+            )
+        );
+        assert_eq!(
+            s.stored_filters("chat.in.7.*"),
+            ["chat.in.7.*", "chat.part.*.7.*"]
+        );
+        assert_eq!(s.stored_filters("chat.in.>"), ["chat.in.>", "chat.part.>"]);
+        assert_eq!(s.stored_filters("chat.events.7.*"), ["chat.events.7.*"]);
+        assert_eq!(s.partition_filters(0, 1), ["chat.in.>"]);
+        assert_eq!(s.partition_filters(0, 4), ["chat.in.>", "chat.part.0.>"]);
+        assert_eq!(s.partition_filters(3, 4), ["chat.part.3.>"]);
     }
 
     #[test]

@@ -89,6 +89,7 @@ impl Session {
                 .iter()
                 .filter_map(|m| Some((m.peer?, m.chat_id)))
                 .collect(),
+            direct: HashSet::new(),
             expires_at: deadline(&state, exp),
             state,
             user_id,

@@ -55,6 +55,10 @@ pub(in crate::gateway) struct Socket {
     pub(in crate::gateway) chats: HashSet<ChatId>,
     /// Private chats by the other user.
     pub(in crate::gateway) peers: HashMap<UserId, ChatId>,
+    /// Users this socket sent to by `receiver_id` before it knew their private chat: its
+    /// further sends to them go the same way (`chat.in.direct.message`), whatever it learns,
+    /// so they stay in one partition of `CHAT_IN`, in their order.
+    pub(in crate::gateway) direct: HashSet<UserId>,
     /// Sends accepted or in flight whose `message_ack` this socket owes.
     pub(in crate::gateway) awaiting_ack: HashSet<String>,
     /// The `command_id`s of this socket's changes (edits, deletions, reactions, mutes) whose

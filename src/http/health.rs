@@ -2,6 +2,8 @@
 //! background tasks run and the persister keeps up; else 503 with the reasons. The dead letters
 //! waiting are reported beside, without failing it.
 
+use std::time::Duration;
+
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -86,21 +88,45 @@ async fn dead_letters(state: &AppState) -> Option<u64> {
     }
 }
 
-/// Why the persister counts as stalled: no progress for `PERSIST_STALL` while commands wait.
+/// Why the persister counts as stalled: this instance's persisters showed no progress for
+/// `PERSIST_STALL` (none of them committed, nor started a pull) and a partition has commands
+/// waiting whose consumer neither delivered nor had an ack for that long either (so a
+/// partition another instance holds and keeps up with is no problem of this one).
 async fn stalled(state: &AppState) -> Option<String> {
+    let stall = state.config.persist_stall;
     let idle = state.pipeline.since_progress();
-    if idle < state.config.persist_stall {
+    if idle < stall {
         return None;
     }
-    let waiting = match bus::streams::persister_backlog(&state.bus).await {
-        Ok(0) => return None,
-        Ok(waiting) => waiting.to_string(),
-        Err(_) => "an unknown number of".into(),
-    };
-    Some(format!(
-        "the persister has made no progress for {} s while {waiting} commands wait",
-        idle.as_secs()
-    ))
+    let now = time::OffsetDateTime::now_utc();
+    let mut waiting = 0;
+    let mut stalled_for = Duration::ZERO;
+    for consumer in state.consumers.iter() {
+        let Ok(info) = consumer.get_info().await else {
+            return Some(format!(
+                "the persister has made no progress for {} s and its consumer cannot be read",
+                idle.as_secs()
+            ));
+        };
+        let backlog = info.num_pending + info.num_ack_pending as u64;
+        let active = [info.ack_floor.last_active, info.delivered.last_active]
+            .into_iter()
+            .flatten()
+            .max();
+        let quiet = active.map_or(idle, |at| {
+            Duration::try_from(now - at).unwrap_or(Duration::ZERO)
+        });
+        if backlog > 0 && quiet >= stall {
+            waiting += backlog;
+            stalled_for = stalled_for.max(quiet.min(idle));
+        }
+    }
+    (waiting > 0).then(|| {
+        format!(
+            "the persister has made no progress for {} s while {waiting} commands wait",
+            stalled_for.as_secs()
+        )
+    })
 }
 
 /// The health route.

@@ -36,14 +36,15 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         return ApiError::NotFound("metrics are turned off (METRICS=off)".into()).into_response();
     }
     let metrics = &state.metrics;
-    match tokio::time::timeout(CONSUMER_INFO_TIMEOUT, state.consumer.get_info()).await {
-        Ok(Ok(info)) => {
+    let backlog = crate::bus::streams::persister_backlog(&state.consumers);
+    match tokio::time::timeout(CONSUMER_INFO_TIMEOUT, backlog).await {
+        Ok(Ok(backlog)) => {
             metrics
                 .consumer_pending
-                .set(i64::try_from(info.num_pending).unwrap_or(i64::MAX));
+                .set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
             metrics
                 .consumer_ack_pending
-                .set(i64::try_from(info.num_ack_pending).unwrap_or(i64::MAX));
+                .set(i64::try_from(backlog.ack_pending).unwrap_or(i64::MAX));
             metrics.consumer_info_up.set(1);
         }
         Ok(Err(error)) => {

@@ -68,7 +68,10 @@ pub async fn run(
         while let Some(message) = messages.next().await {
             let message = message?;
             let last = message.info().map(|i| i.pending == 0).unwrap_or(true);
-            held.push((message.subject.to_string(), message.payload.clone()));
+            held.push((
+                bus.subjects.published_as(&message.subject),
+                message.payload.clone(),
+            ));
             if last {
                 break;
             }

@@ -3,6 +3,7 @@
 
 pub mod continue_stream;
 pub mod dead_letters;
+pub mod partitions;
 pub mod replay;
 pub mod reproject;
 pub mod streams;

@@ -87,14 +87,19 @@ pub async fn run(
         .map(|u| parse_time(u, now))
         .transpose()?;
     let config = OrderedConfig {
-        filter_subject: args.subject.clone().unwrap_or_default(),
+        // A partitioned CHAT_IN stores `chat.in.7.message` as `chat.part.<p>.7.message`.
+        filter_subjects: match (&args.subject, args.stream) {
+            (Some(subject), StreamName::In) => bus.subjects.stored_filters(subject),
+            (Some(subject), StreamName::Events) => vec![subject.clone()],
+            (None, _) => Vec::new(),
+        },
         deliver_policy,
         ..Default::default()
     };
     let consumer = super::ordered_consumer(bus, name, config).await?;
     let consumer_name = consumer.cached_info().name.clone();
     let mut count = 0;
-    let printed = print_all(consumer, args, until, now, out, &mut count).await;
+    let printed = print_all(consumer, &bus.subjects, args, until, now, out, &mut count).await;
     super::delete_consumer(bus, name, &consumer_name).await;
     match printed {
         // The reader went away (`| head`): what it wanted is printed.
@@ -106,6 +111,7 @@ pub async fn run(
 /// Prints the consumer's messages, counting each in `count` before it is printed.
 async fn print_all(
     consumer: Consumer<OrderedConfig>,
+    subjects: &crate::bus::Subjects,
     args: &ReplayArgs,
     until: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -129,7 +135,16 @@ async fn print_all(
             break;
         }
         *count += 1;
-        print(out, &message, info.stream_sequence, published, args.json)?;
+        // A command as it was published (a partitioned CHAT_IN stores it under another name).
+        let subject = subjects.published_as(&message.subject);
+        print(
+            out,
+            &message,
+            &subject,
+            info.stream_sequence,
+            published,
+            args.json,
+        )?;
         if !args.follow && info.pending == 0 {
             break;
         }
@@ -148,6 +163,7 @@ fn is_closed_pipe(error: &anyhow::Error) -> bool {
 fn print(
     out: &mut impl std::io::Write,
     message: &jetstream::Message,
+    subject: &str,
     seq: u64,
     published: DateTime<Utc>,
     as_json: bool,
@@ -165,19 +181,14 @@ fn print(
         .collect();
     let time = published.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     if as_json {
-        let line = json!({"seq": seq, "subject": message.subject.as_str(), "time": time, "headers": headers, "payload": payload});
+        let line = json!({"seq": seq, "subject": subject, "time": time, "headers": headers, "payload": payload});
         writeln!(out, "{line}")
     } else {
         let headers: Vec<String> = headers
             .iter()
             .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
             .collect();
-        writeln!(
-            out,
-            "#{seq}  {time}  {}  {}",
-            message.subject,
-            headers.join(" ")
-        )?;
+        writeln!(out, "#{seq}  {time}  {subject}  {}", headers.join(" "))?;
         writeln!(out, "    {payload}")
     }
 }

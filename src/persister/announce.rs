@@ -29,6 +29,11 @@ pub struct Committed {
 }
 
 impl Committed {
+    /// The commands the batch took (applied or refused): each is acked once announced.
+    pub fn command_count(&self) -> usize {
+        self.valid.len() + self.refused.len()
+    }
+
     /// Publishes the events, dead letters and replies, then acks the commands.
     #[tracing::instrument(skip_all, fields(size = self.valid.len()))]
     pub async fn announce(self, bus: &Bus) {

@@ -26,6 +26,7 @@ pub const HEADER_REPLAY_OF: &str = "Jetchat-Replay-Of";
 /// A refused command as it is kept.
 #[derive(Clone, Debug)]
 pub struct DeadLetter {
+    /// The subject `CHAT_IN` stored it under.
     pub subject: String,
     pub sequence: u64,
     pub payload: Bytes,
@@ -53,7 +54,9 @@ pub async fn publish(bus: &Bus, letters: &[DeadLetter]) -> Result<(), async_nats
         .iter()
         .map(|letter| {
             let mut headers = HeaderMap::new();
-            headers.insert(HEADER_SUBJECT, header_safe(&letter.subject).as_str());
+            // As published, not as a partitioned stream stored it: a replay is partitioned anew.
+            let subject = bus.subjects.published_as(&letter.subject);
+            headers.insert(HEADER_SUBJECT, header_safe(&subject).as_str());
             headers.insert(HEADER_SEQUENCE, letter.sequence.to_string().as_str());
             headers.insert(HEADER_CODE, letter.code.as_str());
             // Header values are one line.

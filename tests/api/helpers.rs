@@ -526,12 +526,33 @@ pub async fn publish_command(app: &TestApp, subject: &str, payload: Value) {
 /// [`eventually`]: an error is the text of what failed).
 pub async fn persister_consumer(
     js: &async_nats::jetstream::Context,
-) -> Result<async_nats::jetstream::consumer::Info, String> {
-    let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
-        .get_consumer_from_stream("persister", "CHAT_IN")
-        .await
-        .map_err(|e| e.to_string())?;
-    consumer.info().await.cloned().map_err(|e| e.to_string())
+) -> Result<PersisterState, String> {
+    use futures_util::StreamExt;
+    let stream = js.get_stream("CHAT_IN").await.map_err(|e| e.to_string())?;
+    let mut infos = stream.consumers();
+    let mut state = PersisterState::default();
+    while let Some(info) = infos.next().await {
+        let info = info.map_err(|e| e.to_string())?;
+        if info.name == "persister" || info.name.starts_with("persister-") {
+            state.partitions += 1;
+            state.num_pending += info.num_pending;
+            state.num_ack_pending += info.num_ack_pending;
+            state.num_waiting += info.num_waiting;
+        }
+    }
+    if state.partitions == 0 {
+        return Err("no persister consumer".into());
+    }
+    Ok(state)
+}
+
+/// The persisters' consumers on `CHAT_IN`, one per partition, summed.
+#[derive(Debug, Default)]
+pub struct PersisterState {
+    pub partitions: usize,
+    pub num_pending: u64,
+    pub num_ack_pending: usize,
+    pub num_waiting: usize,
 }
 
 /// `field` of the chat's messages as `user_id` reads them in history, oldest first, once there

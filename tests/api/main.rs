@@ -27,6 +27,7 @@ mod media;
 mod metrics;
 mod openapi;
 mod ops;
+mod order;
 mod poison;
 mod presence;
 mod process;

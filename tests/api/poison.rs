@@ -341,6 +341,9 @@ async fn a_chat_in_recreated_under_a_kept_database_is_caught_and_can_be_continue
         replicas: 1,
         events_max_age: Duration::from_secs(3600),
         ack_wait: Duration::from_secs(30),
+        // As the instance made it: four partitions where NATS is not embedded.
+        partitions: 4,
+        handover: Duration::from_secs(10),
     };
     bus.jetstream.delete_stream("CHAT_IN").await.unwrap();
     jetchat::bus::streams::ensure(&bus, topology).await.unwrap();

@@ -463,7 +463,11 @@ fn first_difference<T: PartialEq + std::fmt::Debug>(
 /// Publishes `ops` to a fresh jetchat that persists one command per batch, rebuilds its
 /// database with `reproject` in one batch, and tells the first row that differs.
 async fn live_and_rebuilt_differ(ops: &[Op]) -> Option<String> {
-    let app: TestApp = spawn_app_with(&[("PERSIST_BATCH", "1")]).await;
+    // One partition: the commands are published without waiting for each other, so only
+    // one writer applies them in stream order, as `reproject` does. (With several partitions
+    // commands of different partitions that depend on each other must be published after the
+    // earlier one's effect, as every client does, for the rebuild to match.)
+    let app: TestApp = spawn_app_with(&[("PERSIST_BATCH", "1"), ("PERSIST_PARTITIONS", "1")]).await;
     let js = async_nats::jetstream::new(app.nats().await);
     let mut sends = Vec::new();
     for op in ops {

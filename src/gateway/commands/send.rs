@@ -20,12 +20,16 @@ impl Socket {
     pub(in crate::gateway) async fn send(&mut self, send: SendRequest) -> Result<(), FrameError> {
         let id = send.client_msg_id.clone();
         // The chat first (membership may need the database), the subject from it after.
-        let chat_id = match (send.chat_id, send.receiver_id) {
+        let (chat_id, receiver_id) = match (send.chat_id, send.receiver_id) {
             (Some(chat_id), _) => {
                 self.check_member(chat_id)
                     .await
                     .map_err(|e| e.about(Some(&id)))?;
-                Some(chat_id)
+                // A private chat this socket writes to by its peer: the same way again.
+                match self.direct_peer(chat_id) {
+                    Some(peer) => (None, Some(peer)),
+                    None => (Some(chat_id), None),
+                }
             }
             (None, Some(receiver)) if receiver == self.user_id => {
                 return Err(FrameError::new(
@@ -34,7 +38,16 @@ impl Socket {
                 )
                 .about(Some(&id)));
             }
-            (None, Some(receiver)) => self.peers.get(&receiver).copied(),
+            (None, Some(receiver)) if self.direct.contains(&receiver) => (None, Some(receiver)),
+            (None, Some(receiver)) => match self.peers.get(&receiver) {
+                Some(&chat_id) => (Some(chat_id), None),
+                None => {
+                    // The chat may not exist yet: this send makes it, and until the socket
+                    // hears of it the next ones would take another way; they all go this one.
+                    self.direct.insert(receiver);
+                    (None, Some(receiver))
+                }
+            },
             (None, None) => unreachable!("protocol::parse requires a chat or a receiver"),
         };
         let subjects = &self.state.bus.subjects;
@@ -46,11 +59,7 @@ impl Socket {
             v: VERSION,
             sender_id: self.user_id,
             chat_id,
-            receiver_id: if chat_id.is_some() {
-                None
-            } else {
-                send.receiver_id
-            },
+            receiver_id,
             content: send.content,
             content_type: send.content_type,
             file_url: send.file_url,
@@ -81,5 +90,17 @@ impl Socket {
         .await?;
         self.awaiting_ack.insert(id);
         Ok(())
+    }
+
+    /// The other user of private chat `chat_id`, if this socket sends to them by
+    /// `receiver_id` ([`Socket::direct`]).
+    fn direct_peer(&self, chat_id: crate::domain::ChatId) -> Option<crate::domain::UserId> {
+        if self.direct.is_empty() {
+            return None;
+        }
+        self.peers
+            .iter()
+            .find(|&(peer, &chat)| chat == chat_id && self.direct.contains(peer))
+            .map(|(&peer, _)| peer)
     }
 }
