@@ -157,6 +157,68 @@ async fn sends_keep_their_order_on_three_instances_with_three_partitions() {
     sends_keep_their_order(3, "3").await;
 }
 
+/// A socket that writes to a user by `receiver_id`, back to back, from before their private
+/// chat exists: the first send makes the chat, and the socket learns of it mid-stream; its
+/// sends stay one way (`chat.in.direct.message`) so they arrive in order, with four
+/// partitions too.
+#[tokio::test]
+async fn private_sends_by_receiver_keep_their_order_once_the_chat_exists() {
+    const MESSAGES: usize = 40;
+    let app = spawn_app_with(&[("PERSIST_PARTITIONS", "4")]).await;
+    let mut bob = app.connect(2).await;
+    let mut alice = app.connect(1).await;
+    let mut sent = Vec::new();
+    let mut received = Vec::new();
+    for n in 0..MESSAGES {
+        let content = format!("to-user:{n}");
+        alice
+            .send(json!({"action":"send_message","receiver_id":2,"content":content,"client_msg_id":content}))
+            .await;
+        sent.push(content);
+        if n == MESSAGES / 2 {
+            // By now the chat exists; a client may also name it.
+            let first = new_messages(&mut bob, 1).await.remove(0);
+            let chat = first["chat_id"].clone();
+            received.push(first);
+            for n in 0..5 {
+                let content = format!("to-chat:{n}");
+                alice
+                    .send(json!({"action":"send_message","chat_id":chat,"content":content,"client_msg_id":content}))
+                    .await;
+                sent.push(content);
+            }
+        }
+    }
+    acks(&mut alice, sent.len()).await;
+    received.extend(new_messages(&mut bob, sent.len() - 1).await);
+    let contents: Vec<&str> = received
+        .iter()
+        .map(|f| f["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents, sent,
+        "one socket's sends to one chat arrive as sent"
+    );
+    // Which is so because they all took one way: the direct messages' partition.
+    let stream = async_nats::jetstream::new(app.nats().await)
+        .get_stream("CHAT_IN")
+        .await
+        .unwrap();
+    let direct: usize = {
+        use futures_util::StreamExt;
+        let mut subjects = stream
+            .info_with_subjects("chat.part.*.direct.message")
+            .await
+            .unwrap();
+        let mut count = 0;
+        while let Some(subject) = subjects.next().await {
+            count += subject.unwrap().1;
+        }
+        count
+    };
+    assert_eq!(direct, sent.len(), "every send went by the receiver");
+}
+
 /// An instance restarted (it releases what it holds to the other), then the other killed
 /// with `kill -9` while it holds the chat's partition and commands stream in: the survivor
 /// takes the partition over, and every accepted message is stored once and delivered in send
