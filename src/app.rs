@@ -126,6 +126,7 @@ impl App {
         let limits = Arc::new(Limits::from_config(&config));
         limits.spawn_sweeper(shutdown.clone());
         let router = supervisor::router(router, pipeline.clone(), shutdown.clone());
+        let holdings = Arc::new(persister::partition::Holdings::new(consumers.len() as u16));
         let persisters = consumers
             .iter()
             .zip(0..)
@@ -140,6 +141,7 @@ impl App {
                     handover: topology.handover,
                     // The previous holder's commands come back after the ack wait.
                     patience: topology.ack_wait * 2 + Duration::from_secs(5),
+                    holdings: holdings.clone(),
                     batching: persister::Batching {
                         size: config.persist_batch,
                         linger: config.persist_linger,

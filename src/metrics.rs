@@ -212,6 +212,8 @@ pub struct Metrics {
     pub router_subscriptions: Gauge,
     /// Dead letters in the dead-letter stream (read at scrape).
     pub dead_letters: Gauge,
+    /// Partitions of `CHAT_IN` this instance's persisters hold (write) now.
+    pub partitions_held: Gauge,
     /// Bytes of uploads stored.
     pub media_bytes_in: Counter,
     /// Bytes of media bodies served.
@@ -340,6 +342,11 @@ impl Metrics {
             "dead_letters",
             "Dead letters waiting in CHAT_DLQ for an operator (read from the stream's info at scrape)",
         );
+        let partitions_held = gauge(
+            &mut registry,
+            "partitions_held",
+            "Partitions of CHAT_IN this instance's persisters hold (the others wait on standby)",
+        );
 
         let media_family = Family::<DirectionLabel, Counter>::default();
         registry.register(
@@ -371,6 +378,7 @@ impl Metrics {
             consumer_info_up,
             router_subscriptions,
             dead_letters,
+            partitions_held,
             media_bytes_in,
             media_bytes_out,
         }

@@ -20,6 +20,7 @@ mod decode;
 pub mod failure;
 pub mod journal;
 pub mod order;
+pub mod partition;
 mod traces;
 pub mod write;
 
@@ -73,6 +74,8 @@ pub struct Persister {
     /// How long to wait for the commands a previous holder was handed before writing later
     /// ones anyway (`bus::streams`: they come back after the ack wait).
     pub patience: Duration,
+    /// What the instance's persisters hold, for sharing the partitions among instances.
+    pub holdings: Arc<partition::Holdings>,
     pub batching: Batching,
     pub rules: Rules,
     pub pipeline: Arc<Pipeline>,
@@ -105,44 +108,18 @@ impl Persister {
                 }
             }
         });
-        let held_pin = self.write_batches(&committed, &unacked, &shutdown).await;
+        let holding = self.write_batches(&committed, &unacked, &shutdown).await;
         drop(committed);
         let _ = announcer.await;
-        if held_pin {
+        if holding {
             // Everything in hand is acked: the next holder need not wait for the handover.
             self.release_pin().await;
-        }
-    }
-
-    /// Tells JetStream this persister no longer holds its partition, so a standby one takes
-    /// it at once.
-    async fn release_pin(&self) {
-        let name = self.consumer.cached_info().name.clone();
-        let released = async {
-            let stream = self
-                .bus
-                .jetstream
-                .get_stream(self.bus.subjects.in_stream())
-                .await?;
-            stream
-                .unpin_consumer(&name, crate::bus::streams::PRIORITY_GROUP)
-                .await?;
-            Ok::<_, async_nats::Error>(())
-        };
-        match tokio::time::timeout(Duration::from_secs(2), released).await {
-            Ok(Ok(())) => tracing::debug!(partition = self.partition, "partition released"),
-            Ok(Err(error)) => {
-                tracing::debug!(%error, partition = self.partition, "releasing the partition failed; it moves after PERSIST_HANDOVER")
-            }
-            Err(_) => tracing::debug!(
-                partition = self.partition,
-                "releasing the partition timed out"
-            ),
+            self.holdings.gave_up(&self.metrics);
         }
     }
 
     /// The first stage: pulls, decodes and commits batches until `shutdown`; true when this
-    /// persister was handed commands (held its partition) in its last pull.
+    /// persister still holds its partition (was handed commands in its last pull).
     async fn write_batches(
         &self,
         committed: &tokio::sync::mpsc::Sender<Committed>,
@@ -152,8 +129,9 @@ impl Persister {
         let batching = self.batching;
         // Well within the handover, so a live holder keeps its pin.
         let expires = (self.handover / 3).clamp(Duration::from_millis(500), Duration::from_secs(5));
+        let balance_every = self.handover * 3;
         let mut turns = order::Turns::default();
-        let mut held_pin = false;
+        let mut holding = false;
         loop {
             let stream = self
                 .consumer
@@ -171,33 +149,32 @@ impl Persister {
                 Err(error) => {
                     tracing::warn!(%error, partition = self.partition, "persister cannot pull yet; retrying");
                     tokio::select! {
-                        _ = shutdown.cancelled() => return held_pin,
+                        _ = shutdown.cancelled() => return holding,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     }
                 }
             };
             turns.new_pull();
-            if held_pin {
-                // A pull that ended mid-partition: let the new one (or another instance's)
-                // take the partition now rather than after the handover.
-                self.release_pin().await;
-                held_pin = false;
-            }
             // A pull that waits is progress too: nothing is pending here.
             self.pipeline.progressed();
+            let mut balanced_at = tokio::time::Instant::now();
+            let mut step_aside = false;
             loop {
                 let first = tokio::select! {
                     biased;
-                    _ = shutdown.cancelled() => return held_pin,
+                    _ = shutdown.cancelled() => return holding,
                     first = pulled.next() => first,
                 };
                 let Some(first) = first else { break };
                 let (mut messages, mut ended) =
                     gather(first, &mut pulled, batching, shutdown).await;
-                held_pin |= !messages.is_empty();
+                if !holding && !messages.is_empty() {
+                    holding = true;
+                    self.holdings.took(&self.metrics);
+                }
                 if messages
                     .iter()
-                    .map(|m| turns.out_of_turn(delivery(m)))
+                    .map(|m| turns.out_of_turn(partition::delivery(m)))
                     .fold(false, |any, out| any | out)
                 {
                     let waited;
@@ -206,116 +183,42 @@ impl Persister {
                         .await;
                     ended |= waited.ended;
                     if waited.shutdown {
-                        return held_pin;
+                        return holding;
                     }
                 }
                 let mut messages = messages.into_iter().peekable();
                 while messages.peek().is_some() {
                     let chunk: Vec<_> = messages.by_ref().take(batching.size).collect();
                     let Some(batch) = self.commit(chunk, shutdown).await else {
-                        return held_pin;
+                        return holding;
                     };
                     unacked.fetch_add(batch.command_count() as u64, Ordering::Relaxed);
                     self.pipeline.progressed();
                     if committed.send(batch).await.is_err() {
-                        return held_pin;
+                        return holding;
                     }
                 }
-                if ended {
-                    break; // the pull is renewed
+                if balanced_at.elapsed() >= balance_every {
+                    balanced_at = tokio::time::Instant::now();
+                    step_aside = self.should_step_aside().await;
                 }
+                if ended || step_aside {
+                    break;
+                }
+            }
+            // What this pull was handed is written (its acks follow): the next holder, this
+            // persister's next pull or another instance's, takes over now rather than after
+            // the handover.
+            drop(pulled);
+            if holding {
+                self.release_pin().await;
+                self.holdings.gave_up(&self.metrics);
+                holding = false;
+            }
+            if step_aside {
+                self.stepped_aside(expires * 2, shutdown).await;
             }
         }
-    }
-
-    /// Holds `messages` back until every command the consumer handed out before them is in
-    /// hand (this persister may have just taken the partition over, [`order`]), taking what
-    /// else arrives meanwhile; then all of them in stream order. Gives up waiting after
-    /// `patience` (a previous holder that acked late, say), with a warning.
-    async fn in_stream_order(
-        &self,
-        messages: Vec<jetstream::Message>,
-        pulled: &mut (impl futures_util::Stream<Item = Result<jetstream::Message, PullError>> + Unpin),
-        turns: &mut order::Turns,
-        unacked: &AtomicU64,
-        shutdown: &CancellationToken,
-    ) -> (Vec<jetstream::Message>, Waited) {
-        let mut reorder = order::Reorder::default();
-        for message in messages {
-            reorder.hold(delivery(&message).stream_sequence, message);
-        }
-        let mut waited = Waited::default();
-        let give_up = tokio::time::Instant::now() + self.patience;
-        let mut warned = false;
-        loop {
-            let snapshot = match self.consumer.get_info().await {
-                Ok(info) => order::Snapshot {
-                    ack_pending: info.num_ack_pending as u64,
-                    delivered_through: info.delivered.stream_sequence,
-                },
-                Err(error) => {
-                    tracing::warn!(%error, partition = self.partition, "reading the consumer failed; retrying");
-                    order::Snapshot {
-                        ack_pending: u64::MAX,
-                        delivered_through: 0,
-                    }
-                }
-            };
-            let missing = reorder.missing(snapshot, unacked.load(Ordering::Relaxed));
-            if missing == 0 {
-                break;
-            }
-            if tokio::time::Instant::now() >= give_up {
-                tracing::warn!(
-                    partition = self.partition,
-                    missing,
-                    "commands handed to a previous holder of the partition did not come back \
-                     within the ack wait; writing on without them (they follow when they do)"
-                );
-                break;
-            }
-            if !warned {
-                tracing::info!(
-                    partition = self.partition,
-                    missing,
-                    "taking the partition over: waiting for the commands its previous holder had"
-                );
-                warned = true;
-            }
-            // What is held is being worked on: no redelivery of it meanwhile.
-            for message in reorder.held() {
-                let _ = message.ack_with(AckKind::Progress).await;
-            }
-            let until = tokio::time::Instant::now() + Duration::from_millis(250);
-            loop {
-                let more = tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => {
-                        // Not written: straight back to the next holder.
-                        for message in reorder.held() {
-                            let _ = message.ack_with(AckKind::Nak(None)).await;
-                        }
-                        waited.shutdown = true;
-                        return (Vec::new(), waited);
-                    }
-                    more = tokio::time::timeout_at(until, pulled.next()) => more,
-                };
-                match more {
-                    Ok(Some(Ok(message))) => {
-                        let delivery = delivery(&message);
-                        turns.out_of_turn(delivery);
-                        reorder.hold(delivery.stream_sequence, message);
-                    }
-                    Ok(Some(Err(error))) => tracing::warn!(%error, "pull failed"),
-                    Ok(None) => {
-                        waited.ended = true;
-                        return (reorder.release(), waited);
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
-        (reorder.release(), waited)
     }
 
     /// Decodes and commits one batch, retrying while the database fails transiently;
@@ -418,32 +321,6 @@ impl Persister {
             dead_letters,
             trace_headers,
         })
-    }
-}
-
-/// How a wait for a previous holder's commands ended.
-#[derive(Debug, Default)]
-struct Waited {
-    /// The pull ended meanwhile.
-    ended: bool,
-    /// Shutting down: what is held is not written.
-    shutdown: bool,
-}
-
-/// Where a pulled command stands in its stream and its consumer.
-fn delivery(message: &jetstream::Message) -> order::Delivery {
-    match message.info() {
-        Ok(info) => order::Delivery {
-            stream_sequence: info.stream_sequence,
-            consumer_sequence: info.consumer_sequence,
-            delivered: info.delivered,
-        },
-        // Not a JetStream delivery: nothing to order it by; checked, and written first.
-        Err(_) => order::Delivery {
-            stream_sequence: 0,
-            consumer_sequence: 0,
-            delivered: 0,
-        },
     }
 }
 

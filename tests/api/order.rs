@@ -383,3 +383,77 @@ async fn the_partition_count_changes_with_the_instances_stopped() {
     }
     app.stop().await;
 }
+
+/// `jetchat_partitions_held` of one instance, from its `/metrics`.
+async fn partitions_held(app: &crate::helpers::TestApp) -> u64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("jetchat_partitions_held "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("jetchat_partitions_held in /metrics")
+}
+
+/// The first instance takes every partition; a second one that joins gets its share once the
+/// first steps aside (after a few `PERSIST_HANDOVER`s), while the messages keep their order.
+#[tokio::test]
+async fn instances_share_the_partitions() {
+    let settings = [
+        ("PERSIST_PARTITIONS", "4"),
+        ("PERSIST_HANDOVER", "2s"),
+        ("RATE_MESSAGES_PER_SEC", "0"),
+    ];
+    let a = spawn_app_with(&settings).await;
+    // Groups enough that each partition has some (a hash of the chat id picks it).
+    let mut groups = Vec::new();
+    for _ in 0..12 {
+        groups.push(a.create_chat(1, true, &[2]).await);
+    }
+    let mut alice = a.connect(1).await;
+    let mut bob = a.connect(2).await;
+    let mut sent = 0;
+    let mut send_round = async |alice: &mut WsClient, bob: &mut WsClient| {
+        for &group in &groups {
+            alice
+                .send_message(json!({"chat_id": group, "content": format!("u1:{sent}")}))
+                .await;
+        }
+        let frames = new_messages(bob, groups.len()).await;
+        assert!(frames.iter().all(|f| f["content"] == format!("u1:{sent}")));
+        sent += 1;
+    };
+    send_round(&mut alice, &mut bob).await;
+    assert_eq!(
+        partitions_held(&a).await,
+        4,
+        "the only instance holds every partition"
+    );
+
+    let b = a.sibling().await;
+    let deadline = tokio::time::Instant::now() + crate::helpers::POLL_TIMEOUT;
+    loop {
+        send_round(&mut alice, &mut bob).await;
+        let held = (partitions_held(&a).await, partitions_held(&b).await);
+        if held == (2, 2) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the partitions are not shared: {held:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Still every message once and in order in every chat.
+    for &group in &groups {
+        let contents = crate::helpers::history_field(&a, 2, group, sent, "content").await;
+        let expected: Vec<String> = (0..sent).map(|n| format!("u1:{n}")).collect();
+        assert_eq!(contents, expected, "chat {group}");
+    }
+}
