@@ -192,6 +192,9 @@ if [ "$QUICK" = 1 ]; then
   RATE_MIX=(--private --connections 20 --rate 200 --duration 1 --warmup 0 --edits-per-sec 2
             --reactions-per-sec 2)
   CEILING=(--messages 5000)
+  ORDER=(--senders 4 --groups 2 --messages 10)
+  SCALING_PARTITIONS=(1 2)
+  SCALING_INSTANCES=(1 2)
 else
   # 20,000 sockets, or as many as the open-file limit leaves room for.
   IDLE_N=$(( $(ulimit -n) - 1000 ))
@@ -219,6 +222,11 @@ else
   RATE_MIX=(--private --connections 200 --rate 4000 --duration 15 --warmup 3 --edits-per-sec 1
             --reactions-per-sec 1)
   CEILING=(--messages 300000)
+  # 12 senders × 8 groups × 200 messages, every sender's order checked on 2 listeners'
+  # sockets on every instance.
+  ORDER=(--senders 12 --groups 8 --messages 200)
+  SCALING_PARTITIONS=(1 2 4)
+  SCALING_INSTANCES=(1 2 3)
 fi
 
 STATUS=0
@@ -329,6 +337,8 @@ start_jetchat jetchat-b "$PORT_B" DATA_DIR="$WORK/data-b" DATABASE_URL="$DB" NAT
 SIBLING_PID=$STARTED
 run reconnect_across reconnect --url "$URL" --instance-url "$URL_B" --first-user 9000000 \
   --database-url "$DB" "${RECONNECT[@]}"
+# Senders on both instances, listeners on both: each chat's messages in send order.
+run order_across order --url "$URL" --instance-url "$URL_B" --first-user 9500000 "${ORDER[@]}"
 stop "$SIBLING_PID"
 stop "$JETCHAT_PID"
 
@@ -374,6 +384,57 @@ if [ "${SKIP_POSTGRES:-}" != 1 ]; then
   CPU_JETCHAT=$STARTED CPU_NATS=$(nats_child_of "$STARTED" || true)
   run_pass postgres "http://127.0.0.1:$PORT_P" "$PG_URL"
   stop "$CPU_JETCHAT"
+
+  # ---- scaling (issue #22) ----------------------------------------------------------------
+  # `order` on PostgreSQL with 1, 2, 3 instances and 1, 2, 4 partitions: a fresh database and
+  # NATS each (the first instance's embedded one; the others on its NATS_URL). PERSIST_HANDOVER
+  # is 2 s instead of 10 s so that the instances share the partitions within seconds (an
+  # instance over its share releases one every 3 × PERSIST_HANDOVER); a warm-up of `order`
+  # runs until they do. CPU is the first instance's and its nats-server's.
+  for P in "${SCALING_PARTITIONS[@]}"; do
+    for I in "${SCALING_INSTANCES[@]}"; do
+      "${AS_PG[@]}" "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" "scale_p${P}_i${I}"
+      SCALE_DB=postgres://$PG_USER@127.0.0.1:$PG_PORT/scale_p${P}_i${I}
+      SCALE_URLS=()
+      SCALE_PIDS=()
+      for ((k = 0; k < I; k++)); do
+        SCALE_PORT=$(free_port)
+        mkdir -p "$WORK/scale-p$P-i$I-$k"
+        if [ "$k" = 0 ]; then
+          start_jetchat "scale-p$P-i$I-$k" "$SCALE_PORT" DATA_DIR="$WORK/scale-p$P-i$I-$k" \
+            DATABASE_URL="$SCALE_DB" PERSIST_PARTITIONS="$P" PERSIST_HANDOVER=2s
+          CPU_JETCHAT=$STARTED CPU_NATS=$(nats_child_of "$STARTED" || true)
+          SCALE_NATS=$(python3 -c 'import glob, json, sys; print(json.load(open(glob.glob(sys.argv[1] + "/*")[0]))["nats"][0])' "$WORK/scale-p$P-i$I-0/nats/ports")
+        else
+          start_jetchat "scale-p$P-i$I-$k" "$SCALE_PORT" DATA_DIR="$WORK/scale-p$P-i$I-$k" \
+            DATABASE_URL="$SCALE_DB" NATS_URL="$SCALE_NATS" PERSIST_HANDOVER=2s
+        fi
+        SCALE_PIDS+=("$STARTED")
+        SCALE_URLS+=("http://127.0.0.1:$SCALE_PORT")
+      done
+      SCALE_ARGS=(--url "${SCALE_URLS[0]}")
+      for u in "${SCALE_URLS[@]:1}"; do SCALE_ARGS+=(--instance-url "$u"); done
+      if [ "$I" -gt 1 ] && [ "$P" -gt 1 ] && [ "$QUICK" != 1 ]; then
+        for _ in $(seq 1 10); do
+          "$LOAD" order "${SCALE_ARGS[@]}" --senders 8 --groups 8 --messages 60 >/dev/null 2>&1 || true
+          if python3 - "$P" "${SCALE_URLS[@]}" <<'EOF_SHARED'
+import math, sys, urllib.request
+partitions, urls = int(sys.argv[1]), sys.argv[2:]
+held = []
+for url in urls:
+    text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
+    held += [float(l.split()[1]) for l in text.splitlines()
+             if l.startswith("jetchat_partitions_held ")]
+sys.exit(0 if held and max(held) <= math.ceil(partitions / len(urls)) else 1)
+EOF_SHARED
+          then break; fi
+          sleep 2
+        done
+      fi
+      run "scaling/p${P}_i${I}" order "${SCALE_ARGS[@]}" "${ORDER[@]}"
+      for ((k = ${#SCALE_PIDS[@]} - 1; k >= 0; k--)); do stop "${SCALE_PIDS[k]}"; done
+    done
+  done
 fi
 
 # A quick run proves the tool works; its figures mean nothing and are not kept.
@@ -425,9 +486,15 @@ def load(name):
 mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
 scenarios = {}
 for name in ["ceiling", "idle", "pairs", "rate_private", "rate_target", "rate_steps", "fanout",
-             "slow", "reconnect", "reconnect_across", "rate_live", "rate_mix",
+             "slow", "reconnect", "reconnect_across", "order_across", "rate_live", "rate_mix",
              "many_chats"]:
     scenarios[name] = load(name)
+# Messages/s of `order` on PostgreSQL by partitions and instances (issue #22).
+scaling = {}
+if os.path.isdir(os.path.join(work, "scaling")):
+    for entry in sorted(os.listdir(os.path.join(work, "scaling"))):
+        if entry.endswith(".json"):
+            scaling[entry[:-5]] = load("scaling/" + entry[:-5])
 
 lifted = [setting.split("=")[0] for setting in os.environ["BENCH_LIFTED"].split()]
 settings = {"database": "sqlite", "auto_delivered": True, "rust_log": "warn",
@@ -462,6 +529,7 @@ result = {
     "jetchat_rss_after_suite_kib": int(rss) if rss.isdigit() else None,
     "scenarios": scenarios,
     "passes": passes,
+    "scaling": scaling,
 }
 with open(out, "w") as f:
     json.dump(result, f, indent=2)

@@ -59,6 +59,10 @@ enum Scenario {
     /// thousands of subscribed chats under steady traffic, handshakes and membership changes
     /// meanwhile, and jetchat's memory per chat subscription.
     ManyChats(scenario::many_chats::ManyChatsArgs),
+    /// Senders spread over one or more instances send into groups as fast as a window of
+    /// unacknowledged sends allows; listeners on every instance check that every message
+    /// comes once and in its sender's order (one writer per chat).
+    Order(scenario::order::OrderArgs),
     /// Draws the latency percentiles of a results JSON (scripts/bench.sh's or one
     /// scenario's --json) as a PNG.
     Plot(plot::PlotArgs),
@@ -96,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Slow(args) => scenario::slow::run(args).await,
             Scenario::Reconnect(args) => scenario::reconnect::run(args).await,
             Scenario::ManyChats(args) => scenario::many_chats::run(args).await,
+            Scenario::Order(args) => scenario::order::run(args).await,
             Scenario::Plot(_) | Scenario::Summary(_) | Scenario::Guard(_) => {
                 unreachable!("done above")
             }

@@ -27,7 +27,7 @@ const MIN_SOCKETS: f64 = 20_000.0;
 const MAX_BYTES_PER_SOCKET: f64 = 8_192.0;
 
 /// The rows of the table, in its order.
-const SCENARIOS: [&str; 13] = [
+const SCENARIOS: [&str; 14] = [
     "ceiling",
     "pairs",
     "rate_private",
@@ -38,6 +38,7 @@ const SCENARIOS: [&str; 13] = [
     "slow",
     "reconnect",
     "reconnect_across",
+    "order_across",
     "rate_live",
     "rate_mix",
     "many_chats",
@@ -206,6 +207,9 @@ pub fn render(results: &Value, results_path: &str) -> String {
         })
         .collect();
     out += &format!("\n{}\n", integrity_line(&checked));
+    if let Some(table) = results.get("scaling").and_then(scaling_table) {
+        out += &table;
+    }
     let plot = results_path
         .strip_suffix(".json")
         .map(|stem| format!("{stem}.png"));
@@ -656,9 +660,78 @@ impl Row {
                         .and_then(Value::as_bool),
                 ),
             },
+            "order_across" => Row {
+                setup: format!(
+                    "{} senders on {} instances, {} groups, {} messages each into each, {} \
+                     listeners with a socket on every instance",
+                    number(param("senders")),
+                    number(param("instances")),
+                    number(param("groups")),
+                    number(param("messages")),
+                    number(param("listeners"))
+                ),
+                result: format!(
+                    "**{} msg/s**; {} of {} deliveries out of their sender's order, {} missing, \
+                     {} doubled",
+                    number(figure("messages_per_s")),
+                    number(figure("out_of_order")),
+                    number(figure("deliveries")),
+                    number(figure("missing")),
+                    number(figure("doubled"))
+                ),
+                target: "every chat in send order on every socket, nothing missed or twice".into(),
+                met: verdict(Some(
+                    figure("out_of_order") == Some(0.0)
+                        && figure("missing") == Some(0.0)
+                        && figure("doubled") == Some(0.0),
+                )),
+            },
             _ => Row::not_run(name),
         }
     }
+}
+
+/// The `order` scenario on PostgreSQL by partitions (rows) and instances (columns):
+/// messages/s, and whether every delivery kept its order.
+fn scaling_table(scaling: &Value) -> Option<String> {
+    let runs = scaling.as_object().filter(|runs| !runs.is_empty())?;
+    let mut partitions = std::collections::BTreeSet::new();
+    let mut instances = std::collections::BTreeSet::new();
+    for name in runs.keys() {
+        let (p, i) = name.strip_prefix('p')?.split_once("_i")?;
+        partitions.insert(p.parse::<u32>().ok()?);
+        instances.insert(i.parse::<u32>().ok()?);
+    }
+    let mut out = String::from(
+        "\nWrite path by partitions and instances (`order` on PostgreSQL, messages/s persisted \
+         and delivered to every listener; ✗ marks a run with a message out of order, missing or \
+         doubled):\n\n| partitions |",
+    );
+    for i in &instances {
+        out += &format!(" {i} instance{} |", if *i == 1 { "" } else { "s" });
+    }
+    out += "\n|---|";
+    out += &"---|".repeat(instances.len());
+    out += "\n";
+    for p in &partitions {
+        out += &format!("| {p} |");
+        for i in &instances {
+            let run = runs.get(&format!("p{p}_i{i}"));
+            let figure = |key: &str| {
+                run.and_then(|r| r.pointer(&format!("/figures/{key}")))
+                    .and_then(Value::as_f64)
+            };
+            let exact = figure("out_of_order") == Some(0.0)
+                && figure("missing") == Some(0.0)
+                && figure("doubled") == Some(0.0);
+            out += &match figure("messages_per_s") {
+                Some(rate) => format!(" {}{} |", number(Some(rate)), if exact { "" } else { " ✗" }),
+                None => " — |".into(),
+            };
+        }
+        out += "\n";
+    }
+    Some(out)
 }
 
 /// Whether every message scenario's database check passed: `scenarios` by their rows' names.
@@ -981,6 +1054,19 @@ mod tests {
         );
         assert!(replace_section("# no markers\n", "x").is_err());
         assert!(replace_section(&format!("{END}\n{BEGIN}\n"), "x").is_err());
+    }
+
+    #[test]
+    fn the_scaling_table_has_a_row_per_partition_count_and_marks_a_broken_order() {
+        let scaling = json!({
+            "p1_i1": {"figures": {"messages_per_s": 1000.0, "out_of_order": 0, "missing": 0, "doubled": 0}},
+            "p2_i2": {"figures": {"messages_per_s": 1500.0, "out_of_order": 1, "missing": 0, "doubled": 0}},
+        });
+        let table = scaling_table(&scaling).unwrap();
+        assert!(table.contains("| partitions | 1 instance | 2 instances |"), "{table}");
+        assert!(table.contains("| 1 | 1,000 | — |"), "{table}");
+        assert!(table.contains("| 2 | — | 1,500 ✗ |"), "{table}");
+        assert!(scaling_table(&json!({})).is_none());
     }
 
     #[test]

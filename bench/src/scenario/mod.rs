@@ -5,6 +5,7 @@ pub mod ceiling;
 pub mod fanout;
 pub mod idle;
 pub mod many_chats;
+pub mod order;
 pub mod pairs;
 pub mod rate;
 pub mod reconnect;
