@@ -177,6 +177,11 @@ struct CodeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabel {
+    partition: u32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionLabel {
     direction: &'static str,
 }
@@ -214,6 +219,10 @@ pub struct Metrics {
     pub dead_letters: Gauge,
     /// Partitions of `CHAT_IN` this instance's persisters hold (write) now.
     pub partitions_held: Gauge,
+    /// Each partition's consumer: pending, ack pending, redelivered (read at scrape).
+    partition_pending: Family<PartitionLabel, Gauge>,
+    partition_ack_pending: Family<PartitionLabel, Gauge>,
+    partition_redelivered: Family<PartitionLabel, Gauge>,
     /// Bytes of uploads stored.
     pub media_bytes_in: Counter,
     /// Bytes of media bodies served.
@@ -348,6 +357,27 @@ impl Metrics {
             "Partitions of CHAT_IN this instance's persisters hold (the others wait on standby)",
         );
 
+        let partition_family = |registry: &mut Registry, name: &str, help: &str| {
+            let family = Family::<PartitionLabel, Gauge>::default();
+            registry.register(name, help, family.clone());
+            family
+        };
+        let partition_pending = partition_family(
+            &mut registry,
+            "partition_pending",
+            "Commands of a CHAT_IN partition not yet handed to its persister (read at scrape)",
+        );
+        let partition_ack_pending = partition_family(
+            &mut registry,
+            "partition_ack_pending",
+            "Commands of a CHAT_IN partition handed to its persister and not yet acked (read at scrape)",
+        );
+        let partition_redelivered = partition_family(
+            &mut registry,
+            "partition_redelivered",
+            "Commands of a CHAT_IN partition handed out more than once and not yet acked (read at scrape)",
+        );
+
         let media_family = Family::<DirectionLabel, Counter>::default();
         registry.register(
             "media_bytes",
@@ -379,8 +409,26 @@ impl Metrics {
             router_subscriptions,
             dead_letters,
             partitions_held,
+            partition_pending,
+            partition_ack_pending,
+            partition_redelivered,
             media_bytes_in,
             media_bytes_out,
+        }
+    }
+
+    /// Records what each partition's consumer says at a scrape.
+    pub fn partitions(&self, backlog: &crate::bus::streams::Backlog) {
+        for (partition, of) in (0..).zip(&backlog.partitions) {
+            let label = PartitionLabel { partition };
+            let set = |family: &Family<PartitionLabel, Gauge>, value: u64| {
+                family
+                    .get_or_create(&label)
+                    .set(i64::try_from(value).unwrap_or(i64::MAX));
+            };
+            set(&self.partition_pending, of.pending);
+            set(&self.partition_ack_pending, of.ack_pending);
+            set(&self.partition_redelivered, of.redelivered);
         }
     }
 

@@ -1063,7 +1063,10 @@ mod tests {
             "p2_i2": {"figures": {"messages_per_s": 1500.0, "out_of_order": 1, "missing": 0, "doubled": 0}},
         });
         let table = scaling_table(&scaling).unwrap();
-        assert!(table.contains("| partitions | 1 instance | 2 instances |"), "{table}");
+        assert!(
+            table.contains("| partitions | 1 instance | 2 instances |"),
+            "{table}"
+        );
         assert!(table.contains("| 1 | 1,000 | — |"), "{table}");
         assert!(table.contains("| 2 | — | 1,500 ✗ |"), "{table}");
         assert!(scaling_table(&json!({})).is_none());

@@ -308,24 +308,43 @@ pub async fn persister_backlog(consumers: &[consumer::PullConsumer]) -> anyhow::
     let mut backlog = Backlog::default();
     for consumer in consumers {
         let info = consumer.get_info().await?;
-        backlog.pending += info.num_pending;
-        backlog.ack_pending += info.num_ack_pending as u64;
+        let partition = PartitionBacklog {
+            pending: info.num_pending,
+            ack_pending: info.num_ack_pending as u64,
+            redelivered: info.num_redelivered as u64,
+        };
+        backlog.pending += partition.pending;
+        backlog.ack_pending += partition.ack_pending;
+        backlog.partitions.push(partition);
     }
     Ok(backlog)
 }
 
-/// The persisters' backlog, summed over the partitions.
-#[derive(Clone, Copy, Debug, Default)]
+/// The persisters' backlog, summed over the partitions, and each partition's.
+#[derive(Clone, Debug, Default)]
 pub struct Backlog {
     /// Commands not delivered yet.
     pub pending: u64,
     /// Commands delivered and not acked yet.
     pub ack_pending: u64,
+    /// Each partition's, in partition order.
+    pub partitions: Vec<PartitionBacklog>,
+}
+
+/// One partition's consumer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PartitionBacklog {
+    /// Commands not delivered yet.
+    pub pending: u64,
+    /// Commands delivered and not acked yet.
+    pub ack_pending: u64,
+    /// Commands delivered more than once and not acked yet.
+    pub redelivered: u64,
 }
 
 impl Backlog {
     /// Every command not finished.
-    pub fn total(self) -> u64 {
+    pub fn total(&self) -> u64 {
         self.pending + self.ack_pending
     }
 }

@@ -45,6 +45,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             metrics
                 .consumer_ack_pending
                 .set(i64::try_from(backlog.ack_pending).unwrap_or(i64::MAX));
+            metrics.partitions(&backlog);
             metrics.consumer_info_up.set(1);
         }
         Ok(Err(error)) => {

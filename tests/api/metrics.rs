@@ -119,6 +119,13 @@ async fn counters_follow_a_conversation() {
     );
     assert_eq!(v("jetchat_consumer_info_up", &[]), 1.0);
     assert!(v("jetchat_consumer_pending", &[]) >= 0.0);
+    // Four partitions where NATS is not embedded, each with its series; this instance holds
+    // the ones its messages went through.
+    for partition in ["0", "1", "2", "3"] {
+        assert!(v("jetchat_partition_pending", &[("partition", partition)]) >= 0.0);
+        assert!(v("jetchat_partition_redelivered", &[("partition", partition)]) >= 0.0);
+    }
+    assert!(v("jetchat_partitions_held", &[]) >= 1.0);
 
     drop(alice);
     drop(bob);

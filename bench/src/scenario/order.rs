@@ -128,7 +128,10 @@ pub async fn run(args: OrderArgs) -> anyhow::Result<Report> {
     let errors = Arc::new(AtomicU64::new(0));
     let mut sockets = Vec::new();
     for (i, &user) in senders.iter().enumerate() {
-        sockets.push((i, client::connect(&targets[i % targets.len()], user, None).await?));
+        sockets.push((
+            i,
+            client::connect(&targets[i % targets.len()], user, None).await?,
+        ));
     }
     let start = Instant::now();
     start_us.store(client::micros_at(start), Ordering::Relaxed);
@@ -215,7 +218,10 @@ async fn send_all(
     let deadline = Instant::now() + DRAIN * 3;
     while done < total {
         while sent < total && sent - done < plan.window {
-            let (n, group) = (sent / plan.groups.len(), plan.groups[sent % plan.groups.len()]);
+            let (n, group) = (
+                sent / plan.groups.len(),
+                plan.groups[sent % plan.groups.len()],
+            );
             let frame = json!({
                 "action": "send_message", "chat_id": group,
                 "content": format!("{}:{n}", plan.sender),
