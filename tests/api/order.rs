@@ -457,3 +457,124 @@ async fn instances_share_the_partitions() {
         assert_eq!(contents, expected, "chat {group}");
     }
 }
+
+/// A socket of `user_id` on `address` that catches up from `since`.
+async fn resume(address: std::net::SocketAddr, user_id: i64, since: u64) -> WsClient {
+    let url = format!(
+        "ws://{address}/ws/chat?token={}&since={since}",
+        token(user_id)
+    );
+    let (stream, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebSocket handshake succeeds");
+    WsClient { stream }
+}
+
+/// What a listener keeps across its sockets: each message once (a catch-up may send again
+/// what it had), in the order it came, and the newest cursor.
+#[derive(Default)]
+struct Listener {
+    frames: Vec<Value>,
+    ids: std::collections::HashSet<i64>,
+    cursor: u64,
+}
+
+impl Listener {
+    /// Reads `socket` until it has `count` messages or the socket closes.
+    async fn read(&mut self, socket: &mut WsClient, count: usize) {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        while self.frames.len() < count {
+            let Ok(Some(Ok(Message::Text(text)))) =
+                tokio::time::timeout(FRAME_TIMEOUT, socket.stream.next()).await
+            else {
+                return; // closed by a restart (or nothing more came)
+            };
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if let Some(cursor) = frame["cursor"].as_u64() {
+                self.cursor = self.cursor.max(cursor);
+            }
+            if frame["action"] == "new_message"
+                && self.ids.insert(frame["message_id"].as_i64().unwrap())
+            {
+                self.frames.push(frame);
+            }
+        }
+    }
+}
+
+/// Every instance restarted in turn while two senders, one at a time each, keep sending and a
+/// listener follows live, resuming with `?since=` on the other instance whenever its socket
+/// closes: the partitions move with each restart, and the listener, a catch-up from the start
+/// and history all have each sender's messages once and in order.
+#[tokio::test]
+async fn a_rolling_restart_of_every_instance_keeps_each_chats_order() {
+    const MESSAGES: usize = 45;
+    let settings = [
+        ("PERSIST_PARTITIONS", "2"),
+        ("PERSIST_HANDOVER", "2s"),
+        ("RATE_MESSAGES_PER_SEC", "0"),
+    ];
+    let first = spawn_app_with(&settings).await;
+    let second = first.sibling().await;
+    let mut apps = [first, second];
+    let group = apps[0].create_chat(1, true, &[2, 3]).await;
+    let mut senders = vec![
+        (1_i64, 0_usize, apps[0].connect(1).await),
+        (2, 1, apps[1].connect(2).await),
+    ];
+    let mut listener = Listener::default();
+    let mut listening = (1_usize, apps[1].connect(3).await);
+    for n in 0..MESSAGES {
+        let restart = match n {
+            n if n == MESSAGES / 3 => Some(0),
+            n if n == 2 * MESSAGES / 3 => Some(1),
+            _ => None,
+        };
+        if let Some(i) = restart {
+            let other = 1 - i;
+            apps[i].stop().await;
+            for (user, on, socket) in senders.iter_mut() {
+                if *on == i {
+                    *socket = apps[other].connect(*user).await;
+                    *on = other;
+                }
+            }
+            if listening.0 == i {
+                listener.read(&mut listening.1, usize::MAX).await;
+                listening = (other, resume(apps[other].address, 3, listener.cursor).await);
+            }
+            apps[i].start_again().await;
+        }
+        for (user, _, socket) in senders.iter_mut() {
+            let content = format!("u{user}:{n}");
+            socket
+                .send(json!({"action":"send_message","chat_id":group,"content":content,"client_msg_id":content}))
+                .await;
+            loop {
+                let frame = socket.next().await;
+                assert_ne!(frame["action"], "error", "{frame}");
+                if frame["action"] == "message_accepted" && frame["client_msg_id"] == content {
+                    break;
+                }
+            }
+        }
+    }
+    listener.read(&mut listening.1, 2 * MESSAGES).await;
+    assert_eq!(
+        listener.frames.len(),
+        2 * MESSAGES,
+        "the listener got every message"
+    );
+    let live = in_send_order(&listener.frames);
+    let mut caught_up = caught_up(apps[0].address, 3).await;
+    caught_up.dedup_by_key(|f| f["message_id"].clone());
+    assert_eq!(caught_up.len(), 2 * MESSAGES);
+    assert_eq!(
+        in_send_order(&caught_up),
+        live,
+        "the catch-up has the live order"
+    );
+    let stored = crate::helpers::history_field(&apps[0], 3, group, 2 * MESSAGES, "content").await;
+    assert_eq!(stored.len(), 2 * MESSAGES, "each message stored once");
+}
