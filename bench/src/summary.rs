@@ -641,7 +641,7 @@ impl Row {
                 result: format!(
                     "{} catch-ups: reconnect → `synced` {}, frames replayed p50 {} / p99 {}; \
                      **{} msg/s**; {} of {} deliveries missing, {} doubled beyond the overlap, \
-                     {} `resync_required`",
+                     {} out of their sender's order, {} `resync_required`",
                     number(figure("catchups")),
                     p50_p99("reconnect_to_synced"),
                     number(figure("replayed_frames_p50")),
@@ -650,9 +650,11 @@ impl Row {
                     number(figure("missing_deliveries")),
                     number(figure("owed_deliveries")),
                     number(figure("duplicates_beyond_overlap")),
+                    number(figure("out_of_order")),
                     number(figure("resync_required"))
                 ),
-                target: "nothing missed, nothing twice beyond the overlap, no `resync_required`"
+                target: "nothing missed, nothing twice beyond the overlap, each sender in order, \
+                         no `resync_required`"
                     .into(),
                 met: verdict(
                     scenario

@@ -334,6 +334,7 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
         totals.owed += keys.len() as u64;
         totals.duplicates += log.ledger.duplicates;
         totals.overlap_repeats += log.ledger.overlap_repeats;
+        totals.out_of_order += log.ledger.out_of_order;
         totals.uncursored += log.ledger.uncursored;
         totals.reconnects += log.reconnects;
         totals.interrupted += log.interrupted;
@@ -350,7 +351,8 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
         }
     }
     let resyncs: u64 = totals.resyncs.values().sum();
-    let delivery_ok = totals.missing == 0 && totals.duplicates == 0 && resyncs == 0;
+    let delivery_ok =
+        totals.missing == 0 && totals.duplicates == 0 && totals.out_of_order == 0 && resyncs == 0;
     if totals.missing > 0 {
         report.failures.push(format!(
             "{} of {} owed deliveries never arrived ({} to flaky clients): {}",
@@ -364,6 +366,12 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
         report.failures.push(format!(
             "{} messages came again with a cursor past the one their socket resumed from",
             totals.duplicates
+        ));
+    }
+    if totals.out_of_order > 0 {
+        report.failures.push(format!(
+            "{} messages first arrived after a later one of their sender (one writer per chat)",
+            totals.out_of_order
         ));
     }
     if resyncs > 0 {
@@ -401,6 +409,7 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
     report.figure("missing_deliveries", totals.missing);
     report.figure("duplicates_beyond_overlap", totals.duplicates);
     report.figure("overlap_repeats", totals.overlap_repeats);
+    report.figure("out_of_order", totals.out_of_order);
     report.figure("new_message_without_cursor", totals.uncursored);
     report.figure("resync_required", resyncs);
     report.figure("delivery_ok", delivery_ok);
@@ -421,6 +430,7 @@ struct Totals {
     missing_flaky: u64,
     duplicates: u64,
     overlap_repeats: u64,
+    out_of_order: u64,
     uncursored: u64,
     reconnects: u64,
     interrupted: u64,

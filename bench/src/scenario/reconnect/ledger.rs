@@ -30,6 +30,11 @@ pub struct Ledger {
     resumed_from: Option<i64>,
     pub overlap_repeats: u64,
     pub duplicates: u64,
+    /// The newest `(stage, seq)` of each sender first received: each sender sends into one
+    /// chat, so its messages must first arrive in the order it sent them.
+    newest_of: HashMap<u32, (u16, u32)>,
+    /// Messages that first arrived after a later one of the same sender.
+    pub out_of_order: u64,
     /// `new_message` frames without a cursor (each should have one).
     pub uncursored: u64,
 }
@@ -86,7 +91,14 @@ impl Ledger {
             Received::Duplicate
         };
         match verdict {
-            Received::First => {}
+            Received::First => {
+                let newest = self.newest_of.entry(key.conn).or_insert((key.stage, key.seq));
+                if (key.stage, key.seq) < *newest {
+                    self.out_of_order += 1;
+                } else {
+                    *newest = (key.stage, key.seq);
+                }
+            }
             Received::Overlap => self.overlap_repeats += 1,
             Received::Duplicate => self.duplicates += 1,
         }
@@ -144,7 +156,7 @@ mod tests {
         assert_eq!(ledger.resume(), None);
         ledger.start(Some(10), Some("e1"));
         ledger.new_message(key(1, 0), Some(14));
-        ledger.new_message(key(1, 1), Some(12)); // out of order: the highest stays
+        ledger.new_message(key(1, 1), Some(12)); // cursors out of order: the highest stays
         assert_eq!(ledger.resume(), Some((14, Some("e1".into()))));
         ledger.see(Some(20), Some("e1"));
         assert_eq!(ledger.resume(), Some((20, Some("e1".into()))));
@@ -172,6 +184,19 @@ mod tests {
         assert_eq!(ledger.new_message(key(2, 0), Some(9)), Received::First);
         assert_eq!(ledger.new_message(key(2, 1), None), Received::First);
         assert_eq!(ledger.uncursored, 1);
+    }
+
+    #[test]
+    fn a_senders_message_first_seen_after_a_later_one_is_out_of_order() {
+        let mut ledger = Ledger::default();
+        ledger.new_message(key(1, 0), Some(1));
+        ledger.new_message(key(2, 5), Some(2));
+        ledger.new_message(key(1, 2), Some(3));
+        ledger.new_message(key(1, 1), Some(4));
+        // A repeat of an earlier one (overlap or duplicate) is counted as such, not here.
+        ledger.new_message(key(1, 0), Some(1));
+        ledger.new_message(key(2, 6), Some(5));
+        assert_eq!(ledger.out_of_order, 1);
     }
 
     #[test]
