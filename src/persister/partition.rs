@@ -153,6 +153,10 @@ impl Persister {
     /// hand (this persister may have just taken the partition over, [`order`]), taking what
     /// else arrives meanwhile; then all of them in stream order. Gives up waiting after
     /// `patience` (a previous holder that acked late, say), with a warning.
+    ///
+    /// The consumer is asked once, then every 250 ms while something is missing: what it
+    /// had handed out by then is all below its `delivered_through`, so later deliveries
+    /// (new commands, above it) never keep the wait going under load.
     pub(super) async fn in_stream_order(
         &self,
         messages: Vec<jetstream::Message>,
@@ -161,32 +165,55 @@ impl Persister {
         unacked: &AtomicU64,
         shutdown: &CancellationToken,
     ) -> (Vec<jetstream::Message>, Waited) {
+        const ASK_AGAIN: Duration = Duration::from_millis(250);
         let mut reorder = order::Reorder::default();
         for message in messages {
             reorder.hold(delivery(&message).stream_sequence, message);
         }
         let mut waited = Waited::default();
         let give_up = tokio::time::Instant::now() + self.patience;
-        let mut warned = false;
+        let mut asked = None;
         loop {
-            let snapshot = match self.consumer.get_info().await {
-                Ok(info) => order::Snapshot {
-                    ack_pending: info.num_ack_pending as u64,
-                    delivered_through: info.delivered.stream_sequence,
-                },
-                Err(error) => {
-                    tracing::warn!(%error, partition = self.partition, "reading the consumer failed; retrying");
-                    order::Snapshot {
-                        ack_pending: u64::MAX,
-                        delivered_through: 0,
+            let now = tokio::time::Instant::now();
+            if asked.is_none_or(|(_, _, at)| now >= at + ASK_AGAIN) {
+                if asked.is_some() {
+                    // What is held is being worked on: no redelivery of it meanwhile.
+                    for message in reorder.held() {
+                        let _ = message.ack_with(AckKind::Progress).await;
                     }
                 }
+                let own = unacked.load(Ordering::Relaxed);
+                let snapshot = match self.consumer.get_info().await {
+                    Ok(info) => order::Snapshot {
+                        ack_pending: info.num_ack_pending as u64,
+                        delivered_through: info.delivered.stream_sequence,
+                    },
+                    Err(error) => {
+                        tracing::warn!(%error, partition = self.partition, "reading the consumer failed; retrying");
+                        order::Snapshot {
+                            ack_pending: u64::MAX,
+                            delivered_through: 0,
+                        }
+                    }
+                };
+                if asked.is_none() && reorder.missing(snapshot, own) > 0 {
+                    tracing::info!(
+                        partition = self.partition,
+                        missing = reorder.missing(snapshot, own),
+                        "taking the partition over: waiting for the commands its previous \
+                         holder had"
+                    );
+                }
+                asked = Some((snapshot, own, now));
+            }
+            let Some((snapshot, own, at)) = asked else {
+                unreachable!("asked above")
             };
-            let missing = reorder.missing(snapshot, unacked.load(Ordering::Relaxed));
+            let missing = reorder.missing(snapshot, own);
             if missing == 0 {
                 break;
             }
-            if tokio::time::Instant::now() >= give_up {
+            if now >= give_up {
                 tracing::warn!(
                     partition = self.partition,
                     missing,
@@ -195,45 +222,30 @@ impl Persister {
                 );
                 break;
             }
-            if !warned {
-                tracing::info!(
-                    partition = self.partition,
-                    missing,
-                    "taking the partition over: waiting for the commands its previous holder had"
-                );
-                warned = true;
-            }
-            // What is held is being worked on: no redelivery of it meanwhile.
-            for message in reorder.held() {
-                let _ = message.ack_with(AckKind::Progress).await;
-            }
-            let until = tokio::time::Instant::now() + Duration::from_millis(250);
-            loop {
-                let more = tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => {
-                        // Not written: straight back to the next holder.
-                        for message in reorder.held() {
-                            let _ = message.ack_with(AckKind::Nak(None)).await;
-                        }
-                        waited.shutdown = true;
-                        return (Vec::new(), waited);
+            let more = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    // Not written: straight back to the next holder.
+                    for message in reorder.held() {
+                        let _ = message.ack_with(AckKind::Nak(None)).await;
                     }
-                    more = tokio::time::timeout_at(until, pulled.next()) => more,
-                };
-                match more {
-                    Ok(Some(Ok(message))) => {
-                        let delivery = delivery(&message);
-                        turns.out_of_turn(delivery);
-                        reorder.hold(delivery.stream_sequence, message);
-                    }
-                    Ok(Some(Err(error))) => tracing::warn!(%error, "pull failed"),
-                    Ok(None) => {
-                        waited.ended = true;
-                        return (reorder.release(), waited);
-                    }
-                    Err(_) => break,
+                    waited.shutdown = true;
+                    return (Vec::new(), waited);
                 }
+                more = tokio::time::timeout_at(at + ASK_AGAIN, pulled.next()) => more,
+            };
+            match more {
+                Ok(Some(Ok(message))) => {
+                    let delivery = delivery(&message);
+                    turns.out_of_turn(delivery);
+                    reorder.hold(delivery.stream_sequence, message);
+                }
+                Ok(Some(Err(error))) => tracing::warn!(%error, "pull failed"),
+                Ok(None) => {
+                    waited.ended = true;
+                    return (reorder.release(), waited);
+                }
+                Err(_) => {} // asked again above
             }
         }
         (reorder.release(), waited)

@@ -92,7 +92,10 @@ impl Ledger {
         };
         match verdict {
             Received::First => {
-                let newest = self.newest_of.entry(key.conn).or_insert((key.stage, key.seq));
+                let newest = self
+                    .newest_of
+                    .entry(key.conn)
+                    .or_insert((key.stage, key.seq));
                 if (key.stage, key.seq) < *newest {
                     self.out_of_order += 1;
                 } else {
