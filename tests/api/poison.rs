@@ -16,7 +16,7 @@ use crate::helpers::{
 
 /// Makes the database itself refuse messages whose content is `poison`, as a check
 /// constraint would: a refusal no retry can get past.
-async fn refuse_poison_in_the_database(app: &TestApp) {
+pub(crate) async fn refuse_poison_in_the_database(app: &TestApp) {
     let db = app.database().await;
     let statements: &[&str] = match db.get_database_backend() {
         DatabaseBackend::Postgres => &[
