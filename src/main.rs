@@ -1,5 +1,6 @@
 //! The `jetchat` binary: `serve` (the default), `migrate`, the operator commands `replay`,
-//! `streams` and `reproject`, and `token` for development.
+//! `streams`, `dlq`, `continue-stream` and `reproject`, and `token` for
+//! development.
 
 use std::{io::IsTerminal as _, time::Duration};
 
@@ -44,15 +45,16 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Publish these dead letters (their sequence in CHAT_DLQ) again and remove them.
-        #[arg(long, num_args = 1.., value_name = "SEQ")]
+        #[arg(long, num_args = 1.., value_name = "SEQ", group = "replaying")]
         replay: Vec<u64>,
         /// Publish every dead letter again and remove them.
-        #[arg(long, conflicts_with = "replay")]
+        #[arg(long, conflicts_with = "replay", group = "replaying")]
         replay_all: bool,
         /// Replay dead letters of code `invalid_command` too (no commands: refused again).
-        #[arg(long)]
+        #[arg(long, requires = "replaying")]
         force: bool,
-        /// Remove these dead letters without publishing them (dealt with otherwise).
+        /// Remove these dead letters without publishing them (dealt with otherwise); a
+        /// rebuild (`reproject`) does not apply them either.
         #[arg(
             long,
             num_args = 1..,

@@ -1,5 +1,6 @@
 //! Operator tools: read the streams without changing them (`replay`, `streams`), rebuild a
-//! database from the command log (`reproject`), and read or replay the dead letters (`dlq`).
+//! database from the command log (`reproject`), read or replay the dead letters (`dlq`), and
+//! repair or bound the command log (`continue-stream`).
 
 pub mod continue_stream;
 pub mod dead_letters;
