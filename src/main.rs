@@ -1,5 +1,5 @@
 //! The `jetchat` binary: `serve` (the default), `migrate`, the operator commands `replay`,
-//! `streams`, `dlq`, `continue-stream` and `reproject`, and `token` for
+//! `streams`, `dlq`, `continue-stream`, `trim-stream` and `reproject`, and `token` for
 //! development.
 
 use std::{io::IsTerminal as _, time::Duration};
@@ -72,6 +72,18 @@ enum Cmd {
         /// Accept an --after below the newest message id in DATABASE_URL.
         #[arg(long)]
         force: bool,
+    },
+    /// Remove CHAT_IN's commands up to and including --through, behind a database snapshot:
+    /// refused unless the database applied them and the snapshot holds them.
+    TrimStream {
+        /// The last CHAT_IN sequence to remove: the persister's "acked up to", read before
+        /// the snapshot was taken (docs/operations.md).
+        #[arg(long, value_name = "N")]
+        through: u64,
+        /// The snapshot (sea-orm URL): the SQLite backup file, or the PostgreSQL snapshot
+        /// restored into a database of its own.
+        #[arg(long, value_name = "URL")]
+        snapshot: String,
     },
     /// Rebuild the database from CHAT_IN into an empty database.
     Reproject {
@@ -201,6 +213,7 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
         | Cmd::Streams { .. }
         | Cmd::Dlq { .. }
         | Cmd::ContinueStream { .. }
+        | Cmd::TrimStream { .. }
         | Cmd::Reproject { .. } => {
             unreachable!("handled by ops")
         }
@@ -228,6 +241,7 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
         | Cmd::Streams { .. }
         | Cmd::Dlq { .. }
         | Cmd::ContinueStream { .. }
+        | Cmd::TrimStream { .. }
         | Cmd::Reproject { .. } => Some(run.await),
         _ => None,
     }
@@ -282,6 +296,32 @@ async fn run_ops(command: &Cmd, config: &OpsConfig, bus: &jetchat::bus::Bus) -> 
                 .await
                 .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;
             let report = jetchat::ops::continue_stream::run(bus, &db, *after, *force).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Cmd::TrimStream { through, snapshot } => {
+            let live = store::connect(config.database_url.expose())
+                .await
+                .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;
+            let snapshot_db = store::connect(snapshot).await.with_context(|| {
+                format!(
+                    "--snapshot: cannot open {}",
+                    jetchat::config::redact_url(snapshot)
+                )
+            })?;
+            let report = jetchat::ops::trim_stream::run(bus, &live, &snapshot_db, *through).await?;
+            eprintln!(
+                "{}",
+                match report.removed {
+                    0 => format!(
+                        "nothing removed: CHAT_IN already starts at {}",
+                        report.first_seq
+                    ),
+                    n => format!(
+                        "removed {n} commands, CHAT_IN sequences {}..={through}; it now starts                          at {} (rebuild: the snapshot, then reproject --from-seq {})",
+                        report.first_seq_before, report.first_seq, report.first_seq
+                    ),
+                }
+            );
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Cmd::Reproject { into, from_seq } => {
