@@ -37,7 +37,7 @@ pub(crate) async fn refuse_poison_in_the_database(app: &TestApp) {
     }
 }
 
-async fn accept_poison_again(app: &TestApp) {
+pub(crate) async fn accept_poison_again(app: &TestApp) {
     let db = app.database().await;
     db.execute_unprepared("DROP TRIGGER refuse_poison ON messages")
         .await
