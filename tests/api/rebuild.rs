@@ -725,3 +725,75 @@ async fn a_rebuild_in_one_batch_is_row_for_row_the_database_written_command_by_c
         );
     }
 }
+
+/// Found by the comparison of the journals: a deletion forgot the journaled edits of its
+/// message, but not an edit written by the same batch (journaled after the deletion ran), so
+/// a catch-up could send a deleted message's text again.
+#[tokio::test]
+async fn an_edit_and_the_deletion_of_its_message_in_one_batch_leave_no_text_in_the_journal() {
+    let ops = [
+        Op::Group {
+            creator: 1,
+            members: vec![2],
+            key: 0,
+        },
+        Op::Send {
+            sender: 1,
+            chat: Some(1),
+            receiver: 2,
+            content: "hi",
+            key: 0,
+            reply: None,
+            forward: None,
+            file: None,
+        },
+        Op::Edit {
+            editor: 1,
+            chat: None,
+            earlier: 0,
+            key: 0,
+        },
+        Op::Delete {
+            deleter: Some(1),
+            chat: None,
+            earlier: 0,
+        },
+    ];
+    assert_eq!(live_and_rebuilt_differ(&ops).await, None);
+    // Both journals hold the edit, without its text.
+    let app: TestApp = spawn_app_with(&[("PERSIST_BATCH", "1")]).await;
+    let js = async_nats::jetstream::new(app.nats().await);
+    let mut sends = Vec::new();
+    for (index, op) in ops.iter().enumerate() {
+        let (subject, payload) = command(op, &sends, index);
+        let ack = js
+            .publish(subject, payload.to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        if let Op::Send { chat, .. } = op {
+            sends.push((ack.sequence, *chat));
+        }
+    }
+    pipeline_drained(&app).await;
+    let target = crate::helpers::fresh_database_url(app.dir()).await;
+    reproject::run(
+        &app.ops_bus().await,
+        &target,
+        None,
+        100,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    for url in [&app.database_url, &target] {
+        let (journal, _) = journal(&Database::connect(url).await.unwrap()).await;
+        let edits: Vec<&JournalRow> = journal
+            .iter()
+            .filter(|row| row.kind == "message_edited")
+            .collect();
+        assert_eq!(edits.len(), 1, "{journal:?}");
+        assert_eq!(edits[0].event, None, "{url}: {journal:?}");
+    }
+}
