@@ -11,8 +11,11 @@ use serde_json::{Value, json};
 
 use jetchat::store::{chat, chat_member, message};
 
+use nix::sys::signal::Signal;
+
 use crate::helpers::{
-    Snapshot, TestApp, eventually, history_field, pipeline_drained, publish_command, spawn_app,
+    Snapshot, TestApp, connect_at, embedded_command, eventually, free_address, history_field,
+    pipeline_drained, publish_command, spawn_app, start_embedded,
 };
 
 const DOC: &str = include_str!("../../docs/operations.md");
@@ -77,16 +80,33 @@ fn other_tools() -> Vec<String> {
 /// The operator at the keyboard: runs `jetchat` command lines against one app and remembers
 /// their shapes.
 struct Operator {
-    nats_url: String,
-    database_url: String,
+    /// `NATS_URL`, `DATABASE_URL`, `DATA_DIR` as the operator's shell has them.
+    env: Vec<(&'static str, String)>,
     ran: BTreeSet<String>,
 }
 
 impl Operator {
     fn new(app: &TestApp) -> Self {
         Operator {
-            nats_url: app.nats_url.clone(),
-            database_url: app.database_url.clone(),
+            env: vec![
+                ("NATS_URL", app.nats_url.clone()),
+                ("DATABASE_URL", app.database_url.clone()),
+            ],
+            ran: BTreeSet::new(),
+        }
+    }
+
+    /// In the directory of an embedded jetchat (no `NATS_URL`): the commands use its
+    /// nats-server, or start one on its store when jetchat is not running.
+    fn embedded(dir: &std::path::Path) -> Self {
+        Operator {
+            env: vec![
+                ("DATA_DIR", dir.display().to_string()),
+                (
+                    "DATABASE_URL",
+                    format!("sqlite://{}", dir.join("jetchat.db").display()),
+                ),
+            ],
             ran: BTreeSet::new(),
         }
     }
@@ -98,8 +118,8 @@ impl Operator {
         assert_eq!(words.next(), Some("jetchat"), "{line}");
         std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
             .args(words)
-            .env("NATS_URL", &self.nats_url)
-            .env("DATABASE_URL", &self.database_url)
+            .env_remove("NATS_URL")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .stdin(std::process::Stdio::null())
             .output()
@@ -108,6 +128,11 @@ impl Operator {
 
     /// Runs `line`, which must succeed; its stdout.
     fn ok(&mut self, line: &str) -> String {
+        self.ok_with_stderr(line).0
+    }
+
+    /// Runs `line`, which must succeed; its stdout and stderr.
+    fn ok_with_stderr(&mut self, line: &str) -> (String, String) {
         let output = self.run(line);
         assert!(
             output.status.success(),
@@ -115,7 +140,10 @@ impl Operator {
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
-        String::from_utf8(output.stdout).unwrap()
+        (
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
     }
 
     /// Runs `line`, which must fail; its stderr.
@@ -364,6 +392,62 @@ async fn every_procedure_of_operations_md_works_as_written() {
         Vec::<String>::new(),
         "only jetchat's commands"
     );
+}
+
+#[tokio::test]
+async fn with_the_embedded_defaults_and_jetchat_stopped_snapshot_and_trim_run_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let mut jetchat = start_embedded(embedded_command(dir.path(), address), address, dir).await;
+    let dir = jetchat.dir.clone();
+    let mut alice = connect_at(address, 1).await;
+    for content in ["one", "two"] {
+        alice
+            .send_message(json!({"receiver_id": 2, "content": content}))
+            .await;
+    }
+    drop(alice);
+    jetchat.signal(Signal::SIGTERM);
+    assert!(jetchat.exited().await.success());
+
+    // jetchat is stopped (its nats-server with it): each command runs one of its own.
+    let mut operator = Operator::embedded(dir.path());
+    let own_server = "jetchat is not running: this command started the embedded nats-server";
+    let (streams, stderr) = operator.ok_with_stderr("jetchat streams --json");
+    assert!(stderr.contains(own_server), "{stderr}");
+    let streams: Value = serde_json::from_str(&streams).unwrap();
+    let n = streams[0]["consumers"][0]["ack_floor"].as_u64().unwrap();
+    assert_eq!(n, streams[0]["last_seq"].as_u64().unwrap(), "{streams}");
+    assert_eq!(operator.ok("jetchat dlq"), "no dead letters\n");
+    let live = format!("sqlite://{}", dir.path().join("jetchat.db").display());
+    let snapshot = Snapshot::take(&live, dir.path()).await;
+    let snapshot_url = snapshot.restore(dir.path()).await;
+    let (trimmed, stderr) = operator.ok_with_stderr(&format!(
+        "jetchat trim-stream --through {n} --snapshot {snapshot_url}"
+    ));
+    assert!(stderr.contains(own_server), "{stderr}");
+    assert!(
+        stderr.contains(&format!("CHAT_IN sequences 1..={n}")),
+        "{stderr}"
+    );
+    let trimmed: Value = serde_json::from_str(&trimmed).unwrap();
+    assert_eq!(trimmed["first_seq"], n + 1, "{trimmed}");
+    let restored = snapshot.restore(dir.path()).await;
+    let report: Value = serde_json::from_str(&operator.ok(&format!(
+        "jetchat reproject --into {restored} --from-seq {}",
+        n + 1
+    )))
+    .unwrap();
+    assert_eq!(report["messages"], 2, "{report}");
+    assert_eq!(contents(&restored).await, contents(&live).await);
+
+    // jetchat starts again on the trimmed stream, and messages go on after it.
+    let jetchat = start_embedded(embedded_command(dir.path(), address), address, dir).await;
+    let ack = connect_at(jetchat.address, 1)
+        .await
+        .send_message(json!({"receiver_id": 2, "content": "three"}))
+        .await;
+    assert!(ack["message_id"].as_u64().unwrap() > n, "{ack}");
 }
 
 #[test]
