@@ -317,7 +317,8 @@ async fn run_ops(command: &Cmd, config: &OpsConfig, bus: &jetchat::bus::Bus) -> 
                         report.first_seq
                     ),
                     n => format!(
-                        "removed {n} commands, CHAT_IN sequences {}..={through}; it now starts                          at {} (rebuild: the snapshot, then reproject --from-seq {})",
+                        "removed {n} commands, CHAT_IN sequences {}..={through}; it now starts \
+                         at {} (rebuild: the snapshot, then reproject --from-seq {})",
                         report.first_seq_before, report.first_seq, report.first_seq
                     ),
                 }

@@ -780,7 +780,12 @@ async fn trim_stream_removes_only_what_the_database_applied_and_a_snapshot_of_it
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{output:?}");
     assert!(
-        stderr.contains(&format!("removed {n} commands, CHAT_IN sequences 1..={n}")),
+        stderr.contains(&format!(
+            "removed {n} commands, CHAT_IN sequences 1..={n}; it now starts at {} (rebuild: \
+             the snapshot, then reproject --from-seq {})",
+            n + 1,
+            n + 1
+        )),
         "{stderr}"
     );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
