@@ -157,16 +157,19 @@ async fn check(
     })
 }
 
-/// The lowest ack floor of the persisters' durable consumers on `CHAT_IN` (`persister`, or
-/// one per partition, `persister-<n>`): every command up to it is in the database. `None`
-/// when there is no such consumer.
+/// The sequence every command up to which is in the database, from the persisters' durable
+/// consumers on `CHAT_IN` (`persister`, or one per partition, `persister-<n>`): the lowest
+/// ack floor among those that still hold commands (pending or unacked). A consumer that holds
+/// none has applied every command it filters, whatever its ack floor says (a partition
+/// without traffic acked nothing). `None` when there is no such consumer.
 pub async fn applied_through(bus: &Bus) -> anyhow::Result<Option<u64>> {
     let name = bus.subjects.in_stream();
-    let stream = bus
+    let mut stream = bus
         .jetstream
         .get_stream(name)
         .await
         .with_context(|| format!("stream {name}"))?;
+    let last = stream.info().await?.state.last_sequence;
     let mut floor: Option<u64> = None;
     let mut consumers = stream.consumers();
     while let Some(info) = consumers.next().await {
@@ -176,10 +179,15 @@ pub async fn applied_through(bus: &Bus) -> anyhow::Result<Option<u64>> {
             .durable_name
             .as_deref()
             .is_some_and(|durable| durable.starts_with(PERSISTER));
-        if persister {
-            let acked = info.ack_floor.stream_sequence;
-            floor = Some(floor.map_or(acked, |f| f.min(acked)));
+        if !persister {
+            continue;
         }
+        let holds_commands = info.num_pending > 0 || info.num_ack_pending > 0;
+        let applied = match holds_commands {
+            true => info.ack_floor.stream_sequence,
+            false => last,
+        };
+        floor = Some(floor.map_or(applied, |f| f.min(applied)));
     }
     Ok(floor)
 }

@@ -299,14 +299,13 @@ async fn every_procedure_of_operations_md_works_as_written() {
 
     // ## Snapshot, then trim. 1: N, read before the snapshot; 2: the snapshot.
     let chat_in = operator.chat_in();
-    let persister = &chat_in["consumers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "persister")
-        .unwrap()["ack_floor"];
-    let n = persister.as_u64().unwrap();
+    let n = chat_in["applied_through"].as_u64().unwrap();
     assert_eq!(n, chat_in["last_seq"].as_u64().unwrap(), "all applied");
+    let table = operator.ok("jetchat streams");
+    assert!(
+        table.contains(&format!("applied to the database up to {n}\n")),
+        "{table}"
+    );
     let snapshot = Snapshot::take(&app.database_url, app.dir()).await;
     // Traffic goes on meanwhile.
     send(&app, group, "after the snapshot").await;
@@ -416,7 +415,7 @@ async fn with_the_embedded_defaults_and_jetchat_stopped_snapshot_and_trim_run_as
     let (streams, stderr) = operator.ok_with_stderr("jetchat streams --json");
     assert!(stderr.contains(own_server), "{stderr}");
     let streams: Value = serde_json::from_str(&streams).unwrap();
-    let n = streams[0]["consumers"][0]["ack_floor"].as_u64().unwrap();
+    let n = streams[0]["applied_through"].as_u64().unwrap();
     assert_eq!(n, streams[0]["last_seq"].as_u64().unwrap(), "{streams}");
     assert_eq!(operator.ok("jetchat dlq"), "no dead letters\n");
     let live = format!("sqlite://{}", dir.path().join("jetchat.db").display());

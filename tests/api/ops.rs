@@ -738,21 +738,34 @@ async fn trim_stream_removes_only_what_the_database_applied_and_a_snapshot_of_it
         .await
         .unwrap_err();
     refused(error, "not a copy of DATABASE_URL");
-    // A second persister consumer (one per partition) that has acked nothing yet: the
-    // lowest ack floor decides.
+    // Persister consumers of partitions: one whose commands wait, unacked, holds the trim
+    // back to its ack floor; one whose partition had no traffic (nothing pending, nothing
+    // acked) holds nothing back.
     let stream = bus.jetstream.get_stream("CHAT_IN").await.unwrap();
-    stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("persister-2".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    for (durable, filter) in [
+        ("persister-2", "chat.in.>"),
+        ("persister-3", "chat.in.999.>"),
+    ] {
+        stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some(durable.into()),
+                filter_subject: filter.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
     let error = trim_stream::run(&bus, &live, &snapshot_db, n)
         .await
         .unwrap_err();
     refused(error, "acked CHAT_IN up to 0");
     stream.delete_consumer("persister-2").await.unwrap();
+    assert_eq!(
+        trim_stream::applied_through(&bus).await.unwrap(),
+        Some(applied),
+        "the idle partition holds nothing back"
+    );
+    stream.delete_consumer("persister-3").await.unwrap();
     // Past what the database applied: a command published while jetchat is stopped.
     app.stop().await;
     publish_command(
