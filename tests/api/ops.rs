@@ -740,12 +740,10 @@ async fn trim_stream_removes_only_what_the_database_applied_and_a_snapshot_of_it
     refused(error, "not a copy of DATABASE_URL");
     // Persister consumers of partitions: one whose commands wait, unacked, holds the trim
     // back to its ack floor; one whose partition had no traffic (nothing pending, nothing
-    // acked) holds nothing back.
+    // acked) holds nothing back. (The first takes the whole stream, whatever subjects the
+    // commands are stored under: partitions store them as `chat.part.<p>.…`.)
     let stream = bus.jetstream.get_stream("CHAT_IN").await.unwrap();
-    for (durable, filter) in [
-        ("persister-2", "chat.in.>"),
-        ("persister-3", "chat.in.999.>"),
-    ] {
+    for (durable, filter) in [("persister-2", ""), ("persister-3", "chat.in.999.>")] {
         stream
             .create_consumer(async_nats::jetstream::consumer::pull::Config {
                 durable_name: Some(durable.into()),
