@@ -278,6 +278,19 @@ async fn every_procedure_of_operations_md_works_as_written() {
         .to_string();
     let shown = operator.ok(&format!("jetchat replay --stream in --from-seq {original}"));
     assert!(shown.contains("poison"), "{shown}");
+    // ... and one chat's commands.
+    let chat_traffic = operator.ok(&format!(
+        "jetchat replay --stream in --subject chat.in.{group}.>"
+    ));
+    assert_eq!(
+        chat_traffic.matches(r#""content":"poison""#).count(),
+        2,
+        "{chat_traffic}"
+    );
+    assert!(
+        !chat_traffic.contains("not"),
+        "chat 7's garbage is not chat {group}'s"
+    );
     // The cause fixed, the poisons are replayed: one by its sequence, then the rest.
     crate::poison::accept_poison_again(&app).await;
     let replayed = operator.ok(&format!("jetchat dlq --replay {}", poisons[0]));
