@@ -287,6 +287,10 @@ pub fn routes(state: AppState) -> axum::Router {
     };
     let router = router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::count_refusals,
+        ))
         .with_state(state);
     match cors {
         Some(cors) => router.layer(cors),

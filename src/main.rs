@@ -1,5 +1,6 @@
 //! The `jetchat` binary: `serve` (the default), `migrate`, the operator commands `replay`,
-//! `streams` and `reproject`, and `token` for development.
+//! `streams`, `dlq`, `continue-stream`, `trim-stream` and `reproject`, and `token` for
+//! development.
 
 use std::{io::IsTerminal as _, time::Duration};
 
@@ -44,15 +45,16 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Publish these dead letters (their sequence in CHAT_DLQ) again and remove them.
-        #[arg(long, num_args = 1.., value_name = "SEQ")]
+        #[arg(long, num_args = 1.., value_name = "SEQ", group = "replaying")]
         replay: Vec<u64>,
         /// Publish every dead letter again and remove them.
-        #[arg(long, conflicts_with = "replay")]
+        #[arg(long, conflicts_with = "replay", group = "replaying")]
         replay_all: bool,
         /// Replay dead letters of code `invalid_command` too (no commands: refused again).
-        #[arg(long)]
+        #[arg(long, requires = "replaying")]
         force: bool,
-        /// Remove these dead letters without publishing them (dealt with otherwise).
+        /// Remove these dead letters without publishing them (dealt with otherwise); a
+        /// rebuild (`reproject`) does not apply them either.
         #[arg(
             long,
             num_args = 1..,
@@ -79,6 +81,18 @@ enum Cmd {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+    /// Remove CHAT_IN's commands up to and including --through, behind a database snapshot:
+    /// refused unless the database applied them and the snapshot holds them.
+    TrimStream {
+        /// The last CHAT_IN sequence to remove: the persister's "acked up to", read before
+        /// the snapshot was taken (docs/operations.md).
+        #[arg(long, value_name = "N")]
+        through: u64,
+        /// The snapshot (sea-orm URL): the SQLite backup file, or the PostgreSQL snapshot
+        /// restored into a database of its own.
+        #[arg(long, value_name = "URL")]
+        snapshot: String,
     },
     /// Rebuild the database from CHAT_IN into an empty database.
     Reproject {
@@ -209,6 +223,7 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
         | Cmd::Dlq { .. }
         | Cmd::ContinueStream { .. }
         | Cmd::Partitions { .. }
+        | Cmd::TrimStream { .. }
         | Cmd::Reproject { .. } => {
             unreachable!("handled by ops")
         }
@@ -237,6 +252,7 @@ async fn ops(command: &Cmd) -> Option<anyhow::Result<()>> {
         | Cmd::Dlq { .. }
         | Cmd::ContinueStream { .. }
         | Cmd::Partitions { .. }
+        | Cmd::TrimStream { .. }
         | Cmd::Reproject { .. } => Some(run.await),
         _ => None,
     }
@@ -300,6 +316,33 @@ async fn run_ops(command: &Cmd, config: &OpsConfig, bus: &jetchat::bus::Bus) -> 
             } else {
                 print!("{}", jetchat::ops::partitions::render(&report));
             }
+        }
+        Cmd::TrimStream { through, snapshot } => {
+            let live = store::connect(config.database_url.expose())
+                .await
+                .with_context(|| format!("DATABASE_URL: cannot open {}", config.database_url))?;
+            let snapshot_db = store::connect(snapshot).await.with_context(|| {
+                format!(
+                    "--snapshot: cannot open {}",
+                    jetchat::config::redact_url(snapshot)
+                )
+            })?;
+            let report = jetchat::ops::trim_stream::run(bus, &live, &snapshot_db, *through).await?;
+            eprintln!(
+                "{}",
+                match report.removed {
+                    0 => format!(
+                        "nothing removed: CHAT_IN already starts at {}",
+                        report.first_seq
+                    ),
+                    n => format!(
+                        "removed {n} commands, CHAT_IN sequences {}..={through}; it now starts \
+                         at {} (rebuild: the snapshot, then reproject --from-seq {})",
+                        report.first_seq_before, report.first_seq, report.first_seq
+                    ),
+                }
+            );
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Cmd::Reproject { into, from_seq } => {
             let rules = jetchat::persister::batch::Rules::from_ops_config(config);

@@ -7,7 +7,7 @@
 //! atomic, with no lock, lookup or allocation per frame. Histograms (a mutex inside) are
 //! observed once per persister batch, never per frame.
 
-use crate::domain::ErrorCode;
+use crate::{bus::messages::Event, domain::ErrorCode};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
@@ -176,6 +176,41 @@ struct CodeLabel {
     code: &'static str,
 }
 
+/// Where a refusal was decided, as `jetchat_refusals_total{source}` counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalSource {
+    /// The gateway refused a socket's frame itself (an `error` frame).
+    Socket,
+    /// An HTTP request was answered with an error (its code is the nearest [`ErrorCode`]).
+    Rest,
+    /// The persister refused a command of `CHAT_IN`, whoever published it: a rule's
+    /// `command_rejected`, a command that is no command, or one the database cannot apply
+    /// (a dead letter).
+    Persister,
+}
+
+impl RefusalSource {
+    const ALL: [RefusalSource; 3] = [
+        RefusalSource::Socket,
+        RefusalSource::Rest,
+        RefusalSource::Persister,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            RefusalSource::Socket => "socket",
+            RefusalSource::Rest => "rest",
+            RefusalSource::Persister => "persister",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    code: &'static str,
+    source: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabel {
     partition: u32,
@@ -201,6 +236,8 @@ pub struct Metrics {
     pub messages_delivered: Counter,
     /// One series per [`ErrorCode`], by its name.
     errors: Vec<Counter>,
+    /// Refusals by where they were decided, then by [`ErrorCode`].
+    refusals: [Vec<Counter>; RefusalSource::ALL.len()],
     /// Sends and marks refused for the user's rate limit.
     pub rate_limited: Counter,
     /// Commands per persister transaction.
@@ -302,6 +339,27 @@ impl Metrics {
                     .clone()
             })
             .collect();
+        let refusals_family = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Refusals by code and by where they were decided: socket (the gateway refused a \
+             frame), rest (an HTTP request answered with an error), persister (a command of \
+             CHAT_IN refused, dead letters included)",
+            refusals_family.clone(),
+        );
+        let refusals = RefusalSource::ALL.map(|source| {
+            ErrorCode::ALL
+                .iter()
+                .map(|code| {
+                    refusals_family
+                        .get_or_create(&RefusalLabels {
+                            code: code.as_str(),
+                            source: source.label(),
+                        })
+                        .clone()
+                })
+                .collect()
+        });
         let rate_limited = counter(
             &mut registry,
             "rate_limited_frames",
@@ -400,6 +458,7 @@ impl Metrics {
             messages_persisted,
             messages_delivered,
             errors,
+            refusals,
             rate_limited,
             persist_batch_size,
             persist_commit_seconds,
@@ -447,6 +506,20 @@ impl Metrics {
         self.errors[code as usize].inc();
     }
 
+    /// Counts a refusal decided at `source` with `code`.
+    pub fn refusal(&self, source: RefusalSource, code: ErrorCode) {
+        self.refusals[source as usize][code as usize].inc();
+    }
+
+    /// Counts the persister's refusals among a batch's events (its `command_rejected`).
+    pub fn persister_refusals(&self, events: &[Event]) {
+        for event in events {
+            if let Event::CommandRejected(rejected) = event {
+                self.refusal(RefusalSource::Persister, rejected.code);
+            }
+        }
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut text = String::with_capacity(8 * 1024);
@@ -480,6 +553,25 @@ mod tests {
         assert!(text.contains("jetchat_errors_total{code=\"other\"} 1"));
         assert!(text.contains("jetchat_errors_total{code=\"too_many_reactions\"} 0"));
         assert!(text.contains("jetchat_media_bytes_total{direction=\"out\"} 0"));
+    }
+
+    #[test]
+    fn refusals_are_counted_by_code_and_source() {
+        let metrics = Metrics::new();
+        metrics.refusal(RefusalSource::Rest, ErrorCode::NotFound);
+        metrics.refusal(RefusalSource::Persister, ErrorCode::InvalidCommand);
+        metrics.refusal(RefusalSource::Persister, ErrorCode::InvalidCommand);
+        let text = metrics.render();
+        for (code, source, n) in [
+            ("not_found", "rest", 1),
+            ("not_found", "socket", 0),
+            ("invalid_command", "persister", 2),
+            ("invalid_data", "persister", 0),
+        ] {
+            let series =
+                format!("jetchat_refusals_total{{code=\"{code}\",source=\"{source}\"}} {n}");
+            assert!(text.contains(&series), "{series} is missing:\n{text}");
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::{
     bus::messages::Command,
     domain::{ChatId, ErrorCode, MessageId, UserId},
     limits::RefusalStreak,
-    metrics::FrameOut,
+    metrics::{FrameOut, RefusalSource},
     state::AppState,
     store::queries,
 };
@@ -110,11 +110,13 @@ impl Socket {
         frame.render()
     }
 
-    /// Renders the `error` frame for `error` and counts it by code.
+    /// Renders the `error` frame for `error` and counts it by code, as a frame and as a
+    /// refusal the gateway decided (a persister's refusal comes through [`Self::frame`]).
     pub(in crate::gateway) fn refuse(&self, error: &FrameError) -> Utf8Bytes {
         let metrics = &self.state.metrics;
         metrics.frame_out(FrameOut::Error);
         metrics.error(error.code);
+        metrics.refusal(RefusalSource::Socket, error.code);
         error.render()
     }
 

@@ -76,14 +76,11 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
     )
 }
 
-/// The messages in the dead-letter stream, if JetStream says within 2 s.
+/// The dead letters waiting in the dead-letter stream, if JetStream says within 2 s.
 async fn dead_letters(state: &AppState) -> Option<u64> {
-    let stream = state
-        .bus
-        .jetstream
-        .get_stream(state.bus.subjects.dead_letter_stream());
-    match tokio::time::timeout(std::time::Duration::from_secs(2), stream).await {
-        Ok(Ok(stream)) => Some(stream.cached_info().state.messages),
+    let waiting = crate::persister::dead_letters::waiting(&state.bus);
+    match tokio::time::timeout(std::time::Duration::from_secs(2), waiting).await {
+        Ok(Ok(count)) => Some(count),
         _ => None,
     }
 }

@@ -57,14 +57,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             metrics.consumer_info_up.set(0);
         }
     }
-    let dead_letters = async {
-        let stream = state
-            .bus
-            .jetstream
-            .get_stream(state.bus.subjects.dead_letter_stream())
-            .await?;
-        Ok::<_, async_nats::Error>(stream.cached_info().state.messages)
-    };
+    let dead_letters = crate::persister::dead_letters::waiting(&state.bus);
     match tokio::time::timeout(CONSUMER_INFO_TIMEOUT, dead_letters).await {
         Ok(Ok(count)) => {
             metrics

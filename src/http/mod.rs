@@ -66,6 +66,10 @@ pub enum ApiError {
     },
     #[error("timed out waiting for the command's outcome; it is queued and will still be applied")]
     Timeout,
+    /// A command the persister refused: its code decides the status. Counted by the
+    /// persister (`jetchat_refusals_total{source="persister"}`), not again here.
+    #[error("{}", if *.code == ErrorCode::InternalError { "internal error" } else { .detail.as_str() })]
+    Refused { code: ErrorCode, detail: String },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -85,26 +89,58 @@ impl ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Refused { code, .. } => {
+                StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+            }
         }
     }
+
+    /// The code `jetchat_refusals_total{source="rest"}` counts this answer under: the nearest
+    /// [`ErrorCode`] (REST answers carry none on the wire). `None` for what REST did not
+    /// refuse: a timeout (the command is queued) and a command the persister refused.
+    fn rest_refusal(&self) -> Option<ErrorCode> {
+        Some(match self {
+            ApiError::Unauthorized(_) => ErrorCode::InvalidToken,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Invalid(_)
+            | ApiError::PayloadTooLarge(_)
+            | ApiError::UnsupportedMediaType(_)
+            | ApiError::RangeNotSatisfiable(_)
+            | ApiError::UpgradeRequired(_) => ErrorCode::InvalidField,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::Internal(_) => ErrorCode::InternalError,
+            ApiError::Timeout | ApiError::Refused { .. } => return None,
+        })
+    }
+}
+
+/// Marks a response as a refusal REST decided, for [`count_refusals`].
+#[derive(Clone, Copy, Debug)]
+struct RestRefusal(ErrorCode);
+
+/// Counts the answers REST refused (`jetchat_refusals_total{source="rest"}`) by the code
+/// their [`ApiError`] left on them.
+pub async fn count_refusals(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if let Some(RestRefusal(code)) = response.extensions().get() {
+        state
+            .metrics
+            .refusal(crate::metrics::RefusalSource::Rest, *code);
+    }
+    response
 }
 
 impl ApiError {
     /// The answer to a command the persister refused with `code`: the caller's fault (422)
     /// unless jetchat itself failed on it (500) or the log disagrees with the database (503).
     pub fn refused(code: ErrorCode, detail: String) -> Self {
-        match code.http_status() {
-            500 => ApiError::Internal(anyhow::anyhow!(detail)),
-            503 => ApiError::Unavailable(detail),
-            404 => ApiError::NotFound(detail),
-            403 => ApiError::Forbidden(detail),
-            401 => ApiError::Unauthorized(crate::auth::AuthError::Invalid),
-            429 => ApiError::RateLimited {
-                detail,
-                retry_after: None,
-            },
-            _ => ApiError::Invalid(detail),
-        }
+        ApiError::Refused { code, detail }
     }
 }
 
@@ -135,8 +171,13 @@ impl From<sea_orm::DbErr> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(error = ?cause, "request failed");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            ApiError::Refused {
+                code: ErrorCode::InternalError,
+                detail,
+            } => tracing::error!(error = %detail, "request failed"),
+            _ => {}
         }
         let mut response = (
             self.status(),
@@ -145,8 +186,15 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(code) = self.rest_refusal() {
+            response.extensions_mut().insert(RestRefusal(code));
+        }
         match &self {
-            ApiError::Unauthorized(_) => {
+            ApiError::Unauthorized(_)
+            | ApiError::Refused {
+                code: ErrorCode::InvalidToken,
+                ..
+            } => {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -2,7 +2,8 @@
 //! why, and, once the cause is fixed, a replay that publishes a command to `CHAT_IN` again
 //! (it gets a new sequence, so a replayed message is ordered after everything before the
 //! replay) and removes it from the dead letters; or, for a letter that is no command to
-//! replay, its removal alone.
+//! replay, its removal alone, recorded in the stream so that a rebuild does not apply it
+//! either.
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::consumer::{Consumer, DeliverPolicy, pull::OrderedConfig};
@@ -10,11 +11,14 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use std::collections::HashSet;
+
 use crate::{
-    bus::Bus,
+    bus::{Bus, subjects::header_safe},
     domain::ErrorCode,
     persister::dead_letters::{
         HEADER_CODE, HEADER_ERROR, HEADER_REPLAY_OF, HEADER_SEQUENCE, HEADER_SUBJECT,
+        removal_subject,
     },
 };
 
@@ -36,6 +40,34 @@ pub struct Letter {
 
 /// Every dead letter, oldest first.
 pub async fn list(bus: &Bus) -> anyhow::Result<Vec<Letter>> {
+    let removal = removal_subject(bus);
+    Ok(read_all(bus)
+        .await?
+        .into_iter()
+        .filter(|letter| letter.subject_in_stream != removal)
+        .map(|letter| letter.letter)
+        .collect())
+}
+
+/// The `CHAT_IN` sequences of the commands the persister dead-lettered that were not
+/// replayed: the dead letters waiting and those an operator removed (`--remove`).
+pub async fn not_replayed(bus: &Bus) -> anyhow::Result<HashSet<u64>> {
+    Ok(read_all(bus)
+        .await?
+        .into_iter()
+        .map(|letter| letter.letter.original_seq)
+        .filter(|&seq| seq > 0)
+        .collect())
+}
+
+/// A message of the dead-letter stream: a letter, or the record of a removed one.
+struct Stored {
+    letter: Letter,
+    /// Its subject in the dead-letter stream ([`removal_subject`] for a removal record).
+    subject_in_stream: String,
+}
+
+async fn read_all(bus: &Bus) -> anyhow::Result<Vec<Stored>> {
     let config = OrderedConfig {
         deliver_policy: DeliverPolicy::All,
         ..Default::default()
@@ -48,7 +80,7 @@ pub async fn list(bus: &Bus) -> anyhow::Result<Vec<Letter>> {
     letters
 }
 
-async fn read_letters(consumer: Consumer<OrderedConfig>) -> anyhow::Result<Vec<Letter>> {
+async fn read_letters(consumer: Consumer<OrderedConfig>) -> anyhow::Result<Vec<Stored>> {
     let mut letters = Vec::new();
     if consumer.cached_info().num_pending == 0 {
         return Ok(letters);
@@ -68,14 +100,17 @@ async fn read_letters(consumer: Consumer<OrderedConfig>) -> anyhow::Result<Vec<L
         };
         let time = DateTime::from_timestamp(info.published.unix_timestamp(), 0).unwrap_or_default()
             + chrono::Duration::nanoseconds(i64::from(info.published.nanosecond()));
-        letters.push(Letter {
-            seq,
-            time,
-            subject: header(HEADER_SUBJECT),
-            original_seq: header(HEADER_SEQUENCE).parse().unwrap_or(0),
-            code: header(HEADER_CODE),
-            error: header(HEADER_ERROR),
-            payload: String::from_utf8_lossy(&message.payload).into_owned(),
+        letters.push(Stored {
+            letter: Letter {
+                seq,
+                time,
+                subject: header(HEADER_SUBJECT),
+                original_seq: header(HEADER_SEQUENCE).parse().unwrap_or(0),
+                code: header(HEADER_CODE),
+                error: header(HEADER_ERROR),
+                payload: String::from_utf8_lossy(&message.payload).into_owned(),
+            },
+            subject_in_stream: message.subject.to_string(),
         });
         if last {
             break;
@@ -153,16 +188,38 @@ pub async fn replay(
 }
 
 /// Removes the dead letters `seqs` without publishing them (an operator has dealt with them:
-/// a payload that is no command, a command that must not run). Nothing is removed when one of
-/// them is not a dead letter; returns the sequences removed.
+/// a payload that is no command, a command that must not run). Each leaves a removal record
+/// (its `CHAT_IN` sequence and code, without the payload) so that `reproject` does not apply
+/// it either. Nothing is removed when one of them is not a dead letter; returns the
+/// sequences removed.
 pub async fn remove(bus: &Bus, seqs: &[u64]) -> anyhow::Result<Vec<u64>> {
-    all_known(&list(bus).await?, seqs)?;
+    let letters = list(bus).await?;
+    all_known(&letters, seqs)?;
     let stream = dead_letter_stream(bus).await?;
     let mut removed = Vec::with_capacity(seqs.len());
     for &seq in seqs {
         if removed.contains(&seq) {
             continue;
         }
+        let letter = letters
+            .iter()
+            .find(|l| l.seq == seq)
+            .expect("checked by all_known");
+        // The record first: a removal that stops half-way leaves the letter listed, never
+        // a command a rebuild would apply.
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(HEADER_SUBJECT, header_safe(&letter.subject).as_str());
+        headers.insert(HEADER_SEQUENCE, letter.original_seq.to_string().as_str());
+        headers.insert(HEADER_CODE, header_safe(&letter.code).as_str());
+        headers.insert(
+            HEADER_ERROR,
+            "removed by an operator (jetchat dlq --remove)",
+        );
+        bus.jetstream
+            .publish_with_headers(removal_subject(bus), headers, bytes::Bytes::new())
+            .await?
+            .await
+            .with_context(|| format!("recording the removal of dead letter {seq}"))?;
         stream
             .delete_message(seq)
             .await

@@ -1,5 +1,6 @@
 //! Operator tools: read the streams without changing them (`replay`, `streams`), rebuild a
-//! database from the command log (`reproject`), and read or replay the dead letters (`dlq`).
+//! database from the command log (`reproject`), read or replay the dead letters (`dlq`), and
+//! repair or bound the command log (`continue-stream`, `trim-stream`).
 
 pub mod continue_stream;
 pub mod dead_letters;
@@ -7,6 +8,7 @@ pub mod partitions;
 pub mod replay;
 pub mod reproject;
 pub mod streams;
+pub mod trim_stream;
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream::consumer::{Consumer, pull::OrderedConfig};

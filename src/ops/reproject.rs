@@ -39,7 +39,8 @@ pub struct Report {
     /// The first [`LISTED_REFUSALS`] refused commands, in stream order.
     pub first_refused: Vec<RefusedCommand>,
     /// Commands skipped because the live persister dead-lettered them: still dead letters,
-    /// or published again by `jetchat dlq --replay` (the replay is applied in their stead).
+    /// removed by `jetchat dlq --remove`, or published again by `jetchat dlq --replay` (the
+    /// replay is applied in their stead).
     pub dead_letters_skipped: u64,
     pub chats: u64,
     pub members: u64,
@@ -173,16 +174,13 @@ pub async fn run(
 }
 
 /// The `CHAT_IN` sequences of the commands the live persister dead-lettered and did not
-/// apply: those still in the dead-letter stream, and those a `dlq --replay` published again
-/// (read from the replays' `Jetchat-Replay-Of` headers, headers only).
+/// apply: those still in the dead-letter stream or removed from it (`dlq --remove` leaves a
+/// record), and those a `dlq --replay` published again (read from the replays'
+/// `Jetchat-Replay-Of` headers, headers only).
 async fn refused_live(bus: &Bus, deliver_policy: DeliverPolicy) -> anyhow::Result<HashSet<u64>> {
-    let mut seqs: HashSet<u64> = super::dead_letters::list(bus)
+    let mut seqs = super::dead_letters::not_replayed(bus)
         .await
-        .context("reading the dead letters")?
-        .into_iter()
-        .map(|letter| letter.original_seq)
-        .filter(|&seq| seq > 0)
-        .collect();
+        .context("reading the dead letters")?;
     let config = OrderedConfig {
         deliver_policy,
         headers_only: true,

@@ -26,6 +26,10 @@ pub struct StreamReport {
     pub last_time: Option<DateTime<Utc>>,
     pub limits: Limits,
     pub consumers: Vec<ConsumerReport>,
+    /// `CHAT_IN` only: every command up to this sequence is in the database (what the
+    /// persisters acked; `trim-stream --through` takes at most this). `None` for the other
+    /// streams, and without a persister consumer.
+    pub applied_through: Option<u64>,
 }
 
 /// What a stream keeps; `None` is no limit.
@@ -79,7 +83,11 @@ pub async fn report(bus: &Bus) -> anyhow::Result<Vec<StreamReport>> {
     names.extend(others);
     let mut reports = Vec::new();
     for name in names {
-        reports.push(stream_report(bus, &name).await?);
+        let mut report = stream_report(bus, &name).await?;
+        if name == in_stream {
+            report.applied_through = super::trim_stream::applied_through(bus).await?;
+        }
+        reports.push(report);
     }
     Ok(reports)
 }
@@ -130,6 +138,7 @@ async fn stream_report(bus: &Bus, name: &str) -> anyhow::Result<StreamReport> {
             replicas: config.num_replicas,
         },
         consumers,
+        applied_through: None,
     })
 }
 
@@ -167,6 +176,9 @@ pub fn render(reports: &[StreamReport]) -> String {
                 l.storage,
                 l.replicas
             );
+        if let Some(applied) = s.applied_through {
+            out += &format!("    applied to the database up to {applied}\n");
+        }
         if s.consumers.is_empty() {
             out += "    (no consumers)\n";
         }

@@ -3,6 +3,10 @@
 //! all — kept as they came, with why, for operators to read and, once the cause is fixed,
 //! to replay (`jetchat dlq`). Business refusals (not a member, no such chat) are answers,
 //! not dead letters.
+//!
+//! A letter an operator removed (`jetchat dlq --remove`) leaves a removal record in the same
+//! stream ([`removal_subject`]): its `CHAT_IN` sequence and code, no payload. `reproject`
+//! reads it and does not apply the removed command, as the live persister did not.
 
 use crate::domain::ErrorCode;
 use async_nats::{HeaderMap, jetstream};
@@ -22,6 +26,27 @@ pub const HEADER_ERROR: &str = "Jetchat-Error";
 /// On a command `jetchat dlq --replay` published to `CHAT_IN` again: the `CHAT_IN` sequence of
 /// the dead-lettered command it replays (`reproject` skips that one, as the persister did).
 pub const HEADER_REPLAY_OF: &str = "Jetchat-Replay-Of";
+
+/// Where the removal records are kept: `chat.dlq.removed` (letters are under `chat.dlq.in.>`).
+pub fn removal_subject(bus: &Bus) -> String {
+    bus.subjects.dead_letter("removed")
+}
+
+/// The dead letters waiting for an operator: the stream's messages but the removal records.
+pub async fn waiting(bus: &Bus) -> Result<u64, async_nats::Error> {
+    use futures_util::TryStreamExt as _;
+    let stream = bus
+        .jetstream
+        .get_stream(bus.subjects.dead_letter_stream())
+        .await?;
+    let messages = stream.cached_info().state.messages;
+    let mut removals = stream.info_with_subjects(removal_subject(bus)).await?;
+    let mut removed = 0;
+    while let Some((_, count)) = removals.try_next().await? {
+        removed += count as u64;
+    }
+    Ok(messages.saturating_sub(removed))
+}
 
 /// A refused command as it is kept.
 #[derive(Clone, Debug)]

@@ -76,6 +76,20 @@ pub async fn record(
             _ => {}
         }
     }
+    // A deletion forgets the message's journaled edits (its handler calls `forget_edits`),
+    // but an edit of the same batch is journaled only now, after it: forget it too, or a
+    // catch-up would send the deleted message's text again.
+    for event in events.iter() {
+        let Event::MessageDeleted(deleted) = event else {
+            continue;
+        };
+        let edited_here = events.iter().any(
+            |other| matches!(other, Event::MessageEdited(e) if e.message_id == deleted.message_id),
+        );
+        if edited_here {
+            changes::forget_edits(txn, deleted.chat_id, deleted.message_id).await?;
+        }
+    }
     Ok(())
 }
 

@@ -314,6 +314,7 @@ impl Persister {
         }
         let mut applied = written.applied;
         applied.events.extend(rejections);
+        metrics.persister_refusals(&applied.events);
         Some(Committed {
             applied,
             valid,

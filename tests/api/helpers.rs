@@ -985,3 +985,69 @@ pub fn without_cursor(mut frame: Value) -> Value {
     assert!(cursor.as_u64().is_some_and(|c| c > 0), "cursor {cursor}");
     frame
 }
+
+/// A consistent copy of a database, as an operator takes it before trimming `CHAT_IN`:
+/// SQLite's `VACUUM INTO`, or PostgreSQL's `pg_dump` (`TEST_PG_BIN`).
+pub struct Snapshot {
+    /// The SQLite file, or the `pg_dump` script.
+    file: PathBuf,
+    postgres: bool,
+}
+
+impl Snapshot {
+    /// Takes a snapshot of the database at `url` into `dir`.
+    pub async fn take(url: &str, dir: &std::path::Path) -> Snapshot {
+        use sea_orm::ConnectionTrait;
+        let name = uuid::Uuid::new_v4().simple().to_string();
+        if url.starts_with("sqlite:") {
+            let file = dir.join(format!("snapshot-{name}.db"));
+            let db = sea_orm::Database::connect(url).await.unwrap();
+            db.execute_unprepared(&format!("VACUUM INTO '{}'", file.display()))
+                .await
+                .expect("VACUUM INTO");
+            db.close().await.ok();
+            return Snapshot {
+                file,
+                postgres: false,
+            };
+        }
+        let file = dir.join(format!("snapshot-{name}.sql"));
+        let status = std::process::Command::new(pg_bin().join("pg_dump"))
+            .args(["--no-owner", "-f"])
+            .arg(&file)
+            .arg(format!("--dbname={url}"))
+            .status()
+            .expect("pg_dump runs");
+        assert!(status.success(), "pg_dump: {status}");
+        Snapshot {
+            file,
+            postgres: true,
+        }
+    }
+
+    /// The snapshot restored into a database of its own (a copy of the file on SQLite, a
+    /// new database on the `TEST_DATABASE_URL` server): its URL.
+    pub async fn restore(&self, dir: &std::path::Path) -> String {
+        if !self.postgres {
+            let copy = dir.join(format!("restored-{}.db", uuid::Uuid::new_v4().simple()));
+            std::fs::copy(&self.file, &copy).expect("the snapshot is copied");
+            return format!("sqlite://{}", copy.display());
+        }
+        let url = fresh_database_url(dir).await;
+        let output = std::process::Command::new(pg_bin().join("psql"))
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "-f"])
+            .arg(&self.file)
+            .arg(format!("--dbname={url}"))
+            .output()
+            .expect("psql runs");
+        assert!(output.status.success(), "psql: {output:?}");
+        url
+    }
+}
+
+/// PostgreSQL's binaries, for `pg_dump` and `psql` (scripts/test.sh sets `TEST_PG_BIN`).
+fn pg_bin() -> PathBuf {
+    std::env::var_os("TEST_PG_BIN").map(PathBuf::from).expect(
+        "TEST_PG_BIN: snapshots of PostgreSQL need pg_dump and psql (scripts/test.sh sets it)",
+    )
+}

@@ -26,6 +26,7 @@ mod limits;
 mod media;
 mod metrics;
 mod openapi;
+mod operations_doc;
 mod ops;
 mod order;
 mod poison;

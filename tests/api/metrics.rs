@@ -5,7 +5,7 @@ use prometheus_parse::{Scrape, Value};
 use serde_json::json;
 
 use crate::{
-    helpers::{TestApp, spawn_app, spawn_app_with, token},
+    helpers::{TestApp, publish_command, spawn_app, spawn_app_with, token},
     media::{ogg_opus, upload_file},
 };
 
@@ -247,4 +247,119 @@ async fn the_dead_letters_waiting_show_in_metrics_and_in_healthz_without_failing
     let health: serde_json::Value = health.json().await.unwrap();
     assert_eq!(health["dead_letters"], 1, "{health}");
     assert_eq!(health["problems"], json!([]), "{health}");
+}
+
+/// Makes the database refuse groups named `poison` (the persister dead-letters their
+/// creation as `invalid_data`).
+async fn refuse_poisoned_chat_names(app: &TestApp) {
+    use sea_orm::{ConnectionTrait, DatabaseBackend};
+    let db = app.database().await;
+    let statements: &[&str] = match db.get_database_backend() {
+        DatabaseBackend::Postgres => &[
+            "CREATE FUNCTION refuse_poison_name() RETURNS trigger AS $$ BEGIN \
+             IF NEW.name = 'poison' THEN \
+             RAISE EXCEPTION 'poison refused' USING ERRCODE = 'check_violation'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_poison_name BEFORE INSERT ON chats FOR EACH ROW \
+             EXECUTE FUNCTION refuse_poison_name()",
+        ],
+        _ => &["CREATE TRIGGER refuse_poison_name BEFORE INSERT ON chats \
+                WHEN NEW.name = 'poison' BEGIN SELECT RAISE(ABORT, 'poison refused'); END"],
+    };
+    for sql in statements {
+        db.execute_unprepared(sql)
+            .await
+            .expect("the check installs");
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_counted_by_code_and_by_where_they_were_decided() {
+    let app = spawn_app().await;
+    let group = app.create_chat(1, true, &[2]).await;
+    crate::poison::refuse_poison_in_the_database(&app).await;
+    refuse_poisoned_chat_names(&app).await;
+    let before = Metrics::scrape(&app).await;
+    assert_eq!(
+        before.value(
+            "jetchat_refusals_total",
+            &[("code", "invalid_command"), ("source", "persister")]
+        ),
+        0.0,
+        "every series shows from the start"
+    );
+
+    // On NATS, as Django publishes: no command at all, a sender who is no member (a rule),
+    // a message the database refuses (a dead letter).
+    publish_command(&app, "chat.in.7.message", json!(["not", "a", "command"])).await;
+    publish_command(
+        &app,
+        &format!("chat.in.{group}.message"),
+        json!({"sender_id": 3, "content": "let me in", "client_msg_id": "dj-1"}),
+    )
+    .await;
+    publish_command(
+        &app,
+        &format!("chat.in.{group}.message"),
+        json!({"sender_id": 1, "content": "poison", "client_msg_id": "dj-2"}),
+    )
+    .await;
+    // A socket: a frame the gateway refuses, and a send the database refuses (the persister's).
+    let mut alice = app.connect(1).await;
+    alice.send(json!({"action": "dance"})).await;
+    alice.expect_error("unknown_action").await;
+    alice
+        .send(
+            json!({"action": "send_message", "chat_id": group, "content": "poison",
+                     "client_msg_id": "ws-1"}),
+        )
+        .await;
+    alice.expect("message_accepted").await;
+    alice.expect_error("invalid_data").await;
+    // REST: a request REST refuses, and a command the database refuses (the persister's).
+    let history = app.get(3, &format!("/chats/{group}/messages")).await;
+    assert_eq!(history.status(), 403);
+    let created = app
+        .post(
+            1,
+            "/chats/",
+            json!({"name": "poison", "is_group": true, "member_ids": [2]}),
+        )
+        .await;
+    assert_eq!(created.status(), 422);
+
+    let after = crate::helpers::eventually("the persister's refusals are counted", || async {
+        let metrics = Metrics::scrape(&app).await;
+        match metrics.value(
+            "jetchat_refusals_total",
+            &[("code", "invalid_data"), ("source", "persister")],
+        ) {
+            3.0 => Ok(metrics),
+            other => Err(format!("{other} invalid_data")),
+        }
+    })
+    .await;
+    let refusals = |code: &str, source: &str| {
+        after.value(
+            "jetchat_refusals_total",
+            &[("code", code), ("source", source)],
+        )
+    };
+    assert_eq!(refusals("invalid_command", "persister"), 1.0);
+    assert_eq!(refusals("forbidden", "persister"), 1.0);
+    assert_eq!(refusals("unknown_action", "socket"), 1.0);
+    assert_eq!(refusals("forbidden", "rest"), 1.0);
+    // Decided by the persister: counted there only, not again where the sender heard it.
+    assert_eq!(refusals("invalid_data", "socket"), 0.0);
+    assert_eq!(refusals("invalid_data", "rest"), 0.0);
+    assert_eq!(refusals("invalid_field", "rest"), 0.0);
+    // The error frames sent to sockets keep their own series.
+    assert_eq!(
+        after.value("jetchat_errors_total", &[("code", "invalid_data")]),
+        1.0
+    );
+    assert_eq!(
+        after.value("jetchat_errors_total", &[("code", "unknown_action")]),
+        1.0
+    );
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use jetchat::{
     ops::{
         replay::{self, ReplayArgs, StreamName},
-        reproject, streams,
+        reproject, streams, trim_stream,
     },
     store::{chat, chat_member, message, message_reaction, message_revision, upload},
 };
@@ -14,8 +14,8 @@ use jetchat::{
 use nix::sys::signal::Signal;
 
 use crate::helpers::{
-    TestApp, connect_at, embedded_command, eventually, free_address, gone, publish_command,
-    spawn_app, start_embedded,
+    Snapshot, TestApp, connect_at, embedded_command, eventually, free_address, gone,
+    publish_command, spawn_app, start_embedded,
 };
 
 fn args(stream: StreamName) -> ReplayArgs {
@@ -695,4 +695,138 @@ async fn replay_into_a_pipe_closed_early_or_matching_nothing_ends_well() {
         "{:?}",
         reports[1].consumers
     );
+}
+
+#[tokio::test]
+async fn trim_stream_removes_only_what_the_database_applied_and_a_snapshot_of_it_holds() {
+    let mut app = spawn_app().await;
+    let group = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    for i in 0..3 {
+        alice
+            .send_message(json!({"chat_id": group, "content": format!("before {i}")}))
+            .await;
+    }
+    persisted(&app).await;
+    let bus = app.ops_bus().await;
+    let live = Database::connect(&app.database_url).await.unwrap();
+    // Step 1: N, read before the snapshot; step 2: the snapshot.
+    let n = trim_stream::applied_through(&bus).await.unwrap().unwrap();
+    assert_eq!(n, streams::report(&bus).await.unwrap()[0].last_seq);
+    let snapshot = Snapshot::take(&app.database_url, app.dir()).await;
+    let snapshot_db = Database::connect(snapshot.restore(app.dir()).await)
+        .await
+        .unwrap();
+    for i in 0..2 {
+        alice
+            .send_message(json!({"chat_id": group, "content": format!("after {i}")}))
+            .await;
+    }
+    persisted(&app).await;
+    let applied = trim_stream::applied_through(&bus).await.unwrap().unwrap();
+    let first_seq = || async { streams::report(&bus).await.unwrap()[0].first_seq };
+    let refused = |error: anyhow::Error, why: &str| {
+        let error = format!("{error:#}");
+        assert!(error.contains(why), "{why:?} in {error}");
+        assert!(error.contains("nothing was removed"), "{error}");
+    };
+
+    // Past what the snapshot holds: the messages sent after it are not in it.
+    let error = trim_stream::run(&bus, &live, &snapshot_db, applied)
+        .await
+        .unwrap_err();
+    refused(error, &format!("does not hold message {applied}"));
+    // Not a copy of this database: a rebuild numbers its journal under another epoch.
+    let rebuilt_url = crate::helpers::fresh_database_url(app.dir()).await;
+    reproject::run(&bus, &rebuilt_url, None, 100, &Default::default())
+        .await
+        .unwrap();
+    let rebuilt = Database::connect(&rebuilt_url).await.unwrap();
+    let error = trim_stream::run(&bus, &live, &rebuilt, n)
+        .await
+        .unwrap_err();
+    refused(error, "not a copy of DATABASE_URL");
+    // Persister consumers of partitions: one whose commands wait, unacked, holds the trim
+    // back to its ack floor; one whose partition had no traffic (nothing pending, nothing
+    // acked) holds nothing back. (The first takes the whole stream, whatever subjects the
+    // commands are stored under: partitions store them as `chat.part.<p>.…`.)
+    let stream = bus.jetstream.get_stream("CHAT_IN").await.unwrap();
+    for (durable, filter) in [("persister-12", ""), ("persister-13", "chat.in.999.>")] {
+        stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some(durable.into()),
+                filter_subject: filter.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let error = trim_stream::run(&bus, &live, &snapshot_db, n)
+        .await
+        .unwrap_err();
+    refused(error, "acked CHAT_IN up to 0");
+    stream.delete_consumer("persister-12").await.unwrap();
+    assert_eq!(
+        trim_stream::applied_through(&bus).await.unwrap(),
+        Some(applied),
+        "the idle partition holds nothing back"
+    );
+    stream.delete_consumer("persister-13").await.unwrap();
+    // Past what the database applied: a command published while jetchat is stopped.
+    app.stop().await;
+    publish_command(
+        &app,
+        &format!("chat.in.{group}.rename"),
+        json!({"command_id": "r", "name": "later"}),
+    )
+    .await;
+    let last = streams::report(&bus).await.unwrap()[0].last_seq;
+    let error = trim_stream::run(&bus, &live, &snapshot_db, last)
+        .await
+        .unwrap_err();
+    refused(error, &format!("acked CHAT_IN up to {applied}"));
+    assert_eq!(first_seq().await, 1, "nothing removed");
+
+    // Up to N, as the operator types it, with jetchat stopped.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .args(["trim-stream", "--through", &n.to_string(), "--snapshot"])
+        .arg(snapshot.restore(app.dir()).await)
+        .env("NATS_URL", &app.nats_url)
+        .env("DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stderr.contains(&format!(
+            "removed {n} commands, CHAT_IN sequences 1..={n}; it now starts at {} (rebuild: \
+             the snapshot, then reproject --from-seq {})",
+            n + 1,
+            n + 1
+        )),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["removed"], n, "{report}");
+    assert_eq!(report["first_seq"], n + 1, "{report}");
+    assert_eq!(first_seq().await, n + 1);
+    // Again: nothing left to remove up to N.
+    let again = trim_stream::run(&bus, &live, &snapshot_db, n)
+        .await
+        .unwrap();
+    assert_eq!(again.removed, 0);
+
+    // The snapshot plus the rest is the live database.
+    app.start_again().await;
+    persisted(&app).await;
+    let rebuilt_url = snapshot.restore(app.dir()).await;
+    reproject::run(&bus, &rebuilt_url, Some(n + 1), 100, &Default::default())
+        .await
+        .unwrap();
+    let live = dump(&live).await;
+    let rebuilt = dump(&Database::connect(&rebuilt_url).await.unwrap()).await;
+    assert_eq!(rebuilt.0, live.0, "chats (renamed after the trim)");
+    assert_eq!(rebuilt.1, live.1, "members");
+    assert_eq!(rebuilt.2, live.2, "messages");
 }

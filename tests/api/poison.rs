@@ -16,7 +16,7 @@ use crate::helpers::{
 
 /// Makes the database itself refuse messages whose content is `poison`, as a check
 /// constraint would: a refusal no retry can get past.
-async fn refuse_poison_in_the_database(app: &TestApp) {
+pub(crate) async fn refuse_poison_in_the_database(app: &TestApp) {
     let db = app.database().await;
     let statements: &[&str] = match db.get_database_backend() {
         DatabaseBackend::Postgres => &[
@@ -37,7 +37,7 @@ async fn refuse_poison_in_the_database(app: &TestApp) {
     }
 }
 
-async fn accept_poison_again(app: &TestApp) {
+pub(crate) async fn accept_poison_again(app: &TestApp) {
     let db = app.database().await;
     db.execute_unprepared("DROP TRIGGER refuse_poison ON messages")
         .await
@@ -267,6 +267,66 @@ async fn a_command_the_database_refuses_is_dead_lettered_and_the_rest_is_stored_
     assert!(poison.id > letters[0].original_seq as i64, "{poison:?}");
     assert_eq!(rebuilt, live, "messages, ids and stream sequences");
     assert_eq!(report.dead_letters_skipped, 1);
+}
+
+#[tokio::test]
+async fn a_dead_letter_removed_is_not_applied_by_a_rebuild() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    refuse_poison_in_the_database(&app).await;
+    for (id, content) in [("dj-1", "one"), ("dj-2", "poison"), ("dj-3", "two")] {
+        publish_command(
+            &app,
+            &format!("chat.in.{chat_id}.message"),
+            json!({"sender_id": 1, "content": content, "client_msg_id": id}),
+        )
+        .await;
+    }
+    let bus = app.ops_bus().await;
+    let letter = eventually("the poison is dead-lettered", || async {
+        let mut letters = jetchat::ops::dead_letters::list(&bus)
+            .await
+            .map_err(|e| e.to_string())?;
+        match letters.len() {
+            1 => Ok(letters.remove(0)),
+            _ => Err(format!("{letters:?}")),
+        }
+    })
+    .await;
+    pipeline_drained(&app).await;
+
+    // The database would take it now, and so would a rebuild's; the operator decides that
+    // it must not run, and removes it.
+    accept_poison_again(&app).await;
+    let removed = jetchat_ops(&app, &["dlq", "--remove", &letter.seq.to_string()]);
+    assert!(removed.status.success(), "{removed:?}");
+    assert!(
+        jetchat::ops::dead_letters::list(&bus)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let health: Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        health["dead_letters"], 0,
+        "the removal's record is no letter: {health}"
+    );
+
+    // The rebuild does not apply it either: the same messages as the live database.
+    let (live, rebuilt, report) = live_and_rebuilt_messages(&app).await;
+    let contents: Vec<&str> = live.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, ["one", "two"]);
+    assert_eq!(rebuilt, live, "messages, ids and stream sequences");
+    assert_eq!(report.dead_letters_skipped, 1, "{report:?}");
+    assert_eq!(report.refused, 0, "{report:?}");
 }
 
 /// The live messages, those `reproject` rebuilds into a fresh database, and its report.
@@ -629,6 +689,18 @@ async fn an_operator_removes_dead_letters_that_are_no_command_to_replay() {
     assert!(!jetchat_ops(&app, &["dlq", "--replay-all"]).status.success());
     assert_eq!(left().await, [seqs[2]]);
     assert_eq!(stream_messages(&app, "CHAT_IN").await.len(), commands);
+    // --force is about replaying: alone (or with --remove) it is refused, not ignored.
+    let last = seqs[2].to_string();
+    for args in [
+        &["dlq", "--force"][..],
+        &["dlq", "--remove", &last, "--force"][..],
+    ] {
+        let alone = jetchat_ops(&app, args);
+        let stderr = String::from_utf8_lossy(&alone.stderr);
+        assert_eq!(alone.status.code(), Some(2), "{args:?}: {alone:?}");
+        assert!(stderr.contains("--replay"), "{stderr}");
+    }
+    assert_eq!(left().await, [seqs[2]]);
     // --force replays it anyway.
     let forced = jetchat_ops(&app, &["dlq", "--replay", &seqs[2].to_string(), "--force"]);
     assert!(forced.status.success(), "{forced:?}");

@@ -2,22 +2,30 @@
 //! forwards, edits, deletions, reactions, receipts, delivered marks, pushes, membership
 //! changes, renames, uploads, mutes, refused ones among them — the database the live persister
 //! wrote one command per batch and the one `reproject` rebuilds in one large batch are the same,
-//! row for row, in every table but the change journal (its cursors, commit times and epoch
-//! belong to the database that wrote them: docs/operations.md).
+//! row for row, in every table; the search index answers every word of the messages with the
+//! same messages for every user; and the change journal holds the same changes in the same
+//! order, its cursors aside (they, the commit times and the epoch belong to the database
+//! that wrote them: docs/operations.md), members' `joined_cursor` pointing at the same change.
 //!
 //! The inputs come from a proptest strategy; a failure is shrunk and prints the commands.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::{
     prelude::*,
     strategy::{Strategy, ValueTree},
     test_runner::TestRunner,
 };
-use sea_orm::{Database, DatabaseConnection, EntityTrait, QueryOrder};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryOrder};
 use serde_json::{Value, json};
 
 use jetchat::{
     ops::reproject,
-    store::{chat, chat_member, message, message_reaction, message_revision, upload},
+    store::{
+        chat, chat_member, message, message_reaction, message_revision,
+        search::{self, SearchQuery},
+        upload,
+    },
 };
 
 use crate::helpers::{TestApp, pipeline_drained, spawn_app_with};
@@ -251,8 +259,8 @@ fn pick(sends: &[Sent], back: usize, chat: Option<i64>) -> (u64, i64) {
     (id, chat.or(sent_in).unwrap_or(1))
 }
 
-/// The subject and payload of `op`, given the sends before it.
-fn command(op: &Op, sends: &[Sent]) -> (String, Value) {
+/// The subject and payload of `op`, the `index`th command, given the sends before it.
+fn command(op: &Op, sends: &[Sent], index: usize) -> (String, Value) {
     let at = |back: usize, chat: &Option<i64>| pick(sends, back, *chat);
     match op {
         Op::Group {
@@ -371,13 +379,21 @@ fn command(op: &Op, sends: &[Sent]) -> (String, Value) {
                        "through_message_id": message}),
             )
         }
+        // A command id of its own per membership change, as REST and the sockets give one.
+        // Reused (or left out) for a second addition of a member who left meanwhile, the
+        // `member_added` event's key (`member:<chat>:<user>:<command_id>`) is the first
+        // addition's: the live persister then neither journals nor publishes it and leaves the
+        // member's `joined_cursor` at 0, while a rebuild in one batch sets it to the first
+        // addition's change — a defect of the event key, not of the rebuild, left to be fixed.
         Op::Add { chat, users } => (
             format!("chat.in.{chat}.add_members"),
-            json!({"type": "add_members", "command_id": "a", "chat_id": chat, "user_ids": users}),
+            json!({"type": "add_members", "command_id": format!("a{index}"), "chat_id": chat,
+                   "user_ids": users}),
         ),
         Op::Remove { chat, users } => (
             format!("chat.in.{chat}.remove_members"),
-            json!({"type": "remove_members", "command_id": "r", "chat_id": chat, "user_ids": users}),
+            json!({"type": "remove_members", "command_id": format!("r{index}"), "chat_id": chat,
+                   "user_ids": users}),
         ),
         Op::Rename { chat, name } => (
             format!("chat.in.{chat}.rename"),
@@ -408,10 +424,134 @@ struct Tables {
     uploads: Vec<upload::Model>,
     revisions: Vec<message_revision::Model>,
     reactions: Vec<message_reaction::Model>,
+    /// For every user and every word of the messages' texts, the ids search answers.
+    search: Vec<(i64, String, Vec<i64>)>,
+    /// The change journal in cursor order, cursors aside.
+    journal: Vec<JournalRow>,
+    /// Each member's `joined_cursor` as the place of its change in `journal` (`None`: 0,
+    /// or a change no longer journaled).
+    joined: Vec<(i64, i64, Option<usize>)>,
+}
+
+/// A row of `changes` without what belongs to the database that wrote it: its cursor (also
+/// inside the stored event) and commit time.
+#[derive(Debug, PartialEq)]
+struct JournalRow {
+    chat_id: i64,
+    kind: String,
+    user_id: Option<i64>,
+    message_id: Option<i64>,
+    event: Option<Value>,
+    key: String,
+}
+
+/// `value` without any `cursor` field, at any depth.
+fn without_cursors(mut value: Value) -> Value {
+    match &mut value {
+        Value::Object(map) => {
+            map.remove("cursor");
+            for (_, v) in map.iter_mut() {
+                *v = without_cursors(v.take());
+            }
+        }
+        Value::Array(items) => {
+            for v in items.iter_mut() {
+                *v = without_cursors(v.take());
+            }
+        }
+        _ => {}
+    }
+    value
+}
+
+/// The journal in cursor order (cursors aside), and each cursor's place in it.
+async fn journal(db: &DatabaseConnection) -> (Vec<JournalRow>, Vec<i64>) {
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT cursor, chat_id, kind, user_id, message_id, event, event_key \
+             FROM changes ORDER BY cursor",
+        ))
+        .await
+        .unwrap();
+    let mut cursors = Vec::with_capacity(rows.len());
+    let journal = rows
+        .iter()
+        .map(|row| {
+            cursors.push(row.try_get_by_index::<i64>(0).unwrap());
+            let event: Option<String> = row.try_get_by_index(5).unwrap();
+            JournalRow {
+                chat_id: row.try_get_by_index(1).unwrap(),
+                kind: row.try_get_by_index(2).unwrap(),
+                user_id: row.try_get_by_index(3).unwrap(),
+                message_id: row.try_get_by_index(4).unwrap(),
+                event: event.map(|e| without_cursors(serde_json::from_str(&e).unwrap())),
+                key: row.try_get_by_index(6).unwrap(),
+            }
+        })
+        .collect();
+    (journal, cursors)
+}
+
+/// Each member's `joined_cursor`, as the place of that cursor in `cursors`.
+async fn joined(db: &DatabaseConnection, cursors: &[i64]) -> Vec<(i64, i64, Option<usize>)> {
+    db.query_all_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT chat_id, user_id, joined_cursor FROM chat_members ORDER BY chat_id, user_id",
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| {
+        let cursor: i64 = row.try_get_by_index(2).unwrap();
+        (
+            row.try_get_by_index(0).unwrap(),
+            row.try_get_by_index(1).unwrap(),
+            cursors.iter().position(|&c| c == cursor),
+        )
+    })
+    .collect()
+}
+
+/// What search answers every user for each word of `words`: every hit's id, newest first.
+async fn searches(db: &DatabaseConnection, words: &[String]) -> Vec<(i64, String, Vec<i64>)> {
+    let mut answers = Vec::new();
+    for user in USERS {
+        for word in words {
+            let query = SearchQuery::parse(word).unwrap();
+            let page = search::Page {
+                chat_id: None,
+                before: None,
+                limit: 1000,
+            };
+            let hits = search::messages(db, user, &query, page).await.unwrap();
+            answers.push((
+                user,
+                word.clone(),
+                hits.into_iter().map(|hit| hit.message_id).collect(),
+            ));
+        }
+    }
+    answers
+}
+
+/// Every distinct word of the messages' texts, now and in their revisions.
+fn words(messages: &[message::Model], revisions: &[message_revision::Model]) -> Vec<String> {
+    let mut words: Vec<String> = messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .chain(revisions.iter().map(|r| r.content.as_str()))
+        .flat_map(str::split_whitespace)
+        .map(str::to_owned)
+        .collect();
+    words.sort();
+    words.dedup();
+    words
 }
 
 async fn tables(db: &DatabaseConnection) -> Tables {
-    Tables {
+    let (journal, cursors) = journal(db).await;
+    let mut tables = Tables {
         chats: chat::Entity::find()
             .order_by_asc(chat::Column::Id)
             .all(db)
@@ -443,7 +583,12 @@ async fn tables(db: &DatabaseConnection) -> Tables {
             .all(db)
             .await
             .unwrap(),
-    }
+        search: Vec::new(),
+        joined: joined(db, &cursors).await,
+        journal,
+    };
+    tables.search = searches(db, &words(&tables.messages, &tables.revisions)).await;
+    tables
 }
 
 /// The first row where two lists differ, or `None`.
@@ -460,6 +605,10 @@ fn first_difference<T: PartialEq + std::fmt::Debug>(
     ))
 }
 
+/// Journal rows and search hits compared over a run: the comparisons are not vacuous.
+static COMPARED_CHANGES: AtomicUsize = AtomicUsize::new(0);
+static COMPARED_HITS: AtomicUsize = AtomicUsize::new(0);
+
 /// Publishes `ops` to a fresh jetchat that persists one command per batch, rebuilds its
 /// database with `reproject` in one batch, and tells the first row that differs.
 async fn live_and_rebuilt_differ(ops: &[Op]) -> Option<String> {
@@ -470,8 +619,8 @@ async fn live_and_rebuilt_differ(ops: &[Op]) -> Option<String> {
     let app: TestApp = spawn_app_with(&[("PERSIST_BATCH", "1"), ("PERSIST_PARTITIONS", "1")]).await;
     let js = async_nats::jetstream::new(app.nats().await);
     let mut sends = Vec::new();
-    for op in ops {
-        let (subject, payload) = command(op, &sends);
+    for (index, op) in ops.iter().enumerate() {
+        let (subject, payload) = command(op, &sends, index);
         let ack = js
             .publish(subject, payload.to_string().into())
             .await
@@ -496,6 +645,11 @@ async fn live_and_rebuilt_differ(ops: &[Op]) -> Option<String> {
     assert_eq!(report.commands, ops.len() as u64, "every command read");
     let live = tables(&Database::connect(&app.database_url).await.unwrap()).await;
     let rebuilt = tables(&Database::connect(&target).await.unwrap()).await;
+    COMPARED_CHANGES.fetch_add(live.journal.len(), Ordering::Relaxed);
+    COMPARED_HITS.fetch_add(
+        live.search.iter().map(|(_, _, ids)| ids.len()).sum(),
+        Ordering::Relaxed,
+    );
     if live == rebuilt {
         return None;
     }
@@ -506,6 +660,9 @@ async fn live_and_rebuilt_differ(ops: &[Op]) -> Option<String> {
         first_difference("uploads", &live.uploads, &rebuilt.uploads),
         first_difference("message_revisions", &live.revisions, &rebuilt.revisions),
         first_difference("message_reactions", &live.reactions, &rebuilt.reactions),
+        first_difference("search", &live.search, &rebuilt.search),
+        first_difference("changes", &live.journal, &rebuilt.journal),
+        first_difference("joined_cursor", &live.joined, &rebuilt.joined),
     ]
     .into_iter()
     .flatten()
@@ -519,6 +676,16 @@ async fn a_rebuild_in_one_batch_is_row_for_row_the_database_written_command_by_c
     for case in 0..CASES {
         let mut tree = strategy.new_tree(&mut runner).expect("a case");
         let Some(mut difference) = live_and_rebuilt_differ(&tree.current()).await else {
+            if case + 1 == CASES {
+                assert!(
+                    COMPARED_CHANGES.load(Ordering::Relaxed) > 0,
+                    "no change compared"
+                );
+                assert!(
+                    COMPARED_HITS.load(Ordering::Relaxed) > 0,
+                    "no search hit compared"
+                );
+            }
             continue;
         };
         // Shrink: the smallest list of commands that still rebuilds differently.
@@ -548,7 +715,7 @@ async fn a_rebuild_in_one_batch_is_row_for_row_the_database_written_command_by_c
                 .iter()
                 .enumerate()
                 .map(|(i, op)| {
-                    let (subject, payload) = command(op, &sends);
+                    let (subject, payload) = command(op, &sends, i);
                     if let Op::Send { chat, .. } = op {
                         sends.push((i as u64 + 1, *chat));
                     }
@@ -560,5 +727,77 @@ async fn a_rebuild_in_one_batch_is_row_for_row_the_database_written_command_by_c
             "case {case}: the rebuild differs from the live database\n{difference}\ncommands:\n{}",
             shown.join("\n")
         );
+    }
+}
+
+/// Found by the comparison of the journals: a deletion forgot the journaled edits of its
+/// message, but not an edit written by the same batch (journaled after the deletion ran), so
+/// a catch-up could send a deleted message's text again.
+#[tokio::test]
+async fn an_edit_and_the_deletion_of_its_message_in_one_batch_leave_no_text_in_the_journal() {
+    let ops = [
+        Op::Group {
+            creator: 1,
+            members: vec![2],
+            key: 0,
+        },
+        Op::Send {
+            sender: 1,
+            chat: Some(1),
+            receiver: 2,
+            content: "hi",
+            key: 0,
+            reply: None,
+            forward: None,
+            file: None,
+        },
+        Op::Edit {
+            editor: 1,
+            chat: None,
+            earlier: 0,
+            key: 0,
+        },
+        Op::Delete {
+            deleter: Some(1),
+            chat: None,
+            earlier: 0,
+        },
+    ];
+    assert_eq!(live_and_rebuilt_differ(&ops).await, None);
+    // Both journals hold the edit, without its text.
+    let app: TestApp = spawn_app_with(&[("PERSIST_BATCH", "1")]).await;
+    let js = async_nats::jetstream::new(app.nats().await);
+    let mut sends = Vec::new();
+    for (index, op) in ops.iter().enumerate() {
+        let (subject, payload) = command(op, &sends, index);
+        let ack = js
+            .publish(subject, payload.to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        if let Op::Send { chat, .. } = op {
+            sends.push((ack.sequence, *chat));
+        }
+    }
+    pipeline_drained(&app).await;
+    let target = crate::helpers::fresh_database_url(app.dir()).await;
+    reproject::run(
+        &app.ops_bus().await,
+        &target,
+        None,
+        100,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    for url in [&app.database_url, &target] {
+        let (journal, _) = journal(&Database::connect(url).await.unwrap()).await;
+        let edits: Vec<&JournalRow> = journal
+            .iter()
+            .filter(|row| row.kind == "message_edited")
+            .collect();
+        assert_eq!(edits.len(), 1, "{journal:?}");
+        assert_eq!(edits[0].event, None, "{url}: {journal:?}");
     }
 }
