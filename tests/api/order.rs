@@ -519,7 +519,7 @@ async fn a_rolling_restart_of_every_instance_keeps_each_chats_order() {
     let second = first.sibling().await;
     let mut apps = [first, second];
     let group = apps[0].create_chat(1, true, &[2, 3]).await;
-    let mut senders = vec![
+    let mut senders = [
         (1_i64, 0_usize, apps[0].connect(1).await),
         (2, 1, apps[1].connect(2).await),
     ];
