@@ -173,6 +173,7 @@ impl Persister {
         let mut waited = Waited::default();
         let give_up = tokio::time::Instant::now() + self.patience;
         let mut asked = None;
+        let mut told = false;
         loop {
             let now = tokio::time::Instant::now();
             if asked.is_none_or(|(_, _, at)| now >= at + ASK_AGAIN) {
@@ -196,13 +197,15 @@ impl Persister {
                         }
                     }
                 };
-                if asked.is_none() && reorder.missing(snapshot, own) > 0 {
+                // Asked a second time: not only this pull's own unread deliveries are missing.
+                if asked.is_some() && !told && reorder.missing(snapshot, own) > 0 {
                     tracing::info!(
                         partition = self.partition,
                         missing = reorder.missing(snapshot, own),
                         "taking the partition over: waiting for the commands its previous \
                          holder had"
                     );
+                    told = true;
                 }
                 asked = Some((snapshot, own, now));
             }
