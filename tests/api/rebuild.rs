@@ -6,6 +6,9 @@
 //! same messages for every user; and the change journal holds the same changes in the same
 //! order, its cursors aside (they, the commit times and the epoch belong to the database
 //! that wrote them: docs/operations.md), members' `joined_cursor` pointing at the same change.
+//! Receipts are the same set, not in the same place: a batch journals each chat's marks as
+//! one watermark after its other changes, so where they fall among the messages depends on how
+//! the commands were batched (a receipt's cursor is still above its message's).
 //!
 //! The inputs come from a proptest strategy; a failure is shrunk and prints the commands.
 
@@ -426,8 +429,10 @@ struct Tables {
     reactions: Vec<message_reaction::Model>,
     /// For every user and every word of the messages' texts, the ids search answers.
     search: Vec<(i64, String, Vec<i64>)>,
-    /// The change journal in cursor order, cursors aside.
+    /// The change journal in cursor order, cursors and receipts aside.
     journal: Vec<JournalRow>,
+    /// The journal's receipts, by key.
+    receipts: Vec<JournalRow>,
     /// Each member's `joined_cursor` as the place of its change in `journal` (`None`: 0,
     /// or a change no longer journaled).
     joined: Vec<(i64, i64, Option<usize>)>,
@@ -550,7 +555,17 @@ fn words(messages: &[message::Model], revisions: &[message_revision::Model]) -> 
 }
 
 async fn tables(db: &DatabaseConnection) -> Tables {
-    let (journal, cursors) = journal(db).await;
+    let (all, all_cursors) = journal(db).await;
+    let (mut journal, mut cursors, mut receipts) = (Vec::new(), Vec::new(), Vec::new());
+    for (row, cursor) in all.into_iter().zip(all_cursors) {
+        if row.kind == "receipt" {
+            receipts.push(row);
+        } else {
+            journal.push(row);
+            cursors.push(cursor);
+        }
+    }
+    receipts.sort_by(|a, b| a.key.cmp(&b.key));
     let mut tables = Tables {
         chats: chat::Entity::find()
             .order_by_asc(chat::Column::Id)
@@ -586,6 +601,7 @@ async fn tables(db: &DatabaseConnection) -> Tables {
         search: Vec::new(),
         joined: joined(db, &cursors).await,
         journal,
+        receipts,
     };
     tables.search = searches(db, &words(&tables.messages, &tables.revisions)).await;
     tables
@@ -662,6 +678,7 @@ async fn live_and_rebuilt_differ(ops: &[Op]) -> Option<String> {
         first_difference("message_reactions", &live.reactions, &rebuilt.reactions),
         first_difference("search", &live.search, &rebuilt.search),
         first_difference("changes", &live.journal, &rebuilt.journal),
+        first_difference("changes (receipts)", &live.receipts, &rebuilt.receipts),
         first_difference("joined_cursor", &live.joined, &rebuilt.joined),
     ]
     .into_iter()
