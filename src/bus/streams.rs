@@ -246,12 +246,38 @@ pub async fn ensure_consumer(
         .get_consumer_from_stream::<consumer::pull::Config, _, _>(&name, stream)
         .await
     {
-        config.deliver_policy = existing.cached_info().config.deliver_policy;
+        let current = &existing.cached_info().config;
+        config.deliver_policy = current.deliver_policy;
+        // An update, even to the settings it has, ends every persister's pull on it (and so
+        // the holder's pin): an instance that starts leaves such a consumer alone.
+        if same_settings(current, &config) {
+            return Ok(existing);
+        }
     }
     bus.jetstream
         .create_consumer_on_stream(config, stream)
         .await
         .with_context(|| format!("creating the persister consumer {name}"))
+}
+
+/// Whether a consumer's settings are already what `wanted` says (those the persisters set).
+fn same_settings(current: &consumer::Config, wanted: &consumer::pull::Config) -> bool {
+    let filters = |single: &str, many: &[String]| -> Vec<String> {
+        match (single, many) {
+            ("", many) => many.to_vec(),
+            (single, _) => vec![single.to_owned()],
+        }
+    };
+    filters(&current.filter_subject, &current.filter_subjects)
+        == filters(&wanted.filter_subject, &wanted.filter_subjects)
+        && current.ack_policy == wanted.ack_policy
+        && current.ack_wait == wanted.ack_wait
+        && current.max_ack_pending == wanted.max_ack_pending
+        && current.num_replicas.max(1) == wanted.num_replicas.max(1)
+        && current.priority_policy == wanted.priority_policy
+        && current.priority_groups == wanted.priority_groups
+        && current.priority_timeout == wanted.priority_timeout
+        && current.description == wanted.description
 }
 
 /// The partition count of `CHAT_IN`: its own when it exists (a stream from before partitions

@@ -162,7 +162,10 @@ impl Persister {
             loop {
                 let first = tokio::select! {
                     biased;
-                    _ = shutdown.cancelled() => return holding,
+                    _ = shutdown.cancelled() => {
+                        partition::hand_back(&mut pulled).await;
+                        return holding;
+                    }
                     first = pulled.next() => first,
                 };
                 let Some(first) = first else { break };
@@ -206,9 +209,10 @@ impl Persister {
                     break;
                 }
             }
-            // What this pull was handed is written (its acks follow): the next holder, this
-            // persister's next pull or another instance's, takes over now rather than after
-            // the handover.
+            // What this pull was handed is written (its acks follow) or handed back: the next
+            // holder, this persister's next pull or another instance's, takes over now rather
+            // than after the handover.
+            partition::hand_back(&mut pulled).await;
             drop(pulled);
             if holding {
                 self.release_pin().await;

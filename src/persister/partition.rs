@@ -71,6 +71,20 @@ impl Holdings {
     }
 }
 
+/// Hands back what `pulled` has received and this persister has not taken (it stops, or
+/// steps aside): each is NAKed, so the next holder gets it at once instead of after the ack
+/// wait (its order check waits for every command handed out before).
+pub(super) async fn hand_back(
+    pulled: &mut (impl futures_util::Stream<Item = Result<jetstream::Message, PullError>> + Unpin),
+) {
+    use futures_util::FutureExt as _;
+    while let Some(Some(item)) = pulled.next().now_or_never() {
+        if let Ok(message) = item {
+            let _ = message.ack_with(AckKind::Nak(None)).await;
+        }
+    }
+}
+
 /// How a wait for a previous holder's commands ended.
 #[derive(Debug, Default)]
 pub(super) struct Waited {
