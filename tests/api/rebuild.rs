@@ -6,9 +6,12 @@
 //! same messages for every user; and the change journal holds the same changes in the same
 //! order, its cursors aside (they, the commit times and the epoch belong to the database
 //! that wrote them: docs/operations.md), members' `joined_cursor` pointing at the same change.
-//! Receipts are the same set, not in the same place: a batch journals each chat's marks as
-//! one watermark after its other changes, so where they fall among the messages depends on how
-//! the commands were batched (a receipt's cursor is still above its message's).
+//! Receipts are compared by where each reader's marks end: a batch journals each reader's
+//! marks of a chat as one watermark, after its other changes, so how many steps the journal
+//! shows and where they fall among the messages depend on how the commands were batched (a
+//! receipt's cursor is still above its message's, and the newest mark is the same). A
+//! deleted message's creation, edits and reactions are left out: a catch-up never sends them
+//! (only its `message_deleted`), and a batch that made and deleted it need not journal them.
 //!
 //! The inputs come from a proptest strategy; a failure is shrunk and prints the commands.
 
@@ -431,8 +434,9 @@ struct Tables {
     search: Vec<(i64, String, Vec<i64>)>,
     /// The change journal in cursor order, cursors and receipts aside.
     journal: Vec<JournalRow>,
-    /// The journal's receipts, by key.
-    receipts: Vec<JournalRow>,
+    /// The journal's newest receipt of each chat, reader and status: `receipt:<chat>:<reader>:
+    /// <status>` and the message it marks.
+    receipts: Vec<(String, i64)>,
     /// Each member's `joined_cursor` as the place of its change in `journal` (`None`: 0,
     /// or a change no longer journaled).
     joined: Vec<(i64, i64, Option<usize>)>,
@@ -557,15 +561,38 @@ fn words(messages: &[message::Model], revisions: &[message_revision::Model]) -> 
 async fn tables(db: &DatabaseConnection) -> Tables {
     let (all, all_cursors) = journal(db).await;
     let (mut journal, mut cursors, mut receipts) = (Vec::new(), Vec::new(), Vec::new());
+    // A deleted message's creation, edits and reactions are never sent again (a catch-up sends
+    // its `message_deleted` only): a batch that created and deleted it may not journal them.
+    let deleted: std::collections::HashSet<i64> = all
+        .iter()
+        .filter(|row| row.kind == "message_deleted")
+        .filter_map(|row| row.message_id)
+        .collect();
     for (row, cursor) in all.into_iter().zip(all_cursors) {
+        let of_deleted = row.message_id.is_some_and(|id| deleted.contains(&id))
+            && (row.kind == "message_created"
+                || row.kind == "message_edited"
+                || row.kind.starts_with("reaction_"));
+        if of_deleted {
+            continue;
+        }
         if row.kind == "receipt" {
-            receipts.push(row);
+            receipts.push(row.key);
         } else {
             journal.push(row);
             cursors.push(cursor);
         }
     }
-    receipts.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut newest = std::collections::BTreeMap::<String, i64>::new();
+    for key in receipts {
+        let (mark, message) = key
+            .rsplit_once(':')
+            .expect("receipt:<chat>:<user>:<status>:<id>");
+        let message: i64 = message.parse().expect("a message id");
+        let at = newest.entry(mark.to_owned()).or_default();
+        *at = (*at).max(message);
+    }
+    let receipts: Vec<(String, i64)> = newest.into_iter().collect();
     let mut tables = Tables {
         chats: chat::Entity::find()
             .order_by_asc(chat::Column::Id)
