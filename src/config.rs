@@ -683,6 +683,35 @@ mod tests {
     }
 
     #[test]
+    fn partitions_and_handover_default_by_set_up_and_refuse_what_cannot_work() {
+        let c = config(&[("JWT_SECRET", "s")]).unwrap();
+        assert_eq!(
+            (c.persist_partitions, c.persist_handover),
+            (1, Duration::from_secs(10))
+        );
+        let c = config(&[("JWT_SECRET", "s"), ("NATS_URL", "nats://n:4222")]).unwrap();
+        assert_eq!(c.persist_partitions, 4);
+        let c = config(&[("JWT_SECRET", "s"), ("PERSIST_PARTITIONS", "1024")]).unwrap();
+        assert_eq!(c.persist_partitions, 1024);
+        for bad in [
+            "0",
+            "1025",
+            "-1",
+            "65536",
+            "abc",
+            "4\0",
+            "18446744073709551615",
+        ] {
+            let err = config(&[("JWT_SECRET", "s"), ("PERSIST_PARTITIONS", bad)]).unwrap_err();
+            assert_eq!(err.name, "PERSIST_PARTITIONS", "{bad:?}");
+        }
+        for bad in ["1s", "0s", "forever", "-5s"] {
+            let err = config(&[("JWT_SECRET", "s"), ("PERSIST_HANDOVER", bad)]).unwrap_err();
+            assert_eq!(err.name, "PERSIST_HANDOVER", "{bad:?}");
+        }
+    }
+
+    #[test]
     fn web_app_and_dev_login_name_their_variable() {
         let c = config(&[("JWT_SECRET", "s")]).unwrap();
         assert!(c.web_app);

@@ -34,6 +34,22 @@ pub fn partition_of(name: &str) -> Option<u16> {
     }
 }
 
+/// The persisters' consumers on `stream` (`CHAT_IN`), one per partition, with their state.
+pub async fn persister_consumers(
+    stream: &async_nats::jetstream::stream::Stream,
+) -> anyhow::Result<Vec<consumer::Info>> {
+    use futures_util::StreamExt as _;
+    let mut infos = stream.consumers();
+    let mut persisters = Vec::new();
+    while let Some(info) = infos.next().await {
+        let info = info.context("listing the consumers")?;
+        if partition_of(&info.name).is_some() {
+            persisters.push(info);
+        }
+    }
+    Ok(persisters)
+}
+
 /// The priority group the persisters pull in; JetStream pins one client per consumer in it.
 pub const PRIORITY_GROUP: &str = "persist";
 

@@ -43,11 +43,7 @@ pub async fn run(
         );
     }
     let name = bus.subjects.in_stream();
-    let mut stream = bus
-        .jetstream
-        .get_stream(name)
-        .await
-        .with_context(|| format!("stream {name}"))?;
+    let mut stream = super::stream(bus, name).await?;
     let state = stream.info().await?.state.clone();
     if state.last_sequence > after {
         bail!(

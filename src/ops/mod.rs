@@ -116,6 +116,14 @@ async fn dial(url: &str, subject_prefix: &str) -> anyhow::Result<Bus> {
     Ok(Bus::new(client, Subjects::new(subject_prefix)))
 }
 
+/// The stream `name`, or an error naming it.
+async fn stream(bus: &Bus, name: &str) -> anyhow::Result<async_nats::jetstream::stream::Stream> {
+    bus.jetstream
+        .get_stream(name)
+        .await
+        .with_context(|| format!("stream {name}"))
+}
+
 /// An ordered consumer on the stream `name`: reads it from `config`'s start without changing
 /// anything (it is ephemeral and acks nothing).
 async fn ordered_consumer(
@@ -123,12 +131,8 @@ async fn ordered_consumer(
     name: &str,
     config: OrderedConfig,
 ) -> anyhow::Result<Consumer<OrderedConfig>> {
-    let stream = bus
-        .jetstream
-        .get_stream(name)
-        .await
-        .with_context(|| format!("stream {name}"))?;
-    stream
+    stream(bus, name)
+        .await?
         .create_consumer(config)
         .await
         .context("creating an ordered consumer")

@@ -9,7 +9,6 @@ use async_nats::jetstream::{
     consumer::{self, DeliverPolicy, FromConsumer as _},
     stream::SubjectTransform,
 };
-use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::bus::{
@@ -40,11 +39,7 @@ pub async fn run(bus: &Bus, count: u16) -> anyhow::Result<Report> {
         bail!("{count} partitions: use 1 to 1024");
     }
     let name = bus.subjects.in_stream();
-    let mut stream = bus
-        .jetstream
-        .get_stream(name)
-        .await
-        .with_context(|| format!("stream {name}"))?;
+    let mut stream = super::stream(bus, name).await?;
     let config = stream.info().await?.config.clone();
     let before = config
         .metadata
@@ -54,7 +49,7 @@ pub async fn run(bus: &Bus, count: u16) -> anyhow::Result<Report> {
     if before == count {
         bail!("{name} has {count} partitions already");
     }
-    let persisters = persisters(&stream).await?;
+    let persisters = streams::persister_consumers(&stream).await?;
     let template = persisters
         .iter()
         .find(|info| info.name == streams::PERSISTER)
@@ -152,21 +147,6 @@ pub async fn run(bus: &Bus, count: u16) -> anyhow::Result<Report> {
         removed,
         kept,
     })
-}
-
-/// The persisters' consumers on `stream`, with their state.
-async fn persisters(
-    stream: &async_nats::jetstream::stream::Stream,
-) -> anyhow::Result<Vec<consumer::Info>> {
-    let mut infos = stream.consumers();
-    let mut persisters = Vec::new();
-    while let Some(info) = infos.next().await {
-        let info = info.context("listing the consumers")?;
-        if streams::partition_of(&info.name).is_some() {
-            persisters.push(info);
-        }
-    }
-    Ok(persisters)
 }
 
 /// What `partitions` prints.

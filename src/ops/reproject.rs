@@ -95,11 +95,7 @@ pub async fn run(
     rules: &persister::batch::Rules,
 ) -> anyhow::Result<Report> {
     let shown = crate::config::redact_url(url);
-    let mut stream = bus
-        .jetstream
-        .get_stream(bus.subjects.in_stream())
-        .await
-        .with_context(|| format!("stream {}", bus.subjects.in_stream()))?;
+    let mut stream = super::stream(bus, bus.subjects.in_stream()).await?;
     let first = stream.info().await?.state.first_sequence.max(1);
     let deliver_policy = match from_seq {
         None if first > 1 => bail!(

@@ -5,12 +5,11 @@
 //! `reproject --from-seq N+1` still rebuilds the whole database.
 
 use anyhow::{Context as _, bail};
-use futures_util::StreamExt;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use serde::Serialize;
 
 use crate::{
-    bus::{Bus, streams::PERSISTER},
+    bus::Bus,
     store::{self, message},
 };
 
@@ -51,11 +50,7 @@ pub async fn run(
     through: u64,
 ) -> anyhow::Result<Report> {
     let name = bus.subjects.in_stream();
-    let mut stream = bus
-        .jetstream
-        .get_stream(name)
-        .await
-        .with_context(|| format!("stream {name}"))?;
+    let mut stream = super::stream(bus, name).await?;
     let state = stream.info().await?.state.clone();
     if through == 0 {
         bail!("--through 0 removes nothing: give the sequence written next to the snapshot");
@@ -164,24 +159,10 @@ async fn check(
 /// without traffic acked nothing). `None` when there is no such consumer.
 pub async fn applied_through(bus: &Bus) -> anyhow::Result<Option<u64>> {
     let name = bus.subjects.in_stream();
-    let mut stream = bus
-        .jetstream
-        .get_stream(name)
-        .await
-        .with_context(|| format!("stream {name}"))?;
+    let mut stream = super::stream(bus, name).await?;
     let last = stream.info().await?.state.last_sequence;
     let mut floor: Option<u64> = None;
-    let mut consumers = stream.consumers();
-    while let Some(info) = consumers.next().await {
-        let info = info.with_context(|| format!("listing {name}'s consumers"))?;
-        let persister = info
-            .config
-            .durable_name
-            .as_deref()
-            .is_some_and(|durable| durable.starts_with(PERSISTER));
-        if !persister {
-            continue;
-        }
+    for info in crate::bus::streams::persister_consumers(&stream).await? {
         let holds_commands = info.num_pending > 0 || info.num_ack_pending > 0;
         let applied = match holds_commands {
             true => info.ack_floor.stream_sequence,

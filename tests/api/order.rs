@@ -331,6 +331,10 @@ async fn the_partition_count_changes_with_the_instances_stopped() {
         json!({"v":1,"sender_id":1,"chat_id":groups[0],"content":"waiting","client_msg_id":"waiting"}),
     )
     .await;
+    for count in [0, 1025, u16::MAX] {
+        let refused = partitions::run(&bus, count).await.unwrap_err().to_string();
+        assert!(refused.contains("use 1 to 1024"), "{refused}");
+    }
     let refused = partitions::run(&bus, 3).await.unwrap_err().to_string();
     assert!(refused.contains("commands wait"), "{refused}");
     app.start_again().await;
