@@ -34,6 +34,12 @@ pub async fn connect_writer(url: &str) -> Result<DatabaseConnection, DbErr> {
     open(url, 1).await
 }
 
+/// Rows a SQLite query hands over before it waits for them to be taken.
+const ROW_CHANNEL: usize = 1024;
+
+/// How long a pooled connection may sit idle before it is pinged when taken again.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
 async fn open(url: &str, connections: u32) -> Result<DatabaseConnection, DbErr> {
     if let Some(dir) = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent()) {
         let _ = std::fs::create_dir_all(dir);
@@ -47,6 +53,10 @@ async fn open(url: &str, connections: u32) -> Result<DatabaseConnection, DbErr> 
         .max_connections(connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
+        // A connection in use is not pinged each time it is taken from the pool (sqlx's
+        // default: one more round trip to the database per transaction and per query), only
+        // after it was idle long enough to have been dropped by the server or a proxy.
+        .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -65,6 +75,10 @@ async fn open(url: &str, connections: u32) -> Result<DatabaseConnection, DbErr> 
                 .pragma("temp_store", "memory")
                 // A backstop: `spawn_checkpointer` keeps the WAL short off the write path.
                 .pragma("wal_autocheckpoint", "16384")
+                // A query's rows pass from SQLite's thread to the task through a bounded
+                // channel: with room for a batch's rows (sqlx's default is 50) the thread
+                // hands them all over without waiting for the task to take each.
+                .row_buffer_size(ROW_CHANNEL)
         });
     Database::connect(options).await
 }
