@@ -438,7 +438,11 @@ async fn both_postgresql_plans_answer_as_the_chosen_one_does() {
                     limit,
                 };
                 let chosen = search::messages(&db, user, &query, page).await.unwrap();
-                for plan in [PostgresPlan::Index, PostgresPlan::ChatWalk] {
+                // Walks bounded so that some chats reach the bound: the page is then told
+                // from the walk or, when it cannot be, by the index.
+                let walks = [1, 2, 3, 8, 1000]
+                    .map(|rows_per_chat| PostgresPlan::ChatWalk { rows_per_chat });
+                for plan in [PostgresPlan::Index].into_iter().chain(walks) {
                     let planned = search::messages_by(&db, user, &query, page, plan)
                         .await
                         .unwrap();
