@@ -372,3 +372,120 @@ async fn reproject_rebuilds_the_index_so_search_answers_the_same() {
         .unwrap();
     assert!(removed.is_empty(), "user 3 left the group: {removed:?}");
 }
+
+#[tokio::test]
+async fn both_postgresql_plans_answer_as_the_chosen_one_does() {
+    use jetchat::store::search::{self, Page, PostgresPlan, SearchQuery};
+    use sea_orm::{ConnectionTrait, DatabaseBackend};
+
+    let app = spawn_app().await;
+    let group = app.create_chat(1, true, &[2, 3]).await;
+    let left = app.create_chat(1, true, &[3]).await;
+    let theirs = app.create_chat(4, true, &[5]).await;
+    let mut alice = app.connect(1).await;
+    let mut dave = app.connect(4).await;
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        let chat = if i % 3 == 0 { left } else { group };
+        let rare = if i % 5 == 0 { " rare" } else { "" };
+        let text = format!("common word{i} <b>tag</b> & co{rare}");
+        ids.push(say(&mut alice, chat, &text).await);
+    }
+    say(&mut dave, theirs, "common rare elsewhere").await;
+    publish_command(
+        &app,
+        &format!("chat.in.{group}.delete_message"),
+        json!({"command_id": "d", "message_id": ids[10]}),
+    )
+    .await;
+    alice.expect("message_deleted").await;
+    publish_command(
+        &app,
+        &format!("chat.in.{left}.remove_members"),
+        json!({"command_id": "r", "user_ids": [3]}),
+    )
+    .await;
+    alice.expect("member_removed").await;
+
+    let db = Database::connect(&app.database_url).await.unwrap();
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        // The statistics the plan is chosen by.
+        db.execute_unprepared("ANALYZE").await.unwrap();
+    }
+    let pages = [
+        (None, None, 50),
+        (Some(group), None, 50),
+        (Some(left), None, 3),
+        (None, Some(ids[15]), 4),
+        (Some(group), Some(ids[20]), 2),
+    ];
+    for user in [1, 2, 3, 4] {
+        for words in [
+            "common",
+            "rare",
+            "common rare",
+            "TAG",
+            "b",
+            "word7",
+            "co",
+            "none",
+        ] {
+            let query = SearchQuery::parse(words).unwrap();
+            for (chat_id, before, limit) in pages {
+                let page = Page {
+                    chat_id,
+                    before,
+                    limit,
+                };
+                let chosen = search::messages(&db, user, &query, page).await.unwrap();
+                // Walks bounded so that some chats reach the bound: the page is then told
+                // from the walk or, when it cannot be, by the index.
+                let walks = [1, 2, 3, 8, 1000]
+                    .map(|rows_per_chat| PostgresPlan::ChatWalk { rows_per_chat });
+                for plan in [PostgresPlan::Index].into_iter().chain(walks) {
+                    let planned = search::messages_by(&db, user, &query, page, plan)
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        planned, chosen,
+                        "{plan:?}, user {user}, {words:?}, {page:?}"
+                    );
+                }
+                if user == 1 && words == "common" && chat_id.is_none() && before.is_none() {
+                    let found: Vec<i64> = chosen.iter().map(|hit| hit.message_id).collect();
+                    let expected: Vec<i64> = ids
+                        .iter()
+                        .rev()
+                        .copied()
+                        .filter(|id| *id != ids[10])
+                        .collect();
+                    assert_eq!(
+                        found, expected,
+                        "every message but the deleted, newest first"
+                    );
+                }
+            }
+        }
+    }
+    let all = Page {
+        chat_id: None,
+        before: None,
+        limit: 50,
+    };
+    let common = SearchQuery::parse("common").unwrap();
+    let found: Vec<i64> = search::messages(&db, 3, &common, all)
+        .await
+        .unwrap()
+        .iter()
+        .map(|hit| hit.message_id)
+        .collect();
+    let expected: Vec<i64> = (0..ids.len())
+        .rev()
+        .filter(|i| i % 3 != 0 && *i != 10)
+        .map(|i| ids[i])
+        .collect();
+    assert_eq!(
+        found, expected,
+        "user 3 left `left`: the group's messages only"
+    );
+}
