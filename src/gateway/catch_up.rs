@@ -41,7 +41,10 @@ impl Socket {
         sink: &mut Sink,
         inbox: &mut mpsc::Receiver<Outbound>,
     ) -> Result<(), axum::Error> {
-        match self.unread().await {
+        let turn = super::session::handshake_turn().await;
+        let unread = self.unread().await;
+        drop(turn);
+        match unread {
             Ok(frame) => {
                 self.state.metrics.frame_out(FrameOut::Unread);
                 sink.feed(Message::Text(frame)).await?;

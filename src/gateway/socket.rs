@@ -69,7 +69,9 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
     // shutdown never seen: after a grace period the connection is dropped instead.
     let session = async {
         let mut report_at: Option<tokio::time::Instant> = None;
-        let greeted = socket.greet(&mut sink, &mut inbox).await;
+        // Boxed: the greeting's queries and catch-up make the largest future of the loop, and
+        // it runs once (in the task, it was ~2 KB of every socket's memory).
+        let greeted = Box::pin(socket.greet(&mut sink, &mut inbox)).await;
         let ending = loop {
             let typing_until = socket.typing.next_deadline();
             if greeted.is_err() {
@@ -144,7 +146,7 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
         Box::pin(socket.stop_typing()).await;
         // From here on the grace below bounds the closing handshake, whoever started it.
         kick.cancel();
-        close(&mut sink, &mut stream, ending).await;
+        Box::pin(close(&mut sink, &mut stream, ending)).await; // once, too
     };
     let stuck = async {
         kick.cancelled().await;
