@@ -4,6 +4,7 @@
 pub mod ceiling;
 pub mod fanout;
 pub mod idle;
+pub mod live;
 pub mod many_chats;
 pub mod order;
 pub mod pairs;
