@@ -11,6 +11,7 @@ pub mod pairs;
 pub mod rate;
 pub mod reconnect;
 pub mod slow;
+pub mod soak;
 
 use std::{
     collections::{BTreeMap, HashSet},
