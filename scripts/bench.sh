@@ -13,8 +13,13 @@
 # jetchat with the defaults on PostgreSQL (a throwaway cluster of Debian's postgresql, as
 # scripts/test.sh starts it: initdb in a temporary directory, a free loopback port, removed at
 # the end). For every scenario it records the CPU time jetchat and its nats-server spent
-# (/proc/<pid>/stat). Sized for a 2-core, 24 GiB machine: a few minutes. Everything stays on
-# loopback.
+# (/proc/<pid>/stat). Last, the `soak` (issue #23): 20 minutes of a steady mix (private chats
+# and groups, typing, presence churn, edits, reactions, clients resuming with ?since=) on a fresh
+# jetchat with the defaults, at half the rate the machine keeps up with: half of `rate_steps`'
+# highest rate whose p99 stayed under 25 ms (half its first step when none did); it fails unless
+# jetchat's RSS and open files and the p99 stay flat after the warm-up and nothing is lost.
+# Sized for a 2-core, 24 GiB machine: about 20 minutes of soak beside the rest. Everything stays
+# on loopback.
 #
 #   scripts/bench.sh                   the suite
 #   BENCH_QUICK=1 scripts/bench.sh     every scenario for about a second (keeps the tool working)
@@ -24,6 +29,11 @@
 #                                      nats-server's CPU per message exceeds its budget
 #                                      (BENCHMARKS.md, "The cost guard"); BENCH_GUARD_ARGS
 #                                      adds arguments of `jetchat-load guard` (--runs, --only)
+#   BENCH_ONLY=soak scripts/bench.sh   only the soak: `rate_steps` on a jetchat of its own for its
+#                                      rate (SOAK_RATE=<msg/s> skips that), then the soak on a
+#                                      fresh one; its JSON in bench/results/<stamp>-soak.json,
+#                                      BENCHMARKS.md left alone. SOAK_ARGS adds arguments of
+#                                      `jetchat-load soak` (e.g. "--duration 180 --warmup 30")
 #   BENCH_KEEP=1 scripts/bench.sh      keep the temporary directory (logs, databases)
 #   SKIP_POSTGRES=1 scripts/bench.sh   without the PostgreSQL pass
 #   JETCHAT_BIN=<path> scripts/bench.sh   that jetchat binary instead of building one (only
@@ -57,11 +67,16 @@ TARGET_SHARE=0.07
 LIFTED=(RATE_MESSAGES_PER_SEC=0 RATE_MARKS_PER_SEC=0 MAX_SOCKETS_PER_USER=0)
 
 GUARD=${BENCH_GUARD:-0}
+ONLY=${BENCH_ONLY:-}
+case "$ONLY" in
+  "" | soak) ;;
+  *) echo "bench: BENCH_ONLY=$ONLY: only \`soak\` can run alone" >&2; exit 2 ;;
+esac
 
 # PostgreSQL for its pass, as scripts/test.sh finds (or installs) it.
 if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
 PG_BIN=
-if [ "${SKIP_POSTGRES:-}" != 1 ] && [ "$GUARD" != 1 ]; then
+if [ "${SKIP_POSTGRES:-}" != 1 ] && [ "$GUARD" != 1 ] && [ -z "$ONLY" ]; then
   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -z "$PG_BIN" ]; then
     echo "bench: installing PostgreSQL (Debian package)"
@@ -228,6 +243,10 @@ else
   SCALING_PARTITIONS=(1 2 4)
   SCALING_INSTANCES=(1 2 3)
 fi
+# The soak's defaults (jetchat-load soak --help): 1,200 s with 120 s of warm-up, 60 s windows,
+# 200 clients (half in private chats, half in groups of 10), 10 % of them dropping and resuming,
+# each typing every 2 s, editing and reacting every 10 s, 50 more users coming and going.
+read -ra SOAK <<<"${SOAK_ARGS:-}"
 
 STATUS=0
 # A scenario that runs longer than this has hung (a jetchat that stopped answering): it is
@@ -264,6 +283,62 @@ run_at_target() { # run_at_target <name> <args...>: `rate` at $TARGET_RATE msg/s
   fi
   run "$name" rate "$@" --rate "$TARGET_RATE" "${RATE_TARGET[@]}"
 }
+# The soak's rate: half of what `rate_steps` (results JSON $1) found the machine keeps up with
+# (its highest rate with p99 send → new_message under 25 ms; its first step when none passed).
+soak_rate() {
+  python3 - "$1" <<'PY' || true
+import json, sys
+try:
+    steps = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    sys.exit(0)
+rate = steps.get("figures", {}).get("max_rate_under_p99") or steps.get("params", {}).get("rate")
+if rate:
+    print(round(rate / 2))
+PY
+}
+SOAK_RATE=${SOAK_RATE:-}
+run_soak() { # run_soak: the soak at $SOAK_RATE on a fresh jetchat with the defaults
+  if [ -z "$SOAK_RATE" ]; then
+    echo "bench: soak FAILED: no rate_steps result to take half of" >&2
+    STATUS=1
+    echo '{"failed": true}' >"$WORK/soak.json"
+    return 0
+  fi
+  echo "bench: soak at $SOAK_RATE msg/s"
+  local port
+  port=$(free_port)
+  mkdir -p "$WORK/data-soak"
+  start_jetchat jetchat-soak "$port" DATA_DIR="$WORK/data-soak"
+  CPU_JETCHAT=$STARTED CPU_NATS=$(nats_child_of "$STARTED" || true)
+  # Its own time limit: the soak's duration and the setup and checks around it.
+  local SCENARIO_TIMEOUT=2400
+  run soak soak --url "http://127.0.0.1:$port" --first-user 11000000 \
+    --database-url "sqlite://$WORK/data-soak/jetchat.db" --pid "$STARTED" --rate "$SOAK_RATE" \
+    "${SOAK[@]}"
+  stop "$CPU_JETCHAT"
+}
+
+# Only the soak: its rate measured first (unless SOAK_RATE is given) by `rate_steps` on a
+# jetchat of its own, so that the soak's jetchat is fresh.
+if [ "$ONLY" = soak ]; then
+  if [ -z "$SOAK_RATE" ]; then
+    PORT=$(free_port)
+    mkdir -p "$WORK/data-steps"
+    start_jetchat jetchat-steps "$PORT" DATA_DIR="$WORK/data-steps"
+    CPU_JETCHAT=$STARTED CPU_NATS=$(nats_child_of "$STARTED" || true)
+    run rate_steps rate --url "http://127.0.0.1:$PORT" --first-user 4000000 \
+      --database-url "sqlite://$WORK/data-steps/jetchat.db" "${RATE_STEPS[@]}"
+    stop "$CPU_JETCHAT"
+    SOAK_RATE=$(soak_rate "$WORK/rate_steps.json")
+  fi
+  run_soak
+  mkdir -p bench/results
+  OUT=bench/results/$(date -u +%Y-%m-%dT%H%M%SZ)-soak.json
+  cp "$WORK/soak.json" "$OUT"
+  echo "bench: wrote $OUT"
+  exit $STATUS
+fi
 
 # The ceiling first: the same nats-server configuration, nothing else running; the rate of
 # `rate_target` is a share of it.
@@ -437,6 +512,12 @@ EOF_SHARED
   done
 fi
 
+# ---- soak (issue #23): the full suite only, last, on a fresh jetchat -----------------------
+if [ "$QUICK" != 1 ]; then
+  SOAK_RATE=${SOAK_RATE:-$(soak_rate "$WORK/rate_steps.json")}
+  run_soak
+fi
+
 # A quick run proves the tool works; its figures mean nothing and are not kept.
 if [ "$QUICK" = 1 ]; then
   OUT=$WORK/quick.json
@@ -487,7 +568,9 @@ mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith(
 scenarios = {}
 for name in ["ceiling", "idle", "pairs", "rate_private", "rate_target", "rate_steps", "fanout",
              "slow", "reconnect", "reconnect_across", "order_across", "rate_live", "rate_mix",
-             "many_chats"]:
+             "many_chats", "soak"]:
+    if name == "soak" and not os.path.exists(os.path.join(work, name + ".json")):
+        continue  # not in a quick run
     scenarios[name] = load(name)
 # Messages/s of `order` on PostgreSQL by partitions and instances (issue #22).
 scaling = {}

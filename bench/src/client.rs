@@ -518,7 +518,7 @@ mod tests {
             (value["action"].as_str(), value["message_id"].as_i64()),
             (Some("edit_message"), Some(9))
         );
-        for emoji in crate::scenario::rate::EMOJI {
+        for emoji in crate::scenario::live::EMOJI {
             let Message::Text(text) = react_frame(3, 9, emoji) else {
                 unreachable!()
             };

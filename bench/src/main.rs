@@ -63,6 +63,11 @@ enum Scenario {
     /// unacknowledged sends allows; listeners on every instance check that every message
     /// comes once and in its sender's order (one writer per chat).
     Order(scenario::order::OrderArgs),
+    /// A long steady mix at half the rate the machine keeps up with (issue #23): messages in
+    /// private chats and groups, typing, presence churn, edits, reactions and clients resuming
+    /// with ?since=; per window the rates, p50/p99 and jetchat's RSS and open files; fails
+    /// unless memory, files and the p99 stay flat after the warm-up and nothing is lost.
+    Soak(scenario::soak::SoakArgs),
     /// Draws the latency percentiles of a results JSON (scripts/bench.sh's or one
     /// scenario's --json) as a PNG.
     Plot(plot::PlotArgs),
@@ -101,6 +106,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Reconnect(args) => scenario::reconnect::run(args).await,
             Scenario::ManyChats(args) => scenario::many_chats::run(args).await,
             Scenario::Order(args) => scenario::order::run(args).await,
+            Scenario::Soak(args) => scenario::soak::run(args).await,
             Scenario::Plot(_) | Scenario::Summary(_) | Scenario::Guard(_) => {
                 unreachable!("done above")
             }

@@ -27,7 +27,7 @@ const MIN_SOCKETS: f64 = 20_000.0;
 const MAX_BYTES_PER_SOCKET: f64 = 8_192.0;
 
 /// The rows of the table, in its order.
-const SCENARIOS: [&str; 14] = [
+const SCENARIOS: [&str; 15] = [
     "ceiling",
     "pairs",
     "rate_private",
@@ -42,6 +42,7 @@ const SCENARIOS: [&str; 14] = [
     "rate_live",
     "rate_mix",
     "many_chats",
+    "soak",
 ];
 
 #[derive(clap::Args, Debug)]
@@ -523,6 +524,51 @@ impl Row {
                     met: verdict(p99.zip(missing).map(|(p, m)| p <= MAX_P99_MS && m == 0.0)),
                 }
             }
+            "soak" => Row {
+                setup: format!(
+                    "{} clients ({} in private chats, the others in groups of {}), {} msg/s (half \
+                     of what `rate_steps` kept up with), `typing` {}/s, an edit {}/s and a \
+                     reaction {}/s each, {} of them dropping and resuming with `?since=`, {} \
+                     more users coming and going; {} s, the first {} s warm-up",
+                    number(param("connections")),
+                    number(param("private_clients")),
+                    number(param("group_size")),
+                    number(param("rate")),
+                    param("typing_per_sec").map_or("?".into(), |s| s.to_string()),
+                    param("edits_per_sec").map_or("?".into(), |s| s.to_string()),
+                    param("reactions_per_sec").map_or("?".into(), |s| s.to_string()),
+                    number(figure("flaky_clients")),
+                    number(param("churn")),
+                    number(param("duration_s")),
+                    number(param("warmup_s"))
+                ),
+                result: format!(
+                    "**{} msg/s**, {} deliveries/s; after the warm-up: RSS {} → {} KiB, open \
+                     files {} → {}, p99 send → `new_message` {} → {} ms (first third → last \
+                     third of the windows); {} of {} deliveries missing, {} doubled beyond the \
+                     overlap; {} catch-ups",
+                    number(figure("messages_per_s")),
+                    number(figure("deliveries_per_s")),
+                    number(figure("rss_first_kib")),
+                    number(figure("rss_worst_kib")),
+                    number(figure("fds_first")),
+                    number(figure("fds_worst")),
+                    ms(figure("p99_early_ms")),
+                    ms(figure("p99_late_ms")),
+                    number(figure("missing_deliveries")),
+                    number(figure("owed_deliveries")),
+                    number(figure("duplicates_beyond_overlap")),
+                    number(figure("catchups"))
+                ),
+                target: "RSS and open files within 10 % after the warm-up, p99 within 2× (or \
+                         +10 ms), nothing lost"
+                    .into(),
+                met: verdict(
+                    scenario
+                        .pointer("/figures/soak_ok")
+                        .and_then(Value::as_bool),
+                ),
+            },
             "rate_steps" => {
                 let best = figure("max_rate_under_p99");
                 let at = ceiling.map(|c| c * TARGET_RATE_SHARE);
@@ -1044,6 +1090,35 @@ mod tests {
         assert!(section.contains("every membership frame told | yes |"));
         r["scenarios"]["many_chats"]["figures"]["membership_frames_missing"] = json!(3);
         assert!(render(&r, "r.json").contains("every membership frame told | no |"));
+    }
+
+    #[test]
+    fn the_soak_row_shows_the_verdicts() {
+        let mut r = results(526_028.0, true);
+        r["scenarios"]["soak"] = json!({
+            "params": {"connections": 200, "private_clients": 100, "group_size": 10,
+                       "rate": 500.0, "typing_per_sec": 0.5, "edits_per_sec": 0.1,
+                       "reactions_per_sec": 0.1, "churn": 50, "duration_s": 1200.0,
+                       "warmup_s": 120.0},
+            "figures": {"flaky_clients": 20, "messages_per_s": 480.0, "deliveries_per_s": 2400.0,
+                        "rss_first_kib": 90_000, "rss_worst_kib": 93_500, "fds_first": 290,
+                        "fds_worst": 301, "p99_early_ms": 12.5, "p99_late_ms": 14.1,
+                        "missing_deliveries": 0, "owed_deliveries": 2_880_000,
+                        "duplicates_beyond_overlap": 0, "catchups": 2100, "soak_ok": true},
+            "integrity": {"ok": true}
+        });
+        let section = render(&r, "r.json");
+        assert!(section.contains(
+            "| `soak` | 200 clients (100 in private chats, the others in groups of 10), 500 msg/s"
+        ));
+        assert!(section.contains("20 of them dropping and resuming with `?since=`, 50 more users"));
+        assert!(section.contains("1,200 s, the first 120 s warm-up"));
+        assert!(section.contains("RSS 90,000 → 93,500 KiB, open files 290 → 301"));
+        assert!(section.contains("p99 send → `new_message` 12.5 → 14.1 ms"));
+        assert!(section.contains("0 of 2,880,000 deliveries missing"));
+        assert!(section.contains("nothing lost | yes |"));
+        r["scenarios"]["soak"]["figures"]["soak_ok"] = json!(false);
+        assert!(render(&r, "r.json").contains("nothing lost | no |"));
     }
 
     #[test]

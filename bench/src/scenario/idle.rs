@@ -216,7 +216,7 @@ fn open_files_limit(pid: u32) -> Option<u64> {
 }
 
 /// How many files a process has open.
-fn open_fds(pid: u32) -> Option<u64> {
+pub fn open_fds(pid: u32) -> Option<u64> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
 }
 

@@ -4,12 +4,14 @@
 pub mod ceiling;
 pub mod fanout;
 pub mod idle;
+pub mod live;
 pub mod many_chats;
 pub mod order;
 pub mod pairs;
 pub mod rate;
 pub mod reconnect;
 pub mod slow;
+pub mod soak;
 
 use std::{
     collections::{BTreeMap, HashSet},

@@ -14,10 +14,14 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use super::{Budget, DRAIN, Merged, new_log, per_second, seconds};
+use super::{
+    Budget, DRAIN, Merged,
+    live::{EMOJI, Periodic, churn_user},
+    new_log, per_second, seconds,
+};
 use crate::{
     client::{
-        self, ConnLog, MsgKey, ReaderCtx, Warmups, WsSink, WsStream, edit_frame, micros_at, msg_id,
+        self, ConnLog, MsgKey, ReaderCtx, Warmups, WsSink, edit_frame, micros_at, msg_id,
         react_frame, send_frame, typing_frame,
     },
     integrity::{CheckArgs, Expected},
@@ -26,9 +30,6 @@ use crate::{
     stats::{Counters, LatencySummary, Report, Table, wait_settled},
     target::{Target, TargetArgs},
 };
-
-/// The emoji a connection reacts with, in turn.
-pub const EMOJI: &[&str] = &["👍", "❤️", "😂", "🎉", "👀"];
 
 /// A step passes only if the senders kept at least this share of the target rate.
 const MIN_RATE_SHARE: f64 = 0.95;
@@ -566,49 +567,6 @@ fn share(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-/// A user whose socket comes and goes until `stop`: online for `online`, away for
-/// `offline` (longer than the server's `PRESENCE_GRACE`), starting after `delay`. Counts each
-/// arrival, and each departure once its time away is over (by then the server has told it);
-/// stopped while away, it first sits out the rest of that time, so that every departure it
-/// counts has been told. Stopped while online, it hands its socket back: the caller drops it
-/// once it has read the counts.
-async fn churn_user(
-    target: Arc<Target>,
-    user: i64,
-    delay: Duration,
-    (online, offline): (Duration, Duration),
-    changes: Arc<crate::stats::Count>,
-    stop: tokio_util::sync::CancellationToken,
-) -> anyhow::Result<Option<(WsSink, WsStream)>> {
-    if tokio::time::timeout(delay, stop.cancelled()).await.is_ok() {
-        return Ok(None);
-    }
-    loop {
-        let socket = client::connect(&target, user, None).await?;
-        changes.inc();
-        let (sink, mut stream) = socket.split();
-        let reading = async { while let Some(Ok(_)) = stream.next().await {} };
-        tokio::select! {
-            () = reading => anyhow::bail!("the server closed a churning user's socket"),
-            () = stop.cancelled() => return Ok(Some((sink, stream))),
-            () = tokio::time::sleep(online) => {}
-        }
-        // Abrupt: dropping both halves closes the TCP connection without a close frame, the
-        // way a phone that loses its network does.
-        drop((sink, stream));
-        let stopped = tokio::time::timeout(offline, stop.cancelled())
-            .await
-            .is_ok();
-        if stopped {
-            tokio::time::sleep(offline).await;
-        }
-        changes.inc();
-        if stopped {
-            return Ok(None);
-        }
-    }
-}
-
 /// What a connection's writer needs.
 struct Writer {
     run: Arc<str>,
@@ -623,44 +581,6 @@ struct Writer {
     typing_per_sec: f64,
     edits_per_sec: f64,
     reactions_per_sec: f64,
-}
-
-/// Something a writer does `per_sec` times a second beside its messages. A late writer skips
-/// what it missed, as a client would, rather than bursting.
-struct Periodic {
-    period: Duration,
-    next: Instant,
-}
-
-impl Periodic {
-    /// `None` for a rate of 0. Connection `index` of `connections` starts `offset` (0..1) of
-    /// its own share into the period, so that connections do not act all at once.
-    fn new(
-        per_sec: f64,
-        start: Instant,
-        index: usize,
-        connections: f64,
-        offset: f64,
-    ) -> Option<Self> {
-        (per_sec > 0.0).then(|| {
-            let period = Duration::from_secs_f64(1.0 / per_sec);
-            Periodic {
-                period,
-                next: start + period.mul_f64((index as f64 + offset) / connections),
-            }
-        })
-    }
-
-    /// Whether it is due at `now`; if so, the next time is moved past `now`.
-    fn due(&mut self, now: Instant) -> bool {
-        if self.next > now {
-            return false;
-        }
-        while self.next <= now {
-            self.next += self.period;
-        }
-        true
-    }
 }
 
 /// Runs one connection's writer for a step and hands its socket back with its index.
@@ -778,29 +698,7 @@ pub fn partition(n: usize, size: usize) -> Vec<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
-
-    use super::{Periodic, partition};
-
-    #[test]
-    fn a_periodic_action_is_due_once_per_period_and_skips_what_a_late_writer_missed() {
-        let start = Instant::now();
-        assert!(Periodic::new(0.0, start, 0, 10.0, 0.5).is_none());
-        let mut p = Periodic::new(2.0, start, 5, 10.0, 0.0).unwrap();
-        assert_eq!(
-            p.next,
-            start + Duration::from_millis(250),
-            "half of its share"
-        );
-        assert!(!p.due(start));
-        assert!(p.due(start + Duration::from_millis(250)));
-        assert!(!p.due(start + Duration::from_millis(700)));
-        // Two seconds late: due once, and next after now.
-        let late = start + Duration::from_millis(2_800);
-        assert!(p.due(late));
-        assert!(p.next > late && p.next <= late + Duration::from_millis(500));
-        assert!(!p.due(late));
-    }
+    use super::partition;
 
     #[test]
     fn partition_keeps_every_chat_at_two_or_more() {

@@ -4,6 +4,9 @@
 //! the catch-up (reconnect start → `synced`) and the frames it replays; then checks against
 //! the database that every stored message reached every other member at least once over live
 //! and catch-up frames, and no more than once beyond the documented overlap.
+//!
+//! `soak` runs the same clients (with typing, edits and reactions beside their messages:
+//! [`Extras`]) and the same accounting after the load ([`account`]).
 
 mod ledger;
 
@@ -18,12 +21,21 @@ use futures_util::{SinkExt, StreamExt, stream};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use self::ledger::{Ledger, Received, owed};
-use super::{DRAIN, per_second, rate::partition, seconds};
+use super::{
+    DRAIN,
+    live::{EMOJI, Periodic},
+    per_second,
+    rate::partition,
+    seconds,
+};
 use crate::{
-    client::{self, Frame, MsgKey, Ws, micros_at, msg_id, parse_msg_id, send_frame},
+    client::{
+        self, DeliveryHook, Frame, MsgKey, Ws, edit_frame, micros_at, msg_id, parse_msg_id,
+        react_frame, send_frame, typing_frame,
+    },
     integrity::{self, CheckArgs, Expected},
     progress::{Monitor, note},
     rest::{self, NewChat},
@@ -73,17 +85,19 @@ pub struct ReconnectArgs {
 
 /// A client's place in the run.
 #[derive(Clone, Copy)]
-struct Member {
-    conn: u32,
-    user: i64,
-    chat_id: i64,
-    recipients: u64,
-    flaky: bool,
+pub(super) struct Member {
+    pub conn: u32,
+    pub user: i64,
+    pub chat_id: i64,
+    /// Members of its chat besides itself.
+    pub recipients: u64,
+    /// Whether it keeps dropping and resuming its socket.
+    pub flaky: bool,
 }
 
 /// What one client logged over all its sockets.
 #[derive(Default)]
-struct ClientLog {
+pub(super) struct ClientLog {
     ledger: Ledger,
     accepted_seqs: Vec<u32>,
     /// Reconnect start → `synced` (µs).
@@ -99,17 +113,39 @@ struct ClientLog {
     resyncs: BTreeMap<String, u64>,
     errors: BTreeMap<String, u64>,
     closed_by_server: BTreeMap<u16, u64>,
+    /// The newest of its own messages that was acked, and the newest message of another member
+    /// it received: what an edit and a reaction are aimed at.
+    last_own_message: Option<i64>,
+    last_received_message: Option<i64>,
 }
 
 /// The run's timing, shared by every client.
 #[derive(Clone, Copy)]
-struct Plan {
-    start: Instant,
-    end: Instant,
+pub(super) struct Plan {
+    pub start: Instant,
+    pub end: Instant,
     /// Between two sends of one client.
-    period: Duration,
-    online: Duration,
-    offline: Duration,
+    pub period: Duration,
+    pub online: Duration,
+    pub offline: Duration,
+    /// What each client does beside its messages (nothing in `reconnect`).
+    pub extras: Extras,
+}
+
+/// Typing refreshes, edits of one's newest message and reactions to the newest message of
+/// another member, each per second per client (0: none); a client that is away skips them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Extras {
+    pub typing_per_sec: f64,
+    pub edits_per_sec: f64,
+    pub reactions_per_sec: f64,
+}
+
+/// A run's clients, started.
+pub(super) struct Clients {
+    /// Each client's log, by connection.
+    pub logs: Vec<(u32, Arc<Mutex<ClientLog>>)>,
+    pub tasks: JoinSet<()>,
 }
 
 pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
@@ -197,7 +233,72 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
         "connecting {} sockets ({flaky_count} flaky)",
         args.clients
     ));
-    let sockets: Vec<Ws> = stream::iter(&members)
+    let started = connect_clients(&instances, &members).await?;
+
+    let counters = Arc::new(Counters::default());
+    let start = Instant::now() + Duration::from_millis(50);
+    let plan = Plan {
+        start,
+        end: start + duration,
+        period: Duration::from_secs_f64(args.clients as f64 / args.rate),
+        online,
+        offline,
+        extras: Extras::default(),
+    };
+    let monitor = Monitor::start(
+        "reconnect",
+        duration.as_millis() as u64,
+        "ms",
+        counters.clone(),
+        move |_| Instant::now().saturating_duration_since(start).as_millis() as u64,
+    );
+    let clients = spawn_clients(
+        started,
+        &members,
+        &Shared {
+            instances,
+            run: run.clone(),
+            content: client::content(args.content_bytes).into(),
+            counters: counters.clone(),
+            plan,
+        },
+        |_| None,
+    );
+    tokio::time::sleep_until(plan.end.into()).await;
+    monitor.finish();
+    let load_end = Instant::now();
+
+    report.figure("clients", args.clients as u64);
+    report.figure("flaky_clients", flaky_count as u64);
+    let accounted = account(
+        &args.check,
+        &database_url,
+        &run,
+        &members,
+        &chat_members,
+        clients,
+        &mut report,
+    )
+    .await?;
+    report.figure("sent", counters.sent.get());
+    report.figure("accepted", counters.accepted.get());
+    report.figure("stored", accounted.stored);
+    report.figure("messages_per_s", per_second(accounted.stored, duration));
+    report.figure(
+        "deliveries_per_s",
+        per_second(counters.delivered.get(), load_end - plan.start),
+    );
+    accounted.figures(&mut report);
+    Ok(report)
+}
+
+/// Opens every member's first socket (member `i` on instance `i mod n`) and reads its
+/// `unread`: where its client starts from.
+pub(super) async fn connect_clients(
+    instances: &[Arc<Target>],
+    members: &[Member],
+) -> anyhow::Result<Vec<(Ws, Ledger)>> {
+    let sockets: Vec<Ws> = stream::iter(members)
         .map(|m| client::connect(&instances[m.conn as usize % instances.len()], m.user, None))
         .buffered(64)
         .collect::<Vec<_>>()
@@ -205,7 +306,7 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
     // Each socket's first frame is `unread`: where its client starts from.
-    let started: Vec<(Ws, Ledger)> = stream::iter(sockets)
+    stream::iter(sockets)
         .map(|mut ws| async move {
             let mut ledger = Ledger::default();
             let first = tokio::time::timeout(DRAIN, first_text(&mut ws))
@@ -224,25 +325,26 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
         .collect::<Vec<_>>()
         .await
         .into_iter()
-        .collect::<anyhow::Result<_>>()?;
+        .collect()
+}
 
-    let counters = Arc::new(Counters::default());
-    let start = Instant::now() + Duration::from_millis(50);
-    let plan = Plan {
-        start,
-        end: start + duration,
-        period: Duration::from_secs_f64(args.clients as f64 / args.rate),
-        online,
-        offline,
-    };
-    let content: Arc<str> = client::content(args.content_bytes).into();
-    let monitor = Monitor::start(
-        "reconnect",
-        duration.as_millis() as u64,
-        "ms",
-        counters.clone(),
-        move |_| Instant::now().saturating_duration_since(start).as_millis() as u64,
-    );
+/// What every client of a run shares.
+pub(super) struct Shared {
+    pub instances: Arc<[Arc<Target>]>,
+    pub run: Arc<str>,
+    pub content: Arc<str>,
+    pub counters: Arc<Counters>,
+    pub plan: Plan,
+}
+
+/// Starts a client per member on its connected socket; `on_delivery` gives each member the
+/// hook its first receipt of each message is told to (e.g. to time it).
+pub(super) fn spawn_clients(
+    started: Vec<(Ws, Ledger)>,
+    members: &[Member],
+    shared: &Shared,
+    on_delivery: impl Fn(&Member) -> Option<DeliveryHook>,
+) -> Clients {
     let mut logs = Vec::with_capacity(members.len());
     let mut tasks = JoinSet::new();
     for (member, (ws, ledger)) in members.iter().zip(started) {
@@ -254,23 +356,49 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
         tasks.spawn(
             Client {
                 member: *member,
-                instances: instances.clone(),
-                run: run.clone(),
-                content: content.clone(),
-                counters: counters.clone(),
+                clients: members.len(),
+                instances: shared.instances.clone(),
+                run: shared.run.clone(),
+                content: shared.content.clone(),
+                counters: shared.counters.clone(),
                 log,
-                plan,
+                plan: shared.plan,
+                on_delivery: on_delivery(member),
             }
             .run(ws),
         );
     }
-    tokio::time::sleep_until(plan.end.into()).await;
-    monitor.finish();
-    let load_end = Instant::now();
+    Clients { logs, tasks }
+}
 
+/// What [`account`] found.
+pub(super) struct Accounted {
+    /// The run's messages in the database.
+    pub stored: u64,
+    /// Missing, doubled, out of order and resyncs all zero.
+    pub delivery_ok: bool,
+    totals: Totals,
+    catchup: Option<Histogram<u64>>,
+    replayed: Vec<u64>,
+}
+
+/// After the load: checks the database (every accepted message stored once), waits (at most
+/// [`DRAIN`]) until every member has every stored message of its chats sent by someone else,
+/// stops the clients, and judges what each received: nothing missing, nothing again beyond
+/// the overlap of a catch-up, each sender's messages in order, no `resync_required`. What
+/// fails goes into `report.failures`, the database check into `report.integrity`.
+pub(super) async fn account(
+    check: &CheckArgs,
+    database_url: &str,
+    run: &str,
+    members: &[Member],
+    chat_members: &HashMap<i64, Vec<u32>>,
+    clients: Clients,
+    report: &mut crate::stats::Report,
+) -> anyhow::Result<Accounted> {
+    let Clients { logs, mut tasks } = clients;
     // The persister first: every accepted message stored once (and what each member is owed).
-    let integrity = args
-        .check
+    let integrity = check
         .run(|| Expected {
             run: run.to_string(),
             senders: members
@@ -293,8 +421,8 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
                 .collect(),
         })
         .await?;
-    let stored = integrity::stored_messages(&database_url, &run).await?;
-    let owed = owed(&stored, &chat_members);
+    let stored = integrity::stored_messages(database_url, run).await?;
+    let owed = owed(&stored, chat_members);
     note("waiting for every member to have every message");
     let drain_deadline = Instant::now() + DRAIN;
     let missing_now = || {
@@ -381,45 +509,49 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
         ));
     }
 
-    let stored_count = stored.len() as u64;
-    report.figure("clients", args.clients as u64);
-    report.figure("flaky_clients", flaky_count as u64);
-    report.figure("sent", counters.sent.get());
-    report.figure("accepted", counters.accepted.get());
-    report.figure("stored", stored_count);
-    report.figure("messages_per_s", per_second(stored_count, duration));
-    report.figure(
-        "deliveries_per_s",
-        per_second(counters.delivered.get(), load_end - plan.start),
-    );
-    report.figure("reconnects", totals.reconnects);
-    report.figure(
-        "catchups",
-        catchup.as_ref().map_or(0, Histogram::<u64>::len),
-    );
-    report.figure("catchups_interrupted", totals.interrupted);
-    report.figure("failed_connects", totals.failed_connects);
-    report.figure("sockets_lost", totals.lost);
-    replayed.sort_unstable();
-    report.figure("replayed_frames_p50", quantile(&replayed, 0.50));
-    report.figure("replayed_frames_p90", quantile(&replayed, 0.90));
-    report.figure("replayed_frames_p99", quantile(&replayed, 0.99));
-    report.figure("replayed_frames_max", quantile(&replayed, 1.0));
-    report.figure("owed_deliveries", totals.owed);
-    report.figure("missing_deliveries", totals.missing);
-    report.figure("duplicates_beyond_overlap", totals.duplicates);
-    report.figure("overlap_repeats", totals.overlap_repeats);
-    report.figure("out_of_order", totals.out_of_order);
-    report.figure("new_message_without_cursor", totals.uncursored);
-    report.figure("resync_required", resyncs);
-    report.figure("delivery_ok", delivery_ok);
-    report.figure(
-        "problems",
-        json!({"errors": totals.errors, "closed_by_server": totals.closed, "resyncs": totals.resyncs}),
-    );
-    report.latency("reconnect_to_synced", catchup.as_ref());
     report.integrity = integrity;
-    Ok(report)
+    Ok(Accounted {
+        stored: stored.len() as u64,
+        delivery_ok,
+        totals,
+        catchup,
+        replayed,
+    })
+}
+
+impl Accounted {
+    /// The catch-ups and the deliveries as figures.
+    pub fn figures(mut self, report: &mut crate::stats::Report) {
+        let totals = &self.totals;
+        let resyncs: u64 = totals.resyncs.values().sum();
+        report.figure("reconnects", totals.reconnects);
+        report.figure(
+            "catchups",
+            self.catchup.as_ref().map_or(0, Histogram::<u64>::len),
+        );
+        report.figure("catchups_interrupted", totals.interrupted);
+        report.figure("failed_connects", totals.failed_connects);
+        report.figure("sockets_lost", totals.lost);
+        self.replayed.sort_unstable();
+        let replayed = &self.replayed;
+        report.figure("replayed_frames_p50", quantile(replayed, 0.50));
+        report.figure("replayed_frames_p90", quantile(replayed, 0.90));
+        report.figure("replayed_frames_p99", quantile(replayed, 0.99));
+        report.figure("replayed_frames_max", quantile(replayed, 1.0));
+        report.figure("owed_deliveries", totals.owed);
+        report.figure("missing_deliveries", totals.missing);
+        report.figure("duplicates_beyond_overlap", totals.duplicates);
+        report.figure("overlap_repeats", totals.overlap_repeats);
+        report.figure("out_of_order", totals.out_of_order);
+        report.figure("new_message_without_cursor", totals.uncursored);
+        report.figure("resync_required", resyncs);
+        report.figure("delivery_ok", self.delivery_ok);
+        report.figure(
+        "problems",
+            json!({"errors": totals.errors, "closed_by_server": totals.closed, "resyncs": totals.resyncs}),
+        );
+        report.latency("reconnect_to_synced", self.catchup.as_ref());
+    }
 }
 
 /// Everything added up over the clients.
@@ -469,6 +601,34 @@ struct Client {
     counters: Arc<Counters>,
     log: Arc<Mutex<ClientLog>>,
     plan: Plan,
+    /// How many clients the run has: each does its extras at its own point of their period.
+    clients: usize,
+    /// Told of each message the client gets for the first time: key, sent µs, received µs.
+    on_delivery: Option<DeliveryHook>,
+}
+
+/// Where a client stands in its schedule, kept over all its sockets.
+struct Schedule {
+    next_send: Instant,
+    seq: u32,
+    typing: Option<Periodic>,
+    edits: Option<Periodic>,
+    reactions: Option<Periodic>,
+    /// The message last reacted to: each reaction goes to a newer one.
+    last_reacted: Option<i64>,
+    /// Edits and reactions sent: what varies their text and emoji.
+    extras: u64,
+}
+
+impl Schedule {
+    /// When the next extra is due, if any.
+    fn next_extra(&self) -> Option<Instant> {
+        [&self.typing, &self.edits, &self.reactions]
+            .into_iter()
+            .flatten()
+            .map(|p| p.next)
+            .min()
+    }
 }
 
 /// Why a socket's life ended.
@@ -494,8 +654,21 @@ impl Client {
         let member = self.member;
         let mut rng = SplitMix(u64::from(member.conn).wrapping_mul(0x9E37_79B9) ^ 0x5EED);
         // Sends interleave: each client starts at its own point of the period.
-        let mut next_send = self.plan.start + self.plan.period.mul_f64(rng.unit());
-        let mut seq = 0u32;
+        let extras = self.plan.extras;
+        let (start, index, clients) = (
+            self.plan.start,
+            member.conn as usize,
+            self.clients.max(1) as f64,
+        );
+        let mut schedule = Schedule {
+            next_send: start + self.plan.period.mul_f64(rng.unit()),
+            seq: 0,
+            typing: Periodic::new(extras.typing_per_sec, start, index, clients, 0.5),
+            edits: Periodic::new(extras.edits_per_sec, start, index, clients, 0.25),
+            reactions: Periodic::new(extras.reactions_per_sec, start, index, clients, 0.75),
+            last_reacted: None,
+            extras: 0,
+        };
         let mut ws = Some(first);
         let mut sockets = 0usize;
         let mut state = SocketState {
@@ -545,9 +718,7 @@ impl Client {
                 .then(|| Instant::now() + online)
                 .filter(|at| *at < self.plan.end);
             // Dropped, the socket is gone without a close frame, as when a network goes.
-            let end = self
-                .drive(socket, drop_at, &mut next_send, &mut seq, &mut state)
-                .await;
+            let end = self.drive(socket, drop_at, &mut schedule, &mut state).await;
             {
                 let mut log = self.log.lock().expect("log lock");
                 log.interrupted += u64::from(state.catching_up);
@@ -565,34 +736,39 @@ impl Client {
         &self,
         mut ws: Ws,
         drop_at: Option<Instant>,
-        next_send: &mut Instant,
-        seq: &mut u32,
+        schedule: &mut Schedule,
         state: &mut SocketState,
     ) -> SocketEnd {
         // Sends missed while away are skipped (this client has no outbox).
         let period = self.plan.period;
-        while *next_send < Instant::now() && *next_send < self.plan.end {
-            *next_send += period;
+        while schedule.next_send < Instant::now() && schedule.next_send < self.plan.end {
+            schedule.next_send += period;
         }
         loop {
-            let send_at = (*next_send < self.plan.end).then_some(*next_send);
+            let send_at = (schedule.next_send < self.plan.end).then_some(schedule.next_send);
+            let extra_at = schedule.next_extra().filter(|at| *at < self.plan.end);
             tokio::select! {
                 biased;
                 () = maybe_sleep(drop_at) => return SocketEnd::Dropped,
                 () = maybe_sleep(send_at) => {
                     let now = Instant::now();
-                    while *next_send <= now && *next_send < self.plan.end {
-                        let key = MsgKey { conn: self.member.conn, stage: 0, seq: *seq };
-                        let id = msg_id(&self.run, key, micros_at(*next_send));
+                    while schedule.next_send <= now && schedule.next_send < self.plan.end {
+                        let key = MsgKey { conn: self.member.conn, stage: 0, seq: schedule.seq };
+                        let id = msg_id(&self.run, key, micros_at(schedule.next_send));
                         if ws.feed(send_frame(self.member.chat_id, &self.content, &id)).await.is_err() {
                             return SocketEnd::Lost;
                         }
                         self.counters.sent.inc();
                         self.counters.expected_deliveries.add(self.member.recipients);
-                        *seq += 1;
-                        *next_send += period;
+                        schedule.seq += 1;
+                        schedule.next_send += period;
                     }
                     if ws.flush().await.is_err() {
+                        return SocketEnd::Lost;
+                    }
+                }
+                () = maybe_sleep(extra_at) => {
+                    if self.extras(&mut ws, schedule).await.is_err() {
                         return SocketEnd::Lost;
                     }
                 }
@@ -608,6 +784,40 @@ impl Client {
                 },
             }
         }
+    }
+
+    /// Sends the typing refresh, edit and reaction that are due (an edit needs an acked message
+    /// of its own, a reaction a newer message of another member).
+    async fn extras(&self, ws: &mut Ws, schedule: &mut Schedule) -> Result<(), WsError> {
+        let now = Instant::now();
+        let chat_id = self.member.chat_id;
+        if schedule.typing.as_mut().is_some_and(|p| p.due(now)) {
+            ws.feed(typing_frame(chat_id)).await?;
+            self.counters.typing_sent.inc();
+        }
+        let (own, received) = {
+            let log = self.log.lock().expect("log lock");
+            (log.last_own_message, log.last_received_message)
+        };
+        if schedule.edits.as_mut().is_some_and(|p| p.due(now))
+            && let Some(message_id) = own
+        {
+            schedule.extras += 1;
+            let text = format!("edited {}", schedule.extras);
+            ws.feed(edit_frame(chat_id, message_id, &text)).await?;
+            self.counters.edits_sent.inc();
+        }
+        if schedule.reactions.as_mut().is_some_and(|p| p.due(now))
+            && let Some(message_id) = received
+            && schedule.last_reacted != Some(message_id)
+        {
+            schedule.last_reacted = Some(message_id);
+            schedule.extras += 1;
+            let emoji = EMOJI[schedule.extras as usize % EMOJI.len()];
+            ws.feed(react_frame(chat_id, message_id, emoji)).await?;
+            self.counters.reactions_sent.inc();
+        }
+        ws.flush().await
     }
 
     fn frame(&self, text: &str, state: &mut SocketState) {
@@ -626,16 +836,27 @@ impl Client {
                     log.ledger.start(frame.cursor, frame.epoch.as_deref());
                 }
             }
-            ("new_message", Some((key, _))) if !own(&key) => {
+            ("new_message", Some((key, sent))) if !own(&key) => {
+                if frame.message_id.is_some() {
+                    log.last_received_message = frame.message_id;
+                }
                 if log.ledger.new_message(key, frame.cursor) == Received::First {
                     self.counters.delivered.inc();
+                    if let Some(hook) = &self.on_delivery {
+                        hook(key, sent, client::now_us());
+                    }
                 }
             }
             ("message_accepted", Some((key, _))) if own(&key) => {
                 self.counters.accepted.inc();
                 log.accepted_seqs.push(key.seq);
             }
-            ("message_ack", Some((key, _))) if own(&key) => self.counters.acked.inc(),
+            ("message_ack", Some((key, _))) if own(&key) => {
+                self.counters.acked.inc();
+                if frame.message_id.is_some() {
+                    log.last_own_message = frame.message_id;
+                }
+            }
             ("synced", _) => {
                 log.ledger.see(frame.cursor, frame.epoch.as_deref());
                 if state.catching_up {
@@ -658,8 +879,25 @@ impl Client {
                 let code = frame.code.as_deref().unwrap_or("unknown").to_owned();
                 *log.errors.entry(code).or_default() += 1;
             }
-            // Own messages echoed in a catch-up, receipts, membership: only their cursor.
-            _ => log.ledger.see(frame.cursor, None),
+            // Own messages echoed in a catch-up, receipts, membership, edits, reactions: only
+            // their cursor (and the counts of what the live traffic told).
+            (action, _) => {
+                match action {
+                    "message_edited" => self.counters.edits_received.inc(),
+                    "reaction_added" => self.counters.reactions_received.inc(),
+                    "typing" if frame.state.as_deref() == Some("started") => {
+                        self.counters.typing_received.inc();
+                    }
+                    "presence"
+                        if frame.user_id.unwrap_or(0) as u64
+                            >= self.counters.presence_from_user.get() =>
+                    {
+                        self.counters.presence_received.inc();
+                    }
+                    _ => {}
+                }
+                log.ledger.see(frame.cursor, None);
+            }
         }
     }
 }
