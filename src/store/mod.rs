@@ -23,7 +23,7 @@ use sea_orm::{
 /// Opens the database (creating a SQLite file's directory) and tunes SQLite for one writer
 /// and many readers: WAL, `synchronous=NORMAL`, a busy timeout.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    open(url, 16).await
+    open(url, 16, READER_CACHE_KIB).await
 }
 
 /// One connection of its own for the persister, the one writer. A SQLite connection's page
@@ -31,8 +31,17 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// pooled connection was free re-read the pages of every batch from the files (about five
 /// `pread`s per command at 8,000 msg/s; under one on its own connection, BENCHMARKS.md).
 pub async fn connect_writer(url: &str) -> Result<DatabaseConnection, DbErr> {
-    open(url, 1).await
+    open(url, 1, WRITER_CACHE_KIB).await
 }
+
+/// The writer's SQLite page cache: the indexes' pages a batch touches stay in memory.
+const WRITER_CACHE_KIB: u32 = 32 * 1024;
+
+/// Each reader's (SQLite's default size): a connection drops its cached pages whenever another
+/// one has written, which the writer does many times a second, so a larger cache would not be
+/// read from again; it would only keep growing, to 16 × 32 MiB (a 3-minute soak: +68 MiB of
+/// RSS, most of it page caches).
+const READER_CACHE_KIB: u32 = 2 * 1024;
 
 /// Rows a SQLite query hands over before it waits for them to be taken.
 const ROW_CHANNEL: usize = 1024;
@@ -40,7 +49,7 @@ const ROW_CHANNEL: usize = 1024;
 /// How long a pooled connection may sit idle before it is pinged when taken again.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
 
-async fn open(url: &str, connections: u32) -> Result<DatabaseConnection, DbErr> {
+async fn open(url: &str, connections: u32, cache_kib: u32) -> Result<DatabaseConnection, DbErr> {
     if let Some(dir) = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent()) {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -58,7 +67,7 @@ async fn open(url: &str, connections: u32) -> Result<DatabaseConnection, DbErr> 
         // after it was idle long enough to have been dropped by the server or a proxy.
         .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o| {
+        .map_sqlx_sqlite_opts(move |o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
@@ -69,7 +78,7 @@ async fn open(url: &str, connections: u32) -> Result<DatabaseConnection, DbErr> 
                 // written and checkpointed per message (p99 latency at 10,000 msg/s: 46 → 24–29
                 // ms, BENCHMARKS.md).
                 .page_size(1024)
-                .pragma("cache_size", "-32768")
+                .pragma("cache_size", format!("-{cache_kib}"))
                 // Statement journals (a multi-row INSERT keeps one in case it must undo
                 // itself) stay in memory instead of spilling to a temporary file.
                 .pragma("temp_store", "memory")
@@ -285,5 +294,8 @@ mod tests {
         );
         assert_eq!(pragma(&db, "synchronous").await, "1", "NORMAL");
         assert_eq!(pragma(&db, "foreign_keys").await, "1");
+        assert_eq!(pragma(&db, "cache_size").await, "-2048", "a reader's");
+        let writer = connect_writer(&url).await.unwrap();
+        assert_eq!(pragma(&writer, "cache_size").await, "-32768", "the writer's");
     }
 }
