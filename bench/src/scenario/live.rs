@@ -11,8 +11,42 @@ use futures_util::StreamExt;
 
 use crate::{
     client::{self, WsSink, WsStream},
+    progress::note,
+    rest::{self, NewChat},
     target::Target,
 };
+
+/// The churning users (after the `connections` users of the clients), each made a private
+/// chat with client `i % connections`, so that its comings and goings are told to that client.
+pub async fn churn_chats(
+    target: &Target,
+    churn: usize,
+    connections: usize,
+    run: &str,
+) -> anyhow::Result<Vec<i64>> {
+    let churners: Vec<i64> = (0..churn).map(|i| target.user(connections + i)).collect();
+    if !churners.is_empty() {
+        note(format!(
+            "creating {} private chats for churning users",
+            churners.len()
+        ));
+        rest::create_chats(
+            target,
+            churners
+                .iter()
+                .enumerate()
+                .map(|(i, &user)| NewChat {
+                    creator: user,
+                    others: vec![target.user(i % connections)],
+                    is_group: false,
+                })
+                .collect(),
+            run,
+        )
+        .await?;
+    }
+    Ok(churners)
+}
 
 /// The emoji a connection reacts with, in turn.
 pub const EMOJI: &[&str] = &["👍", "❤️", "😂", "🎉", "👀"];

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use super::{
     Budget, DRAIN, Merged,
-    live::{EMOJI, Periodic, churn_user},
+    live::{EMOJI, Periodic, churn_chats, churn_user},
     new_log, per_second, seconds,
 };
 use crate::{
@@ -248,31 +248,7 @@ pub async fn run(args: RateArgs) -> anyhow::Result<Report> {
         }
     }
     senders.sort_by_key(|s| s.conn);
-    // Churning user `i` (after the connections' users) shares a private chat with
-    // connection `i % connections` only.
-    let churners: Vec<i64> = (0..args.churn)
-        .map(|i| target.user(args.connections + i))
-        .collect();
-    if !churners.is_empty() {
-        note(format!(
-            "creating {} private chats for churning users",
-            churners.len()
-        ));
-        rest::create_chats(
-            &target,
-            churners
-                .iter()
-                .enumerate()
-                .map(|(i, &user)| NewChat {
-                    creator: user,
-                    others: vec![target.user(i % args.connections)],
-                    is_group: false,
-                })
-                .collect(),
-            &run,
-        )
-        .await?;
-    }
+    let churners = churn_chats(&target, args.churn, args.connections, &run).await?;
     note(format!("connecting {} sockets", args.connections));
     let users: Vec<i64> = (0..args.connections).map(|n| target.user(n)).collect();
     let sockets = client::connect_all(&target, &users, 64).await?;

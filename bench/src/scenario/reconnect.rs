@@ -95,6 +95,37 @@ pub(super) struct Member {
     pub flaky: bool,
 }
 
+/// The clients of `chats` (each chat's members by client index, with the chat's id), sorted by
+/// connection, and each chat's members; a share `flaky` of them flaky, spread over the chats
+/// so that every chat has flaky and steady members.
+pub(super) fn members_of<'a>(
+    target: &Target,
+    chats: impl IntoIterator<Item = (&'a [usize], i64)>,
+    flaky: f64,
+) -> (Vec<Member>, HashMap<i64, Vec<u32>>) {
+    let flaky_every = if flaky > 0.0 {
+        (1.0 / flaky).round().max(1.0) as usize
+    } else {
+        usize::MAX
+    };
+    let mut members = Vec::new();
+    let mut chat_members: HashMap<i64, Vec<u32>> = HashMap::new();
+    for (chat, chat_id) in chats {
+        for &m in chat {
+            members.push(Member {
+                conn: m as u32,
+                user: target.user(m),
+                chat_id,
+                recipients: (chat.len() - 1) as u64,
+                flaky: flaky > 0.0 && m % flaky_every == flaky_every - 1,
+            });
+            chat_members.entry(chat_id).or_default().push(m as u32);
+        }
+    }
+    members.sort_by_key(|m| m.conn);
+    (members, chat_members)
+}
+
 /// What one client logged over all its sockets.
 #[derive(Default)]
 pub(super) struct ClientLog {
@@ -206,27 +237,11 @@ pub async fn run(args: ReconnectArgs) -> anyhow::Result<crate::stats::Report> {
         &run,
     )
     .await?;
-    let flaky_every = if args.flaky > 0.0 {
-        (1.0 / args.flaky).round().max(1.0) as usize
-    } else {
-        usize::MAX
-    };
-    let mut members = Vec::with_capacity(args.clients);
-    let mut chat_members: HashMap<i64, Vec<u32>> = HashMap::new();
-    for (group, &chat_id) in groups.iter().zip(&chats) {
-        for &m in group {
-            members.push(Member {
-                conn: m as u32,
-                user: target.user(m),
-                chat_id,
-                recipients: (group.len() - 1) as u64,
-                // Spread over the chats: every chat has flaky and steady members.
-                flaky: args.flaky > 0.0 && m % flaky_every == flaky_every - 1,
-            });
-            chat_members.entry(chat_id).or_default().push(m as u32);
-        }
-    }
-    members.sort_by_key(|m| m.conn);
+    let (members, chat_members) = members_of(
+        &target,
+        groups.iter().map(Vec::as_slice).zip(chats.iter().copied()),
+        args.flaky,
+    );
     let flaky_count = members.iter().filter(|m| m.flaky).count();
 
     note(format!(

@@ -10,7 +10,6 @@
 mod windows;
 
 use std::{
-    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -24,9 +23,9 @@ use self::windows::{
 };
 use super::{
     idle::{open_fds, vm_rss_kib},
-    live::churn_user,
+    live::{churn_chats, churn_user},
     rate::partition,
-    reconnect::{Extras, Member, Plan, Shared, account, connect_clients, spawn_clients},
+    reconnect::{Extras, Plan, Shared, account, connect_clients, members_of, spawn_clients},
     seconds,
 };
 use crate::{
@@ -200,47 +199,16 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<Report> {
         &run,
     )
     .await?;
-    let flaky_every = if args.flaky > 0.0 {
-        (1.0 / args.flaky).round().max(1.0) as usize
-    } else {
-        usize::MAX
-    };
-    let mut members = Vec::with_capacity(args.connections);
-    let mut chat_members: HashMap<i64, Vec<u32>> = HashMap::new();
-    for (chat, &chat_id) in chats.iter().zip(&chat_ids) {
-        for &m in &chat.members {
-            members.push(Member {
-                conn: m as u32,
-                user: target.user(m),
-                chat_id,
-                recipients: (chat.members.len() - 1) as u64,
-                flaky: args.flaky > 0.0 && m % flaky_every == flaky_every - 1,
-            });
-            chat_members.entry(chat_id).or_default().push(m as u32);
-        }
-    }
-    members.sort_by_key(|m| m.conn);
+    let (members, chat_members) = members_of(
+        &target,
+        chats
+            .iter()
+            .map(|c| c.members.as_slice())
+            .zip(chat_ids.iter().copied()),
+        args.flaky,
+    );
     let flaky_count = members.iter().filter(|m| m.flaky).count();
-    // Churning user `i` (after the clients' users) shares a private chat with client `i`.
-    let churners: Vec<i64> = (0..args.churn)
-        .map(|i| target.user(args.connections + i))
-        .collect();
-    if !churners.is_empty() {
-        rest::create_chats(
-            &target,
-            churners
-                .iter()
-                .enumerate()
-                .map(|(i, &user)| NewChat {
-                    creator: user,
-                    others: vec![target.user(i % args.connections)],
-                    is_group: false,
-                })
-                .collect(),
-            &run,
-        )
-        .await?;
-    }
+    let churners = churn_chats(&target, args.churn, args.connections, &run).await?;
 
     note(format!(
         "connecting {} sockets ({flaky_count} flaky)",
