@@ -300,7 +300,7 @@ impl Config {
             max_frame_bytes: parse(&var, "MAX_FRAME_BYTES", "65536")?,
             max_content_chars: parse(&var, "MAX_CONTENT_CHARS", "10000")?,
             edit_window: edit_window(&var)?,
-            socket_queue: parse(&var, "SOCKET_QUEUE", "1024")?,
+            socket_queue: at_least_one(parse(&var, "SOCKET_QUEUE", "1024")?, "SOCKET_QUEUE")?,
             socket_close_grace: parse::<humantime::Duration>(&var, "SOCKET_CLOSE_GRACE", "30s")?
                 .into(),
             persist_batch: parse(&var, "PERSIST_BATCH", "500")?,
@@ -571,6 +571,17 @@ fn at_least(value: Duration, min: Duration, name: &'static str) -> Result<Durati
     Ok(value)
 }
 
+/// Refuses 0 where nothing could work with it (a socket's queue of no frames).
+fn at_least_one(value: usize, name: &'static str) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError {
+            name,
+            problem: "must be at least 1".into(),
+        });
+    }
+    Ok(value)
+}
+
 /// A burst size: at least 1 while its rate (`rate_name`) is on.
 fn burst(
     var: &impl Fn(&'static str) -> Option<String>,
@@ -704,6 +715,10 @@ mod tests {
         ] {
             let err = config(&[("JWT_SECRET", "s"), ("PERSIST_PARTITIONS", bad)]).unwrap_err();
             assert_eq!(err.name, "PERSIST_PARTITIONS", "{bad:?}");
+        }
+        for bad in ["0", "-1", "x"] {
+            let err = config(&[("JWT_SECRET", "s"), ("SOCKET_QUEUE", bad)]).unwrap_err();
+            assert_eq!(err.name, "SOCKET_QUEUE", "{bad:?}");
         }
         for bad in ["1s", "0s", "forever", "-5s"] {
             let err = config(&[("JWT_SECRET", "s"), ("PERSIST_HANDOVER", bad)]).unwrap_err();

@@ -5,11 +5,10 @@
 use axum::extract::ws::{Message, Utf8Bytes};
 use futures_util::SinkExt;
 use sea_orm::DbErr;
-use tokio::sync::mpsc;
 
 use super::{
     protocol::{FrameError, ServerFrame, UnreadChat},
-    router::Outbound,
+    router::{Inbox, Outbound},
     socket_state::{Sink, Socket},
     sync::{self, Plan, SyncRequest},
 };
@@ -39,7 +38,7 @@ impl Socket {
     pub(super) async fn greet(
         &mut self,
         sink: &mut Sink,
-        inbox: &mut mpsc::Receiver<Outbound>,
+        inbox: &mut Inbox,
     ) -> Result<(), axum::Error> {
         let turn = super::session::handshake_turn().await;
         let unread = self.unread().await;
@@ -59,7 +58,7 @@ impl Socket {
     pub(super) async fn run_pending_sync(
         &mut self,
         sink: &mut Sink,
-        inbox: &mut mpsc::Receiver<Outbound>,
+        inbox: &mut Inbox,
     ) -> Result<(), axum::Error> {
         let Some(request) = self.pending_sync.take() else {
             return Ok(());
@@ -93,7 +92,7 @@ impl Socket {
         &mut self,
         request: &SyncRequest,
         sink: &mut Sink,
-        inbox: &mut mpsc::Receiver<Outbound>,
+        inbox: &mut Inbox,
         held: &mut Vec<Outbound>,
     ) -> Result<(FrameOut, Utf8Bytes), CatchUpError> {
         let state = self.state.clone();

@@ -58,7 +58,7 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
         mut inbox,
         kick,
         _registration,
-    } = *session;
+    } = Session::unboxed(session);
     tracing::debug!(chats = socket.chats.len(), "socket open");
     let state = socket.state.clone();
     let _open = OpenSocket::counted(&state.metrics);
@@ -102,7 +102,7 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
                         None => Ok(()),
                     }
                 }
-                Some(item) = inbox.recv() => {
+                Ok(item) = inbox.recv_async() => {
                     let mut result = socket.outbound(item, &mut sink).await;
                     for _ in 0..WRITE_BATCH {
                         let Ok(item) = inbox.try_recv() else { break };

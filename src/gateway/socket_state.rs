@@ -47,6 +47,33 @@ pub(in crate::gateway) struct Published {
     pub(in crate::gateway) resend: Option<(Subject, bytes::Bytes)>,
 }
 
+/// A socket's publishes awaiting JetStream's ack, in the order they were sent. The queue is
+/// made on the first publish: made, it allocates ~150 B at once, and most sockets are idle.
+#[derive(Default)]
+pub(in crate::gateway) struct Publishes(Option<FuturesOrdered<BoxFuture<'static, Published>>>);
+
+impl Publishes {
+    pub(in crate::gateway) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, FuturesOrdered::len)
+    }
+
+    fn push_back(&mut self, publish: BoxFuture<'static, Published>) {
+        self.0
+            .get_or_insert_with(FuturesOrdered::new)
+            .push_back(publish);
+    }
+
+    /// The next acknowledged publish; `None` at once when none waits (as an empty
+    /// `FuturesOrdered` answers).
+    pub(in crate::gateway) async fn next(&mut self) -> Option<Published> {
+        use futures_util::StreamExt as _;
+        match &mut self.0 {
+            Some(publishes) => publishes.next().await,
+            None => None,
+        }
+    }
+}
+
 /// The socket's own view of its user's chats.
 pub(in crate::gateway) struct Socket {
     pub(in crate::gateway) state: AppState,
@@ -66,13 +93,12 @@ pub(in crate::gateway) struct Socket {
     /// named the request) an applied one is answered with `command_applied`.
     pub(in crate::gateway) awaiting_outcome: HashMap<String, bool>,
     /// Publishes awaiting JetStream's ack, in the order they were sent.
-    pub(in crate::gateway) publishes: FuturesOrdered<BoxFuture<'static, Published>>,
+    pub(in crate::gateway) publishes: Publishes,
     /// Chat and author of the messages pushed lately: repeats are dropped, and the client's
     /// marks of them need no database read.
     pub(in crate::gateway) recent: RecentMessages,
     /// Newest message pushed per chat and not yet reported delivered (`AUTO_DELIVERED`).
     pub(in crate::gateway) delivered: HashMap<ChatId, MessageId>,
-    pub(in crate::gateway) reply_to: String,
     /// When the socket's token (plus `TOKEN_EXPIRY_GRACE`) runs out; `refresh_token` moves it.
     pub(in crate::gateway) expires_at: tokio::time::Instant,
     /// Rate-limit refusals since the last accepted send or mark.
@@ -100,6 +126,15 @@ fn token_lifetime(exp: i64, now: SystemTime, grace: Duration) -> Duration {
 }
 
 impl Socket {
+    /// The subject the persister answers this socket's commands on (made when a command needs
+    /// it, not kept by every socket).
+    pub(in crate::gateway) fn reply_to(&self) -> String {
+        self.state
+            .bus
+            .subjects
+            .socket_replies(&self.state.instance, self.conn)
+    }
+
     /// Renders a frame for the client and counts it.
     pub(in crate::gateway) fn frame(&self, frame: ServerFrame<'_>) -> Utf8Bytes {
         let metrics = &self.state.metrics;
@@ -231,6 +266,38 @@ impl Socket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn published(id: &str) -> Published {
+        Published {
+            client_msg_id: Some(id.into()),
+            chat_id: None,
+            result: Err("no ack".into()),
+            resend: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn publishes_are_made_on_the_first_and_come_back_in_order() {
+        let mut publishes = Publishes::default();
+        assert!(publishes.0.is_none());
+        assert_eq!(publishes.len(), 0);
+        assert!(publishes.next().await.is_none(), "none waits: at once");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        publishes.push_back(Box::pin(async move {
+            let _ = rx.await;
+            published("a")
+        }));
+        publishes.push_back(Box::pin(async { published("b") }));
+        assert_eq!(publishes.len(), 2);
+        tx.send(()).unwrap();
+        let ids: Vec<_> = [publishes.next().await, publishes.next().await]
+            .into_iter()
+            .map(|p| p.and_then(|p| p.client_msg_id))
+            .collect();
+        assert_eq!(ids, [Some("a".to_owned()), Some("b".to_owned())], "in send order");
+        assert_eq!(publishes.len(), 0);
+        assert!(publishes.next().await.is_none());
+    }
 
     #[test]
     fn a_socket_lives_until_exp_plus_the_grace() {

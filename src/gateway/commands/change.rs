@@ -40,7 +40,7 @@ impl Socket {
             message_id: edit.message_id,
             editor_id: self.user_id,
             content: edit.content,
-            reply_to: Some(self.reply_to.clone()),
+            reply_to: Some(self.reply_to()),
         });
         self.change(edit.chat_id, &command, command_id, named).await
     }
@@ -59,7 +59,7 @@ impl Socket {
             chat_id,
             message_id,
             deleter_id: Some(self.user_id),
-            reply_to: Some(self.reply_to.clone()),
+            reply_to: Some(self.reply_to()),
         });
         self.change(chat_id, &command, command_id, named).await
     }
@@ -81,7 +81,7 @@ impl Socket {
             message_id,
             user_id: self.user_id,
             emoji,
-            reply_to: Some(self.reply_to.clone()),
+            reply_to: Some(self.reply_to()),
         };
         let command = if add {
             Command::React(reaction)

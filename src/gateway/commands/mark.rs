@@ -60,7 +60,7 @@ impl Socket {
             chat_id,
             message_id,
             status,
-            reply_to: Some(self.reply_to.clone()),
+            reply_to: Some(self.reply_to()),
         });
         let subject = self.state.bus.subjects.receipt_command(chat_id);
         self.publish(subject, &command, None, None, Some(chat_id), None)

@@ -23,7 +23,7 @@ impl super::super::socket_state::Socket {
             chat_id,
             user_id: self.user_id,
             muted_until: until,
-            reply_to: Some(self.reply_to.clone()),
+            reply_to: Some(self.reply_to()),
         });
         self.change(chat_id, &command, command_id, named).await
     }

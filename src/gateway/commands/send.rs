@@ -67,7 +67,7 @@ impl Socket {
             client_msg_id: send.client_msg_id,
             reply_to_message_id: send.reply_to_message_id,
             forwarded_from: send.forwarded_from,
-            reply_to: Some(self.reply_to.clone()),
+            reply_to: Some(self.reply_to()),
         });
         let dedupe = Subjects::message_dedupe_id(self.user_id, &id);
         // The root of the message's trace (not a child of the socket's long-lived span); no

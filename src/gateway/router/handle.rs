@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{ConnId, LiveMessage, Outbound, TooManySockets, keyed_streams::Generation};
+use super::{ConnId, LiveMessage, Outbox, TooManySockets, keyed_streams::Generation};
 use crate::{domain::ChatId, domain::UserId};
 
 /// What sockets (and the router's own catch-ups) ask of the router task.
@@ -14,7 +14,7 @@ pub(super) enum RouterCmd {
         conn: ConnId,
         user_id: UserId,
         chats: Vec<ChatId>,
-        outbox: mpsc::Sender<Outbound>,
+        outbox: Outbox,
         kick: CancellationToken,
         ready: oneshot::Sender<Result<(), TooManySockets>>,
     },
@@ -52,7 +52,7 @@ impl RouterHandle {
         conn: ConnId,
         user_id: UserId,
         chats: Vec<ChatId>,
-        outbox: mpsc::Sender<Outbound>,
+        outbox: Outbox,
         kick: CancellationToken,
     ) -> Result<(), TooManySockets> {
         let (ready, subscribed) = oneshot::channel();

@@ -25,7 +25,7 @@ mod table;
 mod task;
 
 pub use handle::RouterHandle;
-pub use outbound::{LiveMessage, Outbound};
+pub use outbound::{Inbox, LiveMessage, Outbound, Outbox, queue};
 pub use table::TooManySockets;
 pub use task::spawn;
 

@@ -40,6 +40,20 @@ impl LiveMessage {
     }
 }
 
+/// The router's end of a socket's queue: it only ever `try_send`s (a full queue kicks the
+/// socket; the router never waits for one).
+pub type Outbox = flume::Sender<Outbound>;
+
+/// The socket's end of its queue.
+pub type Inbox = flume::Receiver<Outbound>;
+
+/// A socket's queue of `capacity` items. flume's, not tokio's: it allocates nothing until an
+/// item waits in it, where tokio's takes a block of 32 slots (~800 B) at once, so an idle
+/// socket (most of them, at any time) costs that much less.
+pub fn queue(capacity: usize) -> (Outbox, Inbox) {
+    flume::bounded(capacity)
+}
+
 /// What the router hands a socket.
 pub enum Outbound {
     /// A message in one of the socket's chats.

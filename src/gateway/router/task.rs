@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ConnId, LiveMessage, Outbound, RouterHandle,
+    ConnId, LiveMessage, Outbound, Outbox, RouterHandle,
     handle::RouterCmd,
     keyed_streams::{Generation, KeyedStreams},
     table::{Leaving, RoutingTable},
@@ -46,7 +46,7 @@ const ROUTER_QUEUE: usize = 4096;
 
 /// How the router reaches a socket.
 struct SocketSink {
-    outbox: mpsc::Sender<Outbound>,
+    outbox: Outbox,
     kick: CancellationToken,
 }
 
@@ -233,7 +233,7 @@ impl Router {
     fn deliver(&mut self, chat_id: ChatId, audience: Audience, mut item: impl FnMut() -> Outbound) {
         let mut kicked = Vec::new();
         for (conn, socket) in self.table.recipients(chat_id, audience) {
-            if let Err(mpsc::error::TrySendError::Full(_)) = socket.sink.outbox.try_send(item()) {
+            if let Err(flume::TrySendError::Full(_)) = socket.sink.outbox.try_send(item()) {
                 tracing::warn!(
                     conn,
                     user_id = socket.user_id,
