@@ -122,7 +122,8 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
         Event::MessageCreated(_)
         | Event::CommandRejected(_)
         | Event::UploadRegistered(_)
-        | Event::PushNeeded(_) => {
+        | Event::PushNeeded(_)
+        | Event::UserUpdated(_) => {
             return None;
         }
     };

@@ -10,7 +10,8 @@ use crate::{
     domain::ChatId,
     domain::UserId,
     domain::{
-        ChatView, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339, rfc3339_opt,
+        ChatView, MessageId, MessageStatus, MessageView, ReceiptStatus, UserProfile, rfc3339,
+        rfc3339_opt,
     },
     metrics::FrameOut,
     presence::MemberPresence,
@@ -187,6 +188,9 @@ pub enum ServerFrame<'a> {
         #[serde(serialize_with = "rfc3339_opt")]
         last_seen: Option<DateTime<Utc>>,
     },
+    /// Someone who shares a chat with you (or you) got a new name or avatar from Django:
+    /// draw them with this profile from now on.
+    UserUpdated { user: &'a UserProfile },
     /// The answer to `presence`: each member's presence now (`enabled: false` and no members
     /// with `PRESENCE=off`).
     PresenceState {
@@ -231,6 +235,7 @@ impl ServerFrame<'_> {
             ServerFrame::Typing { .. } => FrameOut::Typing,
             ServerFrame::Presence { .. } => FrameOut::Presence,
             ServerFrame::PresenceState { .. } => FrameOut::PresenceState,
+            ServerFrame::UserUpdated { .. } => FrameOut::UserUpdated,
         }
     }
 
