@@ -190,6 +190,10 @@ export type ServerFrame =
       user_id: number;
     }
   | {
+      action: "user_updated";
+      user: UserProfile;
+    }
+  | {
       action: "presence_state";
       chat_id: number;
       enabled: boolean;
@@ -231,6 +235,8 @@ export type ErrorCode =
   | "too_many_members"
   | "not_a_group"
   | "invalid_name"
+  | "invalid_display_name"
+  | "invalid_avatar_url"
   | "invalid_command"
   | "unavailable"
   | "invalid_data"
@@ -290,6 +296,27 @@ export interface UnreadChat {
   chat_id: number;
   last_message_id?: number | null;
   unread: number;
+}
+/**
+ * A user as the directory shows them: the name and avatar Django gave (access-token claims
+ * or `upsert_user`). A user the directory has no entry for reads as `"User <id>"` with no
+ * avatar and a null `updated_at`.
+ */
+export interface UserProfile {
+  /**
+   * An http(s) link Django gave (jetchat never fetches it); null: no avatar.
+   */
+  avatar_url?: string | null;
+  /**
+   * Trimmed, 1 to 100 characters; `"User <id>"` for a user the directory does not know.
+   */
+  display_name: string;
+  /**
+   * When Django changed the profile (the newest change wins); null for a user the
+   * directory does not know.
+   */
+  updated_at?: string | null;
+  user_id: number;
 }
 /**
  * One member's presence, as a query answers it.
