@@ -611,6 +611,10 @@ pub struct ChatCreated {
     pub cursor: Option<u64>,
     pub command_id: Option<String>,
     pub chat: ChatView,
+    /// The members' names and avatars from the user directory (`"User <id>"` for those it
+    /// does not know), so clients draw the new chat at once; empty for a group of over 100.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<crate::domain::UserProfile>,
 }
 
 /// A user joined an existing chat.
@@ -632,6 +636,10 @@ pub struct MemberAdded {
     /// read `GET /chats/{id}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<ChatView>,
+    /// Names and avatars from the user directory: every member's after the join, or only the
+    /// new member's in a group of over 100.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<crate::domain::UserProfile>,
 }
 
 /// A user left (was removed from) a chat.

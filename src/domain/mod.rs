@@ -171,6 +171,10 @@ pub struct UserProfile {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+/// Largest chat whose members' profiles a chat listing or a membership event carries; a
+/// larger group's are read from `GET /users` for the members a client shows.
+pub const MAX_LISTED_PROFILES: usize = 100;
+
 impl UserProfile {
     /// The fallback for a user the directory has no entry for.
     pub fn unknown(user_id: UserId) -> Self {

@@ -16,7 +16,7 @@ use crate::{
     bus::messages::{Command, CreateChat, Outcome, VERSION},
     domain::ChatId,
     domain::UserId,
-    domain::{ChatView, MessageView, UserProfile},
+    domain::{ChatView, MAX_LISTED_PROFILES, MessageView, UserProfile},
     persister::batch::Rules,
     state::AppState,
     store::{queries, users},
@@ -68,9 +68,6 @@ pub struct ChatSummary {
     /// A member the directory does not know reads `"User <id>"`.
     pub profiles: Vec<UserProfile>,
 }
-
-/// Largest group whose members' profiles `GET /chats/` lists.
-pub const MAX_LISTED_PROFILES: usize = 100;
 
 /// Creates a group, or returns the private chat with one user (creating it the first time).
 ///

@@ -416,3 +416,51 @@ async fn the_chat_list_carries_the_members_profiles() {
         .collect();
     assert_eq!(names, ["User 1", "Bob", "User 3"]);
 }
+
+/// The `display_name`s of a frame's `profiles`.
+fn names(frame: &Value) -> Vec<String> {
+    frame["profiles"]
+        .as_array()
+        .unwrap_or_else(|| panic!("profiles in {frame}"))
+        .iter()
+        .map(|p| p["display_name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn chat_created_and_member_added_carry_the_members_profiles() {
+    let app = spawn_app().await;
+    for (id, name) in [(1, "Ann"), (2, "Bob"), (3, "Cid")] {
+        upsert(&app, &format!("u{id}"), json!(id), name, json!({})).await;
+    }
+    pipeline_drained(&app).await;
+    let mut ann = app.connect(1).await;
+    let mut bob = app.connect(2).await;
+
+    let group = app.create_chat(1, true, &[2]).await;
+    let created = next_of(&mut bob, "chat_created").await;
+    assert_eq!(created["chat"]["chat_id"], group);
+    assert_eq!(names(&created), ["Ann", "Bob"]);
+
+    publish_command(
+        &app,
+        &format!("chat.in.{group}.add_members"),
+        json!({"type":"add_members","command_id":"add-3","chat_id":group,"user_ids":[3]}),
+    )
+    .await;
+    let added = next_of(&mut bob, "member_added").await;
+    assert_eq!(added["user_id"], 3);
+    assert_eq!(names(&added), ["Ann", "Bob", "Cid"]);
+
+    // A private chat made by a first message names both members too (a user the directory
+    // does not know as "User N").
+    ann.send(json!({"action":"send_message","receiver_id":4,"content":"hi","client_msg_id":"p1"}))
+        .await;
+    let created = loop {
+        let frame = ann.next().await;
+        if frame["action"] == "chat_created" && frame["chat"]["member_ids"] == json!([1, 4]) {
+            break frame;
+        }
+    };
+    assert_eq!(names(&created), ["Ann", "User 4"]);
+}

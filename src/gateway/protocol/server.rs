@@ -77,6 +77,9 @@ pub enum ServerFrame<'a> {
     /// with you): your chat list can show it before its first message.
     ChatCreated {
         chat: &'a ChatView,
+        /// The members' names and avatars (none listed for a group of over 100 members).
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        profiles: &'a [UserProfile],
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
@@ -87,6 +90,9 @@ pub enum ServerFrame<'a> {
         user_id: UserId,
         #[serde(skip_serializing_if = "Option::is_none")]
         chat: Option<&'a ChatView>,
+        /// Names and avatars: every member's, or only the new member's in a group of over 100.
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        profiles: &'a [UserProfile],
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },

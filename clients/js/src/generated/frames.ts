@@ -100,12 +100,20 @@ export type ServerFrame =
       action: "chat_created";
       chat: ChatView;
       cursor?: number | null;
+      /**
+       * The members' names and avatars (none listed for a group of over 100 members).
+       */
+      profiles: UserProfile[];
     }
   | {
       action: "member_added";
       chat?: ChatView | null;
       chat_id: number;
       cursor?: number | null;
+      /**
+       * Names and avatars: every member's, or only the new member's in a group of over 100.
+       */
+      profiles: UserProfile[];
       user_id: number;
     }
   | {
@@ -290,14 +298,6 @@ export interface ChatView {
   name?: string | null;
 }
 /**
- * One chat of an `unread` frame.
- */
-export interface UnreadChat {
-  chat_id: number;
-  last_message_id?: number | null;
-  unread: number;
-}
-/**
  * A user as the directory shows them: the name and avatar Django gave (access-token claims
  * or `upsert_user`). A user the directory has no entry for reads as `"User <id>"` with no
  * avatar and a null `updated_at`.
@@ -317,6 +317,14 @@ export interface UserProfile {
    */
   updated_at?: string | null;
   user_id: number;
+}
+/**
+ * One chat of an `unread` frame.
+ */
+export interface UnreadChat {
+  chat_id: number;
+  last_message_id?: number | null;
+  unread: number;
 }
 /**
  * One member's presence, as a query answers it.
