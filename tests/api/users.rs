@@ -149,6 +149,7 @@ async fn a_socket_with_the_claims_the_directory_has_publishes_nothing() {
 async fn django_upserts_a_user_the_members_are_told_and_an_older_update_is_ignored() {
     let app = spawn_app().await;
     app.create_chat(1, false, &[2]).await;
+    app.create_chat(1, true, &[2]).await;
     app.create_chat(3, false, &[4]).await;
     let mut bob = app.connect(2).await;
     let mut stranger = app.connect(3).await;
@@ -166,6 +167,8 @@ async fn django_upserts_a_user_the_members_are_told_and_an_older_update_is_ignor
     assert_eq!(frame["user"]["display_name"], "Alice");
     assert_eq!(frame["user"]["avatar_url"], "https://cdn.example/a.png");
     stranger.expect_silence(Duration::from_millis(500)).await;
+    // Told once, though Bob shares two chats with Alice.
+    bob.expect_silence(Duration::from_millis(100)).await;
 
     // Older than what is stored: nothing changes, nobody is told.
     upsert(
