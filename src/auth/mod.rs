@@ -169,6 +169,18 @@ impl JwtKeys {
 /// Mints an access token shaped like SimpleJWT's, for development and examples; only for
 /// HMAC algorithms (with RS256/ES256 the private key lives with Django).
 pub fn dev_token(settings: &JwtSettings, user_id: UserId, minutes: i64) -> anyhow::Result<String> {
+    dev_token_with_profile(settings, user_id, minutes, None, None)
+}
+
+/// [`dev_token`] with the name and avatar claims (`JWT_NAME_CLAIM`, `JWT_AVATAR_CLAIM`) a
+/// Django login serializer adds, for trying the user directory.
+pub fn dev_token_with_profile(
+    settings: &JwtSettings,
+    user_id: UserId,
+    minutes: i64,
+    name: Option<&str>,
+    avatar: Option<&str>,
+) -> anyhow::Result<String> {
     use jsonwebtoken::{EncodingKey, Header, encode};
     if !matches!(
         settings.algorithm,
@@ -189,6 +201,14 @@ pub fn dev_token(settings: &JwtSettings, user_id: UserId, minutes: i64) -> anyho
         uuid::Uuid::new_v4().simple().to_string().into(),
     );
     claims.insert(settings.user_id_claim.clone(), user_id.into());
+    for (claim, value) in [
+        (&settings.name_claim, name),
+        (&settings.avatar_claim, avatar),
+    ] {
+        if let (Some(claim), Some(value)) = (claim, value) {
+            claims.insert(claim.clone(), value.into());
+        }
+    }
     let header = Header::new(settings.algorithm);
     Ok(encode(
         &header,
