@@ -25,10 +25,13 @@ const MAX_KNOWN: usize = 100_000;
 /// A name and an avatar.
 type Shown = (String, Option<String>);
 
-/// What this instance knows the directory holds, per user.
+/// What this instance knows the directory holds, per user, and the claims it found older
+/// than the directory (a token issued before Django's last change), which are not recorded
+/// and need not be looked up again.
 #[derive(Default)]
 pub struct KnownProfiles {
     known: Mutex<HashMap<UserId, Shown>>,
+    outdated: Mutex<HashMap<UserId, Shown>>,
 }
 
 impl KnownProfiles {
@@ -48,8 +51,20 @@ impl KnownProfiles {
         );
     }
 
+    /// Whether claims saying `shown` need no recording: the directory holds them, or they
+    /// were found older than it.
     fn holds(&self, user_id: UserId, shown: &Shown) -> bool {
         self.known.lock().expect("not poisoned").get(&user_id) == Some(shown)
+            || self.outdated.lock().expect("not poisoned").get(&user_id) == Some(shown)
+    }
+
+    /// Claims saying `shown` are older than the directory's entry.
+    fn outdated(&self, user_id: UserId, shown: Shown) {
+        let mut outdated = self.outdated.lock().expect("not poisoned");
+        if outdated.len() >= MAX_KNOWN && !outdated.contains_key(&user_id) {
+            outdated.clear();
+        }
+        outdated.insert(user_id, shown);
     }
 }
 
@@ -109,8 +124,13 @@ async fn publish_if_new(
         let same = (stored.display_name.as_str(), stored.avatar_url.as_deref())
             == (shown.0.as_str(), shown.1.as_deref());
         let newer = said_at.is_some_and(|at| row.updated_at > at);
-        state.router.known_profiles().learn(&stored, true);
-        if same || newer {
+        let known = state.router.known_profiles();
+        known.learn(&stored, true);
+        if same {
+            return Ok(());
+        }
+        if newer {
+            known.outdated(user_id, shown);
             return Ok(());
         }
     }
@@ -179,5 +199,10 @@ mod tests {
         assert!(!known.holds(1, &("User 1".into(), None)));
         known.learn(&UserProfile::unknown(1), true);
         assert!(known.holds(1, &("User 1".into(), None)));
+        // Claims found older than the directory are not looked up again.
+        let old: Shown = ("Old".into(), None);
+        assert!(!known.holds(1, &old));
+        known.outdated(1, old.clone());
+        assert!(known.holds(1, &old) && known.holds(1, &("User 1".into(), None)));
     }
 }
