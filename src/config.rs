@@ -28,6 +28,12 @@ pub struct JwtSettings {
     pub key: SecretSlice<u8>,
     /// The claim that carries the user id (SimpleJWT's `USER_ID_CLAIM`).
     pub user_id_claim: String,
+    /// `JWT_NAME_CLAIM`: the claim with the user's display name, recorded in the user
+    /// directory when a socket opens or its token is refreshed; `None`: names come only from
+    /// `upsert_user`.
+    pub name_claim: Option<String>,
+    /// `JWT_AVATAR_CLAIM`: the claim with the user's avatar URL, read with the name claim.
+    pub avatar_claim: Option<String>,
     /// `JWT_ISSUER`: when set, tokens must carry this `iss` (SimpleJWT's `ISSUER`).
     pub issuer: Option<String>,
     /// `JWT_AUDIENCE`: when set, tokens must carry this `aud` (SimpleJWT's `AUDIENCE`).
@@ -294,6 +300,8 @@ impl Config {
                 algorithm,
                 key,
                 user_id_claim: var("JWT_USER_ID_CLAIM").unwrap_or_else(|| "user_id".into()),
+                name_claim: claim_name(&var, "JWT_NAME_CLAIM", "name"),
+                avatar_claim: claim_name(&var, "JWT_AVATAR_CLAIM", "avatar"),
                 issuer: var("JWT_ISSUER"),
                 audience: var("JWT_AUDIENCE"),
             },
@@ -539,6 +547,19 @@ fn edit_window(
 }
 
 /// Refuses a zero for settings where zero would disable the feature by accident.
+/// A claim name setting: unset gives `default`, `off` turns the claim off.
+fn claim_name(
+    var: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Option<String> {
+    match var(name) {
+        None => Some(default.to_owned()),
+        Some(value) if value.trim().eq_ignore_ascii_case("off") => None,
+        Some(value) => Some(value.trim().to_owned()),
+    }
+}
+
 fn positive<T: Default + PartialEq>(value: T, name: &'static str) -> Result<T, ConfigError> {
     if value == T::default() {
         return Err(ConfigError {

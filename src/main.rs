@@ -111,6 +111,13 @@ enum Cmd {
         /// Minutes until it expires.
         #[arg(long, default_value_t = 60)]
         minutes: i64,
+        /// A display name claim (`JWT_NAME_CLAIM`), recorded in the user directory when a
+        /// socket opens with the token.
+        #[arg(long)]
+        name: Option<String>,
+        /// An avatar URL claim (`JWT_AVATAR_CLAIM`), with `--name`.
+        #[arg(long)]
+        avatar: Option<String>,
     },
 }
 
@@ -203,10 +210,21 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
             }
             result
         }
-        Cmd::Token { user_id, minutes } => {
+        Cmd::Token {
+            user_id,
+            minutes,
+            name,
+            avatar,
+        } => {
             println!(
                 "{}",
-                jetchat::auth::dev_token(&config.jwt, user_id, minutes)?
+                jetchat::auth::dev_token_with_profile(
+                    &config.jwt,
+                    user_id,
+                    minutes,
+                    name.as_deref(),
+                    avatar.as_deref()
+                )?
             );
             Ok(())
         }

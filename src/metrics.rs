@@ -107,10 +107,11 @@ pub enum FrameOut {
     Typing,
     Presence,
     PresenceState,
+    UserUpdated,
 }
 
 impl FrameOut {
-    const ALL: [FrameOut; 23] = [
+    const ALL: [FrameOut; 24] = [
         FrameOut::MessageAccepted,
         FrameOut::MessageAck,
         FrameOut::NewMessage,
@@ -134,6 +135,7 @@ impl FrameOut {
         FrameOut::Typing,
         FrameOut::Presence,
         FrameOut::PresenceState,
+        FrameOut::UserUpdated,
     ];
 
     /// The frame's `action`.
@@ -162,6 +164,7 @@ impl FrameOut {
             FrameOut::Typing => "typing",
             FrameOut::Presence => "presence",
             FrameOut::PresenceState => "presence_state",
+            FrameOut::UserUpdated => "user_updated",
         }
     }
 }

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -220,10 +221,24 @@ async def inject(env, *args):
     return code, result
 
 
-def mint(user_id):
+def mint(user_id, *extra):
     out = io.StringIO()
-    call_command("mint_token", str(user_id), stdout=out)
+    call_command("mint_token", str(user_id), *extra, stdout=out)
     return out.getvalue().strip()
+
+
+def get_json(url, token):
+    """GET with a bearer token (blocking; run in a thread)."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=WAIT) as response:
+        return json.loads(response.read())
+
+
+async def users_seen(jetchat_url, token, ids):
+    """``GET /users?ids=…`` as the token's user: the profiles by id."""
+    url = f"{jetchat_url}/users?ids={','.join(map(str, ids))}"
+    profiles = await asyncio.to_thread(get_json, url, token)
+    return {p["user_id"]: p for p in profiles}
 
 
 async def main():
@@ -446,6 +461,60 @@ async def main():
             quiet=QUIET * 3,  # a few scan rounds
         )
 
+    async def login_tokens_carry_the_claims():
+        # What /api/token/ issues (SimpleJWT's TOKEN_OBTAIN_SERIALIZER), for an unsaved user.
+        from django.contrib.auth import get_user_model
+        from chat.tokens import ChatTokenObtainPairSerializer
+
+        user = get_user_model()(pk=5, username="eve", first_name="Eve", last_name="Example")
+        access = ChatTokenObtainPairSerializer.get_token(user).access_token
+        need(access["name"] == "Eve Example" and access["avatar"] == "", f"{access.payload}")
+
+    async def claims_name_a_user():
+        # User 1's socket shares a chat with user 2: a token of user 2 carrying the profile
+        # claims names them in jetchat's directory as the socket opens.
+        token = mint(2, "--name", "Bob Example", "--avatar", "https://cdn.example.com/bob.png")
+        claims = jwt.decode(token, secret, algorithms=["HS256"])
+        need(claims.get("name") == "Bob Example", f"name claim: {claims}")
+        ws = await websockets.connect(f"{ws_url}?token={token}", open_timeout=WAIT)
+        sockets.append(ws)
+        deadline = time.monotonic() + WAIT
+        while True:
+            seen = await users_seen(jetchat_url, state["tokens"][1], [2])
+            if seen.get(2, {}).get("display_name") == "Bob Example":
+                break
+            need(time.monotonic() < deadline, f"user 1 does not see the claimed name: {seen}")
+            await asyncio.sleep(0.2)
+        need(seen[2]["avatar_url"] == "https://cdn.example.com/bob.png", f"{seen}")
+
+    async def upsert_user_renames():
+        code, out, err = await manage(
+            env, "upsert_user", "--user-id", "1", "--name", f"Alice {tag}",
+            "--avatar", "https://cdn.example.com/alice.png",
+        )  # fmt: skip
+        need(code == 0, f"upsert_user exited {code}: {out} {err}")
+        need(json.loads(out.strip().splitlines()[-1])["outcome"] == "applied", out)
+        frame = await state[2].expect(
+            "user_updated",
+            lambda f: f["action"] == "user_updated" and f["user"]["user_id"] == 1,
+        )
+        need(frame["user"]["display_name"] == f"Alice {tag}", f"{frame}")
+        seen = await users_seen(jetchat_url, state["tokens"][2], [1, 2, 99])
+        need(seen[1]["display_name"] == f"Alice {tag}", f"{seen}")
+        need(99 not in seen, f"a user who shares no chat is not shown: {seen}")
+        # An older change is applied as a no-op; a bad URL is refused with its code.
+        code, out, _ = await manage(
+            env, "upsert_user", "--user-id", "1", "--name", "Old Alice",
+            "--updated-at", "2000-01-01T00:00:00Z",
+        )  # fmt: skip
+        need(code == 0, f"an older update is applied: {out}")
+        code, out, err = await manage(
+            env, "upsert_user", "--user-id", "1", "--name", "Alice", "--avatar", "javascript:x"
+        )
+        need(code == 1 and "invalid_avatar_url" in out + err, f"exit {code}: {out} {err}")
+        seen = await users_seen(jetchat_url, state["tokens"][2], [1])
+        need(seen[1]["display_name"] == f"Alice {tag}", f"{seen}")
+
     try:
         await run.check("Django mints SimpleJWT access tokens for users 1 and 2", tokens)
         await run.check("the durable consumer 'django' starts on CHAT_EVENTS", consumer_starts)
@@ -460,6 +529,9 @@ async def main():
         await run.check("a refused command comes back as command_rejected with its id", rejection_correlates)
         await run.check("a restarted durable consumer gets what it missed, nothing twice", durable_resumes)
         await run.check("an offline member's message comes to Django as push_needed, once", offline_member_is_pushed_once)
+        await run.check("login tokens carry the name and avatar claims", login_tokens_carry_the_claims)
+        await run.check("a token's name and avatar claims name its user in jetchat", claims_name_a_user)
+        await run.check("Django's upsert_user renames a user; the co-member's socket is told", upsert_user_renames)
     finally:
         for ws in sockets:
             await ws.close()

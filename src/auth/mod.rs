@@ -38,7 +38,7 @@ pub enum AuthError {
 }
 
 /// A verified access token: whose it is and until when it is good.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessToken {
     pub user_id: UserId,
     /// The `exp` claim, Unix seconds: a socket opened with the token lives no longer.
@@ -46,6 +46,20 @@ pub struct AccessToken {
     /// The token carries `"is_staff": true` (Django adds it for its staff, e.g. in SimpleJWT's
     /// `get_token`): moderation reads such as message revisions are allowed.
     pub staff: bool,
+    /// The name and avatar the token's claims give (`JWT_NAME_CLAIM`, `JWT_AVATAR_CLAIM`),
+    /// when it carries a name.
+    pub profile: Option<ClaimedProfile>,
+}
+
+/// What an access token says of its user, unchecked: the gateway records it in the user
+/// directory when it is valid and differs from the directory's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimedProfile {
+    pub display_name: String,
+    /// Absent, null or empty: no avatar.
+    pub avatar_url: Option<String>,
+    /// The token's `iat` (Unix seconds): when Django said it.
+    pub issued_at: Option<i64>,
 }
 
 /// Verifies tokens; built once from the settings.
@@ -54,6 +68,8 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     user_id_claim: String,
+    name_claim: Option<String>,
+    avatar_claim: Option<String>,
 }
 
 impl JwtKeys {
@@ -85,6 +101,8 @@ impl JwtKeys {
             decoding,
             validation,
             user_id_claim: settings.user_id_claim.clone(),
+            name_claim: settings.name_claim.clone(),
+            avatar_claim: settings.avatar_claim.clone(),
         })
     }
 
@@ -121,10 +139,29 @@ impl JwtKeys {
             .and_then(Value::as_f64)
             .ok_or(AuthError::Invalid)? as i64;
         let staff = claims.get("is_staff") == Some(&Value::Bool(true));
+        let profile = self.claimed_profile(&claims);
         Ok(AccessToken {
             user_id,
             exp,
             staff,
+            profile,
+        })
+    }
+
+    /// The name (a string) and avatar (a string, or nothing) the claims carry.
+    fn claimed_profile(&self, claims: &Map<String, Value>) -> Option<ClaimedProfile> {
+        let name = claims.get(self.name_claim.as_deref()?)?.as_str()?;
+        let avatar_url = self
+            .avatar_claim
+            .as_deref()
+            .and_then(|claim| claims.get(claim))
+            .and_then(Value::as_str)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned);
+        Some(ClaimedProfile {
+            display_name: name.to_owned(),
+            avatar_url,
+            issued_at: claims.get("iat").and_then(Value::as_f64).map(|t| t as i64),
         })
     }
 }
@@ -132,6 +169,18 @@ impl JwtKeys {
 /// Mints an access token shaped like SimpleJWT's, for development and examples; only for
 /// HMAC algorithms (with RS256/ES256 the private key lives with Django).
 pub fn dev_token(settings: &JwtSettings, user_id: UserId, minutes: i64) -> anyhow::Result<String> {
+    dev_token_with_profile(settings, user_id, minutes, None, None)
+}
+
+/// [`dev_token`] with the name and avatar claims (`JWT_NAME_CLAIM`, `JWT_AVATAR_CLAIM`) a
+/// Django login serializer adds, for trying the user directory.
+pub fn dev_token_with_profile(
+    settings: &JwtSettings,
+    user_id: UserId,
+    minutes: i64,
+    name: Option<&str>,
+    avatar: Option<&str>,
+) -> anyhow::Result<String> {
     use jsonwebtoken::{EncodingKey, Header, encode};
     if !matches!(
         settings.algorithm,
@@ -152,6 +201,14 @@ pub fn dev_token(settings: &JwtSettings, user_id: UserId, minutes: i64) -> anyho
         uuid::Uuid::new_v4().simple().to_string().into(),
     );
     claims.insert(settings.user_id_claim.clone(), user_id.into());
+    for (claim, value) in [
+        (&settings.name_claim, name),
+        (&settings.avatar_claim, avatar),
+    ] {
+        if let (Some(claim), Some(value)) = (claim, value) {
+            claims.insert(claim.clone(), value.into());
+        }
+    }
     let header = Header::new(settings.algorithm);
     Ok(encode(
         &header,
@@ -253,6 +310,8 @@ mod tests {
             algorithm: Algorithm::HS256,
             key: b"secret".to_vec().into(),
             user_id_claim: "user_id".into(),
+            name_claim: Some("name".into()),
+            avatar_claim: Some("avatar".into()),
             issuer: None,
             audience: None,
         })
@@ -297,9 +356,38 @@ mod tests {
             Ok(AccessToken {
                 user_id: 7,
                 exp,
-                staff: false
+                staff: false,
+                profile: None,
             })
         );
+    }
+
+    #[test]
+    fn the_name_and_avatar_claims_come_with_the_user() {
+        let claims = |extra: Value| {
+            let mut c = json!({"token_type":"access","exp":exp(),"user_id":7,"iat":1_700_000_000});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            keys().verify_access(&token(c)).unwrap().profile
+        };
+        assert_eq!(
+            claims(json!({"name":"Ann","avatar":"https://cdn.example/a.png"})),
+            Some(ClaimedProfile {
+                display_name: "Ann".into(),
+                avatar_url: Some("https://cdn.example/a.png".into()),
+                issued_at: Some(1_700_000_000),
+            })
+        );
+        // An empty avatar (Django's empty ImageField) is none; no name, no profile.
+        assert_eq!(
+            claims(json!({"name":"Ann","avatar":""}))
+                .unwrap()
+                .avatar_url,
+            None
+        );
+        assert_eq!(claims(json!({"avatar":"https://cdn.example/a.png"})), None);
+        assert_eq!(claims(json!({"name":42})), None);
     }
 
     #[test]
@@ -308,6 +396,8 @@ mod tests {
             algorithm: Algorithm::HS256,
             key: b"secret".to_vec().into(),
             user_id_claim: "user_id".into(),
+            name_claim: Some("name".into()),
+            avatar_claim: Some("avatar".into()),
             issuer: None,
             audience: None,
         };
@@ -354,6 +444,8 @@ mod tests {
             algorithm: Algorithm::HS256,
             key: b"secret".to_vec().into(),
             user_id_claim: "user_id".into(),
+            name_claim: Some("name".into()),
+            avatar_claim: Some("avatar".into()),
             issuer: Some("https://django.example".into()),
             audience: Some("jetchat".into()),
         })

@@ -37,6 +37,7 @@ pub enum Command {
     Unreact(ReactToMessage),
     MuteChat(MuteChat),
     PushDue(PushDue),
+    UpsertUser(UpsertUser),
 }
 
 impl Command {
@@ -57,6 +58,7 @@ impl Command {
             Command::Unreact(_) => "unreact",
             Command::MuteChat(_) => "mute_chat",
             Command::PushDue(_) => "push_due",
+            Command::UpsertUser(_) => "upsert_user",
         }
     }
 
@@ -76,6 +78,7 @@ impl Command {
             Command::React(c) | Command::Unreact(c) => c.command_id.clone(),
             Command::MuteChat(c) => c.command_id.clone(),
             Command::PushDue(c) => c.dedupe_id(),
+            Command::UpsertUser(c) => c.command_id.clone(),
         }
     }
 
@@ -95,6 +98,7 @@ impl Command {
             Command::React(c) | Command::Unreact(c) => c.reply_to.as_deref(),
             Command::MuteChat(c) => c.reply_to.as_deref(),
             Command::PushDue(_) => None,
+            Command::UpsertUser(c) => c.reply_to.as_deref(),
         }
     }
 
@@ -114,6 +118,7 @@ impl Command {
             Command::React(c) | Command::Unreact(c) => Some(c.chat_id),
             Command::MuteChat(c) => Some(c.chat_id),
             Command::PushDue(c) => Some(c.chat_id),
+            Command::UpsertUser(_) => None,
         }
     }
 }
@@ -384,6 +389,32 @@ impl PushDue {
     }
 }
 
+/// Django's word on a user's name and avatar, for the user directory: Django publishes it
+/// when a user changes, and jetchat itself when an access token's claims (`JWT_NAME_CLAIM`,
+/// `JWT_AVATAR_CLAIM`) differ from the directory. An update older than the stored one
+/// (`updated_at`) changes nothing; one that changes something is told as `user_updated`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct UpsertUser {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Unique per command (logs, dead letters, the outcome).
+    pub command_id: String,
+    /// A positive id (Django's user id).
+    pub user_id: UserId,
+    /// Trimmed, 1 to 100 characters, no control character (`invalid_display_name`).
+    pub display_name: String,
+    /// An http(s) URL of at most 2048 bytes (`invalid_avatar_url`); absent or null: no avatar.
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+    /// When the user changed (RFC 3339); absent: when `CHAT_IN` stored the command. An
+    /// update older than the directory's is ignored, so the newest one wins whatever the
+    /// order of arrival.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
 /// Something the persister committed, on `CHAT_EVENTS`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -402,6 +433,7 @@ pub enum Event {
     ReactionRemoved(Reaction),
     ChatMuted(ChatMuted),
     PushNeeded(PushNeeded),
+    UserUpdated(UserUpdated),
 }
 
 impl Event {
@@ -422,6 +454,7 @@ impl Event {
             Event::ReactionRemoved(_) => "reaction_removed",
             Event::ChatMuted(_) => "chat_muted",
             Event::PushNeeded(_) => "push_needed",
+            Event::UserUpdated(_) => "user_updated",
         }
     }
 
@@ -470,6 +503,7 @@ impl Event {
             Event::PushNeeded(e) => {
                 format!("push:{}:{}:{}", e.chat_id, e.user_id, e.through_message_id)
             }
+            Event::UserUpdated(e) => format!("user:{}:{}", e.user.user_id, e.command_id),
         }
     }
 
@@ -487,7 +521,10 @@ impl Event {
             Event::MessageEdited(e) => e.cursor,
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => e.cursor,
             Event::ChatMuted(e) => e.cursor,
-            Event::CommandRejected(_) | Event::UploadRegistered(_) | Event::PushNeeded(_) => None,
+            Event::CommandRejected(_)
+            | Event::UploadRegistered(_)
+            | Event::PushNeeded(_)
+            | Event::UserUpdated(_) => None,
         }
     }
 
@@ -504,7 +541,10 @@ impl Event {
             Event::MessageEdited(e) => Some(&mut e.cursor),
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => Some(&mut e.cursor),
             Event::ChatMuted(e) => Some(&mut e.cursor),
-            Event::CommandRejected(_) | Event::UploadRegistered(_) | Event::PushNeeded(_) => None,
+            Event::CommandRejected(_)
+            | Event::UploadRegistered(_)
+            | Event::PushNeeded(_)
+            | Event::UserUpdated(_) => None,
         }
     }
 
@@ -523,7 +563,7 @@ impl Event {
             Event::ChatMuted(e) => e.chat_id,
             Event::PushNeeded(e) => e.chat_id,
             Event::CommandRejected(e) => return e.chat_id,
-            Event::UploadRegistered(_) => return None,
+            Event::UploadRegistered(_) | Event::UserUpdated(_) => return None,
         })
     }
 }
@@ -571,6 +611,10 @@ pub struct ChatCreated {
     pub cursor: Option<u64>,
     pub command_id: Option<String>,
     pub chat: ChatView,
+    /// The members' names and avatars from the user directory (`"User <id>"` for those it
+    /// does not know), so clients draw the new chat at once; empty for a group of over 100.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<crate::domain::UserProfile>,
 }
 
 /// A user joined an existing chat.
@@ -592,6 +636,10 @@ pub struct MemberAdded {
     /// read `GET /chats/{id}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<ChatView>,
+    /// Names and avatars from the user directory: every member's after the join, or only the
+    /// new member's in a group of over 100.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<crate::domain::UserProfile>,
 }
 
 /// A user left (was removed from) a chat.
@@ -718,6 +766,20 @@ pub struct PushNeeded {
     pub count: u64,
 }
 
+/// A user's directory entry changed (an `upsert_user` or a token's claims): on
+/// `chat.events.none.user_updated`. Every instance's router tells the sockets of the members of
+/// `chat_ids` (and the user's own) with a `user_updated` frame.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct UserUpdated {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    /// The profile as stored now.
+    pub user: crate::domain::UserProfile,
+    /// The chats the user is a member of: whose members are told.
+    pub chat_ids: Vec<ChatId>,
+}
+
 /// An upload was recorded (or, for a repeat, found recorded): on `chat.events.none.`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct UploadRegistered {
@@ -775,7 +837,7 @@ pub enum Outcome {
         file_id: String,
         created: bool,
     },
-    /// An `edit_message`, `delete_message`, `react` or `unreact` command was applied (or,
+    /// An `edit_message`, `delete_message`, `react`, `unreact` or `upsert_user` command was applied (or,
     /// for a repeat, had been; an `unreact` of no reaction changes nothing and is applied).
     Applied {
         #[serde(default = "version")]

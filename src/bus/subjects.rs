@@ -183,6 +183,12 @@ impl Subjects {
         format!("{}.in.{chat_id}.push_due", self.prefix)
     }
 
+    /// A user's name and avatar for the directory (Django's, or a token's claims):
+    /// `chat.in.users.upsert`.
+    pub fn upsert_user_command(&self) -> String {
+        format!("{}.in.users.upsert", self.prefix)
+    }
+
     /// Chat creation: `chat.in.chats.create`.
     pub fn create_chat_command(&self) -> String {
         format!("{}.in.chats.create", self.prefix)
@@ -326,6 +332,7 @@ mod tests {
         assert_eq!(s.receipt_command(7), "chat.in.7.receipt");
         assert_eq!(s.delivered_marks_command(), "chat.in.receipts.delivered");
         assert_eq!(s.create_chat_command(), "chat.in.chats.create");
+        assert_eq!(s.upsert_user_command(), "chat.in.users.upsert");
         assert_eq!(s.dead_letter_stream(), "CHAT_DLQ");
         assert_eq!(s.dead_letter("chat.in.7.message"), "chat.dlq.in.7.message");
         assert_eq!(

@@ -73,6 +73,8 @@ error_codes! {
     TooManyMembers = "too_many_members", 422, "a group over its member limit";
     NotAGroup = "not_a_group", 422, "membership or name changes on a private chat";
     InvalidName = "invalid_name", 422, "a group name that is blank, too long or holds NUL";
+    InvalidDisplayName = "invalid_display_name", 422, "a user's display name that is blank, over 100 characters or holds a control character";
+    InvalidAvatarUrl = "invalid_avatar_url", 422, "a user's avatar URL that is not http(s), over 2048 bytes or holds whitespace or a control character";
     InvalidCommand = "invalid_command", 422, "not a command: unreadable JSON, a missing field, a wrong type";
     Unavailable = "unavailable", 503, "NATS or the database is unreachable: not accepted, send it again";
     InvalidData = "invalid_data", 422, "accepted, then refused because the database cannot store it";

@@ -154,6 +154,39 @@ pub struct ChatView {
     pub member_ids: Vec<UserId>,
 }
 
+/// A user as the directory shows them: the name and avatar Django gave (access-token claims
+/// or `upsert_user`). A user the directory has no entry for reads as `"User <id>"` with no
+/// avatar and a null `updated_at`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+pub struct UserProfile {
+    pub user_id: UserId,
+    /// Trimmed, 1 to 100 characters; `"User <id>"` for a user the directory does not know.
+    pub display_name: String,
+    /// An http(s) link Django gave (jetchat never fetches it); null: no avatar.
+    pub avatar_url: Option<String>,
+    /// When Django changed the profile (the newest change wins); null for a user the
+    /// directory does not know.
+    #[serde(default, serialize_with = "rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Largest chat whose members' profiles a chat listing or a membership event carries; a
+/// larger group's are read from `GET /users` for the members a client shows.
+pub const MAX_LISTED_PROFILES: usize = 100;
+
+impl UserProfile {
+    /// The fallback for a user the directory has no entry for.
+    pub fn unknown(user_id: UserId) -> Self {
+        UserProfile {
+            user_id,
+            display_name: format!("User {user_id}"),
+            avatar_url: None,
+            updated_at: None,
+        }
+    }
+}
+
 /// Serialises a time as `2024-11-15T10:00:00.000000+00:00`.
 pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, false))

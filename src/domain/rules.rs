@@ -48,6 +48,12 @@ pub const MAX_COMMAND_ID: usize = 128;
 /// Longest group chat name, in characters.
 pub const MAX_NAME_CHARS: usize = 255;
 
+/// Longest display name of a user, in characters (after trimming).
+pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
+
+/// Longest avatar URL of a user, in bytes.
+pub const MAX_AVATAR_URL: usize = 2048;
+
 /// Longest `file_url`, in bytes.
 pub const MAX_FILE_URL: usize = 2048;
 
@@ -246,4 +252,141 @@ pub fn positive(field: &str, id: i64) -> Result<(), Refusal> {
         ));
     }
     Ok(())
+}
+
+/// A user's display name, trimmed: 1 to [`MAX_DISPLAY_NAME_CHARS`] characters, no control
+/// character (NUL, newlines, escapes: a name is drawn on one line).
+pub fn display_name(value: &str) -> Result<&str, Refusal> {
+    let name = value.trim();
+    let invalid = |detail: String| Err(Refusal::new(ErrorCode::InvalidDisplayName, detail));
+    if name.is_empty() {
+        return invalid("display_name is blank".into());
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return invalid(format!(
+            "display_name is longer than {MAX_DISPLAY_NAME_CHARS} characters"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return invalid("display_name must not contain control characters".into());
+    }
+    Ok(name)
+}
+
+/// A user's avatar: an `http(s)://host…` URL of at most [`MAX_AVATAR_URL`] bytes, without
+/// whitespace or control characters. jetchat never fetches it; clients load it.
+pub fn avatar_url(value: &str) -> Result<(), Refusal> {
+    let invalid = |detail: String| Err(Refusal::new(ErrorCode::InvalidAvatarUrl, detail));
+    if value.len() > MAX_AVATAR_URL {
+        return invalid(format!("avatar_url is longer than {MAX_AVATAR_URL} bytes"));
+    }
+    if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return invalid("avatar_url must not contain whitespace or control characters".into());
+    }
+    let lower = value.to_ascii_lowercase();
+    let rest = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with(['/', '?', '#']) => Ok(()),
+        _ => invalid("avatar_url must be an http(s) URL with a host".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn display_names_are_trimmed_and_refused_with_their_code() {
+        assert_eq!(display_name("  Ann Lee \t"), Ok("Ann Lee"));
+        assert_eq!(display_name("Zoë 🙂"), Ok("Zoë 🙂"));
+        for bad in [
+            "",
+            "   ",
+            "An\u{0}n",
+            "Ann\nLee",
+            "\u{1b}[31mred",
+            &"x".repeat(101),
+        ] {
+            assert_eq!(
+                display_name(bad).map_err(|r| r.code),
+                Err(ErrorCode::InvalidDisplayName),
+                "{bad:?}"
+            );
+        }
+        assert!(display_name(&format!("  {}  ", "é".repeat(100))).is_ok());
+    }
+
+    #[test]
+    fn avatar_urls_are_http_with_a_host() {
+        for good in [
+            "https://cdn.example.com/a.png",
+            "HTTP://cdn.example.com/a.png?s=64",
+            "https://[::1]:8443/a",
+        ] {
+            assert_eq!(avatar_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "javascript:alert(1)",
+            "data:image/png;base64,AAAA",
+            "ftp://cdn.example.com/a.png",
+            "//cdn.example.com/a.png",
+            "/media/a.png",
+            "https://",
+            "https:///a.png",
+            "https://cdn.example.com/a b.png",
+            "https://cdn.example.com/\u{0}",
+        ] {
+            assert_eq!(
+                avatar_url(bad).map_err(|r| r.code),
+                Err(ErrorCode::InvalidAvatarUrl),
+                "{bad:?}"
+            );
+        }
+        let long = format!("https://cdn.example.com/{}", "a".repeat(MAX_AVATAR_URL));
+        assert!(avatar_url(&long).is_err());
+    }
+
+    proptest! {
+        /// Whatever Django sends, a name is refused with `invalid_display_name` or stored as
+        /// one line of 1 to 100 characters with no surrounding space: nothing else.
+        #[test]
+        fn a_display_name_is_refused_or_one_clean_line(raw in any::<String>()) {
+            match display_name(&raw) {
+                Ok(name) => {
+                    prop_assert!(!name.is_empty());
+                    prop_assert!(name.chars().count() <= MAX_DISPLAY_NAME_CHARS);
+                    prop_assert!(!name.chars().any(char::is_control));
+                    prop_assert_eq!(name, name.trim());
+                }
+                Err(refusal) => prop_assert_eq!(refusal.code, ErrorCode::InvalidDisplayName),
+            }
+        }
+
+        /// An accepted avatar URL is http(s) with a host, short, and one token; a refusal
+        /// always carries `invalid_avatar_url`.
+        #[test]
+        fn an_avatar_url_is_refused_or_http_with_a_host(
+            raw in prop_oneof![
+                any::<String>(),
+                "(https?|ftp|javascript|data|HTTPS)://?[a-z/?#.]{0,12}[ -~]{0,20}",
+            ]
+        ) {
+            match avatar_url(&raw) {
+                Ok(()) => {
+                    let lower = raw.to_ascii_lowercase();
+                    let rest = lower
+                        .strip_prefix("https://")
+                        .or_else(|| lower.strip_prefix("http://"));
+                    prop_assert!(rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/')));
+                    prop_assert!(raw.len() <= MAX_AVATAR_URL);
+                    prop_assert!(!raw.chars().any(|c| c.is_control() || c.is_whitespace()));
+                }
+                Err(refusal) => prop_assert_eq!(refusal.code, ErrorCode::InvalidAvatarUrl),
+            }
+        }
+    }
 }

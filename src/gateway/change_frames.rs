@@ -43,6 +43,7 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
         Event::ChatCreated(e) => (
             ServerFrame::ChatCreated {
                 chat: &e.chat,
+                profiles: &e.profiles,
                 cursor,
             },
             Audience::Members,
@@ -52,6 +53,7 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
                 chat_id: e.chat_id,
                 user_id: e.user_id,
                 chat: e.chat.as_ref(),
+                profiles: &e.profiles,
                 cursor,
             },
             Audience::Members,
@@ -122,7 +124,8 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
         Event::MessageCreated(_)
         | Event::CommandRejected(_)
         | Event::UploadRegistered(_)
-        | Event::PushNeeded(_) => {
+        | Event::PushNeeded(_)
+        | Event::UserUpdated(_) => {
             return None;
         }
     };

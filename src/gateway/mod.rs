@@ -7,6 +7,7 @@ pub mod change_frames;
 pub mod close;
 mod commands;
 pub mod delivered;
+pub mod directory;
 mod outbound;
 pub mod protocol;
 mod recent;

@@ -16,10 +16,10 @@ use crate::{
     bus::messages::{Command, CreateChat, Outcome, VERSION},
     domain::ChatId,
     domain::UserId,
-    domain::{ChatView, MessageView},
+    domain::{ChatView, MAX_LISTED_PROFILES, MessageView, UserProfile},
     persister::batch::Rules,
     state::AppState,
-    store::queries,
+    store::{queries, users},
 };
 
 /// A chat to create. The Python service's form — a bare array of member ids with `?name=` —
@@ -62,6 +62,11 @@ pub struct ChatSummary {
     #[serde(serialize_with = "crate::domain::rfc3339_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub muted_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The members' names and avatars, by id (every member's, mine too), so a chat and its
+    /// messages can be drawn without asking `GET /users`; groups of over 100 members list
+    /// none (ask `GET /users` for the senders shown).
+    /// A member the directory does not know reads `"User <id>"`.
+    pub profiles: Vec<UserProfile>,
 }
 
 /// Creates a group, or returns the private chat with one user (creating it the first time).
@@ -168,15 +173,41 @@ pub async fn list_chats(
     let members = queries::members(db, mine.iter().copied()).await?;
     let mut last = queries::last_messages(db, &mine).await?;
     let unread = queries::unread_counts(db, user).await?;
+    // One directory read for every member listed (of the chats small enough to list).
+    let mut sizes: std::collections::HashMap<ChatId, usize> = std::collections::HashMap::new();
+    for m in &members {
+        *sizes.entry(m.chat_id).or_default() += 1;
+    }
+    let listed = |chat_id: ChatId| sizes.get(&chat_id).copied().unwrap_or(0) <= MAX_LISTED_PROFILES;
+    let profiles: std::collections::HashMap<UserId, UserProfile> = users::profiles(
+        db,
+        members
+            .iter()
+            .filter(|m| listed(m.chat_id))
+            .map(|m| m.user_id),
+    )
+    .await?
+    .into_iter()
+    .map(|p| (p.user_id, p))
+    .collect();
     let mut summaries: Vec<ChatSummary> = chats
         .into_iter()
         .map(|chat| {
-            let member_ids = members
+            let member_ids: Vec<UserId> = members
                 .iter()
                 .filter(|m| m.chat_id == chat.id)
                 .map(|m| m.user_id)
                 .collect();
+            let profiles = if listed(chat.id) {
+                member_ids
+                    .iter()
+                    .filter_map(|id| profiles.get(id).cloned())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             ChatSummary {
+                profiles,
                 last_message: last.remove(&chat.id).map(|m| {
                     let mut view = m.view(chat.private_key.as_deref());
                     state.media.signer.sign_view(&mut view, chrono::Utc::now());

@@ -16,6 +16,7 @@ pub mod presence;
 pub mod reactions;
 pub mod search;
 pub mod sync;
+pub mod users;
 pub mod web;
 pub mod ws;
 
@@ -224,6 +225,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(presence::router())
         .merge(search::router())
         .merge(mute::router())
+        .merge(users::router())
         .merge(health::router())
         .merge(sync::router())
         .merge(metrics::router())

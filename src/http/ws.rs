@@ -83,13 +83,12 @@ pub async fn ws_chat(
     };
     let limit = state.config.max_frame_bytes;
     let tracker = state.tracker.clone();
+    let user_id = token.user_id;
+    crate::gateway::directory::record_claims(&state, user_id, token.profile.as_ref());
     let session = match session::Session::open(state, token, sync).await {
         Ok(session) => Box::new(session),
         Err(session::OpenError::TooManySockets(refused)) => {
-            tracing::info!(
-                user_id = token.user_id,
-                "socket refused: too many for the user"
-            );
+            tracing::info!(user_id, "socket refused: too many for the user");
             return ApiError::RateLimited {
                 detail: refused.to_string(),
                 retry_after: None,
@@ -97,7 +96,7 @@ pub async fn ws_chat(
             .into_response();
         }
         Err(error) => {
-            tracing::error!(%error, user_id = token.user_id, "cannot open a socket session");
+            tracing::error!(%error, user_id, "cannot open a socket session");
             return ApiError::Unavailable("database unavailable, retry later".into())
                 .into_response();
         }

@@ -11,6 +11,8 @@ pub mod queries;
 pub mod search;
 pub mod upload;
 pub mod uploads;
+pub mod user_profile;
+pub mod users;
 
 use std::time::Duration;
 

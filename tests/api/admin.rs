@@ -80,10 +80,22 @@ async fn an_added_member_starts_receiving_at_once() {
         .unwrap()
         .remove("chat")
         .expect("the group comes along");
+    let profiles = frame
+        .as_object_mut()
+        .unwrap()
+        .remove("profiles")
+        .expect("the members' names come along");
     assert_eq!(
         frame,
         json!({"action":"member_added","chat_id":chat_id,"user_id":3})
     );
+    let names: Vec<&str> = profiles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["User 1", "User 2", "User 3"]);
     assert_eq!(chat["chat_id"], chat_id);
     assert_eq!(chat["member_ids"], json!([1, 2, 3]));
     let told = alice.expect("member_added").await;

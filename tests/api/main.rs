@@ -42,4 +42,5 @@ mod secrets;
 mod sync;
 mod traces;
 mod typing;
+mod users;
 mod web_app;

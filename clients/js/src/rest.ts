@@ -17,6 +17,7 @@ import type {
   SearchQuery,
   SyncPage,
   UploadedFile,
+  UserProfile,
 } from './types.js';
 
 /** A REST answer that is not a success: `status` and the server's `detail`. */
@@ -140,6 +141,13 @@ export class RestClient {
       }
       throw error;
     }
+  }
+
+  /** The names and avatars of up to 100 users (`GET /users?ids=`), by id: those who share a
+   * chat with me, and mine; anyone else is left out. `chats()` already has every small chat's
+   * members, and `user_updated` events tell changes. */
+  users(ids: readonly number[]): Promise<UserProfile[]> {
+    return this.json('GET', '/users', { query: { ids: ids.join(',') } });
   }
 
   /** Every member's presence now (`GET /chats/{id}/presence`). */

@@ -59,5 +59,8 @@ export type EditMessageRequest = Schemas['EditMessageRequest'];
 export type MuteRequest = Schemas['MuteRequest'];
 export type MuteState = Schemas['MuteState'];
 export type SearchHit = Schemas['SearchHit'];
+/** A user's name and avatar from jetchat's directory (Django feeds it); `updated_at` null:
+ * a user it does not know, named `"User <id>"`. */
+export type UserProfile = Schemas['UserProfile'];
 /** `GET /search`'s query, as the spec has it. */
 export type SearchQuery = NonNullable<operations['search_messages']['parameters']['query']>;

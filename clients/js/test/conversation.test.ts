@@ -339,6 +339,26 @@ describe('uploads', () => {
   });
 });
 
+describe('names and avatars', () => {
+  it('answers the co-members\' profiles and tells a new name', async () => {
+    const alice = client(31);
+    await alice.connect();
+    const chatId = await privateChat(alice, 32);
+    const seen = await alice.rest.users([33, 32, 31]);
+    expect(seen.map((u) => [u.user_id, u.display_name, u.updated_at])).toEqual([
+      [31, 'User 31', null],
+      [32, 'User 32', null],
+    ]);
+    const renamed = alice.next('user_updated', (frame) => frame.user.user_id === 32);
+    const bob = client(32, { token: server().token(32, 60, 'Bob Example') });
+    await bob.connect();
+    expect((await renamed).user.display_name).toBe('Bob Example');
+    const chats = await alice.rest.chats();
+    const names = chats.find((c) => c.chat_id === chatId)!.profiles.map((p) => p.display_name);
+    expect(names).toEqual(['User 31', 'Bob Example']);
+  });
+});
+
 describe('typing and presence', () => {
   it('tells the other member who is typing, and answers presence', async () => {
     const alice = client(14);

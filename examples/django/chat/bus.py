@@ -51,6 +51,10 @@ class Subjects:
     def create_chat(self) -> str:
         return f"{self.prefix}.in.chats.create"
 
+    def upsert_user(self) -> str:
+        """A user's name and avatar for jetchat's user directory."""
+        return f"{self.prefix}.in.users.upsert"
+
     def admin(self, chat_id: int, kind: str) -> str:
         """``add_members``, ``remove_members``, ``rename`` or ``delete_message``."""
         return f"{self.prefix}.in.{chat_id}.{kind}"
@@ -128,3 +132,40 @@ def send_message(
     }
     subject = s.message(chat_id) if chat_id is not None else s.direct_message()
     return MessageCommand(subject, payload, message_dedupe_id(sender_id, client_msg_id))
+
+
+@dataclass
+class Command:
+    """Any other command, ready to publish."""
+
+    subject: str
+    payload: dict
+    msg_id: str
+
+    def body(self) -> bytes:
+        return json.dumps(self.payload).encode()
+
+
+def upsert_user(
+    *,
+    user_id: int,
+    display_name: str,
+    avatar_url: str | None,
+    updated_at,
+    reply_to: str | None = None,
+) -> Command:
+    """An ``upsert_user`` command: the newest ``updated_at`` (an aware datetime) wins."""
+    stamp = updated_at.isoformat()
+    command_id = f"user-{user_id}-{stamp}"
+    payload = {
+        "type": "upsert_user",
+        "v": VERSION,
+        "command_id": command_id,
+        "user_id": user_id,
+        "display_name": display_name,
+        "avatar_url": avatar_url,
+        "updated_at": stamp,
+    }
+    if reply_to:
+        payload["reply_to"] = reply_to
+    return Command(subjects().upsert_user(), payload, command_id)

@@ -66,6 +66,8 @@ SIMPLE_JWT = {
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=60),
+    # Adds the name and avatar claims jetchat records in its user directory.
+    "TOKEN_OBTAIN_SERIALIZER": "chat.tokens.ChatTokenObtainPairSerializer",
 }
 
 JETCHAT = {

@@ -23,6 +23,11 @@ impl Socket {
             )),
             Ok(token) => {
                 self.expires_at = deadline(&self.state, token.exp);
+                crate::gateway::directory::record_claims(
+                    &self.state,
+                    self.user_id,
+                    token.profile.as_ref(),
+                );
                 self.frame(ServerFrame::TokenRefreshed { exp: token.exp })
             }
         }

@@ -10,7 +10,8 @@ use crate::{
     domain::ChatId,
     domain::UserId,
     domain::{
-        ChatView, MessageId, MessageStatus, MessageView, ReceiptStatus, rfc3339, rfc3339_opt,
+        ChatView, MessageId, MessageStatus, MessageView, ReceiptStatus, UserProfile, rfc3339,
+        rfc3339_opt,
     },
     metrics::FrameOut,
     presence::MemberPresence,
@@ -76,6 +77,9 @@ pub enum ServerFrame<'a> {
     /// with you): your chat list can show it before its first message.
     ChatCreated {
         chat: &'a ChatView,
+        /// The members' names and avatars (none listed for a group of over 100 members).
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        profiles: &'a [UserProfile],
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
@@ -86,6 +90,9 @@ pub enum ServerFrame<'a> {
         user_id: UserId,
         #[serde(skip_serializing_if = "Option::is_none")]
         chat: Option<&'a ChatView>,
+        /// Names and avatars: every member's, or only the new member's in a group of over 100.
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        profiles: &'a [UserProfile],
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
@@ -187,6 +194,9 @@ pub enum ServerFrame<'a> {
         #[serde(serialize_with = "rfc3339_opt")]
         last_seen: Option<DateTime<Utc>>,
     },
+    /// Someone who shares a chat with you (or you) got a new name or avatar from Django:
+    /// draw them with this profile from now on.
+    UserUpdated { user: &'a UserProfile },
     /// The answer to `presence`: each member's presence now (`enabled: false` and no members
     /// with `PRESENCE=off`).
     PresenceState {
@@ -231,6 +241,7 @@ impl ServerFrame<'_> {
             ServerFrame::Typing { .. } => FrameOut::Typing,
             ServerFrame::Presence { .. } => FrameOut::Presence,
             ServerFrame::PresenceState { .. } => FrameOut::PresenceState,
+            ServerFrame::UserUpdated { .. } => FrameOut::UserUpdated,
         }
     }
 

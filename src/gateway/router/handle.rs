@@ -37,9 +37,17 @@ pub(super) enum RouterCmd {
 #[derive(Clone)]
 pub struct RouterHandle {
     pub(super) tx: mpsc::Sender<RouterCmd>,
+    /// What the user directory holds, kept current by the router from `user_updated` events.
+    pub(super) known_profiles: std::sync::Arc<crate::gateway::directory::KnownProfiles>,
 }
 
 impl RouterHandle {
+    /// What this instance knows the user directory holds (sockets compare token claims with
+    /// it).
+    pub fn known_profiles(&self) -> &crate::gateway::directory::KnownProfiles {
+        &self.known_profiles
+    }
+
     /// Starts routing for the socket `conn` of `user_id` in `chats`, unless the user already
     /// has the most sockets allowed here: counted as the router registers them, one at a time,
     /// so two handshakes at once cannot both take the last place. When the socket's queue is

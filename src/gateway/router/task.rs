@@ -29,6 +29,7 @@ use crate::{
     domain::UserId,
     gateway::{
         change_frames::{self, Audience},
+        directory::KnownProfiles,
         protocol::ServerFrame,
     },
     media::UrlSigner,
@@ -64,25 +65,37 @@ pub async fn spawn(
     for kind in ["chat_created", "member_added", "member_removed"] {
         membership.push(bus.client.subscribe(bus.subjects.every_chat(kind)).await?);
     }
+    // Directory changes have no chat: one subject for all of them.
+    membership.push(
+        bus.client
+            .subscribe(bus.subjects.chat_event(None, "user_updated"))
+            .await?,
+    );
     let membership = futures_util::stream::select_all(membership);
     let replies = bus
         .client
         .subscribe(bus.subjects.instance_replies(instance))
         .await?;
     let (tx, rx) = mpsc::channel(ROUTER_QUEUE);
+    let known_profiles = Arc::new(KnownProfiles::default());
+    let handle = RouterHandle {
+        tx,
+        known_profiles: known_profiles.clone(),
+    };
     let router = Router {
         bus,
         db,
         signer,
-        handle: RouterHandle { tx: tx.clone() },
+        handle: handle.clone(),
         table: RoutingTable::new(max_sockets_per_user),
         events: KeyedStreams::default(),
         live: KeyedStreams::default(),
         syncing: HashMap::new(),
         metrics,
+        known_profiles,
     };
     let task = tokio::spawn(router.run(rx, membership, replies, shutdown));
-    Ok((RouterHandle { tx }, task))
+    Ok((handle, task))
 }
 
 struct Router {
@@ -98,6 +111,8 @@ struct Router {
     /// Chats whose catch-up runs: their live messages wait here.
     syncing: HashMap<ChatId, Vec<Arc<LiveMessage>>>,
     metrics: Arc<Metrics>,
+    /// Kept current with `user_updated` events, so sockets compare token claims with it.
+    known_profiles: Arc<KnownProfiles>,
 }
 
 impl Router {
@@ -323,7 +338,8 @@ impl Router {
             | Event::MemberRemoved(_)
             | Event::CommandRejected(_)
             | Event::UploadRegistered(_)
-            | Event::PushNeeded(_) => {}
+            | Event::PushNeeded(_)
+            | Event::UserUpdated(_) => {}
         }
     }
 
@@ -416,9 +432,38 @@ impl Router {
                     self.leave(conn, chat_id);
                 }
             }
+            Ok(Event::UserUpdated(e)) => self.user_updated(&e),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "undecodable membership event ignored"),
         }
+    }
+
+    /// Tells a directory change to each local socket that shares a chat with the user (and to
+    /// the user's own), once per socket however many chats they share. A hint, like presence:
+    /// a full queue loses the frame, not the socket; `GET /chats/` and `GET /users` have it.
+    fn user_updated(&mut self, event: &crate::bus::messages::UserUpdated) {
+        self.known_profiles.learn(&event.user, false);
+        let mut conns: std::collections::BTreeSet<ConnId> = self
+            .table
+            .user_sockets(event.user.user_id)
+            .iter()
+            .copied()
+            .collect();
+        for chat_id in &event.chat_ids {
+            conns.extend(
+                self.table
+                    .recipients(*chat_id, Audience::Members)
+                    .map(|(conn, _)| conn),
+            );
+        }
+        let frame = ServerFrame::UserUpdated { user: &event.user };
+        let table = &self.table;
+        hint(
+            conns
+                .into_iter()
+                .filter_map(|conn| table.socket(conn).map(|socket| &socket.sink)),
+            &frame,
+        );
     }
 
     /// Routes `chat_id` to the local sockets of `users`, who just joined it after message

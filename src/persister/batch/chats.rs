@@ -65,6 +65,7 @@ impl BatchState {
                 cursor: None,
                 command_id: Some(cmd.command_id.clone()),
                 chat: chat.model.view(member_ids.clone()),
+                profiles: listed_profiles(db, &member_ids).await?,
             });
             // This command applied before (a retry, a redelivery whose announcement may not
             // have gone out): the same event again, journaled once. A private chat that
@@ -194,6 +195,7 @@ impl BatchState {
             cursor: None,
             command_id: command_id.map(str::to_owned),
             chat: model.view(member_ids.to_vec()),
+            profiles: listed_profiles(db, member_ids).await?,
         })));
         let members = member_ids
             .iter()
@@ -226,4 +228,17 @@ impl BatchState {
         })));
         Ok(())
     }
+}
+
+/// The members' directory profiles a new chat's event carries: one read by primary key per
+/// new chat (a first message to a user pays it once per pair, never per message); none for a
+/// group of over [`MAX_LISTED_PROFILES`] members.
+pub(super) async fn listed_profiles(
+    db: &impl ConnectionTrait,
+    member_ids: &[UserId],
+) -> Result<Vec<crate::domain::UserProfile>, sea_orm::DbErr> {
+    if member_ids.len() > crate::domain::MAX_LISTED_PROFILES {
+        return Ok(Vec::new());
+    }
+    crate::store::users::profiles(db, member_ids.iter().copied()).await
 }

@@ -77,6 +77,8 @@ impl BatchState {
                     chat_ids.insert(c.chat_id);
                     marked_ids.insert(c.through_message_id);
                 }
+                // The directory row is read when applied (rare: no batch-wide load).
+                Command::UpsertUser(_) => {}
             }
         }
         let mut condition = sea_orm::Condition::any();

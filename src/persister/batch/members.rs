@@ -93,9 +93,27 @@ impl BatchState {
             ids.sort_unstable();
             chat.model.view(ids)
         });
+        // Names for the members' chat lists: everyone's in a small group, else the new
+        // members' only (one directory read per command).
+        let profiles = if chat.members.len() <= crate::domain::MAX_LISTED_PROFILES {
+            let mut ids: Vec<UserId> = chat.members.keys().copied().collect();
+            ids.sort_unstable();
+            super::chats::listed_profiles(db, &ids).await?
+        } else {
+            crate::store::users::profiles(db, requested.iter().copied()).await?
+        };
         // Every requested user is announced, members from before too: applying the command
         // again (a redelivery) announces the same outcome.
         for user_id in requested {
+            let profiles = if chat.members.len() <= crate::domain::MAX_LISTED_PROFILES {
+                profiles.clone()
+            } else {
+                profiles
+                    .iter()
+                    .filter(|p| p.user_id == user_id)
+                    .cloned()
+                    .collect()
+            };
             pending.push(Pending::Ready(Event::MemberAdded(MemberAdded {
                 v: VERSION,
                 cursor: None,
@@ -104,6 +122,7 @@ impl BatchState {
                 after_message_id: after,
                 command_id: Some(cmd.command_id.clone()),
                 chat: view.clone(),
+                profiles,
             })));
         }
         Ok(())

@@ -5,8 +5,8 @@
 //! (unique `create_command_id`) and re-emits the same events instead of writing twice.
 //!
 //! One file per kind of state: [`load`] reads what a batch refers to, [`messages`],
-//! [`receipts`], [`chats`], [`members`], [`edits`], [`reactions`], [`uploads`] and [`push`] (mutes and push
-//! watermarks) apply the commands, [`rules`] checks their fields.
+//! [`receipts`], [`chats`], [`members`], [`edits`], [`reactions`], [`uploads`], [`users`] (the directory) and [`push`]
+//! (mutes and push watermarks) apply the commands, [`rules`] checks their fields.
 
 mod chats;
 mod edits;
@@ -18,6 +18,7 @@ mod reactions;
 mod receipts;
 pub mod rules;
 mod uploads;
+mod users;
 
 use crate::domain::ErrorCode;
 use std::collections::{HashMap, HashSet};
@@ -322,6 +323,11 @@ pub async fn apply(
             }
             Command::MuteChat(cmd) => state.mute(txn, cmd, at, &mut pending, &mut replies).await,
             Command::PushDue(cmd) => state.push_due(txn, cmd, at, &mut pending).await,
+            Command::UpsertUser(cmd) => {
+                state
+                    .upsert_user(txn, cmd, at, &mut pending, &mut replies)
+                    .await
+            }
         };
         match result {
             Ok(()) => {}

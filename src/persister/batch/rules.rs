@@ -7,8 +7,8 @@ use crate::{
     domain::{
         ErrorCode,
         rules::{
-            MAX_NAME_CHARS, Refusal, client_msg_id, command_id, content, emoji, file_id, file_url,
-            group_name, members, muted_until, no_control, positive, text,
+            MAX_NAME_CHARS, Refusal, avatar_url, client_msg_id, command_id, content, display_name,
+            emoji, file_id, file_url, group_name, members, muted_until, no_control, positive, text,
         },
     },
 };
@@ -160,6 +160,12 @@ impl Rules {
                 positive("chat_id", cmd.chat_id)?;
                 positive("user_id", cmd.user_id)?;
                 cmd.muted_until.map_or(Ok(()), muted_until)
+            }
+            Command::UpsertUser(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("user_id", cmd.user_id)?;
+                display_name(&cmd.display_name)?;
+                cmd.avatar_url.as_deref().map_or(Ok(()), avatar_url)
             }
             Command::PushDue(cmd) => {
                 positive("chat_id", cmd.chat_id)?;

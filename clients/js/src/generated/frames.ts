@@ -100,12 +100,20 @@ export type ServerFrame =
       action: "chat_created";
       chat: ChatView;
       cursor?: number | null;
+      /**
+       * The members' names and avatars (none listed for a group of over 100 members).
+       */
+      profiles: UserProfile[];
     }
   | {
       action: "member_added";
       chat?: ChatView | null;
       chat_id: number;
       cursor?: number | null;
+      /**
+       * Names and avatars: every member's, or only the new member's in a group of over 100.
+       */
+      profiles: UserProfile[];
       user_id: number;
     }
   | {
@@ -190,6 +198,10 @@ export type ServerFrame =
       user_id: number;
     }
   | {
+      action: "user_updated";
+      user: UserProfile;
+    }
+  | {
       action: "presence_state";
       chat_id: number;
       enabled: boolean;
@@ -231,6 +243,8 @@ export type ErrorCode =
   | "too_many_members"
   | "not_a_group"
   | "invalid_name"
+  | "invalid_display_name"
+  | "invalid_avatar_url"
   | "invalid_command"
   | "unavailable"
   | "invalid_data"
@@ -282,6 +296,27 @@ export interface ChatView {
   is_group: boolean;
   member_ids: number[];
   name?: string | null;
+}
+/**
+ * A user as the directory shows them: the name and avatar Django gave (access-token claims
+ * or `upsert_user`). A user the directory has no entry for reads as `"User <id>"` with no
+ * avatar and a null `updated_at`.
+ */
+export interface UserProfile {
+  /**
+   * An http(s) link Django gave (jetchat never fetches it); null: no avatar.
+   */
+  avatar_url?: string | null;
+  /**
+   * Trimmed, 1 to 100 characters; `"User <id>"` for a user the directory does not know.
+   */
+  display_name: string;
+  /**
+   * When Django changed the profile (the newest change wins); null for a user the
+   * directory does not know.
+   */
+  updated_at?: string | null;
+  user_id: number;
 }
 /**
  * One chat of an `unread` frame.

@@ -297,6 +297,28 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The profiles of the users named who share a chat with me now, and my own, in id order.
+         *     Anyone else is absent from the answer (no error: a client cannot tell a stranger from a
+         *     user who does not exist). A user the directory does not know yet is answered with the
+         *     fallback the server fills: `display_name` `"User <id>"`, no avatar, `updated_at` null.
+         */
+        get: operations["list_users"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ws/chat": {
         parameters: {
             query?: never;
@@ -341,6 +363,13 @@ export type components = {
              * @description Until when I muted the chat (`PUT /chats/{id}/mute`); null: not muted.
              */
             muted_until?: string | null;
+            /**
+             * @description The members' names and avatars, by id (every member's, mine too), so a chat and its
+             *     messages can be drawn without asking `GET /users`; groups of over 100 members list
+             *     none (ask `GET /users` for the senders shown).
+             *     A member the directory does not know reads `"User <id>"`.
+             */
+            profiles: components["schemas"]["UserProfile"][];
             /** Format: int64 */
             unread_count: number;
         };
@@ -592,6 +621,24 @@ export type components = {
              * @description Bytes.
              */
             size: number;
+        };
+        /**
+         * @description A user as the directory shows them: the name and avatar Django gave (access-token claims
+         *     or `upsert_user`). A user the directory has no entry for reads as `"User <id>"` with no
+         *     avatar and a null `updated_at`.
+         */
+        UserProfile: {
+            /** @description An http(s) link Django gave (jetchat never fetches it); null: no avatar. */
+            avatar_url?: string | null;
+            /** @description Trimmed, 1 to 100 characters; `"User <id>"` for a user the directory does not know. */
+            display_name: string;
+            /**
+             * Format: date-time
+             * @description When Django changed the profile (the newest change wins); null for a user the
+             *     directory does not know.
+             */
+            updated_at?: string | null;
+            user_id: components["schemas"]["i64"];
         };
     };
     responses: never;
@@ -1815,6 +1862,46 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_users: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated user ids (`1,2,3`), 1 to 100 of them, each a positive integer. */
+                ids?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The visible users' profiles, by id */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserProfile"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No ids, an id that is not a positive integer, or over 100 */
+            422: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

@@ -51,9 +51,11 @@ export class Jetchat {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** A Django-style access token for `user`, valid `minutes`. */
-  token(user: number, minutes = 60): string {
-    return execFileSync(bin, ['token', String(user), `--minutes=${minutes}`], { env }).toString().trim();
+  /** A Django-style access token for `user`, valid `minutes`; `name` adds the profile claim
+   * jetchat records in its user directory. */
+  token(user: number, minutes = 60, name?: string): string {
+    const args = ['token', String(user), `--minutes=${minutes}`, ...(name ? [`--name=${name}`] : [])];
+    return execFileSync(bin, args, { env }).toString().trim();
   }
 
   /** A client of `user` (Node's WebSocket from `ws`; fast reconnects for tests). */

@@ -6,6 +6,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from rest_framework_simplejwt.tokens import AccessToken
 
+from chat.tokens import profile_claims
+
 
 class Command(BaseCommand):
     help = "Print an access token for USER_ID, signed with SIMPLE_JWT's SIGNING_KEY (jetchat's JWT_SECRET)."
@@ -18,12 +20,23 @@ class Command(BaseCommand):
             default=None,
             help="lifetime (default: SIMPLE_JWT's ACCESS_TOKEN_LIFETIME)",
         )
+        parser.add_argument(
+            "--name",
+            default=None,
+            help="add the profile claims (name, avatar) jetchat records in its user directory",
+        )
+        parser.add_argument("--avatar", default="", help="with --name: an http(s) URL")
 
-    def handle(self, *args, user_id, minutes, **options):
+    def handle(self, *args, user_id, minutes, name, avatar, **options):
         # The same call a login view makes. The user need not be saved: SimpleJWT only reads
         # its id, and jetchat only reads the `user_id` claim (plus exp and token_type).
         user = get_user_model()(pk=user_id)
         token = AccessToken.for_user(user)
+        if name is not None:
+            # What ChatTokenObtainPairSerializer adds at login, for a user with this name.
+            user.first_name, user.avatar_url = name, avatar
+            for claim, value in profile_claims(user).items():
+                token[claim] = value
         if minutes is not None:
             token.set_exp(lifetime=timedelta(minutes=minutes))
         self.stdout.write(str(token))
