@@ -617,9 +617,7 @@ impl Row {
                         number(Some(MIN_FANOUT_OVER_CEILING)),
                         number(ceiling.map(|c| c * MIN_FANOUT_OVER_CEILING))
                     ),
-                    met: verdict(
-                        share(rate, ceiling).map(|s| s >= MIN_FANOUT_OVER_CEILING),
-                    ),
+                    met: verdict(share(rate, ceiling).map(|s| s >= MIN_FANOUT_OVER_CEILING)),
                 }
             }
             "idle" => {

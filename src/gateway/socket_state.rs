@@ -294,7 +294,11 @@ mod tests {
             .into_iter()
             .map(|p| p.and_then(|p| p.client_msg_id))
             .collect();
-        assert_eq!(ids, [Some("a".to_owned()), Some("b".to_owned())], "in send order");
+        assert_eq!(
+            ids,
+            [Some("a".to_owned()), Some("b".to_owned())],
+            "in send order"
+        );
         assert_eq!(publishes.len(), 0);
         assert!(publishes.next().await.is_none());
     }

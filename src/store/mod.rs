@@ -299,10 +299,6 @@ mod tests {
         assert_eq!(pragma(&db, "foreign_keys").await, "1");
         assert_eq!(pragma(&db, "cache_size").await, "-256", "a reader's");
         let writer = connect_writer(&url).await.unwrap();
-        assert_eq!(
-            pragma(&writer, "cache_size").await,
-            "-8192",
-            "the writer's"
-        );
+        assert_eq!(pragma(&writer, "cache_size").await, "-8192", "the writer's");
     }
 }
