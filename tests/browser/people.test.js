@@ -1,23 +1,41 @@
-// The web app's chat list as the sender sees it, two users in browser contexts of their own:
-// after sending several messages into a new private chat, the sender's own list shows the
-// newest (it said "No messages yet": no `new_message` reaches the sending socket).
+// Names and avatars in the web app (docs/protocol.md, "Names and avatars"), two users (and a
+// third for a group) in browser contexts of their own: the names Django gave (`upsert_user` on
+// NATS) in the chat list, the conversation's header and a group's message authors; an avatar
+// (from a server of its own, on another origin, asked without a Referer) or initials; a new
+// name and a broken avatar told by `user_updated` while the page is open. Also: the sender's
+// own list shows its newest message.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
 import { Jetchat } from './jetchat.js';
-import { chatEntry, mine, say, signIn, startChat } from './app_page.js';
+import { chatEntry, mine, say, signIn, startChat, theirs } from './app_page.js';
 
-let jetchat, browser;
+/** A 1×1 PNG. */
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+
+let jetchat, browser, avatars;
+/** The avatar server's requests: path and Referer. */
+const asked = [];
 
 before(async () => {
   jetchat = await new Jetchat({ RATE_MESSAGES_PER_SEC: '0' }).start();
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-background-networking'] });
+  // Django's avatars, on an origin of their own: /ann.png is an image, anything else a 404.
+  avatars = createServer((request, response) => {
+    asked.push({ path: request.url, referer: request.headers.referer });
+    if (request.url === '/ann.png') response.writeHead(200, { 'content-type': 'image/png' }).end(PNG);
+    else response.writeHead(404).end();
+  });
+  await new Promise((ok) => avatars.listen(0, '127.0.0.1', ok));
+  avatars.url = `http://127.0.0.1:${avatars.address().port}`;
 });
 
 after(async () => {
   await browser?.close();
   await jetchat?.remove();
+  avatars?.close();
 });
 
 test("the sender's chat list shows its newest message in a new private chat", async () => {
@@ -30,4 +48,58 @@ test("the sender's chat list shows its newest message in a new private chat", as
   await chatEntry(bob, 'User 11').locator('.last', { hasText: 'third' }).waitFor();
   await chatEntry(alice, 'User 12').locator('.last', { hasText: 'You: third' }).waitFor({ timeout: 5_000 });
   assert.deepEqual([...alice.errors, ...bob.errors], []);
+});
+
+test('names and avatars in the list, the header and a group; user_updated renames without a reload', async () => {
+  await jetchat.upsertUser(1, 'Ann Lee', `${avatars.url}/ann.png`);
+  await jetchat.upsertUser(2, 'Bob Ray');
+  await jetchat.upsertUser(3, 'Cy <b>Twombly</b>');
+  const alice = await signIn(browser, jetchat.url, 1);
+  const bob = await signIn(browser, jetchat.url, 2);
+
+  // Alice opens a private chat with Bob: his name, and his initials in a coloured circle.
+  await startChat(alice, '2', 'Bob Ray');
+  const bobInAlicesList = chatEntry(alice, 'Bob Ray');
+  await bobInAlicesList.locator('.avatar.initials', { hasText: 'BR' }).waitFor();
+  await alice.locator('#conversation header .avatar.initials', { hasText: 'BR' }).waitFor();
+  const colour = await bobInAlicesList.locator('.avatar').evaluate((el) => getComputedStyle(el).backgroundColor);
+  assert.notEqual(colour, 'rgba(0, 0, 0, 0)');
+  await say(alice, 'hi bob');
+
+  // Bob sees Ann's avatar, an <img> named by her, loaded from Django's server without a Referer.
+  const annInBobsList = chatEntry(bob, 'Ann Lee');
+  const img = annInBobsList.locator('img.avatar');
+  await img.waitFor();
+  assert.equal(await img.getAttribute('alt'), 'Ann Lee');
+  assert.equal(await img.getAttribute('referrerpolicy'), 'no-referrer');
+  await bob.waitForFunction(() => document.querySelector('#chats img.avatar')?.naturalWidth > 0);
+  assert.ok(asked.some((r) => r.path === '/ann.png'));
+  assert.ok(asked.every((r) => r.referer === undefined), JSON.stringify(asked));
+  await annInBobsList.click();
+  await bob.locator('#chat-title', { hasText: 'Ann Lee' }).waitFor();
+  await theirs(bob, 'hi bob').waitFor();
+
+  // Django renames Bob and gives him an avatar that does not load: Alice's page follows at
+  // once (`user_updated`), the broken avatar falls back to initials.
+  await jetchat.upsertUser(2, 'Robert Ray', `${avatars.url}/missing.png`);
+  await alice.locator('#chat-title', { hasText: 'Robert Ray' }).waitFor();
+  const renamed = chatEntry(alice, 'Robert Ray');
+  await renamed.locator('.avatar.initials', { hasText: 'RR' }).waitFor();
+  await alice.locator('#conversation header .avatar.initials', { hasText: 'RR' }).waitFor();
+  assert.ok(asked.some((r) => r.path === '/missing.png'));
+  assert.equal(await chatEntry(alice, 'Bob Ray').count(), 0);
+
+  // A group: the authors of others' messages by name, markup in a name is text.
+  await startChat(alice, '2, 3', 'team', 'team');
+  const cy = await signIn(browser, jetchat.url, 3);
+  await chatEntry(cy, 'team').click();
+  await say(cy, 'hello team');
+  await chatEntry(bob, 'team').click();
+  await say(bob, 'hi all');
+  const cyInAlice = theirs(alice, 'hello team');
+  await cyInAlice.locator('.who', { hasText: 'Cy <b>Twombly</b>' }).waitFor();
+  assert.equal(await alice.locator('#messages b').count(), 0);
+  await theirs(alice, 'hi all').locator('.who', { hasText: 'Robert Ray' }).waitFor();
+  await theirs(cy, 'hi all').locator('.who', { hasText: 'Robert Ray' }).waitFor();
+  assert.deepEqual([...alice.errors, ...bob.errors, ...cy.errors], []);
 });

@@ -1,8 +1,10 @@
-/** The open conversation: its header (back, title, presence, mute), the messages in order,
+/** The open conversation: its header (back, picture, title, presence, mute), the messages in order,
  * who is typing, and the composer below. */
 
 import { h } from '../dom';
 import type { Shown } from '../model/conversation';
+import type { Face } from '../model/people';
+import { avatar } from './avatar';
 import { drawMessage, type MessageActions } from './message';
 import type { ComposerView } from './composer';
 
@@ -12,6 +14,8 @@ export interface ConversationActions extends MessageActions {
   toggleMute(chatId: number): void;
   /** Whether the open chat is a group (its messages then say who wrote them). */
   isGroup(chatId: number): boolean;
+  /** A user's name, as the chat list knows it. */
+  name(userId: number): string;
 }
 
 export class ConversationView {
@@ -19,6 +23,7 @@ export class ConversationView {
   private chatId: number | undefined;
   private messages: HTMLElement | undefined;
   private title: HTMLElement | undefined;
+  private face: HTMLElement | undefined;
   private presence: HTMLElement | undefined;
   private mute: HTMLElement | undefined;
   private historyError: HTMLElement | undefined;
@@ -42,6 +47,7 @@ export class ConversationView {
       if (list.scrollTop < 80) this.actions.loadOlder(chatId);
     });
     this.title = h('h2', { id: 'chat-title' });
+    this.face = h('span', { className: 'face' });
     this.presence = h('div', { id: 'chat-presence', className: 'muted', 'data-testid': 'presence' });
     this.mute = h('button', { id: 'mute', type: 'button', 'aria-pressed': 'false', onclick: () => this.actions.toggleMute(chatId) }, 'Mute');
     this.historyError = h('p', { id: 'history-error', className: 'error', role: 'alert' });
@@ -49,6 +55,7 @@ export class ConversationView {
     this.el.replaceChildren(
       h('header', {},
         h('button', { id: 'back', type: 'button', 'aria-label': 'Back to chats', onclick: () => history.back() }, '←'),
+        this.face,
         h('div', {}, this.title, this.presence),
         h('span', { className: 'spacer' }),
         this.mute),
@@ -65,9 +72,14 @@ export class ConversationView {
     return this.chatId === chatId && this.messages !== undefined;
   }
 
-  showHeader(title: string, muted: boolean): void {
-    if (!this.title || !this.mute) return;
-    this.title.textContent = title;
+  showHeader(face: Face, muted: boolean): void {
+    if (!this.title || !this.mute || !this.face) return;
+    this.title.textContent = face.name;
+    // Drawn again only when it changed: an image is not asked for at every list change.
+    if (this.face.dataset.face !== JSON.stringify(face)) {
+      this.face.dataset.face = JSON.stringify(face);
+      this.face.replaceChildren(avatar(face));
+    }
     this.mute.textContent = muted ? 'Unmute' : 'Mute';
     this.mute.setAttribute('aria-pressed', String(muted));
     this.mute.setAttribute('aria-label', muted ? 'Unmute this chat' : 'Mute this chat');
@@ -104,6 +116,11 @@ export class ConversationView {
     old.replaceWith(this.draw(shown));
   }
 
+  /** Draws every message of the drawn chat again (a name changed). */
+  redrawAll(messages: Shown[]): void {
+    for (const shown of messages) if (!shown.editing) this.redraw(shown); // keep what is being typed
+  }
+
   /** The message's element, when drawn. */
   element(shown: Shown): HTMLElement | undefined {
     return this.drawn.get(shown);
@@ -128,7 +145,7 @@ export class ConversationView {
   }
 
   private draw(shown: Shown): HTMLElement {
-    const el = drawMessage(shown, this.me, this.chatId !== undefined && this.actions.isGroup(this.chatId), this.actions);
+    const el = drawMessage(shown, this.me, this.chatId !== undefined && this.actions.isGroup(this.chatId), this.actions, this.actions.name);
     this.drawn.set(shown, el);
     return el;
   }

@@ -1,4 +1,4 @@
-/** One message as a list item: sender (in a group), forward and reply marks, text or media,
+/** One message as a list item: sender's name (in a group), forward and reply marks, text or media,
  * reactions, the actions (reply, react, and on mine edit and delete), time and mark. */
 
 import { h } from '../dom';
@@ -25,8 +25,12 @@ export interface MessageActions {
   delete(shown: Shown): void;
 }
 
+/** A user's name. */
+export type Namer = (userId: number) => string;
+const userN: Namer = (id) => `User ${id}`;
+
 /** `showSender`: the message is someone else's in a group. */
-export function drawMessage(shown: Shown, me: number, showSender: boolean, actions: MessageActions): HTMLElement {
+export function drawMessage(shown: Shown, me: number, showSender: boolean, actions: MessageActions, name: Namer = userN): HTMLElement {
   const mine = shown.sender_id === me;
   const time = shown.timestamp ? new Date(shown.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
   const media = shown.file_url && (shown.content_type === 'audio' || shown.content_type === 'video')
@@ -38,9 +42,9 @@ export function drawMessage(shown: Shown, me: number, showSender: boolean, actio
     'data-message-id': shown.message_id,
     'data-client-msg-id': shown.client_msg_id,
   },
-    !mine && showSender ? h('div', { className: 'who' }, `User ${shown.sender_id}`) : null,
+    !mine && showSender ? h('div', { className: 'who' }, name(shown.sender_id)) : null,
     shown.forwarded && !shown.deleted ? h('div', { className: 'forwarded muted' }, 'Forwarded') : null,
-    shown.reply_quote && !shown.deleted ? quote(shown.reply_quote) : null,
+    shown.reply_quote && !shown.deleted ? quote(shown.reply_quote, name) : null,
     shown.deleted
       ? h('div', { className: 'tombstone', 'data-testid': 'tombstone' }, 'message deleted')
       : shown.editing ? editor(shown, actions)
@@ -61,8 +65,8 @@ export function drawMessage(shown: Shown, me: number, showSender: boolean, actio
 }
 
 /** The quote of an answered message. */
-export function quote(q: Quote): HTMLElement {
-  return h('blockquote', { className: 'quote', 'data-testid': 'quote' }, h('span', { className: 'who' }, `User ${q.sender_id}`), ' ', q.text);
+export function quote(q: Quote, name: Namer = userN): HTMLElement {
+  return h('blockquote', { className: 'quote', 'data-testid': 'quote' }, h('span', { className: 'who' }, name(q.sender_id)), ' ', q.text);
 }
 
 /** Reply, react, and on my own message edit and delete: buttons, reachable by Tab. */
