@@ -3,7 +3,7 @@
 // NATS) in the chat list, the conversation's header and a group's message authors; an avatar
 // (from a server of its own, on another origin, asked without a Referer) or initials; a new
 // name and a broken avatar told by `user_updated` while the page is open. Also: the sender's
-// own list shows its newest message.
+// own list shows its newest message, and links in messages are links while markup stays text.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -102,4 +102,26 @@ test('names and avatars in the list, the header and a group; user_updated rename
   await theirs(alice, 'hi all').locator('.who', { hasText: 'Robert Ray' }).waitFor();
   await theirs(cy, 'hi all').locator('.who', { hasText: 'Robert Ray' }).waitFor();
   assert.deepEqual([...alice.errors, ...bob.errors, ...cy.errors], []);
+});
+
+test('links in messages open in a new tab; markup and javascript: stay text', async () => {
+  const alice = await signIn(browser, jetchat.url, 21);
+  const bob = await signIn(browser, jetchat.url, 22);
+  await startChat(alice, '22', 'User 22');
+  const hostile = 'see https://example.com/a?b=1&c=2. <img src=x onerror="window.pwned=1"> <a href="javascript:window.pwned=2">x</a> javascript:window.pwned=3';
+  await say(alice, hostile);
+  await chatEntry(bob, 'User 21').click();
+  for (const page of [alice, bob]) {
+    const message = page.locator('#messages li.msg', { has: page.locator('.text', { hasText: 'see https://example.com' }) });
+    await message.waitFor();
+    const links = message.locator('.text a');
+    assert.equal(await links.count(), 1);
+    assert.equal(await links.getAttribute('href'), 'https://example.com/a?b=1&c=2');
+    assert.equal(await links.getAttribute('target'), '_blank');
+    assert.equal(await links.getAttribute('rel'), 'noopener noreferrer');
+    assert.equal(await message.locator('.text').textContent(), hostile);
+    assert.equal(await message.locator('img').count(), 0);
+    assert.equal(await page.evaluate(() => window.pwned), undefined);
+  }
+  assert.deepEqual([...alice.errors, ...bob.errors], []);
 });

@@ -1,8 +1,9 @@
-// Names, initials, colours and the batched GET /users.
+// Names, initials, colours and the batched GET /users; links cut out of a message's text.
 
 import { describe, expect, it } from 'vitest';
 import type { UserProfile } from '@jetchat/client';
 import { colourOf, displayName, initials, ProfileRequests, safeAvatarUrl, userFace } from '../src/model/people';
+import { linkParts } from '../src/model/links';
 
 describe('people', () => {
   it("shows the directory's name, else the server's fallback", () => {
@@ -72,5 +73,31 @@ describe('people', () => {
     requests.want(9);
     run!();
     expect(calls).toBe(2);
+  });
+});
+
+describe('links in a message', () => {
+  it('cuts out http(s) links, leaving the punctuation after them as text', () => {
+    expect(linkParts('see https://example.com/a?b=1&c=2. ok')).toEqual([
+      { text: 'see ' }, { text: 'https://example.com/a?b=1&c=2', href: 'https://example.com/a?b=1&c=2' }, { text: '. ok' },
+    ]);
+    expect(linkParts('(http://a.example/x_(y)) and HTTPS://B.example')).toEqual([
+      { text: '(' }, { text: 'http://a.example/x_(y)', href: 'http://a.example/x_(y)' }, { text: ') and ' },
+      { text: 'HTTPS://B.example', href: 'https://b.example/' },
+    ]);
+  });
+
+  it('leaves everything else text: markup, javascript: and data: URLs, a scheme inside a word', () => {
+    const hostile = '<img src=x onerror="alert(1)"> <a href="javascript:alert(2)">x</a> javascript:alert(3) data:text/html,<b>x</b> xhttps://evil.example https://';
+    expect(linkParts(hostile)).toEqual([{ text: hostile }]);
+    expect(linkParts('<a href="https://evil.example/">x</a>')).toEqual([
+      { text: '<a href="' }, { text: 'https://evil.example/', href: 'https://evil.example/' }, { text: '">x</a>' },
+    ]);
+    expect(linkParts('')).toEqual([]);
+  });
+
+  it('gives back the whole text', () => {
+    const text = 'a https://x.example/p?q=1#f, b http://y.example c';
+    expect(linkParts(text).map((p) => p.text).join('')).toBe(text);
   });
 });

@@ -1,9 +1,11 @@
-/** One message as a list item: sender's name (in a group), forward and reply marks, text or media,
+/** One message as a list item: sender's name (in a group), forward and reply marks, text (its
+ * http(s) links clickable, built as DOM nodes: no markup of the text is interpreted) or media,
  * reactions, the actions (reply, react, and on mine edit and delete), time and mark. */
 
 import { h } from '../dom';
 import type { Mark } from '../model/marks';
 import type { Quote, Shown } from '../model/conversation';
+import { linkParts } from '../model/links';
 
 const MARK_TEXT: Record<Mark, [string, string]> = {
   pending: ['…', 'sending'],
@@ -48,7 +50,7 @@ export function drawMessage(shown: Shown, me: number, showSender: boolean, actio
     shown.deleted
       ? h('div', { className: 'tombstone', 'data-testid': 'tombstone' }, 'message deleted')
       : shown.editing ? editor(shown, actions)
-      : shown.content ? h('div', { className: 'text' }, shown.content) : null,
+      : shown.content ? messageText(shown.content) : null,
     shown.deleted ? null : media,
     shown.reactions.length ? h('div', { className: 'reactions', role: 'group', 'aria-label': 'Reactions' },
       ...shown.reactions.map((r) => h('button', {
@@ -62,6 +64,14 @@ export function drawMessage(shown: Shown, me: number, showSender: boolean, actio
       time ? h('time', { datetime: shown.timestamp }, time) : null,
       mark && shown.mark ? h('span', { className: 'mark', 'data-status': shown.mark, title: mark[1], 'aria-label': mark[1] }, mark[0]) : null),
     shown.error ? h('div', { className: 'error', role: 'alert' }, `Not sent: ${shown.error}`) : null);
+}
+
+/** A message's text: text nodes, and its http(s) links as links that open in a new tab and
+ * tell the target neither this page nor its address. */
+export function messageText(content: string): HTMLElement {
+  return h('div', { className: 'text' }, ...linkParts(content).map((part) => 'href' in part
+    ? h('a', { href: part.href, target: '_blank', rel: 'noopener noreferrer' }, part.text)
+    : part.text));
 }
 
 /** The quote of an answered message. */
