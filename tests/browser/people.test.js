@@ -57,6 +57,8 @@ test('names and avatars in the list, the header and a group; user_updated rename
   const alice = await signIn(browser, jetchat.url, 1);
   const bob = await signIn(browser, jetchat.url, 2);
 
+  await alice.locator('[data-testid="me"]', { hasText: 'Ann Lee' }).waitFor();
+
   // Alice opens a private chat with Bob: his name, and his initials in a coloured circle.
   await startChat(alice, '2', 'Bob Ray');
   const bobInAlicesList = chatEntry(alice, 'Bob Ray');

@@ -194,6 +194,7 @@ export class App {
 
   private drawList(): void {
     this.chatList.draw(chatRows(this.chats.list(), this.me, this.open, this.directory));
+    this.topBar.showName(this.name(this.me));
     if (this.open !== undefined) this.drawHeader();
   }
 
