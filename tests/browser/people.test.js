@@ -91,7 +91,7 @@ test('names and avatars in the list, the header and a group; user_updated rename
   assert.ok(asked.some((r) => r.path === '/missing.png'));
   assert.equal(await chatEntry(alice, 'Bob Ray').count(), 0);
 
-  // A group: the authors of others' messages by name, markup in a name is text.
+  // A group: the authors of others' messages by name and initials, markup in a name is text.
   await startChat(alice, '2, 3', 'team', 'team');
   const cy = await signIn(browser, jetchat.url, 3);
   await chatEntry(cy, 'team').click();
@@ -102,6 +102,7 @@ test('names and avatars in the list, the header and a group; user_updated rename
   await cyInAlice.locator('.who', { hasText: 'Cy <b>Twombly</b>' }).waitFor();
   assert.equal(await alice.locator('#messages b').count(), 0);
   await theirs(alice, 'hi all').locator('.who', { hasText: 'Robert Ray' }).waitFor();
+  await theirs(alice, 'hi all').locator('.who .avatar.initials', { hasText: 'RR' }).waitFor();
   await theirs(cy, 'hi all').locator('.who', { hasText: 'Robert Ray' }).waitFor();
   assert.deepEqual([...alice.errors, ...bob.errors, ...cy.errors], []);
 });

@@ -6,7 +6,7 @@ import { ChatList, Client, webStorageOutbox, type CreateChatRequest, type FrameO
 import { describe, h } from './dom';
 import type { Session } from './signin';
 import { chatFace, chatRows, chatTitle, isMuted, presenceText, type Directory } from './model/chats';
-import { displayName, ProfileRequests } from './model/people';
+import { ProfileRequests, userFace, type Face } from './model/people';
 import { Conversation, type Quote, type Shown } from './model/conversation';
 import type { Mark } from './model/marks';
 import { Typers, typingText } from './model/typing';
@@ -77,6 +77,7 @@ export class App {
       toggleMute: (chatId) => void this.toggleMute(chatId),
       isGroup: (chatId) => !!this.chats.get(chatId)?.is_group,
       name: (userId) => this.name(userId),
+      face: (userId) => this.face(userId),
       reply: (shown) => this.startReply(shown),
       toggleReaction: (shown, emoji) => this.toggleReaction(shown, emoji),
       startEditing: (shown) => {
@@ -184,12 +185,16 @@ export class App {
     return chatTitle(this.chats.get(chatId), chatId, this.me, this.directory);
   }
 
-  /** A user's name; one the chat list has no profile of is asked for (`GET /users`, batched)
-   * and drawn again when it comes. */
-  private name(userId: number): string {
+  /** A user's name and avatar; one the chat list has no profile of is asked for (`GET
+   * /users`, batched) and drawn again when it comes. */
+  private face(userId: number): Face {
     const profile = this.chats.profile(userId);
     if (!profile) this.profileRequests.want(userId);
-    return displayName(profile, userId);
+    return userFace(profile, userId);
+  }
+
+  private name(userId: number): string {
+    return this.face(userId).name;
   }
 
   private drawList(): void {

@@ -18,6 +18,8 @@ describe('people', () => {
     expect(initials('  Émile   Zola ')).toBe('ÉZ');
     expect(initials('😀 Smile')).toBe('😀S');
     expect(initials('')).toBe('?');
+    expect(initials('"Bo" (Smith)')).toBe('BS');
+    expect(initials('<b>')).toBe('B');
   });
 
   it('gives each user a colour of their own, the same every time', () => {

@@ -22,10 +22,15 @@ export function displayName(profile: UserProfile | undefined, userId: number): s
   return profile?.display_name || `User ${userId}`;
 }
 
+/** Letters, digits and emoji: what initials are made of (not brackets or quotes). */
+const INITIAL = /[\p{L}\p{N}\p{Extended_Pictographic}]/u;
+
 /** Up to two letters: the first of the first word and of the last ("Ann Lee" → "AL"), or the
  * first two of a single word; whole characters, so an emoji or an accented letter stays one. */
 export function initials(name: string): string {
-  const words = name.trim().split(/\s+/).filter(Boolean).map((w) => Array.from(w));
+  const words = name.trim().split(/\s+/)
+    .map((w) => Array.from(w).filter((c) => INITIAL.test(c)))
+    .filter((w) => w.length > 0);
   if (words.length === 0) return '?';
   const first = words[0]!;
   const letters = words.length === 1 ? first.slice(0, 2) : [first[0]!, words[words.length - 1]![0]!];

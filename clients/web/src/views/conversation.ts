@@ -5,17 +5,15 @@ import { h } from '../dom';
 import type { Shown } from '../model/conversation';
 import type { Face } from '../model/people';
 import { avatar } from './avatar';
-import { drawMessage, type MessageActions } from './message';
+import { drawMessage, type MessageActions, type People } from './message';
 import type { ComposerView } from './composer';
 
-export interface ConversationActions extends MessageActions {
+export interface ConversationActions extends MessageActions, People {
   /** Scrolled near the top: the page of history before the oldest shown. */
   loadOlder(chatId: number): void;
   toggleMute(chatId: number): void;
   /** Whether the open chat is a group (its messages then say who wrote them). */
   isGroup(chatId: number): boolean;
-  /** A user's name, as the chat list knows it. */
-  name(userId: number): string;
 }
 
 export class ConversationView {
@@ -145,7 +143,7 @@ export class ConversationView {
   }
 
   private draw(shown: Shown): HTMLElement {
-    const el = drawMessage(shown, this.me, this.chatId !== undefined && this.actions.isGroup(this.chatId), this.actions, this.actions.name);
+    const el = drawMessage(shown, this.me, this.chatId !== undefined && this.actions.isGroup(this.chatId), this.actions, this.actions);
     this.drawn.set(shown, el);
     return el;
   }

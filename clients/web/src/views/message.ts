@@ -6,6 +6,8 @@ import { h } from '../dom';
 import type { Mark } from '../model/marks';
 import type { Quote, Shown } from '../model/conversation';
 import { linkParts } from '../model/links';
+import type { Face } from '../model/people';
+import { avatar } from './avatar';
 
 const MARK_TEXT: Record<Mark, [string, string]> = {
   pending: ['…', 'sending'],
@@ -31,8 +33,15 @@ export interface MessageActions {
 export type Namer = (userId: number) => string;
 const userN: Namer = (id) => `User ${id}`;
 
-/** `showSender`: the message is someone else's in a group. */
-export function drawMessage(shown: Shown, me: number, showSender: boolean, actions: MessageActions, name: Namer = userN): HTMLElement {
+/** How the authors of messages are drawn. */
+export interface People {
+  name: Namer;
+  face(userId: number): Face;
+}
+
+/** `showSender`: the message is someone else's in a group, drawn with `people`. */
+export function drawMessage(shown: Shown, me: number, showSender: boolean, actions: MessageActions, people?: People): HTMLElement {
+  const name = people?.name ?? userN;
   const mine = shown.sender_id === me;
   const time = shown.timestamp ? new Date(shown.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
   const media = shown.file_url && (shown.content_type === 'audio' || shown.content_type === 'video')
@@ -44,7 +53,7 @@ export function drawMessage(shown: Shown, me: number, showSender: boolean, actio
     'data-message-id': shown.message_id,
     'data-client-msg-id': shown.client_msg_id,
   },
-    !mine && showSender ? h('div', { className: 'who' }, name(shown.sender_id)) : null,
+    !mine && showSender ? h('div', { className: 'who' }, people ? avatar(people.face(shown.sender_id)) : null, name(shown.sender_id)) : null,
     shown.forwarded && !shown.deleted ? h('div', { className: 'forwarded muted' }, 'Forwarded') : null,
     shown.reply_quote && !shown.deleted ? quote(shown.reply_quote, name) : null,
     shown.deleted
