@@ -2,18 +2,22 @@
 // third for a group) in browser contexts of their own: the names Django gave (`upsert_user` on
 // NATS) in the chat list, the conversation's header and a group's message authors; an avatar
 // (from a server of its own, on another origin, asked without a Referer) or initials; a new
-// name and a broken avatar told by `user_updated` while the page is open. Also: the sender's
-// own list shows its newest message, and links in messages are links while markup stays text.
+// name and a broken avatar told by `user_updated` while the page is open; a big group's
+// authors asked for in one `GET /users`. Also: the sender's own list shows its newest message,
+// and links in messages are links while markup stays text.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
 import { Jetchat } from './jetchat.js';
-import { chatEntry, mine, say, signIn, startChat, theirs } from './app_page.js';
+import { chatEntry, mineLocator, say, signIn, startChat, theirs } from './app_page.js';
 
 /** A 1×1 PNG. */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+
+/** My message with this text is stored (its mark is past "sending", whichever it is by now). */
+const stored = (page, text) => mineLocator(page, text).locator('.mark:not([data-status="pending"]):not([data-status="failed"])').waitFor();
 
 let jetchat, browser, avatars;
 /** The avatar server's requests: path and Referer. */
@@ -43,7 +47,7 @@ test("the sender's chat list shows its newest message in a new private chat", as
   const bob = await signIn(browser, jetchat.url, 12);
   await startChat(alice, '12', 'User 12');
   for (const text of ['first', 'second', 'third']) await say(alice, text);
-  await mine(alice, 'third', 'sent');
+  await stored(alice, 'third');
   // The receiver's list had it all along; the sender's said "No messages yet".
   await chatEntry(bob, 'User 11').locator('.last', { hasText: 'third' }).waitFor();
   await chatEntry(alice, 'User 12').locator('.last', { hasText: 'You: third' }).waitFor({ timeout: 5_000 });
@@ -105,6 +109,40 @@ test('names and avatars in the list, the header and a group; user_updated rename
   await theirs(alice, 'hi all').locator('.who .avatar.initials', { hasText: 'RR' }).waitFor();
   await theirs(cy, 'hi all').locator('.who', { hasText: 'Robert Ray' }).waitFor();
   assert.deepEqual([...alice.errors, ...bob.errors, ...cy.errors], []);
+});
+
+test("a big group's authors, whose profiles no chat carries, come from one GET /users", async () => {
+  await jetchat.upsertUser(31, 'Dee Dee');
+  await jetchat.upsertUser(32, 'Eli Oak');
+  const alice = await signIn(browser, jetchat.url, 30);
+  // Over 100 members: GET /chats/ and chat_created list none of their profiles.
+  const members = Array.from({ length: 101 }, (_, i) => 31 + i).join(', ');
+  await startChat(alice, members, 'big', 'big');
+  const dee = await signIn(browser, jetchat.url, 31);
+  await chatEntry(dee, 'big').click();
+  await say(dee, 'from dee');
+  await say(dee, 'dee again');
+  const eli = await signIn(browser, jetchat.url, 32);
+  await chatEntry(eli, 'big').click();
+  await say(eli, 'from eli');
+  await stored(eli, 'from eli');
+
+  // Alice comes back to the chat: its history's authors are asked for together, once.
+  await alice.reload();
+  await alice.locator('.state[data-state="open"]').waitFor();
+  const asked = [];
+  alice.on('request', (request) => {
+    const url = new URL(request.url());
+    if (url.pathname === '/users') asked.push(url.searchParams.get('ids'));
+  });
+  await chatEntry(alice, 'big').click();
+  await theirs(alice, 'from dee').locator('.who', { hasText: 'Dee Dee' }).waitFor();
+  await theirs(alice, 'dee again').locator('.who', { hasText: 'Dee Dee' }).waitFor();
+  await theirs(alice, 'from eli').locator('.who', { hasText: 'Eli Oak' }).waitFor();
+  // (My own name, for the top bar, may be asked for on its own: I am in no small chat.)
+  const authors = asked.map((ids) => ids.split(',').sort().join(',')).filter((ids) => ids !== '30');
+  assert.deepEqual(authors, ['31,32']);
+  assert.deepEqual([...alice.errors, ...dee.errors, ...eli.errors], []);
 });
 
 test('links in messages open in a new tab; markup and javascript: stay text', async () => {
