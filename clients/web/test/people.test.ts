@@ -26,6 +26,8 @@ describe('people', () => {
     expect(colourOf(2)).toBe(colourOf(2));
     expect(new Set([1, 2, 3, 4, 5, 6].map(colourOf)).size).toBe(6);
     expect(colourOf(2)).toMatch(/^hsl\(\d+ 55% 38%\)$/);
+    expect(colourOf(-2)).not.toBe(colourOf(2)); // a group's (negative keys) is not a user's
+    expect(colourOf(-2)).toMatch(/^hsl\(\d+ 55% 38%\)$/);
   });
 
   it('takes only http(s) avatars', () => {

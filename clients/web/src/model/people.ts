@@ -40,7 +40,7 @@ export function initials(name: string): string {
 /** A colour of the key's own (a user id, or a chat's for a group): hues spread by the golden
  * angle, dark enough for white initials. */
 export function colourOf(key: number): string {
-  const hue = Math.round((Math.abs(key) * 137.508) % 360);
+  const hue = Math.round((((key * 137.508) % 360) + 360) % 360) % 360;
   return `hsl(${hue} 55% 38%)`;
 }
 
