@@ -22,6 +22,8 @@ export class ConversationView {
   private messages: HTMLElement | undefined;
   private title: HTMLElement | undefined;
   private face: HTMLElement | undefined;
+  /** The face drawn in the header, to draw it again only when it changed. */
+  private faceShown: string | undefined;
   private presence: HTMLElement | undefined;
   private mute: HTMLElement | undefined;
   private historyError: HTMLElement | undefined;
@@ -46,6 +48,7 @@ export class ConversationView {
     });
     this.title = h('h2', { id: 'chat-title' });
     this.face = h('span', { className: 'face' });
+    this.faceShown = undefined;
     this.presence = h('div', { id: 'chat-presence', className: 'muted', 'data-testid': 'presence' });
     this.mute = h('button', { id: 'mute', type: 'button', 'aria-pressed': 'false', onclick: () => this.actions.toggleMute(chatId) }, 'Mute');
     this.historyError = h('p', { id: 'history-error', className: 'error', role: 'alert' });
@@ -74,8 +77,9 @@ export class ConversationView {
     if (!this.title || !this.mute || !this.face) return;
     this.title.textContent = face.name;
     // Drawn again only when it changed: an image is not asked for at every list change.
-    if (this.face.dataset.face !== JSON.stringify(face)) {
-      this.face.dataset.face = JSON.stringify(face);
+    const key = JSON.stringify(face);
+    if (this.faceShown !== key) {
+      this.faceShown = key;
       this.face.replaceChildren(avatar(face));
     }
     this.mute.textContent = muted ? 'Unmute' : 'Mute';
