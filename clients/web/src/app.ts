@@ -29,7 +29,8 @@ export class App {
   private readonly conversations = new Map<number, Conversation>();
   private readonly presence = new Map<number, string>();
   private readonly typers = new Typers(() => this.drawTyping());
-  /** The profiles the chat list has (GET /chats/, chat_created, member_added, user_updated). */
+  /** The profiles the chat list has (GET /chats/, chat_created, member_added, user_updated);
+   * one it has not is asked for. */
   private readonly directory: Directory;
   /** `GET /users` for the authors the chat list has no profile of, in batches. */
   private readonly profileRequests: ProfileRequests;
@@ -55,7 +56,11 @@ export class App {
       backoff: { initialMs: 250, maxMs: 5_000 },
     });
     this.chats = new ChatList(this.client, this.me);
-    this.directory = (userId) => this.chats.profile(userId);
+    this.directory = (userId) => {
+      const profile = this.chats.profile(userId);
+      if (!profile) this.profileRequests.want(userId);
+      return profile;
+    };
     this.profileRequests = new ProfileRequests(
       (ids) => this.client.rest.users(ids),
       (profiles) => {
@@ -188,9 +193,7 @@ export class App {
   /** A user's name and avatar; one the chat list has no profile of is asked for (`GET
    * /users`, batched) and drawn again when it comes. */
   private face(userId: number): Face {
-    const profile = this.chats.profile(userId);
-    if (!profile) this.profileRequests.want(userId);
-    return userFace(profile, userId);
+    return userFace(this.directory(userId), userId);
   }
 
   private name(userId: number): string {

@@ -37,12 +37,14 @@ describe('the chat list', () => {
       entry(2, { unread: 2, last_message: last(ME, { content: '', content_type: 'audio' }), muted_until: '2026-12-24T18:00:00Z' }),
       entry(3, { muted_until: '2026-11-30T00:00:00Z', last_message: last(2, { deleted: true, content: '' }) }),
       entry(4),
+      entry(6, { is_group: true, name: 'team', member_ids: [ME, 2, 5], last_message: last(5) }),
     ], ME, 2, directory, NOW);
-    expect(rows.map((r) => r.chatId)).toEqual([1, 2, 3, 4]); // the SDK's order is kept
+    expect(rows.map((r) => r.chatId)).toEqual([1, 2, 3, 4, 6]); // the SDK's order is kept
     expect(rows[0]).toMatchObject({ unread: 3, current: false, muted: false, preview: 'hello', label: 'User 2, 3 unread' });
     expect(rows[1]).toMatchObject({ unread: 0, current: true, muted: true, preview: 'You: ♪ Voice note', label: 'User 2, muted' });
     expect(rows[2]).toMatchObject({ muted: false, preview: 'message deleted' });
     expect(rows[3]).toMatchObject({ preview: 'No messages yet' });
+    expect(rows[4]).toMatchObject({ preview: 'Eve Moss: hello' }); // a group's line names its author
     expect(isMuted(entry(5, { muted_until: '9999-12-31T23:59:59Z' }), NOW)).toBe(true);
   });
 

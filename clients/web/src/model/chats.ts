@@ -39,7 +39,7 @@ export interface ChatRow {
   chatId: number;
   name: string;
   face: Face;
-  /** The newest message (`You: ` before mine). */
+  /** The newest message (`You: ` before mine, its author's name before others' in a group). */
   preview: string;
   /** The badge: none for the open chat, which is being read. */
   unread: number;
@@ -61,13 +61,20 @@ export function chatRows(entries: ChatListEntry[], me: number, open: number | un
       chatId: entry.chat_id,
       name,
       face,
-      preview: last ? `${last.sender_id === me ? 'You: ' : ''}${messagePreview(last)}` : 'No messages yet',
+      preview: last ? `${author(entry, last.sender_id, me, directory)}${messagePreview(last)}` : 'No messages yet',
       unread,
       muted,
       current: entry.chat_id === open,
       label: `${name}${muted ? ', muted' : ''}${unread ? `, ${unread} unread` : ''}`,
     };
   });
+}
+
+/** Who wrote a chat's newest message, as its line starts: `You: `, a group member's name, or
+ * nothing in a private chat (the chat's name says who). */
+function author(entry: ChatListEntry, senderId: number, me: number, directory: Directory): string {
+  if (senderId === me) return 'You: ';
+  return entry.is_group ? `${displayName(directory(senderId), senderId)}: ` : '';
 }
 
 /** Under a conversation's title: the other member's presence in a private chat, how many are
