@@ -3,8 +3,8 @@
 // NATS) in the chat list, the conversation's header and a group's message authors; an avatar
 // (from a server of its own, on another origin, asked without a Referer) or initials; a new
 // name and a broken avatar told by `user_updated` while the page is open; a big group's
-// authors asked for with `GET /users`, each once. Also: the sender's own list shows its newest message,
-// and links in messages are links while markup stays text.
+// authors asked for with `GET /users`, each once. Also: the sender's own list shows its newest
+// message, and links in messages are links while markup stays text.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
