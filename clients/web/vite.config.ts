@@ -19,5 +19,5 @@ export default defineConfig({
     modulePreload: { polyfill: false },
     reportCompressedSize: true,
   },
-  server: { proxy: { '/ws': { target: 'ws://127.0.0.1:8000', ws: true }, '^/(chats|messages|upload|media|sync|dev|app-config.json)': 'http://127.0.0.1:8000' } },
+  server: { proxy: { '/ws': { target: 'ws://127.0.0.1:8000', ws: true }, '^/(chats|messages|users|upload|media|sync|dev|app-config.json)': 'http://127.0.0.1:8000' } },
 });

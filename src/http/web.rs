@@ -25,8 +25,9 @@ struct Dist;
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// The page itself: always asked again, so a new release's assets are picked up at once.
 const NO_CACHE: &str = "no-cache";
-/// What the page may load: only this server (its scripts, styles, media and socket).
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
+/// What the page may load: only this server (its scripts, styles, media and socket), and
+/// images from anywhere on http(s): the avatars Django links to (asked without a Referer).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: https: http:; \
      media-src 'self' blob:; object-src 'none'; base-uri 'none'";
 
 /// `GET /`: the app's page.

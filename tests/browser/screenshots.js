@@ -1,6 +1,7 @@
 // Pictures of the web app for docs/screenshots/ (scripts/screenshots.sh runs this): a real
-// jetchat with DEV_LOGIN, two users and a group, a few messages and a voice note, then the
-// sign-in page, the chat list with a conversation, and both at a phone's width (375 px).
+// jetchat with DEV_LOGIN, two users and a group (named by Django's `upsert_user`), a few
+// messages and a voice note, then the sign-in page, the chat list with a conversation, and
+// both at a phone's width (375 px).
 
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -29,16 +30,19 @@ try {
     await sayIt(page, text);
     await page.locator('#messages li.msg.mine .mark:not([data-status="pending"])').last().waitFor();
   };
+  await jetchat.upsertUser(1, 'Ann Lee');
+  await jetchat.upsertUser(2, 'Bob Ray');
+  await jetchat.upsertUser(3, 'Carol Diaz');
   const alice = await open(1);
   const bob = await open(2);
   const carol = await open(3);
   await start(alice, '2, 3', 'team', 'team');
   await say(alice, 'Stand-up in 5 minutes?');
-  await start(carol, '1', 'User 1');
+  await start(carol, '1', 'Ann Lee');
   await say(carol, 'Can you review my change today?');
-  await start(alice, '2', 'User 2');
+  await start(alice, '2', 'Bob Ray');
   await say(alice, 'Hi Bob! Did the release go out?');
-  await bob.locator('#chats button', { hasText: 'User 1' }).click();
+  await bob.locator('#chats button', { hasText: 'Ann Lee' }).click();
   await bob.locator('#messages li.msg:not(.mine)').first().waitFor();
   await say(bob, 'Yes, an hour ago. All green.');
   await say(bob, 'Here is the voice note from the call:');
@@ -52,7 +56,7 @@ try {
 
   const phone = await open(1, { width: 375, height: 740 });
   await phone.screenshot({ path: join(out, 'phone-chat-list.png') });
-  await phone.locator('#chats button', { hasText: 'User 2' }).click();
+  await phone.locator('#chats button', { hasText: 'Bob Ray' }).click();
   await phone.locator('#messages li.msg audio').waitFor();
   await phone.screenshot({ path: join(out, 'phone-conversation.png') });
   console.log(`screenshots written to ${out}`);

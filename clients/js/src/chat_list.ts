@@ -2,11 +2,13 @@
  * the client's events. Optional: an app can draw from the events itself.
  *
  * It knows a chat from `load()` (`GET /chats/`), the socket's `unread`, and `chat_created`,
- * `member_added` and new messages; `change` is emitted with `list()` after each change. */
+ * `member_added`, new messages and my own as they are stored; `change` is emitted with `list()`
+ * after each change. It keeps the members' names and avatars too (`profile(userId)`), from the
+ * same sources and `user_updated`. */
 
 import type { Client } from './client.js';
 import { Emitter } from './emitter.js';
-import type { ChatView, MessageView } from './types.js';
+import type { ChatView, MessageAck, MessageView, SendMessage, UserProfile } from './types.js';
 
 export interface ChatListEntry {
   chat_id: number;
@@ -23,6 +25,15 @@ export interface ChatListEntry {
   muted_until: string | null;
 }
 
+/** Whether `next` is to replace `known` as a user's profile: the newer one wins (a profile
+ * with no `updated_at` is the server's "User <id>" fallback, never newer than a real one). */
+export function newerProfile(known: UserProfile | undefined, next: UserProfile): boolean {
+  if (!known) return true;
+  if (!next.updated_at) return !known.updated_at;
+  if (!known.updated_at) return true;
+  return Date.parse(next.updated_at) >= Date.parse(known.updated_at);
+}
+
 /** The chat list's order: the newest message first (message ids grow with time), chats
  * without messages last, the newer chat (higher id) first among equals. */
 export function newestFirst(a: ChatListEntry, b: ChatListEntry): number {
@@ -31,6 +42,7 @@ export function newestFirst(a: ChatListEntry, b: ChatListEntry): number {
 
 export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
   private readonly chats = new Map<number, ChatListEntry>();
+  private readonly profiles = new Map<number, UserProfile>();
   private readonly offs: (() => void)[] = [];
 
   /** `userId`: the signed-in user, whose own messages do not count as unread. */
@@ -48,8 +60,12 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
         }
         this.changed();
       }),
-      client.on('chat_created', ({ chat }) => this.put(chat)),
+      client.on('chat_created', ({ chat, profiles }) => {
+        this.remember(profiles ?? [], false);
+        this.put(chat);
+      }),
       client.on('member_added', (frame) => {
+        this.remember(frame.profiles ?? [], false);
         if (frame.chat) this.put(frame.chat);
         else if (!this.entry(frame.chat_id).member_ids.includes(frame.user_id)) {
           this.entry(frame.chat_id).member_ids.push(frame.user_id);
@@ -93,6 +109,10 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
         if ((entry.last_message_id ?? 0) < ack.message_id) entry.last_message_id = ack.message_id;
         this.changed();
       }),
+      // My message is the chat's newest too: the server sends no `new_message` to the socket
+      // that sent it, so the line would keep its older message ("No messages yet" in a new chat).
+      client.on('message_sent', ({ ack, frame }) => this.sent(ack, frame)),
+      client.on('user_updated', ({ user }) => this.remember([user])),
     );
   }
 
@@ -101,6 +121,7 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
    * with `list()`. Call it once connected and after `resync_required`. */
   async load(): Promise<ChatListEntry[]> {
     for (const chat of await this.client.rest.chats()) {
+      this.remember(chat.profiles ?? [], false);
       this.put(chat, false);
       const entry = this.entry(chat.chat_id);
       entry.unread = chat.unread_count;
@@ -126,6 +147,27 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
     return this.chats.get(chatId);
   }
 
+  /** A user's name and avatar as the list last heard them (`GET /chats/`, `chat_created`,
+   * `member_added`, `user_updated`, or `remember`), `undefined` for someone it never heard of
+   * (a member of a group of over 100: ask `client.rest.users`). */
+  profile(userId: number): UserProfile | undefined {
+    return this.profiles.get(userId);
+  }
+
+  /** Keeps profiles learnt elsewhere (`client.rest.users`), the newer winning; emits `change`
+   * when one changed. Whether one did. */
+  remember(profiles: readonly UserProfile[], notify = true): boolean {
+    let changed = false;
+    for (const profile of profiles) {
+      if (!newerProfile(this.profiles.get(profile.user_id), profile)) continue;
+      const known = this.profiles.get(profile.user_id);
+      this.profiles.set(profile.user_id, { ...profile });
+      changed ||= known?.display_name !== profile.display_name || (known?.avatar_url ?? null) !== (profile.avatar_url ?? null);
+    }
+    if (changed && notify) this.changed();
+    return changed;
+  }
+
   /** Marks the chat read up to its newest message (tells the server) and clears its count. */
   read(chatId: number): void {
     const entry = this.chats.get(chatId);
@@ -149,6 +191,25 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
       entry.last_message = message;
       if (message.sender_id !== this.userId) entry.unread += 1;
     }
+    this.changed();
+  }
+
+  private sent(ack: MessageAck, frame: SendMessage): void {
+    const entry = this.entry(ack.chat_id);
+    if ((entry.last_message_id ?? 0) > ack.message_id) return;
+    entry.last_message_id = ack.message_id;
+    entry.last_message = {
+      message_id: ack.message_id,
+      chat_id: ack.chat_id,
+      sender_id: this.userId,
+      receiver_id: frame.receiver_id ?? null,
+      client_msg_id: ack.client_msg_id,
+      content: frame.content ?? '',
+      content_type: frame.content_type ?? 'text',
+      file_url: frame.file_url ?? null,
+      reply_to_message_id: frame.reply_to_message_id ?? null,
+      timestamp: ack.timestamp,
+    };
     this.changed();
   }
 

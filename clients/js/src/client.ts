@@ -134,6 +134,9 @@ export type ClientEvents = { [A in ServerAction]: FrameOf<A> } & {
   state: ConnectionState;
   /** The client gave up: `closed_by_app`, or a fixed token that expired. */
   stopped: { reason: StopReason };
+  /** My message is stored (its first `message_ack`, after that event): the frame I sent with
+   * the ack, so a UI can show it as the chat's newest without waiting for history. */
+  message_sent: { ack: MessageAck; frame: SendMessage };
   /** The server refused a message for good; it left the outbox. */
   send_failed: { clientMsgId: string; frame: SendMessage; error: ErrorFrame };
   /** A new token could not be had or was refused (`invalid_token`, `forbidden`). */
@@ -473,6 +476,8 @@ export class Client extends Emitter<ClientEvents> {
       if (!this.cursors.handle(cursor)) return; // a stored change already handled (the catch-up's overlap)
       if (this.catchUpEmitted !== undefined) this.catchUpEmitted += 1;
     }
+    /** The frame a `message_ack` answers, while the outbox still has it. */
+    let sent: SendMessage | undefined;
     switch (frame.action) {
       case 'unread':
         this.onReady(frame);
@@ -491,6 +496,7 @@ export class Client extends Emitter<ClientEvents> {
         this.outbox.accepted(frame.client_msg_id, frame.chat_id);
         break;
       case 'message_ack':
+        sent = this.outbox.get(frame.client_msg_id)?.frame;
         this.outbox.remove(frame.client_msg_id);
         this.acks.get(frame.client_msg_id)?.resolve(frame);
         this.acks.delete(frame.client_msg_id);
@@ -505,6 +511,7 @@ export class Client extends Emitter<ClientEvents> {
     }
     this.emit(frame.action, frame as never);
     this.emit('frame', frame);
+    if (sent && frame.action === 'message_ack') this.emit('message_sent', { ack: frame, frame: sent });
   }
 
   private onReady(unread: Unread): void {

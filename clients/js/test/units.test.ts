@@ -1,9 +1,11 @@
 // Unit tests of the parts that need no server: backoff, token renewal times, the outbox, the
-// cursor tracker.
+// cursor tracker, the chat list fed by a client's events.
 
 import { describe, expect, it } from 'vitest';
 import { Backoff } from '../src/backoff.js';
-import { newestFirst, type ChatListEntry } from '../src/chat_list.js';
+import { ChatList, newerProfile, newestFirst, type ChatListEntry } from '../src/chat_list.js';
+import type { Client, ClientEvents } from '../src/client.js';
+import { Emitter } from '../src/emitter.js';
 import { CursorTracker, RESUME_HANDLED } from '../src/cursor.js';
 import { MemoryOutboxStorage, Outbox } from '../src/outbox.js';
 import { TokenKeeper, tokenExp } from '../src/token.js';
@@ -154,5 +156,53 @@ describe('chat list order', () => {
   it('puts the newest message first, chats without messages last, the newer chat first among equals', () => {
     const sorted = [chat(1, 10), chat(2, null), chat(3, 42), chat(4, null), chat(5, 10)].sort(newestFirst);
     expect(sorted.map((c) => c.chat_id)).toEqual([3, 5, 1, 4, 2]);
+  });
+});
+
+/** A client that emits what a test tells it to (no socket). */
+class FakeClient extends Emitter<ClientEvents> {
+  tell<K extends keyof ClientEvents>(event: K, value: ClientEvents[K]): void {
+    this.emit(event, value);
+  }
+}
+
+describe('chat list events', () => {
+  const profile = (user_id: number, display_name: string, updated_at: string | null) =>
+    ({ user_id, display_name, avatar_url: null, updated_at });
+
+  it("takes my stored message as the chat's newest, which no new_message tells the sending socket", () => {
+    const client = new FakeClient();
+    const list = new ChatList(client as unknown as Client, 1);
+    client.tell('chat_created', { action: 'chat_created', chat: { chat_id: 7, name: null, is_group: false, created_by: 1, created_at: 't', member_ids: [1, 2] }, profiles: [] });
+    const ack = { action: 'message_ack' as const, client_msg_id: 'c1', message_id: 42, chat_id: 7, timestamp: '2026-12-07T10:00:00Z' };
+    client.tell('message_ack', ack);
+    client.tell('message_sent', { ack, frame: { action: 'send_message', chat_id: 7, content: 'hello', client_msg_id: 'c1' } });
+    const entry = list.get(7)!;
+    expect(entry.last_message_id).toBe(42);
+    expect(entry.last_message).toMatchObject({ message_id: 42, sender_id: 1, content: 'hello', content_type: 'text' });
+    expect(entry.unread).toBe(0);
+  });
+
+  it('keeps the newest profile from chat_created, member_added and user_updated', () => {
+    const client = new FakeClient();
+    const list = new ChatList(client as unknown as Client, 1);
+    const changes: unknown[] = [];
+    list.on('change', (c) => changes.push(c));
+    client.tell('chat_created', { action: 'chat_created', chat: { chat_id: 7, name: null, is_group: false, created_by: 1, created_at: 't', member_ids: [1, 2] }, profiles: [profile(2, 'Bob', '2026-12-07T10:00:00Z')] });
+    expect(list.profile(2)?.display_name).toBe('Bob');
+    client.tell('user_updated', { action: 'user_updated', user: profile(2, 'Robert', '2026-12-07T10:01:00Z') });
+    expect(list.profile(2)?.display_name).toBe('Robert');
+    expect(changes).toHaveLength(2);
+    // An older profile (a late answer of GET /users) and the "User 2" fallback change nothing.
+    expect(list.remember([profile(2, 'Bob', '2026-12-07T10:00:00Z'), profile(2, 'User 2', null)])).toBe(false);
+    expect(list.profile(2)?.display_name).toBe('Robert');
+    expect(list.profile(3)).toBeUndefined();
+  });
+
+  it('orders profiles by updated_at, a real one over the fallback', () => {
+    expect(newerProfile(undefined, profile(2, 'User 2', null))).toBe(true);
+    expect(newerProfile(profile(2, 'User 2', null), profile(2, 'Bob', '2026-12-07T10:00:00Z'))).toBe(true);
+    expect(newerProfile(profile(2, 'Bob', '2026-12-07T10:00:00Z'), profile(2, 'User 2', null))).toBe(false);
+    expect(newerProfile(profile(2, 'Bob', '2026-12-07T10:00:00Z'), profile(2, 'Rob', '2026-12-07T09:00:00Z'))).toBe(false);
   });
 });

@@ -1,10 +1,12 @@
 /** The signed-in app: wires the views (top bar, search, chat list, conversation, composer) to
- * the SDK's client and its events; each chat's messages are a `Conversation` (model/). */
+ * the SDK's client and its events; each chat's messages are a `Conversation` (model/); names
+ * and avatars are the chat list's profiles, with `GET /users` for authors it has none of. */
 
 import { ChatList, Client, webStorageOutbox, type CreateChatRequest, type FrameOf } from '@jetchat/client';
 import { describe, h } from './dom';
 import type { Session } from './signin';
-import { chatRows, chatTitle, isMuted, presenceText } from './model/chats';
+import { chatFace, chatRows, chatTitle, isMuted, presenceText, type Directory } from './model/chats';
+import { ProfileRequests, userFace, type Face } from './model/people';
 import { Conversation, type Quote, type Shown } from './model/conversation';
 import type { Mark } from './model/marks';
 import { Typers, typingText } from './model/typing';
@@ -27,6 +29,11 @@ export class App {
   private readonly conversations = new Map<number, Conversation>();
   private readonly presence = new Map<number, string>();
   private readonly typers = new Typers(() => this.drawTyping());
+  /** The profiles the chat list has (GET /chats/, chat_created, member_added, user_updated);
+   * one it has not is asked for. */
+  private readonly directory: Directory;
+  /** `GET /users` for the authors the chat list has no profile of, in batches. */
+  private readonly profileRequests: ProfileRequests;
   private open: number | undefined;
   /** The message the composer answers, shown above it. */
   private replyTo: (Quote & { chatId: number; messageId: number }) | undefined;
@@ -49,6 +56,17 @@ export class App {
       backoff: { initialMs: 250, maxMs: 5_000 },
     });
     this.chats = new ChatList(this.client, this.me);
+    this.directory = (userId) => {
+      const profile = this.chats.profile(userId);
+      if (!profile) this.profileRequests.want(userId);
+      return profile;
+    };
+    this.profileRequests = new ProfileRequests(
+      (ids) => this.client.rest.users(ids),
+      (profiles) => {
+        if (this.chats.remember(profiles)) this.redrawMessages();
+      },
+    );
     this.topBar = new TopBar(this.me, () => session.signOut());
     const search = new SearchView({
       search: (q) => this.client.rest.search({ q, limit: 20 }),
@@ -63,6 +81,8 @@ export class App {
       loadOlder: (chatId) => void this.loadOlder(this.convo(chatId)),
       toggleMute: (chatId) => void this.toggleMute(chatId),
       isGroup: (chatId) => !!this.chats.get(chatId)?.is_group,
+      name: (userId) => this.name(userId),
+      face: (userId) => this.face(userId),
       reply: (shown) => this.startReply(shown),
       toggleReaction: (shown, emoji) => this.toggleReaction(shown, emoji),
       startEditing: (shown) => {
@@ -101,6 +121,8 @@ export class App {
       if (this.open !== undefined) void this.askPresence(this.open);
     });
     c.on('resync_required', () => void this.reload());
+    // The chat list took the new profile (and redraws itself); the open messages' authors too.
+    c.on('user_updated', () => this.redrawMessages());
     c.on('new_message', (m) => this.incoming(m));
     c.on('message_ack', (ack) => {
       const conv = this.conversations.get(ack.chat_id);
@@ -165,11 +187,22 @@ export class App {
   }
 
   private title(chatId: number): string {
-    return chatTitle(this.chats.get(chatId), chatId, this.me);
+    return chatTitle(this.chats.get(chatId), chatId, this.me, this.directory);
+  }
+
+  /** A user's name and avatar; one the chat list has no profile of is asked for (`GET
+   * /users`, batched) and drawn again when it comes. */
+  private face(userId: number): Face {
+    return userFace(this.directory(userId), userId);
+  }
+
+  private name(userId: number): string {
+    return this.face(userId).name;
   }
 
   private drawList(): void {
-    this.chatList.draw(chatRows(this.chats.list(), this.me, this.open));
+    this.chatList.draw(chatRows(this.chats.list(), this.me, this.open, this.directory));
+    this.topBar.showName(this.name(this.me));
     if (this.open !== undefined) this.drawHeader();
   }
 
@@ -217,6 +250,7 @@ export class App {
         this.replyTo = undefined;
         this.composer?.showReply(undefined);
       },
+      name: (userId) => this.name(userId),
     });
     this.conversation.show(chatId, conv.sorted(), this.composer);
     if (this.replyTo?.chatId !== chatId) this.replyTo = undefined;
@@ -233,7 +267,8 @@ export class App {
 
   private drawHeader(): void {
     if (this.open === undefined) return;
-    this.conversation.showHeader(this.title(this.open), isMuted(this.chats.get(this.open)));
+    const entry = this.chats.get(this.open);
+    this.conversation.showHeader(chatFace(entry, this.open, this.me, this.directory), isMuted(entry));
     this.drawPresence();
   }
 
@@ -244,7 +279,15 @@ export class App {
 
   private drawTyping(): void {
     if (this.open === undefined) return;
-    this.conversation.showTyping(typingText(this.typers.in(this.open)));
+    this.conversation.showTyping(typingText(this.typers.in(this.open), (userId) => this.name(userId)));
+  }
+
+  /** The open conversation's messages drawn again: their authors' names changed. */
+  private redrawMessages(): void {
+    if (this.open === undefined) return;
+    const conv = this.conversations.get(this.open);
+    if (conv) this.conversation.redrawAll(conv.sorted());
+    this.drawTyping();
   }
 
   private async askPresence(chatId: number): Promise<void> {

@@ -2,10 +2,12 @@
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ChatListEntry, MessageView } from '@jetchat/client';
-import { chatRows, chatTitle, isMuted, newChatRequest, presenceText } from '../src/model/chats';
+import { chatFace, chatRows, chatTitle, isMuted, newChatRequest, presenceText, type Directory } from '../src/model/chats';
 import { Typers, typingText } from '../src/model/typing';
 
 const ME = 1;
+/** Knows user 5 only. */
+const directory: Directory = (id) => (id === 5 ? { user_id: 5, display_name: 'Eve Moss', avatar_url: 'https://cdn.example.com/5.png', updated_at: '2026-12-01T00:00:00Z' } : undefined);
 const NOW = Date.parse('2026-12-01T12:00:00Z');
 
 function entry(chatId: number, extra: Partial<ChatListEntry> = {}): ChatListEntry {
@@ -16,10 +18,17 @@ const last = (sender: number, extra: Partial<MessageView> = {}) =>
 
 describe('the chat list', () => {
   it('names a private chat after the other member and a group after its name', () => {
-    expect(chatTitle(entry(1), 1, ME)).toBe('User 2');
-    expect(chatTitle(entry(2, { is_group: true, name: 'team', member_ids: [1, 2, 3] }), 2, ME)).toBe('team');
-    expect(chatTitle(entry(3, { is_group: true }), 3, ME)).toBe('Group 3');
-    expect(chatTitle(undefined, 4, ME)).toBe('Chat 4');
+    expect(chatTitle(entry(1), 1, ME, directory)).toBe('User 2');
+    expect(chatTitle(entry(1, { member_ids: [ME, 5] }), 1, ME, directory)).toBe('Eve Moss');
+    expect(chatTitle(entry(2, { is_group: true, name: 'team', member_ids: [1, 2, 3] }), 2, ME, directory)).toBe('team');
+    expect(chatTitle(entry(3, { is_group: true }), 3, ME, directory)).toBe('Group 3');
+    expect(chatTitle(undefined, 4, ME, directory)).toBe('Chat 4');
+  });
+
+  it("draws a private chat with the other member's avatar or initials, a group with its name's", () => {
+    expect(chatFace(entry(1, { member_ids: [ME, 5] }), 1, ME, directory)).toMatchObject({ name: 'Eve Moss', avatarUrl: 'https://cdn.example.com/5.png', initials: 'EM' });
+    expect(chatFace(entry(1), 1, ME, directory)).toMatchObject({ name: 'User 2', avatarUrl: null, initials: 'U2' });
+    expect(chatFace(entry(2, { is_group: true, name: 'team', member_ids: [1, 2, 3] }), 2, ME, directory)).toMatchObject({ name: 'team', avatarUrl: null, initials: 'TE' });
   });
 
   it('shows unread counts except for the open chat, mutes, and the newest message', () => {
@@ -28,12 +37,14 @@ describe('the chat list', () => {
       entry(2, { unread: 2, last_message: last(ME, { content: '', content_type: 'audio' }), muted_until: '2026-12-24T18:00:00Z' }),
       entry(3, { muted_until: '2026-11-30T00:00:00Z', last_message: last(2, { deleted: true, content: '' }) }),
       entry(4),
-    ], ME, 2, NOW);
-    expect(rows.map((r) => r.chatId)).toEqual([1, 2, 3, 4]); // the SDK's order is kept
+      entry(6, { is_group: true, name: 'team', member_ids: [ME, 2, 5], last_message: last(5) }),
+    ], ME, 2, directory, NOW);
+    expect(rows.map((r) => r.chatId)).toEqual([1, 2, 3, 4, 6]); // the SDK's order is kept
     expect(rows[0]).toMatchObject({ unread: 3, current: false, muted: false, preview: 'hello', label: 'User 2, 3 unread' });
     expect(rows[1]).toMatchObject({ unread: 0, current: true, muted: true, preview: 'You: ♪ Voice note', label: 'User 2, muted' });
     expect(rows[2]).toMatchObject({ muted: false, preview: 'message deleted' });
     expect(rows[3]).toMatchObject({ preview: 'No messages yet' });
+    expect(rows[4]).toMatchObject({ preview: 'Eve Moss: hello' }); // a group's line names its author
     expect(isMuted(entry(5, { muted_until: '9999-12-31T23:59:59Z' }), NOW)).toBe(true);
   });
 

@@ -1,14 +1,25 @@
 /** What the chat list, a conversation's header and the new-chat form show, without the DOM.
  * The list's order and unread counts are the SDK's `ChatList`; this decides how they read. */
 
-import type { ChatListEntry, CreateChatRequest, MessageView } from '@jetchat/client';
+import type { ChatListEntry, CreateChatRequest, MessageView, UserProfile } from '@jetchat/client';
+import { displayName, groupFace, userFace, type Face } from './people';
 
-/** A chat's name: a group's name, the other member of a private chat. */
-export function chatTitle(entry: ChatListEntry | undefined, chatId: number, me: number): string {
+/** The profiles the app knows, by user id (the SDK's `ChatList.profile`). */
+export type Directory = (userId: number) => UserProfile | undefined;
+
+/** A chat's name: a group's name, the other member's name in a private chat. */
+export function chatTitle(entry: ChatListEntry | undefined, chatId: number, me: number, directory: Directory): string {
   if (!entry) return `Chat ${chatId}`;
   if (entry.is_group) return entry.name || `Group ${chatId}`;
   const other = entry.member_ids.find((id) => id !== me);
-  return other !== undefined ? `User ${other}` : entry.name || `Chat ${chatId}`;
+  return other !== undefined ? displayName(directory(other), other) : entry.name || `Chat ${chatId}`;
+}
+
+/** A chat's picture: the other member's in a private chat, the name's initials for a group. */
+export function chatFace(entry: ChatListEntry | undefined, chatId: number, me: number, directory: Directory): Face {
+  const other = entry && !entry.is_group ? entry.member_ids.find((id) => id !== me) : undefined;
+  if (other !== undefined) return userFace(directory(other), other);
+  return groupFace(chatTitle(entry, chatId, me, directory), chatId);
 }
 
 /** A message in one line: its text, or what kind of file it is. */
@@ -27,7 +38,8 @@ export function isMuted(entry: ChatListEntry | undefined, now = Date.now()): boo
 export interface ChatRow {
   chatId: number;
   name: string;
-  /** The newest message (`You: ` before mine). */
+  face: Face;
+  /** The newest message (`You: ` before mine, its author's name before others' in a group). */
   preview: string;
   /** The badge: none for the open chat, which is being read. */
   unread: number;
@@ -38,22 +50,31 @@ export interface ChatRow {
 }
 
 /** The list's lines, in the order of `entries` (the SDK's, newest message first). */
-export function chatRows(entries: ChatListEntry[], me: number, open: number | undefined, now = Date.now()): ChatRow[] {
+export function chatRows(entries: ChatListEntry[], me: number, open: number | undefined, directory: Directory, now = Date.now()): ChatRow[] {
   return entries.map((entry) => {
     const last = entry.last_message;
-    const name = chatTitle(entry, entry.chat_id, me);
+    const face = chatFace(entry, entry.chat_id, me, directory);
+    const name = face.name;
     const unread = entry.chat_id === open ? 0 : entry.unread;
     const muted = isMuted(entry, now);
     return {
       chatId: entry.chat_id,
       name,
-      preview: last ? `${last.sender_id === me ? 'You: ' : ''}${messagePreview(last)}` : 'No messages yet',
+      face,
+      preview: last ? `${author(entry, last.sender_id, me, directory)}${messagePreview(last)}` : 'No messages yet',
       unread,
       muted,
       current: entry.chat_id === open,
       label: `${name}${muted ? ', muted' : ''}${unread ? `, ${unread} unread` : ''}`,
     };
   });
+}
+
+/** Who wrote a chat's newest message, as its line starts: `You: `, a group member's name, or
+ * nothing in a private chat (the chat's name says who). */
+function author(entry: ChatListEntry, senderId: number, me: number, directory: Directory): string {
+  if (senderId === me) return 'You: ';
+  return entry.is_group ? `${displayName(directory(senderId), senderId)}: ` : '';
 }
 
 /** Under a conversation's title: the other member's presence in a private chat, how many are

@@ -29,8 +29,8 @@ export class Typers {
   }
 }
 
-/** "User 2 is typing…", "User 2, User 3 are typing…", or nothing. */
-export function typingText(userIds: number[]): string {
-  const who = userIds.map((id) => `User ${id}`);
+/** "Bob is typing…", "Bob, Cy are typing…", or nothing; `name` names a user. */
+export function typingText(userIds: number[], name: (userId: number) => string = (id) => `User ${id}`): string {
+  const who = userIds.map(name);
   return who.length === 0 ? '' : `${who.join(', ')} ${who.length === 1 ? 'is' : 'are'} typing…`;
 }

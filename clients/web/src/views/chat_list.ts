@@ -1,8 +1,9 @@
-/** The sidebar's chat list (name, newest message, unread badge, 🔕) and the new-chat form. */
+/** The sidebar's chat list (avatar, name, newest message, unread badge, 🔕) and the new-chat form. */
 
 import type { CreateChatRequest } from '@jetchat/client';
 import { describe, h } from '../dom';
 import { newChatRequest, type ChatRow } from '../model/chats';
+import { avatar } from './avatar';
 
 export interface ChatListActions {
   open(chatId: number): void;
@@ -32,6 +33,7 @@ export class ChatListView {
         'data-muted': row.muted ? 'true' : null,
         onclick: () => this.actions.open(row.chatId),
       },
+        avatar(row.face),
         h('span', { className: 'name' }, row.name, row.muted ? h('span', { className: 'muted-icon', title: 'Muted', 'data-testid': 'muted' }, ' 🔕') : null),
         row.unread ? h('span', { className: 'badge', 'data-testid': 'unread' }, String(row.unread)) : null,
         h('span', { className: 'last' }, row.preview))));

@@ -12,6 +12,8 @@ export interface ComposerActions {
   upload(file: File, onProgress: (fraction: number) => void): Promise<void>;
   typing(typing: boolean): void;
   cancelReply(): void;
+  /** A user's name, for the quote of the message answered. */
+  name?(userId: number): string;
 }
 
 export class ComposerView {
@@ -73,7 +75,7 @@ export class ComposerView {
     this.replying.hidden = !reply;
     this.replying.replaceChildren(...(reply ? [
       h('span', { className: 'muted' }, 'Replying to'),
-      quote(reply),
+      quote(reply, this.actions.name),
       h('button', { type: 'button', 'aria-label': 'Cancel the reply', onclick: () => this.actions.cancelReply() }, '×'),
     ] : []));
   }

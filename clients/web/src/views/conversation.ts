@@ -1,12 +1,14 @@
-/** The open conversation: its header (back, title, presence, mute), the messages in order,
+/** The open conversation: its header (back, picture, title, presence, mute), the messages in order,
  * who is typing, and the composer below. */
 
 import { h } from '../dom';
 import type { Shown } from '../model/conversation';
-import { drawMessage, type MessageActions } from './message';
+import type { Face } from '../model/people';
+import { avatar } from './avatar';
+import { drawMessage, type MessageActions, type People } from './message';
 import type { ComposerView } from './composer';
 
-export interface ConversationActions extends MessageActions {
+export interface ConversationActions extends MessageActions, People {
   /** Scrolled near the top: the page of history before the oldest shown. */
   loadOlder(chatId: number): void;
   toggleMute(chatId: number): void;
@@ -19,6 +21,9 @@ export class ConversationView {
   private chatId: number | undefined;
   private messages: HTMLElement | undefined;
   private title: HTMLElement | undefined;
+  private face: HTMLElement | undefined;
+  /** The face drawn in the header, to draw it again only when it changed. */
+  private faceShown: string | undefined;
   private presence: HTMLElement | undefined;
   private mute: HTMLElement | undefined;
   private historyError: HTMLElement | undefined;
@@ -42,6 +47,8 @@ export class ConversationView {
       if (list.scrollTop < 80) this.actions.loadOlder(chatId);
     });
     this.title = h('h2', { id: 'chat-title' });
+    this.face = h('span', { className: 'face' });
+    this.faceShown = undefined;
     this.presence = h('div', { id: 'chat-presence', className: 'muted', 'data-testid': 'presence' });
     this.mute = h('button', { id: 'mute', type: 'button', 'aria-pressed': 'false', onclick: () => this.actions.toggleMute(chatId) }, 'Mute');
     this.historyError = h('p', { id: 'history-error', className: 'error', role: 'alert' });
@@ -49,6 +56,7 @@ export class ConversationView {
     this.el.replaceChildren(
       h('header', {},
         h('button', { id: 'back', type: 'button', 'aria-label': 'Back to chats', onclick: () => history.back() }, '←'),
+        this.face,
         h('div', {}, this.title, this.presence),
         h('span', { className: 'spacer' }),
         this.mute),
@@ -65,9 +73,15 @@ export class ConversationView {
     return this.chatId === chatId && this.messages !== undefined;
   }
 
-  showHeader(title: string, muted: boolean): void {
-    if (!this.title || !this.mute) return;
-    this.title.textContent = title;
+  showHeader(face: Face, muted: boolean): void {
+    if (!this.title || !this.mute || !this.face) return;
+    this.title.textContent = face.name;
+    // Drawn again only when it changed: an image is not asked for at every list change.
+    const key = JSON.stringify(face);
+    if (this.faceShown !== key) {
+      this.faceShown = key;
+      this.face.replaceChildren(avatar(face));
+    }
     this.mute.textContent = muted ? 'Unmute' : 'Mute';
     this.mute.setAttribute('aria-pressed', String(muted));
     this.mute.setAttribute('aria-label', muted ? 'Unmute this chat' : 'Mute this chat');
@@ -104,6 +118,11 @@ export class ConversationView {
     old.replaceWith(this.draw(shown));
   }
 
+  /** Draws every message of the drawn chat again (a name changed). */
+  redrawAll(messages: Shown[]): void {
+    for (const shown of messages) if (!shown.editing) this.redraw(shown); // keep what is being typed
+  }
+
   /** The message's element, when drawn. */
   element(shown: Shown): HTMLElement | undefined {
     return this.drawn.get(shown);
@@ -128,7 +147,7 @@ export class ConversationView {
   }
 
   private draw(shown: Shown): HTMLElement {
-    const el = drawMessage(shown, this.me, this.chatId !== undefined && this.actions.isGroup(this.chatId), this.actions);
+    const el = drawMessage(shown, this.me, this.chatId !== undefined && this.actions.isGroup(this.chatId), this.actions, this.actions);
     this.drawn.set(shown, el);
     return el;
   }

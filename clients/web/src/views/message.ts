@@ -1,9 +1,13 @@
-/** One message as a list item: sender (in a group), forward and reply marks, text or media,
+/** One message as a list item: sender's name (in a group), forward and reply marks, text (its
+ * http(s) links clickable, built as DOM nodes: no markup of the text is interpreted) or media,
  * reactions, the actions (reply, react, and on mine edit and delete), time and mark. */
 
 import { h } from '../dom';
 import type { Mark } from '../model/marks';
 import type { Quote, Shown } from '../model/conversation';
+import { linkParts } from '../model/links';
+import type { Face } from '../model/people';
+import { avatar } from './avatar';
 
 const MARK_TEXT: Record<Mark, [string, string]> = {
   pending: ['…', 'sending'],
@@ -25,8 +29,19 @@ export interface MessageActions {
   delete(shown: Shown): void;
 }
 
-/** `showSender`: the message is someone else's in a group. */
-export function drawMessage(shown: Shown, me: number, showSender: boolean, actions: MessageActions): HTMLElement {
+/** A user's name. */
+export type Namer = (userId: number) => string;
+const userN: Namer = (id) => `User ${id}`;
+
+/** How the authors of messages are drawn. */
+export interface People {
+  name: Namer;
+  face(userId: number): Face;
+}
+
+/** `showSender`: the message is someone else's in a group, drawn with `people`. */
+export function drawMessage(shown: Shown, me: number, showSender: boolean, actions: MessageActions, people?: People): HTMLElement {
+  const name = people?.name ?? userN;
   const mine = shown.sender_id === me;
   const time = shown.timestamp ? new Date(shown.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
   const media = shown.file_url && (shown.content_type === 'audio' || shown.content_type === 'video')
@@ -38,13 +53,13 @@ export function drawMessage(shown: Shown, me: number, showSender: boolean, actio
     'data-message-id': shown.message_id,
     'data-client-msg-id': shown.client_msg_id,
   },
-    !mine && showSender ? h('div', { className: 'who' }, `User ${shown.sender_id}`) : null,
+    !mine && showSender ? h('div', { className: 'who' }, people ? avatar(people.face(shown.sender_id)) : null, name(shown.sender_id)) : null,
     shown.forwarded && !shown.deleted ? h('div', { className: 'forwarded muted' }, 'Forwarded') : null,
-    shown.reply_quote && !shown.deleted ? quote(shown.reply_quote) : null,
+    shown.reply_quote && !shown.deleted ? quote(shown.reply_quote, name) : null,
     shown.deleted
       ? h('div', { className: 'tombstone', 'data-testid': 'tombstone' }, 'message deleted')
       : shown.editing ? editor(shown, actions)
-      : shown.content ? h('div', { className: 'text' }, shown.content) : null,
+      : shown.content ? messageText(shown.content) : null,
     shown.deleted ? null : media,
     shown.reactions.length ? h('div', { className: 'reactions', role: 'group', 'aria-label': 'Reactions' },
       ...shown.reactions.map((r) => h('button', {
@@ -60,9 +75,17 @@ export function drawMessage(shown: Shown, me: number, showSender: boolean, actio
     shown.error ? h('div', { className: 'error', role: 'alert' }, `Not sent: ${shown.error}`) : null);
 }
 
+/** A message's text: text nodes, and its http(s) links as links that open in a new tab and
+ * tell the target neither this page nor its address. */
+export function messageText(content: string): HTMLElement {
+  return h('div', { className: 'text' }, ...linkParts(content).map((part) => 'href' in part
+    ? h('a', { href: part.href, target: '_blank', rel: 'noopener noreferrer' }, part.text)
+    : part.text));
+}
+
 /** The quote of an answered message. */
-export function quote(q: Quote): HTMLElement {
-  return h('blockquote', { className: 'quote', 'data-testid': 'quote' }, h('span', { className: 'who' }, `User ${q.sender_id}`), ' ', q.text);
+export function quote(q: Quote, name: Namer = userN): HTMLElement {
+  return h('blockquote', { className: 'quote', 'data-testid': 'quote' }, h('span', { className: 'who' }, name(q.sender_id)), ' ', q.text);
 }
 
 /** Reply, react, and on my own message edit and delete: buttons, reachable by Tab. */

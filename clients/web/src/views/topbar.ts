@@ -10,15 +10,21 @@ const STATE_TEXT: Record<ConnectionState, string> = {
 export class TopBar {
   readonly el: HTMLElement;
   private readonly state: HTMLElement;
+  private readonly me: HTMLElement;
 
   constructor(me: number, signOut: () => void) {
     this.state = h('span', { className: 'state', role: 'status', 'data-state': 'connecting' }, 'Connecting…');
     this.el = h('header', { id: 'topbar' },
       h('h1', {}, 'jetchat'),
-      h('span', { className: 'who muted', 'data-testid': 'me' }, `User ${me}`),
+      (this.me = h('span', { className: 'who muted', 'data-testid': 'me' }, `User ${me}`)),
       h('span', { className: 'spacer' }),
       this.state,
       h('button', { type: 'button', onclick: signOut }, 'Sign out'));
+  }
+
+  /** My name, as the directory has it. */
+  showName(name: string): void {
+    if (this.me.textContent !== name) this.me.textContent = name;
   }
 
   showState(state: ConnectionState): void {
