@@ -163,19 +163,16 @@ async fn publish_if_new(
     Ok(())
 }
 
-/// A stable 64-bit digest of a name and an avatar (FNV-1a: the same on every instance and
-/// release, unlike `std`'s hasher).
+/// A stable 64-bit digest of a name and an avatar (the same on every instance and release,
+/// unlike `std`'s hasher): the first 8 bytes of their SHA-256, as uploads are hashed.
 fn content_digest(name: &str, avatar: Option<&str>) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name
-        .bytes()
-        .chain([0xff])
-        .chain(avatar.unwrap_or("").bytes())
-    {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    use sha2::{Digest as _, Sha256};
+    let digest = Sha256::new()
+        .chain_update(name)
+        .chain_update([0xff])
+        .chain_update(avatar.unwrap_or(""))
+        .finalize();
+    u64::from_be_bytes(digest[..8].try_into().expect("SHA-256 has 32 bytes"))
 }
 
 #[cfg(test)]

@@ -324,6 +324,22 @@ async fn invalid_names_and_urls_are_refused_with_their_code_and_garbage_is_set_a
         "only the undecodable command is a dead letter"
     );
     assert_eq!(name_seen(&app, 1, 1).await.as_deref(), Some("User 1"));
+
+    // The largest id is a user like any other; the same command twice leaves it so.
+    for _ in 0..2 {
+        upsert(&app, "max", json!(i64::MAX), "Max", json!({})).await;
+    }
+    until_named(&app, i64::MAX, i64::MAX, "Max").await;
+    // None of it stopped anyone else: a message still flows.
+    let chat_id = app.create_chat(1, false, &[2]).await;
+    let mut bob = app.connect(2).await;
+    let mut ann = app.connect(1).await;
+    ann.send(json!({"action":"send_message","chat_id":chat_id,"content":"still here","client_msg_id":"after"}))
+        .await;
+    assert_eq!(
+        next_of(&mut bob, "new_message").await["content"],
+        "still here"
+    );
 }
 
 #[tokio::test]

@@ -86,26 +86,25 @@ impl BatchState {
         for user_id in new {
             chat.members.insert(user_id, Marks::joined(after));
         }
+        let mut member_ids: Vec<UserId> = chat.members.keys().copied().collect();
+        member_ids.sort_unstable();
         // The group as the new members' chat lists show it; a very large one is left to
         // `GET /chats/{id}` rather than copied into every event.
-        let view = (chat.members.len() <= MAX_MEMBERS_IN_EVENT).then(|| {
-            let mut ids: Vec<UserId> = chat.members.keys().copied().collect();
-            ids.sort_unstable();
-            chat.model.view(ids)
-        });
+        let view =
+            (member_ids.len() <= MAX_MEMBERS_IN_EVENT).then(|| chat.model.view(member_ids.clone()));
         // Names for the members' chat lists: everyone's in a small group, else the new
         // members' only (one directory read per command).
-        let profiles = if chat.members.len() <= crate::domain::MAX_LISTED_PROFILES {
-            let mut ids: Vec<UserId> = chat.members.keys().copied().collect();
-            ids.sort_unstable();
-            super::chats::listed_profiles(db, &ids).await?
+        let everyone = member_ids.len() <= crate::domain::MAX_LISTED_PROFILES;
+        let listed = if everyone {
+            member_ids
         } else {
-            crate::store::users::profiles(db, requested.iter().copied()).await?
+            requested.clone()
         };
+        let profiles = crate::store::users::profiles(db, listed).await?;
         // Every requested user is announced, members from before too: applying the command
         // again (a redelivery) announces the same outcome.
         for user_id in requested {
-            let profiles = if chat.members.len() <= crate::domain::MAX_LISTED_PROFILES {
+            let profiles = if everyone {
                 profiles.clone()
             } else {
                 profiles
