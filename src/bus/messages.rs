@@ -469,10 +469,9 @@ impl Event {
                     ReceiptStatus::Delivered => "delivered",
                     ReceiptStatus::Read => "read",
                 };
-                format!(
-                    "receipt:{}:{}:{status}:{}",
-                    e.chat_id, e.user_id, e.message_id
-                )
+                // The message first: a batch's receipts are of recent messages, so their
+                // keys go in at the end of the journal's key index, not all over it.
+                format!("receipt:{}:{}:{status}", e.message_id, e.user_id)
             }
             Event::ChatCreated(e) => format!("chat:{}:{}", e.chat.chat_id, command(&e.command_id)),
             Event::MemberAdded(e) => {

@@ -577,19 +577,21 @@ async fn tables(db: &DatabaseConnection) -> Tables {
             continue;
         }
         if row.kind == "receipt" {
-            receipts.push(row.key);
+            receipts.push((row.chat_id, row.key));
         } else {
             journal.push(row);
             cursors.push(cursor);
         }
     }
     let mut newest = std::collections::BTreeMap::<String, i64>::new();
-    for key in receipts {
-        let (mark, message) = key
-            .rsplit_once(':')
-            .expect("receipt:<chat>:<user>:<status>:<id>");
+    for (chat, key) in receipts {
+        let mut parts = key.split(':').skip(1);
+        let (Some(message), Some(user), Some(status)) = (parts.next(), parts.next(), parts.next())
+        else {
+            panic!("a receipt's key is receipt:<message>:<user>:<status>: {key}");
+        };
         let message: i64 = message.parse().expect("a message id");
-        let at = newest.entry(mark.to_owned()).or_default();
+        let at = newest.entry(format!("{chat}:{user}:{status}")).or_default();
         *at = (*at).max(message);
     }
     let receipts: Vec<(String, i64)> = newest.into_iter().collect();
