@@ -145,6 +145,11 @@ pub struct Config {
     /// How long after a user's last socket closes they still count as online: a reconnect
     /// within it is no change at all.
     pub presence_grace: Duration,
+    /// `PRESENCE_MAX_MEMBERS`: presence changes are pushed into chats of at most this many
+    /// members (0: every chat). In a larger group every member's connect would be a frame to
+    /// every other member; its members ask for presence instead (`GET /chats/{id}/presence`,
+    /// the `presence` action).
+    pub presence_max_members: u64,
     /// How long a `typing` lasts without a refresh before the server tells `stopped`.
     pub typing_timeout: Duration,
     /// Sustained `typing` frames per second per socket (0: no limit).
@@ -360,6 +365,7 @@ impl Config {
                 "PRESENCE_TTL",
             )?,
             presence_grace: parse::<humantime::Duration>(&var, "PRESENCE_GRACE", "5s")?.into(),
+            presence_max_members: parse(&var, "PRESENCE_MAX_MEMBERS", "250")?,
             typing_timeout: positive(
                 parse::<humantime::Duration>(&var, "TYPING_TIMEOUT", "6s")?.into(),
                 "TYPING_TIMEOUT",
@@ -897,6 +903,7 @@ mod tests {
         assert!(c.presence);
         assert_eq!(c.presence_ttl, Duration::from_secs(30));
         assert_eq!(c.presence_grace, Duration::from_secs(5));
+        assert_eq!(c.presence_max_members, 250);
         assert_eq!(c.typing_timeout, Duration::from_secs(6));
         assert_eq!((c.rate_typing_per_sec, c.rate_typing_burst), (2, 5));
         for off in ["off", "OFF", "false", "0"] {

@@ -9,7 +9,9 @@
 //! entry not heard from for the TTL counts as dead. The instance with the smallest id (the
 //! leader, agreed without a vote) tells each change once ([`tell`]): on
 //! `chat.presence.<user_id>` for Django, and on `chat.live.<chat_id>.presence` of each of the
-//! user's chats for the routers, which hand it to the sockets of that chat. When a user goes
+//! user's chats of at most `PRESENCE_MAX_MEMBERS` members for the routers, which hand it to the
+//! sockets of that chat. In a larger group every connect would be a frame to every other
+//! member (1,000 members coming online: a million frames); there presence is asked for. When a user goes
 //! offline, the leader writes `last_seen` to the `CHAT_LAST_SEEN` bucket.
 //!
 //! One entry per instance (not one key per user) keeps the key-value traffic to one put per
@@ -249,7 +251,13 @@ pub async fn start(
         store: heartbeats,
         shared: Arc::clone(&shared),
         pipeline,
-        teller: tell::spawn(bus.clone(), db, last_seen, shutdown.clone()),
+        teller: tell::spawn(
+            bus.clone(),
+            db,
+            last_seen,
+            config.presence_max_members,
+            shutdown.clone(),
+        ),
     };
     // Our own entry first: the watch's first round then holds at least it.
     task.put()

@@ -1,6 +1,7 @@
 //! The leader's telling of presence changes, one at a time and in order: on
 //! `chat.presence.<user_id>` (Django), on `chat.live.<chat_id>.presence` of each of the user's
-//! chats (the routers), and `last_seen` for a user gone offline.
+//! chats of at most `PRESENCE_MAX_MEMBERS` members (the routers), and `last_seen` for a user
+//! gone offline.
 
 use async_nats::jetstream::kv;
 use sea_orm::DatabaseConnection;
@@ -40,6 +41,7 @@ pub(super) fn spawn(
     bus: Bus,
     db: DatabaseConnection,
     last_seen: kv::Store,
+    max_members: u64,
     shutdown: CancellationToken,
 ) -> Teller {
     let (tx, mut rx) = mpsc::channel::<Vec<Change>>(QUEUE);
@@ -53,7 +55,7 @@ pub(super) fn spawn(
                 },
             };
             for change in changes {
-                tell(&bus, &db, &last_seen, change).await;
+                tell(&bus, &db, &last_seen, max_members, change).await;
             }
         }
     });
@@ -61,7 +63,13 @@ pub(super) fn spawn(
 }
 
 #[tracing::instrument(skip_all, fields(user_id = change.user_id, status = ?change.status))]
-async fn tell(bus: &Bus, db: &DatabaseConnection, last_seen: &kv::Store, change: Change) {
+async fn tell(
+    bus: &Bus,
+    db: &DatabaseConnection,
+    last_seen: &kv::Store,
+    max_members: u64,
+    change: Change,
+) {
     let subjects = &bus.subjects;
     let user_id = change.user_id;
     if let (PresenceStatus::Offline, Some(at)) = (change.status, change.last_seen) {
@@ -85,7 +93,7 @@ async fn tell(bus: &Bus, db: &DatabaseConnection, last_seen: &kv::Store, change:
     {
         tracing::warn!(%error, "presence change not published");
     }
-    let chats = match queries::memberships(db, user_id).await {
+    let chats = match queries::chats_up_to(db, user_id, max_members).await {
         Ok(chats) => chats,
         Err(error) => {
             tracing::warn!(%error, "presence change told to nobody: cannot read the chats");
@@ -95,8 +103,8 @@ async fn tell(bus: &Bus, db: &DatabaseConnection, last_seen: &kv::Store, change:
     let live: bytes::Bytes = serde_json::to_vec(&LiveEvent::Presence(change))
         .expect("live events serialise")
         .into();
-    for chat in chats {
-        let subject = subjects.chat_live(chat.chat_id, "presence");
+    for chat_id in chats {
+        let subject = subjects.chat_live(chat_id, "presence");
         if let Err(error) = bus.client.publish(subject, live.clone()).await {
             tracing::warn!(%error, "presence change not published");
         }

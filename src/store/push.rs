@@ -2,7 +2,7 @@
 //! time window (docs/operations.md, "Push notifications").
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
 
 use crate::domain::ChatId;
 use crate::{domain::MessageId, domain::UserId};
@@ -34,7 +34,7 @@ pub async fn due(
     limit: u64,
 ) -> Result<Vec<DuePush>, DbErr> {
     let backend = db.get_database_backend();
-    let sql = placeholders(backend, DUE_SQL);
+    let sql = super::placeholders(backend, DUE_SQL);
     let values: Vec<Value> = vec![
         from.into(),
         to.into(),
@@ -76,21 +76,3 @@ pub const DUE_SQL: &str = "SELECT cm.chat_id, cm.user_id, \
      GROUP BY cm.chat_id, cm.user_id \
      ORDER BY cm.chat_id, cm.user_id \
      LIMIT ?";
-
-/// `sql` with PostgreSQL's numbered placeholders when `backend` wants them.
-fn placeholders(backend: DatabaseBackend, sql: &str) -> String {
-    if backend != DatabaseBackend::Postgres {
-        return sql.to_owned();
-    }
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}

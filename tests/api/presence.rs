@@ -177,6 +177,30 @@ async fn members_ask_for_a_chats_presence_by_frame_and_by_rest() {
 }
 
 #[tokio::test]
+async fn a_group_larger_than_presence_max_members_is_told_nothing_and_asks_instead() {
+    let a = spawn_app_with(&[FAST, &[("PRESENCE_MAX_MEMBERS", "3")]].concat()).await;
+    let large = a.create_chat(1, true, &[2, 3, 4]).await;
+    a.create_chat(1, true, &[5, 6]).await; // exactly the limit: told
+    a.create_chat(1, false, &[7]).await;
+    let mut alice = a.connect(1).await;
+    let _in_large = a.connect(2).await;
+    alice.expect_silence(Duration::from_millis(700)).await;
+    let _in_small = a.connect(5).await;
+    expect_presence(&mut alice, 5, "online").await;
+    let _private = a.connect(7).await;
+    expect_presence(&mut alice, 7, "online").await;
+    alice.expect_silence(Duration::from_millis(300)).await;
+
+    // The large group's members ask, and are answered as anywhere.
+    alice
+        .send(json!({"action": "presence", "chat_id": large}))
+        .await;
+    let state = alice.expect("presence_state").await;
+    assert_eq!(members(&state)[&2].0, "online");
+    assert_eq!(members(&state)[&3].0, "offline");
+}
+
+#[tokio::test]
 async fn presence_off_tracks_and_tells_nothing() {
     let a = spawn_app_with(&[("PRESENCE", "off")]).await;
     let chat = a.create_chat(1, false, &[2]).await;
