@@ -21,6 +21,7 @@ use utoipa::{
     modifiers(&BearerAuth),
     tags(
         (name = "chats", description = "Create chats, list mine, read history"),
+        (name = "groups", description = "Groups their members run: add, remove, leave, roles, rename, settings, delete"),
         (name = "messages", description = "Private history with one user; full-text search over my chats"),
         (name = "media", description = "Upload audio, video and images; fetch them back"),
         (name = "websocket", description = "The real-time socket"),

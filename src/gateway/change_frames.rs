@@ -52,6 +52,7 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             ServerFrame::MemberAdded {
                 chat_id: e.chat_id,
                 user_id: e.user_id,
+                added_by: e.added_by,
                 chat: e.chat.as_ref(),
                 profiles: &e.profiles,
                 cursor,
@@ -62,6 +63,35 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             ServerFrame::MemberRemoved {
                 chat_id: e.chat_id,
                 user_id: e.user_id,
+                removed_by: e.removed_by,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::MemberRoleChanged(e) => (
+            ServerFrame::MemberRoleChanged {
+                chat_id: e.chat_id,
+                user_id: e.user_id,
+                role: e.role,
+                changed_by: e.changed_by,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::ChatUpdated(e) => (
+            ServerFrame::ChatUpdated {
+                chat_id: e.chat_id,
+                name: e.name.as_deref(),
+                settings: e.settings,
+                updated_by: e.updated_by,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::ChatDeleted(e) => (
+            ServerFrame::ChatDeleted {
+                chat_id: e.chat_id,
+                deleted_by: e.deleted_by,
                 cursor,
             },
             Audience::Members,
@@ -78,6 +108,7 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             ServerFrame::MessageDeleted {
                 chat_id: e.chat_id,
                 message_id: e.message_id,
+                deleted_by: e.deleted_by,
                 cursor,
             },
             Audience::Members,
@@ -169,6 +200,7 @@ mod tests {
             chat_id: 7,
             user_id: 3,
             command_id: None,
+            removed_by: None,
         });
         let (_, frame, audience) = frame(&event).unwrap();
         assert_eq!(audience, Audience::Members);

@@ -5,6 +5,7 @@ pub mod chats;
 pub mod cors;
 pub mod dev;
 pub mod extract;
+pub mod groups;
 pub mod health;
 pub mod home;
 pub mod linger;
@@ -219,6 +220,7 @@ impl IntoResponse for ApiError {
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(chats::router())
+        .merge(groups::router())
         .merge(messages::router())
         .merge(reactions::router())
         .merge(media::router())

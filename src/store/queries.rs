@@ -78,8 +78,8 @@ impl message::Model {
 }
 
 impl chat::Model {
-    /// The chat with its members.
-    pub fn view(&self, member_ids: Vec<UserId>) -> ChatView {
+    /// The chat with its members and, for a group, who runs it and its settings.
+    pub fn view(&self, member_ids: Vec<UserId>, roles: &super::roles::GroupRoles) -> ChatView {
         ChatView {
             chat_id: self.id,
             name: self.name.clone(),
@@ -87,6 +87,22 @@ impl chat::Model {
             created_by: self.created_by,
             created_at: self.created_at,
             member_ids,
+            owner_id: roles.owner_id.filter(|_| self.is_group),
+            admin_ids: if self.is_group {
+                roles.admin_ids.clone()
+            } else {
+                Vec::new()
+            },
+            settings: crate::domain::GroupSettings {
+                members_can_add: self.members_can_add,
+            },
+        }
+    }
+
+    /// The group's settings as stored.
+    pub fn settings(&self) -> crate::domain::GroupSettings {
+        crate::domain::GroupSettings {
+            members_can_add: self.members_can_add,
         }
     }
 }
