@@ -16,7 +16,8 @@ use utoipa::{
                        REST below, all behind an access token (`Authorization: Bearer <token>`, \
                        the **Authorize** button): in production the Django site issues it \
                        (SimpleJWT); for development, `jetchat token <user_id>` prints one \
-                       signed with `JWT_SECRET`. Errors are `{\"detail\": \"...\"}`."
+                       signed with `JWT_SECRET`. Errors are `{\"detail\": \"...\", \"code\": \"...\"}` (`code` from the \
+                       same vocabulary as the socket's `error` frames)."
     ),
     modifiers(&BearerAuth),
     tags(

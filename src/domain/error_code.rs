@@ -124,6 +124,22 @@ impl schemars::JsonSchema for ErrorCode {
     }
 }
 
+/// The OpenAPI schema of a REST error's `code`: the same names.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        utoipa::openapi::schema::Object::builder()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "Why the request was refused (docs/protocol.md, \"Error codes\"). New codes may come: treat an unknown one as a generic refusal.",
+            ))
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCode {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ use crate::{
     bus::messages::{
         AddMembers, Command, DeleteChat, RemoveMembers, SetMemberRole, UpdateChat, VERSION,
     },
-    domain::{ChatId, ChatView, Role, SettingsChange, UserId},
+    domain::{ChatId, ChatView, ErrorCode, Role, SettingsChange, UserId, rules::Refusal},
     persister::batch::Rules,
     state::AppState,
     store::{queries, roles},
@@ -57,7 +57,7 @@ async fn run(state: &AppState, user: UserId, command: Command) -> Result<(), Api
     state.limits.check(Limit::Messages, user)?;
     Rules::default()
         .check(&command)
-        .map_err(|refusal| ApiError::Invalid(refusal.detail))?;
+        .map_err(ApiError::Rejected)?;
     let chat_id = command.chat_id().unwrap_or_default();
     let command_id = command.command_id();
     let kind = command.kind();
@@ -120,7 +120,10 @@ pub async fn add_members(
     JsonBody(body): JsonBody<AddMembersRequest>,
 ) -> Result<Json<ChatView>, ApiError> {
     if body.user_ids.is_empty() {
-        return Err(ApiError::Invalid("user_ids must not be empty".into()));
+        return Err(ApiError::Rejected(Refusal::new(
+            ErrorCode::MissingField,
+            "user_ids must not be empty",
+        )));
     }
     let command = Command::AddMembers(AddMembers {
         v: VERSION,
@@ -189,7 +192,7 @@ pub async fn set_member_role(
     Path((chat_id, member_id)): Path<(ChatId, UserId)>,
     JsonBody(body): JsonBody<RoleRequest>,
 ) -> Result<Json<ChatView>, ApiError> {
-    let role = Role::from_request(&body.role).map_err(|r| ApiError::Invalid(r.detail))?;
+    let role = Role::from_request(&body.role).map_err(ApiError::Rejected)?;
     let command = Command::SetMemberRole(SetMemberRole {
         v: VERSION,
         command_id: command_id(),

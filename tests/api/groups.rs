@@ -48,14 +48,12 @@ impl TestApp {
     }
 }
 
-/// The status and detail of a refused request.
-async fn refused(response: reqwest::Response) -> (u16, String) {
+/// The status, detail and code of a refused request (REST answers carry the socket's codes).
+async fn refused(response: reqwest::Response) -> (u16, String, String) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    (
-        status,
-        body["detail"].as_str().unwrap_or_default().to_owned(),
-    )
+    let field = |name: &str| body[name].as_str().unwrap_or_default().to_owned();
+    (status, field("detail"), field("code"))
 }
 
 /// Sends a group action named `command_id` and waits for its `command_applied`, passing
@@ -133,7 +131,7 @@ async fn three_users_run_a_group() {
     assert_eq!(app.summary(BOB, group).await.unwrap()["role"], "admin");
 
     // C, a plain member, is refused every admin action, with the role it needs.
-    let (status, detail) = refused(
+    let (status, detail, code) = refused(
         app.call(
             reqwest::Method::PATCH,
             CAROL,
@@ -144,8 +142,8 @@ async fn three_users_run_a_group() {
     )
     .await;
     assert_eq!(
-        (status, detail.contains("admin role")),
-        (403, true),
+        (status, code.as_str(), detail.contains("admin role")),
+        (403, "forbidden", true),
         "{detail}"
     );
     carol
@@ -181,7 +179,7 @@ async fn three_users_run_a_group() {
         .send(json!({"action": "delete_chat", "chat_id": group, "command_id": "c-del"}))
         .await;
     carol.expect_error("forbidden").await;
-    let (status, _) = refused(
+    let (status, _, code) = refused(
         app.call(
             reqwest::Method::DELETE,
             CAROL,
@@ -191,7 +189,7 @@ async fn three_users_run_a_group() {
         .await,
     )
     .await;
-    assert_eq!(status, 403);
+    assert_eq!((status, code.as_str()), (403, "forbidden"));
 
     // The admin renames the group and lets members add others, over the socket.
     let frames = act(
@@ -477,7 +475,7 @@ async fn refusals_carry_their_codes_and_garbage_changes_nothing() {
         stranger.expect_error("not_a_member").await["command_id"],
         "s-add"
     );
-    let (status, _) = refused(
+    let (status, _, code) = refused(
         app.call(
             reqwest::Method::POST,
             9,
@@ -487,8 +485,8 @@ async fn refusals_carry_their_codes_and_garbage_changes_nothing() {
         .await,
     )
     .await;
-    assert_eq!(status, 403);
-    let (status, detail) = refused(
+    assert_eq!((status, code.as_str()), (403, "not_a_member"));
+    let (status, detail, code) = refused(
         app.call(
             reqwest::Method::PUT,
             ALICE,
@@ -499,13 +497,14 @@ async fn refusals_carry_their_codes_and_garbage_changes_nothing() {
     )
     .await;
     assert_eq!(
-        status, 403,
+        (status, code.as_str()),
+        (403, "not_a_member"),
         "a role for a user who is not a member: {detail}"
     );
 
     // Unknown roles, the owner stepping down, removing the owner.
     for role in ["root", "Admin", "", "owner\u{0}"] {
-        let (status, _) = refused(
+        let (status, _, code) = refused(
             app.call(
                 reqwest::Method::PUT,
                 ALICE,
@@ -515,7 +514,11 @@ async fn refusals_carry_their_codes_and_garbage_changes_nothing() {
             .await,
         )
         .await;
-        assert_eq!(status, 422, "role {role:?}");
+        assert_eq!(
+            (status, code.as_str()),
+            (422, "invalid_role"),
+            "role {role:?}"
+        );
     }
     alice
         .send(
@@ -534,7 +537,7 @@ async fn refusals_carry_their_codes_and_garbage_changes_nothing() {
         )
         .await;
     alice.expect_error("owner_required").await;
-    let (status, _) = refused(
+    let (status, _, code) = refused(
         app.call(
             reqwest::Method::PUT,
             ALICE,
@@ -544,14 +547,14 @@ async fn refusals_carry_their_codes_and_garbage_changes_nothing() {
         .await,
     )
     .await;
-    assert_eq!(status, 422);
+    assert_eq!((status, code.as_str()), (422, "owner_required"));
     act(
         &mut alice,
         json!({"action": "set_member_role", "chat_id": group, "user_id": BOB, "role": "admin"}),
         "a-admin-b",
     )
     .await;
-    let (status, detail) = refused(
+    let (status, detail, code) = refused(
         app.call(
             reqwest::Method::DELETE,
             BOB,
@@ -561,7 +564,7 @@ async fn refusals_carry_their_codes_and_garbage_changes_nothing() {
         .await,
     )
     .await;
-    assert_eq!(status, 403, "{detail}");
+    assert_eq!((status, code.as_str()), (403, "forbidden"), "{detail}");
     assert!(detail.contains("owner cannot be removed"), "{detail}");
 
     // A private chat has no roles to give, no settings, and cannot be deleted.
@@ -583,8 +586,13 @@ async fn refusals_carry_their_codes_and_garbage_changes_nothing() {
             Some(json!({"user_ids": [3]})),
         ),
     ] {
-        let (status, detail) = refused(app.call(method.clone(), ALICE, &path, body).await).await;
-        assert_eq!(status, 422, "{method} {path}: {detail}");
+        let (status, detail, code) =
+            refused(app.call(method.clone(), ALICE, &path, body).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (422, "not_a_group"),
+            "{method} {path}: {detail}"
+        );
     }
 
     // Garbage: ids that are no ids, 0, negative, i64::MAX, NUL, bad bodies.
@@ -695,8 +703,10 @@ async fn refusals_carry_their_codes_and_garbage_changes_nothing() {
             422,
         ),
     ] {
-        let (status, detail) = refused(app.call(method.clone(), ALICE, &path, body).await).await;
+        let (status, detail, code) =
+            refused(app.call(method.clone(), ALICE, &path, body).await).await;
         assert_eq!(status, expected, "{method} {path}: {detail}");
+        assert!(!code.is_empty(), "{method} {path}: a code");
     }
     for (frame, code) in [
         (
@@ -912,4 +922,57 @@ async fn django_acts_as_the_system_and_its_old_commands_still_work() {
     .await;
     let deleted = bob.expect("chat_deleted").await;
     assert!(deleted.get("deleted_by").is_none(), "{deleted}");
+}
+
+#[tokio::test]
+async fn groups_from_before_roles_get_an_owner() {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = sea_orm::Database::connect(crate::helpers::fresh_database_url(dir.path()).await)
+        .await
+        .unwrap();
+    let before_roles = u32::try_from(Migrator::migrations().len() - 1).unwrap();
+    Migrator::up(&db, Some(before_roles)).await.unwrap();
+    // Group 1: its creator (1) is still in it. Group 2: its creator (1) left; 3 joined
+    // before 2. Chat 3: private, whose members stay equal.
+    for sql in [
+        "INSERT INTO chats (id, name, is_group, private_key, create_command_id, created_by, created_at) VALUES \
+         (1, 'kept', TRUE, NULL, 'c1', 1, '2026-01-01 00:00:00+00:00'), \
+         (2, 'left', TRUE, NULL, 'c2', 1, '2026-01-01 00:00:00+00:00'), \
+         (3, NULL, FALSE, '1:2', NULL, 1, '2026-01-01 00:00:00+00:00')",
+        "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES \
+         (1, 1, '2026-01-01 00:00:00+00:00'), (1, 2, '2026-01-01 00:00:00+00:00'), \
+         (2, 2, '2026-01-03 00:00:00+00:00'), (2, 3, '2026-01-02 00:00:00+00:00'), \
+         (3, 1, '2026-01-01 00:00:00+00:00'), (3, 2, '2026-01-01 00:00:00+00:00')",
+    ] {
+        db.execute_unprepared(sql).await.unwrap();
+    }
+    Migrator::up(&db, None).await.unwrap();
+
+    let roles = jetchat::store::roles::of_chats(&db, [1, 2, 3])
+        .await
+        .unwrap();
+    assert_eq!(roles[&1].owner_id, Some(1), "the creator");
+    assert_eq!(roles[&2].owner_id, Some(3), "the longest-serving member");
+    assert!(
+        !roles.contains_key(&3),
+        "a private chat has no roles: {roles:?}"
+    );
+    for (chat, user) in [(1, 2), (2, 2), (3, 1), (3, 2)] {
+        let role = jetchat::store::roles::role_of(&db, chat, user)
+            .await
+            .unwrap();
+        assert_eq!(
+            role,
+            Some(jetchat::domain::Role::Member),
+            "chat {chat}, user {user}"
+        );
+    }
+    let chat = jetchat::store::queries::chat(&db, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!chat.members_can_add, "off by default");
 }

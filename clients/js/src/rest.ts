@@ -22,8 +22,10 @@ import type {
   UserProfile,
 } from './types.js';
 
-/** A REST answer that is not a success: `status` and the server's `detail`. */
+/** A REST answer that is not a success: `status`, the server's `detail` and its `code` (the
+ * socket's error codes: `forbidden`, `not_a_member`, ...; `undefined` when it gave none). */
 export class JetchatHttpError extends Error {
+  readonly code: string | undefined;
   constructor(
     readonly status: number,
     readonly detail: string,
@@ -31,6 +33,8 @@ export class JetchatHttpError extends Error {
   ) {
     super(`HTTP ${status}: ${detail}`);
     this.name = 'JetchatHttpError';
+    this.code =
+      body && typeof body === 'object' && 'code' in body && typeof body.code === 'string' ? body.code : undefined;
   }
 }
 

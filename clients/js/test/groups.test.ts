@@ -34,7 +34,8 @@ describe('a group its members run', () => {
     expect((refused as ChangeError).code).toBe('forbidden');
     expect((refused as ChangeError).message).toContain('admin role');
     const rest = await carol.rest.deleteChat(group.chat_id).catch((e: unknown) => e);
-    expect((rest as JetchatHttpError).status).toBe(403);
+    expect(rest).toMatchObject({ status: 403, code: 'forbidden' });
+    expect(rest).toBeInstanceOf(JetchatHttpError);
 
     await bob.updateChat(group.chat_id, { name: 'renamed', settings: { members_can_add: true } });
     await eventually('the list has the new name and settings', () => bobChats.get(group.chat_id)?.settings.members_can_add);

@@ -515,10 +515,19 @@ export type components = {
              */
             content: string;
         };
-        /** @description Every REST error answers `{"detail": "..."}` (FastAPI's shape, which existing clients read). */
+        /**
+         * @description Every REST error answers `{"detail": "..."}` (FastAPI's shape, which existing clients read),
+         *     with the refusal's `code` from the one vocabulary when there is one.
+         */
         ErrorBody: {
+            code?: components["schemas"]["ErrorCode"] | null;
             detail: string;
         };
+        /**
+         * @description Why the request was refused (docs/protocol.md, "Error codes"). New codes may come: treat an unknown one as a generic refusal.
+         * @enum {string}
+         */
+        ErrorCode: "bad_json" | "invalid_field" | "missing_field" | "unknown_action" | "empty_content" | "content_too_long" | "forbidden" | "not_found" | "message_deleted" | "invalid_reply" | "invalid_forward" | "invalid_emoji" | "too_many_reactions" | "not_editable" | "edit_window_passed" | "invalid_receiver" | "invalid_member" | "too_many_members" | "not_a_group" | "not_a_member" | "invalid_role" | "owner_required" | "invalid_name" | "invalid_display_name" | "invalid_avatar_url" | "invalid_command" | "unavailable" | "invalid_data" | "id_conflict" | "internal_error" | "rate_limited" | "invalid_token" | "other";
         /**
          * Format: binary
          * @description The bytes of a file.
