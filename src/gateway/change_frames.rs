@@ -193,6 +193,49 @@ mod tests {
     }
 
     #[test]
+    fn group_changes_go_to_every_member_and_say_who() {
+        use crate::{
+            bus::messages::{ChatDeleted, MemberRoleChanged},
+            domain::Role,
+        };
+        let role = Event::MemberRoleChanged(MemberRoleChanged {
+            v: VERSION,
+            cursor: Some(5),
+            chat_id: 7,
+            user_id: 2,
+            role: Role::Owner,
+            changed_by: None,
+            command_id: "c".into(),
+        });
+        let (kind, rendered, audience) = frame(&role).unwrap();
+        assert_eq!(
+            (kind, audience),
+            (FrameOut::MemberRoleChanged, Audience::Members)
+        );
+        let json: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"action":"member_role_changed","chat_id":7,"user_id":2,"role":"owner","cursor":5})
+        );
+        let deleted = Event::ChatDeleted(ChatDeleted {
+            v: VERSION,
+            cursor: Some(6),
+            chat_id: 7,
+            member_ids: vec![1, 2],
+            deleted_by: Some(1),
+            command_id: "d".into(),
+        });
+        let (_, rendered, audience) = frame(&deleted).unwrap();
+        assert_eq!(audience, Audience::Members);
+        let json: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+        assert_eq!(json["deleted_by"], 1);
+        assert!(
+            json.get("member_ids").is_none(),
+            "who was told stays on the bus"
+        );
+    }
+
+    #[test]
     fn a_change_without_a_cursor_renders_without_one() {
         let event = Event::MemberRemoved(MemberRemoved {
             v: VERSION,

@@ -897,6 +897,105 @@ mod tests {
     }
 
     #[test]
+    fn group_actions_parse_to_their_change_or_a_precise_code() {
+        let group = |t: &str| match parse(t, 5) {
+            Ok(Request::Group(request)) => request,
+            other => panic!("{t}: {other:?}"),
+        };
+        let add =
+            group(r#"{"action":"add_members","chat_id":7,"user_ids":[2,3],"command_id":"g"}"#);
+        assert_eq!(
+            (add.chat_id, add.change, add.command_id.as_deref()),
+            (
+                7,
+                GroupChange::AddMembers {
+                    user_ids: vec![2, 3]
+                },
+                Some("g")
+            )
+        );
+        assert_eq!(
+            group(r#"{"action":"set_member_role","chat_id":7,"user_id":9223372036854775807,"role":"owner"}"#)
+                .change,
+            GroupChange::SetRole {
+                user_id: i64::MAX,
+                role: Role::Owner
+            }
+        );
+        assert_eq!(
+            group(r#"{"action":"update_chat","chat_id":7,"settings":{"members_can_add":true}}"#)
+                .change,
+            GroupChange::Update {
+                name: None,
+                settings: Some(SettingsChange {
+                    members_can_add: Some(true)
+                })
+            }
+        );
+        assert_eq!(
+            group(r#"{"action":"leave_chat","chat_id":7}"#).change,
+            GroupChange::Leave
+        );
+        assert_eq!(
+            group(r#"{"action":"delete_chat","chat_id":7}"#).change,
+            GroupChange::Delete
+        );
+
+        let code = |t: &str| parse(t, 5).unwrap_err().code;
+        for (frame, expected) in [
+            (
+                r#"{"action":"add_members","chat_id":7}"#,
+                ErrorCode::MissingField,
+            ),
+            (
+                r#"{"action":"add_members","chat_id":7,"user_ids":[]}"#,
+                ErrorCode::MissingField,
+            ),
+            (
+                r#"{"action":"add_members","chat_id":7,"user_ids":[-1]}"#,
+                ErrorCode::InvalidMember,
+            ),
+            (
+                r#"{"action":"add_members","chat_id":0,"user_ids":[2]}"#,
+                ErrorCode::InvalidField,
+            ),
+            (
+                r#"{"action":"remove_member","chat_id":7,"user_id":0}"#,
+                ErrorCode::InvalidMember,
+            ),
+            (
+                r#"{"action":"set_member_role","chat_id":7,"user_id":2,"role":"king"}"#,
+                ErrorCode::InvalidRole,
+            ),
+            (
+                r#"{"action":"set_member_role","chat_id":7,"user_id":2}"#,
+                ErrorCode::MissingField,
+            ),
+            (
+                r#"{"action":"update_chat","chat_id":7,"settings":{}}"#,
+                ErrorCode::MissingField,
+            ),
+            (
+                r#"{"action":"update_chat","chat_id":7,"name":" "}"#,
+                ErrorCode::InvalidName,
+            ),
+            (
+                r#"{"action":"update_chat","chat_id":7,"settings":{"members_can_add":1}}"#,
+                ErrorCode::InvalidField,
+            ),
+            (
+                r#"{"action":"delete_chat","chat_id":7,"command_id":"a\u0000"}"#,
+                ErrorCode::InvalidField,
+            ),
+        ] {
+            assert_eq!(code(frame), expected, "{frame}");
+        }
+        // A refusal names the frame's command_id when it is a valid one.
+        let refused = parse(r#"{"action":"leave_chat","command_id":"l1"}"#, 5).unwrap_err();
+        assert_eq!(refused.command_id.as_deref(), Some("l1"));
+    }
+
+    #[test]
     fn refresh_token_carries_the_token() {
         assert_eq!(
             parse(r#"{"action":"refresh_token","token":"a.b.c"}"#, 5).unwrap(),

@@ -46,17 +46,20 @@ impl BatchState {
         Ok(())
     }
 
-    /// A repeat of a command applied before (its event `key` is journaled): the journaled
-    /// event goes out again and the command is applied, whatever the roles are now.
+    /// A repeat of a command applied before (its event `key` is journaled, and `by` says it
+    /// was the same actor's): the journaled event goes out again and the command is applied,
+    /// whatever the roles are now.
     pub(super) async fn applied_before(
         &self,
         db: &impl ConnectionTrait,
         key: String,
+        by: impl FnOnce(&Event) -> bool,
         pending: &mut Vec<Pending>,
     ) -> Result<bool, Failure> {
         let event = changes::journaled_event(db, key)
             .await?
-            .and_then(|json| serde_json::from_str::<Event>(&json).ok());
+            .and_then(|json| serde_json::from_str::<Event>(&json).ok())
+            .filter(by);
         match event {
             Some(event) => {
                 pending.push(Pending::Ready(event));
@@ -78,7 +81,8 @@ impl BatchState {
             Ok(current) => current,
             Err(Failure::Refused(refusal)) => {
                 let key = role_event(cmd, cmd.user_id, cmd.role).key();
-                if self.applied_before(db, key, pending).await? {
+                let by = |e: &Event| matches!(e, Event::MemberRoleChanged(e) if e.changed_by == cmd.actor_id);
+                if self.applied_before(db, key, by, pending).await? {
                     super::applied(replies, cmd.reply_to.as_ref(), &cmd.command_id);
                     return Ok(());
                 }
@@ -109,6 +113,11 @@ impl BatchState {
         cmd: &SetMemberRole,
     ) -> Result<Role, Failure> {
         let chat = self.group_state(cmd.chat_id)?;
+        if let Some(actor) = cmd.actor_id
+            && !chat.members.contains_key(&actor)
+        {
+            return Err(not_a_member(cmd.chat_id, actor, true));
+        }
         if !chat.members.contains_key(&cmd.user_id) {
             return Err(not_a_member(cmd.chat_id, cmd.user_id, false));
         }
@@ -180,7 +189,8 @@ impl BatchState {
         };
         if let Err(Failure::Refused(refusal)) = checked {
             let key = format!("updated:{}:{}", cmd.chat_id, cmd.command_id);
-            if self.applied_before(db, key, pending).await? {
+            let by = |e: &Event| matches!(e, Event::ChatUpdated(e) if e.updated_by == cmd.actor_id);
+            if self.applied_before(db, key, by, pending).await? {
                 super::applied(replies, cmd.reply_to.as_ref(), &cmd.command_id);
                 return Ok(());
             }
@@ -245,15 +255,11 @@ impl BatchState {
             // Deleted before (by this command or another): the same answer again, to Django
             // and to its members; to anyone else the group is unknown.
             let key = format!("chat_deleted:{}", cmd.chat_id);
-            let deleted = changes::journaled_event(db, key)
-                .await?
-                .and_then(|json| serde_json::from_str::<Event>(&json).ok());
-            if let Some(Event::ChatDeleted(deleted)) = deleted
-                && cmd
-                    .actor_id
-                    .is_none_or(|actor| deleted.member_ids.contains(&actor))
-            {
-                pending.push(Pending::Ready(Event::ChatDeleted(deleted)));
+            let member = |e: &Event| {
+                matches!(e, Event::ChatDeleted(e)
+                    if cmd.actor_id.is_none_or(|actor| e.member_ids.contains(&actor)))
+            };
+            if self.applied_before(db, key, member, pending).await? {
                 super::applied(replies, cmd.reply_to.as_ref(), &cmd.command_id);
                 return Ok(());
             }
