@@ -217,6 +217,29 @@ pub async fn message_by_client_id(
         .await
 }
 
+/// Who deleted each of `ids` that a member deleted (Django's moderation is not listed): one
+/// read for a page's tombstones.
+pub async fn deleters(
+    db: &impl ConnectionTrait,
+    ids: &[MessageId],
+) -> Result<HashMap<MessageId, UserId>, DbErr> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let select = Query::select()
+        .column(message::Column::Id)
+        .column(message::DeletedBy::DeletedBy)
+        .from(message::Entity)
+        .and_where(Expr::col(message::Column::Id).is_in(ids.iter().copied()))
+        .and_where(Expr::col(message::DeletedBy::DeletedBy).is_not_null())
+        .to_owned();
+    db.query_all(&select)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect()
+}
+
 /// A page of a chat's history (deleted messages as tombstones), newest first: before `before`, or the oldest `limit` after
 /// `after` (still returned newest first), or the newest `limit`.
 pub async fn history(

@@ -481,6 +481,7 @@ impl BatchState {
                 message::Column::FileUrl,
                 Expr::value(Option::<String>::None),
             )
+            .col_expr(message::DeletedBy::DeletedBy, Expr::value(cmd.deleter_id))
             .filter(message::Column::Id.eq(cmd.message_id))
             .filter(message::Column::DeletedAt.is_null())
             .exec(db)

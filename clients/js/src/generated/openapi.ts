@@ -565,6 +565,7 @@ export type components = {
         };
         /** @description A message in history, with its status for the caller. */
         HistoryMessage: components["schemas"]["MessageView"] & {
+            deleted_by?: components["schemas"]["i64"] | null;
             /** @description Same as `message_id` (the Python service's clients read `id`). */
             id: components["schemas"]["i64"];
             /** @description Per emoji, how many reacted and whether I did; empty for none (and for a tombstone). */
@@ -717,8 +718,9 @@ export type components = {
         SyncPage: {
             /**
              * @description The frames a socket would have got, oldest first (`new_message`, `status_update`,
-             *     `chat_created`, `member_added`, `member_removed`, `chat_renamed`, `message_deleted`;
-             *     see docs/protocol.md), each with its `cursor`.
+             *     `chat_created`, `member_added`, `member_removed`, `member_role_changed`,
+             *     `chat_renamed`, `chat_updated`, `chat_deleted`, `message_deleted`, …; see
+             *     docs/protocol.md), each with its `cursor`.
              */
             changes: Record<string, never>[];
             /**
