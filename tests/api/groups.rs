@@ -883,6 +883,17 @@ async fn django_acts_as_the_system_and_its_old_commands_still_work() {
     let updated = bob.expect("chat_updated").await;
     assert_eq!(updated["settings"]["members_can_add"], true);
     assert!(updated.get("updated_by").is_none(), "{updated}");
+    // With members_can_add on, a plain member adds someone.
+    let added = app
+        .call(
+            reqwest::Method::POST,
+            BOB,
+            &format!("/chats/{group}/members"),
+            Some(json!({"user_ids": [5]})),
+        )
+        .await;
+    assert_eq!(added.status(), 200);
+    assert_eq!(bob.expect("member_added").await["added_by"], BOB);
     // The old commands as before: rename, add, remove (the owner too: a successor follows).
     publish_command(
         &app,
