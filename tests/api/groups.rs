@@ -923,16 +923,37 @@ async fn django_acts_as_the_system_and_its_old_commands_still_work() {
         json!({"command_id": "dj-del-as-bob", "actor_id": BOB}),
     )
     .await;
-    let rejected = loop {
-        let (_, event) = next_events(&mut events, 1).await.remove(0);
-        if event["type"] == "command_rejected" {
-            break event;
-        }
-    };
     assert_eq!(
-        (&rejected["command_id"], &rejected["code"]),
-        (&json!("dj-del-as-bob"), &json!("forbidden"))
+        rejected(&mut events).await,
+        ("dj-del-as-bob".into(), "forbidden".into())
     );
+    // Garbage on NATS is refused with its code, and changes nothing.
+    for (command, code) in [
+        (
+            json!({"command_id": "dj-king", "user_id": BOB, "role": "king"}),
+            "invalid_command",
+        ),
+        (
+            json!({"command_id": "dj-zero", "user_id": 0, "role": "admin"}),
+            "invalid_member",
+        ),
+        (
+            json!({"command_id": "dj-neg", "user_id": BOB, "role": "admin", "actor_id": -1}),
+            "invalid_field",
+        ),
+        (
+            json!({"command_id": "dj-stranger", "user_id": 99, "role": "admin"}),
+            "not_a_member",
+        ),
+        (
+            json!({"command_id": "dj-demote", "user_id": CAROL, "role": "member"}),
+            "owner_required",
+        ),
+    ] {
+        let id = command["command_id"].as_str().unwrap().to_owned();
+        publish_command(&app, &format!("chat.in.{group}.set_member_role"), command).await;
+        assert_eq!(rejected(&mut events).await, (id, code.to_owned()));
+    }
     publish_command(
         &app,
         &format!("chat.in.{group}.delete_chat"),
@@ -998,4 +1019,15 @@ async fn groups_from_before_roles_get_an_owner() {
         .unwrap()
         .unwrap();
     assert!(!chat.members_can_add, "off by default");
+}
+
+/// The next `command_rejected` on `events`: its `command_id` and `code`.
+async fn rejected(events: &mut async_nats::Subscriber) -> (String, String) {
+    loop {
+        let (_, event) = next_events(events, 1).await.remove(0);
+        if event["type"] == "command_rejected" {
+            let field = |name: &str| event[name].as_str().unwrap_or_default().to_owned();
+            return (field("command_id"), field("code"));
+        }
+    }
 }
