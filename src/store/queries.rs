@@ -93,9 +93,7 @@ impl chat::Model {
             } else {
                 Vec::new()
             },
-            settings: crate::domain::GroupSettings {
-                members_can_add: self.members_can_add,
-            },
+            settings: self.settings(),
         }
     }
 
