@@ -313,7 +313,14 @@ async fn three_users_run_a_group() {
     );
     assert_eq!(summary["admin_ids"], json!([]));
 
-    // The new owner deletes the group: history gone for everyone.
+    // The new owner deletes the group: history gone for everyone, search included.
+    let found = |body: Value| body.as_array().map_or(0, Vec::len);
+    let before = crate::search::search(&app, BOB, &[("q", "carol")]).await;
+    assert_eq!(
+        found(before.json().await.unwrap()),
+        1,
+        "\"without carol\" is found"
+    );
     let frames = act(
         &mut bob,
         json!({"action": "delete_chat", "chat_id": group}),
@@ -327,6 +334,8 @@ async fn three_users_run_a_group() {
     assert!(app.summary(BOB, group).await.is_none());
     let history = app.get(BOB, &format!("/chats/{group}/messages")).await;
     assert_eq!(history.status(), 404);
+    let after = crate::search::search(&app, BOB, &[("q", "carol")]).await;
+    assert_eq!(found(after.json().await.unwrap()), 0);
     // A repeat of the deletion is answered the same (over REST: the socket knows the group
     // is gone); a stranger learns nothing.
     let again = app
