@@ -36,12 +36,18 @@ pub enum FrameIn {
     Unreact,
     Mute,
     Unmute,
+    AddMembers,
+    RemoveMember,
+    LeaveChat,
+    SetMemberRole,
+    UpdateChat,
+    DeleteChat,
     /// Not a frame the server understands (bad JSON, a binary frame, an unknown action).
     Invalid,
 }
 
 impl FrameIn {
-    const ALL: [FrameIn; 15] = [
+    const ALL: [FrameIn; 21] = [
         FrameIn::SendMessage,
         FrameIn::Delivered,
         FrameIn::Acknowledge,
@@ -56,6 +62,12 @@ impl FrameIn {
         FrameIn::Unreact,
         FrameIn::Mute,
         FrameIn::Unmute,
+        FrameIn::AddMembers,
+        FrameIn::RemoveMember,
+        FrameIn::LeaveChat,
+        FrameIn::SetMemberRole,
+        FrameIn::UpdateChat,
+        FrameIn::DeleteChat,
         FrameIn::Invalid,
     ];
 
@@ -75,6 +87,12 @@ impl FrameIn {
             FrameIn::Unreact => "unreact",
             FrameIn::Mute => "mute",
             FrameIn::Unmute => "unmute",
+            FrameIn::AddMembers => "add_members",
+            FrameIn::RemoveMember => "remove_member",
+            FrameIn::LeaveChat => "leave_chat",
+            FrameIn::SetMemberRole => "set_member_role",
+            FrameIn::UpdateChat => "update_chat",
+            FrameIn::DeleteChat => "delete_chat",
             FrameIn::Invalid => "invalid",
         }
     }
@@ -108,10 +126,13 @@ pub enum FrameOut {
     Presence,
     PresenceState,
     UserUpdated,
+    MemberRoleChanged,
+    ChatUpdated,
+    ChatDeleted,
 }
 
 impl FrameOut {
-    const ALL: [FrameOut; 24] = [
+    const ALL: [FrameOut; 27] = [
         FrameOut::MessageAccepted,
         FrameOut::MessageAck,
         FrameOut::NewMessage,
@@ -136,6 +157,9 @@ impl FrameOut {
         FrameOut::Presence,
         FrameOut::PresenceState,
         FrameOut::UserUpdated,
+        FrameOut::MemberRoleChanged,
+        FrameOut::ChatUpdated,
+        FrameOut::ChatDeleted,
     ];
 
     /// The frame's `action`.
@@ -165,6 +189,9 @@ impl FrameOut {
             FrameOut::Presence => "presence",
             FrameOut::PresenceState => "presence_state",
             FrameOut::UserUpdated => "user_updated",
+            FrameOut::MemberRoleChanged => "member_role_changed",
+            FrameOut::ChatUpdated => "chat_updated",
+            FrameOut::ChatDeleted => "chat_deleted",
         }
     }
 }

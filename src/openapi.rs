@@ -16,11 +16,13 @@ use utoipa::{
                        REST below, all behind an access token (`Authorization: Bearer <token>`, \
                        the **Authorize** button): in production the Django site issues it \
                        (SimpleJWT); for development, `jetchat token <user_id>` prints one \
-                       signed with `JWT_SECRET`. Errors are `{\"detail\": \"...\"}`."
+                       signed with `JWT_SECRET`. Errors are `{\"detail\": \"...\", \"code\": \"...\"}` (`code` from the \
+                       same vocabulary as the socket's `error` frames)."
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "chats", description = "Create chats, list mine, read history"),
+        (name = "groups", description = "Groups their members run: add, remove, leave, roles, rename, settings, delete"),
         (name = "messages", description = "Private history with one user; full-text search over my chats"),
         (name = "media", description = "Upload audio, video and images; fetch them back"),
         (name = "websocket", description = "The real-time socket"),

@@ -16,6 +16,8 @@ mod m20261202_000031_index_messages_created_at;
 mod m20261203_000040_create_message_reactions;
 mod m20261203_000041_add_messages_reply_and_forward;
 mod m20261207_000050_create_user_profiles;
+mod m20261207_000060_add_member_roles;
+mod m20261207_000061_add_messages_deleted_by;
 
 pub use m20261202_000020_create_message_search::POSTGRES_SEARCH_VECTOR;
 
@@ -40,6 +42,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000040_create_message_reactions::Migration),
             Box::new(m20261203_000041_add_messages_reply_and_forward::Migration),
             Box::new(m20261207_000050_create_user_profiles::Migration),
+            Box::new(m20261207_000060_add_member_roles::Migration),
+            Box::new(m20261207_000061_add_messages_deleted_by::Migration),
         ]
     }
 }

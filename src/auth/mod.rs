@@ -274,7 +274,7 @@ where
 }
 
 /// Why the extractors refused a request: 401 with `WWW-Authenticate: Bearer`, or 403; the
-/// body is `{"detail": "..."}` like every REST error.
+/// body is `{"detail": "...", "code": "..."}` like every REST error.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthRejection {
     #[error("{0}")]
@@ -285,7 +285,11 @@ pub enum AuthRejection {
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({ "detail": self.to_string() }));
+        let code = match self {
+            AuthRejection::Unauthorized(_) => crate::domain::ErrorCode::InvalidToken,
+            AuthRejection::StaffOnly => crate::domain::ErrorCode::Forbidden,
+        };
+        let body = Json(serde_json::json!({ "detail": self.to_string(), "code": code }));
         match self {
             AuthRejection::Unauthorized(_) => {
                 let mut response = (StatusCode::UNAUTHORIZED, body).into_response();

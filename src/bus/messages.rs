@@ -30,6 +30,9 @@ pub enum Command {
     AddMembers(AddMembers),
     RemoveMembers(RemoveMembers),
     RenameChat(RenameChat),
+    UpdateChat(UpdateChat),
+    SetMemberRole(SetMemberRole),
+    DeleteChat(DeleteChat),
     DeleteMessage(DeleteMessage),
     RegisterUpload(RegisterUpload),
     EditMessage(EditMessage),
@@ -51,6 +54,9 @@ impl Command {
             Command::AddMembers(_) => "add_members",
             Command::RemoveMembers(_) => "remove_members",
             Command::RenameChat(_) => "rename_chat",
+            Command::UpdateChat(_) => "update_chat",
+            Command::SetMemberRole(_) => "set_member_role",
+            Command::DeleteChat(_) => "delete_chat",
             Command::DeleteMessage(_) => "delete_message",
             Command::RegisterUpload(_) => "register_upload",
             Command::EditMessage(_) => "edit_message",
@@ -72,6 +78,9 @@ impl Command {
             Command::AddMembers(c) => c.command_id.clone(),
             Command::RemoveMembers(c) => c.command_id.clone(),
             Command::RenameChat(c) => c.command_id.clone(),
+            Command::UpdateChat(c) => c.command_id.clone(),
+            Command::SetMemberRole(c) => c.command_id.clone(),
+            Command::DeleteChat(c) => c.command_id.clone(),
             Command::DeleteMessage(c) => c.command_id.clone(),
             Command::RegisterUpload(c) => c.command_id.clone(),
             Command::EditMessage(c) => c.command_id.clone(),
@@ -92,6 +101,9 @@ impl Command {
             Command::AddMembers(c) => c.reply_to.as_deref(),
             Command::RemoveMembers(c) => c.reply_to.as_deref(),
             Command::RenameChat(c) => c.reply_to.as_deref(),
+            Command::UpdateChat(c) => c.reply_to.as_deref(),
+            Command::SetMemberRole(c) => c.reply_to.as_deref(),
+            Command::DeleteChat(c) => c.reply_to.as_deref(),
             Command::DeleteMessage(c) => c.reply_to.as_deref(),
             Command::RegisterUpload(c) => c.reply_to.as_deref(),
             Command::EditMessage(c) => c.reply_to.as_deref(),
@@ -112,6 +124,9 @@ impl Command {
             Command::AddMembers(c) => Some(c.chat_id),
             Command::RemoveMembers(c) => Some(c.chat_id),
             Command::RenameChat(c) => Some(c.chat_id),
+            Command::UpdateChat(c) => Some(c.chat_id),
+            Command::SetMemberRole(c) => Some(c.chat_id),
+            Command::DeleteChat(c) => Some(c.chat_id),
             Command::DeleteMessage(c) => Some(c.chat_id),
             Command::RegisterUpload(_) => None,
             Command::EditMessage(c) => Some(c.chat_id),
@@ -227,7 +242,9 @@ impl CreateChat {
     }
 }
 
-/// Add users to a group.
+/// Add users to a group. Without `actor_id` it is Django's (the system: no role needed);
+/// with it, the actor must be an admin or the owner, or a member of a group whose
+/// `members_can_add` is on.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct AddMembers {
     #[serde(default = "version")]
@@ -235,11 +252,18 @@ pub struct AddMembers {
     pub command_id: String,
     pub chat_id: ChatId,
     pub user_ids: Vec<UserId>,
+    /// The member who adds them (sockets and REST set it); absent for Django's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
 }
 
-/// Remove users from a group; their sockets stop receiving it at once.
+/// Remove users from a group; their sockets stop receiving it at once. Without `actor_id` it
+/// is Django's (the system: anyone, the owner too, whose group then passes to a successor);
+/// with it, the actor leaves (`user_ids` is just them) or removes others as an admin (a
+/// member) or the owner (an admin too). An owner who leaves hands the group to the
+/// longest-serving admin, else the longest-serving member.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct RemoveMembers {
     #[serde(default = "version")]
@@ -247,6 +271,9 @@ pub struct RemoveMembers {
     pub command_id: String,
     pub chat_id: ChatId,
     pub user_ids: Vec<UserId>,
+    /// The member who removes them, or who leaves; absent for Django's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
 }
@@ -263,8 +290,63 @@ pub struct RenameChat {
     pub reply_to: Option<String>,
 }
 
+/// Rename a group or change its settings (`name` and `settings` each optional, at least one).
+/// Without `actor_id` it is Django's; with it, the actor must be an admin or the owner.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct UpdateChat {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    pub chat_id: ChatId,
+    /// The new name (trimmed, 1 to 255 characters, no NUL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The settings to change; those absent are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::domain::SettingsChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// Give a member of a group a role. `owner` hands the group over (the previous owner becomes
+/// an admin); the owner cannot give themselves another role (`owner_required`). Without
+/// `actor_id` it is Django's; with it, the actor must be the owner.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SetMemberRole {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    pub chat_id: ChatId,
+    /// The member whose role changes (`not_a_member` for a user who is not one).
+    pub user_id: UserId,
+    pub role: crate::domain::Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// Delete a group with its whole history, for everyone (messages, reactions, revisions,
+/// receipts, the change journal's entries): members are told `chat_deleted`. Without
+/// `actor_id` it is Django's; with it, the actor must be the owner. A private chat cannot be
+/// deleted (`not_a_group`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct DeleteChat {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    pub chat_id: ChatId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
 /// Delete a message: its content and file are erased, history shows a tombstone. Without
-/// `deleter_id` it is moderation (Django, trusted); with it, only the author may.
+/// `deleter_id` it is moderation (Django, trusted); with it, the author may, and in a group
+/// its admins and owner (the event's `deleted_by` then names them).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DeleteMessage {
     #[serde(default = "version")]
@@ -425,6 +507,9 @@ pub enum Event {
     MemberAdded(MemberAdded),
     MemberRemoved(MemberRemoved),
     ChatRenamed(ChatRenamed),
+    ChatUpdated(ChatUpdated),
+    MemberRoleChanged(MemberRoleChanged),
+    ChatDeleted(ChatDeleted),
     MessageDeleted(MessageDeleted),
     CommandRejected(CommandRejected),
     UploadRegistered(UploadRegistered),
@@ -446,6 +531,9 @@ impl Event {
             Event::MemberAdded(_) => "member_added",
             Event::MemberRemoved(_) => "member_removed",
             Event::ChatRenamed(_) => "chat_renamed",
+            Event::ChatUpdated(_) => "chat_updated",
+            Event::MemberRoleChanged(_) => "member_role_changed",
+            Event::ChatDeleted(_) => "chat_deleted",
             Event::MessageDeleted(_) => "message_deleted",
             Event::CommandRejected(_) => "command_rejected",
             Event::UploadRegistered(_) => "upload_registered",
@@ -491,6 +579,12 @@ impl Event {
                 )
             }
             Event::ChatRenamed(e) => format!("renamed:{}:{}", e.chat_id, command(&e.command_id)),
+            Event::ChatUpdated(e) => format!("updated:{}:{}", e.chat_id, e.command_id),
+            Event::MemberRoleChanged(e) => {
+                format!("role:{}:{}:{}", e.chat_id, e.user_id, e.command_id)
+            }
+            // A group is deleted once, whichever command did it.
+            Event::ChatDeleted(e) => format!("chat_deleted:{}", e.chat_id),
             Event::MessageDeleted(e) => format!("deleted:{}", e.message_id),
             // One refusal per command, whoever sent it and whatever id it carries.
             Event::CommandRejected(e) => format!("rejected:{}", e.stream_seq),
@@ -516,6 +610,9 @@ impl Event {
             Event::MemberAdded(e) => e.cursor,
             Event::MemberRemoved(e) => e.cursor,
             Event::ChatRenamed(e) => e.cursor,
+            Event::ChatUpdated(e) => e.cursor,
+            Event::MemberRoleChanged(e) => e.cursor,
+            Event::ChatDeleted(e) => e.cursor,
             Event::MessageDeleted(e) => e.cursor,
             Event::MessageEdited(e) => e.cursor,
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => e.cursor,
@@ -536,6 +633,9 @@ impl Event {
             Event::MemberAdded(e) => Some(&mut e.cursor),
             Event::MemberRemoved(e) => Some(&mut e.cursor),
             Event::ChatRenamed(e) => Some(&mut e.cursor),
+            Event::ChatUpdated(e) => Some(&mut e.cursor),
+            Event::MemberRoleChanged(e) => Some(&mut e.cursor),
+            Event::ChatDeleted(e) => Some(&mut e.cursor),
             Event::MessageDeleted(e) => Some(&mut e.cursor),
             Event::MessageEdited(e) => Some(&mut e.cursor),
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => Some(&mut e.cursor),
@@ -556,6 +656,9 @@ impl Event {
             Event::MemberAdded(e) => e.chat_id,
             Event::MemberRemoved(e) => e.chat_id,
             Event::ChatRenamed(e) => e.chat_id,
+            Event::ChatUpdated(e) => e.chat_id,
+            Event::MemberRoleChanged(e) => e.chat_id,
+            Event::ChatDeleted(e) => e.chat_id,
             Event::MessageDeleted(e) => e.chat_id,
             Event::MessageEdited(e) => e.chat_id,
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => e.chat_id,
@@ -631,6 +734,9 @@ pub struct MemberAdded {
     pub after_message_id: MessageId,
     #[serde(default)]
     pub command_id: Option<String>,
+    /// The member who added them; absent when Django did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_by: Option<UserId>,
     /// The group with its members after the join (absent for groups of over 1,000 members:
     /// read `GET /chats/{id}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -654,6 +760,65 @@ pub struct MemberRemoved {
     pub user_id: UserId,
     #[serde(default)]
     pub command_id: Option<String>,
+    /// Who removed them: `user_id` itself when they left, an admin or the owner; absent when
+    /// Django did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_by: Option<UserId>,
+}
+
+/// A group's name or settings changed: both as they are now.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ChatUpdated {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    pub chat_id: ChatId,
+    pub name: Option<String>,
+    pub settings: crate::domain::GroupSettings,
+    /// The admin or owner who changed it; absent when Django did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<UserId>,
+    pub command_id: String,
+}
+
+/// A member of a group got a role (`owner`: the group was handed to them).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct MemberRoleChanged {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    pub chat_id: ChatId,
+    pub user_id: UserId,
+    pub role: crate::domain::Role,
+    /// The owner who gave it; absent when Django did or when the group passed to a successor
+    /// because its owner left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_by: Option<UserId>,
+    pub command_id: String,
+}
+
+/// A group was deleted with its history; nothing more of it reaches anyone.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ChatDeleted {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    pub chat_id: ChatId,
+    /// Its members when it was deleted: who is told.
+    pub member_ids: Vec<UserId>,
+    /// The owner who deleted it; absent when Django did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_by: Option<UserId>,
+    pub command_id: String,
 }
 
 /// A group got a new name.
@@ -684,6 +849,10 @@ pub struct MessageDeleted {
     pub message_id: MessageId,
     #[serde(default)]
     pub command_id: Option<String>,
+    /// Who deleted it: its author, or an admin or the owner of its group; absent when Django
+    /// did (moderation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_by: Option<UserId>,
 }
 
 /// A message's text was edited by its author.
@@ -836,7 +1005,8 @@ pub enum Outcome {
         file_id: String,
         created: bool,
     },
-    /// An `edit_message`, `delete_message`, `react`, `unreact` or `upsert_user` command was applied (or,
+    /// An `edit_message`, `delete_message`, `react`, `unreact`, `upsert_user` or group command
+    /// (`add_members`, `remove_members`, `update_chat`, `set_member_role`, `delete_chat`) was applied (or,
     /// for a repeat, had been; an `unreact` of no reaction changes nothing and is applied).
     Applied {
         #[serde(default = "version")]

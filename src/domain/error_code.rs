@@ -72,6 +72,9 @@ error_codes! {
     InvalidMember = "invalid_member", 422, "a member id <= 0; a private chat without exactly one other user";
     TooManyMembers = "too_many_members", 422, "a group over its member limit";
     NotAGroup = "not_a_group", 422, "membership or name changes on a private chat";
+    NotAMember = "not_a_member", 403, "a membership or admin command of a user who is not a member of the group, or naming one who is not";
+    InvalidRole = "invalid_role", 422, "a role that is not owner, admin or member";
+    OwnerRequired = "owner_required", 422, "a change that would leave a group without its owner: hand ownership over first";
     InvalidName = "invalid_name", 422, "a group name that is blank, too long or holds NUL";
     InvalidDisplayName = "invalid_display_name", 422, "a user's display name that is blank, over 100 characters or holds a control character";
     InvalidAvatarUrl = "invalid_avatar_url", 422, "a user's avatar URL that is not http(s), over 2048 bytes or holds whitespace or a control character";
@@ -120,6 +123,22 @@ impl schemars::JsonSchema for ErrorCode {
         })
     }
 }
+
+/// The OpenAPI schema of a REST error's `code`: the same names.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        utoipa::openapi::schema::Object::builder()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "Why the request was refused (docs/protocol.md, \"Error codes\"). New codes may come: treat an unknown one as a generic refusal.",
+            ))
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCode {}
 
 #[cfg(test)]
 mod tests {

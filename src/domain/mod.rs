@@ -8,10 +8,12 @@ use utoipa::ToSchema;
 
 mod error_code;
 mod ids;
+pub mod roles;
 pub mod rules;
 
 pub use error_code::ErrorCode;
 pub use ids::{ChatId, MessageId, UserId};
+pub use roles::{GroupSettings, Role, SettingsChange};
 
 /// What a message carries.
 #[derive(
@@ -152,6 +154,17 @@ pub struct ChatView {
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     pub member_ids: Vec<UserId>,
+    /// Who runs the group (its creator until handed over); null for a private chat, whose
+    /// two members are equal.
+    #[serde(default)]
+    pub owner_id: Option<UserId>,
+    /// The group's admins (the owner not among them), sorted; every other member is a plain
+    /// `member`.
+    #[serde(default)]
+    pub admin_ids: Vec<UserId>,
+    /// The group's settings (a private chat's are the defaults and mean nothing).
+    #[serde(default)]
+    pub settings: GroupSettings,
 }
 
 /// A user as the directory shows them: the name and avatar Django gave (access-token claims

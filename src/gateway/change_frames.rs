@@ -52,6 +52,7 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             ServerFrame::MemberAdded {
                 chat_id: e.chat_id,
                 user_id: e.user_id,
+                added_by: e.added_by,
                 chat: e.chat.as_ref(),
                 profiles: &e.profiles,
                 cursor,
@@ -62,6 +63,35 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             ServerFrame::MemberRemoved {
                 chat_id: e.chat_id,
                 user_id: e.user_id,
+                removed_by: e.removed_by,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::MemberRoleChanged(e) => (
+            ServerFrame::MemberRoleChanged {
+                chat_id: e.chat_id,
+                user_id: e.user_id,
+                role: e.role,
+                changed_by: e.changed_by,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::ChatUpdated(e) => (
+            ServerFrame::ChatUpdated {
+                chat_id: e.chat_id,
+                name: e.name.as_deref(),
+                settings: e.settings,
+                updated_by: e.updated_by,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::ChatDeleted(e) => (
+            ServerFrame::ChatDeleted {
+                chat_id: e.chat_id,
+                deleted_by: e.deleted_by,
                 cursor,
             },
             Audience::Members,
@@ -78,6 +108,7 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             ServerFrame::MessageDeleted {
                 chat_id: e.chat_id,
                 message_id: e.message_id,
+                deleted_by: e.deleted_by,
                 cursor,
             },
             Audience::Members,
@@ -162,6 +193,49 @@ mod tests {
     }
 
     #[test]
+    fn group_changes_go_to_every_member_and_say_who() {
+        use crate::{
+            bus::messages::{ChatDeleted, MemberRoleChanged},
+            domain::Role,
+        };
+        let role = Event::MemberRoleChanged(MemberRoleChanged {
+            v: VERSION,
+            cursor: Some(5),
+            chat_id: 7,
+            user_id: 2,
+            role: Role::Owner,
+            changed_by: None,
+            command_id: "c".into(),
+        });
+        let (kind, rendered, audience) = frame(&role).unwrap();
+        assert_eq!(
+            (kind, audience),
+            (FrameOut::MemberRoleChanged, Audience::Members)
+        );
+        let json: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"action":"member_role_changed","chat_id":7,"user_id":2,"role":"owner","cursor":5})
+        );
+        let deleted = Event::ChatDeleted(ChatDeleted {
+            v: VERSION,
+            cursor: Some(6),
+            chat_id: 7,
+            member_ids: vec![1, 2],
+            deleted_by: Some(1),
+            command_id: "d".into(),
+        });
+        let (_, rendered, audience) = frame(&deleted).unwrap();
+        assert_eq!(audience, Audience::Members);
+        let json: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+        assert_eq!(json["deleted_by"], 1);
+        assert!(
+            json.get("member_ids").is_none(),
+            "who was told stays on the bus"
+        );
+    }
+
+    #[test]
     fn a_change_without_a_cursor_renders_without_one() {
         let event = Event::MemberRemoved(MemberRemoved {
             v: VERSION,
@@ -169,6 +243,7 @@ mod tests {
             chat_id: 7,
             user_id: 3,
             command_id: None,
+            removed_by: None,
         });
         let (_, frame, audience) = frame(&event).unwrap();
         assert_eq!(audience, Audience::Members);

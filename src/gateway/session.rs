@@ -174,7 +174,8 @@ impl Socket {
             Request::Send(_)
             | Request::Edit(_)
             | Request::Delete { .. }
-            | Request::React { .. } => Some(Limit::Messages),
+            | Request::React { .. }
+            | Request::Group(_) => Some(Limit::Messages),
             Request::Mark { .. } | Request::Mute { .. } => Some(Limit::Marks),
             Request::Presence { .. } => Some(Limit::PresenceQueries),
             Request::Typing { .. } | Request::Ping | Request::RefreshToken { .. } => None,
@@ -239,6 +240,7 @@ impl Socket {
                 until,
                 command_id,
             } => self.mute(chat_id, until, command_id).await,
+            Request::Group(group) => self.group(group).await,
             Request::Presence { chat_id } => {
                 let answer = self.presence(chat_id).await;
                 return Ok(Some(answer.unwrap_or_else(|e| self.refuse(&e))));

@@ -16,10 +16,10 @@ use crate::{
     bus::messages::{Command, CreateChat, Outcome, VERSION},
     domain::ChatId,
     domain::UserId,
-    domain::{ChatView, MAX_LISTED_PROFILES, MessageView, UserProfile},
+    domain::{ChatView, MAX_LISTED_PROFILES, MessageView, Role, UserProfile},
     persister::batch::Rules,
     state::AppState,
-    store::{queries, users},
+    store::{queries, roles, users},
 };
 
 /// A chat to create. The Python service's form — a bare array of member ids with `?name=` —
@@ -58,6 +58,9 @@ pub struct ChatSummary {
     pub chat: ChatView,
     pub last_message: Option<MessageView>,
     pub unread_count: i64,
+    /// My role in a group (`owner`, `admin` or `member`: what I may do there); null in a
+    /// private chat, whose two members are equal.
+    pub role: Option<Role>,
     /// Until when I muted the chat (`PUT /chats/{id}/mute`); null: not muted.
     #[serde(serialize_with = "crate::domain::rfc3339_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -173,6 +176,7 @@ pub async fn list_chats(
     let members = queries::members(db, mine.iter().copied()).await?;
     let mut last = queries::last_messages(db, &mine).await?;
     let unread = queries::unread_counts(db, user).await?;
+    let mut group_roles = roles::of_chats(db, mine.iter().copied()).await?;
     // One directory read for every member listed (of the chats small enough to list).
     let mut sizes: std::collections::HashMap<ChatId, usize> = std::collections::HashMap::new();
     for m in &members {
@@ -206,7 +210,9 @@ pub async fn list_chats(
             } else {
                 Vec::new()
             };
+            let group_roles = group_roles.remove(&chat.id).unwrap_or_default();
             ChatSummary {
+                role: chat.is_group.then(|| group_roles.role_of(user)),
                 profiles,
                 last_message: last.remove(&chat.id).map(|m| {
                     let mut view = m.view(chat.private_key.as_deref());
@@ -219,7 +225,7 @@ pub async fn list_chats(
                     .find(|m| m.chat_id == chat.id && m.user_id == user)
                     .and_then(|m| m.muted_until)
                     .filter(|until| *until > chrono::Utc::now()),
-                chat: chat.view(member_ids),
+                chat: chat.view(member_ids, &group_roles),
             }
         })
         .collect();

@@ -59,6 +59,11 @@ pub struct HistoryMessage {
     pub status: MessageStatus,
     /// Per emoji, how many reacted and whether I did; empty for none (and for a tombstone).
     pub reactions: Vec<queries::ReactionCount>,
+    /// A tombstone's deleter: its author, or an admin or the owner of the group ("deleted by
+    /// an admin"); absent for a live message, Django's moderation, and messages deleted
+    /// before jetchat recorded who.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_by: Option<UserId>,
 }
 
 /// One page of `chat`'s history as `user` sees it; 403 unless `user` is a member.
@@ -79,6 +84,12 @@ pub async fn page(
     let rows = queries::history(&state.db, chat.id, query.before, query.after, limit).await?;
     let ids: Vec<MessageId> = rows.iter().map(|m| m.id).collect();
     let mut reactions = queries::reactions(&state.db, &ids, user).await?;
+    let tombstones: Vec<MessageId> = rows
+        .iter()
+        .filter(|m| m.deleted_at.is_some())
+        .map(|m| m.id)
+        .collect();
+    let deleters = queries::deleters(&state.db, &tombstones).await?;
     let now = chrono::Utc::now();
     Ok(rows
         .iter()
@@ -89,6 +100,7 @@ pub async fn page(
                 id: m.id,
                 status: queries::status(m, user, &members),
                 reactions: reactions.remove(&m.id).unwrap_or_default(),
+                deleted_by: deleters.get(&m.id).copied(),
                 message,
             }
         })

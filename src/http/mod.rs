@@ -5,6 +5,7 @@ pub mod chats;
 pub mod cors;
 pub mod dev;
 pub mod extract;
+pub mod groups;
 pub mod health;
 pub mod home;
 pub mod linger;
@@ -30,12 +31,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{auth::AuthError, state::AppState};
+use crate::{auth::AuthError, domain::rules::Refusal, state::AppState};
 
-/// Every REST error answers `{"detail": "..."}` (FastAPI's shape, which existing clients read).
+/// Every REST error answers `{"detail": "..."}` (FastAPI's shape, which existing clients read),
+/// with the refusal's `code` from the one vocabulary when there is one.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub detail: String,
+    /// The same code a socket's `error` frame would carry (`forbidden`, `not_a_member`, ...);
+    /// absent for a timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
 }
 
 /// What a handler can fail with; each maps to one status code.
@@ -45,6 +51,10 @@ pub enum ApiError {
     Unauthorized(AuthError),
     #[error("{0}")]
     Forbidden(String),
+    /// A request REST refused by a rule of the vocabulary, before publishing (what the
+    /// persister would refuse the same way): its code decides the status.
+    #[error("{}", .0.detail)]
+    Rejected(crate::domain::rules::Refusal),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -90,7 +100,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Refused { code, .. } => {
+            ApiError::Refused { code, .. } | ApiError::Rejected(Refusal { code, .. }) => {
                 StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
             }
         }
@@ -103,6 +113,7 @@ impl ApiError {
         Some(match self {
             ApiError::Unauthorized(_) => ErrorCode::InvalidToken,
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::Rejected(refusal) => refusal.code,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Invalid(_)
             | ApiError::PayloadTooLarge(_)
@@ -180,10 +191,15 @@ impl IntoResponse for ApiError {
             } => tracing::error!(error = %detail, "request failed"),
             _ => {}
         }
+        let code = match &self {
+            ApiError::Refused { code, .. } => Some(*code),
+            other => other.rest_refusal(),
+        };
         let mut response = (
             self.status(),
             Json(ErrorBody {
                 detail: self.to_string(),
+                code,
             }),
         )
             .into_response();
@@ -219,6 +235,7 @@ impl IntoResponse for ApiError {
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(chats::router())
+        .merge(groups::router())
         .merge(messages::router())
         .merge(reactions::router())
         .merge(media::router())

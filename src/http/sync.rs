@@ -39,8 +39,9 @@ pub struct SyncQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SyncPage {
     /// The frames a socket would have got, oldest first (`new_message`, `status_update`,
-    /// `chat_created`, `member_added`, `member_removed`, `chat_renamed`, `message_deleted`;
-    /// see docs/protocol.md), each with its `cursor`.
+    /// `chat_created`, `member_added`, `member_removed`, `member_role_changed`,
+    /// `chat_renamed`, `chat_updated`, `chat_deleted`, `message_deleted`, …; see
+    /// docs/protocol.md), each with its `cursor`.
     #[schema(value_type = Vec<Object>)]
     pub changes: Vec<serde_json::Value>,
     /// With `more`, the next page is `after=cursor`; without, the client now stands here

@@ -73,6 +73,9 @@ pub async fn record(
                 joined(txn, e.chat.chat_id, &e.chat.member_ids, row.cursor).await?;
             }
             Event::MemberAdded(e) => joined(txn, e.chat_id, &[e.user_id], row.cursor).await?,
+            // A deleted group's history is erased from the journal too: its members' catch-up
+            // holds `chat_deleted` alone.
+            Event::ChatDeleted(e) => changes::forget_chat(txn, e.chat_id, row.cursor).await?,
             _ => {}
         }
     }
@@ -118,6 +121,7 @@ fn row(event: &Event, cursor: u64, at: DateTime<Utc>) -> Change {
         Event::Receipt(e) => (Some(e.sender_id), Some(e.message_id)),
         Event::MemberAdded(e) => (Some(e.user_id), None),
         Event::MemberRemoved(e) => (Some(e.user_id), None),
+        Event::MemberRoleChanged(e) => (Some(e.user_id), None),
         Event::MessageDeleted(e) => (None, Some(e.message_id)),
         Event::MessageEdited(e) => (None, Some(e.message_id)),
         Event::ReactionAdded(e) | Event::ReactionRemoved(e) => {
@@ -229,6 +233,7 @@ mod tests {
             chat_id: 7,
             user_id: 5,
             command_id: Some("rm".into()),
+            removed_by: None,
         });
         let row = row(&event, 3, Utc::now());
         assert_eq!(row.kind, changes::MEMBER_REMOVED);

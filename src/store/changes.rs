@@ -51,6 +51,24 @@ pub const MEMBER_REMOVED: &str = "member_removed";
 /// The kind of a new message row: rendered from `messages`, as the message is now.
 pub const MESSAGE_CREATED: &str = "message_created";
 
+/// The kind of a group's deletion: its members' catch-up in the group ends there.
+pub const CHAT_DELETED: &str = "chat_deleted";
+
+/// Deletes a deleted group's journal rows before `cursor` (its `chat_deleted`): what a
+/// catch-up would replay of its history (edits' texts, names) goes with it.
+pub async fn forget_chat(
+    txn: &impl ConnectionTrait,
+    chat_id: ChatId,
+    cursor: u64,
+) -> Result<(), DbErr> {
+    let delete = Query::delete()
+        .from_table(Changes::Table)
+        .and_where(Expr::col(Changes::ChatId).eq(chat_id))
+        .and_where(Expr::col(Changes::Cursor).lt(to_i64(cursor)))
+        .to_owned();
+    txn.execute(&delete).await.map(drop)
+}
+
 /// The kind of an edit row: its event carries the text, forgotten when the message is deleted.
 pub const MESSAGE_EDITED: &str = "message_edited";
 
@@ -189,6 +207,23 @@ pub async fn cursors_of(
         .and_where(Expr::col(Changes::EventKey).is_in(keys))
         .to_owned();
     keyed_cursors(txn, &select).await
+}
+
+/// The event journaled under `key`, as it was published (JSON); `None` when no event has
+/// that key (or its row keeps none: a new message's).
+pub async fn journaled_event(
+    db: &impl ConnectionTrait,
+    key: String,
+) -> Result<Option<String>, DbErr> {
+    let select = Query::select()
+        .column(Changes::Event)
+        .from(Changes::Table)
+        .and_where(Expr::col(Changes::EventKey).eq(key))
+        .to_owned();
+    match db.query_one(&select).await? {
+        Some(row) => row.try_get_by_index(0),
+        None => Ok(None),
+    }
 }
 
 /// The rows of `select` as `(first column, cursor in the second)`.
@@ -347,7 +382,9 @@ async fn missed_queries(
     Ok(queries)
 }
 
-/// The chats `user_id` was removed from with a cursor in `(after, upto]`, with that cursor.
+/// The chats `user_id` was removed from with a cursor in `(after, upto]`, with that cursor:
+/// removals, and deletions of groups they were in (few: read whole, their members checked
+/// here).
 async fn removals(
     db: &impl ConnectionTrait,
     user_id: UserId,
@@ -362,7 +399,32 @@ async fn removals(
         .and_where(Expr::col(Changes::Cursor).gt(to_i64(after)))
         .and_where(Expr::col(Changes::Cursor).lte(to_i64(upto)))
         .to_owned();
-    keyed_cursors(db, &select).await
+    let mut removed = keyed_cursors(db, &select).await?;
+    let deleted = Query::select()
+        .columns([Changes::ChatId, Changes::Cursor, Changes::Event])
+        .from(Changes::Table)
+        .and_where(Expr::col(Changes::Kind).eq(CHAT_DELETED))
+        .and_where(Expr::col(Changes::Cursor).gt(to_i64(after)))
+        .and_where(Expr::col(Changes::Cursor).lte(to_i64(upto)))
+        .to_owned();
+    for row in db.query_all(&deleted).await? {
+        let event: Option<String> = row.try_get_by_index(2)?;
+        /// What a `chat_deleted` row tells of whom it is for.
+        #[derive(serde::Deserialize)]
+        struct Deleted {
+            member_ids: Vec<UserId>,
+        }
+        let told = event
+            .and_then(|json| serde_json::from_str::<Deleted>(&json).ok())
+            .is_some_and(|deleted| deleted.member_ids.contains(&user_id));
+        if told {
+            removed.push((
+                row.try_get_by_index(0)?,
+                to_u64(row.try_get_by_index::<i64>(1)?),
+            ));
+        }
+    }
+    Ok(removed)
 }
 
 /// Where a catch-up from `since` starts so that changes committed just before `since` but

@@ -14,6 +14,8 @@ pub struct Model {
     pub create_command_id: Option<String>,
     pub created_by: i64,
     pub created_at: DateTimeUtc,
+    /// A group's setting: plain members may add others (off by default).
+    pub members_can_add: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

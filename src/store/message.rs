@@ -56,3 +56,12 @@ impl Related<super::chat::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// `messages.deleted_by`: who deleted a message (its author, or an admin or the owner of its
+/// group; null for Django's moderation). Not in [`Model`]: new messages are inserted from the
+/// model on the message path, which this column must not cost anything; only a deletion
+/// writes it and only history's tombstones read it.
+#[derive(DeriveIden, Clone, Copy)]
+pub enum DeletedBy {
+    DeletedBy,
+}

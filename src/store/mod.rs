@@ -8,6 +8,7 @@ pub mod message_reaction;
 pub mod message_revision;
 pub mod push;
 pub mod queries;
+pub mod roles;
 pub mod search;
 pub mod upload;
 pub mod uploads;

@@ -78,8 +78,8 @@ impl message::Model {
 }
 
 impl chat::Model {
-    /// The chat with its members.
-    pub fn view(&self, member_ids: Vec<UserId>) -> ChatView {
+    /// The chat with its members and, for a group, who runs it and its settings.
+    pub fn view(&self, member_ids: Vec<UserId>, roles: &super::roles::GroupRoles) -> ChatView {
         ChatView {
             chat_id: self.id,
             name: self.name.clone(),
@@ -87,6 +87,20 @@ impl chat::Model {
             created_by: self.created_by,
             created_at: self.created_at,
             member_ids,
+            owner_id: roles.owner_id.filter(|_| self.is_group),
+            admin_ids: if self.is_group {
+                roles.admin_ids.clone()
+            } else {
+                Vec::new()
+            },
+            settings: self.settings(),
+        }
+    }
+
+    /// The group's settings as stored.
+    pub fn settings(&self) -> crate::domain::GroupSettings {
+        crate::domain::GroupSettings {
+            members_can_add: self.members_can_add,
         }
     }
 }
@@ -231,6 +245,29 @@ pub async fn message_by_client_id(
         .filter(message::Column::ClientMsgId.eq(client_msg_id))
         .one(db)
         .await
+}
+
+/// Who deleted each of `ids` that a member deleted (Django's moderation is not listed): one
+/// read for a page's tombstones.
+pub async fn deleters(
+    db: &impl ConnectionTrait,
+    ids: &[MessageId],
+) -> Result<HashMap<MessageId, UserId>, DbErr> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let select = Query::select()
+        .column(message::Column::Id)
+        .column(message::DeletedBy::DeletedBy)
+        .from(message::Entity)
+        .and_where(Expr::col(message::Column::Id).is_in(ids.iter().copied()))
+        .and_where(Expr::col(message::DeletedBy::DeletedBy).is_not_null())
+        .to_owned();
+    db.query_all(&select)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect()
 }
 
 /// A page of a chat's history (deleted messages as tombstones), newest first: before `before`, or the oldest `limit` after

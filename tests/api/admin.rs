@@ -230,7 +230,10 @@ async fn rename_and_delete_reach_the_members_and_the_history() {
         without_cursor(bob.expect("chat_renamed").await),
         json!({"action":"chat_renamed","chat_id":chat_id,"name":"new name"})
     );
+    // Then the same as `chat_updated`, with the settings, for clients that know it.
+    assert_eq!(bob.expect("chat_updated").await["name"], "new name");
     alice.expect("chat_renamed").await;
+    alice.expect("chat_updated").await;
 
     publish_command(
         &app,

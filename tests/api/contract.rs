@@ -101,6 +101,31 @@ async fn every_payload_on_the_bus_validates_against_the_schemas() {
             .await
             .unwrap();
     }
+    // The group commands Django may send (as the system), the last deleting a second group.
+    let doomed = app.create_chat(1, true, &[2]).await;
+    for (chat, kind, body) in [
+        (
+            group,
+            "set_member_role",
+            json!({"type": "set_member_role", "v": 1, "command_id": "s", "chat_id": group, "user_id": 2, "role": "admin"}),
+        ),
+        (
+            group,
+            "update_chat",
+            json!({"type": "update_chat", "v": 1, "command_id": "u", "chat_id": group, "settings": {"members_can_add": true}}),
+        ),
+        (
+            doomed,
+            "delete_chat",
+            json!({"type": "delete_chat", "v": 1, "command_id": "x", "chat_id": doomed, "reply_to": "_INBOX.deleted"}),
+        ),
+    ] {
+        js.publish(format!("chat.in.{chat}.{kind}"), body.to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
     // Replies on inboxes: JetStream's publish acks, and jetchat's outcomes (create_chat's).
     let mut outcome_payloads = Vec::new();
     while let Ok(Some(reply)) =
@@ -171,6 +196,12 @@ async fn every_payload_on_the_bus_validates_against_the_schemas() {
         "chat_renamed",
         "message_deleted",
         "command_rejected",
+        "set_member_role",
+        "update_chat",
+        "delete_chat",
+        "member_role_changed",
+        "chat_updated",
+        "chat_deleted",
     ] {
         assert!(
             kinds.contains_key(kind),
@@ -348,6 +379,32 @@ async fn every_frame_of_a_conversation_validates_against_the_frame_schemas() {
     bob_again.send(json!({"action": "sync", "since": 0})).await;
     bob_again.take("synced").await;
 
+    // The group actions, each answered.
+    for frame in [
+        json!({"action": "add_members", "chat_id": group, "user_ids": [4], "command_id": "g1"}),
+        json!({"action": "remove_member", "chat_id": group, "user_id": 4, "command_id": "g2"}),
+        json!({"action": "set_member_role", "chat_id": group, "user_id": 2, "role": "admin", "command_id": "g3"}),
+        json!({"action": "update_chat", "chat_id": group, "name": "g", "settings": {"members_can_add": true}, "command_id": "g4"}),
+    ] {
+        let command_id = frame["command_id"].clone();
+        alice.send(frame).await;
+        loop {
+            let answer = alice.take("command_applied").await;
+            if answer["command_id"] == command_id {
+                break;
+            }
+        }
+    }
+    bob.take_all(&["member_role_changed", "chat_updated"]).await;
+    bob.send(json!({"action": "leave_chat", "chat_id": group, "command_id": "g5"}))
+        .await;
+    bob.take("command_applied").await;
+    let doomed = app.create_chat(1, true, &[2]).await;
+    bob.take("chat_created").await;
+    alice
+        .send(json!({"action": "delete_chat", "chat_id": doomed, "command_id": "g6"}))
+        .await;
+    bob.take("chat_deleted").await;
     let mut actions = std::collections::BTreeSet::new();
     for socket in [&alice, &bob, &bob_again] {
         for frame in &socket.received {
@@ -379,6 +436,10 @@ async fn every_frame_of_a_conversation_validates_against_the_frame_schemas() {
         "token_refreshed",
         "resync_required",
         "synced",
+        "member_role_changed",
+        "chat_updated",
+        "chat_deleted",
+        "command_applied",
     ] {
         assert!(
             actions.contains(action),

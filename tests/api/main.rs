@@ -19,6 +19,7 @@ mod deletes;
 mod edits;
 mod failures;
 mod frames;
+mod groups;
 mod history;
 mod instances;
 mod lifecycle;

@@ -288,9 +288,14 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
             "delete_message",
             json!({"command_id": "d2", "message_id": sent[1]["message_id"], "deleter_id": 2}),
         ),
+        // The group's owner deletes bob's message (applied); a plain member may not.
         (
             "delete_message",
             json!({"command_id": "d3", "message_id": sent[2]["message_id"], "deleter_id": 1}),
+        ),
+        (
+            "delete_message",
+            json!({"command_id": "d4", "message_id": sent[3]["message_id"], "deleter_id": 4}),
         ),
         ("rename", json!({"command_id": "bad", "name": ""})),
     ] {
@@ -313,7 +318,7 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     assert_eq!(report.messages, 10);
     assert_eq!(report.undecodable, 0);
     // The two commands refused live are refused again, and the report names them: the
-    // deletion by someone other than the author, then the rename to nothing.
+    // deletion by a member other than the author, then the rename to nothing.
     assert_eq!(report.refused, 2);
     assert_eq!(report.dead_lettered, 0);
     assert_eq!(
@@ -328,7 +333,10 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
     assert_eq!(
         refused,
         [
-            ("delete_message", "only the author may delete a message"),
+            (
+                "delete_message",
+                "deleting another member's message needs the admin role"
+            ),
             ("rename_chat", "a name has 1 to 255 characters"),
         ]
     );
@@ -363,8 +371,8 @@ async fn reproject_rebuilds_the_same_database_from_the_command_log() {
         .collect();
     assert_eq!(
         deleted.len(),
-        2,
-        "moderation and the author's own; not another's"
+        3,
+        "moderation, the author's own and the owner's; not a plain member's of another's"
     );
     assert!(
         rebuilt

@@ -136,6 +136,7 @@ async fn a_client_back_from_away_gets_exactly_what_it_missed_then_live_frames() 
     )
     .await;
     alice.expect("chat_renamed").await;
+    alice.expect("chat_updated").await;
     alice
         .send_message(json!({"receiver_id": 2, "content": "private", "client_msg_id": "a-3"}))
         .await;
@@ -159,6 +160,7 @@ async fn a_client_back_from_away_gets_exactly_what_it_missed_then_live_frames() 
             "status_update",
             "member_added",
             "chat_renamed",
+            "chat_updated",
             "chat_created",
             "new_message"
         ],
@@ -169,8 +171,9 @@ async fn a_client_back_from_away_gets_exactly_what_it_missed_then_live_frames() 
     assert_eq!(missed[1]["status"], "read");
     assert_eq!(missed[2]["user_id"], 4);
     assert_eq!(missed[3]["name"], "renamed");
-    assert_eq!(missed[4]["chat"]["is_group"], false);
-    assert_eq!(missed[5]["content"], "private");
+    assert_eq!(missed[4]["name"], "renamed");
+    assert_eq!(missed[5]["chat"]["is_group"], false);
+    assert_eq!(missed[6]["content"], "private");
     assert_eq!(synced["changes"].as_u64().unwrap(), frames.len() as u64);
     assert!(cursor(&synced) >= cursor(missed.last().unwrap()));
     assert!(synced["epoch"].as_str().is_some_and(|e| !e.is_empty()));

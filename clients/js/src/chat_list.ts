@@ -8,7 +8,7 @@
 
 import type { Client } from './client.js';
 import { Emitter } from './emitter.js';
-import type { ChatView, MessageAck, MessageView, SendMessage, UserProfile } from './types.js';
+import type { ChatView, GroupSettings, MessageAck, MessageView, Role, SendMessage, UserProfile } from './types.js';
 
 export interface ChatListEntry {
   chat_id: number;
@@ -23,6 +23,18 @@ export interface ChatListEntry {
   last_message: MessageView | null;
   /** Until when I muted the chat (RFC 3339; `9999-12-31…` for ever), `null` when not muted. */
   muted_until: string | null;
+  /** Who runs a group: its owner (`null` for a private chat, or until known) and its admins. */
+  owner_id: number | null;
+  admin_ids: number[];
+  /** A group's settings (the defaults for a private chat). */
+  settings: GroupSettings;
+}
+
+/** `userId`'s role in a group the list knows, `null` for a private chat. */
+export function roleIn(entry: ChatListEntry, userId: number): Role | null {
+  if (!entry.is_group) return null;
+  if (entry.owner_id === userId) return 'owner';
+  return entry.admin_ids.includes(userId) ? 'admin' : 'member';
 }
 
 /** Whether `next` is to replace `known` as a user's profile: the newer one wins (a profile
@@ -82,6 +94,24 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
       }),
       client.on('chat_renamed', ({ chat_id, name }) => {
         this.entry(chat_id).name = name;
+        this.changed();
+      }),
+      client.on('chat_updated', ({ chat_id, name, settings }) => {
+        const entry = this.entry(chat_id);
+        entry.name = name ?? null;
+        entry.settings = { ...settings };
+        this.changed();
+      }),
+      client.on('member_role_changed', ({ chat_id, user_id, role }) => {
+        const entry = this.entry(chat_id);
+        entry.admin_ids = entry.admin_ids.filter((id) => id !== user_id);
+        if (role === 'owner') entry.owner_id = user_id;
+        else if (entry.owner_id === user_id) entry.owner_id = null;
+        if (role === 'admin') entry.admin_ids = [...entry.admin_ids, user_id].sort((a, b) => a - b);
+        this.changed();
+      }),
+      client.on('chat_deleted', ({ chat_id }) => {
+        this.chats.delete(chat_id);
         this.changed();
       }),
       client.on('chat_muted', ({ chat_id, muted_until }) => {
@@ -218,13 +248,28 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
     entry.name = chat.name ?? null;
     entry.is_group = chat.is_group;
     entry.member_ids = [...chat.member_ids];
+    entry.owner_id = chat.owner_id ?? null;
+    entry.admin_ids = [...(chat.admin_ids ?? [])];
+    entry.settings = { members_can_add: chat.settings?.members_can_add ?? false };
     if (notify) this.changed();
   }
 
   private entry(chatId: number): ChatListEntry {
     let entry = this.chats.get(chatId);
     if (!entry) {
-      entry = { chat_id: chatId, name: null, is_group: false, member_ids: [], unread: 0, last_message_id: null, last_message: null, muted_until: null };
+      entry = {
+        chat_id: chatId,
+        name: null,
+        is_group: false,
+        member_ids: [],
+        unread: 0,
+        last_message_id: null,
+        last_message: null,
+        muted_until: null,
+        owner_id: null,
+        admin_ids: [],
+        settings: { members_can_add: false },
+      };
       this.chats.set(chatId, entry);
     }
     return entry;

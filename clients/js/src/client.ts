@@ -11,6 +11,8 @@ import { TokenKeeper, type TokenSource } from './token.js';
 import type {
   ChatMuted,
   ClientFrame,
+  ClientFrameOf,
+  CommandApplied,
   ErrorFrame,
   FrameOf,
   MessageAck,
@@ -19,11 +21,22 @@ import type {
   PresenceState,
   ReactionAdded,
   ReactionRemoved,
+  Role,
   SendMessage,
   ServerAction,
   ServerFrame,
+  SettingsChange,
   Unread,
 } from './types.js';
+
+/** A group action's frame, before its `command_id` (each action's own fields). */
+type GroupFrame = ClientFrameOf<
+  'add_members' | 'remove_member' | 'leave_chat' | 'set_member_role' | 'update_chat' | 'delete_chat'
+> extends infer F
+  ? F extends unknown
+    ? Omit<F, 'command_id'>
+    : never
+  : never;
 
 /** What the client needs of a WebSocket: the browser's, or the `ws` package's in Node. */
 export interface WebSocketLike {
@@ -375,6 +388,45 @@ export class Client extends Emitter<ClientEvents> {
     );
   }
 
+  /** Adds users to a group over the socket (admins and the owner; members when the group's
+   * `members_can_add` is on): resolves with `command_applied` once applied (the members get
+   * `member_added`), rejects with a `ChangeError` (`forbidden` naming the role it needs,
+   * `not_a_member`, `not_a_group`, ...) or a `ChangeTimeoutError`. */
+  addMembers(chatId: number, userIds: readonly number[], options: ChangeOptions = {}): Promise<CommandApplied> {
+    const [first, ...rest] = userIds;
+    if (first === undefined) return Promise.reject(new Error('addMembers needs at least one user id'));
+    return this.groupChange({ action: 'add_members', chat_id: chatId, user_ids: [first, ...rest] }, options);
+  }
+
+  /** Removes a member (admins remove members, the owner admins too), or with my own id
+   * leaves: resolves with `command_applied` (everyone gets `member_removed`). */
+  removeMember(chatId: number, userId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'remove_member', chat_id: chatId, user_id: userId }, options);
+  }
+
+  /** Leaves a group (an owner's passes to its longest-serving admin, else member). */
+  leaveChat(chatId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'leave_chat', chat_id: chatId }, options);
+  }
+
+  /** Gives a member a role (the owner only): `admin`, `member`, or `owner` to hand the group
+   * over. Resolves with `command_applied` (members get `member_role_changed`). */
+  setMemberRole(chatId: number, userId: number, role: Role, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'set_member_role', chat_id: chatId, user_id: userId, role }, options);
+  }
+
+  /** Renames a group or changes its settings (admins and the owner): resolves with
+   * `command_applied` (members get `chat_updated`). */
+  updateChat(chatId: number, change: { name?: string; settings?: SettingsChange }, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'update_chat', chat_id: chatId, name: change.name ?? null, settings: change.settings ?? null }, options);
+  }
+
+  /** Deletes a group with its whole history, for everyone (the owner only): resolves with
+   * `command_applied` (members get `chat_deleted`). */
+  deleteChat(chatId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'delete_chat', chat_id: chatId }, options);
+  }
+
   /** Asks the open socket for everything after the resume point (then `synced`). */
   sync(): boolean {
     const point = this.cursors.resumePoint;
@@ -674,6 +726,18 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   /** Writes `frame` and waits for the change frame `accept` takes, or the error `refused` takes. */
+  /** A group action named by a new `command_id`, answered by its `command_applied`. */
+  private groupChange(frame: GroupFrame, options: ChangeOptions): Promise<CommandApplied> {
+    const commandId = newClientMsgId();
+    return this.change(
+      { ...frame, command_id: commandId } as ClientFrame,
+      'command_applied',
+      (f) => f.command_id === commandId,
+      (e) => e.command_id === commandId,
+      options,
+    );
+  }
+
   private change<A extends ServerAction>(
     frame: ClientFrame,
     action: A,

@@ -34,5 +34,5 @@ export {
   type UploadProgress,
 } from './rest.js';
 export { TokenKeeper, tokenExp, type TokenSource } from './token.js';
-export { ChatList, newerProfile, newestFirst, type ChatListEntry } from './chat_list.js';
+export { ChatList, newerProfile, newestFirst, roleIn, type ChatListEntry } from './chat_list.js';
 export type * from './types.js';

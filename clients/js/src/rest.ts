@@ -13,15 +13,19 @@ import type {
   MuteRequest,
   MuteState,
   ResyncRequired,
+  Role,
   SearchHit,
   SearchQuery,
   SyncPage,
+  UpdateChatRequest,
   UploadedFile,
   UserProfile,
 } from './types.js';
 
-/** A REST answer that is not a success: `status` and the server's `detail`. */
+/** A REST answer that is not a success: `status`, the server's `detail` and its `code` (the
+ * socket's error codes: `forbidden`, `not_a_member`, ...; `undefined` when it gave none). */
 export class JetchatHttpError extends Error {
+  readonly code: string | undefined;
   constructor(
     readonly status: number,
     readonly detail: string,
@@ -29,6 +33,8 @@ export class JetchatHttpError extends Error {
   ) {
     super(`HTTP ${status}: ${detail}`);
     this.name = 'JetchatHttpError';
+    this.code =
+      body && typeof body === 'object' && 'code' in body && typeof body.code === 'string' ? body.code : undefined;
   }
 }
 
@@ -103,6 +109,36 @@ export class RestClient {
     return this.json('POST', '/chats/', { body });
   }
 
+  /** Adds users to a group (admins and the owner; members when `members_can_add` is on):
+   * answered with the group as it is now (`POST /chats/{id}/members`). */
+  addMembers(chatId: number, userIds: readonly number[]): Promise<ChatView> {
+    return this.json('POST', `/chats/${chatId}/members`, { body: { user_ids: userIds } });
+  }
+
+  /** Removes a member from a group, or with my own id leaves it
+   * (`DELETE /chats/{id}/members/{user_id}`). */
+  async removeMember(chatId: number, userId: number): Promise<void> {
+    await this.json('DELETE', `/chats/${chatId}/members/${userId}`);
+  }
+
+  /** Gives a member a role (the owner only; `owner` hands the group over): answered with the
+   * group (`PUT /chats/{id}/members/{user_id}/role`). */
+  setMemberRole(chatId: number, userId: number, role: Role): Promise<ChatView> {
+    return this.json('PUT', `/chats/${chatId}/members/${userId}/role`, { body: { role } });
+  }
+
+  /** Renames a group or changes its settings (admins and the owner): answered with the group
+   * (`PATCH /chats/{id}`). */
+  updateChat(chatId: number, body: UpdateChatRequest): Promise<ChatView> {
+    return this.json('PATCH', `/chats/${chatId}`, { body });
+  }
+
+  /** Deletes a group with its whole history, for everyone (the owner only;
+   * `DELETE /chats/{id}`). */
+  async deleteChat(chatId: number): Promise<void> {
+    await this.json('DELETE', `/chats/${chatId}`);
+  }
+
   /** One page of a chat's history, newest first. */
   messages(chatId: number, query: HistoryQuery = {}): Promise<HistoryMessage[]> {
     return this.json('GET', `/chats/${chatId}/messages`, { query: { ...query } });
@@ -127,8 +163,9 @@ export class RestClient {
 
   /** What a reconnecting client would miss after `since` (`GET /sync`): `changes` are the
    * frames of stored changes (`new_message`, `status_update`, `chat_created`, `member_added`,
-   * `member_removed`, `chat_renamed`, `chat_muted`, `message_deleted`, `message_edited`,
-   * `reaction_added`, `reaction_removed`), oldest first, each with its `cursor`; with `more`,
+   * `member_removed`, `member_role_changed`, `chat_renamed`, `chat_updated`, `chat_deleted`,
+   * `chat_muted`, `message_deleted`, `message_edited`, `reaction_added`, `reaction_removed`),
+   * oldest first, each with its `cursor`; with `more`,
    * ask again with `after: page.cursor`. Changes of the `SYNC_OVERLAP` window before `since`
    * come again (drop cursors you handled). Throws `ResyncRequiredError` when that cannot be
    * exact. */

@@ -25,6 +25,10 @@ export type MessageDeleted = FrameOf<'message_deleted'>;
 export type ReactionAdded = FrameOf<'reaction_added'>;
 export type ReactionRemoved = FrameOf<'reaction_removed'>;
 export type ChatMuted = FrameOf<'chat_muted'>;
+export type MemberRoleChanged = FrameOf<'member_role_changed'>;
+export type ChatUpdated = FrameOf<'chat_updated'>;
+export type ChatDeleted = FrameOf<'chat_deleted'>;
+export type CommandApplied = FrameOf<'command_applied'>;
 
 /** Every `action` of a stored change: each such frame carries its `cursor`, and a catch-up
  * (`?since=` on the socket, `sync`, `GET /sync`) replays them. */
@@ -34,7 +38,10 @@ export type StoredChangeAction =
   | 'chat_created'
   | 'member_added'
   | 'member_removed'
+  | 'member_role_changed'
   | 'chat_renamed'
+  | 'chat_updated'
+  | 'chat_deleted'
   | 'chat_muted'
   | 'message_deleted'
   | 'message_edited'
@@ -53,6 +60,14 @@ export type MessageView = Schemas['MessageView'];
  * got, oldest first, each with its `cursor` (the spec leaves their type open). */
 export type SyncPage = Omit<Schemas['SyncPage'], 'changes'> & { changes: StoredChange[] };
 export type UploadedFile = Schemas['UploadedFile'];
+/** A member's standing in a group: `owner`, `admin` or `member` (docs/protocol.md, "Groups
+ * their members run"). */
+export type Role = Schemas['Role'];
+/** A group's settings (`members_can_add`). */
+export type GroupSettings = Schemas['GroupSettings'];
+/** A change of a group's settings: the fields given are set. */
+export type SettingsChange = Schemas['SettingsChange'];
+export type UpdateChatRequest = Schemas['UpdateChatRequest'];
 export type ChatPresence = Schemas['ChatPresence'];
 export type ResyncRequired = Schemas['ResyncRequired'];
 export type EditMessageRequest = Schemas['EditMessageRequest'];

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { Backoff } from '../src/backoff.js';
-import { ChatList, newerProfile, newestFirst, type ChatListEntry } from '../src/chat_list.js';
+import { ChatList, newerProfile, newestFirst, roleIn, type ChatListEntry } from '../src/chat_list.js';
 import type { Client, ClientEvents } from '../src/client.js';
 import { Emitter } from '../src/emitter.js';
 import { CursorTracker, RESUME_HANDLED } from '../src/cursor.js';
@@ -151,7 +151,19 @@ describe('cursors', () => {
 
 describe('chat list order', () => {
   const chat = (chat_id: number, last_message_id: number | null): ChatListEntry =>
-    ({ chat_id, name: null, is_group: false, member_ids: [], unread: 0, last_message_id, last_message: null, muted_until: null });
+    ({
+      chat_id,
+      name: null,
+      is_group: false,
+      member_ids: [],
+      unread: 0,
+      last_message_id,
+      last_message: null,
+      muted_until: null,
+      owner_id: null,
+      admin_ids: [],
+      settings: { members_can_add: false },
+    });
 
   it('puts the newest message first, chats without messages last, the newer chat first among equals', () => {
     const sorted = [chat(1, 10), chat(2, null), chat(3, 42), chat(4, null), chat(5, 10)].sort(newestFirst);
@@ -197,6 +209,28 @@ describe('chat list events', () => {
     expect(list.remember([profile(2, 'Bob', '2026-12-07T10:00:00Z'), profile(2, 'User 2', null)])).toBe(false);
     expect(list.profile(2)?.display_name).toBe('Robert');
     expect(list.profile(3)).toBeUndefined();
+  });
+
+  it('follows who runs a group: roles, a handover, settings, a deletion', () => {
+    const client = new FakeClient();
+    const list = new ChatList(client as unknown as Client, 3);
+    client.tell('chat_created', {
+      action: 'chat_created',
+      chat: { chat_id: 7, name: 'team', is_group: true, created_by: 1, created_at: 't', member_ids: [1, 2, 3], owner_id: 1, admin_ids: [], settings: { members_can_add: false } },
+      profiles: [],
+    });
+    const entry = list.get(7)!;
+    expect([roleIn(entry, 1), roleIn(entry, 2), roleIn(entry, 3)]).toEqual(['owner', 'member', 'member']);
+    client.tell('member_role_changed', { action: 'member_role_changed', chat_id: 7, user_id: 2, role: 'admin', changed_by: 1, cursor: 5 });
+    expect(roleIn(entry, 2)).toBe('admin');
+    // A handover: the former owner becomes an admin, the new one is no longer listed as one.
+    client.tell('member_role_changed', { action: 'member_role_changed', chat_id: 7, user_id: 1, role: 'admin', changed_by: 1, cursor: 6 });
+    client.tell('member_role_changed', { action: 'member_role_changed', chat_id: 7, user_id: 2, role: 'owner', changed_by: 1, cursor: 7 });
+    expect([entry.owner_id, entry.admin_ids]).toEqual([2, [1]]);
+    client.tell('chat_updated', { action: 'chat_updated', chat_id: 7, name: 'renamed', settings: { members_can_add: true }, cursor: 8 });
+    expect([entry.name, entry.settings.members_can_add]).toEqual(['renamed', true]);
+    client.tell('chat_deleted', { action: 'chat_deleted', chat_id: 7, deleted_by: 2, cursor: 9 });
+    expect(list.get(7)).toBeUndefined();
   });
 
   it('orders profiles by updated_at, a real one over the fallback', () => {

@@ -11,7 +11,20 @@ const directory: Directory = (id) => (id === 5 ? { user_id: 5, display_name: 'Ev
 const NOW = Date.parse('2026-12-01T12:00:00Z');
 
 function entry(chatId: number, extra: Partial<ChatListEntry> = {}): ChatListEntry {
-  return { chat_id: chatId, name: null, is_group: false, member_ids: [ME, 2], unread: 0, last_message_id: null, last_message: null, muted_until: null, ...extra };
+  return {
+    chat_id: chatId,
+    name: null,
+    is_group: false,
+    member_ids: [ME, 2],
+    unread: 0,
+    last_message_id: null,
+    last_message: null,
+    muted_until: null,
+    owner_id: null,
+    admin_ids: [],
+    settings: { members_can_add: false },
+    ...extra,
+  };
 }
 const last = (sender: number, extra: Partial<MessageView> = {}) =>
   ({ message_id: 1, chat_id: 1, sender_id: sender, content: 'hello', content_type: 'text', timestamp: '', ...extra }) as MessageView;

@@ -71,6 +71,22 @@ def chat_renamed(e: dict) -> str:
     return f"chat {e['chat_id']} renamed {e['name']!r} (command {e['command_id']})"
 
 
+def chat_updated(e: dict) -> str:
+    # Follows chat_renamed for a new name; carries the settings (members_can_add) too.
+    by = f" by user {e['updated_by']}" if e.get("updated_by") else ""
+    return f"chat {e['chat_id']} now {e['name']!r}, settings {e['settings']}{by} (command {e['command_id']})"
+
+
+def member_role_changed(e: dict) -> str:
+    by = f" by user {e['changed_by']}" if e.get("changed_by") else ""
+    return f"user {e['user_id']} is {e['role']} of chat {e['chat_id']}{by} (command {e['command_id']})"
+
+
+def chat_deleted(e: dict) -> str:
+    # The group and its history are gone in jetchat: drop your copies too.
+    return f"chat {e['chat_id']} deleted with its history, members {e['member_ids']} (command {e['command_id']})"
+
+
 def message_deleted(e: dict) -> str:
     return f"message {e['message_id']} in chat {e['chat_id']} deleted (command {e['command_id']})"
 
@@ -131,6 +147,9 @@ HANDLERS = {
     "member_added": member_added,
     "member_removed": member_removed,
     "chat_renamed": chat_renamed,
+    "chat_updated": chat_updated,
+    "member_role_changed": member_role_changed,
+    "chat_deleted": chat_deleted,
     "message_deleted": message_deleted,
     "message_edited": message_edited,
     "reaction_added": reaction_added,

@@ -2,6 +2,7 @@
 //! `impl Socket` block the session's loop hands a parsed [`super::protocol::Request`] to.
 
 mod change;
+mod group;
 mod mark;
 mod mute;
 mod presence;

@@ -11,7 +11,7 @@ use crate::{
     domain::ChatId,
     domain::UserId,
     domain::rules::{self, MAX_CLIENT_MSG_ID},
-    domain::{ContentType, MessageId, ReceiptStatus},
+    domain::{ContentType, MessageId, ReceiptStatus, Role, SettingsChange},
     metrics::FrameIn,
 };
 
@@ -37,6 +37,11 @@ struct RawFrame {
     reply_to_message_id: Option<i64>,
     forwarded_from: Option<i64>,
     until: Option<String>,
+    user_id: Option<UserId>,
+    user_ids: Option<Vec<UserId>>,
+    role: Option<String>,
+    name: Option<String>,
+    settings: Option<SettingsChange>,
 }
 
 /// A checked client request.
@@ -83,6 +88,50 @@ pub enum Request {
         add: bool,
         command_id: Option<String>,
     },
+    /// A change to a group's members, roles, name, settings or existence.
+    Group(GroupRequest),
+}
+
+/// A checked group action: what changes in which group, under the client's `command_id`.
+#[derive(Debug, PartialEq)]
+pub struct GroupRequest {
+    pub chat_id: ChatId,
+    pub change: GroupChange,
+    pub command_id: Option<String>,
+}
+
+/// What a group action changes.
+#[derive(Debug, PartialEq)]
+pub enum GroupChange {
+    /// `add_members`.
+    AddMembers { user_ids: Vec<UserId> },
+    /// `remove_member` (yourself: leave).
+    RemoveMember { user_id: UserId },
+    /// `leave_chat`.
+    Leave,
+    /// `set_member_role`.
+    SetRole { user_id: UserId, role: Role },
+    /// `update_chat`: a new name, settings, or both.
+    Update {
+        name: Option<String>,
+        settings: Option<SettingsChange>,
+    },
+    /// `delete_chat`.
+    Delete,
+}
+
+impl GroupChange {
+    /// The frame's `action`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            GroupChange::AddMembers { .. } => "add_members",
+            GroupChange::RemoveMember { .. } => "remove_member",
+            GroupChange::Leave => "leave_chat",
+            GroupChange::SetRole { .. } => "set_member_role",
+            GroupChange::Update { .. } => "update_chat",
+            GroupChange::Delete => "delete_chat",
+        }
+    }
 }
 
 /// A checked `edit_message`.
@@ -116,6 +165,14 @@ impl Request {
             Request::React { add: false, .. } => FrameIn::Unreact,
             Request::Mute { until: Some(_), .. } => FrameIn::Mute,
             Request::Mute { until: None, .. } => FrameIn::Unmute,
+            Request::Group(group) => match group.change {
+                GroupChange::AddMembers { .. } => FrameIn::AddMembers,
+                GroupChange::RemoveMember { .. } => FrameIn::RemoveMember,
+                GroupChange::Leave => FrameIn::LeaveChat,
+                GroupChange::SetRole { .. } => FrameIn::SetMemberRole,
+                GroupChange::Update { .. } => FrameIn::UpdateChat,
+                GroupChange::Delete => FrameIn::DeleteChat,
+            },
         }
     }
 }
@@ -277,11 +334,83 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
             let mute = action == "mute";
             parse_mute(raw, mute).map_err(|error| error.naming_opt(named.as_deref()))
         }
+        "add_members" | "remove_member" | "leave_chat" | "set_member_role" | "update_chat"
+        | "delete_chat" => {
+            let named = valid_command_id(&raw);
+            let action = action.to_owned();
+            parse_group(&action, raw)
+                .map(Request::Group)
+                .map_err(|error| error.naming_opt(named.as_deref()))
+        }
         other => Err(FrameError::new(
             ErrorCode::UnknownAction,
             format!("unknown action {other:?}"),
         )),
     }
+}
+
+/// A group action (`add_members`, `remove_member`, `leave_chat`, `set_member_role`,
+/// `update_chat`, `delete_chat`): its fields checked as the persister will; who may is the
+/// persister's to decide.
+fn parse_group(action: &str, raw: RawFrame) -> Result<GroupRequest, FrameError> {
+    let refused = |r: rules::Refusal| FrameError::new(r.code, r.detail);
+    let chat_id = positive_chat_id(raw.chat_id, action)?;
+    let command_id = frame_command_id(raw.command_id)?;
+    let user_id = || match raw.user_id {
+        None => Err(FrameError::new(
+            ErrorCode::MissingField,
+            format!("{action} needs user_id"),
+        )),
+        Some(id) => rules::members("user_id", &[id])
+            .map(|()| id)
+            .map_err(refused),
+    };
+    let change = match action {
+        "add_members" => {
+            let user_ids = raw.user_ids.clone().unwrap_or_default();
+            if user_ids.is_empty() {
+                return Err(FrameError::new(
+                    ErrorCode::MissingField,
+                    "add_members needs user_ids, a non-empty list",
+                ));
+            }
+            rules::members("user_ids", &user_ids).map_err(refused)?;
+            GroupChange::AddMembers { user_ids }
+        }
+        "remove_member" => GroupChange::RemoveMember {
+            user_id: user_id()?,
+        },
+        "leave_chat" => GroupChange::Leave,
+        "set_member_role" => {
+            let user_id = user_id()?;
+            let role = raw.role.as_deref().ok_or_else(|| {
+                FrameError::new(ErrorCode::MissingField, "set_member_role needs role")
+            })?;
+            let role = Role::from_request(role).map_err(refused)?;
+            GroupChange::SetRole { user_id, role }
+        }
+        "update_chat" => {
+            if let Some(name) = &raw.name {
+                rules::group_name(name).map_err(refused)?;
+            }
+            if raw.name.is_none() && raw.settings.unwrap_or_default() == SettingsChange::default() {
+                return Err(FrameError::new(
+                    ErrorCode::MissingField,
+                    "update_chat needs name, settings or both",
+                ));
+            }
+            GroupChange::Update {
+                name: raw.name,
+                settings: raw.settings,
+            }
+        }
+        _ => GroupChange::Delete,
+    };
+    Ok(GroupRequest {
+        chat_id,
+        change,
+        command_id,
+    })
 }
 
 /// The `chat_id` an action needs: present and positive.
@@ -765,6 +894,105 @@ mod tests {
         ] {
             assert_eq!(parse(frame, 10).unwrap_err().code.as_str(), code, "{frame}");
         }
+    }
+
+    #[test]
+    fn group_actions_parse_to_their_change_or_a_precise_code() {
+        let group = |t: &str| match parse(t, 5) {
+            Ok(Request::Group(request)) => request,
+            other => panic!("{t}: {other:?}"),
+        };
+        let add =
+            group(r#"{"action":"add_members","chat_id":7,"user_ids":[2,3],"command_id":"g"}"#);
+        assert_eq!(
+            (add.chat_id, add.change, add.command_id.as_deref()),
+            (
+                7,
+                GroupChange::AddMembers {
+                    user_ids: vec![2, 3]
+                },
+                Some("g")
+            )
+        );
+        assert_eq!(
+            group(r#"{"action":"set_member_role","chat_id":7,"user_id":9223372036854775807,"role":"owner"}"#)
+                .change,
+            GroupChange::SetRole {
+                user_id: i64::MAX,
+                role: Role::Owner
+            }
+        );
+        assert_eq!(
+            group(r#"{"action":"update_chat","chat_id":7,"settings":{"members_can_add":true}}"#)
+                .change,
+            GroupChange::Update {
+                name: None,
+                settings: Some(SettingsChange {
+                    members_can_add: Some(true)
+                })
+            }
+        );
+        assert_eq!(
+            group(r#"{"action":"leave_chat","chat_id":7}"#).change,
+            GroupChange::Leave
+        );
+        assert_eq!(
+            group(r#"{"action":"delete_chat","chat_id":7}"#).change,
+            GroupChange::Delete
+        );
+
+        let code = |t: &str| parse(t, 5).unwrap_err().code;
+        for (frame, expected) in [
+            (
+                r#"{"action":"add_members","chat_id":7}"#,
+                ErrorCode::MissingField,
+            ),
+            (
+                r#"{"action":"add_members","chat_id":7,"user_ids":[]}"#,
+                ErrorCode::MissingField,
+            ),
+            (
+                r#"{"action":"add_members","chat_id":7,"user_ids":[-1]}"#,
+                ErrorCode::InvalidMember,
+            ),
+            (
+                r#"{"action":"add_members","chat_id":0,"user_ids":[2]}"#,
+                ErrorCode::InvalidField,
+            ),
+            (
+                r#"{"action":"remove_member","chat_id":7,"user_id":0}"#,
+                ErrorCode::InvalidMember,
+            ),
+            (
+                r#"{"action":"set_member_role","chat_id":7,"user_id":2,"role":"king"}"#,
+                ErrorCode::InvalidRole,
+            ),
+            (
+                r#"{"action":"set_member_role","chat_id":7,"user_id":2}"#,
+                ErrorCode::MissingField,
+            ),
+            (
+                r#"{"action":"update_chat","chat_id":7,"settings":{}}"#,
+                ErrorCode::MissingField,
+            ),
+            (
+                r#"{"action":"update_chat","chat_id":7,"name":" "}"#,
+                ErrorCode::InvalidName,
+            ),
+            (
+                r#"{"action":"update_chat","chat_id":7,"settings":{"members_can_add":1}}"#,
+                ErrorCode::InvalidField,
+            ),
+            (
+                r#"{"action":"delete_chat","chat_id":7,"command_id":"a\u0000"}"#,
+                ErrorCode::InvalidField,
+            ),
+        ] {
+            assert_eq!(code(frame), expected, "{frame}");
+        }
+        // A refusal names the frame's command_id when it is a valid one.
+        let refused = parse(r#"{"action":"leave_chat","command_id":"l1"}"#, 5).unwrap_err();
+        assert_eq!(refused.command_id.as_deref(), Some("l1"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::{
     bus::live::TypingState,
     domain::ChatId,
     domain::UserId,
-    domain::{ContentType, MessageId},
+    domain::{ContentType, MessageId, Role, SettingsChange},
 };
 
 /// The frames a client may send (`docs/schemas/client_frames.json`), for client authors.
@@ -142,7 +142,70 @@ pub enum ClientFrame {
         #[schemars(length(min = 1, max = 128))]
         command_id: Option<String>,
     },
+    /// Add users to a group (admins and the owner; members when `members_can_add` is on):
+    /// each gets `member_added`.
+    AddMembers {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(length(min = 1))]
+        user_ids: Vec<PositiveUserId>,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// Remove a member (admins remove members, the owner admins too; nobody the owner), or
+    /// yourself: leave. Told as `member_removed`.
+    RemoveMember {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        user_id: UserId,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// Leave a group (an owner's group passes to its longest-serving admin, else member).
+    LeaveChat {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// Give a member a role (the owner only): `admin`, `member`, or `owner` to hand the
+    /// group over. Told as `member_role_changed`.
+    SetMemberRole {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(range(min = 1))]
+        user_id: UserId,
+        role: Role,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// Rename a group or change its settings (admins and the owner); at least one of the
+    /// two. Told as `chat_updated` (and `chat_renamed` for a new name).
+    UpdateChat {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        /// 1 to 255 characters once trimmed, no NUL.
+        #[schemars(length(min = 1, max = 255))]
+        name: Option<String>,
+        settings: Option<SettingsChange>,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
+    /// Delete a group with its whole history, for everyone (the owner only). Told as
+    /// `chat_deleted`.
+    DeleteChat {
+        #[schemars(range(min = 1))]
+        chat_id: ChatId,
+        #[schemars(length(min = 1, max = 128))]
+        command_id: Option<String>,
+    },
 }
+
+/// A user id in a list: positive.
+#[derive(schemars::JsonSchema)]
+#[schemars(transparent)]
+pub struct PositiveUserId(#[schemars(range(min = 1))] pub UserId);
 
 /// The fields of `delivered`, `acknowledge` and `read`.
 #[derive(schemars::JsonSchema)]

@@ -10,8 +10,8 @@ use crate::{
     domain::ChatId,
     domain::UserId,
     domain::{
-        ChatView, MessageId, MessageStatus, MessageView, ReceiptStatus, UserProfile, rfc3339,
-        rfc3339_opt,
+        ChatView, GroupSettings, MessageId, MessageStatus, MessageView, ReceiptStatus, Role,
+        UserProfile, rfc3339, rfc3339_opt,
     },
     metrics::FrameOut,
     presence::MemberPresence,
@@ -88,6 +88,9 @@ pub enum ServerFrame<'a> {
     MemberAdded {
         chat_id: ChatId,
         user_id: UserId,
+        /// The member who added them (absent when Django did).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        added_by: Option<UserId>,
         #[serde(skip_serializing_if = "Option::is_none")]
         chat: Option<&'a ChatView>,
         /// Names and avatars: every member's, or only the new member's in a group of over 100.
@@ -101,10 +104,47 @@ pub enum ServerFrame<'a> {
     MemberRemoved {
         chat_id: ChatId,
         user_id: UserId,
+        /// Who removed them: `user_id` when they left, an admin or the owner (absent when
+        /// Django did).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        removed_by: Option<UserId>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
-    /// A group was renamed.
+    /// A member of one of your groups got a role: `admin` or `member` from the owner, or
+    /// `owner` (the group was handed over; its previous owner is now an admin, told in a
+    /// frame of its own).
+    MemberRoleChanged {
+        chat_id: ChatId,
+        user_id: UserId,
+        role: Role,
+        /// The owner who gave it (absent when Django did, or when the group passed to its
+        /// successor because its owner left).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        changed_by: Option<UserId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// One of your groups got a new name or settings: both as they are now.
+    ChatUpdated {
+        chat_id: ChatId,
+        name: Option<&'a str>,
+        settings: GroupSettings,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        updated_by: Option<UserId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// One of your groups was deleted with its whole history: drop it; nothing more of it
+    /// comes.
+    ChatDeleted {
+        chat_id: ChatId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deleted_by: Option<UserId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A group was renamed (also told as `chat_updated`, which carries the settings too).
     ChatRenamed {
         chat_id: ChatId,
         name: &'a str,
@@ -120,10 +160,14 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
-    /// A message was deleted (moderation); drop it from the view.
+    /// A message was deleted: show its tombstone.
     MessageDeleted {
         chat_id: ChatId,
         message_id: MessageId,
+        /// Who deleted it: its author, or an admin or the owner of the group (absent when
+        /// Django did).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deleted_by: Option<UserId>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
@@ -242,6 +286,9 @@ impl ServerFrame<'_> {
             ServerFrame::Presence { .. } => FrameOut::Presence,
             ServerFrame::PresenceState { .. } => FrameOut::PresenceState,
             ServerFrame::UserUpdated { .. } => FrameOut::UserUpdated,
+            ServerFrame::MemberRoleChanged { .. } => FrameOut::MemberRoleChanged,
+            ServerFrame::ChatUpdated { .. } => FrameOut::ChatUpdated,
+            ServerFrame::ChatDeleted { .. } => FrameOut::ChatDeleted,
         }
     }
 

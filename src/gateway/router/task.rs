@@ -62,7 +62,13 @@ pub async fn spawn(
     shutdown: CancellationToken,
 ) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), async_nats::SubscribeError> {
     let mut membership = Vec::new();
-    for kind in ["chat_created", "member_added", "member_removed"] {
+    for kind in [
+        "chat_created",
+        "member_added",
+        "member_removed",
+        "member_role_changed",
+        "chat_deleted",
+    ] {
         membership.push(bus.client.subscribe(bus.subjects.every_chat(kind)).await?);
     }
     // Directory changes have no chat: one subject for all of them.
@@ -325,6 +331,7 @@ impl Router {
             }
             Event::Receipt(_)
             | Event::ChatRenamed(_)
+            | Event::ChatUpdated(_)
             | Event::MessageDeleted(_)
             | Event::MessageEdited(_)
             | Event::ReactionAdded(_)
@@ -336,6 +343,8 @@ impl Router {
             Event::ChatCreated(_)
             | Event::MemberAdded(_)
             | Event::MemberRemoved(_)
+            | Event::MemberRoleChanged(_)
+            | Event::ChatDeleted(_)
             | Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
@@ -429,6 +438,25 @@ impl Router {
                 let (chat_id, user_id) = (e.chat_id, e.user_id);
                 self.deliver_change(chat_id, &Event::MemberRemoved(e));
                 for conn in self.table.user_sockets(user_id).to_vec() {
+                    self.leave(conn, chat_id);
+                }
+            }
+            // In order with the joins and removals it follows (an owner's leaving, its heir).
+            Ok(event @ Event::MemberRoleChanged(_)) => {
+                if let Some(chat_id) = event.chat_id() {
+                    self.deliver_change(chat_id, &event);
+                }
+            }
+            Ok(Event::ChatDeleted(e)) => {
+                // Told while still routed, then every local socket of the group taken out.
+                let chat_id = e.chat_id;
+                self.deliver_change(chat_id, &Event::ChatDeleted(e));
+                let conns: Vec<ConnId> = self
+                    .table
+                    .recipients(chat_id, Audience::Members)
+                    .map(|(conn, _)| conn)
+                    .collect();
+                for conn in conns {
                     self.leave(conn, chat_id);
                 }
             }

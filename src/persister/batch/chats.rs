@@ -3,19 +3,17 @@
 
 use crate::domain::ErrorCode;
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    sea_query::Expr,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::{
     BatchState, ChatState, INSERT_CHUNK, MAX_GROUP_MEMBERS, Marks, Pending, Step, distinct, refuse,
 };
 use crate::{
-    bus::messages::{ChatCreated, ChatRenamed, CreateChat, Event, Outcome, RenameChat, VERSION},
+    bus::messages::{ChatCreated, CreateChat, Event, Outcome, VERSION},
     domain::ChatId,
+    domain::Role,
     domain::UserId,
-    store::{changes, chat, chat_member, queries},
+    store::{changes, chat, chat_member, queries, roles},
 };
 
 impl BatchState {
@@ -56,6 +54,11 @@ impl BatchState {
             )
             .await?
         };
+        let group_roles = if cmd.is_group {
+            roles::of_chat(db, chat_id).await?
+        } else {
+            roles::GroupRoles::default()
+        };
         let chat = &self.chats[&chat_id];
         let mut member_ids: Vec<UserId> = chat.members.keys().copied().collect();
         member_ids.sort_unstable();
@@ -64,7 +67,7 @@ impl BatchState {
                 v: VERSION,
                 cursor: None,
                 command_id: Some(cmd.command_id.clone()),
-                chat: chat.model.view(member_ids.clone()),
+                chat: chat.model.view(member_ids.clone(), &group_roles),
                 profiles: listed_profiles(db, &member_ids).await?,
             });
             // This command applied before (a retry, a redelivery whose announcement may not
@@ -83,7 +86,7 @@ impl BatchState {
                 Outcome::ChatReady {
                     v: VERSION,
                     command_id: cmd.command_id.clone(),
-                    chat: chat.model.view(member_ids),
+                    chat: chat.model.view(member_ids, &group_roles),
                     created,
                 },
             ));
@@ -118,7 +121,7 @@ impl BatchState {
         .await?;
         self.private.insert(key, model.id);
         let id = model.id;
-        self.add_chat(db, model, &[a.min(b), a.max(b)], command_id, pending)
+        self.add_chat(db, model, &[a.min(b), a.max(b)], None, command_id, pending)
             .await?;
         Ok((id, true))
     }
@@ -162,16 +165,25 @@ impl BatchState {
         .exec_with_returning(db)
         .await?;
         let id = model.id;
-        self.add_chat(db, model, member_ids, Some(&cmd.command_id), pending)
-            .await?;
+        self.add_chat(
+            db,
+            model,
+            member_ids,
+            Some(cmd.creator_id),
+            Some(&cmd.command_id),
+            pending,
+        )
+        .await?;
         Ok((id, true))
     }
 
+    /// Stores a new chat's members (a group's `owner` its creator) and announces the chat.
     pub(super) async fn add_chat(
         &mut self,
         db: &impl ConnectionTrait,
         model: chat::Model,
         member_ids: &[UserId],
+        owner: Option<UserId>,
         command_id: Option<&str>,
         pending: &mut Vec<Pending>,
     ) -> Result<(), DbErr> {
@@ -190,11 +202,18 @@ impl BatchState {
             .exec_without_returning(db)
             .await?;
         }
+        if let Some(owner) = owner {
+            roles::set(db, model.id, owner, Role::Owner).await?;
+        }
+        let group_roles = roles::GroupRoles {
+            owner_id: owner,
+            admin_ids: Vec::new(),
+        };
         pending.push(Pending::Ready(Event::ChatCreated(ChatCreated {
             v: VERSION,
             cursor: None,
             command_id: command_id.map(str::to_owned),
-            chat: model.view(member_ids.to_vec()),
+            chat: model.view(member_ids.to_vec(), &group_roles),
             profiles: listed_profiles(db, member_ids).await?,
         })));
         let members = member_ids
@@ -202,30 +221,6 @@ impl BatchState {
             .map(|id| (*id, Marks::joined(0)))
             .collect();
         self.chats.insert(model.id, ChatState { model, members });
-        Ok(())
-    }
-
-    pub(super) async fn rename(
-        &mut self,
-        db: &impl ConnectionTrait,
-        cmd: &RenameChat,
-        pending: &mut Vec<Pending>,
-    ) -> Step {
-        let name = crate::domain::rules::group_name(&cmd.name)?;
-        let chat = self.group_state(cmd.chat_id)?;
-        chat.model.name = Some(name.to_owned());
-        chat::Entity::update_many()
-            .col_expr(chat::Column::Name, Expr::value(name))
-            .filter(chat::Column::Id.eq(cmd.chat_id))
-            .exec(db)
-            .await?;
-        pending.push(Pending::Ready(Event::ChatRenamed(ChatRenamed {
-            v: VERSION,
-            cursor: None,
-            chat_id: cmd.chat_id,
-            name: name.to_owned(),
-            command_id: Some(cmd.command_id.clone()),
-        })));
         Ok(())
     }
 }

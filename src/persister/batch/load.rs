@@ -56,6 +56,15 @@ impl BatchState {
                 Command::RenameChat(c) => {
                     chat_ids.insert(c.chat_id);
                 }
+                Command::UpdateChat(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
+                Command::SetMemberRole(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
+                Command::DeleteChat(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
                 Command::DeleteMessage(c) => {
                     chat_ids.insert(c.chat_id);
                     marked_ids.insert(c.message_id);

@@ -1,4 +1,5 @@
-//! Group membership: members added after the chat's newest message, members removed.
+//! Group membership: members added after the chat's newest message, members removed, an
+//! owner who leaves succeeded.
 
 use crate::domain::ErrorCode;
 use chrono::{DateTime, Utc};
@@ -11,10 +12,16 @@ use super::{
     distinct, refuse,
 };
 use crate::{
-    bus::messages::{AddMembers, Event, MemberAdded, MemberRemoved, RemoveMembers, VERSION},
+    bus::messages::{
+        AddMembers, Event, MemberAdded, MemberRemoved, MemberRoleChanged, RemoveMembers, VERSION,
+    },
     domain::ChatId,
     domain::UserId,
-    store::{chat_member, message},
+    domain::{
+        Role,
+        roles::{GroupAction, authorize},
+    },
+    store::{chat_member, message, roles},
 };
 
 /// Largest group whose `member_added` events carry the whole group.
@@ -43,6 +50,11 @@ impl BatchState {
         at: DateTime<Utc>,
         pending: &mut Vec<Pending>,
     ) -> Step {
+        self.group_state(cmd.chat_id)?;
+        if let Some(actor) = cmd.actor_id {
+            self.authorize(db, cmd.chat_id, actor, GroupAction::AddMembers)
+                .await?;
+        }
         let chat = self.group_state(cmd.chat_id)?;
         let requested = distinct(cmd.user_ids.iter().copied());
         let new: Vec<UserId> = requested
@@ -89,9 +101,13 @@ impl BatchState {
         let mut member_ids: Vec<UserId> = chat.members.keys().copied().collect();
         member_ids.sort_unstable();
         // The group as the new members' chat lists show it; a very large one is left to
-        // `GET /chats/{id}` rather than copied into every event.
-        let view =
-            (member_ids.len() <= MAX_MEMBERS_IN_EVENT).then(|| chat.model.view(member_ids.clone()));
+        // `GET /chats/` rather than copied into every event.
+        let view = if member_ids.len() <= MAX_MEMBERS_IN_EVENT {
+            let group_roles = roles::of_chat(db, cmd.chat_id).await?;
+            Some(chat.model.view(member_ids.clone(), &group_roles))
+        } else {
+            None
+        };
         // Names for the members' chat lists: everyone's in a small group, else the new
         // members' only (one directory read per command).
         let everyone = member_ids.len() <= crate::domain::MAX_LISTED_PROFILES;
@@ -120,6 +136,7 @@ impl BatchState {
                 user_id,
                 after_message_id: after,
                 command_id: Some(cmd.command_id.clone()),
+                added_by: cmd.actor_id,
                 chat: view.clone(),
                 profiles,
             })));
@@ -133,13 +150,40 @@ impl BatchState {
         cmd: &RemoveMembers,
         pending: &mut Vec<Pending>,
     ) -> Step {
-        let chat = self.group_state(cmd.chat_id)?;
+        self.group_state(cmd.chat_id)?;
         let requested = distinct(cmd.user_ids.iter().copied());
+        let group_roles = roles::of_chat(db, cmd.chat_id).await?;
+        if let Some(actor) = cmd.actor_id {
+            let leaving_again =
+                requested == [actor] && !self.chats[&cmd.chat_id].members.contains_key(&actor);
+            // Leaving a group you left is announced again, like any repeat.
+            if !leaving_again {
+                let chat = &self.chats[&cmd.chat_id];
+                if !chat.members.contains_key(&actor) {
+                    return Err(super::groups::not_a_member(cmd.chat_id, actor, true));
+                }
+                let role = group_roles.role_of(actor);
+                for user_id in &requested {
+                    let action = if *user_id == actor {
+                        GroupAction::Leave
+                    } else {
+                        GroupAction::Remove {
+                            target: group_roles.role_of(*user_id),
+                        }
+                    };
+                    authorize(role, action, chat.model.settings())?;
+                }
+            }
+        }
+        let chat = self.group_state(cmd.chat_id)?;
         let gone: Vec<UserId> = requested
             .iter()
             .copied()
             .filter(|id| chat.members.remove(id).is_some())
             .collect();
+        let owner_left = group_roles
+            .owner_id
+            .is_some_and(|owner| gone.contains(&owner));
         if !gone.is_empty() {
             chat_member::Entity::delete_many()
                 .filter(chat_member::Column::ChatId.eq(cmd.chat_id))
@@ -155,7 +199,23 @@ impl BatchState {
                 chat_id: cmd.chat_id,
                 user_id,
                 command_id: Some(cmd.command_id.clone()),
+                removed_by: cmd.actor_id,
             })));
+        }
+        // A group keeps an owner: the longest-serving admin, else member, takes it over.
+        if owner_left && let Some(heir) = roles::successor(db, cmd.chat_id).await? {
+            roles::set(db, cmd.chat_id, heir, Role::Owner).await?;
+            pending.push(Pending::Ready(Event::MemberRoleChanged(
+                MemberRoleChanged {
+                    v: VERSION,
+                    cursor: None,
+                    chat_id: cmd.chat_id,
+                    user_id: heir,
+                    role: Role::Owner,
+                    changed_by: None,
+                    command_id: cmd.command_id.clone(),
+                },
+            )));
         }
         Ok(())
     }

@@ -451,13 +451,28 @@ impl BatchState {
             _ => return Err(not_found()),
         };
         if let Some(deleter) = cmd.deleter_id {
-            if marked.sender_id != deleter {
-                return Err(refuse(
-                    ErrorCode::Forbidden,
-                    "only the author may delete a message",
-                ));
-            }
             self.require_member(cmd.chat_id, deleter)?;
+            // Another member's message: a group's admins and owner may (read only here, never
+            // for one's own message).
+            if marked.sender_id != deleter {
+                let group = self
+                    .chats
+                    .get(&cmd.chat_id)
+                    .is_some_and(|chat| chat.model.is_group);
+                if !group {
+                    return Err(refuse(
+                        ErrorCode::Forbidden,
+                        "only the author may delete a message",
+                    ));
+                }
+                self.authorize(
+                    db,
+                    cmd.chat_id,
+                    deleter,
+                    crate::domain::roles::GroupAction::DeleteOthersMessage,
+                )
+                .await?;
+            }
         }
         message::Entity::update_many()
             .col_expr(message::Column::DeletedAt, Expr::value(at))
@@ -466,6 +481,7 @@ impl BatchState {
                 message::Column::FileUrl,
                 Expr::value(Option::<String>::None),
             )
+            .col_expr(message::DeletedBy::DeletedBy, Expr::value(cmd.deleter_id))
             .filter(message::Column::Id.eq(cmd.message_id))
             .filter(message::Column::DeletedAt.is_null())
             .exec(db)
@@ -487,6 +503,7 @@ impl BatchState {
             chat_id: cmd.chat_id,
             message_id: cmd.message_id,
             command_id: Some(cmd.command_id.clone()),
+            deleted_by: cmd.deleter_id,
         })));
         Ok(())
     }

@@ -5,11 +5,12 @@
 //! (unique `create_command_id`) and re-emits the same events instead of writing twice.
 //!
 //! One file per kind of state: [`load`] reads what a batch refers to, [`messages`],
-//! [`receipts`], [`chats`], [`members`], [`edits`], [`reactions`], [`uploads`], [`users`] (the directory) and [`push`]
+//! [`receipts`], [`chats`], [`members`], [`groups`] (roles, settings, deletion), [`edits`], [`reactions`], [`uploads`], [`users`] (the directory) and [`push`]
 //! (mutes and push watermarks) apply the commands, [`rules`] checks their fields.
 
 mod chats;
 mod edits;
+mod groups;
 mod load;
 mod members;
 mod messages;
@@ -293,9 +294,38 @@ pub async fn apply(
                     .create_chat(txn, cmd, at, &mut pending, &mut replies)
                     .await
             }
-            Command::AddMembers(cmd) => state.add_members(txn, cmd, at, &mut pending).await,
-            Command::RemoveMembers(cmd) => state.remove_members(txn, cmd, &mut pending).await,
+            // A member's (with `actor_id`) is answered `applied`; Django's keep their contract
+            // of an outcome only when refused.
+            Command::AddMembers(cmd) => {
+                let added = state.add_members(txn, cmd, at, &mut pending).await;
+                if added.is_ok() && cmd.actor_id.is_some() {
+                    applied(&mut replies, cmd.reply_to.as_ref(), &cmd.command_id);
+                }
+                added
+            }
+            Command::RemoveMembers(cmd) => {
+                let removed = state.remove_members(txn, cmd, &mut pending).await;
+                if removed.is_ok() && cmd.actor_id.is_some() {
+                    applied(&mut replies, cmd.reply_to.as_ref(), &cmd.command_id);
+                }
+                removed
+            }
             Command::RenameChat(cmd) => state.rename(txn, cmd, &mut pending).await,
+            Command::UpdateChat(cmd) => {
+                state
+                    .update_chat(txn, cmd, &mut pending, &mut replies)
+                    .await
+            }
+            Command::SetMemberRole(cmd) => {
+                state
+                    .set_member_role(txn, cmd, &mut pending, &mut replies)
+                    .await
+            }
+            Command::DeleteChat(cmd) => {
+                state
+                    .delete_chat(txn, cmd, &mut pending, &mut replies)
+                    .await
+            }
             Command::DeleteMessage(cmd) => {
                 state
                     .delete_message(txn, cmd, at, &mut pending, &mut replies)

@@ -5,7 +5,7 @@
 use crate::{
     bus::messages::{Command, MAX_DELIVERED_MARKS, SendMessage},
     domain::{
-        ErrorCode,
+        ErrorCode, SettingsChange,
         rules::{
             MAX_NAME_CHARS, Refusal, avatar_url, client_msg_id, command_id, content, display_name,
             emoji, file_id, file_url, group_name, members, muted_until, no_control, positive, text,
@@ -89,12 +89,41 @@ impl Rules {
             Command::AddMembers(cmd) => {
                 command_id(&cmd.command_id)?;
                 positive("chat_id", cmd.chat_id)?;
+                cmd.actor_id.map_or(Ok(()), |id| positive("actor_id", id))?;
                 members("user_ids", &cmd.user_ids)
             }
             Command::RemoveMembers(cmd) => {
                 command_id(&cmd.command_id)?;
                 positive("chat_id", cmd.chat_id)?;
+                cmd.actor_id.map_or(Ok(()), |id| positive("actor_id", id))?;
                 members("user_ids", &cmd.user_ids)
+            }
+            Command::UpdateChat(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                cmd.actor_id.map_or(Ok(()), |id| positive("actor_id", id))?;
+                if let Some(name) = &cmd.name {
+                    group_name(name)?;
+                }
+                let settings = cmd.settings.unwrap_or_default();
+                if cmd.name.is_none() && settings == SettingsChange::default() {
+                    return Err(Refusal::new(
+                        ErrorCode::MissingField,
+                        "nothing to change: give a name, settings or both",
+                    ));
+                }
+                Ok(())
+            }
+            Command::SetMemberRole(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                cmd.actor_id.map_or(Ok(()), |id| positive("actor_id", id))?;
+                members("user_id", &[cmd.user_id])
+            }
+            Command::DeleteChat(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                cmd.actor_id.map_or(Ok(()), |id| positive("actor_id", id))
             }
             Command::RenameChat(cmd) => {
                 command_id(&cmd.command_id)?;

@@ -132,6 +132,48 @@ export type ClientFrame =
        * Your id for the request: answered with `command_applied`, or an `error` naming it.
        */
       command_id?: string | null;
+    }
+  | {
+      action: "add_members";
+      chat_id: number;
+      command_id?: string | null;
+      /**
+       * @minItems 1
+       */
+      user_ids: [PositiveUserId, ...PositiveUserId[]];
+    }
+  | {
+      action: "remove_member";
+      chat_id: number;
+      command_id?: string | null;
+      user_id: number;
+    }
+  | {
+      action: "leave_chat";
+      chat_id: number;
+      command_id?: string | null;
+    }
+  | {
+      action: "set_member_role";
+      chat_id: number;
+      command_id?: string | null;
+      role: Role;
+      user_id: number;
+    }
+  | {
+      action: "update_chat";
+      chat_id: number;
+      command_id?: string | null;
+      /**
+       * 1 to 255 characters once trimmed, no NUL.
+       */
+      name?: string | null;
+      settings?: SettingsChange | null;
+    }
+  | {
+      action: "delete_chat";
+      chat_id: number;
+      command_id?: string | null;
     };
 /**
  * What a message carries.
@@ -141,3 +183,18 @@ export type ContentType = "text" | "audio" | "video" | "image" | "file";
  * Whether a member is typing.
  */
 export type TypingState = "started" | "stopped";
+/**
+ * A user id in a list: positive.
+ */
+export type PositiveUserId = number;
+/**
+ * A member's standing in a group. A private chat's two members are equal: both `member`.
+ */
+export type Role = "owner" | "admin" | "member";
+
+/**
+ * A change of a group's settings: each field present is set, each absent kept.
+ */
+export interface SettingsChange {
+  members_can_add?: boolean | null;
+}

@@ -107,6 +107,10 @@ export type ServerFrame =
     }
   | {
       action: "member_added";
+      /**
+       * The member who added them (absent when Django did).
+       */
+      added_by?: number | null;
       chat?: ChatView | null;
       chat_id: number;
       cursor?: number | null;
@@ -120,7 +124,38 @@ export type ServerFrame =
       action: "member_removed";
       chat_id: number;
       cursor?: number | null;
+      /**
+       * Who removed them: `user_id` when they left, an admin or the owner (absent when
+       * Django did).
+       */
+      removed_by?: number | null;
       user_id: number;
+    }
+  | {
+      action: "member_role_changed";
+      /**
+       * The owner who gave it (absent when Django did, or when the group passed to its
+       * successor because its owner left).
+       */
+      changed_by?: number | null;
+      chat_id: number;
+      cursor?: number | null;
+      role: Role;
+      user_id: number;
+    }
+  | {
+      action: "chat_updated";
+      chat_id: number;
+      cursor?: number | null;
+      name?: string | null;
+      settings: GroupSettings1;
+      updated_by?: number | null;
+    }
+  | {
+      action: "chat_deleted";
+      chat_id: number;
+      cursor?: number | null;
+      deleted_by?: number | null;
     }
   | {
       action: "chat_renamed";
@@ -138,6 +173,11 @@ export type ServerFrame =
       action: "message_deleted";
       chat_id: number;
       cursor?: number | null;
+      /**
+       * Who deleted it: its author, or an admin or the owner of the group (absent when
+       * Django did).
+       */
+      deleted_by?: number | null;
       message_id: number;
     }
   | {
@@ -242,6 +282,9 @@ export type ErrorCode =
   | "invalid_member"
   | "too_many_members"
   | "not_a_group"
+  | "not_a_member"
+  | "invalid_role"
+  | "owner_required"
   | "invalid_name"
   | "invalid_display_name"
   | "invalid_avatar_url"
@@ -253,6 +296,10 @@ export type ErrorCode =
   | "rate_limited"
   | "invalid_token"
   | "other";
+/**
+ * A member's standing in a group. A private chat's two members are equal: both `member`.
+ */
+export type Role = "owner" | "admin" | "member";
 /**
  * Whether a member is typing.
  */
@@ -290,12 +337,32 @@ export interface ReplyQuote {
  * A chat and its members.
  */
 export interface ChatView {
+  /**
+   * The group's admins (the owner not among them), sorted; every other member is a plain
+   * `member`.
+   */
+  admin_ids?: number[];
   chat_id: number;
   created_at: string;
   created_by: number;
   is_group: boolean;
   member_ids: number[];
   name?: string | null;
+  /**
+   * Who runs the group (its creator until handed over); null for a private chat, whose
+   * two members are equal.
+   */
+  owner_id?: number | null;
+  settings?: GroupSettings;
+}
+/**
+ * The group's settings (a private chat's are the defaults and mean nothing).
+ */
+export interface GroupSettings {
+  /**
+   * Whether plain members may add others (off by default; admins and the owner always may).
+   */
+  members_can_add?: boolean;
 }
 /**
  * A user as the directory shows them: the name and avatar Django gave (access-token claims
@@ -317,6 +384,15 @@ export interface UserProfile {
    */
   updated_at?: string | null;
   user_id: number;
+}
+/**
+ * A group's settings.
+ */
+export interface GroupSettings1 {
+  /**
+   * Whether plain members may add others (off by default; admins and the owner always may).
+   */
+  members_can_add?: boolean;
 }
 /**
  * One chat of an `unread` frame.

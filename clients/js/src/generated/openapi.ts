@@ -23,6 +23,92 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/chats/{chat_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Deletes a group (its owner only) with its whole history, for everyone: messages,
+         *     reactions, receipts and the catch-up's record of them are erased, not kept as
+         *     tombstones. The members get `chat_deleted`; it cannot be undone.
+         */
+        delete: operations["delete_chat"];
+        options?: never;
+        head?: never;
+        /**
+         * Renames a group or changes its settings (admins and the owner). Answers the group as it
+         *     is now; the members get `chat_updated` (and `chat_renamed` for a new name).
+         */
+        patch: operations["update_chat"];
+        trace?: never;
+    };
+    "/chats/{chat_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adds users to a group: its admins and owner may, and its members when the group's
+         *     `members_can_add` is on. Answers the group as it is now; the members get `member_added`.
+         */
+        post: operations["add_members"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/{chat_id}/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Removes a member from a group, or, for your own id, leaves it. Admins remove members,
+         *     the owner removes admins too; nobody removes the owner, who leaves instead: the group
+         *     then passes to its longest-serving admin, else member (`member_role_changed`).
+         */
+        delete: operations["remove_member"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/{chat_id}/members/{user_id}/role": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Gives a member a role (the owner only): `admin` or `member`, or `owner` to hand the group
+         *     over (you then become an admin). Answers the group as it is now.
+         */
+        put: operations["set_member_role"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/chats/{chat_id}/messages": {
         parameters: {
             query?: never;
@@ -348,6 +434,11 @@ export type paths = {
 export type webhooks = Record<string, never>;
 export type components = {
     schemas: {
+        /** @description Users to add to a group. */
+        AddMembersRequest: {
+            /** @description Positive user ids; those already members are left as they are. */
+            user_ids: components["schemas"]["i64"][];
+        };
         /** @description A chat's members and their presence. */
         ChatPresence: {
             chat_id: components["schemas"]["i64"];
@@ -370,11 +461,17 @@ export type components = {
              *     A member the directory does not know reads `"User <id>"`.
              */
             profiles: components["schemas"]["UserProfile"][];
+            role?: components["schemas"]["Role"] | null;
             /** Format: int64 */
             unread_count: number;
         };
         /** @description A chat and its members. */
         ChatView: {
+            /**
+             * @description The group's admins (the owner not among them), sorted; every other member is a plain
+             *     `member`.
+             */
+            admin_ids?: components["schemas"]["i64"][];
             chat_id: components["schemas"]["i64"];
             /** Format: date-time */
             created_at: string;
@@ -382,6 +479,9 @@ export type components = {
             is_group: boolean;
             member_ids: components["schemas"]["i64"][];
             name?: string | null;
+            owner_id?: components["schemas"]["i64"] | null;
+            /** @description The group's settings (a private chat's are the defaults and mean nothing). */
+            settings?: components["schemas"]["GroupSettings"];
         };
         /**
          * @description What a message carries.
@@ -415,10 +515,19 @@ export type components = {
              */
             content: string;
         };
-        /** @description Every REST error answers `{"detail": "..."}` (FastAPI's shape, which existing clients read). */
+        /**
+         * @description Every REST error answers `{"detail": "..."}` (FastAPI's shape, which existing clients read),
+         *     with the refusal's `code` from the one vocabulary when there is one.
+         */
         ErrorBody: {
+            code?: components["schemas"]["ErrorCode"] | null;
             detail: string;
         };
+        /**
+         * @description Why the request was refused (docs/protocol.md, "Error codes"). New codes may come: treat an unknown one as a generic refusal.
+         * @enum {string}
+         */
+        ErrorCode: "bad_json" | "invalid_field" | "missing_field" | "unknown_action" | "empty_content" | "content_too_long" | "forbidden" | "not_found" | "message_deleted" | "invalid_reply" | "invalid_forward" | "invalid_emoji" | "too_many_reactions" | "not_editable" | "edit_window_passed" | "invalid_receiver" | "invalid_member" | "too_many_members" | "not_a_group" | "not_a_member" | "invalid_role" | "owner_required" | "invalid_name" | "invalid_display_name" | "invalid_avatar_url" | "invalid_command" | "unavailable" | "invalid_data" | "id_conflict" | "internal_error" | "rate_limited" | "invalid_token" | "other";
         /**
          * Format: binary
          * @description The bytes of a file.
@@ -430,6 +539,11 @@ export type components = {
             message_id: components["schemas"]["i64"];
             /** @description The original's author. */
             sender_id: components["schemas"]["i64"];
+        };
+        /** @description A group's settings. */
+        GroupSettings: {
+            /** @description Whether plain members may add others (off by default; admins and the owner always may). */
+            members_can_add?: boolean;
         };
         /** @description Each dependency's state. */
         Health: {
@@ -451,6 +565,7 @@ export type components = {
         };
         /** @description A message in history, with its status for the caller. */
         HistoryMessage: components["schemas"]["MessageView"] & {
+            deleted_by?: components["schemas"]["i64"] | null;
             /** @description Same as `message_id` (the Python service's clients read `id`). */
             id: components["schemas"]["i64"];
             /** @description Per emoji, how many reacted and whether I did; empty for none (and for a tombstone). */
@@ -573,6 +688,20 @@ export type components = {
              */
             replaced_at: string;
         };
+        /**
+         * @description A member's standing in a group. A private chat's two members are equal: both `member`.
+         * @enum {string}
+         */
+        Role: "owner" | "admin" | "member";
+        /** @description A member's new role. */
+        RoleRequest: {
+            /**
+             * @description `"admin"` or `"member"` (appoint or dismiss an admin), or `"owner"` (hand the group
+             *     over: you become an admin).
+             * @example admin
+             */
+            role: string;
+        };
         /** @description A message that matched, as history shows it, with the part that matched. */
         SearchHit: components["schemas"]["MessageView"] & {
             /**
@@ -581,12 +710,17 @@ export type components = {
              */
             snippet: string;
         };
+        /** @description A change of a group's settings: each field present is set, each absent kept. */
+        SettingsChange: {
+            members_can_add?: boolean | null;
+        };
         /** @description A page of missed changes. */
         SyncPage: {
             /**
              * @description The frames a socket would have got, oldest first (`new_message`, `status_update`,
-             *     `chat_created`, `member_added`, `member_removed`, `chat_renamed`, `message_deleted`;
-             *     see docs/protocol.md), each with its `cursor`.
+             *     `chat_created`, `member_added`, `member_removed`, `member_role_changed`,
+             *     `chat_renamed`, `chat_updated`, `chat_deleted`, `message_deleted`, …; see
+             *     docs/protocol.md), each with its `cursor`.
              */
             changes: Record<string, never>[];
             /**
@@ -598,6 +732,12 @@ export type components = {
             epoch: string;
             /** @description More changes wait: ask again with `after=cursor`. */
             more: boolean;
+        };
+        /** @description A group's new name, settings, or both. */
+        UpdateChatRequest: {
+            /** @description Trimmed, 1 to 255 characters. */
+            name?: string | null;
+            settings?: components["schemas"]["SettingsChange"] | null;
         };
         /** @description A stored upload. */
         UploadedFile: {
@@ -731,6 +871,423 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The group */
+                chat_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted (or deleted before) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_a_member`, or `forbidden`: only the owner deletes a group */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A private chat (`not_a_group`), an id that is not positive */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The group */
+                chat_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateChatRequest"];
+            };
+        };
+        responses: {
+            /** @description Updated */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_a_member`, or `forbidden`: it needs the admin role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Nothing to change, a bad name (`invalid_name`), a private chat */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    add_members: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The group */
+                chat_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddMembersRequest"];
+            };
+        };
+        responses: {
+            /** @description Added (or members already) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_a_member`, or `forbidden`: your role may not add */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A user id that is not positive, a private chat (`not_a_group`), a group over its limit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The group */
+                chat_id: number;
+                /** @description The member to remove; your own id to leave */
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed, or left (or was not a member) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_a_member`, or `forbidden`: your role may not remove them */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An id that is not positive, or a private chat (`not_a_group`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_member_role: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The group */
+                chat_id: number;
+                /** @description The member */
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoleRequest"];
+            };
+        };
+        responses: {
+            /** @description The role is given (or was) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_a_member` (you or them), or `forbidden`: only the owner gives roles */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `invalid_role`, `owner_required` (the owner stepping down without a successor), a private chat */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
