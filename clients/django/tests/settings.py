@@ -17,6 +17,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "rest_framework_simplejwt",
+    "push_notifications",
     "jetchat_django",
 ]
 MIDDLEWARE = [
@@ -61,6 +62,16 @@ JETCHAT = {
     "RETRY_DELAYS": [0.2, 0.4],
     "ACK_WAIT": 5,
     "PUBLISH_TIMEOUT": 3,
+    # test_push.py connects the push receiver itself, for its own test only.
+    "PUSH": {"ENABLED": False},
+}
+
+# django-push-notifications: Web Push to a local HTTP endpoint standing in for the browser's
+# push service (test_push.py sets the URL and the VAPID key).
+PUSH_NOTIFICATIONS_SETTINGS = {
+    "WP_POST_URL": {"CHROME": "http://127.0.0.1:9/push"},
+    "WP_PRIVATE_KEY": None,
+    "WP_CLAIMS": {"sub": "mailto:push-test@example.com"},
 }
 
 LOGGING = {

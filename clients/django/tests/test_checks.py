@@ -20,7 +20,8 @@ def test_good_settings_pass():
     assert ids() == []
     assert ids(NATS_URL=["nats://a:4222", "tls://b:4222"], SUBJECT_PREFIX="staging.chat",
                APP_URL="https://chat.example.com/", SYSTEM_USER_ID=1,
-               PROFILE={"avatar_url": "avatar"}) == []
+               PROFILE={"avatar_url": "avatar"},
+               PUSH={"NOTIFICATION": "jetchat_django.push.default_notification"}) == []
 
 
 def test_missing_setting():
@@ -75,3 +76,11 @@ def test_manage_py_check_fails_with_the_message():
     with override_settings(JETCHAT={**GOOD, "SUBJECT_PREFIX": "chat.*"}):
         with pytest.raises(SystemCheckError, match=r"jetchat.E003.*SUBJECT_PREFIX"):
             call_command("check")
+
+
+@pytest.mark.parametrize("value", [
+    "on", {"ENABLED": "yes"}, {"ENABLED": True, "SOUND": 1},
+    {"NOTIFICATION": "no.such.module.function"},
+])
+def test_push_settings(value):
+    assert ids(PUSH=value) == ["jetchat.E014"]

@@ -67,3 +67,22 @@ def test_a_rolled_back_save_tells_jetchat_nothing(server, uid, user_ids):
     time.sleep(1.5)
     status, users = server.get(f"/users?ids={dan_id}", as_user=bob)
     assert status == 200 and users[0]["display_name"] != "Never"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_login_publishes_nothing(server, events, uid, user_ids):
+    """``update_last_login`` saves ``last_login`` only: no profile change, no command."""
+    from django.contrib.auth.models import update_last_login
+
+    eve_id, bob = user_ids(2)
+    jetchat.create_chat(creator_id=eve_id, member_ids=[bob], command_id=uid("create"))
+    eve = get_user_model().objects.create(id=eve_id, username=f"eve{eve_id}", first_name="Eve")
+    events.wait_for(lambda e: e.get("type") == "user_updated" and e["user"]["user_id"] == eve_id,
+                    "user_updated")
+
+    eve.first_name = "Evelyn"  # changed in memory only: a publish would show it
+    update_last_login(None, eve)
+    time.sleep(1.5)
+
+    shown = server.get(f"/users?ids={eve_id}", as_user=bob)[1][0]
+    assert shown["display_name"] == "Eve"

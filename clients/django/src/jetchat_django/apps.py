@@ -12,10 +12,11 @@ class JetchatConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.db.models.signals import post_save
 
-        from . import checks  # noqa: F401 - registers the checks
+        from . import checks, push  # noqa: F401 - registers the checks
         from .conf import raw
         from .users import user_saved
 
         if raw().get("SYNC_USERS", True) is True:
             post_save.connect(user_saved, sender=get_user_model(),
                               dispatch_uid="jetchat_django.users.user_saved")
+        push.connect()

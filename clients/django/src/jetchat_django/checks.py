@@ -109,8 +109,28 @@ def check_settings(app_configs=None, **kwargs):
     if not isinstance(get("SYNC_USERS"), bool):
         problems.append(_error(13, f"JETCHAT['SYNC_USERS'] must be True or False: "
                                    f"{get('SYNC_USERS')!r}.", "Default True."))
+    problems += _check_push(get("PUSH"))
     problems += _check_simple_jwt()
     return problems
+
+
+def _check_push(push) -> list:
+    hint = 'e.g. {"ENABLED": True, "NOTIFICATION": "myapp.push.notification"}'
+    if not isinstance(push, dict) or set(push) - {"ENABLED", "NOTIFICATION"}:
+        return [_error(14, f"JETCHAT['PUSH'] must be a dict with ENABLED and NOTIFICATION: "
+                           f"{push!r}.", hint)]
+    if not isinstance(push.get("ENABLED", True), bool):
+        return [_error(14, "JETCHAT['PUSH']['ENABLED'] must be True or False.", hint)]
+    build = push.get("NOTIFICATION")
+    if build is not None:
+        from django.utils.module_loading import import_string
+
+        try:
+            import_string(build)
+        except ImportError as error:
+            return [_error(14, f"JETCHAT['PUSH']['NOTIFICATION'] cannot be imported: {error}.",
+                           "A dotted path to a function (event) -> {'title', 'body'}.")]
+    return []
 
 
 def _check_profile(profile) -> list:

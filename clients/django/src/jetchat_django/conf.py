@@ -45,6 +45,9 @@ DEFAULTS = {
     "PUBLISH_ATTEMPTS": 3,
     # Renew the web app's token this many seconds before it expires.
     "TOKEN_RENEW_BEFORE": 60,
+    # push_needed -> django-push-notifications (when installed): on or off, and a function
+    # "module.function" (event) -> {"title", "body"} for the text (default: a count).
+    "PUSH": {"ENABLED": True, "NOTIFICATION": None},
 }
 
 
@@ -67,6 +70,7 @@ class JetchatSettings:
     PUBLISH_TIMEOUT: float = 5.0
     PUBLISH_ATTEMPTS: int = 3
     TOKEN_RENEW_BEFORE: int = 60
+    PUSH: dict = field(default_factory=dict)
 
     @property
     def servers(self) -> list[str]:
@@ -93,4 +97,5 @@ def jetchat_settings() -> JetchatSettings:
     profile = dict(DEFAULTS["PROFILE"])
     profile.update(values["PROFILE"] or {})
     values["PROFILE"] = profile
+    values["PUSH"] = {**DEFAULTS["PUSH"], **(values["PUSH"] or {})}
     return JetchatSettings(**values)

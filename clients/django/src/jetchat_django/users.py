@@ -28,9 +28,15 @@ def publish_profile(user, updated_at: datetime | None = None):
                                 updated_at=updated_at or datetime.now(timezone.utc))
 
 
-def user_saved(sender, instance, raw=False, using=None, **kwargs):
+#: Saves of only these fields change nothing jetchat shows (a login updates ``last_login``).
+NOT_PROFILE_FIELDS = frozenset({"last_login", "password"})
+
+
+def user_saved(sender, instance, raw=False, using=None, update_fields=None, **kwargs):
     """``post_save`` receiver of the user model."""
     if raw or instance.pk is None:  # loaddata: not a change made by anyone
+        return
+    if update_fields and set(update_fields) <= NOT_PROFILE_FIELDS:
         return
     stamp = datetime.now(timezone.utc)
 
