@@ -28,10 +28,16 @@ WAIT = 20.0
 QUIET = 1.5
 
 
-def free_port() -> int:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# pytest-django's live_server (the browser test's Django site) listens here, so the jetchat
+# started below can list its origin in CORS_ALLOWED_ORIGINS before the site exists.
+os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", f"127.0.0.1:{_free_port()}")
+LIVE_ORIGIN = "http://" + os.environ["DJANGO_LIVE_TEST_SERVER_ADDRESS"]
 
 
 @dataclass
@@ -65,12 +71,12 @@ def server():
     if not binary or not nats_server:
         pytest.fail("set JETCHAT_BIN and NATS_SERVER_BIN (scripts/django_package_test.sh does)")
     work = Path(tempfile.mkdtemp(prefix="jetchat-django-pkg."))
-    port = free_port()
+    port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
     env.update(DATA_DIR=str(work / "data"), MEDIA_DIR=str(work / "media"),
                BIND_ADDR=f"127.0.0.1:{port}", JWT_SECRET=settings.JWT_SECRET,
                NATS_SERVER_BIN=nats_server, RUST_LOG=os.environ.get("RUST_LOG", "info"),
-               PUSH_AFTER="1s")
+               PUSH_AFTER="1s", CORS_ALLOWED_ORIGINS=LIVE_ORIGIN, DEV_LOGIN="false")
     log = work / "jetchat.log"
     with open(log, "wb") as out:
         # From the work dir so no .env of a checkout is read.

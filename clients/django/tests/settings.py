@@ -44,6 +44,8 @@ DATABASES = {
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The live server (the browser test) serves static files from here (none).
+STATIC_URL = "/static/"
 
 SIMPLE_JWT = {
     "ALGORITHM": "HS256",
