@@ -80,8 +80,11 @@ echo "== the TypeScript client (clients/js): build, type-check, vitest against a
 (cd clients/js && npm ci --no-audit --no-fund --silent && npm run build &&
   JETCHAT_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/jetchat" npm test)
 
-echo "== the Django package (clients/django): its wheel, pytest-django against a real jetchat"
+echo "== the Django package (clients/django): its wheel, pytest-django against a real jetchat (SQLite, then PostgreSQL)"
 JETCHAT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/jetchat" scripts/django_package_test.sh
+if [ "${SKIP_POSTGRES:-}" != 1 ]; then
+  JETCHAT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/jetchat" scripts/django_package_test.sh --postgres
+fi
 
 echo "== the Django example against a real jetchat (embedded NATS, then nats/accounts.conf)"
 scripts/django_e2e.sh

@@ -1,5 +1,6 @@
 """A real jetchat (the binary in JETCHAT_BIN, with its embedded nats-server from
-NATS_SERVER_BIN) for the whole session, and helpers that read like the tests' story.
+NATS_SERVER_BIN; its database SQLite, or JETCHAT_DATABASE_URL) for the whole session, and
+helpers that read like the tests' story.
 
 No mocks: every command goes through JetStream to jetchat, every event comes back through a
 durable consumer on CHAT_EVENTS.
@@ -73,6 +74,8 @@ def server():
     work = Path(tempfile.mkdtemp(prefix="jetchat-django-pkg."))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+    if os.environ.get("JETCHAT_DATABASE_URL"):  # PostgreSQL (django_package_test.sh --postgres)
+        env["DATABASE_URL"] = os.environ["JETCHAT_DATABASE_URL"]
     env.update(DATA_DIR=str(work / "data"), MEDIA_DIR=str(work / "media"),
                BIND_ADDR=f"127.0.0.1:{port}", JWT_SECRET=settings.JWT_SECRET,
                NATS_SERVER_BIN=nats_server, RUST_LOG=os.environ.get("RUST_LOG", "info"),

@@ -10,7 +10,8 @@ a private chat or a group's creation once.
 ``wait=True`` also waits for jetchat's outcome on a ``reply_to`` inbox, for the commands that
 have one (``create_chat`` → ``chat_ready``, ``delete_message`` and ``upsert_user`` → ``applied``,
 ``mute_chat`` → ``muted``); a refusal raises ``CommandRejected``. A duplicate gets no outcome
-(JetStream dropped it before jetchat saw it).
+(JetStream dropped it before jetchat saw it), except ``create_chat``'s: its chat is asked for
+again (below), so a retried call still learns its chat.
 
 Not yet: ``block`` and ``erase_user`` (jetchat has no such commands yet).
 """
@@ -65,7 +66,7 @@ class Published:
     seq: int
     #: True when JetStream had it already (a retry within two minutes): nothing new happens.
     duplicate: bool
-    #: jetchat's outcome with ``wait=True`` (``None`` for a duplicate).
+    #: jetchat's outcome with ``wait=True`` (``None`` for a duplicate, but for ``create_chat``).
     outcome: dict | None = None
 
 
@@ -240,8 +241,15 @@ async def publish(nc, command: Command, *, wait: bool = False) -> Published:
         if ack is None:
             raise NotPublished(f"{kind} {command.command_id}: no ack from JetStream after "
                                f"{conf.PUBLISH_ATTEMPTS} attempts ({last_error!r})")
+        if inbox is not None and ack.duplicate and kind == "create_chat":
+            # The first publish's outcome went to an inbox no one reads any more. jetchat keeps
+            # one group per command_id and one private chat per pair, so the same command under
+            # a new Nats-Msg-Id changes nothing and answers with the chat (its re-announced
+            # chat_created carries the first one's Nats-Msg-Id: dropped within two minutes).
+            await js.publish(command.subject, body, timeout=conf.PUBLISH_TIMEOUT,
+                             headers={"Nats-Msg-Id": f"{command.nats_msg_id}:again:{uuid.uuid4()}"})
         outcome = None
-        if inbox is not None and not ack.duplicate:
+        if inbox is not None and (not ack.duplicate or kind == "create_chat"):
             try:
                 message = await inbox.next_msg(timeout=max(conf.PUBLISH_TIMEOUT, 10))
             except NatsTimeout as error:
