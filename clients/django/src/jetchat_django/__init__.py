@@ -30,6 +30,7 @@ from .commands import (
     mute_chat,
     upsert_user,
     CommandRejected,
+    NoOutcome,
     NotPublished,
     MUTED_FOREVER,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "CONTRACT_VERSION",
     "CommandRejected",
     "MUTED_FOREVER",
+    "NoOutcome",
     "NotPublished",
     "Published",
     "aadd_members",

@@ -1,3 +1,5 @@
+"""The app: its checks, the user sync and the push receiver are connected when Django starts."""
+
 from django.apps import AppConfig
 
 

@@ -17,6 +17,7 @@ Not yet: ``block`` and ``erase_user`` (jetchat has no such commands yet).
 """
 
 import asyncio
+import inspect
 import json
 import uuid
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ WAITABLE = {"create_chat", "delete_message", "mute_chat", "upsert_user"}
 class NotPublished(Exception):
     """JetStream did not acknowledge the command after every attempt: retry the call later with
     the same ``command_id`` (or ``client_msg_id``); it is applied once whatever happened."""
+
+
+class NoOutcome(Exception):
+    """``wait=True``: JetStream stored the command (it will be applied) but jetchat's outcome
+    did not come in time (jetchat down or busy)."""
 
 
 class CommandRejected(Exception):
@@ -253,8 +259,8 @@ async def publish(nc, command: Command, *, wait: bool = False) -> Published:
             try:
                 message = await inbox.next_msg(timeout=max(conf.PUBLISH_TIMEOUT, 10))
             except NatsTimeout as error:
-                raise NotPublished(f"{kind} {command.command_id}: stored as #{ack.seq}, but no "
-                                   "outcome in time (it will still be applied)") from error
+                raise NoOutcome(f"{kind} {command.command_id}: stored as #{ack.seq}, but no "
+                                "outcome in time (it will still be applied)") from error
             outcome = json.loads(message.data)
             if outcome.get("outcome") == "rejected":
                 raise CommandRejected(outcome)
@@ -283,6 +289,14 @@ def _pair(builder, default_wait: bool = False):
 
     name = builder.__name__.removeprefix("build_")
     doc = (builder.__doc__ or "").strip()
+    # help() and editors show the builder's keyword arguments, and `wait`.
+    signature = inspect.signature(builder)
+    wait = inspect.Parameter("wait", inspect.Parameter.KEYWORD_ONLY, default=default_wait,
+                             annotation=bool)
+    params = list(signature.parameters.values())
+    params.insert(len(params) - (params[-1].kind == inspect.Parameter.VAR_KEYWORD), wait)
+    sync.__signature__ = signature.replace(parameters=params, return_annotation=Published)
+    asynchronous.__signature__ = sync.__signature__
     sync.__name__, asynchronous.__name__ = name, f"a{name}"
     sync.__doc__ = f"Publishes ``{name}`` and returns once JetStream stored it. {doc}"
     asynchronous.__doc__ = f"``{name}`` from async code. {doc}"
