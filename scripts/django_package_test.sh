@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The reusable Django package (clients/django, `jetchat-django`) against a real jetchat: builds
-# its wheel with `python -m build`, installs it into .tools/django-package-venv (from
-# clients/django/requirements-test.txt, pinned), and runs its pytest-django suite, which starts
-# jetchat (with its embedded nats-server) itself and stops it at the end.
+# its sdist and wheel with `python -m build`, installs the wheel into .tools/django-package-venv
+# (with clients/django/requirements-test.txt, pinned), and runs its pytest-django suite, which
+# starts jetchat (with its embedded nats-server) itself and stops it at the end.
 #
 #   scripts/django_package_test.sh                          builds jetchat (debug) first
 #   JETCHAT_BIN=/path/to/jetchat scripts/django_package_test.sh   uses that binary instead
@@ -27,6 +27,8 @@ if [ -z "${NATS_SERVER_BIN:-}" ]; then
 fi
 export NATS_SERVER_BIN
 
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+  { echo "django-package: needs Python 3.10 or newer (python3 is $(python3 --version))" >&2; exit 1; }
 VENV=.tools/django-package-venv
 REQUIREMENTS=clients/django/requirements-test.txt
 if [ ! -x "$VENV/bin/python" ]; then
@@ -79,8 +81,9 @@ if [ -n "$POSTGRES" ]; then
   echo "django-package: jetchat on PostgreSQL ($JETCHAT_DATABASE_URL)"
 fi
 
-echo "django-package: building the wheel"
-"$VENV/bin/python" -m build --wheel --no-isolation --outdir "$WORK/dist" clients/django >"$WORK/build.log" 2>&1 ||
+# The sdist, then the wheel from the sdist: what is published is what is tested.
+echo "django-package: building the sdist and the wheel"
+"$VENV/bin/python" -m build --no-isolation --outdir "$WORK/dist" clients/django >"$WORK/build.log" 2>&1 ||
   { cat "$WORK/build.log"; exit 1; }
 WHEEL=$(ls "$WORK"/dist/jetchat_django-*.whl)
 echo "django-package: installing $(basename "$WHEEL")"

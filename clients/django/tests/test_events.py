@@ -275,3 +275,36 @@ def test_sigterm_finishes_the_event_in_hand(server, connect, uid, user_ids):
     call_command("jetchat_events", "--durable", durable, "--json", stdout=again)
     assert slow_id not in again.getvalue()
     assert len(slow.of(is_message(slow_id))) == 1
+
+
+def publish_event(subject_tail: str, body: bytes):
+    """An event written straight into CHAT_EVENTS, as no jetchat of today would write it."""
+
+    async def put():
+        from jetchat_django import bus
+
+        nc = await bus.connect("test-odd-events")
+        try:
+            await nc.jetstream().publish(f"chat.events.{subject_tail}", body)
+        finally:
+            await nc.close()
+
+    asyncio.run(put())
+
+
+def test_an_unknown_contract_version_is_skipped_and_no_json_parked(server, events, connect):
+    parked = connect(signals.event_parked, Receiver())
+    created = connect(signals.message_created, Receiver())
+    chat_id = 990000 + int(time.time()) % 10000
+
+    publish_event(f"{chat_id}.message_created",
+                  b'{"type":"message_created","v":2,"message":{"chat_id":%d}}' % chat_id)
+    publish_event(f"{chat_id}.message_created", b"not json")
+
+    parked.wait_for(lambda event: event is None)
+    time.sleep(QUIET)
+    assert events.consumer.stats.skipped == 1  # v 2: acknowledged, no signal
+    assert events.consumer.stats.parked == 1  # no JSON: nothing could ever read it
+    assert parked.calls[0][2].num_delivered == 1
+    assert not created.of(lambda e: e["message"].get("chat_id") == chat_id)
+    assert not events.matching(lambda e: e.get("message", {}).get("chat_id") == chat_id)
