@@ -105,7 +105,7 @@ def test_each_event_type_fires_its_own_signal_once(server, events, connect, uid,
         assert calls, f"no {kind} signal"
         ids = [meta.event_id for _, _, meta in calls]
         assert len(ids) == len(set(ids)), f"{kind} sent twice for one event: {ids}"
-        for sender, event, meta in calls:
+        for sender, event, _ in calls:
             assert sender == kind and event["type"] == kind and event["v"] == 1
     assert [e for _, e, _ in received["chat_created"].calls
             if e["chat"]["chat_id"] == chat_id][0]["chat"]["name"] == "Signals"

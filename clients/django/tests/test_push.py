@@ -38,7 +38,8 @@ class PushService:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                outer.requests.append((self.path, headers, body))
                 self.send_response(201)
                 self.end_headers()
 

@@ -16,7 +16,8 @@ SCHEMAS = HERE.parent.parent.parent / "docs" / "schemas"
 
 
 def generator():
-    spec = importlib.util.spec_from_file_location("gen_schema", HERE.parent / "tools" / "gen_schema.py")
+    path = HERE.parent / "tools" / "gen_schema.py"
+    spec = importlib.util.spec_from_file_location("gen_schema", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

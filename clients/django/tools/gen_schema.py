@@ -70,7 +70,8 @@ def docstring(text: str | None, indent: str) -> list[str]:
     lines = text.splitlines()
     if len(lines) == 1:
         return [f'{indent}"""{lines[0]}"""']
-    return [f'{indent}"""{lines[0]}', *[f"{indent}{l}".rstrip() for l in lines[1:]], f'{indent}"""']
+    rest = [f"{indent}{line}".rstrip() for line in lines[1:]]
+    return [f'{indent}"""{lines[0]}', *rest, f'{indent}"""']
 
 
 def definition(name: str, schema: dict) -> list[str]:

@@ -38,6 +38,7 @@ from .commands import (
 from .version import CONTRACT_VERSION, __version__
 
 __all__ = [
+    "__version__",
     "CONTRACT_VERSION",
     "CommandRejected",
     "MUTED_FOREVER",

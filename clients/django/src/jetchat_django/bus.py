@@ -37,7 +37,8 @@ class _Loop:
         self.loop = asyncio.new_event_loop()
         self.nc: nats.NATS | None = None
         self.lock: asyncio.Lock | None = None
-        self.thread = threading.Thread(target=self.loop.run_forever, name="jetchat-nats", daemon=True)
+        self.thread = threading.Thread(target=self.loop.run_forever, name="jetchat-nats",
+                                       daemon=True)
         self.thread.start()
 
     def submit(self, coroutine) -> Future:

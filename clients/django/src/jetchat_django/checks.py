@@ -52,8 +52,8 @@ def check_settings(app_configs=None, **kwargs):
                                "jetchat's NATS, e.g. nats://django:<password>@nats:4222 (with "
                                "jetchat's embedded server: the URL in <DATA_DIR>/nats/url)."))
     elif not isinstance(urls, (list, tuple)) or not urls or not all(
-        isinstance(u, str) and urlsplit(u).scheme in ("nats", "tls", "ws", "wss") and urlsplit(u).hostname
-        for u in urls
+        isinstance(u, str) and urlsplit(u).scheme in ("nats", "tls", "ws", "wss")
+        and urlsplit(u).hostname for u in urls
     ):
         problems.append(_error(2, f"JETCHAT['NATS_URL'] is not a NATS URL: {url!r}.",
                                "nats://[user:password@]host:port (or tls://…), or a list of them."))

@@ -167,10 +167,13 @@ def build_create_chat(*, creator_id: int, member_ids: list[int], is_group: bool 
     return _command("create_chat", _subjects().create_chat(), body, command_id)
 
 
-def build_add_members(*, chat_id: int, user_ids: list[int], command_id: str | None = None) -> Command:
+def build_add_members(*, chat_id: int, user_ids: list[int],
+                      command_id: str | None = None) -> Command:
     command_id = command_id or _new_id()
-    body: schema.AddMembers = {"command_id": command_id, "chat_id": chat_id, "user_ids": list(user_ids)}
-    return _command("add_members", _subjects().chat_command(chat_id, "add_members"), body, command_id)
+    body: schema.AddMembers = {"command_id": command_id, "chat_id": chat_id,
+                               "user_ids": list(user_ids)}
+    return _command("add_members", _subjects().chat_command(chat_id, "add_members"), body,
+                    command_id)
 
 
 def build_remove_members(*, chat_id: int, user_ids: list[int],

@@ -12,9 +12,9 @@ One signal per event type of docs/schemas/event.json, named like the type, sent 
         Notification.objects.update_or_create(message_id=event["message"]["message_id"], ...)
 
 Sync receivers run in a thread where they may use the ORM; async receivers on the consumer's
-loop. A receiver that raises leaves the event unacknowledged: it comes again later (``RETRY_DELAYS``)
-and, on its ``PARK_AFTER``-th delivery, is parked (``event_parked``). Events can come twice:
-``jetchat_django.idempotency.once`` runs a receiver once per event.
+loop. A receiver that raises leaves the event unacknowledged: it comes again later
+(``RETRY_DELAYS``) and, on its ``PARK_AFTER``-th delivery, is parked (``event_parked``).
+Events can come twice: ``jetchat_django.idempotency.once`` runs a receiver once per event.
 """
 
 from dataclasses import dataclass

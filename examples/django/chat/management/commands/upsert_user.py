@@ -32,7 +32,8 @@ class Command(BaseCommand):
                                             updated_at=when, wait=True)
         except jetchat.CommandRejected as refused:
             self.stdout.write(json.dumps(refused.outcome, separators=(",", ":")))
-            raise CommandError(f"rejected: {refused.code}: {refused.detail}", returncode=1)
+            raise CommandError(f"rejected: {refused.code}: {refused.detail}",
+                               returncode=1) from refused
         except Exception as error:  # noqa: BLE001 - no NATS, no stream, no outcome in time
             raise CommandError(f"not applied: {error!r}", returncode=2) from error
         self.stdout.write(json.dumps(published.outcome or {"outcome": "duplicate"},
