@@ -210,3 +210,25 @@ def test_a_command_retried_after_a_lost_ack_is_applied_once(server, events, uid,
 
     events.exactly_once(lambda e: e.get("type") == "message_created"
                         and e["message"]["client_msg_id"] == client_msg_id, "message_created")
+
+
+def test_without_nats_a_command_fails_fast_with_not_published(server):
+    import time
+
+    from django.conf import settings
+    from django.test import override_settings
+
+    from jetchat_django import bus
+
+    bus.close()  # the next command connects anew, to the URL below
+    nowhere = {**settings.JETCHAT, "NATS_URL": "nats://django:secret@127.0.0.1:9",
+               "PUBLISH_TIMEOUT": 0.5, "PUBLISH_ATTEMPTS": 2}
+    started = time.monotonic()
+    try:
+        with override_settings(JETCHAT=nowhere):
+            with pytest.raises(jetchat.NotPublished, match="cannot connect") as failed:
+                jetchat.send_message(sender_id=1, chat_id=1, content="x", client_msg_id="c")
+    finally:
+        bus.close()  # back to the real jetchat for the next test
+    assert time.monotonic() - started < 5
+    assert "secret" not in str(failed.value)  # the password is not in messages or logs

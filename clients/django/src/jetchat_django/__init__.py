@@ -29,11 +29,9 @@ from .commands import (
     delete_message,
     mute_chat,
     upsert_user,
-    CommandRejected,
-    NoOutcome,
-    NotPublished,
     MUTED_FOREVER,
 )
+from .errors import CommandRejected, NoOutcome, NotPublished
 
 from .version import CONTRACT_VERSION, __version__
 

@@ -7,6 +7,7 @@ The event consumer (``consumer.py``) has a connection of its own.
 """
 
 import asyncio
+import logging
 import os
 import threading
 from concurrent.futures import Future
@@ -14,10 +15,18 @@ from concurrent.futures import Future
 import nats
 
 from .conf import jetchat_settings
+from .errors import NotPublished
+
+logger = logging.getLogger("jetchat_django.nats")
+
+
+async def _log_error(error: Exception):
+    logger.warning("NATS: %r", error)
 
 
 async def connect(name: str) -> nats.NATS:
-    """A connection with the settings' URL(s) and inbox prefix; reconnects for ever."""
+    """A connection with the settings' URL(s) and inbox prefix; once connected it reconnects
+    for ever (the first connection too keeps trying: bound it with ``asyncio.wait_for``)."""
     conf = jetchat_settings()
     return await nats.connect(
         servers=conf.servers,
@@ -26,6 +35,7 @@ async def connect(name: str) -> nats.NATS:
         connect_timeout=5,
         allow_reconnect=True,
         max_reconnect_attempts=-1,
+        error_cb=_log_error,
     )
 
 
@@ -49,13 +59,32 @@ class _Loop:
             self.lock = asyncio.Lock()
         async with self.lock:
             if self.nc is None or self.nc.is_closed:
-                self.nc = await connect(name=f"django-{os.getpid()}")
+                conf = jetchat_settings()
+                # A command must not wait for ever for a NATS that is not there.
+                limit = conf.PUBLISH_TIMEOUT * conf.PUBLISH_ATTEMPTS
+                try:
+                    self.nc = await asyncio.wait_for(connect(name=f"django-{os.getpid()}"), limit)
+                except (asyncio.TimeoutError, OSError, nats.errors.Error) as error:
+                    raise NotPublished(f"cannot connect to NATS at {_redacted(conf.servers)} "
+                                       f"within {limit:g} s ({error!r})") from error
             return self.nc
 
     async def close(self):
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.drain()
         self.nc = None
+
+
+def _redacted(servers: list[str]) -> str:
+    """The URLs without their passwords, for messages and logs."""
+    from urllib.parse import urlsplit
+
+    shown = []
+    for url in servers:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        shown.append(f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}")
+    return ", ".join(shown)
 
 
 _state_lock = threading.Lock()

@@ -29,6 +29,7 @@ from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
 from . import bus
 from .conf import jetchat_settings
+from .errors import CommandRejected, NoOutcome, NotPublished
 from .schema import commands as schema
 from .subjects import Subjects
 
@@ -36,26 +37,6 @@ from .subjects import Subjects
 MUTED_FOREVER = "9999-12-31T23:59:59Z"
 #: Outcomes a command may be waited for with ``wait=True``.
 WAITABLE = {"create_chat", "delete_message", "mute_chat", "upsert_user"}
-
-
-class NotPublished(Exception):
-    """JetStream did not acknowledge the command after every attempt: retry the call later with
-    the same ``command_id`` (or ``client_msg_id``); it is applied once whatever happened."""
-
-
-class NoOutcome(Exception):
-    """``wait=True``: JetStream stored the command (it will be applied) but jetchat's outcome
-    did not come in time (jetchat down or busy)."""
-
-
-class CommandRejected(Exception):
-    """jetchat refused the command (``wait=True``); ``code`` is its error code."""
-
-    def __init__(self, outcome: dict):
-        self.outcome = outcome
-        self.code = outcome.get("code")
-        self.detail = outcome.get("detail")
-        super().__init__(f"{outcome.get('command_id')}: {self.code}: {self.detail}")
 
 
 @dataclass(frozen=True)
