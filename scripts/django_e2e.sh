@@ -3,7 +3,9 @@
 # Django mints tokens, WebSocket clients chat, Django's durable consumer receives the events and a
 # Django-injected message reaches a socket.
 #
-# Sets up .tools/django-venv from examples/django/requirements.txt, builds jetchat, runs it with
+# Sets up .tools/django-venv from examples/django/requirements.txt (which installs the package
+# clients/django, reinstalled on every run so its changes are tested), builds jetchat unless
+# JETCHAT_BIN names a binary, runs it with
 # its embedded nats-server on a free loopback port and a temporary DATA_DIR, runs
 # examples/django/e2e_test.py, then stops jetchat and removes the temporary files.
 # Prints `N passed, M failed` and exits non-zero when anything failed.
@@ -12,6 +14,7 @@
 #   scripts/django_e2e.sh --accounts  a nats-server with nats/accounts.conf instead: Django
 #                                     connects as the `django` user, so the test also proves
 #                                     that user's permissions are enough (and jetchat's)
+#   JETCHAT_BIN=/path/to/jetchat scripts/django_e2e.sh   that binary instead of a debug build
 set -euo pipefail
 MODE=embedded
 case "${1:-}" in
@@ -36,10 +39,15 @@ if ! cmp -s "$REQUIREMENTS" "$VENV/.requirements.txt"; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
   cp "$REQUIREMENTS" "$VENV/.requirements.txt"
 fi
+# The package the example uses, as it is in this checkout.
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall ./clients/django
+rm -rf clients/django/build clients/django/src/jetchat_django.egg-info
 
-echo "django-e2e: building jetchat"
-cargo build --quiet --bin jetchat
-JETCHAT_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/jetchat"
+if [ -z "${JETCHAT_BIN:-}" ]; then
+  echo "django-e2e: building jetchat"
+  cargo build --quiet --bin jetchat
+  JETCHAT_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/jetchat"
+fi
 
 WORK=$(mktemp -d /tmp/jetchat-django-e2e.XXXXXX)
 JETCHAT_PID=

@@ -7,8 +7,9 @@
 # (scripts/schemathesis.sh, about a minute) and fails on a 5xx or an undocumented status, the
 # web app's unit tests and build check (clients/web/dist must be what its sources build), the
 # browser tests (tests/browser: chromium drives a page on another origin and the web app), the
-# TypeScript client's tests (clients/js: vitest against a real jetchat), the Django
-# example's end-to-end test (examples/django) runs against a real jetchat, every
+# TypeScript client's tests (clients/js: vitest against a real jetchat), the Django package's
+# tests (clients/django: pytest-django against a real jetchat, from its built wheel) and the
+# Django example's end-to-end test (examples/django) run against a real jetchat, every
 # benchmark scenario runs for about a second against a release build (the load generator, its
 # database check and its report must keep working; no figure is judged), then the cost guard
 # judges jetchat's and its nats-server's CPU per message on fixed workloads against
@@ -78,6 +79,12 @@ fi
 echo "== the TypeScript client (clients/js): build, type-check, vitest against a real jetchat"
 (cd clients/js && npm ci --no-audit --no-fund --silent && npm run build &&
   JETCHAT_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/jetchat" npm test)
+
+echo "== the Django package (clients/django): its wheel, pytest-django against a real jetchat (SQLite, then PostgreSQL)"
+JETCHAT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/jetchat" scripts/django_package_test.sh
+if [ "${SKIP_POSTGRES:-}" != 1 ]; then
+  JETCHAT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/jetchat" scripts/django_package_test.sh --postgres
+fi
 
 echo "== the Django example against a real jetchat (embedded NATS, then nats/accounts.conf)"
 scripts/django_e2e.sh

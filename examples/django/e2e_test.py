@@ -6,7 +6,7 @@ Environment:
   NATS_URL     its NATS server (the embedded one's URL is in $DATA_DIR/nats/url)
   JWT_SECRET   the secret jetchat verifies tokens with (Django signs with it)
 
-It starts only the Django side: tokens through `mint_token`, the `chat_events` consumer and
+It starts only the Django side: tokens through `mint_token`, the `jetchat_events` consumer and
 `inject_message` as subprocesses (as an operator would run them), and one WebSocket client per
 user. Every wait is bounded. Prints `N passed, M failed` and exits non-zero on any failure.
 """
@@ -112,7 +112,7 @@ class Socket:
 
 
 class Consumer:
-    """`manage.py chat_events --json` as a subprocess; its events arrive on a queue."""
+    """`manage.py jetchat_events --json` as a subprocess; its events arrive on a queue."""
 
     def __init__(self, env):
         self.env = env
@@ -125,7 +125,7 @@ class Consumer:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             str(HERE / "manage.py"),
-            "chat_events",
+            "jetchat_events",
             "--json",
             cwd=HERE,
             env=self.env,
@@ -139,7 +139,9 @@ class Consumer:
     async def _read(self):
         async for raw in self.proc.stdout:
             try:
-                await self.events.put(json.loads(raw))
+                line = json.loads(raw)
+                if "event" in line or "ready" in line:  # not the final summary
+                    await self.events.put(line)
             except ValueError:
                 print(f"      consumer: {raw.decode().rstrip()}", flush=True)
         self.stderr = await self.proc.stderr.read()
@@ -464,10 +466,10 @@ async def main():
     async def login_tokens_carry_the_claims():
         # What /api/token/ issues (SimpleJWT's TOKEN_OBTAIN_SERIALIZER), for an unsaved user.
         from django.contrib.auth import get_user_model
-        from chat.tokens import ChatTokenObtainPairSerializer
+        from jetchat_django.tokens import JetchatTokenObtainPairSerializer
 
         user = get_user_model()(pk=5, username="eve", first_name="Eve", last_name="Example")
-        access = ChatTokenObtainPairSerializer.get_token(user).access_token
+        access = JetchatTokenObtainPairSerializer.get_token(user).access_token
         need(access["name"] == "Eve Example" and access["avatar"] == "", f"{access.payload}")
 
     async def claims_name_a_user():

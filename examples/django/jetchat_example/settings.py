@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "rest_framework",
     "rest_framework_simplejwt",
+    "jetchat_django",
     "chat",
 ]
 
@@ -40,8 +41,8 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "jetchat_example.urls"
 
-# Only the token endpoints (`manage.py migrate` first) use the database; the three jetchat
-# commands do not touch it.
+# The token endpoints and jetchat_django's `once` receivers use the database (`manage.py
+# migrate` first); the commands below do not touch it.
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
@@ -67,15 +68,21 @@ SIMPLE_JWT = {
     "USER_ID_CLAIM": "user_id",
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=60),
     # Adds the name and avatar claims jetchat records in its user directory.
-    "TOKEN_OBTAIN_SERIALIZER": "chat.tokens.ChatTokenObtainPairSerializer",
+    "TOKEN_OBTAIN_SERIALIZER": "jetchat_django.tokens.JetchatTokenObtainPairSerializer",
 }
 
+# jetchat_django's one setting (clients/django/README.md lists every key; `manage.py check`
+# says what is wrong with it).
 JETCHAT = {
     "NATS_URL": os.environ.get("NATS_URL") or "nats://127.0.0.1:4222",
     "SUBJECT_PREFIX": os.environ.get("NATS_SUBJECT_PREFIX") or "chat",
     "INBOX_PREFIX": os.environ.get("NATS_INBOX_PREFIX") or "_INBOX.django",
     # The durable consumer on CHAT_EVENTS: one name per Django deployment.
     "DURABLE": os.environ.get("JETCHAT_DURABLE") or "django",
+    # What jetchat shows of a user: the full name, else the username; the avatar from an
+    # `avatar_url` attribute (adapt to where your project keeps avatars).
+    "PROFILE": {"display_name": ["get_full_name", "get_username"], "avatar_url": ["avatar_url"]},
+    "APP_URL": os.environ.get("JETCHAT_URL") or None,
 }
 
 LOGGING = {

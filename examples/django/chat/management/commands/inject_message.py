@@ -1,6 +1,11 @@
 """`manage.py inject_message`: posts a message into a chat as a user (a bot, a notification,
 moderation), through jetchat's command stream, exactly as a socket's message flows.
 
+Built on jetchat_django: ``build_send_message`` makes the command (its ``Nats-Msg-Id`` is
+``msg:<sender_id>:<client_msg_id>``), ``publish`` sends it through JetStream. With ``--wait``
+it also watches the events for the outcome, which a view would rather leave to the
+``message_created`` signal.
+
 Exit status: 0 when JetStream stored the command (and, with --wait, jetchat persisted it);
 1 when jetchat rejected it (--wait); 2 when it could not be published or no outcome came in time.
 """
@@ -10,7 +15,10 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from chat import bus
+from jetchat_django import bus
+from jetchat_django.commands import NotPublished, build_send_message, publish
+from jetchat_django.conf import jetchat_settings
+from jetchat_django.subjects import Subjects
 
 
 class Command(BaseCommand):
@@ -19,29 +27,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--chat-id", type=int, help="a chat the sender belongs to")
-        target.add_argument(
-            "--receiver-id",
-            type=int,
-            help="a private message instead (the chat is created on first use)",
-        )
+        target.add_argument("--receiver-id", type=int,
+                            help="a private message instead (the chat is created on first use)")
         parser.add_argument("--sender-id", type=int, required=True)
         parser.add_argument("--content", required=True)
-        parser.add_argument(
-            "--content-type",
-            default="text",
-            choices=["text", "audio", "video", "image", "file"],
-        )
+        parser.add_argument("--content-type", default="text",
+                            choices=["text", "audio", "video", "image", "file"])
         parser.add_argument("--file-url", default=None)
-        parser.add_argument(
-            "--client-msg-id",
-            default=None,
-            help="idempotency key; reuse it to retry safely (default: a new UUID)",
-        )
-        parser.add_argument(
-            "--wait",
-            action="store_true",
-            help="also wait for the outcome event: message_created or command_rejected",
-        )
+        parser.add_argument("--client-msg-id", default=None,
+                            help="idempotency key; reuse it to retry safely (default: a new UUID)")
+        parser.add_argument("--wait", action="store_true",
+                            help="also wait for the outcome event: message_created or command_rejected")
         parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -54,30 +50,11 @@ class Command(BaseCommand):
         if result.get("rejected"):
             raise CommandError(f"rejected: {result['rejected']['code']}", returncode=1)
 
-    async def inject(
-        self,
-        *,
-        chat_id,
-        receiver_id,
-        sender_id,
-        content,
-        content_type,
-        file_url,
-        client_msg_id,
-        wait,
-        timeout,
-        **_,
-    ) -> dict:
-        command = bus.send_message(
-            sender_id=sender_id,
-            chat_id=chat_id,
-            receiver_id=receiver_id,
-            content=content,
-            content_type=content_type,
-            file_url=file_url,
-            client_msg_id=client_msg_id,
-        )
-        subjects = bus.subjects()
+    async def inject(self, *, chat_id, receiver_id, sender_id, content, content_type, file_url,
+                     client_msg_id, wait, timeout, **_) -> dict:
+        command = build_send_message(sender_id=sender_id, chat_id=chat_id, receiver_id=receiver_id,
+                                     content=content, content_type=content_type,
+                                     file_url=file_url, client_msg_id=client_msg_id)
         try:
             nc = await bus.connect(name="django-inject")
         except Exception as error:  # noqa: BLE001
@@ -85,44 +62,32 @@ class Command(BaseCommand):
         try:
             outcome = None
             if wait:
-                # Subscribed before publishing, so the outcome cannot slip past. Core NATS, fine
-                # for a one-off wait; durable processing belongs in `chat_events`.
+                # Subscribed before publishing, so the outcome cannot slip past.
                 outcome = asyncio.get_running_loop().create_future()
-                await self.watch(nc, subjects, command, sender_id, outcome)
-            js = nc.jetstream()
+                await watch(nc, command, sender_id, outcome)
             try:
-                ack = await js.publish(
-                    command.subject,
-                    command.body(),
-                    timeout=timeout,
-                    headers={"Nats-Msg-Id": command.msg_id},
-                )
-            except Exception as error:  # noqa: BLE001 - timeout, no stream, no permission
-                raise CommandError(
-                    f"not accepted by JetStream ({error!r}); retry with "
-                    f"--client-msg-id {command.client_msg_id}",
-                    returncode=2,
-                ) from error
+                published = await publish(nc, command)
+            except NotPublished as error:
+                raise CommandError(f"{error}; retry with --client-msg-id {command.command_id}",
+                                   returncode=2) from error
             result = {
-                "subject": command.subject,
-                "client_msg_id": command.client_msg_id,
-                "nats_msg_id": command.msg_id,
-                "stream": ack.stream,
-                "seq": ack.seq,
-                "duplicate": bool(ack.duplicate),
+                "subject": published.subject,
+                "client_msg_id": published.command_id,
+                "nats_msg_id": published.nats_msg_id,
+                "stream": published.stream,
+                "seq": published.seq,
+                "duplicate": published.duplicate,
             }
             if outcome is not None:
-                if ack.duplicate:
+                if published.duplicate:
                     # JetStream kept the first copy: jetchat does not see this one at all.
                     result["note"] = "duplicate within the 2-minute window: nothing new to wait for"
                     return result
                 try:
                     kind, event = await asyncio.wait_for(outcome, timeout)
                 except asyncio.TimeoutError as error:
-                    raise CommandError(
-                        f"accepted (seq {ack.seq}) but no outcome within {timeout} s",
-                        returncode=2,
-                    ) from error
+                    raise CommandError(f"accepted (seq {published.seq}) but no outcome within "
+                                       f"{timeout} s", returncode=2) from error
                 if kind == "message_created":
                     result["message"] = event["message"]
                 else:
@@ -131,26 +96,28 @@ class Command(BaseCommand):
         finally:
             await nc.drain()
 
-    async def watch(self, nc, subjects, command, sender_id, outcome):
-        async def on_event(msg):
-            if outcome.done():
-                return
-            event = json.loads(msg.data)
-            if event.get("type") == "message_created":
-                m = event["message"]
-                if m["sender_id"] == sender_id and m["client_msg_id"] == command.client_msg_id:
-                    outcome.set_result(("message_created", event))
-            elif event.get("type") == "command_rejected":
-                # A message's rejection carries its client_msg_id as command_id.
-                if (
-                    event["command"] == "send_message"
-                    and event["command_id"] == command.client_msg_id
-                ):
-                    outcome.set_result(("command_rejected", event))
 
-        await nc.subscribe(subjects.events_of_kind("message_created"), cb=on_event)
-        await nc.subscribe(subjects.events_of_kind("command_rejected"), cb=on_event)
-        await nc.flush()
+async def watch(nc, command, sender_id, outcome):
+    """Core NATS taps on message_created and command_rejected, for this one command."""
+    client_msg_id = command.command_id
+
+    async def on_event(msg):
+        if outcome.done():
+            return
+        event = json.loads(msg.data)
+        if event.get("type") == "message_created":
+            m = event["message"]
+            if m["sender_id"] == sender_id and m["client_msg_id"] == client_msg_id:
+                outcome.set_result(("message_created", event))
+        elif event.get("type") == "command_rejected":
+            # A message's rejection carries its client_msg_id as command_id.
+            if event["command"] == "send_message" and event["command_id"] == client_msg_id:
+                outcome.set_result(("command_rejected", event))
+
+    subjects = Subjects(jetchat_settings().SUBJECT_PREFIX)
+    await nc.subscribe(subjects.events_of_type("message_created"), cb=on_event)
+    await nc.subscribe(subjects.events_of_type("command_rejected"), cb=on_event)
+    await nc.flush()
 
 
 def describe(result: dict) -> str:

@@ -1,0 +1,1 @@
+"""jetchat's payloads as TypedDicts, generated from docs/schemas (tools/gen_schema.py)."""

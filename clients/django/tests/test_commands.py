@@ -1,0 +1,234 @@
+"""Each command reaches jetchat through JetStream and is applied once, however often it is sent.
+
+"Publish twice with the same id" is the retry a caller makes after a lost acknowledgement: the
+second publish is reported as a duplicate, and jetchat shows one chat, one member, one message,
+one event.
+"""
+
+import asyncio
+
+import pytest
+
+import jetchat_django as jetchat
+
+
+def of_type(kind, **fields):
+    def match(event):
+        return event.get("type") == kind and all(event.get(k) == v for k, v in fields.items())
+    return match
+
+
+def group(creator, members, uid, name="Team"):
+    published = jetchat.create_chat(creator_id=creator, member_ids=members, name=name,
+                                    command_id=uid("create"))
+    return published.outcome["chat"]["chat_id"]
+
+
+def test_create_chat_twice_with_one_id_makes_one_group(server, events, uid, user_ids):
+    ann, bob, cid = *user_ids(2), uid("create")
+
+    first = jetchat.create_chat(creator_id=ann, member_ids=[bob],
+                                                        name="Team", command_id=cid)
+    again = jetchat.create_chat(creator_id=ann, member_ids=[bob], name="Team",
+                                      command_id=cid)
+
+    assert first.outcome["outcome"] == "chat_ready" and first.outcome["created"] is True
+    assert first.nats_msg_id == f"create_chat:{cid}" and first.stream == "CHAT_IN"
+    assert again.duplicate and again.seq == first.seq
+    chat_id = first.outcome["chat"]["chat_id"]
+    assert again.outcome["chat"]["chat_id"] == chat_id  # a retry still learns its chat
+    events.exactly_once(lambda e: e.get("type") == "chat_created"
+                        and e["chat"]["chat_id"] == chat_id, "chat_created")
+    status, chats = server.get("/chats/", as_user=bob)
+    assert status == 200
+    assert [c["name"] for c in chats if c["chat_id"] == chat_id] == ["Team"]
+    assert sorted(next(c for c in chats if c["chat_id"] == chat_id)["member_ids"]) == [ann, bob]
+
+
+def test_send_message_twice_with_one_client_msg_id_stores_one_message(server, events, uid,
+                                                                       user_ids):
+    ann, bob = user_ids(2)
+    chat_id = group(ann, [bob], uid)
+    client_msg_id = uid("msg")
+
+    first = jetchat.send_message(sender_id=ann, chat_id=chat_id, content="hello",
+                                       client_msg_id=client_msg_id)
+    again = jetchat.send_message(sender_id=ann, chat_id=chat_id, content="hello",
+                                       client_msg_id=client_msg_id)
+
+    assert first.nats_msg_id == f"msg:{ann}:{client_msg_id}" and not first.duplicate
+    assert again.duplicate and again.seq == first.seq
+    seen = events.exactly_once(
+        lambda e: e.get("type") == "message_created"
+        and e["message"]["client_msg_id"] == client_msg_id, "message_created")
+    assert seen.event["message"]["message_id"] == first.seq  # a message's id is its sequence
+    status, history = server.get(f"/chats/{chat_id}/messages", as_user=bob)
+    assert status == 200
+    assert [m["content"] for m in history if m["client_msg_id"] == client_msg_id] == ["hello"]
+
+
+def test_a_system_message_comes_from_the_system_user(server, events, uid, user_ids):
+    ann, = user_ids(1)
+    chat_id = group(900, [ann], uid, name="Announcements")  # 900: SYSTEM_USER_ID in settings
+
+    published = jetchat.send_system_message(chat_id=chat_id, content="Maintenance at 6",
+                                                  client_msg_id=uid("sys"))
+
+    seen = events.exactly_once(lambda e: e.get("type") == "message_created"
+                               and e["message"]["message_id"] == published.seq, "message_created")
+    assert seen.event["message"]["sender_id"] == 900
+
+
+def test_add_and_remove_members_applied_once(server, events, uid, user_ids):
+    ann, bob, cat = user_ids(3)
+    chat_id = group(ann, [bob], uid)
+    add, remove = uid("add"), uid("remove")
+
+    for _ in range(2):
+        jetchat.add_members(chat_id=chat_id, user_ids=[cat], command_id=add)
+    events.exactly_once(of_type("member_added", chat_id=chat_id, user_id=cat), "member_added")
+    for _ in range(2):
+        jetchat.remove_members(chat_id=chat_id, user_ids=[cat], command_id=remove)
+    events.exactly_once(of_type("member_removed", chat_id=chat_id, user_id=cat),
+                        "member_removed")
+
+    status, chats = server.get("/chats/", as_user=ann)
+    assert sorted(next(c for c in chats if c["chat_id"] == chat_id)["member_ids"]) == [ann, bob]
+
+
+def test_rename_applied_once(server, events, uid, user_ids):
+    ann, bob = user_ids(2)
+    chat_id = group(ann, [bob], uid)
+    command_id = uid("rename")
+
+    first = jetchat.rename_chat(chat_id=chat_id, name="Renamed", command_id=command_id)
+    again = jetchat.rename_chat(chat_id=chat_id, name="Renamed", command_id=command_id)
+
+    assert again.duplicate and again.seq == first.seq
+    events.exactly_once(of_type("chat_renamed", chat_id=chat_id, name="Renamed"), "chat_renamed")
+
+
+def test_delete_message_applied_once(server, events, uid, user_ids):
+    ann, bob = user_ids(2)
+    chat_id = group(ann, [bob], uid)
+    message = jetchat.send_message(sender_id=bob, chat_id=chat_id, content="oops",
+                                         client_msg_id=uid("msg"))
+    command_id = uid("delete")
+
+    first = jetchat.delete_message(chat_id=chat_id, message_id=message.seq,
+                                         command_id=command_id, wait=True)
+    again = jetchat.delete_message(chat_id=chat_id, message_id=message.seq,
+                                         command_id=command_id, wait=True)
+
+    assert first.outcome["outcome"] == "applied" and again.duplicate
+    events.exactly_once(of_type("message_deleted", message_id=message.seq), "message_deleted")
+    _, history = server.get(f"/chats/{chat_id}/messages", as_user=ann)
+    assert [m["deleted"] for m in history if m["message_id"] == message.seq] == [True]
+
+
+def test_mute_applied_once(server, events, uid, user_ids):
+    ann, bob = user_ids(2)
+    chat_id = group(ann, [bob], uid)
+    command_id = uid("mute")
+
+    first = jetchat.mute_chat(chat_id=chat_id, user_id=bob, command_id=command_id,
+                                    wait=True)
+    again = jetchat.mute_chat(chat_id=chat_id, user_id=bob, command_id=command_id)
+
+    assert first.outcome["outcome"] == "muted" and again.duplicate
+    events.exactly_once(of_type("chat_muted", chat_id=chat_id, user_id=bob), "chat_muted")
+    _, chats = server.get("/chats/", as_user=bob)
+    assert next(c for c in chats if c["chat_id"] == chat_id)["muted_until"].startswith("9999-12-31")
+
+
+def test_upsert_user_applied_once(server, events, uid, user_ids):
+    ann, bob = user_ids(2)
+    chat_id = group(ann, [bob], uid)
+    from datetime import datetime, timezone
+
+    when = datetime.now(timezone.utc)
+    first = jetchat.upsert_user(user_id=ann, display_name="Ann Lee",
+                                      avatar_url="https://cdn.example.com/ann.png",
+                                      updated_at=when, wait=True)
+    again = jetchat.upsert_user(user_id=ann, display_name="Ann Lee",
+                                      avatar_url="https://cdn.example.com/ann.png",
+                                      updated_at=when)
+
+    assert first.outcome["outcome"] == "applied" and again.duplicate
+    seen = events.exactly_once(lambda e: e.get("type") == "user_updated"
+                               and e["user"]["user_id"] == ann, "user_updated")
+    assert chat_id in seen.event["chat_ids"]
+    _, users = server.get(f"/users?ids={ann}", as_user=bob)
+    assert users[0]["display_name"] == "Ann Lee"
+
+
+def test_a_refusal_raises_with_its_code(server, uid, user_ids):
+    ann, = user_ids(1)
+    with pytest.raises(jetchat.CommandRejected) as refused:
+        jetchat.upsert_user(user_id=ann, display_name="Ann", avatar_url="javascript:x",
+                                  wait=True)
+    assert refused.value.code == "invalid_avatar_url"
+
+
+def test_the_async_api_from_an_event_loop(server, events, uid, user_ids):
+    ann, bob = user_ids(2)
+    client_msg_id = uid("async")
+
+    async def view():
+        created = await jetchat.acreate_chat(creator_id=ann, member_ids=[bob],
+                                                   name="Async", command_id=uid("create"))
+        chat_id = created.outcome["chat"]["chat_id"]
+        sent = await asyncio.gather(*[
+            jetchat.asend_message(sender_id=ann, chat_id=chat_id, content="hi",
+                                        client_msg_id=client_msg_id) for _ in range(3)])
+        return chat_id, sent
+
+    chat_id, sent = asyncio.run(view())
+
+    assert sum(not p.duplicate for p in sent) == 1 and len({p.seq for p in sent}) == 1
+    events.exactly_once(lambda e: e.get("type") == "message_created"
+                        and e["message"]["client_msg_id"] == client_msg_id, "message_created")
+
+
+def test_a_command_retried_after_a_lost_ack_is_applied_once(server, events, uid, user_ids):
+    """The call's own retry: the first attempt's ack is lost (a timeout shorter than a round
+    trip), the next attempt reuses the Nats-Msg-Id."""
+    from django.test import override_settings
+    from django.conf import settings
+
+    ann, bob = user_ids(2)
+    chat_id = group(ann, [bob], uid)
+    client_msg_id = uid("lost-ack")
+    fast = {**settings.JETCHAT, "PUBLISH_TIMEOUT": 0.000001, "PUBLISH_ATTEMPTS": 1}
+    with override_settings(JETCHAT=fast):
+        with pytest.raises(jetchat.NotPublished):
+            jetchat.send_message(sender_id=ann, chat_id=chat_id, content="once",
+                                       client_msg_id=client_msg_id)
+    # The caller retries later with the same client_msg_id.
+    jetchat.send_message(sender_id=ann, chat_id=chat_id, content="once",
+                               client_msg_id=client_msg_id)
+
+    events.exactly_once(lambda e: e.get("type") == "message_created"
+                        and e["message"]["client_msg_id"] == client_msg_id, "message_created")
+
+
+def test_without_nats_a_command_fails_fast_with_not_published(server):
+    import time
+
+    from django.conf import settings
+    from django.test import override_settings
+
+    from jetchat_django import bus
+
+    bus.close()  # the next command connects anew, to the URL below
+    nowhere = {**settings.JETCHAT, "NATS_URL": "nats://django:secret@127.0.0.1:9",
+               "PUBLISH_TIMEOUT": 0.5, "PUBLISH_ATTEMPTS": 2}
+    started = time.monotonic()
+    try:
+        with override_settings(JETCHAT=nowhere):
+            with pytest.raises(jetchat.NotPublished, match="cannot connect") as failed:
+                jetchat.send_message(sender_id=1, chat_id=1, content="x", client_msg_id="c")
+    finally:
+        bus.close()  # back to the real jetchat for the next test
+    assert time.monotonic() - started < 5
+    assert "secret" not in str(failed.value)  # the password is not in messages or logs
