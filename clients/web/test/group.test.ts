@@ -6,10 +6,10 @@ import { ChangeError, JetchatHttpError, type ChatListEntry } from '@jetchat/clie
 import { goneText, groupPermissions, idsToAdd, memberActions, memberRows, refusalText, roleGiven } from '../src/model/group';
 import type { Directory } from '../src/model/chats';
 
+/** Knows users 1 to 4; user 5 has no profile. */
+const NAMES: Record<number, string> = { 1: 'Ann', 2: 'Bob', 3: 'Cy', 4: 'Dee' };
 const directory: Directory = (id) =>
-  ({ 1: 'Ann', 2: 'Bob', 3: 'Cy', 4: 'Dee' } as Record<number, string>)[id]
-    ? { user_id: id, display_name: ({ 1: 'Ann', 2: 'Bob', 3: 'Cy', 4: 'Dee' } as Record<number, string>)[id]!, avatar_url: null, updated_at: '2026-12-01T00:00:00Z' }
-    : undefined;
+  NAMES[id] ? { user_id: id, display_name: NAMES[id], avatar_url: null, updated_at: '2026-12-01T00:00:00Z' } : undefined;
 
 function group(extra: Partial<ChatListEntry> = {}): ChatListEntry {
   return {

@@ -66,7 +66,7 @@ export class GroupPanel {
         h('div', { className: 'row' }, this.nameInput, h('button', { type: 'submit' }, 'Rename'))),
       h('div', { className: 'check' }, this.canAdd, h('label', { for: 'group-members-can-add' }, 'Members can add others')));
     this.deleteButton = h('button', { type: 'button', className: 'danger', onclick: () => this.ask({ kind: 'delete' }) }, 'Delete group');
-    this.confirmBox = h('div', { id: 'group-confirm', role: 'alertdialog', 'aria-live': 'assertive', hidden: true });
+    this.confirmBox = h('div', { id: 'group-confirm', role: 'alertdialog', hidden: true });
     this.error = h('p', { id: 'group-error', className: 'error', role: 'alert' });
     this.el = h('section', { id: 'group-panel', 'aria-label': 'Group members and settings', hidden: true },
       this.heading,
