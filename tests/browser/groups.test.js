@@ -2,7 +2,9 @@
 // browser contexts of their own driving the web app's group panel: the owner makes a member an
 // admin; the admin removes the third member, whose page says so and loses the chat; the owner
 // leaves and the group passes to the admin, whose panel says "owner"; the new owner deletes
-// the group and it is gone from every page.
+// the group and it is gone from every page. Then: a rename, "members can add" and a member
+// adding by id, a handover by the owner (confirmed), a member leaving; and a refusal shown by
+// its error code.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -107,6 +109,62 @@ test('three users run a group: promote, remove, leave (the group passes on), del
   assert.equal(await chatEntry(ben, 'Crew').count(), 0);
 
   assert.deepEqual([...ann.errors, ...ben.errors, ...cat.errors], []);
+});
+
+test('rename, let members add, a member adds by id, the owner hands over, a member leaves', async () => {
+  await jetchat.upsertUser(41, 'Fay');
+  await jetchat.upsertUser(42, 'Gus');
+  await jetchat.upsertUser(43, 'Hal');
+  await jetchat.upsertUser(44, 'Ivy');
+  const fay = await signIn(browser, jetchat.url, 41);
+  const gus = await signIn(browser, jetchat.url, 42);
+  const hal = await signIn(browser, jetchat.url, 43);
+  const ivy = await signIn(browser, jetchat.url, 44);
+  await startChat(fay, '42, 43', 'Band', 'Band');
+  await chatEntry(gus, 'Band').click();
+  await openPanel(fay);
+  await openPanel(gus);
+  assert.equal(await gus.getByLabel('Add members by user id').isVisible(), false);
+
+  // Fay renames the group: Gus's header and list follow.
+  await fay.getByLabel('Rename the group').fill('Big Band');
+  await fay.getByRole('button', { name: 'Rename' }).click();
+  await gus.locator('#chat-title', { hasText: 'Big Band' }).waitFor();
+  await chatEntry(hal, 'Big Band').waitFor();
+
+  // Fay lets members add: Gus, a member, adds Ivy by her id; her list shows the group.
+  await fay.getByLabel('Members can add others').check();
+  await gus.getByLabel('Add members by user id').waitFor();
+  await gus.getByLabel('Add members by user id').fill('44');
+  await gus.getByRole('button', { name: 'Add', exact: true }).click();
+  await chatEntry(ivy, 'Big Band').waitFor();
+  await hasRole(fay, 44, 'member');
+  await fay.locator('#group-members-heading', { hasText: 'Members (4)' }).waitFor();
+  assert.equal(await gus.getByLabel('Add members by user id').inputValue(), '');
+  // Someone already in is not asked for.
+  await gus.getByLabel('Add members by user id').fill('43');
+  await gus.getByRole('button', { name: 'Add', exact: true }).click();
+  await gus.locator('#group-error', { hasText: 'User 43 is already a member.' }).waitFor();
+
+  // Fay hands the group over to Gus, once she confirms; she stays on as an admin.
+  await fay.getByRole('button', { name: 'Hand the group over to Gus' }).click();
+  await fay.getByRole('button', { name: 'Hand over to Gus' }).click();
+  await hasRole(fay, 42, 'owner');
+  await hasRole(fay, 41, 'admin');
+  await hasRole(gus, 42, 'owner');
+  await gus.getByRole('button', { name: 'Delete group' }).waitFor();
+  assert.equal(await fay.getByRole('button', { name: 'Delete group' }).isVisible(), false);
+
+  // Hal, a member, leaves: gone from his list, and from the others' panels.
+  await chatEntry(hal, 'Big Band').click();
+  await openPanel(hal);
+  await hal.getByRole('button', { name: 'Leave group' }).click();
+  await hal.locator('#chat-gone', { hasText: 'You left this group.' }).waitFor();
+  await chatEntry(hal, 'Big Band').waitFor({ state: 'detached' });
+  await member(gus, 43).waitFor({ state: 'detached' });
+  await fay.locator('#group-members-heading', { hasText: 'Members (3)' }).waitFor();
+
+  assert.deepEqual([...fay.errors, ...gus.errors, ...hal.errors, ...ivy.errors], []);
 });
 
 test('a refusal shows in the panel by its error code: an admin whose role was taken unseen', async () => {

@@ -50,6 +50,8 @@ export class GroupPanel {
   private readonly error: HTMLElement;
   private state: GroupState | undefined;
   private confirming: Confirming | undefined;
+  /** A "members can add" change on its way: the box keeps what was clicked until it is done. */
+  private canAddChanging = false;
 
   constructor(private readonly actions: GroupPanelActions) {
     this.heading = h('h3', { id: 'group-members-heading' }, 'Members');
@@ -111,7 +113,7 @@ export class GroupPanel {
     this.addForm.hidden = !state.permissions.add;
     this.settings.hidden = !state.permissions.edit;
     if (renamed && document.activeElement !== this.nameInput) this.nameInput.value = state.name;
-    this.canAdd.checked = state.membersCanAdd;
+    if (!this.canAddChanging) this.canAdd.checked = state.membersCanAdd;
     this.deleteButton.hidden = !state.permissions.delete;
     // A confirmation my role no longer allows (or for someone gone) is dropped.
     const c = this.confirming;
@@ -183,8 +185,10 @@ export class GroupPanel {
 
   private toggleCanAdd(): void {
     const on = this.canAdd.checked;
-    void this.run(() => this.actions.setMembersCanAdd(this.chatId(), on)).then((ok) => {
-      if (!ok && this.state) this.canAdd.checked = this.state.membersCanAdd;
+    this.canAddChanging = true;
+    void this.run(() => this.actions.setMembersCanAdd(this.chatId(), on)).then(() => {
+      this.canAddChanging = false;
+      if (this.state) this.canAdd.checked = this.state.membersCanAdd;
     });
   }
 
