@@ -2,17 +2,19 @@
  * the SDK's client and its events; each chat's messages are a `Conversation` (model/); names
  * and avatars are the chat list's profiles, with `GET /users` for authors it has none of. */
 
-import { ChatList, Client, webStorageOutbox, type CreateChatRequest, type FrameOf } from '@jetchat/client';
+import { ChatList, Client, roleIn, webStorageOutbox, type CreateChatRequest, type FrameOf } from '@jetchat/client';
 import { describe, h } from './dom';
 import type { Session } from './signin';
 import { chatFace, chatRows, chatTitle, isMuted, presenceText, type Directory } from './model/chats';
 import { ProfileRequests, userFace, type Face } from './model/people';
 import { Conversation, type Quote, type Shown } from './model/conversation';
+import { goneText, groupPermissions, memberRows } from './model/group';
 import type { Mark } from './model/marks';
 import { Typers, typingText } from './model/typing';
 import { ChatListView } from './views/chat_list';
 import { ComposerView } from './views/composer';
 import { ConversationView } from './views/conversation';
+import { GroupPanel, type GroupState } from './views/group_panel';
 import { SearchView } from './views/search';
 import { TopBar } from './views/topbar';
 
@@ -43,6 +45,7 @@ export class App {
   private readonly chatList: ChatListView;
   private readonly conversation: ConversationView;
   private composer: ComposerView | undefined;
+  private readonly groupPanel: GroupPanel;
 
   constructor(
     private readonly root: HTMLElement,
@@ -77,9 +80,20 @@ export class App {
       open: (chatId) => this.openChat(chatId),
       create: (request) => this.createChat(request),
     });
+    // The group's changes go over the socket; their frames redraw the panel and the list.
+    this.groupPanel = new GroupPanel({
+      add: (chatId, userIds) => this.client.addMembers(chatId, userIds),
+      remove: (chatId, userId) => this.client.removeMember(chatId, userId),
+      setRole: (chatId, userId, role) => this.client.setMemberRole(chatId, userId, role),
+      rename: (chatId, name) => this.client.updateChat(chatId, { name }),
+      setMembersCanAdd: (chatId, on) => this.client.updateChat(chatId, { settings: { members_can_add: on } }),
+      leave: (chatId) => this.client.leaveChat(chatId),
+      delete: (chatId) => this.client.deleteChat(chatId),
+    });
     this.conversation = new ConversationView(this.me, {
       loadOlder: (chatId) => void this.loadOlder(this.convo(chatId)),
       toggleMute: (chatId) => void this.toggleMute(chatId),
+      toggleGroupPanel: (chatId) => this.toggleGroupPanel(chatId),
       isGroup: (chatId) => !!this.chats.get(chatId)?.is_group,
       name: (userId) => this.name(userId),
       face: (userId) => this.face(userId),
@@ -152,6 +166,16 @@ export class App {
     c.on('typing', (t) => {
       if (t.state === 'stopped') this.typers.stopped(t.chat_id, t.user_id);
       else this.typers.started(t.chat_id, t.user_id, t.expires_in_ms ?? undefined);
+    });
+    c.on('member_removed', (f) => {
+      if (f.user_id !== this.me) return;
+      const kind = f.removed_by === this.me ? 'left' : 'removed';
+      const by = f.removed_by != null && f.removed_by !== this.me ? this.name(f.removed_by) : undefined;
+      this.gone(f.chat_id, goneText(kind, by));
+    });
+    c.on('chat_deleted', (f) => {
+      const by = f.deleted_by != null && f.deleted_by !== this.me ? this.name(f.deleted_by) : undefined;
+      this.gone(f.chat_id, goneText('deleted', by));
     });
     c.on('message_edited', (f) => this.change(f.chat_id, f.message_id, (conv, shown) => conv.edited(shown, f.content)));
     c.on('message_deleted', (f) => this.change(f.chat_id, f.message_id, (conv, shown) => conv.deleted(shown)));
@@ -230,6 +254,7 @@ export class App {
 
   private openChat(chatId: number): void {
     if (this.open !== chatId && history.state?.chat === undefined) history.pushState({ chat: chatId }, '');
+    if (this.open !== chatId) this.groupPanel.hide();
     this.open = chatId;
     this.shell.dataset.view = 'conversation';
     const conv = this.convo(chatId);
@@ -252,7 +277,7 @@ export class App {
       },
       name: (userId) => this.name(userId),
     });
-    this.conversation.show(chatId, conv.sorted(), this.composer);
+    this.conversation.show(chatId, conv.sorted(), this.composer, this.groupPanel.el);
     if (this.replyTo?.chatId !== chatId) this.replyTo = undefined;
     this.composer.showReply(this.replyTo);
     this.drawHeader();
@@ -268,8 +293,56 @@ export class App {
   private drawHeader(): void {
     if (this.open === undefined) return;
     const entry = this.chats.get(this.open);
-    this.conversation.showHeader(chatFace(entry, this.open, this.me, this.directory), isMuted(entry));
+    this.conversation.showHeader(chatFace(entry, this.open, this.me, this.directory), isMuted(entry), !!entry?.is_group);
     this.drawPresence();
+    this.drawGroupPanel();
+  }
+
+  // --- a group's panel ---------------------------------------------------------------------
+
+  private groupState(chatId: number): GroupState | undefined {
+    const entry = this.chats.get(chatId);
+    if (!entry?.is_group) return undefined;
+    const myRole = roleIn(entry, this.me);
+    const membersCanAdd = entry.settings.members_can_add ?? false;
+    return {
+      chatId,
+      name: entry.name ?? '',
+      myRole,
+      membersCanAdd,
+      permissions: groupPermissions(myRole, membersCanAdd),
+      members: memberRows(entry, this.me, this.directory),
+    };
+  }
+
+  private toggleGroupPanel(chatId: number): void {
+    const state = this.groupState(chatId);
+    if (this.groupPanel.open || !state) this.groupPanel.hide();
+    else this.groupPanel.show(state);
+    this.conversation.showGroupPanelOpen(this.groupPanel.open);
+  }
+
+  /** The open group's panel drawn again (a member, a role, its name or settings changed). */
+  private drawGroupPanel(): void {
+    if (this.groupPanel.open && this.open !== undefined) {
+      const state = this.groupState(this.open);
+      if (state) this.groupPanel.draw(state);
+      else this.groupPanel.hide();
+    }
+    this.conversation.showGroupPanelOpen(this.groupPanel.open);
+  }
+
+  /** A chat went away (deleted, or I left or was removed): the chat list has dropped it; an
+   * open conversation of it says why in its place. */
+  private gone(chatId: number, text: string): void {
+    this.conversations.delete(chatId);
+    if (this.replyTo?.chatId === chatId) this.replyTo = undefined;
+    if (this.open !== chatId) return;
+    this.open = undefined;
+    this.composer = undefined;
+    this.groupPanel.hide();
+    this.conversation.showGone(text);
+    this.drawList();
   }
 
   private drawPresence(): void {

@@ -12,6 +12,8 @@ export interface ConversationActions extends MessageActions, People {
   /** Scrolled near the top: the page of history before the oldest shown. */
   loadOlder(chatId: number): void;
   toggleMute(chatId: number): void;
+  /** The group button: opens or closes the group's panel. */
+  toggleGroupPanel(chatId: number): void;
   /** Whether the open chat is a group (its messages then say who wrote them). */
   isGroup(chatId: number): boolean;
 }
@@ -26,6 +28,7 @@ export class ConversationView {
   private faceShown: string | undefined;
   private presence: HTMLElement | undefined;
   private mute: HTMLElement | undefined;
+  private groupButton: HTMLButtonElement | undefined;
   private historyError: HTMLElement | undefined;
   private typing: HTMLElement | undefined;
   /** Each message's element, to redraw it in place. */
@@ -40,7 +43,7 @@ export class ConversationView {
   }
 
   /** Draws the chat's conversation in place of the one shown, with its messages in order. */
-  show(chatId: number, messages: Shown[], composer: ComposerView): void {
+  show(chatId: number, messages: Shown[], composer: ComposerView, groupPanel: HTMLElement): void {
     this.chatId = chatId;
     const list = (this.messages = h('ol', { id: 'messages', 'aria-label': 'Messages', tabindex: 0, 'aria-live': 'polite', 'aria-relevant': 'additions' }));
     list.addEventListener('scroll', () => {
@@ -51,6 +54,10 @@ export class ConversationView {
     this.faceShown = undefined;
     this.presence = h('div', { id: 'chat-presence', className: 'muted', 'data-testid': 'presence' });
     this.mute = h('button', { id: 'mute', type: 'button', 'aria-pressed': 'false', onclick: () => this.actions.toggleMute(chatId) }, 'Mute');
+    this.groupButton = h('button', {
+      id: 'group-button', type: 'button', hidden: true, 'aria-expanded': 'false', 'aria-controls': 'group-panel',
+      onclick: () => this.actions.toggleGroupPanel(chatId),
+    }, 'Group');
     this.historyError = h('p', { id: 'history-error', className: 'error', role: 'alert' });
     this.typing = h('div', { id: 'typing', className: 'muted', 'aria-live': 'polite', 'data-testid': 'typing' });
     this.el.replaceChildren(
@@ -59,7 +66,9 @@ export class ConversationView {
         this.face,
         h('div', {}, this.title, this.presence),
         h('span', { className: 'spacer' }),
+        this.groupButton,
         this.mute),
+      groupPanel,
       this.historyError,
       list,
       this.typing,
@@ -73,7 +82,7 @@ export class ConversationView {
     return this.chatId === chatId && this.messages !== undefined;
   }
 
-  showHeader(face: Face, muted: boolean): void {
+  showHeader(face: Face, muted: boolean, group: boolean): void {
     if (!this.title || !this.mute || !this.face) return;
     this.title.textContent = face.name;
     // Drawn again only when it changed: an image is not asked for at every list change.
@@ -82,9 +91,25 @@ export class ConversationView {
       this.faceShown = key;
       this.face.replaceChildren(avatar(face));
     }
+    if (this.groupButton) this.groupButton.hidden = !group;
     this.mute.textContent = muted ? 'Unmute' : 'Mute';
     this.mute.setAttribute('aria-pressed', String(muted));
     this.mute.setAttribute('aria-label', muted ? 'Unmute this chat' : 'Mute this chat');
+  }
+
+  /** Whether the group button shows its panel open. */
+  showGroupPanelOpen(open: boolean): void {
+    this.groupButton?.setAttribute('aria-expanded', String(open));
+  }
+
+  /** The chat went away while drawn (deleted, or I left or was removed): says so in its place. */
+  showGone(text: string): void {
+    this.chatId = undefined;
+    this.messages = this.title = this.face = this.presence = this.mute = this.groupButton = undefined;
+    this.historyError = this.typing = undefined;
+    this.el.replaceChildren(
+      h('header', {}, h('button', { id: 'back', type: 'button', 'aria-label': 'Back to chats', onclick: () => history.back() }, '←')),
+      h('p', { className: 'empty', id: 'chat-gone', role: 'status' }, text));
   }
 
   showPresence(text: string): void {
