@@ -147,10 +147,20 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
   }
 
   /** Loads every chat over REST (`GET /chats/`): names, members, unread counts, newest
-   * messages and mutes, kept with what the list knew already; then emits `change`. Resolves
-   * with `list()`. Call it once connected and after `resync_required`. */
+   * messages and mutes, kept with what the list knew already; then emits `change`. A chat the
+   * list knew before the request and the answer no longer has (left, removed or deleted while
+   * no frame could say so) is dropped. Resolves with `list()`. Call it once connected and
+   * after `resync_required`. */
   async load(): Promise<ChatListEntry[]> {
-    for (const chat of await this.client.rest.chats()) {
+    const before = new Set(this.chats.keys());
+    const chats = await this.client.rest.chats();
+    const answered = new Set(chats.map((chat) => chat.chat_id));
+    // Only what was known before the request: a chat a frame brought meanwhile may be newer
+    // than the answer.
+    for (const chatId of before) {
+      if (!answered.has(chatId)) this.chats.delete(chatId);
+    }
+    for (const chat of chats) {
       this.remember(chat.profiles ?? [], false);
       this.put(chat, false);
       const entry = this.entry(chat.chat_id);

@@ -57,4 +57,21 @@ describe('a group its members run', () => {
     expect(bobChats.get(group.chat_id)).toBeUndefined();
     expect((await bob.rest.chats()).some((c) => c.chat_id === group.chat_id)).toBe(false);
   });
+
+  it('drops a chat left while away when it loads again', async () => {
+    const alice = client(4);
+    const bob = client(5);
+    const aliceChats = new ChatList(alice, 4);
+    await Promise.all([alice.connect(), bob.connect()]);
+    const group = await bob.rest.createChat({ name: 'brief', is_group: true, member_ids: [4] });
+    const kept = await bob.rest.createChat({ name: 'kept', is_group: true, member_ids: [4] });
+    await aliceChats.load();
+    expect(aliceChats.get(group.chat_id)).toBeDefined();
+
+    alice.close();
+    await bob.deleteChat(group.chat_id);
+    await aliceChats.load();
+    expect(aliceChats.get(group.chat_id)).toBeUndefined();
+    expect(aliceChats.get(kept.chat_id)?.name).toBe('kept');
+  });
 });
