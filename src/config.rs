@@ -917,6 +917,10 @@ mod tests {
             ("PRESENCE", "maybe"),
             ("PRESENCE_TTL", "10ms"),
             ("PRESENCE_GRACE", "soon"),
+            ("PRESENCE_MAX_MEMBERS", "-1"),
+            ("PRESENCE_MAX_MEMBERS", "lots"),
+            ("PRESENCE_MAX_MEMBERS", "99999999999999999999999"),
+            ("PRESENCE_MAX_MEMBERS", "25\u{0}0"),
             ("TYPING_TIMEOUT", "0s"),
             ("RATE_TYPING_BURST", "0"),
         ] {

@@ -579,12 +579,12 @@ impl Event {
                 )
             }
             Event::ChatRenamed(e) => format!("renamed:{}:{}", e.chat_id, command(&e.command_id)),
-            Event::ChatUpdated(e) => format!("updated:{}:{}", e.chat_id, e.command_id),
+            Event::ChatUpdated(e) => ChatUpdated::key_of(e.chat_id, &e.command_id),
             Event::MemberRoleChanged(e) => {
                 format!("role:{}:{}:{}", e.chat_id, e.user_id, e.command_id)
             }
             // A group is deleted once, whichever command did it.
-            Event::ChatDeleted(e) => format!("chat_deleted:{}", e.chat_id),
+            Event::ChatDeleted(e) => ChatDeleted::key_of(e.chat_id),
             Event::MessageDeleted(e) => format!("deleted:{}", e.message_id),
             // One refusal per command, whoever sent it and whatever id it carries.
             Event::CommandRejected(e) => format!("rejected:{}", e.stream_seq),
@@ -784,6 +784,14 @@ pub struct ChatUpdated {
     pub command_id: String,
 }
 
+impl ChatUpdated {
+    /// The event key (`Nats-Msg-Id`, journal key) of `command_id`'s update of `chat_id`, known
+    /// before the event is made (a repeat looks it up).
+    pub fn key_of(chat_id: ChatId, command_id: &str) -> String {
+        format!("updated:{chat_id}:{command_id}")
+    }
+}
+
 /// A member of a group got a role (`owner`: the group was handed to them).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MemberRoleChanged {
@@ -819,6 +827,14 @@ pub struct ChatDeleted {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_by: Option<UserId>,
     pub command_id: String,
+}
+
+impl ChatDeleted {
+    /// The event key of `chat_id`'s deletion: a group is deleted once, whichever command did it
+    /// (a repeat looks it up).
+    pub fn key_of(chat_id: ChatId) -> String {
+        format!("chat_deleted:{chat_id}")
+    }
 }
 
 /// A group got a new name.

@@ -137,7 +137,8 @@ pub async fn chats_up_to(
             .map(|m| m.chat_id)
             .collect());
     }
-    // Counted in the members' primary key (chat, user): a few µs per member of each chat.
+    // Counted in the members' primary key (chat, user), a walk of each chat's members: run
+    // once per presence change, never on the message path.
     const SQL: &str = "SELECT m.chat_id FROM chat_members m WHERE m.user_id = ? AND \
                        (SELECT COUNT(*) FROM chat_members c WHERE c.chat_id = m.chat_id) <= ?";
     let backend = db.get_database_backend();

@@ -201,6 +201,24 @@ async fn a_group_larger_than_presence_max_members_is_told_nothing_and_asks_inste
 }
 
 #[tokio::test]
+async fn a_presence_max_members_past_any_database_integer_tells_every_chat() {
+    // u64::MAX: past i64::MAX, the largest integer either database compares with.
+    let a =
+        spawn_app_with(&[FAST, &[("PRESENCE_MAX_MEMBERS", "18446744073709551615")]].concat()).await;
+    let group = a.create_chat(1, true, &[2, 3, 4]).await;
+    let mut alice = a.connect(1).await;
+    let _bob = a.connect(2).await;
+    expect_presence(&mut alice, 2, "online").await;
+    // Messages flow beside it (alice's socket has had its one presence frame).
+    alice
+        .send_message(json!({"chat_id": group, "content": "here"}))
+        .await;
+    let stored = a.get(2, &format!("/chats/{group}/messages")).await;
+    let stored: Value = stored.json().await.unwrap();
+    assert_eq!(stored[0]["content"], "here", "{stored}");
+}
+
+#[tokio::test]
 async fn presence_off_tracks_and_tells_nothing() {
     let a = spawn_app_with(&[("PRESENCE", "off")]).await;
     let chat = a.create_chat(1, false, &[2]).await;

@@ -188,7 +188,7 @@ impl BatchState {
             None => Ok(()),
         };
         if let Err(Failure::Refused(refusal)) = checked {
-            let key = format!("updated:{}:{}", cmd.chat_id, cmd.command_id);
+            let key = ChatUpdated::key_of(cmd.chat_id, &cmd.command_id);
             let by = |e: &Event| matches!(e, Event::ChatUpdated(e) if e.updated_by == cmd.actor_id);
             if self.applied_before(db, key, by, pending).await? {
                 super::applied(replies, cmd.reply_to.as_ref(), &cmd.command_id);
@@ -254,7 +254,7 @@ impl BatchState {
         if !self.chats.contains_key(&cmd.chat_id) {
             // Deleted before (by this command or another): the same answer again, to Django
             // and to its members; to anyone else the group is unknown.
-            let key = format!("chat_deleted:{}", cmd.chat_id);
+            let key = ChatDeleted::key_of(cmd.chat_id);
             let member = |e: &Event| {
                 matches!(e, Event::ChatDeleted(e)
                     if cmd.actor_id.is_none_or(|actor| e.member_ids.contains(&actor)))
