@@ -286,6 +286,8 @@ pub struct Metrics {
     pub dead_letters: Gauge,
     /// Partitions of `CHAT_IN` this instance's persisters hold (write) now.
     pub partitions_held: Gauge,
+    /// SQLite's own heap (set at each scrape): its page caches and prepared statements.
+    sqlite_memory: Gauge,
     /// Each partition's consumer: pending, ack pending, redelivered (read at scrape).
     partition_pending: Family<PartitionLabel, Gauge>,
     partition_ack_pending: Family<PartitionLabel, Gauge>,
@@ -445,6 +447,12 @@ impl Metrics {
             "Partitions of CHAT_IN this instance's persisters hold (the others wait on standby)",
         );
 
+        let sqlite_memory = gauge(
+            &mut registry,
+            "sqlite_memory_bytes",
+            "Bytes SQLite holds allocated (its page caches and prepared statements; read at scrape; 0 on PostgreSQL)",
+        );
+
         let partition_family = |registry: &mut Registry, name: &str, help: &str| {
             let family = Family::<PartitionLabel, Gauge>::default();
             registry.register(name, help, family.clone());
@@ -498,6 +506,7 @@ impl Metrics {
             router_subscriptions,
             dead_letters,
             partitions_held,
+            sqlite_memory,
             partition_pending,
             partition_ack_pending,
             partition_redelivered,
@@ -552,6 +561,7 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
+        self.sqlite_memory.set(crate::store::sqlite_memory_used());
         let mut text = String::with_capacity(8 * 1024);
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");

@@ -188,7 +188,7 @@ async fn messages_of(
         return Ok(HashMap::new());
     }
     let stored = message::Entity::find()
-        .filter(message::Column::Id.is_in(ids))
+        .filter(message::Column::Id.is_in(crate::store::in_list(ids)))
         .filter(message::Column::DeletedAt.is_null())
         .all(db)
         .await?;

@@ -106,7 +106,7 @@ async fn check_member(state: &AppState, chat_id: ChatId, user: UserId) -> Result
 async fn views(state: &AppState, hits: Vec<search::Hit>) -> Result<Vec<SearchHit>, ApiError> {
     let ids: Vec<MessageId> = hits.iter().map(|h| h.message_id).collect();
     let mut messages: HashMap<MessageId, message::Model> = message::Entity::find()
-        .filter(message::Column::Id.is_in(ids))
+        .filter(message::Column::Id.is_in(crate::store::in_list(ids)))
         .filter(message::Column::DeletedAt.is_null())
         .all(&state.db)
         .await?

@@ -109,7 +109,7 @@ async fn joined(
         .table(Entity)
         .value(changes::JOINED_CURSOR, cursor as i64)
         .and_where(Expr::col(Column::ChatId).eq(chat_id))
-        .and_where(Expr::col(Column::UserId).is_in(users.iter().copied()))
+        .and_where(Expr::col(Column::UserId).is_in(crate::store::in_list(users.iter().copied())))
         .to_owned();
     txn.execute(&update).await.map(|_| ())
 }

@@ -187,7 +187,9 @@ pub async fn insert(txn: &impl ConnectionTrait, rows: &[Change]) -> Result<Vec<u
     let select = Query::select()
         .column(Changes::Cursor)
         .from(Changes::Table)
-        .and_where(Expr::col(Changes::Cursor).is_in(rows.iter().map(|r| to_i64(r.cursor))))
+        .and_where(
+            Expr::col(Changes::Cursor).is_in(super::in_list(rows.iter().map(|r| to_i64(r.cursor)))),
+        )
         .to_owned();
     txn.query_all(&select)
         .await?
@@ -204,7 +206,7 @@ pub async fn cursors_of(
     let select = Query::select()
         .columns([Changes::EventKey, Changes::Cursor])
         .from(Changes::Table)
-        .and_where(Expr::col(Changes::EventKey).is_in(keys))
+        .and_where(Expr::col(Changes::EventKey).is_in(super::in_list(keys)))
         .to_owned();
     keyed_cursors(txn, &select).await
 }

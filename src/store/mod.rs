@@ -26,7 +26,7 @@ use sea_orm::{
 /// Opens the database (creating a SQLite file's directory) and tunes SQLite for one writer
 /// and many readers: WAL, `synchronous=NORMAL`, a busy timeout.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    open(url, 16, READER_CACHE_KIB).await
+    open(url, READERS, READER_CACHE_KIB).await
 }
 
 /// One connection of its own for the persister, the one writer. A SQLite connection's page
@@ -37,15 +37,26 @@ pub async fn connect_writer(url: &str) -> Result<DatabaseConnection, DbErr> {
     open(url, 1, WRITER_CACHE_KIB).await
 }
 
-/// The writer's SQLite page cache: the indexes' pages a batch touches stay in memory (8 MiB:
+/// The writer's SQLite page cache: the indexes' pages a batch touches stay in memory (4 MiB:
 /// 32 made no difference to the cost guard's workloads, and filled as the database grew).
-const WRITER_CACHE_KIB: u32 = 8 * 1024;
+const WRITER_CACHE_KIB: u32 = 4 * 1024;
+
+/// The pool of connections that read (and the REST handlers' few writes on PostgreSQL).
+const READERS: u32 = 16;
 
 /// Each reader's: a connection drops its cached pages whenever another one has written, which
 /// the writer does many times a second, so a cache only serves the query that filled it; with
 /// SQLite's default (2 MiB) each of the 16 readers kept that much, and the soak's RSS stood
 /// ~45 MiB higher.
 const READER_CACHE_KIB: u32 = 256;
+
+/// What SQLite may hold in the whole process (`soft_heap_limit`, one for every connection):
+/// the caches' sum, past which it reuses cached pages instead of allocating more. Each cache
+/// filled only as far as the queries had reached into a growing database, so the heap grew
+/// for many minutes (the soak: 9 → 19 MB in six minutes at 500 msg/s; with the limit 7–8 MB
+/// throughout, BENCHMARKS.md). Prepared statements count too, and are never given up for it.
+const SQLITE_HEAP_LIMIT: u64 =
+    (WRITER_CACHE_KIB as u64 + READERS as u64 * READER_CACHE_KIB as u64) * 1024;
 
 /// Rows a SQLite query hands over before it waits for them to be taken.
 const ROW_CHANNEL: usize = 1024;
@@ -83,6 +94,7 @@ async fn open(url: &str, connections: u32, cache_kib: u32) -> Result<DatabaseCon
                 // ms, BENCHMARKS.md).
                 .page_size(1024)
                 .pragma("cache_size", format!("-{cache_kib}"))
+                .pragma("soft_heap_limit", SQLITE_HEAP_LIMIT.to_string())
                 // Statement journals (a multi-row INSERT keeps one in case it must undo
                 // itself) stay in memory instead of spilling to a temporary file.
                 .pragma("temp_store", "memory")
@@ -212,6 +224,24 @@ fn sqlite_path(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
+/// Bytes SQLite holds allocated now, in every connection of the process (0 when none is open).
+pub fn sqlite_memory_used() -> i64 {
+    // SAFETY: a read of SQLite's global memory counter; safe from any thread.
+    unsafe { libsqlite3_sys::sqlite3_memory_used() }
+}
+
+/// A list for an `IN (…)`, padded to a power of two by repeating its last item (which changes
+/// nothing it matches). A list of each length is a statement of its own, and every connection
+/// keeps the statements it prepared: lists of a few lengths keep the caches from filling with
+/// one statement per length the load has ever produced (the soak's memory, BENCHMARKS.md).
+pub(crate) fn in_list<T: Clone>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut list: Vec<T> = items.into_iter().collect();
+    if let Some(last) = list.last().cloned() {
+        list.resize(list.len().next_power_of_two(), last);
+    }
+    list
+}
+
 /// `sql` with PostgreSQL's numbered placeholders when `backend` wants them.
 pub(crate) fn placeholders(backend: sea_orm::DatabaseBackend, sql: &str) -> String {
     if backend != sea_orm::DatabaseBackend::Postgres {
@@ -235,6 +265,20 @@ mod tests {
     use sea_orm::{ConnectionTrait, Statement};
 
     use super::*;
+
+    #[test]
+    fn an_in_list_is_padded_to_a_power_of_two_with_its_last_item() {
+        assert_eq!(in_list(Vec::<i64>::new()), Vec::<i64>::new());
+        assert_eq!(in_list([7]), vec![7]);
+        assert_eq!(in_list([1, 2, 3]), vec![1, 2, 3, 3]);
+        assert_eq!(in_list(1..=5), vec![1, 2, 3, 4, 5, 5, 5, 5]);
+        assert_eq!(in_list(1..=8), (1..=8).collect::<Vec<_>>());
+        for n in 1..300usize {
+            let padded = in_list(0..n);
+            assert!(padded.len().is_power_of_two() && padded.len() < 2 * n);
+            assert_eq!(&padded[..n], &(0..n).collect::<Vec<_>>()[..]);
+        }
+    }
 
     #[test]
     fn a_sqlite_file_to_fill_is_created_unless_the_url_chose_a_mode() {
@@ -321,6 +365,11 @@ mod tests {
         assert_eq!(pragma(&db, "foreign_keys").await, "1");
         assert_eq!(pragma(&db, "cache_size").await, "-256", "a reader's");
         let writer = connect_writer(&url).await.unwrap();
-        assert_eq!(pragma(&writer, "cache_size").await, "-8192", "the writer's");
+        assert_eq!(pragma(&writer, "cache_size").await, "-4096", "the writer's");
+        assert_eq!(
+            pragma(&db, "soft_heap_limit").await,
+            "8388608",
+            "SQLite's, all in all"
+        );
     }
 }

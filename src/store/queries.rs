@@ -185,7 +185,7 @@ pub async fn chat(
 /// Chats by id.
 pub async fn chats(db: &impl ConnectionTrait, ids: &[ChatId]) -> Result<Vec<chat::Model>, DbErr> {
     chat::Entity::find()
-        .filter(chat::Column::Id.is_in(ids.iter().copied()))
+        .filter(chat::Column::Id.is_in(super::in_list(ids.iter().copied())))
         .all(db)
         .await
 }
@@ -208,7 +208,7 @@ pub async fn members(
     chat_ids: impl IntoIterator<Item = ChatId>,
 ) -> Result<Vec<chat_member::Model>, DbErr> {
     chat_member::Entity::find()
-        .filter(chat_member::Column::ChatId.is_in(chat_ids))
+        .filter(chat_member::Column::ChatId.is_in(super::in_list(chat_ids)))
         .order_by_asc(chat_member::Column::ChatId)
         .order_by_asc(chat_member::Column::UserId)
         .all(db)
@@ -261,7 +261,7 @@ pub async fn deleters(
         .column(message::Column::Id)
         .column(message::DeletedBy::DeletedBy)
         .from(message::Entity)
-        .and_where(Expr::col(message::Column::Id).is_in(ids.iter().copied()))
+        .and_where(Expr::col(message::Column::Id).is_in(super::in_list(ids.iter().copied())))
         .and_where(Expr::col(message::DeletedBy::DeletedBy).is_not_null())
         .to_owned();
     db.query_all(&select)
@@ -336,7 +336,7 @@ pub async fn reactions(
         .expr_as(Func::max(mine), "mine")
         .expr_as(Expr::col(Column::Id).min(), "first_id")
         .from(message_reaction::Entity)
-        .and_where(Expr::col(Column::MessageId).is_in(message_ids.iter().copied()))
+        .and_where(Expr::col(Column::MessageId).is_in(super::in_list(message_ids.iter().copied())))
         .group_by_col(Column::MessageId)
         .group_by_col(Column::Emoji)
         .order_by(
@@ -365,7 +365,7 @@ pub async fn last_messages(
     let newest = Query::select()
         .expr(Expr::col(message::Column::Id).max())
         .from(message::Entity)
-        .and_where(message::Column::ChatId.is_in(chat_ids.iter().copied()))
+        .and_where(message::Column::ChatId.is_in(super::in_list(chat_ids.iter().copied())))
         .and_where(message::Column::DeletedAt.is_null())
         .group_by_col(message::Column::ChatId)
         .to_owned();

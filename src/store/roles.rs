@@ -83,7 +83,7 @@ pub async fn of_chats(
         .columns([chat_member::Column::ChatId, chat_member::Column::UserId])
         .column(Member::Role)
         .from(chat_member::Entity)
-        .and_where(Expr::col(chat_member::Column::ChatId).is_in(chat_ids))
+        .and_where(Expr::col(chat_member::Column::ChatId).is_in(super::in_list(chat_ids)))
         .and_where(Expr::col(Member::Role).ne(Role::Member.as_str()))
         .order_by(chat_member::Column::UserId, Order::Asc)
         .to_owned();

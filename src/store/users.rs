@@ -32,7 +32,7 @@ pub async fn profiles(
     let list: Vec<UserId> = ids.iter().copied().collect();
     for chunk in list.chunks(CHUNK) {
         let rows = user_profile::Entity::find()
-            .filter(user_profile::Column::UserId.is_in(chunk.iter().copied()))
+            .filter(user_profile::Column::UserId.is_in(super::in_list(chunk.iter().copied())))
             .all(db)
             .await?;
         found.extend(rows.into_iter().map(|row| (row.user_id, row.view())));
@@ -68,7 +68,7 @@ pub async fn visible_to(
         .select_only()
         .column(chat_member::Column::UserId)
         .distinct()
-        .filter(chat_member::Column::UserId.is_in(others))
+        .filter(chat_member::Column::UserId.is_in(super::in_list(others)))
         .filter(chat_member::Column::ChatId.in_subquery(mine))
         .into_tuple()
         .all(db)

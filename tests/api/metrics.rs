@@ -126,6 +126,12 @@ async fn counters_follow_a_conversation() {
         assert!(v("jetchat_partition_redelivered", &[("partition", partition)]) >= 0.0);
     }
     assert!(v("jetchat_partitions_held", &[]) >= 1.0);
+    // SQLite's heap: its caches and statements on SQLite (nothing of it on PostgreSQL).
+    if std::env::var_os("TEST_DATABASE_URL").is_none() {
+        assert!(v("jetchat_sqlite_memory_bytes", &[]) > 0.0);
+    } else {
+        assert!(v("jetchat_sqlite_memory_bytes", &[]) >= 0.0);
+    }
 
     drop(alice);
     drop(bob);

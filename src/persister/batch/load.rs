@@ -92,10 +92,13 @@ impl BatchState {
         }
         let mut condition = sea_orm::Condition::any();
         if !chat_ids.is_empty() {
-            condition = condition.add(chat::Column::Id.is_in(chat_ids.iter().copied()));
+            condition = condition
+                .add(chat::Column::Id.is_in(crate::store::in_list(chat_ids.iter().copied())));
         }
         if !private_keys.is_empty() {
-            condition = condition.add(chat::Column::PrivateKey.is_in(private_keys.iter().cloned()));
+            condition = condition.add(
+                chat::Column::PrivateKey.is_in(crate::store::in_list(private_keys.iter().cloned())),
+            );
         }
         let chat_rows = if chat_ids.is_empty() && private_keys.is_empty() {
             Vec::new()
@@ -140,7 +143,7 @@ impl BatchState {
                     message::Column::ChatId,
                     message::Column::SenderId,
                 ])
-                .filter(message::Column::Id.is_in(marked_ids))
+                .filter(message::Column::Id.is_in(crate::store::in_list(marked_ids)))
                 .into_tuple::<(MessageId, ChatId, UserId)>()
                 .all(db)
                 .await?
@@ -152,7 +155,7 @@ impl BatchState {
             HashMap::new()
         } else {
             upload::Entity::find()
-                .filter(upload::Column::Id.is_in(file_ids))
+                .filter(upload::Column::Id.is_in(crate::store::in_list(file_ids)))
                 .all(db)
                 .await?
                 .into_iter()

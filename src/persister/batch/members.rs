@@ -187,7 +187,7 @@ impl BatchState {
         if !gone.is_empty() {
             chat_member::Entity::delete_many()
                 .filter(chat_member::Column::ChatId.eq(cmd.chat_id))
-                .filter(chat_member::Column::UserId.is_in(gone))
+                .filter(chat_member::Column::UserId.is_in(crate::store::in_list(gone)))
                 .exec(db)
                 .await?;
         }

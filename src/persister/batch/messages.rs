@@ -398,7 +398,7 @@ impl BatchState {
             .collect();
         if !missing.is_empty() {
             let models = chat::Entity::find()
-                .filter(chat::Column::Id.is_in(missing.iter().copied()))
+                .filter(chat::Column::Id.is_in(crate::store::in_list(missing.iter().copied())))
                 .all(db)
                 .await?;
             // With their members, as a later batch would load them.
