@@ -99,6 +99,8 @@ pub struct FileBytes(#[allow(dead_code)] Vec<u8>);
          body = ErrorBody),
         (status = 429, description = "More than `RATE_UPLOADS_PER_MIN` uploads in a minute",
          body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The media storage (`MEDIA_STORE`) is unavailable: \
+                                      nothing was stored, try again", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user_id = user))]
@@ -158,7 +160,7 @@ pub async fn upload(
         storage_key: staged.sha256().to_owned(),
         created_at: Utc::now(),
     };
-    store(&state, &row.storage_key, staged).await?;
+    store(&state, &row.storage_key, staged, &row.content_type).await?;
     // The row is written by the persister, from the log like every change (`reproject`
     // rebuilds it); the blob is in storage already, so a message may refer to it at once.
     let (file_id, created) = register(&state, &row).await?;
@@ -284,6 +286,8 @@ async fn receive(
          headers(("Content-Range" = String, description = "`bytes */<size>`")),
          body = ErrorBody),
         (status = 422, description = "A malformed query (a parameter given twice)", body = ErrorBody),
+        (status = 503, description = "The media storage (`MEDIA_STORE`) is unavailable",
+         body = ErrorBody),
     ),
     security((), ("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(file_id = %file_id))]
@@ -398,11 +402,11 @@ async fn serve(
         .storage
         .open(&row.storage_key, range)
         .await
-        .map_err(|e| {
-            ApiError::Internal(anyhow::Error::new(e).context(format!(
-                "blob {} of file {} cannot be read",
-                row.storage_key, row.id
-            )))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ApiError::Internal(anyhow::Error::new(e).context(
+                format!("blob {} of file {} is missing", row.storage_key, row.id),
+            )),
+            _ => storage_unavailable(e),
         })?;
     // Counted as the bytes go out: a client that stops reading has not been sent the rest.
     let sent = state.metrics.media_bytes_out.clone();
@@ -502,14 +506,29 @@ impl Quota {
 }
 
 /// Moves the staged file into storage, unless the same content is there already (then the
-/// staged copy is dropped, which deletes it).
-async fn store(state: &AppState, key: &str, staged: StagedFile) -> Result<(), ApiError> {
+/// staged copy is dropped, which deletes it). A storage that fails (a bucket that is down)
+/// is 503: nothing was recorded, the client may simply try again.
+async fn store(
+    state: &AppState,
+    key: &str,
+    staged: StagedFile,
+    content_type: &str,
+) -> Result<(), ApiError> {
     let storage = &state.media.storage;
-    if storage.exists(key).await.map_err(internal)? {
+    if storage.exists(key).await.map_err(storage_unavailable)? {
         tracing::debug!(key, "content already stored");
         return Ok(());
     }
-    storage.put(key, staged).await.map_err(internal)
+    storage
+        .put(key, staged, content_type)
+        .await
+        .map_err(storage_unavailable)
+}
+
+/// A storage failure (logged with its cause) as the client's 503.
+fn storage_unavailable(error: std::io::Error) -> ApiError {
+    tracing::warn!(error = %error, "media storage failed");
+    ApiError::Unavailable("the media storage is unavailable; try again later".into())
 }
 
 /// The answer for a stored upload, with a fresh signed URL.
