@@ -1,0 +1,339 @@
+//! Media in an S3-compatible bucket (`MEDIA_STORE=s3://...`): a real S3 server (s3s-fs, the
+//! s3s project's file-system server, installed by scripts/setup.sh) on loopback, uploads
+//! streamed into it, served back with ranges, shared by two instances, and a store that goes
+//! away and comes back.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use reqwest::{StatusCode, header};
+use sea_orm::{Database, EntityTrait};
+use sha2::{Digest, Sha256};
+use tokio::process::{Child, Command};
+
+use jetchat::store::upload;
+
+use crate::{
+    helpers::{TestApp, eventually, spawn_app_with, token},
+    media::{Uploaded, ftyp, upload_file},
+};
+
+const ACCESS_KEY: &str = "jetchat-test";
+const SECRET_KEY: &str = "jetchat-test-secret-key";
+const BUCKET: &str = "jetchat-media";
+const PREFIX: &str = "test/blobs";
+
+/// An s3s-fs server on a loopback port, its data in a temporary directory; killed on drop.
+pub struct S3Server {
+    address: SocketAddr,
+    root: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+/// `S3_SERVER_BIN`, else the project's `.tools/bin/s3s-fs` (scripts/setup.sh), else `s3s-fs`
+/// on PATH.
+fn s3s_fs_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("S3_SERVER_BIN") {
+        return bin.into();
+    }
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/s3s-fs");
+    if tools.exists() {
+        return tools;
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("s3s-fs"))
+                .find(|bin| bin.exists())
+        })
+        .expect("s3s-fs not found: run scripts/setup.sh (it installs .tools/bin/s3s-fs)")
+}
+
+impl S3Server {
+    /// Starts a server with an empty bucket [`BUCKET`].
+    pub async fn start() -> S3Server {
+        let root = tempfile::tempdir().expect("temporary directory");
+        std::fs::create_dir(root.path().join(BUCKET)).expect("bucket directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = S3Server {
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            root,
+            child: None,
+        };
+        server.resume().await;
+        server
+    }
+
+    /// Kills the server (SIGKILL); its data stays.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("s3s-fs killed");
+        }
+    }
+
+    /// Starts the server again on the same port and data, and waits until it accepts.
+    pub async fn resume(&mut self) {
+        let child = Command::new(s3s_fs_bin())
+            .args(["--host", "127.0.0.1", "--port"])
+            .arg(self.address.port().to_string())
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(self.root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("s3s-fs starts");
+        self.child = Some(child);
+        let address = self.address;
+        eventually("s3s-fs accepts connections", || async move {
+            tokio::net::TcpStream::connect(address)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    }
+
+    /// The settings of an app that keeps its media in this server's bucket.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("MEDIA_STORE", format!("s3://{BUCKET}/{PREFIX}")),
+            ("MEDIA_S3_ENDPOINT", format!("http://{}", self.address)),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+
+    /// The object of a blob, as s3s-fs keeps it on disk.
+    pub fn object(&self, sha256: &str) -> PathBuf {
+        self.root
+            .path()
+            .join(BUCKET)
+            .join(PREFIX)
+            .join(&sha256[..2])
+            .join(sha256)
+    }
+}
+
+/// An app on `server`'s bucket, with `extra` settings.
+pub async fn spawn_app_on(server: &S3Server, extra: &[(&str, &str)]) -> TestApp {
+    let settings = server.settings();
+    let mut all: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.extend_from_slice(extra);
+    spawn_app_with(&all).await
+}
+
+/// An MP4 of `size` bytes whose bytes differ along the file, so a wrong range shows.
+fn mp4(size: usize, seed: u8) -> Vec<u8> {
+    let mut bytes = ftyp(b"isom");
+    let header = bytes.len();
+    bytes.extend((header..size).map(|i| (i % 251) as u8 ^ seed));
+    bytes
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+async fn fetch(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = app.http.get(app.url(path)).bearer_auth(token(1));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("request sent")
+}
+
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                files_under(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+/// Range, 416 and entity tags, as the local storage answers them (tests/api/media.rs).
+async fn serves_with_ranges(app: &TestApp, uploaded: &Uploaded, bytes: &[u8]) {
+    let size = bytes.len();
+    let path = uploaded.path();
+    let etag = format!("\"{}\"", sha256_hex(bytes));
+
+    let whole = fetch(app, &path, &[]).await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.headers()[header::ETAG], etag.as_str());
+    assert_eq!(whole.headers()[header::ACCEPT_RANGES], "bytes");
+    assert_eq!(whole.headers()[header::CONTENT_TYPE], "video/mp4");
+    assert_eq!(whole.bytes().await.unwrap(), bytes);
+
+    for (range, expected) in [
+        ("bytes=0-99".to_owned(), 0..100),
+        ("bytes=-100".to_owned(), size - 100..size),
+        (format!("bytes={}-", size - 7), size - 7..size),
+        ("bytes=10-10".to_owned(), 10..11),
+    ] {
+        let response = fetch(app, &path, &[("range", &range)]).await;
+        assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            response.headers()[header::CONTENT_RANGE],
+            format!("bytes {}-{}/{size}", expected.start, expected.end - 1).as_str(),
+            "{range}"
+        );
+        assert_eq!(
+            response.headers()[header::CONTENT_LENGTH],
+            expected.len().to_string().as_str()
+        );
+        assert_eq!(response.headers()[header::ETAG], etag.as_str());
+        assert_eq!(response.bytes().await.unwrap(), bytes[expected], "{range}");
+    }
+
+    let beyond = format!("bytes={size}-");
+    let response = fetch(app, &path, &[("range", &beyond)]).await;
+    assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        response.headers()[header::CONTENT_RANGE],
+        format!("bytes */{size}").as_str()
+    );
+
+    let response = fetch(app, &path, &[("if-none-match", &etag)]).await;
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+}
+
+async fn upload_rows(app: &TestApp) -> Vec<upload::Model> {
+    let db = Database::connect(&app.database_url).await.unwrap();
+    upload::Entity::find().all(&db).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_upload_is_stored_in_the_bucket_and_served_with_ranges() {
+    let s3 = S3Server::start().await;
+    let app = spawn_app_on(&s3, &[]).await;
+    // Past one part (8 MiB): a multipart upload.
+    for bytes in [mp4(3000, 1), mp4(12 * 1024 * 1024 + 5, 2)] {
+        let uploaded = upload_file(&app, 1, "clip.mp4", bytes.clone()).await;
+        assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+
+        let sha256 = sha256_hex(&bytes);
+        let object = std::fs::read(s3.object(&sha256)).expect("the object is in the bucket");
+        assert!(object == bytes, "the object holds the uploaded bytes");
+        serves_with_ranges(&app, &uploaded, &bytes).await;
+    }
+    // Nothing kept on the local disk: no blobs, an empty staging area.
+    let local = files_under(&app.dir().join("media"));
+    assert!(local.is_empty(), "{local:?}");
+}
+
+#[tokio::test]
+async fn two_instances_on_one_bucket_serve_each_others_uploads() {
+    let s3 = S3Server::start().await;
+    let first = spawn_app_on(&s3, &[]).await;
+    // Same database and NATS, its own MEDIA_DIR: they share only the bucket.
+    let second = first.sibling().await;
+    assert_ne!(
+        first.dir().join("media"),
+        second.dir().join("media"),
+        "two media directories"
+    );
+
+    let bytes = mp4(5000, 3);
+    let uploaded = upload_file(&first, 1, "shared.mp4", bytes.clone()).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    serves_with_ranges(&second, &uploaded, &bytes).await;
+
+    let other = mp4(4000, 4);
+    let back = upload_file(&second, 1, "back.mp4", other.clone()).await;
+    assert_eq!(back.status, StatusCode::CREATED, "{}", back.body);
+    serves_with_ranges(&first, &back, &other).await;
+}
+
+#[tokio::test]
+async fn a_store_that_goes_away_mid_upload_leaves_nothing_and_comes_back_without_a_restart() {
+    let mut s3 = S3Server::start().await;
+    let app = spawn_app_on(&s3, &[]).await;
+    let kept = mp4(2000, 5);
+    let earlier = upload_file(&app, 1, "earlier.mp4", kept.clone()).await;
+    assert_eq!(earlier.status, StatusCode::CREATED, "{}", earlier.body);
+
+    // The body streams in two halves; the store dies between them.
+    let bytes = mp4(64 * 1024, 6);
+    let (boundary, body) = multipart_body(&bytes);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let request = app
+        .http
+        .post(app.url("/upload"))
+        .bearer_auth(token(1))
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(reqwest::Body::wrap_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .send();
+    let response = tokio::spawn(request);
+    let half = body.len() / 2;
+    tx.send(Ok(body[..half].to_vec())).await.unwrap();
+    s3.kill().await;
+    tx.send(Ok(body[half..].to_vec())).await.unwrap();
+    drop(tx);
+    let response = response.await.unwrap().expect("an answer");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["detail"], "the media storage is unavailable; try again later",
+        "{answer}"
+    );
+    // No row, no object, nothing staged.
+    let rows = upload_rows(&app).await;
+    assert_eq!(rows.len(), 1, "only the earlier upload: {rows:?}");
+    assert!(!s3.object(&sha256_hex(&bytes)).exists());
+    let tmp = app.dir().join("media/tmp");
+    eventually("the staging area is empty", || async {
+        let left = files_under(&tmp);
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    })
+    .await;
+    // Reading while it is away: 503 as well.
+    let response = fetch(&app, &earlier.path(), &[]).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // Back on the same address: the same app uploads and serves again.
+    s3.resume().await;
+    let retried = upload_file(&app, 1, "again.mp4", bytes.clone()).await;
+    assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.body);
+    serves_with_ranges(&app, &retried, &bytes).await;
+    serves_with_ranges(&app, &earlier, &kept).await;
+    assert_eq!(upload_rows(&app).await.len(), 2);
+}
+
+/// A one-part multipart body with `bytes` as the `file` field.
+fn multipart_body(bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----jetchat-bucket-test-3b1f".to_owned();
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+         filename=\"cut.mp4\"\r\nContent-Type: video/mp4\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (boundary, body)
+}
