@@ -461,9 +461,10 @@ pub struct S3Settings {
     pub secret_access_key: Option<SecretText>,
     /// `AWS_SESSION_TOKEN`, with temporary keys.
     pub session_token: Option<SecretText>,
-    /// `MEDIA_REDIRECT=presigned`: `GET /media/{id}` answers with a redirect to a presigned
-    /// URL of the object instead of streaming it.
-    pub redirect: bool,
+    /// `MEDIA_REDIRECT=presigned`: `GET /media/{id}` answers an authorized request with a 302
+    /// to a presigned URL of the object, valid this long (`MEDIA_REDIRECT_TTL`), instead of
+    /// streaming it; `None` (`MEDIA_REDIRECT=off`, the default): jetchat streams.
+    pub redirect: Option<Duration>,
 }
 
 /// A secret setting: `Debug` prints `***`, [`SecretText::expose`] gives the value.
@@ -486,8 +487,19 @@ impl std::fmt::Debug for SecretText {
 /// `MEDIA_STORE` and, for a bucket, its `MEDIA_S3_*` and `AWS_*` settings.
 fn media_store(var: &impl Fn(&'static str) -> Option<String>) -> Result<MediaStore, ConfigError> {
     let redirect = match var("MEDIA_REDIRECT").as_deref().map(str::trim) {
-        None | Some("off") | Some("none") => false,
-        Some("presigned") => true,
+        None | Some("off") => None,
+        Some("presigned") => {
+            let ttl: Duration =
+                parse::<humantime::Duration>(var, "MEDIA_REDIRECT_TTL", "5m")?.into();
+            // SigV4 presigned URLs live at most seven days.
+            if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(7 * 24 * 3600) {
+                return Err(ConfigError {
+                    name: "MEDIA_REDIRECT_TTL",
+                    problem: "must be between 1s and 7d".into(),
+                });
+            }
+            Some(ttl)
+        }
         Some(other) => {
             return Err(ConfigError {
                 name: "MEDIA_REDIRECT",
@@ -498,7 +510,7 @@ fn media_store(var: &impl Fn(&'static str) -> Option<String>) -> Result<MediaSto
     let raw = var("MEDIA_STORE").unwrap_or_else(|| "local".into());
     let raw = raw.trim();
     if raw == "local" {
-        if redirect {
+        if redirect.is_some() {
             return Err(ConfigError {
                 name: "MEDIA_REDIRECT",
                 problem: "presigned needs an object store (MEDIA_STORE=s3://...)".into(),
@@ -1171,7 +1183,8 @@ mod tests {
         );
         assert_eq!(s3.region, "eu-west-1");
         // A custom endpoint: path-style by default, and plain http on loopback.
-        assert!(s3.path_style && s3.allow_http && s3.redirect);
+        assert!(s3.path_style && s3.allow_http);
+        assert_eq!(s3.redirect, Some(Duration::from_secs(300)));
         assert_eq!(s3.secret_access_key.as_ref().unwrap().expose(), "s3-s3cret");
         let on_aws = config(&[("JWT_SECRET", "s"), ("MEDIA_STORE", "s3://chat-media")]).unwrap();
         let MediaStore::S3(s3) = on_aws.media_store else {
@@ -1179,6 +1192,7 @@ mod tests {
         };
         assert_eq!((s3.prefix.as_str(), s3.region.as_str()), ("", "us-east-1"));
         assert!(!s3.path_style && !s3.allow_http && s3.endpoint.is_none());
+        assert_eq!(s3.redirect, None, "jetchat streams by default");
     }
 
     #[test]
@@ -1194,6 +1208,14 @@ mod tests {
             (
                 vec![("MEDIA_STORE", "s3://b-1"), ("MEDIA_REDIRECT", "yes")],
                 "MEDIA_REDIRECT",
+            ),
+            (
+                vec![
+                    ("MEDIA_STORE", "s3://b-1"),
+                    ("MEDIA_REDIRECT", "presigned"),
+                    ("MEDIA_REDIRECT_TTL", "8d"),
+                ],
+                "MEDIA_REDIRECT_TTL",
             ),
             (
                 vec![

@@ -253,6 +253,7 @@ async fn receive(
 /// 416 with `Content-Range: bytes */<size>` for an unsatisfiable or malformed one; several
 /// ranges get the whole file. `If-None-Match` with the `ETag` answers 304. Anyone else gets
 /// 404, whether or not the file exists; a genuine signed URL past its expiry gets 403.
+/// With `MEDIA_REDIRECT=presigned`, those allowed get a 302 to the media store instead.
 #[utoipa::path(get, path = "/media/{file_id}", tag = "media",
     params(
         ("file_id" = String, Path, description = "The file id from `POST /upload`"),
@@ -278,6 +279,10 @@ async fn receive(
             ("Content-Range" = String, description = "`bytes <first>-<last>/<size>`"),
             ("ETag" = String), ("Content-Length" = u64),
          )),
+        (status = 302, description = "With `MEDIA_REDIRECT=presigned`: the file is fetched \
+                                      from the media store, at a presigned URL valid for \
+                                      `MEDIA_REDIRECT_TTL`",
+         headers(("Location" = String, description = "The presigned URL of the object"))),
         (status = 304, description = "Not modified (`If-None-Match` matched)"),
         (status = 401, description = "Neither a token nor a signed URL", body = ErrorBody),
         (status = 403, description = "The signed URL has expired", body = ErrorBody),
@@ -363,6 +368,9 @@ async fn serve(
     if if_none_match(request, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
+    if let Some(ttl) = state.media.redirect {
+        return redirect_to_store(state, row, ttl).await;
+    }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&row.content_type).map_err(internal)?,
@@ -416,6 +424,32 @@ async fn serve(
         }
     });
     Ok((status, headers, Body::from_stream(stream)).into_response())
+}
+
+/// `MEDIA_REDIRECT=presigned`: a 302 to a presigned URL of the object, which the client
+/// fetches (ranges included) from the store itself. The answer is not cached: the URL
+/// expires.
+async fn redirect_to_store(
+    state: &AppState,
+    row: &upload::Model,
+    ttl: std::time::Duration,
+) -> Result<Response, ApiError> {
+    let url = state
+        .media
+        .storage
+        .presigned_url(&row.storage_key, ttl)
+        .await
+        .map_err(storage_unavailable)?
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("MEDIA_REDIRECT needs a store with URLs"))
+        })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(url.as_str()).map_err(internal)?,
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok((StatusCode::FOUND, headers).into_response())
 }
 
 /// The single range to send: `None` for the whole file (no `Range`, an `If-Range` that no

@@ -11,6 +11,7 @@ use object_store::{
     aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey},
     buffered::BufWriter,
     path::Path as ObjectPath,
+    signer::Signer,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -188,5 +189,14 @@ impl Storage for BucketStorage {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(io_error(e)),
         }
+    }
+
+    async fn presigned_url(&self, key: &str, ttl: Duration) -> io::Result<Option<url::Url>> {
+        let url = self
+            .store
+            .signed_url(axum::http::Method::GET, &self.path(key)?, ttl)
+            .await
+            .map_err(io_error)?;
+        Ok(Some(url))
     }
 }

@@ -10,7 +10,7 @@ pub mod sniff;
 pub mod staging;
 pub mod storage;
 
-use std::{io, sync::Arc};
+use std::{io, sync::Arc, time::Duration};
 
 use jsonwebtoken::Algorithm;
 use secrecy::ExposeSecret;
@@ -28,6 +28,9 @@ pub struct Media {
     pub storage: Arc<dyn Storage>,
     pub staging: Staging,
     pub signer: UrlSigner,
+    /// `MEDIA_REDIRECT=presigned`: serve by a redirect to a presigned URL of the store that
+    /// lives this long, instead of streaming.
+    pub redirect: Option<Duration>,
 }
 
 impl Media {
@@ -35,17 +38,21 @@ impl Media {
     /// `<MEDIA_DIR>/blobs`, on the same file system so that finishing an upload is a rename,
     /// or a bucket.
     pub async fn open(config: &Config) -> io::Result<Media> {
-        let storage: Arc<dyn Storage> = match &config.media_store {
-            MediaStore::Local => {
-                Arc::new(LocalStorage::open(config.media_dir.join("blobs")).await?)
+        let (storage, redirect): (Arc<dyn Storage>, _) = match &config.media_store {
+            MediaStore::Local => (
+                Arc::new(LocalStorage::open(config.media_dir.join("blobs")).await?),
+                None,
+            ),
+            MediaStore::S3(settings) => {
+                (Arc::new(BucketStorage::open(settings)?), settings.redirect)
             }
-            MediaStore::S3(settings) => Arc::new(BucketStorage::open(settings)?),
         };
         let staging = Staging::open(config.media_dir.join("tmp")).await?;
         Ok(Media {
             storage,
             staging,
             signer: UrlSigner::new(&signing_secret(config), config.media_url_ttl),
+            redirect,
         })
     }
 }

@@ -5,6 +5,7 @@ use std::{
     io,
     ops::Range,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -34,6 +35,12 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The blob's size in bytes, `None` when there is none under `key`.
     async fn size(&self, key: &str) -> io::Result<Option<u64>>;
+
+    /// A URL of the store itself that fetches the blob without credentials for `ttl`;
+    /// `None` for a backend that has no such URLs (the local disk).
+    async fn presigned_url(&self, _key: &str, _ttl: Duration) -> io::Result<Option<url::Url>> {
+        Ok(None)
+    }
 }
 
 /// Blobs as files under `<MEDIA_DIR>/blobs/<first two hex digits>/<key>`. Several instances

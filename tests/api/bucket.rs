@@ -337,3 +337,76 @@ fn multipart_body(bytes: &[u8]) -> (String, Vec<u8>) {
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     (boundary, body)
 }
+
+#[tokio::test]
+async fn presigned_redirects_send_the_client_to_the_store() {
+    let s3 = S3Server::start().await;
+    let app = spawn_app_on(&s3, &[("MEDIA_REDIRECT", "presigned")]).await;
+    let bytes = mp4(6000, 7);
+    let uploaded = upload_file(&app, 1, "direct.mp4", bytes.clone()).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    let not_following = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // The uploader: a 302 to the object in the store, not to be cached.
+    let response = not_following
+        .get(app.url(&uploaded.path()))
+        .bearer_auth(token(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    let location = response.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let object = format!(
+        "http://{}/{BUCKET}/{PREFIX}/{}/",
+        s3.address,
+        &sha256_hex(&bytes)[..2]
+    );
+    assert!(location.starts_with(&object), "{location}");
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+
+    // The store serves it, ranges included, with the type detected at upload.
+    let store = reqwest::Client::new();
+    let ranged = store
+        .get(&location)
+        .header(header::RANGE, "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(ranged.headers()[header::CONTENT_TYPE], "video/mp4");
+    assert_eq!(ranged.bytes().await.unwrap(), bytes[100..200]);
+    // The signature covers the object: another (existing) key with it is refused.
+    let other = mp4(3000, 8);
+    let second = upload_file(&app, 1, "other.mp4", other.clone()).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
+    let key = |bytes: &[u8]| {
+        let sha256 = sha256_hex(bytes);
+        format!("/{}/{sha256}?", &sha256[..2])
+    };
+    let altered = location.replacen(&key(&bytes), &key(&other), 1);
+    assert_ne!(altered, location);
+    let refused = store.get(&altered).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{altered}");
+
+    // A browser's <video src=file_url>: no token, the redirect followed to the bytes.
+    let played = reqwest::get(app.url(uploaded.file_url())).await.unwrap();
+    assert_eq!(played.status(), StatusCode::OK);
+    assert_eq!(played.bytes().await.unwrap(), bytes);
+
+    // Authorization comes first: a stranger gets 404, no URL of the store.
+    let stranger = not_following
+        .get(app.url(&uploaded.path()))
+        .bearer_auth(token(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), StatusCode::NOT_FOUND);
+    assert!(stranger.headers().get(header::LOCATION).is_none());
+}
