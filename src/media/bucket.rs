@@ -2,7 +2,7 @@
 //! `object_store` crate: a finished upload is streamed from its staged file (in parts, for
 //! large files), and served with ranged GETs, so no instance needs the others' disks.
 
-use std::{io, ops::Range, sync::Arc, time::Duration};
+use std::{io, ops::Range, path::Path, sync::Arc, time::Duration};
 
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::{
@@ -121,6 +121,38 @@ fn aws_environment() -> AmazonS3Builder {
         })
 }
 
+impl BucketStorage {
+    /// Streams the file at `path` into the object of `key`, leaving the file where it is.
+    pub async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> io::Result<()> {
+        let object = self.path(key)?;
+        let mut attributes = Attributes::new();
+        attributes.insert(Attribute::ContentType, content_type.to_owned().into());
+        // Up to PART_SIZE in one PUT, beyond it a multipart upload; either way the object
+        // appears whole or not at all, and an aborted upload's parts are removed.
+        let mut writer = BufWriter::with_capacity(
+            self.store.clone() as Arc<dyn ObjectStore>,
+            object,
+            PART_SIZE,
+        )
+        .with_max_concurrency(PARTS_IN_FLIGHT)
+        .with_attributes(attributes);
+        let file = tokio::fs::File::open(path).await?;
+        let mut reader = tokio::io::BufReader::with_capacity(COPY_BUFFER, file);
+        let copied = async {
+            tokio::io::copy_buf(&mut reader, &mut writer).await?;
+            writer.shutdown().await
+        }
+        .await;
+        if let Err(e) = copied {
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(error = %abort, "an unfinished multipart upload was not aborted");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
 /// `https://host` with `bucket.` in front of the host.
 fn virtual_hosted(endpoint: &str, bucket: &str) -> String {
     match endpoint.split_once("://") {
@@ -140,30 +172,8 @@ fn io_error(error: object_store::Error) -> io::Error {
 #[async_trait::async_trait]
 impl Storage for BucketStorage {
     async fn put(&self, key: &str, file: StagedFile, content_type: &str) -> io::Result<()> {
-        let path = self.path(key)?;
-        let mut attributes = Attributes::new();
-        attributes.insert(Attribute::ContentType, content_type.to_owned().into());
-        // Up to PART_SIZE in one PUT, beyond it a multipart upload; either way the object
-        // appears whole or not at all, and an aborted upload's parts are removed.
-        let mut writer =
-            BufWriter::with_capacity(self.store.clone() as Arc<dyn ObjectStore>, path, PART_SIZE)
-                .with_max_concurrency(PARTS_IN_FLIGHT)
-                .with_attributes(attributes);
-        let staged = tokio::fs::File::open(file.path()).await?;
-        let mut reader = tokio::io::BufReader::with_capacity(COPY_BUFFER, staged);
-        let copied = async {
-            tokio::io::copy_buf(&mut reader, &mut writer).await?;
-            writer.shutdown().await
-        }
-        .await;
-        if let Err(e) = copied {
-            if let Err(abort) = writer.abort().await {
-                tracing::warn!(error = %abort, "an unfinished multipart upload was not aborted");
-            }
-            return Err(e);
-        }
-        // The staged file is deleted when `file` is dropped.
-        Ok(())
+        // The staged file is deleted when `file` is dropped, after the copy.
+        self.put_file(key, file.path(), content_type).await
     }
 
     async fn open(&self, key: &str, range: Range<u64>) -> io::Result<ByteStream> {

@@ -5,6 +5,7 @@
 
 pub mod bucket;
 pub mod filename;
+pub mod migrate;
 pub mod signing;
 pub mod sniff;
 pub mod staging;

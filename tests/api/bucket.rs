@@ -410,3 +410,92 @@ async fn presigned_redirects_send_the_client_to_the_store() {
     assert_eq!(stranger.status(), StatusCode::NOT_FOUND);
     assert!(stranger.headers().get(header::LOCATION).is_none());
 }
+
+/// `jetchat media migrate` with `app`'s media directory and `s3`'s bucket.
+fn migrate_media(app: &TestApp, s3: &S3Server) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .args(["media", "migrate"])
+        .current_dir(app.dir())
+        .env_clear()
+        .env("JWT_SECRET", crate::helpers::SECRET)
+        .env("MEDIA_DIR", app.dir().join("media"))
+        .envs(s3.settings())
+        .output()
+        .expect("jetchat runs")
+}
+
+#[tokio::test]
+async fn media_migrate_copies_local_blobs_into_the_bucket_verified_and_resumable() {
+    let s3 = S3Server::start().await;
+    let mut app = spawn_app_with(&[]).await;
+    let small = mp4(3000, 9);
+    let large = mp4(9 * 1024 * 1024, 10);
+    let first = upload_file(&app, 1, "small.mp4", small.clone()).await;
+    let second = upload_file(&app, 1, "large.mp4", large.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
+    // A blob whose bytes are not its name (a disk error, a hand edit): never copied.
+    let blobs = app.dir().join("media/blobs");
+    let forged = "ab".to_owned() + &"0".repeat(62);
+    std::fs::create_dir_all(blobs.join("ab")).unwrap();
+    std::fs::write(blobs.join("ab").join(&forged), b"not what the name says").unwrap();
+
+    let run = migrate_media(&app, &s3);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "a bad blob fails the run: {stdout}");
+    assert!(
+        stdout.contains("copied 2, already in the bucket 0, failed 1"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("{forged}: the file's SHA-256 is")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(SECRET_KEY), "{stderr}");
+    assert!(!s3.object(&forged).exists());
+    for bytes in [&small, &large] {
+        let object = std::fs::read(s3.object(&sha256_hex(bytes))).unwrap();
+        assert!(&object == bytes, "the object holds the blob");
+    }
+
+    // As if the run had stopped before the large one: run again, only that one is copied.
+    std::fs::remove_file(s3.object(&sha256_hex(&large))).unwrap();
+    std::fs::remove_file(blobs.join("ab").join(&forged)).unwrap();
+    let run = migrate_media(&app, &s3);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("copied 1, already in the bucket 1, failed 0"),
+        "{stdout}"
+    );
+
+    // The same app on the bucket, its local blobs gone: the files are served from there.
+    app.stop().await;
+    std::fs::remove_dir_all(&blobs).unwrap();
+    let settings = s3.settings();
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    app.start_again_with(&settings).await;
+    serves_with_ranges(&app, &first, &small).await;
+    serves_with_ranges(&app, &second, &large).await;
+}
+
+#[tokio::test]
+async fn media_migrate_without_a_bucket_says_what_to_set() {
+    let app = spawn_app_with(&[]).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_jetchat"))
+        .args(["media", "migrate"])
+        .current_dir(app.dir())
+        .env_clear()
+        .env("JWT_SECRET", crate::helpers::SECRET)
+        .env("MEDIA_DIR", app.dir().join("media"))
+        .output()
+        .expect("jetchat runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("MEDIA_STORE is local"), "{stderr}");
+}
