@@ -16,7 +16,9 @@ use tokio::process::{Child, Command};
 use jetchat::store::upload;
 
 use crate::{
-    helpers::{TestApp, eventually, spawn_app_with, token},
+    helpers::{
+        TestApp, embedded_command, eventually, free_address, spawn_app_with, start_embedded, token,
+    },
     media::{Uploaded, ftyp, upload_file},
 };
 
@@ -498,4 +500,64 @@ async fn media_migrate_without_a_bucket_says_what_to_set() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("MEDIA_STORE is local"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_stores_secret_key_appears_in_no_log_at_trace_level() {
+    let mut s3 = S3Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("jetchat.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let address = free_address();
+    let mut command = embedded_command(&dir.path().join("jetchat"), address);
+    command
+        .envs(s3.settings())
+        .env("MEDIA_REDIRECT", "presigned")
+        .env("RUST_LOG", "trace")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    let mut jetchat = start_embedded(command, address, tempfile::tempdir().unwrap()).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let upload = |bytes: Vec<u8>| {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name("x.mp4");
+        http.post(format!("http://{address}/upload"))
+            .bearer_auth(token(1))
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+    };
+
+    // An upload, a presigned redirect, and a failure with the store away.
+    let stored = upload(mp4(4000, 11)).await.unwrap();
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    let file_id = stored.json::<serde_json::Value>().await.unwrap()["file_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let redirect = http
+        .get(format!("http://{address}/media/{file_id}"))
+        .bearer_auth(token(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), StatusCode::FOUND);
+    s3.kill().await;
+    let refused = upload(mp4(4000, 12)).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    jetchat.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(jetchat.exited().await.success());
+    let printed = std::fs::read_to_string(&log_path).unwrap();
+    // The failure was logged, with the libraries' own logs on.
+    assert!(printed.contains("media storage failed"), "{printed:.2000}");
+    assert!(
+        printed.contains("hyper"),
+        "the HTTP client's trace logs were on"
+    );
+    if let Some(at) = printed.find(SECRET_KEY) {
+        let line = printed[..at].rsplit('\n').next().unwrap_or_default();
+        panic!("the secret key printed, in the line starting {line:.300}");
+    }
 }
