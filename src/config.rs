@@ -472,6 +472,11 @@ pub struct S3Settings {
 pub struct SecretText(String);
 
 impl SecretText {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        SecretText(value.into())
+    }
+
     /// The value, to authenticate with; never to print.
     pub fn expose(&self) -> &str {
         &self.0

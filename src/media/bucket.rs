@@ -210,3 +210,75 @@ impl Storage for BucketStorage {
         Ok(Some(url))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(prefix: &str, endpoint: &str, path_style: bool) -> S3Settings {
+        S3Settings {
+            bucket: "chat-media".into(),
+            prefix: prefix.into(),
+            endpoint: Some(endpoint.parse().unwrap()),
+            region: "us-east-1".into(),
+            path_style,
+            allow_http: true,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            redirect: None,
+        }
+    }
+
+    #[test]
+    fn keys_become_objects_under_the_prefix() {
+        let key = "ab".to_owned() + &"c".repeat(62);
+        for (prefix, object) in [
+            ("", format!("ab/{key}")),
+            ("prod/media", format!("prod/media/ab/{key}")),
+        ] {
+            let bucket =
+                BucketStorage::open(&settings(prefix, "http://127.0.0.1:9", true)).unwrap();
+            assert_eq!(bucket.path(&key).unwrap().as_ref(), object);
+        }
+        let bucket = BucketStorage::open(&settings("", "http://127.0.0.1:9", true)).unwrap();
+        for key in ["../etc/passwd", "a/b", "x"] {
+            assert!(bucket.path(key).is_err(), "{key}");
+        }
+    }
+
+    #[tokio::test]
+    async fn presigned_urls_follow_the_addressing_style() {
+        let key = "ab".to_owned() + &"c".repeat(62);
+        let mut with_keys = settings("p", "https://minio.internal:9000", true);
+        with_keys.access_key_id = Some("AKID".into());
+        with_keys.secret_access_key = Some(crate::config::SecretText::new("s3cret"));
+        let path_style = BucketStorage::open(&with_keys).unwrap();
+        let url = path_style
+            .presigned_url(&key, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            url.as_str().starts_with(&format!(
+                "https://minio.internal:9000/chat-media/p/ab/{key}?"
+            )),
+            "{url}"
+        );
+        with_keys.path_style = false;
+        let virtual_hosted = BucketStorage::open(&with_keys).unwrap();
+        let url = virtual_hosted
+            .presigned_url(&key, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            url.as_str().starts_with(&format!(
+                "https://chat-media.minio.internal:9000/p/ab/{key}?"
+            )),
+            "{url}"
+        );
+        assert!(!url.as_str().contains("s3cret"), "{url}");
+        assert!(format!("{virtual_hosted:?}").contains("chat-media"));
+    }
+}
