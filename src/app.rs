@@ -43,7 +43,7 @@ impl App {
     /// [`App::run_until_stopped`]. Cancelling `shutdown` stops it gracefully.
     pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<App> {
         let keys = JwtKeys::new(&config.jwt).context("JWT_PUBLIC_KEY: not a valid PEM key")?;
-        let media = Media::local(&config)
+        let media = Media::open(&config)
             .await
             .with_context(|| format!("MEDIA_DIR: cannot use {}", config.media_dir.display()))?;
         let nats = match &config.nats_url {

@@ -62,8 +62,11 @@ pub struct Config {
     pub events_max_age: Duration,
     /// Local state of the embedded mode: the SQLite file and the nats-server store.
     pub data_dir: PathBuf,
-    /// Where uploaded media lives: blobs named by their SHA-256 and a `tmp/` staging area.
+    /// Where uploaded media lives: blobs named by their SHA-256 and a `tmp/` staging area
+    /// (with an object store, only the staging area).
     pub media_dir: PathBuf,
+    /// `MEDIA_STORE`: where finished blobs are kept.
+    pub media_store: MediaStore,
     /// Largest file `POST /upload` takes, in bytes.
     pub max_upload_bytes: u64,
     /// Bytes one user may have uploaded in all (0: no quota).
@@ -290,6 +293,7 @@ impl Config {
             stream_replicas: parse(&var, "NATS_STREAM_REPLICAS", "1")?,
             events_max_age: parse::<humantime::Duration>(&var, "EVENTS_MAX_AGE", "7d")?.into(),
             media_dir: PathBuf::from(var("MEDIA_DIR").unwrap_or_else(|| "media".into())),
+            media_store: media_store(&var)?,
             max_upload_bytes: positive(
                 parse(&var, "MAX_UPLOAD_BYTES", "104857600")?,
                 "MAX_UPLOAD_BYTES",
@@ -424,6 +428,198 @@ impl OpsConfig {
             edit_window: edit_window(&var)?,
         })
     }
+}
+
+/// `MEDIA_STORE`: where finished blobs are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaStore {
+    /// `local` (the default): `<MEDIA_DIR>/blobs`.
+    Local,
+    /// `s3://bucket/prefix`: an S3-compatible bucket.
+    S3(Box<S3Settings>),
+}
+
+/// An S3-compatible bucket (AWS, MinIO, Ceph, ...); `Debug` hides the secret key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// Keys are written under this prefix (no leading or trailing `/`; empty: the root).
+    pub prefix: String,
+    /// `MEDIA_S3_ENDPOINT`, else `AWS_ENDPOINT_URL`: a MinIO or Ceph URL; `None`: AWS.
+    pub endpoint: Option<url::Url>,
+    /// `MEDIA_S3_REGION`, else `AWS_REGION`, else `AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: String,
+    /// `MEDIA_S3_PATH_STYLE`: `https://endpoint/bucket/key` instead of
+    /// `https://bucket.endpoint/key`; on by default with a custom endpoint.
+    pub path_style: bool,
+    /// Plain `http://` to the endpoint: always on a loopback host, elsewhere only with
+    /// `MEDIA_S3_ALLOW_HTTP=on`.
+    pub allow_http: bool,
+    /// `AWS_ACCESS_KEY_ID`; `None`: the SDK chain (web identity, container, instance role).
+    pub access_key_id: Option<String>,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<SecretText>,
+    /// `AWS_SESSION_TOKEN`, with temporary keys.
+    pub session_token: Option<SecretText>,
+    /// `MEDIA_REDIRECT=presigned`: `GET /media/{id}` answers an authorized request with a 302
+    /// to a presigned URL of the object, valid this long (`MEDIA_REDIRECT_TTL`), instead of
+    /// streaming it; `None` (`MEDIA_REDIRECT=off`, the default): jetchat streams.
+    pub redirect: Option<Duration>,
+}
+
+/// A secret setting: `Debug` prints `***`, [`SecretText::expose`] gives the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        SecretText(value.into())
+    }
+
+    /// The value, to authenticate with; never to print.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// `MEDIA_STORE` and, for a bucket, its `MEDIA_S3_*` and `AWS_*` settings.
+fn media_store(var: &impl Fn(&'static str) -> Option<String>) -> Result<MediaStore, ConfigError> {
+    let redirect = match var("MEDIA_REDIRECT").as_deref().map(str::trim) {
+        None | Some("off") => None,
+        Some("presigned") => {
+            let ttl: Duration =
+                parse::<humantime::Duration>(var, "MEDIA_REDIRECT_TTL", "5m")?.into();
+            // SigV4 presigned URLs live at most seven days.
+            if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(7 * 24 * 3600) {
+                return Err(ConfigError {
+                    name: "MEDIA_REDIRECT_TTL",
+                    problem: "must be between 1s and 7d".into(),
+                });
+            }
+            Some(ttl)
+        }
+        Some(other) => {
+            return Err(ConfigError {
+                name: "MEDIA_REDIRECT",
+                problem: format!("{other:?} is not valid: use off or presigned"),
+            });
+        }
+    };
+    let raw = var("MEDIA_STORE").unwrap_or_else(|| "local".into());
+    let raw = raw.trim();
+    if raw == "local" {
+        if redirect.is_some() {
+            return Err(ConfigError {
+                name: "MEDIA_REDIRECT",
+                problem: "presigned needs an object store (MEDIA_STORE=s3://...)".into(),
+            });
+        }
+        return Ok(MediaStore::Local);
+    }
+    let problem = |problem: String| ConfigError {
+        name: "MEDIA_STORE",
+        problem,
+    };
+    let Some(rest) = raw.strip_prefix("s3://") else {
+        return Err(problem(format!(
+            "{raw:?} is not valid: use local or s3://bucket/prefix"
+        )));
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    // S3's bucket naming rules, which MinIO and Ceph share.
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !bucket.starts_with(['-', '.'])
+        && !bucket.ends_with(['-', '.']);
+    if !bucket_ok {
+        return Err(problem(format!(
+            "{bucket:?} is not a bucket name (3 to 63 lowercase letters, digits, '-' or '.')"
+        )));
+    }
+    let prefix = prefix.trim_matches('/');
+    if prefix.split('/').any(|part| part == "." || part == "..")
+        || prefix.contains("//")
+        || prefix.chars().any(char::is_control)
+    {
+        return Err(problem(format!("{prefix:?} is not a valid key prefix")));
+    }
+    let endpoint_name = if var("MEDIA_S3_ENDPOINT").is_some() {
+        "MEDIA_S3_ENDPOINT"
+    } else {
+        "AWS_ENDPOINT_URL"
+    };
+    let endpoint = var(endpoint_name)
+        .map(|raw| {
+            let url = url::Url::parse(raw.trim()).map_err(|e| ConfigError {
+                name: endpoint_name,
+                problem: format!("not a URL: {e}"),
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(ConfigError {
+                    name: endpoint_name,
+                    problem: format!("{:?} is not an http(s) URL with a host", url.as_str()),
+                });
+            }
+            Ok(url)
+        })
+        .transpose()?;
+    let loopback = endpoint.as_ref().is_some_and(|url| match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    });
+    let allow_http = switch(var, "MEDIA_S3_ALLOW_HTTP", false)? || loopback;
+    if let Some(url) = &endpoint
+        && url.scheme() == "http"
+        && !allow_http
+    {
+        return Err(ConfigError {
+            name: endpoint_name,
+            problem: format!(
+                "{:?} is plain http to another machine: use https, or set \
+                 MEDIA_S3_ALLOW_HTTP=on for a private network",
+                url.as_str()
+            ),
+        });
+    }
+    let access_key_id = var("AWS_ACCESS_KEY_ID").map(|v| v.trim().to_owned());
+    let secret_access_key = var("AWS_SECRET_ACCESS_KEY").map(SecretText);
+    if access_key_id.is_some() != secret_access_key.is_some() {
+        return Err(ConfigError {
+            name: if access_key_id.is_some() {
+                "AWS_SECRET_ACCESS_KEY"
+            } else {
+                "AWS_ACCESS_KEY_ID"
+            },
+            problem: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together".into(),
+        });
+    }
+    Ok(MediaStore::S3(Box::new(S3Settings {
+        bucket: bucket.to_owned(),
+        prefix: prefix.to_owned(),
+        path_style: switch(var, "MEDIA_S3_PATH_STYLE", endpoint.is_some())?,
+        endpoint,
+        region: var("MEDIA_S3_REGION")
+            .or_else(|| var("AWS_REGION"))
+            .or_else(|| var("AWS_DEFAULT_REGION"))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| "us-east-1".into()),
+        allow_http,
+        access_key_id,
+        secret_access_key,
+        session_token: var("AWS_SESSION_TOKEN").map(SecretText),
+        redirect,
+    })))
 }
 
 /// `DATABASE_URL`, else the SQLite file under `DATA_DIR`.
@@ -968,16 +1164,128 @@ mod tests {
     }
 
     #[test]
+    fn media_store_is_local_by_default_or_a_bucket() {
+        assert_eq!(
+            config(&[("JWT_SECRET", "s")]).unwrap().media_store,
+            MediaStore::Local
+        );
+        let c = config(&[
+            ("JWT_SECRET", "s"),
+            ("MEDIA_STORE", "s3://chat-media/prod/blobs/"),
+            ("MEDIA_S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "s3-s3cret"),
+            ("AWS_REGION", "eu-west-1"),
+            ("MEDIA_REDIRECT", "presigned"),
+        ])
+        .unwrap();
+        let MediaStore::S3(s3) = &c.media_store else {
+            panic!("{:?}", c.media_store)
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str()),
+            ("chat-media", "prod/blobs")
+        );
+        assert_eq!(s3.region, "eu-west-1");
+        // A custom endpoint: path-style by default, and plain http on loopback.
+        assert!(s3.path_style && s3.allow_http);
+        assert_eq!(s3.redirect, Some(Duration::from_secs(300)));
+        assert_eq!(s3.secret_access_key.as_ref().unwrap().expose(), "s3-s3cret");
+        let on_aws = config(&[("JWT_SECRET", "s"), ("MEDIA_STORE", "s3://chat-media")]).unwrap();
+        let MediaStore::S3(s3) = on_aws.media_store else {
+            panic!()
+        };
+        assert_eq!((s3.prefix.as_str(), s3.region.as_str()), ("", "us-east-1"));
+        assert!(!s3.path_style && !s3.allow_http && s3.endpoint.is_none());
+        assert_eq!(s3.redirect, None, "jetchat streams by default");
+    }
+
+    #[test]
+    fn bad_media_store_settings_name_their_variable() {
+        for (vars, name) in [
+            (vec![("MEDIA_STORE", "gcs://b")], "MEDIA_STORE"),
+            (vec![("MEDIA_STORE", "s3://B_d")], "MEDIA_STORE"),
+            (
+                vec![("MEDIA_STORE", "s3://ok-bucket/a/../b")],
+                "MEDIA_STORE",
+            ),
+            (vec![("MEDIA_REDIRECT", "presigned")], "MEDIA_REDIRECT"),
+            (
+                vec![("MEDIA_STORE", "s3://b-1"), ("MEDIA_REDIRECT", "yes")],
+                "MEDIA_REDIRECT",
+            ),
+            (
+                vec![
+                    ("MEDIA_STORE", "s3://b-1"),
+                    ("MEDIA_REDIRECT", "presigned"),
+                    ("MEDIA_REDIRECT_TTL", "8d"),
+                ],
+                "MEDIA_REDIRECT_TTL",
+            ),
+            (
+                vec![
+                    ("MEDIA_STORE", "s3://b-1"),
+                    ("MEDIA_S3_ENDPOINT", "minio:9000"),
+                ],
+                "MEDIA_S3_ENDPOINT",
+            ),
+            (
+                vec![
+                    ("MEDIA_STORE", "s3://b-1"),
+                    ("AWS_ENDPOINT_URL", "http://minio:9000"),
+                ],
+                "AWS_ENDPOINT_URL",
+            ),
+            (
+                vec![("MEDIA_STORE", "s3://b-1"), ("AWS_ACCESS_KEY_ID", "AKID")],
+                "AWS_SECRET_ACCESS_KEY",
+            ),
+            (
+                vec![
+                    ("MEDIA_STORE", "s3://b-1"),
+                    ("MEDIA_S3_PATH_STYLE", "maybe"),
+                ],
+                "MEDIA_S3_PATH_STYLE",
+            ),
+        ] {
+            let mut vars = vars;
+            vars.push(("JWT_SECRET", "s"));
+            let err = config(&vars).unwrap_err();
+            assert_eq!(err.name, name, "{vars:?}: {err}");
+        }
+        // Plain http to another machine, when allowed.
+        let c = config(&[
+            ("JWT_SECRET", "s"),
+            ("MEDIA_STORE", "s3://b-1"),
+            ("MEDIA_S3_ENDPOINT", "http://minio:9000"),
+            ("MEDIA_S3_ALLOW_HTTP", "on"),
+        ])
+        .unwrap();
+        assert!(matches!(c.media_store, MediaStore::S3(s3) if s3.allow_http));
+    }
+
+    #[test]
     fn debug_hides_every_secret() {
         let c = config(&[
             ("JWT_SECRET", "jwt-s3cret"),
             ("MEDIA_URL_SECRET", "media-s3cret"),
             ("DATABASE_URL", "postgres://u:db-s3cret@db/chat"),
             ("NATS_URL", "nats://u:nats-s3cret@n1:4222"),
+            ("MEDIA_STORE", "s3://chat-media"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "aws-s3cret"),
+            ("AWS_SESSION_TOKEN", "session-s3cret"),
         ])
         .unwrap();
         let printed = format!("{c:?}");
-        for secret in ["jwt-s3cret", "media-s3cret", "db-s3cret", "nats-s3cret"] {
+        for secret in [
+            "jwt-s3cret",
+            "media-s3cret",
+            "db-s3cret",
+            "nats-s3cret",
+            "aws-s3cret",
+            "session-s3cret",
+        ] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
         assert!(printed.contains("postgres://u:***@db/chat"), "{printed}");

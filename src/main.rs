@@ -1,6 +1,6 @@
 //! The `jetchat` binary: `serve` (the default), `migrate`, the operator commands `replay`,
-//! `streams`, `dlq`, `continue-stream`, `trim-stream` and `reproject`, and `token` for
-//! development.
+//! `streams`, `dlq`, `continue-stream`, `trim-stream` and `reproject`, `media migrate`, and
+//! `token` for development.
 
 use std::{io::IsTerminal as _, time::Duration};
 
@@ -104,6 +104,11 @@ enum Cmd {
         #[arg(long)]
         from_seq: Option<u64>,
     },
+    /// Media storage: `media migrate` copies the local blobs into MEDIA_STORE's bucket.
+    Media {
+        #[command(subcommand)]
+        command: MediaCmd,
+    },
     /// Print a Django-style access token for a user, signed with JWT_SECRET (development).
     Token {
         /// The user id to put in the token.
@@ -119,6 +124,14 @@ enum Cmd {
         #[arg(long)]
         avatar: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum MediaCmd {
+    /// Copy the blobs of MEDIA_DIR/blobs into the bucket of MEDIA_STORE, checking each
+    /// against its SHA-256 before and after; those already there are skipped, so an
+    /// interrupted run is run again. The local files stay.
+    Migrate,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -228,6 +241,9 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
             );
             Ok(())
         }
+        Cmd::Media {
+            command: MediaCmd::Migrate,
+        } => migrate_media(&config).await,
         Cmd::Migrate => {
             let db = store::connect(config.database_url.expose())
                 .await
@@ -246,6 +262,33 @@ async fn run(cli: Cli, signals: Option<shutdown::Signals>) -> anyhow::Result<()>
             unreachable!("handled by ops")
         }
     }
+}
+
+/// `jetchat media migrate`: the local blobs into the bucket, with a report on stdout.
+async fn migrate_media(config: &Config) -> anyhow::Result<()> {
+    let jetchat::config::MediaStore::S3(settings) = &config.media_store else {
+        anyhow::bail!(
+            "MEDIA_STORE is local: set it to the bucket to copy the blobs into (s3://bucket/prefix)"
+        );
+    };
+    let bucket = jetchat::media::BucketStorage::open(settings).context("MEDIA_STORE")?;
+    let blobs = config.media_dir.join("blobs");
+    let report = jetchat::media::migrate::migrate(&blobs, &bucket)
+        .await
+        .with_context(|| format!("copying {} into s3://{}", blobs.display(), settings.bucket))?;
+    for (key, reason) in &report.failed {
+        eprintln!("{key}: {reason}");
+    }
+    println!(
+        "copied {}, already in the bucket {}, failed {}",
+        report.copied,
+        report.present,
+        report.failed.len()
+    );
+    if !report.failed.is_empty() {
+        anyhow::bail!("{} blobs were not copied", report.failed.len());
+    }
+    Ok(())
 }
 
 /// The operator commands, which need NATS but no JWT settings.

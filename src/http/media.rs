@@ -99,6 +99,8 @@ pub struct FileBytes(#[allow(dead_code)] Vec<u8>);
          body = ErrorBody),
         (status = 429, description = "More than `RATE_UPLOADS_PER_MIN` uploads in a minute",
          body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The media storage (`MEDIA_STORE`) is unavailable: \
+                                      nothing was stored, try again", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user_id = user))]
@@ -158,7 +160,7 @@ pub async fn upload(
         storage_key: staged.sha256().to_owned(),
         created_at: Utc::now(),
     };
-    store(&state, &row.storage_key, staged).await?;
+    store(&state, &row.storage_key, staged, &row.content_type).await?;
     // The row is written by the persister, from the log like every change (`reproject`
     // rebuilds it); the blob is in storage already, so a message may refer to it at once.
     let (file_id, created) = register(&state, &row).await?;
@@ -251,6 +253,7 @@ async fn receive(
 /// 416 with `Content-Range: bytes */<size>` for an unsatisfiable or malformed one; several
 /// ranges get the whole file. `If-None-Match` with the `ETag` answers 304. Anyone else gets
 /// 404, whether or not the file exists; a genuine signed URL past its expiry gets 403.
+/// With `MEDIA_REDIRECT=presigned`, those allowed get a 302 to the media store instead.
 #[utoipa::path(get, path = "/media/{file_id}", tag = "media",
     params(
         ("file_id" = String, Path, description = "The file id from `POST /upload`"),
@@ -276,6 +279,10 @@ async fn receive(
             ("Content-Range" = String, description = "`bytes <first>-<last>/<size>`"),
             ("ETag" = String), ("Content-Length" = u64),
          )),
+        (status = 302, description = "With `MEDIA_REDIRECT=presigned`: the file is fetched \
+                                      from the media store, at a presigned URL valid for \
+                                      `MEDIA_REDIRECT_TTL`",
+         headers(("Location" = String, description = "The presigned URL of the object"))),
         (status = 304, description = "Not modified (`If-None-Match` matched)"),
         (status = 401, description = "Neither a token nor a signed URL", body = ErrorBody),
         (status = 403, description = "The signed URL has expired", body = ErrorBody),
@@ -284,6 +291,8 @@ async fn receive(
          headers(("Content-Range" = String, description = "`bytes */<size>`")),
          body = ErrorBody),
         (status = 422, description = "A malformed query (a parameter given twice)", body = ErrorBody),
+        (status = 503, description = "The media storage (`MEDIA_STORE`) is unavailable",
+         body = ErrorBody),
     ),
     security((), ("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(file_id = %file_id))]
@@ -359,6 +368,9 @@ async fn serve(
     if if_none_match(request, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
+    if let Some(ttl) = state.media.redirect {
+        return redirect_to_store(state, row, ttl).await;
+    }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&row.content_type).map_err(internal)?,
@@ -398,11 +410,11 @@ async fn serve(
         .storage
         .open(&row.storage_key, range)
         .await
-        .map_err(|e| {
-            ApiError::Internal(anyhow::Error::new(e).context(format!(
-                "blob {} of file {} cannot be read",
-                row.storage_key, row.id
-            )))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ApiError::Internal(anyhow::Error::new(e).context(
+                format!("blob {} of file {} is missing", row.storage_key, row.id),
+            )),
+            _ => storage_unavailable(e),
         })?;
     // Counted as the bytes go out: a client that stops reading has not been sent the rest.
     let sent = state.metrics.media_bytes_out.clone();
@@ -412,6 +424,32 @@ async fn serve(
         }
     });
     Ok((status, headers, Body::from_stream(stream)).into_response())
+}
+
+/// `MEDIA_REDIRECT=presigned`: a 302 to a presigned URL of the object, which the client
+/// fetches (ranges included) from the store itself. The answer is not cached: the URL
+/// expires.
+async fn redirect_to_store(
+    state: &AppState,
+    row: &upload::Model,
+    ttl: std::time::Duration,
+) -> Result<Response, ApiError> {
+    let url = state
+        .media
+        .storage
+        .presigned_url(&row.storage_key, ttl)
+        .await
+        .map_err(storage_unavailable)?
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("MEDIA_REDIRECT needs a store with URLs"))
+        })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(url.as_str()).map_err(internal)?,
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok((StatusCode::FOUND, headers).into_response())
 }
 
 /// The single range to send: `None` for the whole file (no `Range`, an `If-Range` that no
@@ -502,14 +540,29 @@ impl Quota {
 }
 
 /// Moves the staged file into storage, unless the same content is there already (then the
-/// staged copy is dropped, which deletes it).
-async fn store(state: &AppState, key: &str, staged: StagedFile) -> Result<(), ApiError> {
+/// staged copy is dropped, which deletes it). A storage that fails (a bucket that is down)
+/// is 503: nothing was recorded, the client may simply try again.
+async fn store(
+    state: &AppState,
+    key: &str,
+    staged: StagedFile,
+    content_type: &str,
+) -> Result<(), ApiError> {
     let storage = &state.media.storage;
-    if storage.exists(key).await.map_err(internal)? {
+    if storage.exists(key).await.map_err(storage_unavailable)? {
         tracing::debug!(key, "content already stored");
         return Ok(());
     }
-    storage.put(key, staged).await.map_err(internal)
+    storage
+        .put(key, staged, content_type)
+        .await
+        .map_err(storage_unavailable)
+}
+
+/// A storage failure (logged with its cause) as the client's 503.
+fn storage_unavailable(error: std::io::Error) -> ApiError {
+    tracing::warn!(error = %error, "media storage failed");
+    ApiError::Unavailable("the media storage is unavailable; try again later".into())
 }
 
 /// The answer for a stored upload, with a fresh signed URL.

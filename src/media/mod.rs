@@ -1,20 +1,23 @@
 //! Media: uploaded audio, video and images. A file is recognised from its bytes
 //! ([`sniff`]), staged while it streams in ([`staging`]), stored once per content in a
-//! [`storage`] backend, and served to those allowed, also through short-lived signed URLs
+//! [`storage`] backend (the local disk or a [`bucket`]), and served to those allowed, also through short-lived signed URLs
 //! ([`signing`]). The HTTP side is [`crate::http::media`].
 
+pub mod bucket;
 pub mod filename;
+pub mod migrate;
 pub mod signing;
 pub mod sniff;
 pub mod staging;
 pub mod storage;
 
-use std::{io, sync::Arc};
+use std::{io, sync::Arc, time::Duration};
 
 use jsonwebtoken::Algorithm;
 use secrecy::ExposeSecret;
 
-use crate::config::Config;
+use crate::config::{Config, MediaStore};
+pub use bucket::BucketStorage;
 pub use signing::{Signature, UrlSigner};
 pub use sniff::{Detected, Kind};
 pub use staging::{StagedFile, Staging};
@@ -26,18 +29,31 @@ pub struct Media {
     pub storage: Arc<dyn Storage>,
     pub staging: Staging,
     pub signer: UrlSigner,
+    /// `MEDIA_REDIRECT=presigned`: serve by a redirect to a presigned URL of the store that
+    /// lives this long, instead of streaming.
+    pub redirect: Option<Duration>,
 }
 
 impl Media {
-    /// Local storage under `MEDIA_DIR`: `blobs/` and the `tmp/` staging area, on the same file
-    /// system so that finishing an upload is a rename.
-    pub async fn local(config: &Config) -> io::Result<Media> {
-        let storage = LocalStorage::open(config.media_dir.join("blobs")).await?;
+    /// Staging under `<MEDIA_DIR>/tmp`, always local; blobs in `MEDIA_STORE`: by default
+    /// `<MEDIA_DIR>/blobs`, on the same file system so that finishing an upload is a rename,
+    /// or a bucket.
+    pub async fn open(config: &Config) -> io::Result<Media> {
+        let (storage, redirect): (Arc<dyn Storage>, _) = match &config.media_store {
+            MediaStore::Local => (
+                Arc::new(LocalStorage::open(config.media_dir.join("blobs")).await?),
+                None,
+            ),
+            MediaStore::S3(settings) => {
+                (Arc::new(BucketStorage::open(settings)?), settings.redirect)
+            }
+        };
         let staging = Staging::open(config.media_dir.join("tmp")).await?;
         Ok(Media {
-            storage: Arc::new(storage),
+            storage,
             staging,
             signer: UrlSigner::new(&signing_secret(config), config.media_url_ttl),
+            redirect,
         })
     }
 }

@@ -1,10 +1,11 @@
-//! Where finished blobs live, behind one small trait so that an S3-compatible object store
-//! (the `object_store` crate) can replace the local disk without touching the handlers.
+//! Where finished blobs live, behind one small trait: the local disk here, or an
+//! S3-compatible bucket ([`super::bucket`]), without the handlers knowing which.
 
 use std::{
     io,
     ops::Range,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -21,9 +22,10 @@ pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
 /// and never changes.
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + 'static {
-    /// Stores a finished staged file under `key`. When `key` exists already the bytes are the
-    /// same and the staged copy is simply discarded.
-    async fn put(&self, key: &str, file: StagedFile) -> io::Result<()>;
+    /// Stores a finished staged file under `key`, with the content's MIME type where the
+    /// backend keeps one. When `key` exists already the bytes are the same and the staged
+    /// copy is simply discarded.
+    async fn put(&self, key: &str, file: StagedFile, content_type: &str) -> io::Result<()>;
 
     /// Streams the bytes of `range` (end exclusive) of the blob.
     async fn open(&self, key: &str, range: Range<u64>) -> io::Result<ByteStream>;
@@ -33,6 +35,12 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The blob's size in bytes, `None` when there is none under `key`.
     async fn size(&self, key: &str) -> io::Result<Option<u64>>;
+
+    /// A URL of the store itself that fetches the blob without credentials for `ttl`;
+    /// `None` for a backend that has no such URLs (the local disk).
+    async fn presigned_url(&self, _key: &str, _ttl: Duration) -> io::Result<Option<url::Url>> {
+        Ok(None)
+    }
 }
 
 /// Blobs as files under `<MEDIA_DIR>/blobs/<first two hex digits>/<key>`. Several instances
@@ -56,23 +64,30 @@ impl LocalStorage {
     /// The file of `key`. Keys are produced by the server, but are checked anyway so that no
     /// key can name a path outside the root.
     fn path(&self, key: &str) -> io::Result<PathBuf> {
-        let valid = (2..=128).contains(&key.len())
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("not a storage key: {key:?}"),
-            ));
-        }
+        valid_key(key)?;
         Ok(self.root.join(&key[..2]).join(key))
     }
 }
 
+/// Refuses a key that could name anything but one blob (a path, a parent, an empty name):
+/// keys are produced by the server, but are checked anyway.
+pub(super) fn valid_key(key: &str) -> io::Result<()> {
+    let valid = (2..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a storage key: {key:?}"),
+        ));
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Storage for LocalStorage {
-    async fn put(&self, key: &str, file: StagedFile) -> io::Result<()> {
+    async fn put(&self, key: &str, file: StagedFile, _content_type: &str) -> io::Result<()> {
         let path = self.path(key)?;
         if tokio::fs::try_exists(&path).await? {
             return Ok(());
@@ -136,7 +151,7 @@ mod tests {
         assert!(!storage.exists(&key).await.unwrap());
         assert_eq!(storage.size(&key).await.unwrap(), None);
 
-        storage.put(&key, file).await.unwrap();
+        storage.put(&key, file, "text/plain").await.unwrap();
         assert!(storage.exists(&key).await.unwrap());
         assert_eq!(storage.size(&key).await.unwrap(), Some(11));
         assert_eq!(read(&storage, &key, 0..11).await, b"hello world");
@@ -145,7 +160,7 @@ mod tests {
 
         // The same content again: nothing changes, the staged copy is gone.
         storage
-            .put(&key, staged(&staging, b"hello world").await)
+            .put(&key, staged(&staging, b"hello world").await, "text/plain")
             .await
             .unwrap();
         assert_eq!(

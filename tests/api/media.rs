@@ -84,7 +84,7 @@ pub fn ogg_opus() -> Vec<u8> {
 }
 
 /// An ISO base media `ftyp` box with `brand`, then an empty `mdat`.
-fn ftyp(brand: &[u8; 4]) -> Vec<u8> {
+pub fn ftyp(brand: &[u8; 4]) -> Vec<u8> {
     let mut out = vec![0, 0, 0, 0x18];
     out.extend_from_slice(b"ftyp");
     out.extend_from_slice(brand);
