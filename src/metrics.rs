@@ -42,12 +42,14 @@ pub enum FrameIn {
     SetMemberRole,
     UpdateChat,
     DeleteChat,
+    BlockUser,
+    UnblockUser,
     /// Not a frame the server understands (bad JSON, a binary frame, an unknown action).
     Invalid,
 }
 
 impl FrameIn {
-    const ALL: [FrameIn; 21] = [
+    const ALL: [FrameIn; 23] = [
         FrameIn::SendMessage,
         FrameIn::Delivered,
         FrameIn::Acknowledge,
@@ -68,6 +70,8 @@ impl FrameIn {
         FrameIn::SetMemberRole,
         FrameIn::UpdateChat,
         FrameIn::DeleteChat,
+        FrameIn::BlockUser,
+        FrameIn::UnblockUser,
         FrameIn::Invalid,
     ];
 
@@ -93,6 +97,8 @@ impl FrameIn {
             FrameIn::SetMemberRole => "set_member_role",
             FrameIn::UpdateChat => "update_chat",
             FrameIn::DeleteChat => "delete_chat",
+            FrameIn::BlockUser => "block_user",
+            FrameIn::UnblockUser => "unblock_user",
             FrameIn::Invalid => "invalid",
         }
     }
@@ -129,10 +135,11 @@ pub enum FrameOut {
     MemberRoleChanged,
     ChatUpdated,
     ChatDeleted,
+    BlockChanged,
 }
 
 impl FrameOut {
-    const ALL: [FrameOut; 27] = [
+    const ALL: [FrameOut; 28] = [
         FrameOut::MessageAccepted,
         FrameOut::MessageAck,
         FrameOut::NewMessage,
@@ -160,6 +167,7 @@ impl FrameOut {
         FrameOut::MemberRoleChanged,
         FrameOut::ChatUpdated,
         FrameOut::ChatDeleted,
+        FrameOut::BlockChanged,
     ];
 
     /// The frame's `action`.
@@ -192,6 +200,7 @@ impl FrameOut {
             FrameOut::MemberRoleChanged => "member_role_changed",
             FrameOut::ChatUpdated => "chat_updated",
             FrameOut::ChatDeleted => "chat_deleted",
+            FrameOut::BlockChanged => "block_changed",
         }
     }
 }

@@ -41,6 +41,7 @@ pub enum Command {
     MuteChat(MuteChat),
     PushDue(PushDue),
     UpsertUser(UpsertUser),
+    SetBlock(SetBlock),
 }
 
 impl Command {
@@ -65,6 +66,7 @@ impl Command {
             Command::MuteChat(_) => "mute_chat",
             Command::PushDue(_) => "push_due",
             Command::UpsertUser(_) => "upsert_user",
+            Command::SetBlock(_) => "set_block",
         }
     }
 
@@ -88,6 +90,7 @@ impl Command {
             Command::MuteChat(c) => c.command_id.clone(),
             Command::PushDue(c) => c.dedupe_id(),
             Command::UpsertUser(c) => c.command_id.clone(),
+            Command::SetBlock(c) => c.command_id.clone(),
         }
     }
 
@@ -111,6 +114,7 @@ impl Command {
             Command::MuteChat(c) => c.reply_to.as_deref(),
             Command::PushDue(_) => None,
             Command::UpsertUser(c) => c.reply_to.as_deref(),
+            Command::SetBlock(c) => c.reply_to.as_deref(),
         }
     }
 
@@ -133,7 +137,7 @@ impl Command {
             Command::React(c) | Command::Unreact(c) => Some(c.chat_id),
             Command::MuteChat(c) => Some(c.chat_id),
             Command::PushDue(c) => Some(c.chat_id),
-            Command::UpsertUser(_) => None,
+            Command::UpsertUser(_) | Command::SetBlock(_) => None,
         }
     }
 }
@@ -497,6 +501,29 @@ pub struct UpsertUser {
     pub reply_to: Option<String>,
 }
 
+/// A user blocks another (`blocked: true`) or lifts the block. Published by jetchat for
+/// `PUT`/`DELETE /users/me/blocks/{user_id}` and the socket's `block_user`/`unblock_user`, and
+/// by Django. The blocked user can no longer open a private chat with the blocker, send in
+/// their private chat, or add the blocker to a group (`blocked`), and sees the blocker
+/// offline, never seen; the blocker's side is unchanged, group messages are not hidden. A
+/// repeat changes nothing and is applied; blocking yourself or a user id <= 0 is
+/// `invalid_field`. Told to the blocker's sockets as `block_changed`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SetBlock {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Unique per command (logs, dead letters, the outcome).
+    pub command_id: String,
+    /// Who blocks (a positive id).
+    pub user_id: UserId,
+    /// Whom (a positive id, not `user_id`); need not share a chat with `user_id`.
+    pub blocked_id: UserId,
+    /// True to block, false to lift the block.
+    pub blocked: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
 /// Something the persister committed, on `CHAT_EVENTS`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -519,6 +546,7 @@ pub enum Event {
     ChatMuted(ChatMuted),
     PushNeeded(PushNeeded),
     UserUpdated(UserUpdated),
+    BlockChanged(BlockChanged),
 }
 
 impl Event {
@@ -543,6 +571,7 @@ impl Event {
             Event::ChatMuted(_) => "chat_muted",
             Event::PushNeeded(_) => "push_needed",
             Event::UserUpdated(_) => "user_updated",
+            Event::BlockChanged(_) => "block_changed",
         }
     }
 
@@ -597,6 +626,9 @@ impl Event {
                 format!("push:{}:{}:{}", e.chat_id, e.user_id, e.through_message_id)
             }
             Event::UserUpdated(e) => format!("user:{}:{}", e.user.user_id, e.command_id),
+            Event::BlockChanged(e) => {
+                format!("block:{}:{}:{}", e.user_id, e.blocked_id, e.command_id)
+            }
         }
     }
 
@@ -617,6 +649,7 @@ impl Event {
             Event::MessageEdited(e) => e.cursor,
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => e.cursor,
             Event::ChatMuted(e) => e.cursor,
+            Event::BlockChanged(e) => e.cursor,
             Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
@@ -640,6 +673,7 @@ impl Event {
             Event::MessageEdited(e) => Some(&mut e.cursor),
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => Some(&mut e.cursor),
             Event::ChatMuted(e) => Some(&mut e.cursor),
+            Event::BlockChanged(e) => Some(&mut e.cursor),
             Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
@@ -665,7 +699,9 @@ impl Event {
             Event::ChatMuted(e) => e.chat_id,
             Event::PushNeeded(e) => e.chat_id,
             Event::CommandRejected(e) => return e.chat_id,
-            Event::UploadRegistered(_) | Event::UserUpdated(_) => return None,
+            Event::UploadRegistered(_) | Event::UserUpdated(_) | Event::BlockChanged(_) => {
+                return None;
+            }
         })
     }
 }
@@ -964,6 +1000,26 @@ pub struct UserUpdated {
     pub chat_ids: Vec<ChatId>,
 }
 
+/// A user blocked another or lifted the block (`set_block`): on
+/// `chat.events.none.block_changed`, journaled (no chat: the journal's `chat_id` is 0) and
+/// told to the blocker's sockets only, and replayed by their catch-up. Routers also hide the
+/// blocker's presence from the blocked user's sockets, who are told nothing else of it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BlockChanged {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    pub command_id: String,
+    /// The blocker.
+    pub user_id: UserId,
+    pub blocked_id: UserId,
+    /// True: blocked now; false: the block was lifted.
+    pub blocked: bool,
+}
+
 /// An upload was recorded (or, for a repeat, found recorded): on `chat.events.none.`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct UploadRegistered {
@@ -1021,7 +1077,7 @@ pub enum Outcome {
         file_id: String,
         created: bool,
     },
-    /// An `edit_message`, `delete_message`, `react`, `unreact`, `upsert_user` or group command
+    /// An `edit_message`, `delete_message`, `react`, `unreact`, `upsert_user`, `set_block` or group command
     /// (`add_members`, `remove_members`, `update_chat`, `set_member_role`, `delete_chat`) was applied (or,
     /// for a repeat, had been; an `unreact` of no reaction changes nothing and is applied).
     Applied {

@@ -73,6 +73,7 @@ error_codes! {
     TooManyMembers = "too_many_members", 422, "a group over its member limit";
     NotAGroup = "not_a_group", 422, "membership or name changes on a private chat";
     NotAMember = "not_a_member", 403, "a membership or admin command of a user who is not a member of the group, or naming one who is not";
+    Blocked = "blocked", 403, "the other user blocked you: no new private chat, message or group with them";
     InvalidRole = "invalid_role", 422, "a role that is not owner, admin or member";
     OwnerRequired = "owner_required", 422, "a change that would leave a group without its owner: hand ownership over first";
     InvalidName = "invalid_name", 422, "a group name that is blank, too long or holds NUL";

@@ -152,6 +152,14 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             },
             Audience::User(e.user_id),
         ),
+        Event::BlockChanged(e) => (
+            ServerFrame::BlockChanged {
+                user_id: e.blocked_id,
+                blocked: e.blocked,
+                cursor,
+            },
+            Audience::User(e.user_id),
+        ),
         Event::MessageCreated(_)
         | Event::CommandRejected(_)
         | Event::UploadRegistered(_)

@@ -1,5 +1,6 @@
 //! The database: sea-orm entities and the queries jetchat runs. No HTTP or NATS types here.
 
+pub mod blocks;
 pub mod changes;
 pub mod chat;
 pub mod chat_member;
@@ -12,6 +13,7 @@ pub mod roles;
 pub mod search;
 pub mod upload;
 pub mod uploads;
+pub mod user_block;
 pub mod user_profile;
 pub mod users;
 

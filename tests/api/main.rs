@@ -8,6 +8,7 @@ mod answers;
 mod arbitrary_input;
 mod auth;
 mod batches;
+mod blocks;
 mod chat_flow;
 mod closing;
 mod cluster;

@@ -31,7 +31,14 @@ import type {
 
 /** A group action's frame, before its `command_id` (each action's own fields). */
 type GroupFrame = ClientFrameOf<
-  'add_members' | 'remove_member' | 'leave_chat' | 'set_member_role' | 'update_chat' | 'delete_chat'
+  | 'add_members'
+  | 'remove_member'
+  | 'leave_chat'
+  | 'set_member_role'
+  | 'update_chat'
+  | 'delete_chat'
+  | 'block_user'
+  | 'unblock_user'
 > extends infer F
   ? F extends unknown
     ? Omit<F, 'command_id'>
@@ -425,6 +432,20 @@ export class Client extends Emitter<ClientEvents> {
    * `command_applied` (members get `chat_deleted`). */
   deleteChat(chatId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
     return this.groupChange({ action: 'delete_chat', chat_id: chatId }, options);
+  }
+
+  /** Blocks a user: they can no longer write to me privately or add me to a group
+   * (`blocked`), and see me offline. Resolves with `command_applied` once applied (every
+   * socket of mine gets `block_changed`; blocking again changes nothing), rejects with a
+   * `ChangeError` (`invalid_field` for my own id) or a `ChangeTimeoutError`. */
+  blockUser(userId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'block_user', user_id: userId }, options);
+  }
+
+  /** Lifts my block of a user (none to lift changes nothing): resolves with
+   * `command_applied`. */
+  unblockUser(userId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'unblock_user', user_id: userId }, options);
   }
 
   /** Asks the open socket for everything after the resume point (then `synced`). */

@@ -20,6 +20,7 @@ import type {
   UpdateChatRequest,
   UploadedFile,
   UserProfile,
+  BlockedUser,
 } from './types.js';
 
 /** A REST answer that is not a success: `status`, the server's `detail` and its `code` (the
@@ -185,6 +186,22 @@ export class RestClient {
    * members, and `user_updated` events tell changes. */
   users(ids: readonly number[]): Promise<UserProfile[]> {
     return this.json('GET', '/users', { query: { ids: ids.join(',') } });
+  }
+
+  /** Blocks a user (`PUT /users/me/blocks/{id}`): they can no longer write to me privately
+   * or add me to a group, and see me offline. Blocking again changes nothing. */
+  async block(userId: number): Promise<void> {
+    await this.json('PUT', `/users/me/blocks/${userId}`);
+  }
+
+  /** Lifts my block of a user (`DELETE /users/me/blocks/{id}`). */
+  async unblock(userId: number): Promise<void> {
+    await this.json('DELETE', `/users/me/blocks/${userId}`);
+  }
+
+  /** The users I block, oldest block first (`GET /users/me/blocks`). */
+  blocks(): Promise<BlockedUser[]> {
+    return this.json('GET', '/users/me/blocks');
   }
 
   /** Every member's presence now (`GET /chats/{id}/presence`). */

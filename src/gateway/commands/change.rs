@@ -14,7 +14,7 @@ use crate::{
 
 /// Most outcomes a socket awaits at once; past it the oldest ids are forgotten (their
 /// outcome then comes without `command_applied`, a refusal without the id).
-const MAX_AWAITED: usize = 1024;
+pub(super) const MAX_AWAITED: usize = 1024;
 
 /// The client's `command_id`, or a new one it never hears of; and whether it was the client's.
 pub(super) fn command_id(named: Option<String>) -> (String, bool) {

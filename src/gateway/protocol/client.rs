@@ -90,6 +90,12 @@ pub enum Request {
     },
     /// A change to a group's members, roles, name, settings or existence.
     Group(GroupRequest),
+    /// Block `user_id` (`blocked`), or lift the block.
+    Block {
+        user_id: UserId,
+        blocked: bool,
+        command_id: Option<String>,
+    },
 }
 
 /// A checked group action: what changes in which group, under the client's `command_id`.
@@ -173,6 +179,8 @@ impl Request {
                 GroupChange::Update { .. } => FrameIn::UpdateChat,
                 GroupChange::Delete => FrameIn::DeleteChat,
             },
+            Request::Block { blocked: true, .. } => FrameIn::BlockUser,
+            Request::Block { blocked: false, .. } => FrameIn::UnblockUser,
         }
     }
 }
@@ -342,11 +350,42 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
                 .map(Request::Group)
                 .map_err(|error| error.naming_opt(named.as_deref()))
         }
+        "block_user" | "unblock_user" => {
+            let named = valid_command_id(&raw);
+            parse_block(action == "block_user", raw)
+                .map_err(|error| error.naming_opt(named.as_deref()))
+        }
         other => Err(FrameError::new(
             ErrorCode::UnknownAction,
             format!("unknown action {other:?}"),
         )),
     }
+}
+
+/// `block_user` or `unblock_user`: a positive `user_id`, not yours (checked by the caller,
+/// who knows whose socket it is, and again by the persister).
+fn parse_block(blocked: bool, raw: RawFrame) -> Result<Request, FrameError> {
+    let action = if blocked {
+        "block_user"
+    } else {
+        "unblock_user"
+    };
+    let command_id = frame_command_id(raw.command_id)?;
+    let user_id = match raw.user_id {
+        None => {
+            return Err(FrameError::new(
+                ErrorCode::MissingField,
+                format!("{action} needs user_id"),
+            ));
+        }
+        Some(id) => id,
+    };
+    rules::positive("user_id", user_id).map_err(|r| FrameError::new(r.code, r.detail))?;
+    Ok(Request::Block {
+        user_id,
+        blocked,
+        command_id,
+    })
 }
 
 /// A group action (`add_members`, `remove_member`, `leave_chat`, `set_member_role`,

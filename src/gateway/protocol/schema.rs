@@ -200,6 +200,27 @@ pub enum ClientFrame {
         #[schemars(length(min = 1, max = 128))]
         command_id: Option<String>,
     },
+    /// Block a user: they can no longer write to you privately or add you to a group, and
+    /// see you offline. Told to your sockets as `block_changed`.
+    BlockUser {
+        #[serde(flatten)]
+        block: ClientBlock,
+    },
+    /// Lift your block of a user. Told as `block_changed`.
+    UnblockUser {
+        #[serde(flatten)]
+        block: ClientBlock,
+    },
+}
+
+/// Block a user, or lift the block (`unblock_user` has the same fields).
+#[derive(schemars::JsonSchema)]
+pub struct ClientBlock {
+    /// Positive, not yours.
+    #[schemars(range(min = 1))]
+    pub user_id: UserId,
+    #[schemars(length(min = 1, max = 128))]
+    pub command_id: Option<String>,
 }
 
 /// A user id in a list: positive.

@@ -160,6 +160,14 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
+    /// You blocked `user_id` (`blocked: true`) or lifted the block, on one of your devices;
+    /// to your sockets only (the blocked user is never told).
+    BlockChanged {
+        user_id: UserId,
+        blocked: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
     /// A message was deleted: show its tombstone.
     MessageDeleted {
         chat_id: ChatId,
@@ -289,6 +297,7 @@ impl ServerFrame<'_> {
             ServerFrame::MemberRoleChanged { .. } => FrameOut::MemberRoleChanged,
             ServerFrame::ChatUpdated { .. } => FrameOut::ChatUpdated,
             ServerFrame::ChatDeleted { .. } => FrameOut::ChatDeleted,
+            ServerFrame::BlockChanged { .. } => FrameOut::BlockChanged,
         }
     }
 

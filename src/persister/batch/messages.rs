@@ -120,6 +120,11 @@ impl BatchState {
                         format!("you are not a member of chat {chat_id}"),
                     ));
                 }
+                if !chat.model.is_group {
+                    for other in chat.members.keys().filter(|m| **m != cmd.sender_id) {
+                        self.require_unblocked(*other, cmd.sender_id)?;
+                    }
+                }
                 chat_id
             }
             (None, Some(receiver_id)) => {
@@ -129,6 +134,7 @@ impl BatchState {
                         format!("cannot send to user {receiver_id}"),
                     ));
                 }
+                self.require_unblocked(receiver_id, cmd.sender_id)?;
                 // A retry never creates the chat: were its first copy written by an earlier
                 // batch, the insert would skip it only after creating the chat.
                 let new_chat = !self

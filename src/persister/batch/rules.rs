@@ -196,6 +196,18 @@ impl Rules {
                 display_name(&cmd.display_name)?;
                 cmd.avatar_url.as_deref().map_or(Ok(()), avatar_url)
             }
+            Command::SetBlock(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("user_id", cmd.user_id)?;
+                positive("blocked_id", cmd.blocked_id)?;
+                if cmd.blocked_id == cmd.user_id {
+                    return Err(Refusal::new(
+                        ErrorCode::InvalidField,
+                        "blocked_id: you cannot block yourself",
+                    ));
+                }
+                Ok(())
+            }
             Command::PushDue(cmd) => {
                 positive("chat_id", cmd.chat_id)?;
                 positive("user_id", cmd.user_id)?;

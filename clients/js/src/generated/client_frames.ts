@@ -174,6 +174,22 @@ export type ClientFrame =
       action: "delete_chat";
       chat_id: number;
       command_id?: string | null;
+    }
+  | {
+      action: "block_user";
+      command_id?: string | null;
+      /**
+       * Positive, not yours.
+       */
+      user_id: number;
+    }
+  | {
+      action: "unblock_user";
+      command_id?: string | null;
+      /**
+       * Positive, not yours.
+       */
+      user_id: number;
     };
 /**
  * What a message carries.

@@ -170,6 +170,12 @@ export type ServerFrame =
       muted_until?: string | null;
     }
   | {
+      action: "block_changed";
+      blocked: boolean;
+      cursor?: number | null;
+      user_id: number;
+    }
+  | {
       action: "message_deleted";
       chat_id: number;
       cursor?: number | null;
@@ -283,6 +289,7 @@ export type ErrorCode =
   | "too_many_members"
   | "not_a_group"
   | "not_a_member"
+  | "blocked"
   | "invalid_role"
   | "owner_required"
   | "invalid_name"

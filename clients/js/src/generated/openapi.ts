@@ -223,7 +223,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        /** The presence of each member of a chat I belong to (the same as the `presence` frame). */
+        /**
+         * The presence of each member of a chat I belong to (the same as the `presence` frame); a
+         *     member who blocks me is shown offline and never seen.
+         */
         get: operations["chat_presence"];
         put?: never;
         post?: never;
@@ -405,6 +408,46 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/users/me/blocks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The users I block, oldest block first. */
+        get: operations["list_blocks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/me/blocks/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Blocks a user: they can no longer open a private chat with me, write in ours, or add me
+         *     to a group (`blocked`), and see my presence as unknown. My side is unchanged; group
+         *     messages are not hidden. Blocking again changes nothing; the user need not share a chat
+         *     with me. My sockets get `block_changed`.
+         */
+        put: operations["block_user"];
+        post?: never;
+        /** Lifts my block of a user (nothing to lift changes nothing). */
+        delete: operations["unblock_user"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ws/chat": {
         parameters: {
             query?: never;
@@ -438,6 +481,15 @@ export type components = {
         AddMembersRequest: {
             /** @description Positive user ids; those already members are left as they are. */
             user_ids: components["schemas"]["i64"][];
+        };
+        /** @description A user I block. */
+        BlockedUser: {
+            /**
+             * Format: date-time
+             * @description When I blocked them.
+             */
+            blocked_at: string;
+            user_id: components["schemas"]["i64"];
         };
         /** @description A chat's members and their presence. */
         ChatPresence: {
@@ -527,7 +579,7 @@ export type components = {
          * @description Why the request was refused (docs/protocol.md, "Error codes"). New codes may come: treat an unknown one as a generic refusal.
          * @enum {string}
          */
-        ErrorCode: "bad_json" | "invalid_field" | "missing_field" | "unknown_action" | "empty_content" | "content_too_long" | "forbidden" | "not_found" | "message_deleted" | "invalid_reply" | "invalid_forward" | "invalid_emoji" | "too_many_reactions" | "not_editable" | "edit_window_passed" | "invalid_receiver" | "invalid_member" | "too_many_members" | "not_a_group" | "not_a_member" | "invalid_role" | "owner_required" | "invalid_name" | "invalid_display_name" | "invalid_avatar_url" | "invalid_command" | "unavailable" | "invalid_data" | "id_conflict" | "internal_error" | "rate_limited" | "invalid_token" | "other";
+        ErrorCode: "bad_json" | "invalid_field" | "missing_field" | "unknown_action" | "empty_content" | "content_too_long" | "forbidden" | "not_found" | "message_deleted" | "invalid_reply" | "invalid_forward" | "invalid_emoji" | "too_many_reactions" | "not_editable" | "edit_window_passed" | "invalid_receiver" | "invalid_member" | "too_many_members" | "not_a_group" | "not_a_member" | "blocked" | "invalid_role" | "owner_required" | "invalid_name" | "invalid_display_name" | "invalid_avatar_url" | "invalid_command" | "unavailable" | "invalid_data" | "id_conflict" | "internal_error" | "rate_limited" | "invalid_token" | "other";
         /**
          * Format: binary
          * @description The bytes of a file.
@@ -2458,6 +2510,165 @@ export interface operations {
             };
             /** @description No ids, an id that is not a positive integer, or over 100 */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_blocks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BlockedUser"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    block_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user to block */
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Blocked (or blocked before) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `invalid_field`: a user id that is not positive, not a 64-bit integer, or yours */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    unblock_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user to unblock */
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Not blocked (any more) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `invalid_field`: a user id that is not positive, not a 64-bit integer, or yours */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

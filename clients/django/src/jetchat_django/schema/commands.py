@@ -247,6 +247,27 @@ class SendMessage(TypedDict):
     v: NotRequired[int]
 
 
+class SetBlock(TypedDict):
+    """A user blocks another (`blocked: true`) or lifts the block. Published by jetchat for
+    `PUT`/`DELETE /users/me/blocks/{user_id}` and the socket's `block_user`/`unblock_user`, and
+    by Django. The blocked user can no longer open a private chat with the blocker, send in
+    their private chat, or add the blocker to a group (`blocked`), and sees the blocker
+    offline, never seen; the blocker's side is unchanged, group messages are not hidden. A
+    repeat changes nothing and is applied; blocking yourself or a user id <= 0 is
+    `invalid_field`. Told to the blocker's sockets as `block_changed`.
+    """
+    blocked: bool
+    """True to block, false to lift the block."""
+    blocked_id: int
+    """Whom (a positive id, not `user_id`); need not share a chat with `user_id`."""
+    command_id: str
+    """Unique per command (logs, dead letters, the outcome)."""
+    reply_to: NotRequired[str | None]
+    user_id: int
+    """Who blocks (a positive id)."""
+    v: NotRequired[int]
+
+
 class SetMemberRole(TypedDict):
     """Give a member of a group a role. `owner` hands the group over (the previous owner becomes
     an admin); the owner cannot give themselves another role (`owner_required`). Without
@@ -325,4 +346,5 @@ COMMAND_TYPES: dict[str, type] = {
     'mute_chat': MuteChat,
     'push_due': PushDue,
     'upsert_user': UpsertUser,
+    'set_block': SetBlock,
 }

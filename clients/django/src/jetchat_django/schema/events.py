@@ -8,6 +8,25 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired, TypedDict
 
 
+class BlockChanged(TypedDict):
+    """A user blocked another or lifted the block (`set_block`): on
+    `chat.events.none.block_changed`, journaled (no chat: the journal's `chat_id` is 0) and
+    told to the blocker's sockets only, and replayed by their catch-up. Routers also hide the
+    blocker's presence from the blocked user's sockets, who are told nothing else of it.
+    """
+    blocked: bool
+    """True: blocked now; false: the block was lifted."""
+    blocked_id: int
+    command_id: str
+    cursor: NotRequired[int | None]
+    """Where this change stands in the order of every stored change (see docs/protocol.md,
+    "Reconnect without gaps"); set by the persister when the change is journaled.
+    """
+    user_id: int
+    """The blocker."""
+    v: NotRequired[int]
+
+
 class ChatCreated(TypedDict):
     """A chat was created with its first members."""
     chat: ChatView
@@ -121,7 +140,7 @@ ContentType = Literal['text', 'audio', 'video', 'image', 'file']
 """What a message carries."""
 
 
-ErrorCode = Literal['bad_json', 'invalid_field', 'missing_field', 'unknown_action', 'empty_content', 'content_too_long', 'forbidden', 'not_found', 'message_deleted', 'invalid_reply', 'invalid_forward', 'invalid_emoji', 'too_many_reactions', 'not_editable', 'edit_window_passed', 'invalid_receiver', 'invalid_member', 'too_many_members', 'not_a_group', 'not_a_member', 'invalid_role', 'owner_required', 'invalid_name', 'invalid_display_name', 'invalid_avatar_url', 'invalid_command', 'unavailable', 'invalid_data', 'id_conflict', 'internal_error', 'rate_limited', 'invalid_token', 'other']
+ErrorCode = Literal['bad_json', 'invalid_field', 'missing_field', 'unknown_action', 'empty_content', 'content_too_long', 'forbidden', 'not_found', 'message_deleted', 'invalid_reply', 'invalid_forward', 'invalid_emoji', 'too_many_reactions', 'not_editable', 'edit_window_passed', 'invalid_receiver', 'invalid_member', 'too_many_members', 'not_a_group', 'not_a_member', 'blocked', 'invalid_role', 'owner_required', 'invalid_name', 'invalid_display_name', 'invalid_avatar_url', 'invalid_command', 'unavailable', 'invalid_data', 'id_conflict', 'internal_error', 'rate_limited', 'invalid_token', 'other']
 """Why a frame or command was refused (docs/protocol.md, "Error codes"). New codes may come: treat an unknown one as a generic refusal."""
 
 
@@ -404,4 +423,5 @@ EVENT_TYPES: dict[str, type] = {
     'chat_muted': ChatMuted,
     'push_needed': PushNeeded,
     'user_updated': UserUpdated,
+    'block_changed': BlockChanged,
 }
