@@ -169,6 +169,11 @@ pub struct SendMessage {
     /// text and file are copied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_from: Option<MessageId>,
+    /// Users the message mentions: positive ids, at most `MAX_MENTIONS` (50; `invalid_field`
+    /// otherwise). Those who are not members of the chat, and the sender, are dropped;
+    /// repeats count once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
     /// A core NATS subject for a rejection, if the sender wants one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
@@ -443,6 +448,11 @@ pub struct MuteChat {
     /// [`MUTED_FOREVER`]); absent or null unmutes.
     #[serde(default)]
     pub muted_until: Option<DateTime<Utc>>,
+    /// Mute the chat's mentions of the member too (absent: false). A muted member is still
+    /// pushed a message that mentions them (`push_needed` with `mentioned`) unless this is on;
+    /// unmuting turns it off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mute_mentions: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
 }
@@ -959,6 +969,9 @@ pub struct ChatMuted {
     /// Null: not muted (any more).
     #[serde(serialize_with = "crate::domain::rfc3339_opt")]
     pub muted_until: Option<DateTime<Utc>>,
+    /// Whether the mute covers the chat's mentions of the member too.
+    #[serde(default)]
+    pub mentions_muted: bool,
     pub command_id: String,
 }
 
@@ -984,6 +997,10 @@ pub struct PushNeeded {
     pub through_message_id: MessageId,
     /// How many messages are covered (deleted ones and the member's own are not counted).
     pub count: u64,
+    /// Some of the covered messages mention the member: in a chat the member muted (without
+    /// its mentions), those are the only ones covered.
+    #[serde(default)]
+    pub mentioned: bool,
 }
 
 /// A user's directory entry changed (an `upsert_user` or a token's claims): on
@@ -1092,6 +1109,9 @@ pub enum Outcome {
         command_id: String,
         chat_id: ChatId,
         muted_until: Option<DateTime<Utc>>,
+        /// Whether the mute covers the chat's mentions of the member too.
+        #[serde(default)]
+        mentions_muted: bool,
     },
     /// The command was refused; `command_id` is its `command_id` or `client_msg_id`.
     Rejected {

@@ -148,6 +148,7 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             ServerFrame::ChatMuted {
                 chat_id: e.chat_id,
                 muted_until: e.muted_until,
+                mentions_muted: e.mentions_muted,
                 cursor,
             },
             Audience::User(e.user_id),

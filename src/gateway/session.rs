@@ -246,8 +246,9 @@ impl Socket {
             Request::Mute {
                 chat_id,
                 until,
+                mute_mentions,
                 command_id,
-            } => self.mute(chat_id, until, command_id).await,
+            } => self.mute(chat_id, until, mute_mentions, command_id).await,
             Request::Group(group) => self.group(group).await,
             Request::Block {
                 user_id,

@@ -26,6 +26,7 @@ mod instances;
 mod lifecycle;
 mod limits;
 mod media;
+mod mentions;
 mod metrics;
 mod openapi;
 mod operations_doc;

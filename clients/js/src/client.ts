@@ -369,13 +369,20 @@ export class Client extends Emitter<ClientEvents> {
     );
   }
 
-  /** No pushes for the chat until `until` (RFC 3339), for ever without: resolves with
-   * `chat_muted`; a refusal (`forbidden`, `invalid_field`, ...) is the `error` frame naming
-   * the request's `command_id`. */
-  mute(chatId: number, until?: string, options: ChangeOptions = {}): Promise<ChatMuted> {
+  /** No pushes for the chat until `until` (RFC 3339), for ever without, but for messages
+   * that mention me unless `muteMentions`: resolves with `chat_muted`; a refusal
+   * (`forbidden`, `invalid_field`, ...) is the `error` frame naming the request's
+   * `command_id`. */
+  mute(chatId: number, until?: string, options: ChangeOptions & { muteMentions?: boolean } = {}): Promise<ChatMuted> {
     const commandId = newClientMsgId();
     return this.change(
-      { action: 'mute', chat_id: chatId, until: until ?? null, command_id: commandId },
+      {
+        action: 'mute',
+        chat_id: chatId,
+        until: until ?? null,
+        mute_mentions: options.muteMentions ?? false,
+        command_id: commandId,
+      },
       'chat_muted',
       (f) => f.chat_id === chatId && f.muted_until != null,
       (e) => e.command_id === commandId,

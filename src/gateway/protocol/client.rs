@@ -42,6 +42,8 @@ struct RawFrame {
     role: Option<String>,
     name: Option<String>,
     settings: Option<SettingsChange>,
+    mentions: Option<Vec<UserId>>,
+    mute_mentions: Option<bool>,
 }
 
 /// A checked client request.
@@ -65,10 +67,12 @@ pub enum Request {
     Presence { chat_id: ChatId },
     /// Everything the user missed after `since` (a cursor), then `synced`.
     Sync { since: u64, epoch: Option<String> },
-    /// No push notifications for `chat_id` until `until` (`None`: unmute).
+    /// No push notifications for `chat_id` until `until` (`None`: unmute); with
+    /// `mute_mentions`, not even for a message that mentions the user.
     Mute {
         chat_id: ChatId,
         until: Option<DateTime<Utc>>,
+        mute_mentions: bool,
         /// The client's id for the request: `command_applied` (or a refusal) names it.
         command_id: Option<String>,
     },
@@ -200,6 +204,8 @@ pub struct SendRequest {
     pub reply_to_message_id: Option<MessageId>,
     /// A message this one forwards.
     pub forwarded_from: Option<MessageId>,
+    /// Users the message mentions (checked: positive, at most 50).
+    pub mentions: Vec<UserId>,
 }
 
 /// Why a frame was refused; sent back as an `error` frame, the socket stays open.
@@ -534,6 +540,7 @@ fn parse_mute(raw: RawFrame, mute: bool) -> Result<Request, FrameError> {
         } else {
             None
         },
+        mute_mentions: mute && raw.mute_mentions.unwrap_or(false),
         command_id: frame_command_id(raw.command_id)?,
     })
 }
@@ -689,7 +696,8 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
     let checked = rules::content(&content, max_content_chars)
         .and_then(|()| rules::client_msg_id(&client_msg_id))
         .and_then(|()| file_url.as_deref().map_or(Ok(()), rules::file_url))
-        .and_then(|()| file_id.as_deref().map_or(Ok(()), rules::file_id));
+        .and_then(|()| file_id.as_deref().map_or(Ok(()), rules::file_id))
+        .and_then(|()| rules::mentions(raw.mentions.as_deref().unwrap_or_default()));
     if let Err(refusal) = checked {
         return fail(refusal.code, refusal.detail);
     }
@@ -707,6 +715,7 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
         client_msg_id,
         reply_to_message_id: raw.reply_to_message_id,
         forwarded_from: raw.forwarded_from,
+        mentions: raw.mentions.unwrap_or_default(),
     })
 }
 

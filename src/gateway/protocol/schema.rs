@@ -40,6 +40,10 @@ pub enum ClientFrame {
         /// the original's are copied.
         #[schemars(range(min = 1))]
         forwarded_from: Option<MessageId>,
+        /// Members of the chat the message mentions (others, and you, are dropped); repeats
+        /// count once.
+        #[schemars(length(max = 50))]
+        mentions: Option<Vec<PositiveUserId>>,
     },
     /// The message (and everything before it in its chat) reached you.
     Delivered {
@@ -130,6 +134,8 @@ pub enum ClientFrame {
         #[schemars(range(min = 1))]
         chat_id: ChatId,
         until: Option<String>,
+        /// Mute the chat's mentions of you too (absent: false; a mention still pushes).
+        mute_mentions: Option<bool>,
         /// Your id for the request: answered with `command_applied`, or an `error` naming it.
         #[schemars(length(min = 1, max = 128))]
         command_id: Option<String>,

@@ -157,6 +157,8 @@ pub enum ServerFrame<'a> {
         chat_id: ChatId,
         #[serde(serialize_with = "rfc3339_opt")]
         muted_until: Option<DateTime<Utc>>,
+        /// Whether the mute covers the chat's mentions of you too.
+        mentions_muted: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },

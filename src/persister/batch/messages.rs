@@ -257,9 +257,28 @@ impl BatchState {
             forwarded_from_chat_id: forward.as_ref().map(|m| m.chat_id),
             forwarded_from_message_id: forward.as_ref().map(|m| m.id),
             forwarded_from_sender_id: forward.as_ref().map(|m| m.sender_id),
+            mentions: self.mentioned(chat_id, cmd),
         });
         pending.push(Pending::Message { key });
         Ok(())
+    }
+
+    /// The members of `chat_id` (as this batch sees it) `cmd` mentions, ascending, each once,
+    /// the sender not among them; as `messages.mentions` stores them.
+    fn mentioned(&self, chat_id: ChatId, cmd: &SendMessage) -> Option<String> {
+        if cmd.mentions.is_empty() {
+            return None;
+        }
+        let members = self.chats.get(&chat_id).map(|chat| &chat.members);
+        let mut ids: Vec<UserId> = cmd
+            .mentions
+            .iter()
+            .copied()
+            .filter(|id| *id != cmd.sender_id && members.is_some_and(|m| m.contains_key(id)))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        crate::domain::stored_mentions(&ids)
     }
 
     /// A message a reply or a forward refers to, as it is now: earlier in this batch (not

@@ -262,6 +262,7 @@ impl Rules {
         if let Some(id) = cmd.forwarded_from {
             positive("forwarded_from", id)?;
         }
+        crate::domain::rules::mentions(&cmd.mentions)?;
         // A forward without text or file copies the original's.
         if cmd.content.trim().is_empty()
             && cmd.forwarded_from.is_none()
@@ -316,6 +317,7 @@ mod tests {
             client_msg_id: "c1".into(),
             reply_to_message_id: None,
             forwarded_from: None,
+            mentions: Vec::new(),
             reply_to: None,
         }
     }

@@ -44,6 +44,11 @@ export type ServerFrame =
        * The original this message forwards (absent for one that is not a forward).
        */
       forwarded_from?: ForwardedFrom | null;
+      /**
+       * The members the message mentions, ascending (absent for none, and for a tombstone);
+       * clients draw `@name` from the directory.
+       */
+      mentions?: number[];
       message_id: number;
       /**
        * The other member of a private chat; `null` in a group.
@@ -167,6 +172,10 @@ export type ServerFrame =
       action: "chat_muted";
       chat_id: number;
       cursor?: number | null;
+      /**
+       * Whether the mute covers the chat's mentions of you too.
+       */
+      mentions_muted: boolean;
       muted_until?: string | null;
     }
   | {

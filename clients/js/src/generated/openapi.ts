@@ -501,6 +501,8 @@ export type components = {
         /** @description One of my chats with its newest message and how many I have not read. */
         ChatSummary: components["schemas"]["ChatView"] & {
             last_message?: components["schemas"]["MessageView"] | null;
+            /** @description Whether my mute of the chat covers its mentions too (false when not muted). */
+            mentions_muted: boolean;
             /**
              * Format: date-time
              * @description Until when I muted the chat (`PUT /chats/{id}/mute`); null: not muted.
@@ -516,6 +518,11 @@ export type components = {
             role?: components["schemas"]["Role"] | null;
             /** Format: int64 */
             unread_count: number;
+            /**
+             * Format: int64
+             * @description How many of those mention me (`mentions`).
+             */
+            unread_mentions: number;
         };
         /** @description A chat and its members. */
         ChatView: {
@@ -667,6 +674,11 @@ export type components = {
              */
             file_url?: string | null;
             forwarded_from?: components["schemas"]["ForwardedFrom"] | null;
+            /**
+             * @description The members the message mentions, ascending (absent for none, and for a tombstone);
+             *     clients draw `@name` from the directory.
+             */
+            mentions?: components["schemas"]["i64"][];
             message_id: components["schemas"]["i64"];
             receiver_id?: components["schemas"]["i64"] | null;
             reply_quote?: components["schemas"]["ReplyQuote"] | null;
@@ -681,6 +693,11 @@ export type components = {
         /** @description How long to mute a chat. */
         MuteRequest: {
             /**
+             * @description Mute the chat's mentions of me too (absent: false: a message that mentions me is still
+             *     pushed, `push_needed` with `mentioned`).
+             */
+            mute_mentions?: boolean;
+            /**
              * @description Until when (RFC 3339, to come); absent or null: forever (stored as
              *     `9999-12-31T23:59:59Z`).
              */
@@ -689,6 +706,8 @@ export type components = {
         /** @description My mute of a chat as stored now. */
         MuteState: {
             chat_id: components["schemas"]["i64"];
+            /** @description Whether the mute covers the chat's mentions of me too. */
+            mentions_muted: boolean;
             /**
              * Format: date-time
              * @description Null: not muted.

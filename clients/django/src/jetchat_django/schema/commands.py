@@ -119,6 +119,11 @@ class MuteChat(TypedDict):
     """
     chat_id: int
     command_id: str
+    mute_mentions: NotRequired[bool]
+    """Mute the chat's mentions of the member too (absent: false). A muted member is still
+    pushed a message that mentions them (`push_needed` with `mentioned`) unless this is on;
+    unmuting turns it off.
+    """
     muted_until: NotRequired[str | None]
     """Until when (RFC 3339, after the command's time and before the year 10000; "forever" is
     [`MUTED_FOREVER`]); absent or null unmutes.
@@ -236,6 +241,11 @@ class SendMessage(TypedDict):
     """A message the sender can read (a member of its chat, not deleted) that this one
     forwards (`invalid_forward` otherwise); with no content and no file, the original's
     text and file are copied.
+    """
+    mentions: NotRequired[list[int]]
+    """Users the message mentions: positive ids, at most `MAX_MENTIONS` (50; `invalid_field`
+    otherwise). Those who are not members of the chat, and the sender, are dropped;
+    repeats count once.
     """
     receiver_id: NotRequired[int | None]
     reply_to: NotRequired[str | None]

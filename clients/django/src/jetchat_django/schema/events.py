@@ -65,6 +65,8 @@ class ChatMuted(TypedDict):
     """Where this change stands in the order of every stored change (see docs/protocol.md,
     "Reconnect without gaps"); set by the persister when the change is journaled.
     """
+    mentions_muted: NotRequired[bool]
+    """Whether the mute covers the chat's mentions of the member too."""
     muted_until: NotRequired[str | None]
     """Null: not muted (any more)."""
     user_id: int
@@ -279,6 +281,10 @@ class MessageView(TypedDict):
     """
     forwarded_from: NotRequired[ForwardedFrom | None]
     """The original this message forwards (absent for one that is not a forward)."""
+    mentions: NotRequired[list[int]]
+    """The members the message mentions, ascending (absent for none, and for a tombstone);
+    clients draw `@name` from the directory.
+    """
     message_id: int
     receiver_id: NotRequired[int | None]
     """The other member of a private chat; `null` in a group."""
@@ -301,6 +307,10 @@ class PushNeeded(TypedDict):
     """How many messages are covered (deleted ones and the member's own are not counted)."""
     first_message_id: int
     """The oldest message covered."""
+    mentioned: NotRequired[bool]
+    """Some of the covered messages mention the member: in a chat the member muted (without
+    its mentions), those are the only ones covered.
+    """
     message_ids: list[int]
     """The newest [`MAX_PUSH_MESSAGE_IDS`] of the messages covered, oldest first."""
     through_message_id: int

@@ -72,6 +72,8 @@ class Muted(TypedDict):
     """A `mute_chat` command's result: the member's mute as stored now."""
     chat_id: int
     command_id: str
+    mentions_muted: NotRequired[bool]
+    """Whether the mute covers the chat's mentions of the member too."""
     muted_until: NotRequired[str | None]
     outcome: Literal['muted']
     v: NotRequired[int]
