@@ -44,12 +44,14 @@ pub enum FrameIn {
     DeleteChat,
     BlockUser,
     UnblockUser,
+    PinMessage,
+    UnpinMessage,
     /// Not a frame the server understands (bad JSON, a binary frame, an unknown action).
     Invalid,
 }
 
 impl FrameIn {
-    const ALL: [FrameIn; 23] = [
+    const ALL: [FrameIn; 25] = [
         FrameIn::SendMessage,
         FrameIn::Delivered,
         FrameIn::Acknowledge,
@@ -72,6 +74,8 @@ impl FrameIn {
         FrameIn::DeleteChat,
         FrameIn::BlockUser,
         FrameIn::UnblockUser,
+        FrameIn::PinMessage,
+        FrameIn::UnpinMessage,
         FrameIn::Invalid,
     ];
 
@@ -99,6 +103,8 @@ impl FrameIn {
             FrameIn::DeleteChat => "delete_chat",
             FrameIn::BlockUser => "block_user",
             FrameIn::UnblockUser => "unblock_user",
+            FrameIn::PinMessage => "pin_message",
+            FrameIn::UnpinMessage => "unpin_message",
             FrameIn::Invalid => "invalid",
         }
     }
@@ -136,10 +142,12 @@ pub enum FrameOut {
     ChatUpdated,
     ChatDeleted,
     BlockChanged,
+    MessagePinned,
+    MessageUnpinned,
 }
 
 impl FrameOut {
-    const ALL: [FrameOut; 28] = [
+    const ALL: [FrameOut; 30] = [
         FrameOut::MessageAccepted,
         FrameOut::MessageAck,
         FrameOut::NewMessage,
@@ -168,6 +176,8 @@ impl FrameOut {
         FrameOut::ChatUpdated,
         FrameOut::ChatDeleted,
         FrameOut::BlockChanged,
+        FrameOut::MessagePinned,
+        FrameOut::MessageUnpinned,
     ];
 
     /// The frame's `action`.
@@ -201,6 +211,8 @@ impl FrameOut {
             FrameOut::ChatUpdated => "chat_updated",
             FrameOut::ChatDeleted => "chat_deleted",
             FrameOut::BlockChanged => "block_changed",
+            FrameOut::MessagePinned => "message_pinned",
+            FrameOut::MessageUnpinned => "message_unpinned",
         }
     }
 }

@@ -42,6 +42,7 @@ pub enum Command {
     PushDue(PushDue),
     UpsertUser(UpsertUser),
     SetBlock(SetBlock),
+    PinMessage(PinMessage),
 }
 
 impl Command {
@@ -67,6 +68,7 @@ impl Command {
             Command::PushDue(_) => "push_due",
             Command::UpsertUser(_) => "upsert_user",
             Command::SetBlock(_) => "set_block",
+            Command::PinMessage(_) => "pin_message",
         }
     }
 
@@ -91,6 +93,7 @@ impl Command {
             Command::PushDue(c) => c.dedupe_id(),
             Command::UpsertUser(c) => c.command_id.clone(),
             Command::SetBlock(c) => c.command_id.clone(),
+            Command::PinMessage(c) => c.command_id.clone(),
         }
     }
 
@@ -115,6 +118,7 @@ impl Command {
             Command::PushDue(_) => None,
             Command::UpsertUser(c) => c.reply_to.as_deref(),
             Command::SetBlock(c) => c.reply_to.as_deref(),
+            Command::PinMessage(c) => c.reply_to.as_deref(),
         }
     }
 
@@ -137,6 +141,7 @@ impl Command {
             Command::React(c) | Command::Unreact(c) => Some(c.chat_id),
             Command::MuteChat(c) => Some(c.chat_id),
             Command::PushDue(c) => Some(c.chat_id),
+            Command::PinMessage(c) => Some(c.chat_id),
             Command::UpsertUser(_) | Command::SetBlock(_) => None,
         }
     }
@@ -534,6 +539,28 @@ pub struct SetBlock {
     pub reply_to: Option<String>,
 }
 
+/// Pin a message of a chat (`pinned: true`) or unpin it: a group's admins and owner may, in a
+/// private chat either member; without `actor_id`, Django acts as the system. A chat keeps at
+/// most `MAX_PINS` (100) pinned messages (`too_many_pins`). Pinning a pinned message, or
+/// unpinning one that is not, changes nothing and is applied.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PinMessage {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Unique per command; a redelivered pin is announced again, never pinned twice.
+    pub command_id: String,
+    pub chat_id: ChatId,
+    /// A message of `chat_id`, not deleted (`not_found`, `message_deleted` otherwise).
+    pub message_id: MessageId,
+    /// True to pin, false to unpin.
+    pub pinned: bool,
+    /// The member who pins; absent: Django, as the system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
 /// Something the persister committed, on `CHAT_EVENTS`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -557,6 +584,8 @@ pub enum Event {
     PushNeeded(PushNeeded),
     UserUpdated(UserUpdated),
     BlockChanged(BlockChanged),
+    MessagePinned(PinChange),
+    MessageUnpinned(PinChange),
 }
 
 impl Event {
@@ -582,6 +611,8 @@ impl Event {
             Event::PushNeeded(_) => "push_needed",
             Event::UserUpdated(_) => "user_updated",
             Event::BlockChanged(_) => "block_changed",
+            Event::MessagePinned(_) => "message_pinned",
+            Event::MessageUnpinned(_) => "message_unpinned",
         }
     }
 
@@ -639,6 +670,8 @@ impl Event {
             Event::BlockChanged(e) => {
                 format!("block:{}:{}:{}", e.user_id, e.blocked_id, e.command_id)
             }
+            Event::MessagePinned(e) => format!("pinned:{}:{}", e.message_id, e.command_id),
+            Event::MessageUnpinned(e) => format!("unpinned:{}:{}", e.message_id, e.command_id),
         }
     }
 
@@ -660,6 +693,7 @@ impl Event {
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => e.cursor,
             Event::ChatMuted(e) => e.cursor,
             Event::BlockChanged(e) => e.cursor,
+            Event::MessagePinned(e) | Event::MessageUnpinned(e) => e.cursor,
             Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
@@ -684,6 +718,7 @@ impl Event {
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => Some(&mut e.cursor),
             Event::ChatMuted(e) => Some(&mut e.cursor),
             Event::BlockChanged(e) => Some(&mut e.cursor),
+            Event::MessagePinned(e) | Event::MessageUnpinned(e) => Some(&mut e.cursor),
             Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
@@ -708,6 +743,7 @@ impl Event {
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => e.chat_id,
             Event::ChatMuted(e) => e.chat_id,
             Event::PushNeeded(e) => e.chat_id,
+            Event::MessagePinned(e) | Event::MessageUnpinned(e) => e.chat_id,
             Event::CommandRejected(e) => return e.chat_id,
             Event::UploadRegistered(_) | Event::UserUpdated(_) | Event::BlockChanged(_) => {
                 return None;
@@ -955,6 +991,24 @@ pub struct Reaction {
     pub command_id: String,
 }
 
+/// A message was pinned (`message_pinned`) or unpinned (`message_unpinned`); told to every
+/// member, journaled.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PinChange {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    /// Who pinned or unpinned it; absent when Django did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<UserId>,
+    pub command_id: String,
+}
+
 /// A member muted (or unmuted) a chat; told to that member's sockets only.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ChatMuted {
@@ -1094,7 +1148,7 @@ pub enum Outcome {
         file_id: String,
         created: bool,
     },
-    /// An `edit_message`, `delete_message`, `react`, `unreact`, `upsert_user`, `set_block` or group command
+    /// An `edit_message`, `delete_message`, `react`, `unreact`, `upsert_user`, `set_block`, `pin_message` or group command
     /// (`add_members`, `remove_members`, `update_chat`, `set_member_role`, `delete_chat`) was applied (or,
     /// for a repeat, had been; an `unreact` of no reaction changes nothing and is applied).
     Applied {

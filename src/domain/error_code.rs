@@ -66,6 +66,7 @@ error_codes! {
     InvalidForward = "invalid_forward", 422, "a forward of a message the sender cannot read";
     InvalidEmoji = "invalid_emoji", 422, "a reaction that is not one grapheme cluster of at most 64 bytes";
     TooManyReactions = "too_many_reactions", 422, "a new emoji on a message that already has 20";
+    TooManyPins = "too_many_pins", 422, "a new pin in a chat that already has 100 pinned messages";
     NotEditable = "not_editable", 422, "an edit of a file-only message, or one that names a file";
     EditWindowPassed = "edit_window_passed", 422, "an edit of a message older than EDIT_WINDOW";
     InvalidReceiver = "invalid_receiver", 422, "a private message to a user id <= 0 or to the sender";

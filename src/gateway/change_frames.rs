@@ -153,6 +153,24 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             },
             Audience::User(e.user_id),
         ),
+        Event::MessagePinned(e) => (
+            ServerFrame::MessagePinned {
+                chat_id: e.chat_id,
+                message_id: e.message_id,
+                by: e.by,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::MessageUnpinned(e) => (
+            ServerFrame::MessageUnpinned {
+                chat_id: e.chat_id,
+                message_id: e.message_id,
+                by: e.by,
+                cursor,
+            },
+            Audience::Members,
+        ),
         Event::BlockChanged(e) => (
             ServerFrame::BlockChanged {
                 user_id: e.blocked_id,

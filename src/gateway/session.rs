@@ -183,7 +183,8 @@ impl Socket {
             | Request::Delete { .. }
             | Request::React { .. }
             | Request::Group(_)
-            | Request::Block { .. } => Some(Limit::Messages),
+            | Request::Block { .. }
+            | Request::Pin { .. } => Some(Limit::Messages),
             Request::Mark { .. } | Request::Mute { .. } => Some(Limit::Marks),
             Request::Presence { .. } => Some(Limit::PresenceQueries),
             Request::Typing { .. } | Request::Ping | Request::RefreshToken { .. } => None,
@@ -255,6 +256,12 @@ impl Socket {
                 blocked,
                 command_id,
             } => self.block(user_id, blocked, command_id).await,
+            Request::Pin {
+                chat_id,
+                message_id,
+                pinned,
+                command_id,
+            } => self.pin(chat_id, message_id, pinned, command_id).await,
             Request::Presence { chat_id } => {
                 let answer = self.presence(chat_id).await;
                 return Ok(Some(answer.unwrap_or_else(|e| self.refuse(&e))));

@@ -14,6 +14,7 @@ pub mod media;
 pub mod messages;
 pub mod metrics;
 pub mod mute;
+pub mod pins;
 pub mod presence;
 pub mod reactions;
 pub mod search;
@@ -245,6 +246,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(mute::router())
         .merge(users::router())
         .merge(blocks::router())
+        .merge(pins::router())
         .merge(health::router())
         .merge(sync::router())
         .merge(metrics::router())

@@ -7,6 +7,8 @@ pub mod chat_member;
 pub mod message;
 pub mod message_reaction;
 pub mod message_revision;
+pub mod pinned_message;
+pub mod pins;
 pub mod push;
 pub mod queries;
 pub mod roles;

@@ -126,6 +126,17 @@ async fn every_payload_on_the_bus_validates_against_the_schemas() {
             .await
             .unwrap();
     }
+    // A pin Django sets as the system, answered on its inbox.
+    js.publish(
+        format!("chat.in.{}.pin_message", first["chat_id"]),
+        json!({"type": "pin_message", "v": 1, "command_id": "p", "chat_id": first["chat_id"], "message_id": first["message_id"], "pinned": true, "reply_to": "_INBOX.pinned"})
+            .to_string()
+            .into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
     // A block Django sets for a user, answered on its inbox.
     js.publish(
         "chat.in.users.block",
@@ -215,6 +226,8 @@ async fn every_payload_on_the_bus_validates_against_the_schemas() {
         "chat_deleted",
         "set_block",
         "block_changed",
+        "pin_message",
+        "message_pinned",
     ] {
         assert!(
             kinds.contains_key(kind),
@@ -419,6 +432,19 @@ async fn every_frame_of_a_conversation_validates_against_the_frame_schemas() {
         .await;
     bob.take("chat_deleted").await;
     alice
+        .send(json!({"action": "send_message", "chat_id": group, "content": "pin me"}))
+        .await;
+    let pinned = alice.take("message_ack").await;
+    for (action, told) in [
+        ("pin_message", "message_pinned"),
+        ("unpin_message", "message_unpinned"),
+    ] {
+        alice
+            .send(json!({"action": action, "chat_id": group, "message_id": pinned["message_id"], "command_id": action}))
+            .await;
+        alice.take(told).await;
+    }
+    alice
         .send(json!({"action": "block_user", "user_id": 9, "command_id": "b1"}))
         .await;
     alice.take("block_changed").await;
@@ -462,6 +488,8 @@ async fn every_frame_of_a_conversation_validates_against_the_frame_schemas() {
         "chat_deleted",
         "command_applied",
         "block_changed",
+        "message_pinned",
+        "message_unpinned",
     ] {
         assert!(
             actions.contains(action),

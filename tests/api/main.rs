@@ -32,6 +32,7 @@ mod openapi;
 mod operations_doc;
 mod ops;
 mod order;
+mod pins;
 mod poison;
 mod presence;
 mod process;

@@ -39,6 +39,8 @@ type GroupFrame = ClientFrameOf<
   | 'delete_chat'
   | 'block_user'
   | 'unblock_user'
+  | 'pin_message'
+  | 'unpin_message'
 > extends infer F
   ? F extends unknown
     ? Omit<F, 'command_id'>
@@ -439,6 +441,19 @@ export class Client extends Emitter<ClientEvents> {
    * `command_applied` (members get `chat_deleted`). */
   deleteChat(chatId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
     return this.groupChange({ action: 'delete_chat', chat_id: chatId }, options);
+  }
+
+  /** Pins a message (a group's admins and owner; in a private chat, either member):
+   * resolves with `command_applied` once applied (every member gets `message_pinned`),
+   * rejects with a `ChangeError` (`forbidden` naming the admin role, `message_deleted`,
+   * `too_many_pins`, ...) or a `ChangeTimeoutError`. */
+  pinMessage(chatId: number, messageId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'pin_message', chat_id: chatId, message_id: messageId }, options);
+  }
+
+  /** Unpins a message: resolves with `command_applied` (members get `message_unpinned`). */
+  unpinMessage(chatId: number, messageId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'unpin_message', chat_id: chatId, message_id: messageId }, options);
   }
 
   /** Blocks a user: they can no longer write to me privately or add me to a group

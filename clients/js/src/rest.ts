@@ -21,6 +21,7 @@ import type {
   UploadedFile,
   UserProfile,
   BlockedUser,
+  ChatDetail,
 } from './types.js';
 
 /** A REST answer that is not a success: `status`, the server's `detail` and its `code` (the
@@ -186,6 +187,21 @@ export class RestClient {
    * members, and `user_updated` events tell changes. */
   users(ids: readonly number[]): Promise<UserProfile[]> {
     return this.json('GET', '/users', { query: { ids: ids.join(',') } });
+  }
+
+  /** One of my chats with its pinned messages, newest pin first (`GET /chats/{id}`). */
+  chat(chatId: number): Promise<ChatDetail> {
+    return this.json('GET', `/chats/${chatId}`);
+  }
+
+  /** Pins a message (`PUT /chats/{id}/messages/{mid}/pin`); again is a no-op. */
+  async pin(chatId: number, messageId: number): Promise<void> {
+    await this.json('PUT', `/chats/${chatId}/messages/${messageId}/pin`);
+  }
+
+  /** Unpins a message (`DELETE /chats/{id}/messages/{mid}/pin`). */
+  async unpin(chatId: number, messageId: number): Promise<void> {
+    await this.json('DELETE', `/chats/${chatId}/messages/${messageId}/pin`);
   }
 
   /** Blocks a user (`PUT /users/me/blocks/{id}`): they can no longer write to me privately

@@ -31,6 +31,9 @@ export type ChatDeleted = FrameOf<'chat_deleted'>;
 export type CommandApplied = FrameOf<'command_applied'>;
 /** I blocked `user_id` (or lifted the block) on one of my devices. */
 export type BlockChanged = FrameOf<'block_changed'>;
+/** A message of one of my chats was pinned (`message_unpinned`: unpinned). */
+export type MessagePinned = FrameOf<'message_pinned'>;
+export type MessageUnpinned = FrameOf<'message_unpinned'>;
 
 /** Every `action` of a stored change: each such frame carries its `cursor`, and a catch-up
  * (`?since=` on the socket, `sync`, `GET /sync`) replays them. */
@@ -46,6 +49,8 @@ export type StoredChangeAction =
   | 'chat_deleted'
   | 'chat_muted'
   | 'block_changed'
+  | 'message_pinned'
+  | 'message_unpinned'
   | 'message_deleted'
   | 'message_edited'
   | 'reaction_added'
@@ -82,5 +87,8 @@ export type SearchHit = Schemas['SearchHit'];
 export type UserProfile = Schemas['UserProfile'];
 /** A user I block, with when (`GET /users/me/blocks`). */
 export type BlockedUser = Schemas['BlockedUser'];
+/** A chat with its pinned messages (`GET /chats/{id}`). */
+export type ChatDetail = Schemas['ChatDetail'];
+export type PinnedMessage = Schemas['PinnedMessage'];
 /** `GET /search`'s query, as the spec has it. */
 export type SearchQuery = NonNullable<operations['search_messages']['parameters']['query']>;

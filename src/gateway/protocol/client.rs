@@ -94,6 +94,13 @@ pub enum Request {
     },
     /// A change to a group's members, roles, name, settings or existence.
     Group(GroupRequest),
+    /// Pin (`pinned`) or unpin a message of a chat.
+    Pin {
+        chat_id: ChatId,
+        message_id: MessageId,
+        pinned: bool,
+        command_id: Option<String>,
+    },
     /// Block `user_id` (`blocked`), or lift the block.
     Block {
         user_id: UserId,
@@ -183,6 +190,8 @@ impl Request {
                 GroupChange::Update { .. } => FrameIn::UpdateChat,
                 GroupChange::Delete => FrameIn::DeleteChat,
             },
+            Request::Pin { pinned: true, .. } => FrameIn::PinMessage,
+            Request::Pin { pinned: false, .. } => FrameIn::UnpinMessage,
             Request::Block { blocked: true, .. } => FrameIn::BlockUser,
             Request::Block { blocked: false, .. } => FrameIn::UnblockUser,
         }
@@ -356,6 +365,11 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
                 .map(Request::Group)
                 .map_err(|error| error.naming_opt(named.as_deref()))
         }
+        "pin_message" | "unpin_message" => {
+            let named = valid_command_id(&raw);
+            let pinned = action == "pin_message";
+            parse_pin(pinned, raw).map_err(|error| error.naming_opt(named.as_deref()))
+        }
         "block_user" | "unblock_user" => {
             let named = valid_command_id(&raw);
             parse_block(action == "block_user", raw)
@@ -366,6 +380,30 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
             format!("unknown action {other:?}"),
         )),
     }
+}
+
+/// `pin_message` or `unpin_message`: a positive `chat_id` and `message_id`.
+fn parse_pin(pinned: bool, raw: RawFrame) -> Result<Request, FrameError> {
+    let action = if pinned {
+        "pin_message"
+    } else {
+        "unpin_message"
+    };
+    let chat_id = positive_chat_id(raw.chat_id, action)?;
+    let command_id = frame_command_id(raw.command_id)?;
+    let message_id = raw.message_id.ok_or_else(|| {
+        FrameError::new(
+            ErrorCode::MissingField,
+            format!("{action} needs message_id"),
+        )
+    })?;
+    rules::positive("message_id", message_id).map_err(|r| FrameError::new(r.code, r.detail))?;
+    Ok(Request::Pin {
+        chat_id,
+        message_id,
+        pinned,
+        command_id,
+    })
 }
 
 /// `block_user` or `unblock_user`: a positive `user_id`, not yours (checked by the caller,

@@ -206,6 +206,17 @@ pub enum ClientFrame {
         #[schemars(length(min = 1, max = 128))]
         command_id: Option<String>,
     },
+    /// Pin a message (a group's admins and owner; in a private chat, either member). Told to
+    /// every member as `message_pinned`.
+    PinMessage {
+        #[serde(flatten)]
+        pin: ClientPin,
+    },
+    /// Unpin a message. Told as `message_unpinned`.
+    UnpinMessage {
+        #[serde(flatten)]
+        pin: ClientPin,
+    },
     /// Block a user: they can no longer write to you privately or add you to a group, and
     /// see you offline. Told to your sockets as `block_changed`.
     BlockUser {
@@ -217,6 +228,17 @@ pub enum ClientFrame {
         #[serde(flatten)]
         block: ClientBlock,
     },
+}
+
+/// Pin or unpin a message (`unpin_message` has the same fields).
+#[derive(schemars::JsonSchema)]
+pub struct ClientPin {
+    #[schemars(range(min = 1))]
+    pub chat_id: ChatId,
+    #[schemars(range(min = 1))]
+    pub message_id: MessageId,
+    #[schemars(length(min = 1, max = 128))]
+    pub command_id: Option<String>,
 }
 
 /// Block a user, or lift the block (`unblock_user` has the same fields).

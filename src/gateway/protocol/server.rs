@@ -170,6 +170,25 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
+    /// A message was pinned: show it among the chat's pinned messages (`by` who pinned it,
+    /// absent when Django did).
+    MessagePinned {
+        chat_id: ChatId,
+        message_id: MessageId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<UserId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A message was unpinned.
+    MessageUnpinned {
+        chat_id: ChatId,
+        message_id: MessageId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<UserId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
     /// A message was deleted: show its tombstone.
     MessageDeleted {
         chat_id: ChatId,
@@ -300,6 +319,8 @@ impl ServerFrame<'_> {
             ServerFrame::ChatUpdated { .. } => FrameOut::ChatUpdated,
             ServerFrame::ChatDeleted { .. } => FrameOut::ChatDeleted,
             ServerFrame::BlockChanged { .. } => FrameOut::BlockChanged,
+            ServerFrame::MessagePinned { .. } => FrameOut::MessagePinned,
+            ServerFrame::MessageUnpinned { .. } => FrameOut::MessageUnpinned,
         }
     }
 

@@ -355,7 +355,9 @@ impl Router {
             | Event::MessageEdited(_)
             | Event::ReactionAdded(_)
             | Event::ReactionRemoved(_)
-            | Event::ChatMuted(_) => {
+            | Event::ChatMuted(_)
+            | Event::MessagePinned(_)
+            | Event::MessageUnpinned(_) => {
                 self.deliver_change(chat_id, &event);
             }
             // Membership events come through the membership subscription (every chat's).

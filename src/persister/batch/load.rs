@@ -90,6 +90,9 @@ impl BatchState {
                 Command::UpsertUser(_) => {}
                 // Written when applied; a block's own pair needs no read.
                 Command::SetBlock(_) => {}
+                Command::PinMessage(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
             }
         }
         let mut condition = sea_orm::Condition::any();

@@ -5,7 +5,7 @@
 //! (unique `create_command_id`) and re-emits the same events instead of writing twice.
 //!
 //! One file per kind of state: [`load`] reads what a batch refers to, [`messages`],
-//! [`receipts`], [`chats`], [`members`], [`groups`] (roles, settings, deletion), [`edits`], [`reactions`], [`uploads`], [`users`] (the directory), [`blocks`] and [`push`]
+//! [`receipts`], [`chats`], [`members`], [`groups`] (roles, settings, deletion), [`edits`], [`reactions`], [`uploads`], [`users`] (the directory), [`blocks`], [`pins`] and [`push`]
 //! (mutes and push watermarks) apply the commands, [`rules`] checks their fields.
 
 mod blocks;
@@ -15,6 +15,7 @@ mod groups;
 mod load;
 mod members;
 mod messages;
+mod pins;
 mod push;
 mod reactions;
 mod receipts;
@@ -364,6 +365,7 @@ pub async fn apply(
                     .set_block(txn, cmd, at, &mut pending, &mut replies)
                     .await
             }
+            Command::PinMessage(cmd) => state.pin(txn, cmd, at, &mut pending, &mut replies).await,
         };
         match result {
             Ok(()) => {}

@@ -196,6 +196,12 @@ impl Rules {
                 display_name(&cmd.display_name)?;
                 cmd.avatar_url.as_deref().map_or(Ok(()), avatar_url)
             }
+            Command::PinMessage(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                positive("message_id", cmd.message_id)?;
+                cmd.actor_id.map_or(Ok(()), |id| positive("actor_id", id))
+            }
             Command::SetBlock(cmd) => {
                 command_id(&cmd.command_id)?;
                 positive("user_id", cmd.user_id)?;

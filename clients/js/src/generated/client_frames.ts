@@ -187,6 +187,18 @@ export type ClientFrame =
       command_id?: string | null;
     }
   | {
+      action: "pin_message";
+      chat_id: number;
+      command_id?: string | null;
+      message_id: number;
+    }
+  | {
+      action: "unpin_message";
+      chat_id: number;
+      command_id?: string | null;
+      message_id: number;
+    }
+  | {
       action: "block_user";
       command_id?: string | null;
       /**

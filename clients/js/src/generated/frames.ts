@@ -185,6 +185,20 @@ export type ServerFrame =
       user_id: number;
     }
   | {
+      action: "message_pinned";
+      by?: number | null;
+      chat_id: number;
+      cursor?: number | null;
+      message_id: number;
+    }
+  | {
+      action: "message_unpinned";
+      by?: number | null;
+      chat_id: number;
+      cursor?: number | null;
+      message_id: number;
+    }
+  | {
       action: "message_deleted";
       chat_id: number;
       cursor?: number | null;
@@ -291,6 +305,7 @@ export type ErrorCode =
   | "invalid_forward"
   | "invalid_emoji"
   | "too_many_reactions"
+  | "too_many_pins"
   | "not_editable"
   | "edit_window_passed"
   | "invalid_receiver"

@@ -30,7 +30,8 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** One of my chats, with its members, roles and pinned messages. */
+        get: operations["chat_detail"];
         put?: never;
         post?: never;
         /**
@@ -149,6 +150,30 @@ export type paths = {
          *     answer is the message as history now shows it.
          */
         patch: operations["edit_message"];
+        trace?: never;
+    };
+    "/chats/{chat_id}/messages/{message_id}/pin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Pins a message: a group's admins and owner may, in a private chat either member; members
+         *     get `message_pinned`. Pinning it again changes nothing (204).
+         */
+        put: operations["pin_message"];
+        post?: never;
+        /**
+         * Unpins a message (the same who may pin); members get `message_unpinned`. A message that
+         *     is not pinned changes nothing (204).
+         */
+        delete: operations["unpin_message"];
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}": {
@@ -491,6 +516,11 @@ export type components = {
             blocked_at: string;
             user_id: components["schemas"]["i64"];
         };
+        /** @description A chat with its pinned messages. */
+        ChatDetail: components["schemas"]["ChatView"] & {
+            /** @description Its pinned messages that are not deleted, newest pin first (at most 100). */
+            pinned: components["schemas"]["PinnedMessage"][];
+        };
         /** @description A chat's members and their presence. */
         ChatPresence: {
             chat_id: components["schemas"]["i64"];
@@ -586,7 +616,7 @@ export type components = {
          * @description Why the request was refused (docs/protocol.md, "Error codes"). New codes may come: treat an unknown one as a generic refusal.
          * @enum {string}
          */
-        ErrorCode: "bad_json" | "invalid_field" | "missing_field" | "unknown_action" | "empty_content" | "content_too_long" | "forbidden" | "not_found" | "message_deleted" | "invalid_reply" | "invalid_forward" | "invalid_emoji" | "too_many_reactions" | "not_editable" | "edit_window_passed" | "invalid_receiver" | "invalid_member" | "too_many_members" | "not_a_group" | "not_a_member" | "blocked" | "invalid_role" | "owner_required" | "invalid_name" | "invalid_display_name" | "invalid_avatar_url" | "invalid_command" | "unavailable" | "invalid_data" | "id_conflict" | "internal_error" | "rate_limited" | "invalid_token" | "other";
+        ErrorCode: "bad_json" | "invalid_field" | "missing_field" | "unknown_action" | "empty_content" | "content_too_long" | "forbidden" | "not_found" | "message_deleted" | "invalid_reply" | "invalid_forward" | "invalid_emoji" | "too_many_reactions" | "too_many_pins" | "not_editable" | "edit_window_passed" | "invalid_receiver" | "invalid_member" | "too_many_members" | "not_a_group" | "not_a_member" | "blocked" | "invalid_role" | "owner_required" | "invalid_name" | "invalid_display_name" | "invalid_avatar_url" | "invalid_command" | "unavailable" | "invalid_data" | "id_conflict" | "internal_error" | "rate_limited" | "invalid_token" | "other";
         /**
          * Format: binary
          * @description The bytes of a file.
@@ -713,6 +743,12 @@ export type components = {
              * @description Null: not muted.
              */
             muted_until?: string | null;
+        };
+        /** @description A pinned message: the message as history shows it, who pinned it and when. */
+        PinnedMessage: components["schemas"]["MessageView"] & {
+            /** Format: date-time */
+            pinned_at: string;
+            pinned_by?: components["schemas"]["i64"] | null;
         };
         /**
          * @description Whether a user has a socket open on some instance.
@@ -957,6 +993,61 @@ export interface operations {
                 };
             };
             504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    chat_detail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatDetail"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a member of the chat */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1577,6 +1668,166 @@ export interface operations {
                 };
             };
             /** @description Bad text, a deleted or file-only message, or past `EDIT_WINDOW` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    pin_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+                /** @description The message */
+                message_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Pinned (or pinned before) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a member (`forbidden`, `not_a_member`), or `forbidden`: pinning in a group needs the admin role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A deleted message (`message_deleted`), 100 pinned already (`too_many_pins`), ids that are not positive 64-bit integers */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    unpin_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+                /** @description The message */
+                message_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Unpinned (or was not pinned) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -134,6 +134,25 @@ class MuteChat(TypedDict):
     v: NotRequired[int]
 
 
+class PinMessage(TypedDict):
+    """Pin a message of a chat (`pinned: true`) or unpin it: a group's admins and owner may, in a
+    private chat either member; without `actor_id`, Django acts as the system. A chat keeps at
+    most `MAX_PINS` (100) pinned messages (`too_many_pins`). Pinning a pinned message, or
+    unpinning one that is not, changes nothing and is applied.
+    """
+    actor_id: NotRequired[int | None]
+    """The member who pins; absent: Django, as the system."""
+    chat_id: int
+    command_id: str
+    """Unique per command; a redelivered pin is announced again, never pinned twice."""
+    message_id: int
+    """A message of `chat_id`, not deleted (`not_found`, `message_deleted` otherwise)."""
+    pinned: bool
+    """True to pin, false to unpin."""
+    reply_to: NotRequired[str | None]
+    v: NotRequired[int]
+
+
 class PushDue(TypedDict):
     """The push scanner's finding: `user_id` has messages from others in `chat_id` up to
     `through_message_id` that no socket of theirs got within `PUSH_AFTER`. The persister
@@ -357,4 +376,5 @@ COMMAND_TYPES: dict[str, type] = {
     'push_due': PushDue,
     'upsert_user': UpsertUser,
     'set_block': SetBlock,
+    'pin_message': PinMessage,
 }

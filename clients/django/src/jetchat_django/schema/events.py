@@ -142,7 +142,7 @@ ContentType = Literal['text', 'audio', 'video', 'image', 'file']
 """What a message carries."""
 
 
-ErrorCode = Literal['bad_json', 'invalid_field', 'missing_field', 'unknown_action', 'empty_content', 'content_too_long', 'forbidden', 'not_found', 'message_deleted', 'invalid_reply', 'invalid_forward', 'invalid_emoji', 'too_many_reactions', 'not_editable', 'edit_window_passed', 'invalid_receiver', 'invalid_member', 'too_many_members', 'not_a_group', 'not_a_member', 'blocked', 'invalid_role', 'owner_required', 'invalid_name', 'invalid_display_name', 'invalid_avatar_url', 'invalid_command', 'unavailable', 'invalid_data', 'id_conflict', 'internal_error', 'rate_limited', 'invalid_token', 'other']
+ErrorCode = Literal['bad_json', 'invalid_field', 'missing_field', 'unknown_action', 'empty_content', 'content_too_long', 'forbidden', 'not_found', 'message_deleted', 'invalid_reply', 'invalid_forward', 'invalid_emoji', 'too_many_reactions', 'too_many_pins', 'not_editable', 'edit_window_passed', 'invalid_receiver', 'invalid_member', 'too_many_members', 'not_a_group', 'not_a_member', 'blocked', 'invalid_role', 'owner_required', 'invalid_name', 'invalid_display_name', 'invalid_avatar_url', 'invalid_command', 'unavailable', 'invalid_data', 'id_conflict', 'internal_error', 'rate_limited', 'invalid_token', 'other']
 """Why a frame or command was refused (docs/protocol.md, "Error codes"). New codes may come: treat an unknown one as a generic refusal."""
 
 
@@ -297,6 +297,22 @@ class MessageView(TypedDict):
     """UTC, RFC 3339 with an offset."""
 
 
+class PinChange(TypedDict):
+    """A message was pinned (`message_pinned`) or unpinned (`message_unpinned`); told to every
+    member, journaled.
+    """
+    by: NotRequired[int | None]
+    """Who pinned or unpinned it; absent when Django did."""
+    chat_id: int
+    command_id: str
+    cursor: NotRequired[int | None]
+    """Where this change stands in the order of every stored change (see docs/protocol.md,
+    "Reconnect without gaps"); set by the persister when the change is journaled.
+    """
+    message_id: int
+    v: NotRequired[int]
+
+
 class PushNeeded(TypedDict):
     """Messages from others reached none of `user_id`'s sockets within `PUSH_AFTER`: Django sends
     the member's devices a notification. Emitted once per member and message (docs/events.md,
@@ -434,4 +450,6 @@ EVENT_TYPES: dict[str, type] = {
     'push_needed': PushNeeded,
     'user_updated': UserUpdated,
     'block_changed': BlockChanged,
+    'message_pinned': PinChange,
+    'message_unpinned': PinChange,
 }
