@@ -42,12 +42,16 @@ pub enum FrameIn {
     SetMemberRole,
     UpdateChat,
     DeleteChat,
+    BlockUser,
+    UnblockUser,
+    PinMessage,
+    UnpinMessage,
     /// Not a frame the server understands (bad JSON, a binary frame, an unknown action).
     Invalid,
 }
 
 impl FrameIn {
-    const ALL: [FrameIn; 21] = [
+    const ALL: [FrameIn; 25] = [
         FrameIn::SendMessage,
         FrameIn::Delivered,
         FrameIn::Acknowledge,
@@ -68,6 +72,10 @@ impl FrameIn {
         FrameIn::SetMemberRole,
         FrameIn::UpdateChat,
         FrameIn::DeleteChat,
+        FrameIn::BlockUser,
+        FrameIn::UnblockUser,
+        FrameIn::PinMessage,
+        FrameIn::UnpinMessage,
         FrameIn::Invalid,
     ];
 
@@ -93,6 +101,10 @@ impl FrameIn {
             FrameIn::SetMemberRole => "set_member_role",
             FrameIn::UpdateChat => "update_chat",
             FrameIn::DeleteChat => "delete_chat",
+            FrameIn::BlockUser => "block_user",
+            FrameIn::UnblockUser => "unblock_user",
+            FrameIn::PinMessage => "pin_message",
+            FrameIn::UnpinMessage => "unpin_message",
             FrameIn::Invalid => "invalid",
         }
     }
@@ -129,10 +141,13 @@ pub enum FrameOut {
     MemberRoleChanged,
     ChatUpdated,
     ChatDeleted,
+    BlockChanged,
+    MessagePinned,
+    MessageUnpinned,
 }
 
 impl FrameOut {
-    const ALL: [FrameOut; 27] = [
+    const ALL: [FrameOut; 30] = [
         FrameOut::MessageAccepted,
         FrameOut::MessageAck,
         FrameOut::NewMessage,
@@ -160,6 +175,9 @@ impl FrameOut {
         FrameOut::MemberRoleChanged,
         FrameOut::ChatUpdated,
         FrameOut::ChatDeleted,
+        FrameOut::BlockChanged,
+        FrameOut::MessagePinned,
+        FrameOut::MessageUnpinned,
     ];
 
     /// The frame's `action`.
@@ -192,6 +210,9 @@ impl FrameOut {
             FrameOut::MemberRoleChanged => "member_role_changed",
             FrameOut::ChatUpdated => "chat_updated",
             FrameOut::ChatDeleted => "chat_deleted",
+            FrameOut::BlockChanged => "block_changed",
+            FrameOut::MessagePinned => "message_pinned",
+            FrameOut::MessageUnpinned => "message_unpinned",
         }
     }
 }

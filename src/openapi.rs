@@ -26,7 +26,7 @@ use utoipa::{
         (name = "messages", description = "Private history with one user; full-text search over my chats"),
         (name = "media", description = "Upload audio, video and images; fetch them back"),
         (name = "websocket", description = "The real-time socket"),
-        (name = "users", description = "Names and avatars of the users I share a chat with (the directory Django feeds)"),
+        (name = "users", description = "Names and avatars of the users I share a chat with (the directory Django feeds); the users I block"),
         (name = "sync", description = "What a client missed since a cursor (the socket's catch-up, paged)"),
         (name = "health", description = "Readiness and metrics"),
     )

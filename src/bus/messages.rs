@@ -41,6 +41,8 @@ pub enum Command {
     MuteChat(MuteChat),
     PushDue(PushDue),
     UpsertUser(UpsertUser),
+    SetBlock(SetBlock),
+    PinMessage(PinMessage),
 }
 
 impl Command {
@@ -65,6 +67,8 @@ impl Command {
             Command::MuteChat(_) => "mute_chat",
             Command::PushDue(_) => "push_due",
             Command::UpsertUser(_) => "upsert_user",
+            Command::SetBlock(_) => "set_block",
+            Command::PinMessage(_) => "pin_message",
         }
     }
 
@@ -88,6 +92,8 @@ impl Command {
             Command::MuteChat(c) => c.command_id.clone(),
             Command::PushDue(c) => c.dedupe_id(),
             Command::UpsertUser(c) => c.command_id.clone(),
+            Command::SetBlock(c) => c.command_id.clone(),
+            Command::PinMessage(c) => c.command_id.clone(),
         }
     }
 
@@ -111,6 +117,8 @@ impl Command {
             Command::MuteChat(c) => c.reply_to.as_deref(),
             Command::PushDue(_) => None,
             Command::UpsertUser(c) => c.reply_to.as_deref(),
+            Command::SetBlock(c) => c.reply_to.as_deref(),
+            Command::PinMessage(c) => c.reply_to.as_deref(),
         }
     }
 
@@ -133,7 +141,8 @@ impl Command {
             Command::React(c) | Command::Unreact(c) => Some(c.chat_id),
             Command::MuteChat(c) => Some(c.chat_id),
             Command::PushDue(c) => Some(c.chat_id),
-            Command::UpsertUser(_) => None,
+            Command::PinMessage(c) => Some(c.chat_id),
+            Command::UpsertUser(_) | Command::SetBlock(_) => None,
         }
     }
 }
@@ -165,6 +174,11 @@ pub struct SendMessage {
     /// text and file are copied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_from: Option<MessageId>,
+    /// Users the message mentions: positive ids, at most `MAX_MENTIONS` (50; `invalid_field`
+    /// otherwise). Those who are not members of the chat, and the sender, are dropped;
+    /// repeats count once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
     /// A core NATS subject for a rejection, if the sender wants one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
@@ -439,6 +453,11 @@ pub struct MuteChat {
     /// [`MUTED_FOREVER`]); absent or null unmutes.
     #[serde(default)]
     pub muted_until: Option<DateTime<Utc>>,
+    /// Mute the chat's mentions of the member too (absent: false). A muted member is still
+    /// pushed a message that mentions them (`push_needed` with `mentioned`) unless this is on;
+    /// unmuting turns it off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mute_mentions: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
 }
@@ -497,6 +516,51 @@ pub struct UpsertUser {
     pub reply_to: Option<String>,
 }
 
+/// A user blocks another (`blocked: true`) or lifts the block. Published by jetchat for
+/// `PUT`/`DELETE /users/me/blocks/{user_id}` and the socket's `block_user`/`unblock_user`, and
+/// by Django. The blocked user can no longer open a private chat with the blocker, send in
+/// their private chat, or add the blocker to a group (`blocked`), and sees the blocker
+/// offline, never seen; the blocker's side is unchanged, group messages are not hidden. A
+/// repeat changes nothing and is applied; blocking yourself or a user id <= 0 is
+/// `invalid_field`. Told to the blocker's sockets as `block_changed`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SetBlock {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Unique per command (logs, dead letters, the outcome).
+    pub command_id: String,
+    /// Who blocks (a positive id).
+    pub user_id: UserId,
+    /// Whom (a positive id, not `user_id`); need not share a chat with `user_id`.
+    pub blocked_id: UserId,
+    /// True to block, false to lift the block.
+    pub blocked: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// Pin a message of a chat (`pinned: true`) or unpin it: a group's admins and owner may, in a
+/// private chat either member; without `actor_id`, Django acts as the system. A chat keeps at
+/// most `MAX_PINS` (100) pinned messages (`too_many_pins`). Pinning a pinned message, or
+/// unpinning one that is not, changes nothing and is applied.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PinMessage {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Unique per command; a redelivered pin is announced again, never pinned twice.
+    pub command_id: String,
+    pub chat_id: ChatId,
+    /// A message of `chat_id`, not deleted (`not_found`, `message_deleted` otherwise).
+    pub message_id: MessageId,
+    /// True to pin, false to unpin.
+    pub pinned: bool,
+    /// The member who pins; absent: Django, as the system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
 /// Something the persister committed, on `CHAT_EVENTS`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -519,6 +583,9 @@ pub enum Event {
     ChatMuted(ChatMuted),
     PushNeeded(PushNeeded),
     UserUpdated(UserUpdated),
+    BlockChanged(BlockChanged),
+    MessagePinned(PinChange),
+    MessageUnpinned(PinChange),
 }
 
 impl Event {
@@ -543,6 +610,9 @@ impl Event {
             Event::ChatMuted(_) => "chat_muted",
             Event::PushNeeded(_) => "push_needed",
             Event::UserUpdated(_) => "user_updated",
+            Event::BlockChanged(_) => "block_changed",
+            Event::MessagePinned(_) => "message_pinned",
+            Event::MessageUnpinned(_) => "message_unpinned",
         }
     }
 
@@ -597,6 +667,11 @@ impl Event {
                 format!("push:{}:{}:{}", e.chat_id, e.user_id, e.through_message_id)
             }
             Event::UserUpdated(e) => format!("user:{}:{}", e.user.user_id, e.command_id),
+            Event::BlockChanged(e) => {
+                format!("block:{}:{}:{}", e.user_id, e.blocked_id, e.command_id)
+            }
+            Event::MessagePinned(e) => format!("pinned:{}:{}", e.message_id, e.command_id),
+            Event::MessageUnpinned(e) => format!("unpinned:{}:{}", e.message_id, e.command_id),
         }
     }
 
@@ -617,6 +692,8 @@ impl Event {
             Event::MessageEdited(e) => e.cursor,
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => e.cursor,
             Event::ChatMuted(e) => e.cursor,
+            Event::BlockChanged(e) => e.cursor,
+            Event::MessagePinned(e) | Event::MessageUnpinned(e) => e.cursor,
             Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
@@ -640,6 +717,8 @@ impl Event {
             Event::MessageEdited(e) => Some(&mut e.cursor),
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => Some(&mut e.cursor),
             Event::ChatMuted(e) => Some(&mut e.cursor),
+            Event::BlockChanged(e) => Some(&mut e.cursor),
+            Event::MessagePinned(e) | Event::MessageUnpinned(e) => Some(&mut e.cursor),
             Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
@@ -664,8 +743,11 @@ impl Event {
             Event::ReactionAdded(e) | Event::ReactionRemoved(e) => e.chat_id,
             Event::ChatMuted(e) => e.chat_id,
             Event::PushNeeded(e) => e.chat_id,
+            Event::MessagePinned(e) | Event::MessageUnpinned(e) => e.chat_id,
             Event::CommandRejected(e) => return e.chat_id,
-            Event::UploadRegistered(_) | Event::UserUpdated(_) => return None,
+            Event::UploadRegistered(_) | Event::UserUpdated(_) | Event::BlockChanged(_) => {
+                return None;
+            }
         })
     }
 }
@@ -909,6 +991,24 @@ pub struct Reaction {
     pub command_id: String,
 }
 
+/// A message was pinned (`message_pinned`) or unpinned (`message_unpinned`); told to every
+/// member, journaled.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PinChange {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    /// Who pinned or unpinned it; absent when Django did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<UserId>,
+    pub command_id: String,
+}
+
 /// A member muted (or unmuted) a chat; told to that member's sockets only.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ChatMuted {
@@ -923,6 +1023,9 @@ pub struct ChatMuted {
     /// Null: not muted (any more).
     #[serde(serialize_with = "crate::domain::rfc3339_opt")]
     pub muted_until: Option<DateTime<Utc>>,
+    /// Whether the mute covers the chat's mentions of the member too.
+    #[serde(default)]
+    pub mentions_muted: bool,
     pub command_id: String,
 }
 
@@ -948,6 +1051,10 @@ pub struct PushNeeded {
     pub through_message_id: MessageId,
     /// How many messages are covered (deleted ones and the member's own are not counted).
     pub count: u64,
+    /// Some of the covered messages mention the member: in a chat the member muted (without
+    /// its mentions), those are the only ones covered.
+    #[serde(default)]
+    pub mentioned: bool,
 }
 
 /// A user's directory entry changed (an `upsert_user` or a token's claims): on
@@ -962,6 +1069,26 @@ pub struct UserUpdated {
     pub user: crate::domain::UserProfile,
     /// The chats the user is a member of: whose members are told.
     pub chat_ids: Vec<ChatId>,
+}
+
+/// A user blocked another or lifted the block (`set_block`): on
+/// `chat.events.none.block_changed`, journaled (no chat: the journal's `chat_id` is 0) and
+/// told to the blocker's sockets only, and replayed by their catch-up. Routers also hide the
+/// blocker's presence from the blocked user's sockets, who are told nothing else of it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BlockChanged {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Where this change stands in the order of every stored change (see docs/protocol.md,
+    /// "Reconnect without gaps"); set by the persister when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    pub command_id: String,
+    /// The blocker.
+    pub user_id: UserId,
+    pub blocked_id: UserId,
+    /// True: blocked now; false: the block was lifted.
+    pub blocked: bool,
 }
 
 /// An upload was recorded (or, for a repeat, found recorded): on `chat.events.none.`.
@@ -1021,7 +1148,7 @@ pub enum Outcome {
         file_id: String,
         created: bool,
     },
-    /// An `edit_message`, `delete_message`, `react`, `unreact`, `upsert_user` or group command
+    /// An `edit_message`, `delete_message`, `react`, `unreact`, `upsert_user`, `set_block`, `pin_message` or group command
     /// (`add_members`, `remove_members`, `update_chat`, `set_member_role`, `delete_chat`) was applied (or,
     /// for a repeat, had been; an `unreact` of no reaction changes nothing and is applied).
     Applied {
@@ -1036,6 +1163,9 @@ pub enum Outcome {
         command_id: String,
         chat_id: ChatId,
         muted_until: Option<DateTime<Utc>>,
+        /// Whether the mute covers the chat's mentions of the member too.
+        #[serde(default)]
+        mentions_muted: bool,
     },
     /// The command was refused; `command_id` is its `command_id` or `client_msg_id`.
     Rejected {

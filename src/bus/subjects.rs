@@ -189,6 +189,11 @@ impl Subjects {
         format!("{}.in.users.upsert", self.prefix)
     }
 
+    /// A user's block of another, or its lifting: `chat.in.users.block`.
+    pub fn set_block_command(&self) -> String {
+        format!("{}.in.users.block", self.prefix)
+    }
+
     /// Chat creation: `chat.in.chats.create`.
     pub fn create_chat_command(&self) -> String {
         format!("{}.in.chats.create", self.prefix)
@@ -333,6 +338,7 @@ mod tests {
         assert_eq!(s.delivered_marks_command(), "chat.in.receipts.delivered");
         assert_eq!(s.create_chat_command(), "chat.in.chats.create");
         assert_eq!(s.upsert_user_command(), "chat.in.users.upsert");
+        assert_eq!(s.set_block_command(), "chat.in.users.block");
         assert_eq!(s.dead_letter_stream(), "CHAT_DLQ");
         assert_eq!(s.dead_letter("chat.in.7.message"), "chat.dlq.in.7.message");
         assert_eq!(

@@ -66,6 +66,7 @@ error_codes! {
     InvalidForward = "invalid_forward", 422, "a forward of a message the sender cannot read";
     InvalidEmoji = "invalid_emoji", 422, "a reaction that is not one grapheme cluster of at most 64 bytes";
     TooManyReactions = "too_many_reactions", 422, "a new emoji on a message that already has 20";
+    TooManyPins = "too_many_pins", 422, "a new pin in a chat that already has 100 pinned messages";
     NotEditable = "not_editable", 422, "an edit of a file-only message, or one that names a file";
     EditWindowPassed = "edit_window_passed", 422, "an edit of a message older than EDIT_WINDOW";
     InvalidReceiver = "invalid_receiver", 422, "a private message to a user id <= 0 or to the sender";
@@ -73,6 +74,7 @@ error_codes! {
     TooManyMembers = "too_many_members", 422, "a group over its member limit";
     NotAGroup = "not_a_group", 422, "membership or name changes on a private chat";
     NotAMember = "not_a_member", 403, "a membership or admin command of a user who is not a member of the group, or naming one who is not";
+    Blocked = "blocked", 403, "the other user blocked you: no new private chat, message or group with them";
     InvalidRole = "invalid_role", 422, "a role that is not owner, admin or member";
     OwnerRequired = "owner_required", 422, "a change that would leave a group without its owner: hand ownership over first";
     InvalidName = "invalid_name", 422, "a group name that is blank, too long or holds NUL";

@@ -115,6 +115,34 @@ pub struct MessageView {
     /// The original this message forwards (absent for one that is not a forward).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_from: Option<ForwardedFrom>,
+    /// The members the message mentions, ascending (absent for none, and for a tombstone);
+    /// clients draw `@name` from the directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+}
+
+/// Most users one message may mention.
+pub const MAX_MENTIONS: usize = 50;
+
+/// A message's mentions as `messages.mentions` stores them: ascending ids, comma-separated;
+/// `None` for none.
+pub fn stored_mentions(ids: &[UserId]) -> Option<String> {
+    if ids.is_empty() {
+        return None;
+    }
+    Some(
+        ids.iter()
+            .map(UserId::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+/// The ids of a stored `messages.mentions` (none for null or garbage).
+pub fn parse_mentions(stored: Option<&str>) -> Vec<UserId> {
+    stored
+        .map(|s| s.split(',').filter_map(|id| id.parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 /// Most characters of the answered message a reply quotes.

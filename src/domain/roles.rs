@@ -129,6 +129,8 @@ pub enum GroupAction {
     SetRole { current: Role, to: Role, own: bool },
     /// Delete the group and its history.
     DeleteGroup,
+    /// Pin or unpin a message.
+    Pin,
 }
 
 /// Whether a member with `role` may do `action` in a group with `settings`: `forbidden` naming
@@ -178,6 +180,8 @@ pub fn authorize(role: Role, action: GroupAction, settings: GroupSettings) -> Re
         GroupAction::SetRole { .. } => Ok(()),
         GroupAction::DeleteGroup if role == Role::Owner => Ok(()),
         GroupAction::DeleteGroup => needs("deleting the group", "owner"),
+        GroupAction::Pin if admin => Ok(()),
+        GroupAction::Pin => needs("pinning or unpinning a message", "admin"),
     }
 }
 
@@ -221,6 +225,8 @@ mod tests {
             (set(Admin, Member), OFF, true, false, false),
             (set(Member, Owner), OFF, true, false, false),
             (DeleteGroup, OFF, true, false, false),
+            (Pin, OFF, true, true, false),
+            (Pin, ON, true, true, false),
         ];
         for (action, settings, owner, admin, member) in table {
             for (role, allowed) in [(Owner, owner), (Admin, admin), (Member, member)] {

@@ -243,7 +243,28 @@ pub fn no_control(field: &str, value: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Ids are positive: 0 and negative ids name nothing.
+/// A message's `mentions`: at most [`crate::domain::MAX_MENTIONS`] ids, each positive
+/// (`invalid_field` otherwise); whether they are members is the persister's to decide.
+pub fn mentions(ids: &[i64]) -> Result<(), Refusal> {
+    if ids.len() > crate::domain::MAX_MENTIONS {
+        return Err(Refusal::new(
+            ErrorCode::InvalidField,
+            format!(
+                "mentions: at most {} users per message",
+                crate::domain::MAX_MENTIONS
+            ),
+        ));
+    }
+    match ids.iter().find(|id| **id <= 0) {
+        Some(id) => Err(Refusal::new(
+            ErrorCode::InvalidField,
+            format!("mentions: {id} is not a user id (positive integers only)"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A positive id (`invalid_field` naming `field` otherwise).
 pub fn positive(field: &str, id: i64) -> Result<(), Refusal> {
     if id <= 0 {
         return Err(Refusal::new(

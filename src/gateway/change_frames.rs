@@ -148,6 +148,33 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
             ServerFrame::ChatMuted {
                 chat_id: e.chat_id,
                 muted_until: e.muted_until,
+                mentions_muted: e.mentions_muted,
+                cursor,
+            },
+            Audience::User(e.user_id),
+        ),
+        Event::MessagePinned(e) => (
+            ServerFrame::MessagePinned {
+                chat_id: e.chat_id,
+                message_id: e.message_id,
+                by: e.by,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::MessageUnpinned(e) => (
+            ServerFrame::MessageUnpinned {
+                chat_id: e.chat_id,
+                message_id: e.message_id,
+                by: e.by,
+                cursor,
+            },
+            Audience::Members,
+        ),
+        Event::BlockChanged(e) => (
+            ServerFrame::BlockChanged {
+                user_id: e.blocked_id,
+                blocked: e.blocked,
                 cursor,
             },
             Audience::User(e.user_id),

@@ -101,6 +101,12 @@ impl Session {
         let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         let turn = handshake_turn().await;
         let memberships = queries::memberships(&state.db, user_id).await?;
+        // Whose presence this socket is not told (one indexed read; none with presence off).
+        let blockers = if state.presence.enabled() {
+            crate::store::blocks::blockers_of(&state.db, user_id).await?
+        } else {
+            Vec::new()
+        };
         drop(turn);
         let (outbox, inbox) = router::queue(state.config.socket_queue);
         // A child of the server's shutdown token: shutting down cancels it too, so the socket
@@ -140,6 +146,7 @@ impl Session {
                 conn,
                 user_id,
                 socket.chats.iter().copied().collect(),
+                blockers,
                 outbox,
                 kick.clone(),
             )
@@ -175,7 +182,9 @@ impl Socket {
             | Request::Edit(_)
             | Request::Delete { .. }
             | Request::React { .. }
-            | Request::Group(_) => Some(Limit::Messages),
+            | Request::Group(_)
+            | Request::Block { .. }
+            | Request::Pin { .. } => Some(Limit::Messages),
             Request::Mark { .. } | Request::Mute { .. } => Some(Limit::Marks),
             Request::Presence { .. } => Some(Limit::PresenceQueries),
             Request::Typing { .. } | Request::Ping | Request::RefreshToken { .. } => None,
@@ -238,9 +247,21 @@ impl Socket {
             Request::Mute {
                 chat_id,
                 until,
+                mute_mentions,
                 command_id,
-            } => self.mute(chat_id, until, command_id).await,
+            } => self.mute(chat_id, until, mute_mentions, command_id).await,
             Request::Group(group) => self.group(group).await,
+            Request::Block {
+                user_id,
+                blocked,
+                command_id,
+            } => self.block(user_id, blocked, command_id).await,
+            Request::Pin {
+                chat_id,
+                message_id,
+                pinned,
+                command_id,
+            } => self.pin(chat_id, message_id, pinned, command_id).await,
             Request::Presence { chat_id } => {
                 let answer = self.presence(chat_id).await;
                 return Ok(Some(answer.unwrap_or_else(|e| self.refuse(&e))));

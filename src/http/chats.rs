@@ -58,6 +58,10 @@ pub struct ChatSummary {
     pub chat: ChatView,
     pub last_message: Option<MessageView>,
     pub unread_count: i64,
+    /// How many of those mention me (`mentions`).
+    pub unread_mentions: i64,
+    /// Whether my mute of the chat covers its mentions too (false when not muted).
+    pub mentions_muted: bool,
     /// My role in a group (`owner`, `admin` or `member`: what I may do there); null in a
     /// private chat, whose two members are equal.
     pub role: Option<Role>,
@@ -176,6 +180,8 @@ pub async fn list_chats(
     let members = queries::members(db, mine.iter().copied()).await?;
     let mut last = queries::last_messages(db, &mine).await?;
     let unread = queries::unread_counts(db, user).await?;
+    let unread_mentions = queries::unread_mentions(db, user).await?;
+    let mentions_muted = queries::mentions_muted(db, user).await?;
     let mut group_roles = roles::of_chats(db, mine.iter().copied()).await?;
     // One directory read for every member listed (of the chats small enough to list).
     let mut sizes: std::collections::HashMap<ChatId, usize> = std::collections::HashMap::new();
@@ -211,6 +217,11 @@ pub async fn list_chats(
                 Vec::new()
             };
             let group_roles = group_roles.remove(&chat.id).unwrap_or_default();
+            let muted_until = members
+                .iter()
+                .find(|m| m.chat_id == chat.id && m.user_id == user)
+                .and_then(|m| m.muted_until)
+                .filter(|until| *until > chrono::Utc::now());
             ChatSummary {
                 role: chat.is_group.then(|| group_roles.role_of(user)),
                 profiles,
@@ -220,11 +231,9 @@ pub async fn list_chats(
                     view
                 }),
                 unread_count: unread.get(&chat.id).copied().unwrap_or(0),
-                muted_until: members
-                    .iter()
-                    .find(|m| m.chat_id == chat.id && m.user_id == user)
-                    .and_then(|m| m.muted_until)
-                    .filter(|until| *until > chrono::Utc::now()),
+                unread_mentions: unread_mentions.get(&chat.id).copied().unwrap_or(0),
+                mentions_muted: mentions_muted.contains(&chat.id) && muted_until.is_some(),
+                muted_until,
                 chat: chat.view(member_ids, &group_roles),
             }
         })

@@ -1,6 +1,7 @@
 //! REST: one file per resource, the error type every handler returns, and the router that
 //! registers each route together with its OpenAPI documentation.
 
+pub mod blocks;
 pub mod chats;
 pub mod cors;
 pub mod dev;
@@ -13,6 +14,7 @@ pub mod media;
 pub mod messages;
 pub mod metrics;
 pub mod mute;
+pub mod pins;
 pub mod presence;
 pub mod reactions;
 pub mod search;
@@ -243,6 +245,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(search::router())
         .merge(mute::router())
         .merge(users::router())
+        .merge(blocks::router())
+        .merge(pins::router())
         .merge(health::router())
         .merge(sync::router())
         .merge(metrics::router())

@@ -26,6 +26,10 @@ pub struct MuteRequest {
     /// `9999-12-31T23:59:59Z`).
     #[serde(default)]
     pub until: Option<String>,
+    /// Mute the chat's mentions of me too (absent: false: a message that mentions me is still
+    /// pushed, `push_needed` with `mentioned`).
+    #[serde(default)]
+    pub mute_mentions: bool,
 }
 
 /// My mute of a chat as stored now.
@@ -36,6 +40,8 @@ pub struct MuteState {
     #[serde(serialize_with = "rfc3339_opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub muted_until: Option<DateTime<Utc>>,
+    /// Whether the mute covers the chat's mentions of me too.
+    pub mentions_muted: bool,
 }
 
 /// Mutes a chat for me: no push notifications (`push_needed`) for its messages until then,
@@ -71,7 +77,9 @@ pub async fn mute_chat(
     };
     let until = mute_until(request.until.as_deref(), Utc::now())
         .map_err(|e| ApiError::Invalid(e.detail))?;
-    set_mute(&state, user, chat_id, Some(until)).await.map(Json)
+    set_mute(&state, user, chat_id, Some(until), request.mute_mentions)
+        .await
+        .map(Json)
 }
 
 /// Unmutes a chat for me.
@@ -94,7 +102,7 @@ pub async fn unmute_chat(
     AuthUser(user): AuthUser,
     Path(chat_id): Path<ChatId>,
 ) -> Result<Json<MuteState>, ApiError> {
-    set_mute(&state, user, chat_id, None).await.map(Json)
+    set_mute(&state, user, chat_id, None, false).await.map(Json)
 }
 
 /// Publishes `user`'s mute of `chat_id` and waits for the persister's outcome.
@@ -103,6 +111,7 @@ async fn set_mute(
     user: UserId,
     chat_id: ChatId,
     until: Option<DateTime<Utc>>,
+    mute_mentions: bool,
 ) -> Result<MuteState, ApiError> {
     state.limits.check(Limit::Marks, user)?;
     super::presence::member_of(state, chat_id, user).await?;
@@ -119,6 +128,7 @@ async fn set_mute(
                     chat_id,
                     user_id: user,
                     muted_until: until,
+                    mute_mentions,
                     reply_to: Some(reply_to),
                 })
             },
@@ -129,10 +139,12 @@ async fn set_mute(
         Outcome::Muted {
             chat_id,
             muted_until,
+            mentions_muted,
             ..
         } => Ok(MuteState {
             chat_id,
             muted_until,
+            mentions_muted,
         }),
         Outcome::Rejected { code, detail, .. } => Err(ApiError::refused(code, detail)),
         Outcome::ChatReady { .. } | Outcome::UploadReady { .. } | Outcome::Applied { .. } => {

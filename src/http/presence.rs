@@ -38,7 +38,8 @@ pub struct ChatPresence {
     pub members: Vec<MemberPresence>,
 }
 
-/// The presence of each member of a chat I belong to (the same as the `presence` frame).
+/// The presence of each member of a chat I belong to (the same as the `presence` frame); a
+/// member who blocks me is shown offline and never seen.
 #[utoipa::path(get, path = "/chats/{chat_id}/presence", tag = "chats",
     params(("chat_id" = i64, Path, description = "The chat")),
     responses(
@@ -59,7 +60,10 @@ pub async fn chat_presence(
 ) -> Result<Json<ChatPresence>, ApiError> {
     state.limits.check(Limit::PresenceQueries, user)?;
     member_of(&state, chat_id, user).await?;
-    let members = state.presence.of_chat(&state.db, chat_id).await?;
+    let members = state
+        .presence
+        .of_chat_seen_by(&state.db, chat_id, user)
+        .await?;
     Ok(Json(ChatPresence {
         chat_id,
         enabled: state.presence.enabled(),

@@ -75,6 +75,7 @@ pub fn decode(subject: &str, payload: &[u8]) -> Result<Command, serde_json::Erro
             "edit_message" => Some("edit_message"),
             "react" => Some("react"),
             "unreact" => Some("unreact"),
+            "pin_message" => Some("pin_message"),
             _ => None,
         };
         if let (false, Some(kind)) = (object.contains_key("type"), implied) {

@@ -128,6 +128,9 @@ fn row(event: &Event, cursor: u64, at: DateTime<Utc>) -> Change {
             (Some(e.user_id), Some(e.message_id))
         }
         Event::ChatMuted(e) => (Some(e.user_id), None),
+        // The blocker: the one told (`changes::BLOCK_CHANGED`).
+        Event::BlockChanged(e) => (Some(e.user_id), None),
+        Event::MessagePinned(e) | Event::MessageUnpinned(e) => (None, Some(e.message_id)),
         _ => (None, None),
     };
     let event_json = match event {

@@ -141,6 +141,26 @@ impl Presence {
         Ok(self.of(&users).await)
     }
 
+    /// [`Presence::of_chat`] as `viewer` may see it: the members who block `viewer` are shown
+    /// offline and never seen, as a user jetchat never saw.
+    pub async fn of_chat_seen_by(
+        &self,
+        db: &DatabaseConnection,
+        chat_id: crate::domain::ChatId,
+        viewer: UserId,
+    ) -> Result<Vec<MemberPresence>, sea_orm::DbErr> {
+        let mut members = self.of_chat(db, chat_id).await?;
+        let ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
+        let blockers = crate::store::blocks::blockers_among(db, viewer, &ids).await?;
+        for member in &mut members {
+            if blockers.binary_search(&member.user_id).is_ok() {
+                member.status = PresenceStatus::Offline;
+                member.last_seen = None;
+            }
+        }
+        Ok(members)
+    }
+
     /// The presence of `users`, in their order; empty when presence is off.
     pub async fn of(&self, users: &[UserId]) -> Vec<MemberPresence> {
         let Some(shared) = &self.0 else {

@@ -46,6 +46,8 @@ pub const RECEIPT: &str = "receipt";
 
 /// The `kind` of a member's mute: told to that member only.
 pub const CHAT_MUTED: &str = "chat_muted";
+/// The kind of a block's row: of no chat (`chat_id` 0), told to the blocker (`user_id`) only.
+pub const BLOCK_CHANGED: &str = "block_changed";
 /// The kind of a removal row: a removed member's catch-up in the chat ends there.
 pub const MEMBER_REMOVED: &str = "member_removed";
 /// The kind of a new message row: rendered from `messages`, as the message is now.
@@ -291,8 +293,8 @@ fn change(row: &QueryResult) -> Result<Change, DbErr> {
     })
 }
 
-/// What `user_id` is told of: every row but the receipts of others' messages and others'
-/// mutes.
+/// What `user_id` is told of in their chats: every row but the receipts of others' messages
+/// and others' mutes.
 fn told(select: &mut SelectStatement, user_id: UserId) {
     select.and_where(
         Expr::col((Changes::Table, Changes::Kind))
@@ -341,8 +343,8 @@ pub async fn count_missed(
     Ok(std::cmp::Ord::min(cursors.len() as u64, cap))
 }
 
-/// The queries behind [`missed`]: one over the chats `user_id` is in, one per chat they were
-/// removed from in the range.
+/// The queries behind [`missed`]: one over the chats `user_id` is in, one over their blocks,
+/// one per chat they were removed from in the range.
 async fn missed_queries(
     db: &impl ConnectionTrait,
     user_id: UserId,
@@ -368,7 +370,18 @@ async fn missed_queries(
         .order_by((Changes::Table, Changes::Cursor), Order::Asc)
         .limit(limit);
     told(&mut current, user_id);
-    let mut queries = vec![current];
+    // The user's blocks: rows of no chat (`idx_changes_blocks`).
+    let mut blocks = Query::select();
+    blocks
+        .columns(columns.iter().map(|c| (Changes::Table, *c)))
+        .from(Changes::Table)
+        .and_where(Expr::col((Changes::Table, Changes::Kind)).eq(BLOCK_CHANGED))
+        .and_where(Expr::col((Changes::Table, Changes::UserId)).eq(user_id))
+        .and_where(cursor().gt(to_i64(after)))
+        .and_where(cursor().lte(to_i64(upto)))
+        .order_by((Changes::Table, Changes::Cursor), Order::Asc)
+        .limit(limit);
+    let mut queries = vec![current, blocks];
     for (chat_id, removed_at) in removals(db, user_id, after, upto).await? {
         let mut left = Query::select();
         left.columns(columns.iter().map(|c| (Changes::Table, *c)))

@@ -40,3 +40,15 @@ impl Related<super::chat::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// `chat_members.mentions_muted`: a member who muted the chat muted its mentions too (no
+/// `push_needed` for a message that mentions them while muted). Not in [`Model`], which every
+/// batch reads for its chats' members: only a mute writes it, and only a due push and
+/// `GET /chats/` read it.
+#[derive(DeriveIden, Clone, Copy)]
+pub enum MentionsMuted {
+    MentionsMuted,
+}
+
+/// The column [`MentionsMuted`] names.
+pub const MENTIONS_MUTED: MentionsMuted = MentionsMuted::MentionsMuted;

@@ -36,6 +36,10 @@ pub struct Model {
     pub forwarded_from_chat_id: Option<i64>,
     pub forwarded_from_message_id: Option<i64>,
     pub forwarded_from_sender_id: Option<i64>,
+    /// The members the message mentions (`domain::stored_mentions`: ascending ids,
+    /// comma-separated); null for none.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub mentions: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,17 +1,21 @@
 //! The database: sea-orm entities and the queries jetchat runs. No HTTP or NATS types here.
 
+pub mod blocks;
 pub mod changes;
 pub mod chat;
 pub mod chat_member;
 pub mod message;
 pub mod message_reaction;
 pub mod message_revision;
+pub mod pinned_message;
+pub mod pins;
 pub mod push;
 pub mod queries;
 pub mod roles;
 pub mod search;
 pub mod upload;
 pub mod uploads;
+pub mod user_block;
 pub mod user_profile;
 pub mod users;
 

@@ -22,7 +22,8 @@ pub type ScanKey = (ChatId, UserId);
 
 /// The members (after `after`, in `(chat_id, user_id)` order, at most `limit`) owed a push for
 /// a message stored with `created_at` in `(from, to]`: from someone else, not deleted, above
-/// both their delivered and their push watermark, in a chat they have not muted at `now`.
+/// both their delivered and their push watermark, in a chat they have not muted at `now` (or
+/// muted without its mentions, for a message that mentions them).
 /// One statement: the window's messages by `idx_messages_created_at`, each chat's members by
 /// the primary key, each chat's newest message by `idx_messages_chat_id`.
 pub async fn due(
@@ -71,7 +72,9 @@ pub const DUE_SQL: &str = "SELECT cm.chat_id, cm.user_id, \
      AND m.sender_id <> cm.user_id \
      AND m.id > cm.last_delivered_message_id \
      AND m.id > cm.push_notified_message_id \
-     AND (cm.muted_until IS NULL OR cm.muted_until <= ?) \
+     AND (cm.muted_until IS NULL OR cm.muted_until <= ? \
+          OR (NOT cm.mentions_muted \
+              AND (',' || m.mentions || ',') LIKE ('%,' || CAST(cm.user_id AS TEXT) || ',%'))) \
      AND (cm.chat_id > ? OR (cm.chat_id = ? AND cm.user_id > ?)) \
      GROUP BY cm.chat_id, cm.user_id \
      ORDER BY cm.chat_id, cm.user_id \

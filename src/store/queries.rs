@@ -73,6 +73,11 @@ impl message::Model {
                 }
                 _ => None,
             },
+            mentions: if deleted {
+                Vec::new()
+            } else {
+                crate::domain::parse_mentions(self.mentions.as_deref())
+            },
         }
     }
 }
@@ -376,12 +381,78 @@ pub async fn last_messages(
     Ok(rows.into_iter().map(|m| (m.chat_id, m)).collect())
 }
 
+/// Whether a message's `mentions` name `user_id` (a `LIKE` on the stored list, the pattern
+/// bound; the one condition every backend reads alike).
+pub fn mentions_of(user_id: UserId) -> Expr {
+    Expr::cust("(',' || messages.mentions || ',')").like(format!("%,{user_id},%"))
+}
+
+/// The chats in which `user_id` muted mentions too (`chat_member::MENTIONS_MUTED`).
+pub async fn mentions_muted(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+) -> Result<std::collections::HashSet<ChatId>, DbErr> {
+    let query = Query::select()
+        .column(chat_member::Column::ChatId)
+        .from(chat_member::Entity)
+        .and_where(Expr::col(chat_member::Column::UserId).eq(user_id))
+        .and_where(Expr::col(chat_member::MENTIONS_MUTED).eq(true))
+        .to_owned();
+    db.query_all(&query)
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index::<ChatId>(0))
+        .collect()
+}
+
+/// Whether `user_id` muted the mentions of `chat_id` too.
+pub async fn mentions_muted_in(
+    db: &impl ConnectionTrait,
+    chat_id: ChatId,
+    user_id: UserId,
+) -> Result<bool, DbErr> {
+    let query = Query::select()
+        .column(chat_member::MENTIONS_MUTED)
+        .from(chat_member::Entity)
+        .and_where(Expr::col(chat_member::Column::ChatId).eq(chat_id))
+        .and_where(Expr::col(chat_member::Column::UserId).eq(user_id))
+        .to_owned();
+    match db.query_one(&query).await? {
+        Some(row) => row.try_get_by_index::<bool>(0),
+        None => Ok(false),
+    }
+}
+
 /// How many messages from others `user_id` has not read, per chat (chats with none are absent).
 pub async fn unread_counts(
     db: &impl ConnectionTrait,
     user_id: UserId,
 ) -> Result<HashMap<ChatId, i64>, DbErr> {
-    let query = Query::select()
+    unread(db, user_id, false).await
+}
+
+/// How many of the messages `user_id` has not read mention them, per chat (chats with none
+/// are absent): the same unread messages, those whose `mentions` list the user.
+pub async fn unread_mentions(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+) -> Result<HashMap<ChatId, i64>, DbErr> {
+    unread(db, user_id, true).await
+}
+
+/// [`unread_counts`], or with `mentioned` [`unread_mentions`].
+async fn unread(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    mentioned: bool,
+) -> Result<HashMap<ChatId, i64>, DbErr> {
+    let mut query = Query::select();
+    if mentioned {
+        query
+            .and_where(Expr::col((message::Entity, message::Column::Mentions)).is_not_null())
+            .and_where(mentions_of(user_id));
+    }
+    let query = query
         .column((message::Entity, message::Column::ChatId))
         .expr_as(
             Expr::col((message::Entity, message::Column::Id)).count(),

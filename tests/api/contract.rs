@@ -126,6 +126,28 @@ async fn every_payload_on_the_bus_validates_against_the_schemas() {
             .await
             .unwrap();
     }
+    // A pin Django sets as the system, answered on its inbox.
+    js.publish(
+        format!("chat.in.{}.pin_message", first["chat_id"]),
+        json!({"type": "pin_message", "v": 1, "command_id": "p", "chat_id": first["chat_id"], "message_id": first["message_id"], "pinned": true, "reply_to": "_INBOX.pinned"})
+            .to_string()
+            .into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    // A block Django sets for a user, answered on its inbox.
+    js.publish(
+        "chat.in.users.block",
+        json!({"type": "set_block", "v": 1, "command_id": "b", "user_id": 1, "blocked_id": 9, "blocked": true, "reply_to": "_INBOX.blocked"})
+            .to_string()
+            .into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
     // Replies on inboxes: JetStream's publish acks, and jetchat's outcomes (create_chat's).
     let mut outcome_payloads = Vec::new();
     while let Ok(Some(reply)) =
@@ -202,6 +224,10 @@ async fn every_payload_on_the_bus_validates_against_the_schemas() {
         "member_role_changed",
         "chat_updated",
         "chat_deleted",
+        "set_block",
+        "block_changed",
+        "pin_message",
+        "message_pinned",
     ] {
         assert!(
             kinds.contains_key(kind),
@@ -405,6 +431,27 @@ async fn every_frame_of_a_conversation_validates_against_the_frame_schemas() {
         .send(json!({"action": "delete_chat", "chat_id": doomed, "command_id": "g6"}))
         .await;
     bob.take("chat_deleted").await;
+    alice
+        .send(json!({"action": "send_message", "chat_id": group, "content": "pin me"}))
+        .await;
+    let pinned = alice.take("message_ack").await;
+    for (action, told) in [
+        ("pin_message", "message_pinned"),
+        ("unpin_message", "message_unpinned"),
+    ] {
+        alice
+            .send(json!({"action": action, "chat_id": group, "message_id": pinned["message_id"], "command_id": action}))
+            .await;
+        alice.take(told).await;
+    }
+    alice
+        .send(json!({"action": "block_user", "user_id": 9, "command_id": "b1"}))
+        .await;
+    alice.take("block_changed").await;
+    alice
+        .send(json!({"action": "unblock_user", "user_id": 9}))
+        .await;
+    alice.take("block_changed").await;
     let mut actions = std::collections::BTreeSet::new();
     for socket in [&alice, &bob, &bob_again] {
         for frame in &socket.received {
@@ -440,6 +487,9 @@ async fn every_frame_of_a_conversation_validates_against_the_frame_schemas() {
         "chat_updated",
         "chat_deleted",
         "command_applied",
+        "block_changed",
+        "message_pinned",
+        "message_unpinned",
     ] {
         assert!(
             actions.contains(action),

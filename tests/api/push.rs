@@ -155,7 +155,7 @@ async fn a_muted_member_gets_no_push_and_is_not_owed_the_muted_period() {
     assert_eq!(unmuted.status(), 200);
     assert_eq!(
         unmuted.json::<Value>().await.unwrap(),
-        json!({"chat_id": group, "muted_until": null})
+        json!({"chat_id": group, "muted_until": null, "mentions_muted": false})
     );
     let after = alice
         .send_message(json!({"chat_id": group, "content": "after the unmute"}))

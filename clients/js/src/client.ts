@@ -31,7 +31,16 @@ import type {
 
 /** A group action's frame, before its `command_id` (each action's own fields). */
 type GroupFrame = ClientFrameOf<
-  'add_members' | 'remove_member' | 'leave_chat' | 'set_member_role' | 'update_chat' | 'delete_chat'
+  | 'add_members'
+  | 'remove_member'
+  | 'leave_chat'
+  | 'set_member_role'
+  | 'update_chat'
+  | 'delete_chat'
+  | 'block_user'
+  | 'unblock_user'
+  | 'pin_message'
+  | 'unpin_message'
 > extends infer F
   ? F extends unknown
     ? Omit<F, 'command_id'>
@@ -362,13 +371,20 @@ export class Client extends Emitter<ClientEvents> {
     );
   }
 
-  /** No pushes for the chat until `until` (RFC 3339), for ever without: resolves with
-   * `chat_muted`; a refusal (`forbidden`, `invalid_field`, ...) is the `error` frame naming
-   * the request's `command_id`. */
-  mute(chatId: number, until?: string, options: ChangeOptions = {}): Promise<ChatMuted> {
+  /** No pushes for the chat until `until` (RFC 3339), for ever without, but for messages
+   * that mention me unless `muteMentions`: resolves with `chat_muted`; a refusal
+   * (`forbidden`, `invalid_field`, ...) is the `error` frame naming the request's
+   * `command_id`. */
+  mute(chatId: number, until?: string, options: ChangeOptions & { muteMentions?: boolean } = {}): Promise<ChatMuted> {
     const commandId = newClientMsgId();
     return this.change(
-      { action: 'mute', chat_id: chatId, until: until ?? null, command_id: commandId },
+      {
+        action: 'mute',
+        chat_id: chatId,
+        until: until ?? null,
+        mute_mentions: options.muteMentions ?? false,
+        command_id: commandId,
+      },
       'chat_muted',
       (f) => f.chat_id === chatId && f.muted_until != null,
       (e) => e.command_id === commandId,
@@ -425,6 +441,33 @@ export class Client extends Emitter<ClientEvents> {
    * `command_applied` (members get `chat_deleted`). */
   deleteChat(chatId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
     return this.groupChange({ action: 'delete_chat', chat_id: chatId }, options);
+  }
+
+  /** Pins a message (a group's admins and owner; in a private chat, either member):
+   * resolves with `command_applied` once applied (every member gets `message_pinned`),
+   * rejects with a `ChangeError` (`forbidden` naming the admin role, `message_deleted`,
+   * `too_many_pins`, ...) or a `ChangeTimeoutError`. */
+  pinMessage(chatId: number, messageId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'pin_message', chat_id: chatId, message_id: messageId }, options);
+  }
+
+  /** Unpins a message: resolves with `command_applied` (members get `message_unpinned`). */
+  unpinMessage(chatId: number, messageId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'unpin_message', chat_id: chatId, message_id: messageId }, options);
+  }
+
+  /** Blocks a user: they can no longer write to me privately or add me to a group
+   * (`blocked`), and see me offline. Resolves with `command_applied` once applied (every
+   * socket of mine gets `block_changed`; blocking again changes nothing), rejects with a
+   * `ChangeError` (`invalid_field` for my own id) or a `ChangeTimeoutError`. */
+  blockUser(userId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'block_user', user_id: userId }, options);
+  }
+
+  /** Lifts my block of a user (none to lift changes nothing): resolves with
+   * `command_applied`. */
+  unblockUser(userId: number, options: ChangeOptions = {}): Promise<CommandApplied> {
+    return this.groupChange({ action: 'unblock_user', user_id: userId }, options);
   }
 
   /** Asks the open socket for everything after the resume point (then `synced`). */

@@ -20,6 +20,8 @@ import type {
   UpdateChatRequest,
   UploadedFile,
   UserProfile,
+  BlockedUser,
+  ChatDetail,
 } from './types.js';
 
 /** A REST answer that is not a success: `status`, the server's `detail` and its `code` (the
@@ -185,6 +187,37 @@ export class RestClient {
    * members, and `user_updated` events tell changes. */
   users(ids: readonly number[]): Promise<UserProfile[]> {
     return this.json('GET', '/users', { query: { ids: ids.join(',') } });
+  }
+
+  /** One of my chats with its pinned messages, newest pin first (`GET /chats/{id}`). */
+  chat(chatId: number): Promise<ChatDetail> {
+    return this.json('GET', `/chats/${chatId}`);
+  }
+
+  /** Pins a message (`PUT /chats/{id}/messages/{mid}/pin`); again is a no-op. */
+  async pin(chatId: number, messageId: number): Promise<void> {
+    await this.json('PUT', `/chats/${chatId}/messages/${messageId}/pin`);
+  }
+
+  /** Unpins a message (`DELETE /chats/{id}/messages/{mid}/pin`). */
+  async unpin(chatId: number, messageId: number): Promise<void> {
+    await this.json('DELETE', `/chats/${chatId}/messages/${messageId}/pin`);
+  }
+
+  /** Blocks a user (`PUT /users/me/blocks/{id}`): they can no longer write to me privately
+   * or add me to a group, and see me offline. Blocking again changes nothing. */
+  async block(userId: number): Promise<void> {
+    await this.json('PUT', `/users/me/blocks/${userId}`);
+  }
+
+  /** Lifts my block of a user (`DELETE /users/me/blocks/{id}`). */
+  async unblock(userId: number): Promise<void> {
+    await this.json('DELETE', `/users/me/blocks/${userId}`);
+  }
+
+  /** The users I block, oldest block first (`GET /users/me/blocks`). */
+  blocks(): Promise<BlockedUser[]> {
+    return this.json('GET', '/users/me/blocks');
   }
 
   /** Every member's presence now (`GET /chats/{id}/presence`). */

@@ -29,6 +29,11 @@ export type MemberRoleChanged = FrameOf<'member_role_changed'>;
 export type ChatUpdated = FrameOf<'chat_updated'>;
 export type ChatDeleted = FrameOf<'chat_deleted'>;
 export type CommandApplied = FrameOf<'command_applied'>;
+/** I blocked `user_id` (or lifted the block) on one of my devices. */
+export type BlockChanged = FrameOf<'block_changed'>;
+/** A message of one of my chats was pinned (`message_unpinned`: unpinned). */
+export type MessagePinned = FrameOf<'message_pinned'>;
+export type MessageUnpinned = FrameOf<'message_unpinned'>;
 
 /** Every `action` of a stored change: each such frame carries its `cursor`, and a catch-up
  * (`?since=` on the socket, `sync`, `GET /sync`) replays them. */
@@ -43,6 +48,9 @@ export type StoredChangeAction =
   | 'chat_updated'
   | 'chat_deleted'
   | 'chat_muted'
+  | 'block_changed'
+  | 'message_pinned'
+  | 'message_unpinned'
   | 'message_deleted'
   | 'message_edited'
   | 'reaction_added'
@@ -77,5 +85,10 @@ export type SearchHit = Schemas['SearchHit'];
 /** A user's name and avatar from jetchat's directory (Django feeds it); `updated_at` null:
  * a user it does not know, named `"User <id>"`. */
 export type UserProfile = Schemas['UserProfile'];
+/** A user I block, with when (`GET /users/me/blocks`). */
+export type BlockedUser = Schemas['BlockedUser'];
+/** A chat with its pinned messages (`GET /chats/{id}`). */
+export type ChatDetail = Schemas['ChatDetail'];
+export type PinnedMessage = Schemas['PinnedMessage'];
 /** `GET /search`'s query, as the spec has it. */
 export type SearchQuery = NonNullable<operations['search_messages']['parameters']['query']>;

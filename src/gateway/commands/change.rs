@@ -8,13 +8,13 @@ use super::super::{
     socket_state::Socket,
 };
 use crate::{
-    bus::messages::{Command, DeleteMessage, EditMessage, ReactToMessage, VERSION},
+    bus::messages::{Command, DeleteMessage, EditMessage, PinMessage, ReactToMessage, VERSION},
     domain::{ChatId, MessageId},
 };
 
 /// Most outcomes a socket awaits at once; past it the oldest ids are forgotten (their
 /// outcome then comes without `command_applied`, a refusal without the id).
-const MAX_AWAITED: usize = 1024;
+pub(super) const MAX_AWAITED: usize = 1024;
 
 /// The client's `command_id`, or a new one it never hears of; and whether it was the client's.
 pub(super) fn command_id(named: Option<String>) -> (String, bool) {
@@ -88,6 +88,28 @@ impl Socket {
         } else {
             Command::Unreact(reaction)
         };
+        self.change(chat_id, &command, command_id, named).await
+    }
+
+    /// Publishes a pin (`pinned`) or an unpin of a message of a chat the user is in; whether
+    /// their role allows it is the persister's to decide.
+    pub(in crate::gateway) async fn pin(
+        &mut self,
+        chat_id: ChatId,
+        message_id: MessageId,
+        pinned: bool,
+        command_id: Option<String>,
+    ) -> Result<(), FrameError> {
+        let (command_id, named) = self::command_id(command_id);
+        let command = Command::PinMessage(PinMessage {
+            v: VERSION,
+            command_id: command_id.clone(),
+            chat_id,
+            message_id,
+            pinned,
+            actor_id: Some(self.user_id),
+            reply_to: Some(self.reply_to()),
+        });
         self.change(chat_id, &command, command_id, named).await
     }
 

@@ -1,6 +1,7 @@
 //! What each frame does, one file per command or family (mini-redis's `cmd/`): each is an
 //! `impl Socket` block the session's loop hands a parsed [`super::protocol::Request`] to.
 
+mod block;
 mod change;
 mod group;
 mod mark;

@@ -14,6 +14,7 @@ impl super::super::socket_state::Socket {
         &mut self,
         chat_id: ChatId,
         until: Option<chrono::DateTime<chrono::Utc>>,
+        mute_mentions: bool,
         command_id: Option<String>,
     ) -> Result<(), FrameError> {
         let (command_id, named) = self::command_id(command_id);
@@ -23,6 +24,7 @@ impl super::super::socket_state::Socket {
             chat_id,
             user_id: self.user_id,
             muted_until: until,
+            mute_mentions,
             reply_to: Some(self.reply_to()),
         });
         self.change(chat_id, &command, command_id, named).await

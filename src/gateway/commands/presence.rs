@@ -16,7 +16,7 @@ impl Socket {
     ) -> Result<Utf8Bytes, FrameError> {
         self.check_member(chat_id).await?;
         let presence = &self.state.presence;
-        let members = Box::pin(presence.of_chat(&self.state.db, chat_id))
+        let members = Box::pin(presence.of_chat_seen_by(&self.state.db, chat_id, self.user_id))
             .await
             .map_err(|_| {
                 FrameError::new(ErrorCode::Unavailable, "database unavailable, retry later")

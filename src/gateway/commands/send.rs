@@ -67,6 +67,7 @@ impl Socket {
             client_msg_id: send.client_msg_id,
             reply_to_message_id: send.reply_to_message_id,
             forwarded_from: send.forwarded_from,
+            mentions: send.mentions,
             reply_to: Some(self.reply_to()),
         });
         let dedupe = Subjects::message_dedupe_id(self.user_id, &id);

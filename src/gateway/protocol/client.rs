@@ -42,6 +42,8 @@ struct RawFrame {
     role: Option<String>,
     name: Option<String>,
     settings: Option<SettingsChange>,
+    mentions: Option<Vec<UserId>>,
+    mute_mentions: Option<bool>,
 }
 
 /// A checked client request.
@@ -65,10 +67,12 @@ pub enum Request {
     Presence { chat_id: ChatId },
     /// Everything the user missed after `since` (a cursor), then `synced`.
     Sync { since: u64, epoch: Option<String> },
-    /// No push notifications for `chat_id` until `until` (`None`: unmute).
+    /// No push notifications for `chat_id` until `until` (`None`: unmute); with
+    /// `mute_mentions`, not even for a message that mentions the user.
     Mute {
         chat_id: ChatId,
         until: Option<DateTime<Utc>>,
+        mute_mentions: bool,
         /// The client's id for the request: `command_applied` (or a refusal) names it.
         command_id: Option<String>,
     },
@@ -90,6 +94,19 @@ pub enum Request {
     },
     /// A change to a group's members, roles, name, settings or existence.
     Group(GroupRequest),
+    /// Pin (`pinned`) or unpin a message of a chat.
+    Pin {
+        chat_id: ChatId,
+        message_id: MessageId,
+        pinned: bool,
+        command_id: Option<String>,
+    },
+    /// Block `user_id` (`blocked`), or lift the block.
+    Block {
+        user_id: UserId,
+        blocked: bool,
+        command_id: Option<String>,
+    },
 }
 
 /// A checked group action: what changes in which group, under the client's `command_id`.
@@ -173,6 +190,10 @@ impl Request {
                 GroupChange::Update { .. } => FrameIn::UpdateChat,
                 GroupChange::Delete => FrameIn::DeleteChat,
             },
+            Request::Pin { pinned: true, .. } => FrameIn::PinMessage,
+            Request::Pin { pinned: false, .. } => FrameIn::UnpinMessage,
+            Request::Block { blocked: true, .. } => FrameIn::BlockUser,
+            Request::Block { blocked: false, .. } => FrameIn::UnblockUser,
         }
     }
 }
@@ -192,6 +213,8 @@ pub struct SendRequest {
     pub reply_to_message_id: Option<MessageId>,
     /// A message this one forwards.
     pub forwarded_from: Option<MessageId>,
+    /// Users the message mentions (checked: positive, at most 50).
+    pub mentions: Vec<UserId>,
 }
 
 /// Why a frame was refused; sent back as an `error` frame, the socket stays open.
@@ -342,11 +365,71 @@ pub fn parse(text: &str, max_content_chars: usize) -> Result<Request, FrameError
                 .map(Request::Group)
                 .map_err(|error| error.naming_opt(named.as_deref()))
         }
+        "pin_message" | "unpin_message" => {
+            let named = valid_command_id(&raw);
+            let pinned = action == "pin_message";
+            parse_pin(pinned, raw).map_err(|error| error.naming_opt(named.as_deref()))
+        }
+        "block_user" | "unblock_user" => {
+            let named = valid_command_id(&raw);
+            parse_block(action == "block_user", raw)
+                .map_err(|error| error.naming_opt(named.as_deref()))
+        }
         other => Err(FrameError::new(
             ErrorCode::UnknownAction,
             format!("unknown action {other:?}"),
         )),
     }
+}
+
+/// `pin_message` or `unpin_message`: a positive `chat_id` and `message_id`.
+fn parse_pin(pinned: bool, raw: RawFrame) -> Result<Request, FrameError> {
+    let action = if pinned {
+        "pin_message"
+    } else {
+        "unpin_message"
+    };
+    let chat_id = positive_chat_id(raw.chat_id, action)?;
+    let command_id = frame_command_id(raw.command_id)?;
+    let message_id = raw.message_id.ok_or_else(|| {
+        FrameError::new(
+            ErrorCode::MissingField,
+            format!("{action} needs message_id"),
+        )
+    })?;
+    rules::positive("message_id", message_id).map_err(|r| FrameError::new(r.code, r.detail))?;
+    Ok(Request::Pin {
+        chat_id,
+        message_id,
+        pinned,
+        command_id,
+    })
+}
+
+/// `block_user` or `unblock_user`: a positive `user_id`, not yours (checked by the caller,
+/// who knows whose socket it is, and again by the persister).
+fn parse_block(blocked: bool, raw: RawFrame) -> Result<Request, FrameError> {
+    let action = if blocked {
+        "block_user"
+    } else {
+        "unblock_user"
+    };
+    let command_id = frame_command_id(raw.command_id)?;
+    let user_id = match raw.user_id {
+        None => {
+            return Err(FrameError::new(
+                ErrorCode::MissingField,
+                format!("{action} needs user_id"),
+            ));
+        }
+        Some(id) => id,
+    };
+    rules::positive("user_id", user_id).map_err(|r| FrameError::new(r.code, r.detail))?;
+    Ok(Request::Block {
+        user_id,
+        blocked,
+        command_id,
+    })
 }
 
 /// A group action (`add_members`, `remove_member`, `leave_chat`, `set_member_role`,
@@ -495,6 +578,7 @@ fn parse_mute(raw: RawFrame, mute: bool) -> Result<Request, FrameError> {
         } else {
             None
         },
+        mute_mentions: mute && raw.mute_mentions.unwrap_or(false),
         command_id: frame_command_id(raw.command_id)?,
     })
 }
@@ -650,7 +734,8 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
     let checked = rules::content(&content, max_content_chars)
         .and_then(|()| rules::client_msg_id(&client_msg_id))
         .and_then(|()| file_url.as_deref().map_or(Ok(()), rules::file_url))
-        .and_then(|()| file_id.as_deref().map_or(Ok(()), rules::file_id));
+        .and_then(|()| file_id.as_deref().map_or(Ok(()), rules::file_id))
+        .and_then(|()| rules::mentions(raw.mentions.as_deref().unwrap_or_default()));
     if let Err(refusal) = checked {
         return fail(refusal.code, refusal.detail);
     }
@@ -668,6 +753,7 @@ fn parse_send(raw: RawFrame, max_content_chars: usize) -> Result<SendRequest, Fr
         client_msg_id,
         reply_to_message_id: raw.reply_to_message_id,
         forwarded_from: raw.forwarded_from,
+        mentions: raw.mentions.unwrap_or_default(),
     })
 }
 

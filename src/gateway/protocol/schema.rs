@@ -40,6 +40,10 @@ pub enum ClientFrame {
         /// the original's are copied.
         #[schemars(range(min = 1))]
         forwarded_from: Option<MessageId>,
+        /// Members of the chat the message mentions (others, and you, are dropped); repeats
+        /// count once.
+        #[schemars(length(max = 50))]
+        mentions: Option<Vec<PositiveUserId>>,
     },
     /// The message (and everything before it in its chat) reached you.
     Delivered {
@@ -130,6 +134,8 @@ pub enum ClientFrame {
         #[schemars(range(min = 1))]
         chat_id: ChatId,
         until: Option<String>,
+        /// Mute the chat's mentions of you too (absent: false; a mention still pushes).
+        mute_mentions: Option<bool>,
         /// Your id for the request: answered with `command_applied`, or an `error` naming it.
         #[schemars(length(min = 1, max = 128))]
         command_id: Option<String>,
@@ -200,6 +206,49 @@ pub enum ClientFrame {
         #[schemars(length(min = 1, max = 128))]
         command_id: Option<String>,
     },
+    /// Pin a message (a group's admins and owner; in a private chat, either member). Told to
+    /// every member as `message_pinned`.
+    PinMessage {
+        #[serde(flatten)]
+        pin: ClientPin,
+    },
+    /// Unpin a message. Told as `message_unpinned`.
+    UnpinMessage {
+        #[serde(flatten)]
+        pin: ClientPin,
+    },
+    /// Block a user: they can no longer write to you privately or add you to a group, and
+    /// see you offline. Told to your sockets as `block_changed`.
+    BlockUser {
+        #[serde(flatten)]
+        block: ClientBlock,
+    },
+    /// Lift your block of a user. Told as `block_changed`.
+    UnblockUser {
+        #[serde(flatten)]
+        block: ClientBlock,
+    },
+}
+
+/// Pin or unpin a message (`unpin_message` has the same fields).
+#[derive(schemars::JsonSchema)]
+pub struct ClientPin {
+    #[schemars(range(min = 1))]
+    pub chat_id: ChatId,
+    #[schemars(range(min = 1))]
+    pub message_id: MessageId,
+    #[schemars(length(min = 1, max = 128))]
+    pub command_id: Option<String>,
+}
+
+/// Block a user, or lift the block (`unblock_user` has the same fields).
+#[derive(schemars::JsonSchema)]
+pub struct ClientBlock {
+    /// Positive, not yours.
+    #[schemars(range(min = 1))]
+    pub user_id: UserId,
+    #[schemars(length(min = 1, max = 128))]
+    pub command_id: Option<String>,
 }
 
 /// A user id in a list: positive.

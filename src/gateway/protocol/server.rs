@@ -157,6 +157,35 @@ pub enum ServerFrame<'a> {
         chat_id: ChatId,
         #[serde(serialize_with = "rfc3339_opt")]
         muted_until: Option<DateTime<Utc>>,
+        /// Whether the mute covers the chat's mentions of you too.
+        mentions_muted: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// You blocked `user_id` (`blocked: true`) or lifted the block, on one of your devices;
+    /// to your sockets only (the blocked user is never told).
+    BlockChanged {
+        user_id: UserId,
+        blocked: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A message was pinned: show it among the chat's pinned messages (`by` who pinned it,
+    /// absent when Django did).
+    MessagePinned {
+        chat_id: ChatId,
+        message_id: MessageId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<UserId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<u64>,
+    },
+    /// A message was unpinned.
+    MessageUnpinned {
+        chat_id: ChatId,
+        message_id: MessageId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<UserId>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
@@ -289,6 +318,9 @@ impl ServerFrame<'_> {
             ServerFrame::MemberRoleChanged { .. } => FrameOut::MemberRoleChanged,
             ServerFrame::ChatUpdated { .. } => FrameOut::ChatUpdated,
             ServerFrame::ChatDeleted { .. } => FrameOut::ChatDeleted,
+            ServerFrame::BlockChanged { .. } => FrameOut::BlockChanged,
+            ServerFrame::MessagePinned { .. } => FrameOut::MessagePinned,
+            ServerFrame::MessageUnpinned { .. } => FrameOut::MessageUnpinned,
         }
     }
 

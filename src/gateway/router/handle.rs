@@ -14,6 +14,8 @@ pub(super) enum RouterCmd {
         conn: ConnId,
         user_id: UserId,
         chats: Vec<ChatId>,
+        /// The users who block `user_id`: whose presence the socket is not told.
+        blockers: Vec<UserId>,
         outbox: Outbox,
         kick: CancellationToken,
         ready: oneshot::Sender<Result<(), TooManySockets>>,
@@ -48,7 +50,8 @@ impl RouterHandle {
         &self.known_profiles
     }
 
-    /// Starts routing for the socket `conn` of `user_id` in `chats`, unless the user already
+    /// Starts routing for the socket `conn` of `user_id` in `chats` (told nothing of the
+    /// presence of `blockers`, the users who block them), unless the user already
     /// has the most sockets allowed here: counted as the router registers them, one at a time,
     /// so two handshakes at once cannot both take the last place. When the socket's queue is
     /// full the router cancels `kick` and forgets the socket.
@@ -60,6 +63,7 @@ impl RouterHandle {
         conn: ConnId,
         user_id: UserId,
         chats: Vec<ChatId>,
+        blockers: Vec<UserId>,
         outbox: Outbox,
         kick: CancellationToken,
     ) -> Result<(), TooManySockets> {
@@ -70,6 +74,7 @@ impl RouterHandle {
                 conn,
                 user_id,
                 chats,
+                blockers,
                 outbox,
                 kick,
                 ready,

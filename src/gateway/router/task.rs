@@ -71,12 +71,14 @@ pub async fn spawn(
     ] {
         membership.push(bus.client.subscribe(bus.subjects.every_chat(kind)).await?);
     }
-    // Directory changes have no chat: one subject for all of them.
-    membership.push(
-        bus.client
-            .subscribe(bus.subjects.chat_event(None, "user_updated"))
-            .await?,
-    );
+    // Directory changes and blocks have no chat: one subject for each kind.
+    for kind in ["user_updated", "block_changed"] {
+        membership.push(
+            bus.client
+                .subscribe(bus.subjects.chat_event(None, kind))
+                .await?,
+        );
+    }
     let membership = futures_util::stream::select_all(membership);
     let replies = bus
         .client
@@ -99,6 +101,7 @@ pub async fn spawn(
         syncing: HashMap::new(),
         metrics,
         known_profiles,
+        hidden_presence: HashMap::new(),
     };
     let task = tokio::spawn(router.run(rx, membership, replies, shutdown));
     Ok((handle, task))
@@ -119,6 +122,9 @@ struct Router {
     metrics: Arc<Metrics>,
     /// Kept current with `user_updated` events, so sockets compare token claims with it.
     known_profiles: Arc<KnownProfiles>,
+    /// Per user with a socket here, the users who block them: whose presence they are not
+    /// told. Read at the handshake, kept current by `block_changed` events.
+    hidden_presence: HashMap<UserId, std::collections::HashSet<UserId>>,
 }
 
 impl Router {
@@ -150,6 +156,7 @@ impl Router {
                 conn,
                 user_id,
                 chats,
+                blockers,
                 outbox,
                 kick,
                 ready,
@@ -160,6 +167,12 @@ impl Router {
                 {
                     let _ = ready.send(Err(refused));
                     return;
+                }
+                if !blockers.is_empty() {
+                    self.hidden_presence
+                        .entry(user_id)
+                        .or_default()
+                        .extend(blockers);
                 }
                 let mut started = false;
                 for chat_id in chats {
@@ -236,8 +249,14 @@ impl Router {
     }
 
     fn detach(&mut self, conn: ConnId) {
+        let user_id = self.table.socket(conn).map(|socket| socket.user_id);
         for chat_id in self.table.detach(conn) {
             self.unsubscribe(chat_id);
+        }
+        if let Some(user_id) = user_id
+            && self.table.user_sockets(user_id).is_empty()
+        {
+            self.hidden_presence.remove(&user_id);
         }
     }
 
@@ -336,7 +355,9 @@ impl Router {
             | Event::MessageEdited(_)
             | Event::ReactionAdded(_)
             | Event::ReactionRemoved(_)
-            | Event::ChatMuted(_) => {
+            | Event::ChatMuted(_)
+            | Event::MessagePinned(_)
+            | Event::MessageUnpinned(_) => {
                 self.deliver_change(chat_id, &event);
             }
             // Membership events come through the membership subscription (every chat's).
@@ -348,7 +369,8 @@ impl Router {
             | Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
-            | Event::UserUpdated(_) => {}
+            | Event::UserUpdated(_)
+            | Event::BlockChanged(_) => {}
         }
     }
 
@@ -392,10 +414,16 @@ impl Router {
                     status: change.status,
                     last_seen: change.last_seen,
                 };
-                let table = &self.table;
+                let (table, hidden) = (&self.table, &self.hidden_presence);
                 let untold = untold
                     .into_iter()
-                    .filter_map(|conn| table.socket(conn).map(|socket| &socket.sink));
+                    .filter_map(|conn| table.socket(conn))
+                    .filter(|socket| {
+                        !hidden
+                            .get(&socket.user_id)
+                            .is_some_and(|blockers| blockers.contains(&change.user_id))
+                    })
+                    .map(|socket| &socket.sink);
                 hint(untold, &frame);
             }
         }
@@ -461,6 +489,7 @@ impl Router {
                 }
             }
             Ok(Event::UserUpdated(e)) => self.user_updated(&e),
+            Ok(Event::BlockChanged(e)) => self.block_changed(e),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "undecodable membership event ignored"),
         }
@@ -492,6 +521,57 @@ impl Router {
                 .filter_map(|conn| table.socket(conn).map(|socket| &socket.sink)),
             &frame,
         );
+    }
+
+    /// Tells a block (or its lifting) to the blocker's sockets here, and hides the blocker's
+    /// presence from the blocked user's sockets here (they see the blocker offline, never
+    /// seen, as if the blocker had gone offline; they are told nothing else).
+    fn block_changed(&mut self, event: crate::bus::messages::BlockChanged) {
+        let (blocker, blocked) = (event.user_id, event.blocked_id);
+        if !self.table.user_sockets(blocked).is_empty() {
+            if event.blocked {
+                self.hidden_presence
+                    .entry(blocked)
+                    .or_default()
+                    .insert(blocker);
+                let frame = ServerFrame::Presence {
+                    user_id: blocker,
+                    status: crate::bus::live::PresenceStatus::Offline,
+                    last_seen: None,
+                };
+                let table = &self.table;
+                hint(
+                    table
+                        .user_sockets(blocked)
+                        .iter()
+                        .filter_map(|conn| table.socket(*conn).map(|socket| &socket.sink)),
+                    &frame,
+                );
+            } else if let Some(blockers) = self.hidden_presence.get_mut(&blocked) {
+                blockers.remove(&blocker);
+            }
+        }
+        let event = Event::BlockChanged(event);
+        let Some((kind, frame, _)) = change_frames::frame(&event) else {
+            return;
+        };
+        let frame = Arc::new(frame);
+        let cursor = event.cursor().unwrap_or(0);
+        let mut kicked = Vec::new();
+        for conn in self.table.user_sockets(blocker) {
+            let Some(socket) = self.table.socket(*conn) else {
+                continue;
+            };
+            let item = Outbound::Frame(kind, Arc::clone(&frame), cursor);
+            if let Err(flume::TrySendError::Full(_)) = socket.sink.outbox.try_send(item) {
+                tracing::warn!(conn, user_id = blocker, "socket queue full; closing it");
+                socket.sink.kick.cancel();
+                kicked.push(*conn);
+            }
+        }
+        for conn in kicked {
+            self.detach(conn);
+        }
     }
 
     /// Routes `chat_id` to the local sockets of `users`, who just joined it after message

@@ -36,6 +36,8 @@ impl BatchState {
                     format!("a group starts with at most {MAX_GROUP_MEMBERS} members"),
                 ));
             }
+            self.require_not_blocked_by(db, cmd.creator_id, &others)
+                .await?;
             self.group(db, cmd, &ids, at, pending).await?
         } else {
             let [other] = others.as_slice() else {
@@ -44,6 +46,7 @@ impl BatchState {
                     "a private chat has exactly one member besides you",
                 ));
             };
+            self.require_unblocked(*other, cmd.creator_id)?;
             self.private_chat(
                 db,
                 cmd.creator_id,

@@ -10,7 +10,7 @@ use crate::{
     domain::ChatId,
     domain::MessageId,
     domain::UserId,
-    store::{chat, message, queries, upload},
+    store::{blocks, chat, message, queries, upload},
 };
 
 impl BatchState {
@@ -88,6 +88,11 @@ impl BatchState {
                 }
                 // The directory row is read when applied (rare: no batch-wide load).
                 Command::UpsertUser(_) => {}
+                // Written when applied; a block's own pair needs no read.
+                Command::SetBlock(_) => {}
+                Command::PinMessage(c) => {
+                    chat_ids.insert(c.chat_id);
+                }
             }
         }
         let mut condition = sea_orm::Condition::any();
@@ -127,6 +132,7 @@ impl BatchState {
                 chat.members.insert(m.user_id, Marks::of(&m));
             }
         }
+        let blocks = private_blocks(db, batch, &chats).await?;
         let private = chats
             .values()
             .filter_map(|c| Some((c.model.private_key.clone()?, c.model.id)))
@@ -173,8 +179,52 @@ impl BatchState {
             moved_marks: HashSet::new(),
             told_receipts: HashMap::new(),
             messages_stored: 0,
+            blocks,
         })
     }
+}
+
+/// The blocks that could refuse this batch's private messages and chats: per message into a
+/// private chat, whether its other member blocks the sender; per message to a receiver or new
+/// private chat, whether the receiver blocks the sender. One query for them all, none for a
+/// batch without private traffic.
+async fn private_blocks(
+    db: &impl ConnectionTrait,
+    batch: &[Incoming],
+    chats: &HashMap<ChatId, ChatState>,
+) -> Result<HashSet<(UserId, UserId)>, DbErr> {
+    let mut pairs = HashSet::new();
+    for incoming in batch {
+        match &incoming.command {
+            Command::SendMessage(c) => match (c.chat_id, c.receiver_id) {
+                (Some(id), _) => {
+                    let Some(chat) = chats.get(&id).filter(|chat| !chat.model.is_group) else {
+                        continue;
+                    };
+                    pairs.extend(
+                        chat.members
+                            .keys()
+                            .filter(|member| **member != c.sender_id)
+                            .map(|member| (*member, c.sender_id)),
+                    );
+                }
+                (None, Some(receiver)) => {
+                    pairs.insert((receiver, c.sender_id));
+                }
+                (None, None) => {}
+            },
+            Command::CreateChat(c) if !c.is_group => {
+                if let [other] = c.other_members().as_slice() {
+                    pairs.insert((*other, c.creator_id));
+                }
+            }
+            _ => {}
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(HashSet::new());
+    }
+    blocks::holding(db, &pairs).await
 }
 
 /// Whether a key could have been stored: one with NUL cannot (the rules refuse it, and

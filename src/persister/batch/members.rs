@@ -68,6 +68,10 @@ impl BatchState {
                 format!("a group has at most {MAX_GROUP_MEMBERS} members"),
             ));
         }
+        // Django (no actor) acts as the system; a member may not add who blocks them.
+        if let Some(actor) = cmd.actor_id {
+            self.require_not_blocked_by(db, actor, &new).await?;
+        }
         // Messages earlier in this batch come before the join.
         self.flush_messages(db).await?;
         let after: Option<i64> = message::Entity::find()

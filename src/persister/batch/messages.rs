@@ -120,6 +120,11 @@ impl BatchState {
                         format!("you are not a member of chat {chat_id}"),
                     ));
                 }
+                if !chat.model.is_group {
+                    for other in chat.members.keys().filter(|m| **m != cmd.sender_id) {
+                        self.require_unblocked(*other, cmd.sender_id)?;
+                    }
+                }
                 chat_id
             }
             (None, Some(receiver_id)) => {
@@ -129,6 +134,7 @@ impl BatchState {
                         format!("cannot send to user {receiver_id}"),
                     ));
                 }
+                self.require_unblocked(receiver_id, cmd.sender_id)?;
                 // A retry never creates the chat: were its first copy written by an earlier
                 // batch, the insert would skip it only after creating the chat.
                 let new_chat = !self
@@ -251,9 +257,28 @@ impl BatchState {
             forwarded_from_chat_id: forward.as_ref().map(|m| m.chat_id),
             forwarded_from_message_id: forward.as_ref().map(|m| m.id),
             forwarded_from_sender_id: forward.as_ref().map(|m| m.sender_id),
+            mentions: self.mentioned(chat_id, cmd),
         });
         pending.push(Pending::Message { key });
         Ok(())
+    }
+
+    /// The members of `chat_id` (as this batch sees it) `cmd` mentions, ascending, each once,
+    /// the sender not among them; as `messages.mentions` stores them.
+    fn mentioned(&self, chat_id: ChatId, cmd: &SendMessage) -> Option<String> {
+        if cmd.mentions.is_empty() {
+            return None;
+        }
+        let members = self.chats.get(&chat_id).map(|chat| &chat.members);
+        let mut ids: Vec<UserId> = cmd
+            .mentions
+            .iter()
+            .copied()
+            .filter(|id| *id != cmd.sender_id && members.is_some_and(|m| m.contains_key(id)))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        crate::domain::stored_mentions(&ids)
     }
 
     /// A message a reply or a forward refers to, as it is now: earlier in this batch (not

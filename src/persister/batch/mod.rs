@@ -5,15 +5,17 @@
 //! (unique `create_command_id`) and re-emits the same events instead of writing twice.
 //!
 //! One file per kind of state: [`load`] reads what a batch refers to, [`messages`],
-//! [`receipts`], [`chats`], [`members`], [`groups`] (roles, settings, deletion), [`edits`], [`reactions`], [`uploads`], [`users`] (the directory) and [`push`]
+//! [`receipts`], [`chats`], [`members`], [`groups`] (roles, settings, deletion), [`edits`], [`reactions`], [`uploads`], [`users`] (the directory), [`blocks`], [`pins`] and [`push`]
 //! (mutes and push watermarks) apply the commands, [`rules`] checks their fields.
 
+mod blocks;
 mod chats;
 mod edits;
 mod groups;
 mod load;
 mod members;
 mod messages;
+mod pins;
 mod push;
 mod reactions;
 mod receipts;
@@ -358,6 +360,12 @@ pub async fn apply(
                     .upsert_user(txn, cmd, at, &mut pending, &mut replies)
                     .await
             }
+            Command::SetBlock(cmd) => {
+                state
+                    .set_block(txn, cmd, at, &mut pending, &mut replies)
+                    .await
+            }
+            Command::PinMessage(cmd) => state.pin(txn, cmd, at, &mut pending, &mut replies).await,
         };
         match result {
             Ok(()) => {}
@@ -429,4 +437,8 @@ struct BatchState {
     told_receipts: HashMap<(ChatId, UserId, ReceiptStatus, UserId), usize>,
     /// Message rows inserted so far.
     messages_stored: u64,
+    /// The `(blocker, blocked)` blocks that hold between the receivers and senders of this
+    /// batch's private messages and chats (read with the batch; kept current by its
+    /// `set_block`s).
+    blocks: HashSet<(UserId, UserId)>,
 }

@@ -14,7 +14,7 @@ use crate::{
         ChatMuted, Event, MAX_PUSH_MESSAGE_IDS, MuteChat, Outcome, PushDue, PushNeeded, VERSION,
     },
     domain::MessageId,
-    store::{chat_member, message},
+    store::{chat_member, message, queries},
 };
 
 impl BatchState {
@@ -65,11 +65,14 @@ impl BatchState {
                 self.moved_marks.insert((cmd.chat_id, cmd.user_id));
             }
         }
+        // Unmuting unmutes the mentions too.
+        let mentions_muted = cmd.muted_until.is_some() && cmd.mute_mentions;
         chat_member::Entity::update_many()
             .col_expr(
                 chat_member::Column::MutedUntil,
                 Expr::value(cmd.muted_until),
             )
+            .col_expr(chat_member::MENTIONS_MUTED, Expr::value(mentions_muted))
             .filter(chat_member::Column::ChatId.eq(cmd.chat_id))
             .filter(chat_member::Column::UserId.eq(cmd.user_id))
             .exec(db)
@@ -80,6 +83,7 @@ impl BatchState {
             chat_id: cmd.chat_id,
             user_id: cmd.user_id,
             muted_until: cmd.muted_until,
+            mentions_muted,
             command_id: cmd.command_id.clone(),
         })));
         if let Some(reply_to) = &cmd.reply_to {
@@ -90,6 +94,7 @@ impl BatchState {
                     command_id: cmd.command_id.clone(),
                     chat_id: cmd.chat_id,
                     muted_until: cmd.muted_until,
+                    mentions_muted,
                 },
             ));
         }
@@ -133,12 +138,17 @@ impl BatchState {
         let muted = marks.muted_until.is_some_and(|until| until > at);
         // A mute that ran out: the messages of its period are not owed.
         let mute_ended = marks.muted_until.filter(|until| *until <= at);
-        // Muted: passed over for good (the member is not owed these messages later).
+        // Muted: passed over for good (the member is not owed these messages later), but for
+        // those that mention the member, unless their mentions are muted too.
         marks.pushed = through;
         self.moved_marks.insert((cmd.chat_id, cmd.user_id));
-        if muted || after >= through {
+        if after >= through
+            || (muted && queries::mentions_muted_in(db, cmd.chat_id, cmd.user_id).await?)
+        {
             return Ok(());
         }
+        let mentions_only = muted;
+        let mentions_me = || queries::mentions_of(cmd.user_id);
         self.flush_messages(db).await?;
         let covered = || {
             let query = message::Entity::find()
@@ -147,19 +157,30 @@ impl BatchState {
                 .filter(message::Column::Id.lte(through))
                 .filter(message::Column::SenderId.ne(cmd.user_id))
                 .filter(message::Column::DeletedAt.is_null());
-            match mute_ended {
+            let query = match mute_ended {
                 Some(until) => query.filter(message::Column::CreatedAt.gt(until)),
                 None => query,
+            };
+            if mentions_only {
+                query.filter(mentions_me())
+            } else {
+                query
             }
         };
-        let (count, first): (i64, Option<MessageId>) = covered()
+        let (count, first, mentioned): (i64, Option<MessageId>, Option<i64>) = covered()
             .select_only()
             .column_as(message::Column::Id.count(), "count")
             .column_as(message::Column::Id.min(), "first")
+            .column_as(
+                sea_orm::sea_query::ExprTrait::sum(Expr::Case(Box::new(
+                    Expr::case(mentions_me(), 1).finally(0),
+                ))),
+                "mentioned",
+            )
             .into_tuple()
             .one(db)
             .await?
-            .unwrap_or((0, None));
+            .unwrap_or((0, None, None));
         let Some(first) = first else {
             return Ok(()); // only the member's own or deleted messages
         };
@@ -180,6 +201,7 @@ impl BatchState {
             first_message_id: first,
             through_message_id: through,
             count: u64::try_from(count).unwrap_or(0),
+            mentioned: mentioned.unwrap_or(0) > 0,
         })));
         Ok(())
     }

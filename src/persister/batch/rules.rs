@@ -196,6 +196,24 @@ impl Rules {
                 display_name(&cmd.display_name)?;
                 cmd.avatar_url.as_deref().map_or(Ok(()), avatar_url)
             }
+            Command::PinMessage(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("chat_id", cmd.chat_id)?;
+                positive("message_id", cmd.message_id)?;
+                cmd.actor_id.map_or(Ok(()), |id| positive("actor_id", id))
+            }
+            Command::SetBlock(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("user_id", cmd.user_id)?;
+                positive("blocked_id", cmd.blocked_id)?;
+                if cmd.blocked_id == cmd.user_id {
+                    return Err(Refusal::new(
+                        ErrorCode::InvalidField,
+                        "blocked_id: you cannot block yourself",
+                    ));
+                }
+                Ok(())
+            }
             Command::PushDue(cmd) => {
                 positive("chat_id", cmd.chat_id)?;
                 positive("user_id", cmd.user_id)?;
@@ -250,6 +268,7 @@ impl Rules {
         if let Some(id) = cmd.forwarded_from {
             positive("forwarded_from", id)?;
         }
+        crate::domain::rules::mentions(&cmd.mentions)?;
         // A forward without text or file copies the original's.
         if cmd.content.trim().is_empty()
             && cmd.forwarded_from.is_none()
@@ -304,6 +323,7 @@ mod tests {
             client_msg_id: "c1".into(),
             reply_to_message_id: None,
             forwarded_from: None,
+            mentions: Vec::new(),
             reply_to: None,
         }
     }

@@ -59,6 +59,9 @@ user_updated = Signal()
 chat_updated = Signal()
 member_role_changed = Signal()
 chat_deleted = Signal()
+block_changed = Signal()
+message_pinned = Signal()
+message_unpinned = Signal()
 
 #: Every event, known type or not, before its own signal (logging, metrics, a generic copy).
 event_received = Signal()

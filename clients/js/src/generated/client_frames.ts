@@ -34,6 +34,13 @@ export type ClientFrame =
        * the original's are copied.
        */
       forwarded_from?: number | null;
+      /**
+       * Members of the chat the message mentions (others, and you, are dropped); repeats
+       * count once.
+       *
+       * @maxItems 50
+       */
+      mentions?: PositiveUserId[] | null;
       receiver_id?: number | null;
       /**
        * A message of the same chat this one answers.
@@ -123,6 +130,10 @@ export type ClientFrame =
        * Your id for the request: answered with `command_applied`, or an `error` naming it.
        */
       command_id?: string | null;
+      /**
+       * Mute the chat's mentions of you too (absent: false; a mention still pushes).
+       */
+      mute_mentions?: boolean | null;
       until?: string | null;
     }
   | {
@@ -174,19 +185,47 @@ export type ClientFrame =
       action: "delete_chat";
       chat_id: number;
       command_id?: string | null;
+    }
+  | {
+      action: "pin_message";
+      chat_id: number;
+      command_id?: string | null;
+      message_id: number;
+    }
+  | {
+      action: "unpin_message";
+      chat_id: number;
+      command_id?: string | null;
+      message_id: number;
+    }
+  | {
+      action: "block_user";
+      command_id?: string | null;
+      /**
+       * Positive, not yours.
+       */
+      user_id: number;
+    }
+  | {
+      action: "unblock_user";
+      command_id?: string | null;
+      /**
+       * Positive, not yours.
+       */
+      user_id: number;
     };
 /**
  * What a message carries.
  */
 export type ContentType = "text" | "audio" | "video" | "image" | "file";
 /**
- * Whether a member is typing.
- */
-export type TypingState = "started" | "stopped";
-/**
  * A user id in a list: positive.
  */
 export type PositiveUserId = number;
+/**
+ * Whether a member is typing.
+ */
+export type TypingState = "started" | "stopped";
 /**
  * A member's standing in a group. A private chat's two members are equal: both `member`.
  */

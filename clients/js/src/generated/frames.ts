@@ -44,6 +44,11 @@ export type ServerFrame =
        * The original this message forwards (absent for one that is not a forward).
        */
       forwarded_from?: ForwardedFrom | null;
+      /**
+       * The members the message mentions, ascending (absent for none, and for a tombstone);
+       * clients draw `@name` from the directory.
+       */
+      mentions?: number[];
       message_id: number;
       /**
        * The other member of a private chat; `null` in a group.
@@ -167,7 +172,31 @@ export type ServerFrame =
       action: "chat_muted";
       chat_id: number;
       cursor?: number | null;
+      /**
+       * Whether the mute covers the chat's mentions of you too.
+       */
+      mentions_muted: boolean;
       muted_until?: string | null;
+    }
+  | {
+      action: "block_changed";
+      blocked: boolean;
+      cursor?: number | null;
+      user_id: number;
+    }
+  | {
+      action: "message_pinned";
+      by?: number | null;
+      chat_id: number;
+      cursor?: number | null;
+      message_id: number;
+    }
+  | {
+      action: "message_unpinned";
+      by?: number | null;
+      chat_id: number;
+      cursor?: number | null;
+      message_id: number;
     }
   | {
       action: "message_deleted";
@@ -276,6 +305,7 @@ export type ErrorCode =
   | "invalid_forward"
   | "invalid_emoji"
   | "too_many_reactions"
+  | "too_many_pins"
   | "not_editable"
   | "edit_window_passed"
   | "invalid_receiver"
@@ -283,6 +313,7 @@ export type ErrorCode =
   | "too_many_members"
   | "not_a_group"
   | "not_a_member"
+  | "blocked"
   | "invalid_role"
   | "owner_required"
   | "invalid_name"

@@ -30,7 +30,8 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** One of my chats, with its members, roles and pinned messages. */
+        get: operations["chat_detail"];
         put?: never;
         post?: never;
         /**
@@ -151,6 +152,30 @@ export type paths = {
         patch: operations["edit_message"];
         trace?: never;
     };
+    "/chats/{chat_id}/messages/{message_id}/pin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Pins a message: a group's admins and owner may, in a private chat either member; members
+         *     get `message_pinned`. Pinning it again changes nothing (204).
+         */
+        put: operations["pin_message"];
+        post?: never;
+        /**
+         * Unpins a message (the same who may pin); members get `message_unpinned`. A message that
+         *     is not pinned changes nothing (204).
+         */
+        delete: operations["unpin_message"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/chats/{chat_id}/messages/{message_id}/reactions/{emoji}": {
         parameters: {
             query?: never;
@@ -223,7 +248,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        /** The presence of each member of a chat I belong to (the same as the `presence` frame). */
+        /**
+         * The presence of each member of a chat I belong to (the same as the `presence` frame); a
+         *     member who blocks me is shown offline and never seen.
+         */
         get: operations["chat_presence"];
         put?: never;
         post?: never;
@@ -405,6 +433,46 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/users/me/blocks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The users I block, oldest block first. */
+        get: operations["list_blocks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/me/blocks/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Blocks a user: they can no longer open a private chat with me, write in ours, or add me
+         *     to a group (`blocked`), and see my presence as unknown. My side is unchanged; group
+         *     messages are not hidden. Blocking again changes nothing; the user need not share a chat
+         *     with me. My sockets get `block_changed`.
+         */
+        put: operations["block_user"];
+        post?: never;
+        /** Lifts my block of a user (nothing to lift changes nothing). */
+        delete: operations["unblock_user"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ws/chat": {
         parameters: {
             query?: never;
@@ -439,6 +507,20 @@ export type components = {
             /** @description Positive user ids; those already members are left as they are. */
             user_ids: components["schemas"]["i64"][];
         };
+        /** @description A user I block. */
+        BlockedUser: {
+            /**
+             * Format: date-time
+             * @description When I blocked them.
+             */
+            blocked_at: string;
+            user_id: components["schemas"]["i64"];
+        };
+        /** @description A chat with its pinned messages. */
+        ChatDetail: components["schemas"]["ChatView"] & {
+            /** @description Its pinned messages that are not deleted, newest pin first (at most 100). */
+            pinned: components["schemas"]["PinnedMessage"][];
+        };
         /** @description A chat's members and their presence. */
         ChatPresence: {
             chat_id: components["schemas"]["i64"];
@@ -449,6 +531,8 @@ export type components = {
         /** @description One of my chats with its newest message and how many I have not read. */
         ChatSummary: components["schemas"]["ChatView"] & {
             last_message?: components["schemas"]["MessageView"] | null;
+            /** @description Whether my mute of the chat covers its mentions too (false when not muted). */
+            mentions_muted: boolean;
             /**
              * Format: date-time
              * @description Until when I muted the chat (`PUT /chats/{id}/mute`); null: not muted.
@@ -464,6 +548,11 @@ export type components = {
             role?: components["schemas"]["Role"] | null;
             /** Format: int64 */
             unread_count: number;
+            /**
+             * Format: int64
+             * @description How many of those mention me (`mentions`).
+             */
+            unread_mentions: number;
         };
         /** @description A chat and its members. */
         ChatView: {
@@ -527,7 +616,7 @@ export type components = {
          * @description Why the request was refused (docs/protocol.md, "Error codes"). New codes may come: treat an unknown one as a generic refusal.
          * @enum {string}
          */
-        ErrorCode: "bad_json" | "invalid_field" | "missing_field" | "unknown_action" | "empty_content" | "content_too_long" | "forbidden" | "not_found" | "message_deleted" | "invalid_reply" | "invalid_forward" | "invalid_emoji" | "too_many_reactions" | "not_editable" | "edit_window_passed" | "invalid_receiver" | "invalid_member" | "too_many_members" | "not_a_group" | "not_a_member" | "invalid_role" | "owner_required" | "invalid_name" | "invalid_display_name" | "invalid_avatar_url" | "invalid_command" | "unavailable" | "invalid_data" | "id_conflict" | "internal_error" | "rate_limited" | "invalid_token" | "other";
+        ErrorCode: "bad_json" | "invalid_field" | "missing_field" | "unknown_action" | "empty_content" | "content_too_long" | "forbidden" | "not_found" | "message_deleted" | "invalid_reply" | "invalid_forward" | "invalid_emoji" | "too_many_reactions" | "too_many_pins" | "not_editable" | "edit_window_passed" | "invalid_receiver" | "invalid_member" | "too_many_members" | "not_a_group" | "not_a_member" | "blocked" | "invalid_role" | "owner_required" | "invalid_name" | "invalid_display_name" | "invalid_avatar_url" | "invalid_command" | "unavailable" | "invalid_data" | "id_conflict" | "internal_error" | "rate_limited" | "invalid_token" | "other";
         /**
          * Format: binary
          * @description The bytes of a file.
@@ -615,6 +704,11 @@ export type components = {
              */
             file_url?: string | null;
             forwarded_from?: components["schemas"]["ForwardedFrom"] | null;
+            /**
+             * @description The members the message mentions, ascending (absent for none, and for a tombstone);
+             *     clients draw `@name` from the directory.
+             */
+            mentions?: components["schemas"]["i64"][];
             message_id: components["schemas"]["i64"];
             receiver_id?: components["schemas"]["i64"] | null;
             reply_quote?: components["schemas"]["ReplyQuote"] | null;
@@ -629,6 +723,11 @@ export type components = {
         /** @description How long to mute a chat. */
         MuteRequest: {
             /**
+             * @description Mute the chat's mentions of me too (absent: false: a message that mentions me is still
+             *     pushed, `push_needed` with `mentioned`).
+             */
+            mute_mentions?: boolean;
+            /**
              * @description Until when (RFC 3339, to come); absent or null: forever (stored as
              *     `9999-12-31T23:59:59Z`).
              */
@@ -637,11 +736,19 @@ export type components = {
         /** @description My mute of a chat as stored now. */
         MuteState: {
             chat_id: components["schemas"]["i64"];
+            /** @description Whether the mute covers the chat's mentions of me too. */
+            mentions_muted: boolean;
             /**
              * Format: date-time
              * @description Null: not muted.
              */
             muted_until?: string | null;
+        };
+        /** @description A pinned message: the message as history shows it, who pinned it and when. */
+        PinnedMessage: components["schemas"]["MessageView"] & {
+            /** Format: date-time */
+            pinned_at: string;
+            pinned_by?: components["schemas"]["i64"] | null;
         };
         /**
          * @description Whether a user has a socket open on some instance.
@@ -886,6 +993,61 @@ export interface operations {
                 };
             };
             504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    chat_detail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatDetail"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a member of the chat */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1506,6 +1668,166 @@ export interface operations {
                 };
             };
             /** @description Bad text, a deleted or file-only message, or past `EDIT_WINDOW` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    pin_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+                /** @description The message */
+                message_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Pinned (or pinned before) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a member (`forbidden`, `not_a_member`), or `forbidden`: pinning in a group needs the admin role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A deleted message (`message_deleted`), 100 pinned already (`too_many_pins`), ids that are not positive 64-bit integers */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    unpin_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The chat */
+                chat_id: number;
+                /** @description The message */
+                message_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Unpinned (or was not pinned) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2458,6 +2780,165 @@ export interface operations {
             };
             /** @description No ids, an id that is not a positive integer, or over 100 */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_blocks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BlockedUser"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    block_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user to block */
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Blocked (or blocked before) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `invalid_field`: a user id that is not positive, not a 64-bit integer, or yours */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    unblock_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user to unblock */
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Not blocked (any more) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `invalid_field`: a user id that is not positive, not a 64-bit integer, or yours */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

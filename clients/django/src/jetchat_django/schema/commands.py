@@ -119,6 +119,11 @@ class MuteChat(TypedDict):
     """
     chat_id: int
     command_id: str
+    mute_mentions: NotRequired[bool]
+    """Mute the chat's mentions of the member too (absent: false). A muted member is still
+    pushed a message that mentions them (`push_needed` with `mentioned`) unless this is on;
+    unmuting turns it off.
+    """
     muted_until: NotRequired[str | None]
     """Until when (RFC 3339, after the command's time and before the year 10000; "forever" is
     [`MUTED_FOREVER`]); absent or null unmutes.
@@ -126,6 +131,25 @@ class MuteChat(TypedDict):
     reply_to: NotRequired[str | None]
     user_id: int
     """The member whose mute this is."""
+    v: NotRequired[int]
+
+
+class PinMessage(TypedDict):
+    """Pin a message of a chat (`pinned: true`) or unpin it: a group's admins and owner may, in a
+    private chat either member; without `actor_id`, Django acts as the system. A chat keeps at
+    most `MAX_PINS` (100) pinned messages (`too_many_pins`). Pinning a pinned message, or
+    unpinning one that is not, changes nothing and is applied.
+    """
+    actor_id: NotRequired[int | None]
+    """The member who pins; absent: Django, as the system."""
+    chat_id: int
+    command_id: str
+    """Unique per command; a redelivered pin is announced again, never pinned twice."""
+    message_id: int
+    """A message of `chat_id`, not deleted (`not_found`, `message_deleted` otherwise)."""
+    pinned: bool
+    """True to pin, false to unpin."""
+    reply_to: NotRequired[str | None]
     v: NotRequired[int]
 
 
@@ -237,6 +261,11 @@ class SendMessage(TypedDict):
     forwards (`invalid_forward` otherwise); with no content and no file, the original's
     text and file are copied.
     """
+    mentions: NotRequired[list[int]]
+    """Users the message mentions: positive ids, at most `MAX_MENTIONS` (50; `invalid_field`
+    otherwise). Those who are not members of the chat, and the sender, are dropped;
+    repeats count once.
+    """
     receiver_id: NotRequired[int | None]
     reply_to: NotRequired[str | None]
     """A core NATS subject for a rejection, if the sender wants one."""
@@ -244,6 +273,27 @@ class SendMessage(TypedDict):
     """A message of the same chat this one answers (`invalid_reply` otherwise)."""
     sender_id: int
     """The authenticated author (or the account Django posts as)."""
+    v: NotRequired[int]
+
+
+class SetBlock(TypedDict):
+    """A user blocks another (`blocked: true`) or lifts the block. Published by jetchat for
+    `PUT`/`DELETE /users/me/blocks/{user_id}` and the socket's `block_user`/`unblock_user`, and
+    by Django. The blocked user can no longer open a private chat with the blocker, send in
+    their private chat, or add the blocker to a group (`blocked`), and sees the blocker
+    offline, never seen; the blocker's side is unchanged, group messages are not hidden. A
+    repeat changes nothing and is applied; blocking yourself or a user id <= 0 is
+    `invalid_field`. Told to the blocker's sockets as `block_changed`.
+    """
+    blocked: bool
+    """True to block, false to lift the block."""
+    blocked_id: int
+    """Whom (a positive id, not `user_id`); need not share a chat with `user_id`."""
+    command_id: str
+    """Unique per command (logs, dead letters, the outcome)."""
+    reply_to: NotRequired[str | None]
+    user_id: int
+    """Who blocks (a positive id)."""
     v: NotRequired[int]
 
 
@@ -325,4 +375,6 @@ COMMAND_TYPES: dict[str, type] = {
     'mute_chat': MuteChat,
     'push_due': PushDue,
     'upsert_user': UpsertUser,
+    'set_block': SetBlock,
+    'pin_message': PinMessage,
 }

@@ -8,6 +8,25 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired, TypedDict
 
 
+class BlockChanged(TypedDict):
+    """A user blocked another or lifted the block (`set_block`): on
+    `chat.events.none.block_changed`, journaled (no chat: the journal's `chat_id` is 0) and
+    told to the blocker's sockets only, and replayed by their catch-up. Routers also hide the
+    blocker's presence from the blocked user's sockets, who are told nothing else of it.
+    """
+    blocked: bool
+    """True: blocked now; false: the block was lifted."""
+    blocked_id: int
+    command_id: str
+    cursor: NotRequired[int | None]
+    """Where this change stands in the order of every stored change (see docs/protocol.md,
+    "Reconnect without gaps"); set by the persister when the change is journaled.
+    """
+    user_id: int
+    """The blocker."""
+    v: NotRequired[int]
+
+
 class ChatCreated(TypedDict):
     """A chat was created with its first members."""
     chat: ChatView
@@ -46,6 +65,8 @@ class ChatMuted(TypedDict):
     """Where this change stands in the order of every stored change (see docs/protocol.md,
     "Reconnect without gaps"); set by the persister when the change is journaled.
     """
+    mentions_muted: NotRequired[bool]
+    """Whether the mute covers the chat's mentions of the member too."""
     muted_until: NotRequired[str | None]
     """Null: not muted (any more)."""
     user_id: int
@@ -121,7 +142,7 @@ ContentType = Literal['text', 'audio', 'video', 'image', 'file']
 """What a message carries."""
 
 
-ErrorCode = Literal['bad_json', 'invalid_field', 'missing_field', 'unknown_action', 'empty_content', 'content_too_long', 'forbidden', 'not_found', 'message_deleted', 'invalid_reply', 'invalid_forward', 'invalid_emoji', 'too_many_reactions', 'not_editable', 'edit_window_passed', 'invalid_receiver', 'invalid_member', 'too_many_members', 'not_a_group', 'not_a_member', 'invalid_role', 'owner_required', 'invalid_name', 'invalid_display_name', 'invalid_avatar_url', 'invalid_command', 'unavailable', 'invalid_data', 'id_conflict', 'internal_error', 'rate_limited', 'invalid_token', 'other']
+ErrorCode = Literal['bad_json', 'invalid_field', 'missing_field', 'unknown_action', 'empty_content', 'content_too_long', 'forbidden', 'not_found', 'message_deleted', 'invalid_reply', 'invalid_forward', 'invalid_emoji', 'too_many_reactions', 'too_many_pins', 'not_editable', 'edit_window_passed', 'invalid_receiver', 'invalid_member', 'too_many_members', 'not_a_group', 'not_a_member', 'blocked', 'invalid_role', 'owner_required', 'invalid_name', 'invalid_display_name', 'invalid_avatar_url', 'invalid_command', 'unavailable', 'invalid_data', 'id_conflict', 'internal_error', 'rate_limited', 'invalid_token', 'other']
 """Why a frame or command was refused (docs/protocol.md, "Error codes"). New codes may come: treat an unknown one as a generic refusal."""
 
 
@@ -260,6 +281,10 @@ class MessageView(TypedDict):
     """
     forwarded_from: NotRequired[ForwardedFrom | None]
     """The original this message forwards (absent for one that is not a forward)."""
+    mentions: NotRequired[list[int]]
+    """The members the message mentions, ascending (absent for none, and for a tombstone);
+    clients draw `@name` from the directory.
+    """
     message_id: int
     receiver_id: NotRequired[int | None]
     """The other member of a private chat; `null` in a group."""
@@ -272,6 +297,22 @@ class MessageView(TypedDict):
     """UTC, RFC 3339 with an offset."""
 
 
+class PinChange(TypedDict):
+    """A message was pinned (`message_pinned`) or unpinned (`message_unpinned`); told to every
+    member, journaled.
+    """
+    by: NotRequired[int | None]
+    """Who pinned or unpinned it; absent when Django did."""
+    chat_id: int
+    command_id: str
+    cursor: NotRequired[int | None]
+    """Where this change stands in the order of every stored change (see docs/protocol.md,
+    "Reconnect without gaps"); set by the persister when the change is journaled.
+    """
+    message_id: int
+    v: NotRequired[int]
+
+
 class PushNeeded(TypedDict):
     """Messages from others reached none of `user_id`'s sockets within `PUSH_AFTER`: Django sends
     the member's devices a notification. Emitted once per member and message (docs/events.md,
@@ -282,6 +323,10 @@ class PushNeeded(TypedDict):
     """How many messages are covered (deleted ones and the member's own are not counted)."""
     first_message_id: int
     """The oldest message covered."""
+    mentioned: NotRequired[bool]
+    """Some of the covered messages mention the member: in a chat the member muted (without
+    its mentions), those are the only ones covered.
+    """
     message_ids: list[int]
     """The newest [`MAX_PUSH_MESSAGE_IDS`] of the messages covered, oldest first."""
     through_message_id: int
@@ -404,4 +449,7 @@ EVENT_TYPES: dict[str, type] = {
     'chat_muted': ChatMuted,
     'push_needed': PushNeeded,
     'user_updated': UserUpdated,
+    'block_changed': BlockChanged,
+    'message_pinned': PinChange,
+    'message_unpinned': PinChange,
 }

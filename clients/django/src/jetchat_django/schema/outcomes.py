@@ -28,7 +28,7 @@ class ChatView(TypedDict):
     """The group's settings (a private chat's are the defaults and mean nothing)."""
 
 
-ErrorCode = Literal['bad_json', 'invalid_field', 'missing_field', 'unknown_action', 'empty_content', 'content_too_long', 'forbidden', 'not_found', 'message_deleted', 'invalid_reply', 'invalid_forward', 'invalid_emoji', 'too_many_reactions', 'not_editable', 'edit_window_passed', 'invalid_receiver', 'invalid_member', 'too_many_members', 'not_a_group', 'not_a_member', 'invalid_role', 'owner_required', 'invalid_name', 'invalid_display_name', 'invalid_avatar_url', 'invalid_command', 'unavailable', 'invalid_data', 'id_conflict', 'internal_error', 'rate_limited', 'invalid_token', 'other']
+ErrorCode = Literal['bad_json', 'invalid_field', 'missing_field', 'unknown_action', 'empty_content', 'content_too_long', 'forbidden', 'not_found', 'message_deleted', 'invalid_reply', 'invalid_forward', 'invalid_emoji', 'too_many_reactions', 'too_many_pins', 'not_editable', 'edit_window_passed', 'invalid_receiver', 'invalid_member', 'too_many_members', 'not_a_group', 'not_a_member', 'blocked', 'invalid_role', 'owner_required', 'invalid_name', 'invalid_display_name', 'invalid_avatar_url', 'invalid_command', 'unavailable', 'invalid_data', 'id_conflict', 'internal_error', 'rate_limited', 'invalid_token', 'other']
 """Why a frame or command was refused (docs/protocol.md, "Error codes"). New codes may come: treat an unknown one as a generic refusal."""
 
 
@@ -59,7 +59,7 @@ class UploadReady(TypedDict):
 
 
 class Applied(TypedDict):
-    """An `edit_message`, `delete_message`, `react`, `unreact`, `upsert_user` or group command
+    """An `edit_message`, `delete_message`, `react`, `unreact`, `upsert_user`, `set_block`, `pin_message` or group command
     (`add_members`, `remove_members`, `update_chat`, `set_member_role`, `delete_chat`) was applied (or,
     for a repeat, had been; an `unreact` of no reaction changes nothing and is applied).
     """
@@ -72,6 +72,8 @@ class Muted(TypedDict):
     """A `mute_chat` command's result: the member's mute as stored now."""
     chat_id: int
     command_id: str
+    mentions_muted: NotRequired[bool]
+    """Whether the mute covers the chat's mentions of the member too."""
     muted_until: NotRequired[str | None]
     outcome: Literal['muted']
     v: NotRequired[int]

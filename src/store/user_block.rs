@@ -1,0 +1,19 @@
+//! A block: `blocker_id` no longer hears from `blocked_id` in private (see `store::blocks`).
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "user_blocks")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub blocker_id: i64,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub blocked_id: i64,
+    /// When the block was set (the command's time in `CHAT_IN`).
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
