@@ -292,6 +292,7 @@ export type paths = {
          *     416 with `Content-Range: bytes *\/<size>` for an unsatisfiable or malformed one; several
          *     ranges get the whole file. `If-None-Match` with the `ETag` answers 304. Anyone else gets
          *     404, whether or not the file exists; a genuine signed URL past its expiry gets 403.
+         *     With `MEDIA_REDIRECT=presigned`, those allowed get a 302 to the media store instead.
          */
         get: operations["media_file"];
         put?: never;
@@ -2405,6 +2406,15 @@ export interface operations {
                     "video/*": components["schemas"]["FileBytes"];
                 };
             };
+            /** @description With `MEDIA_REDIRECT=presigned`: the file is fetched from the media store, at a presigned URL valid for `MEDIA_REDIRECT_TTL` */
+            302: {
+                headers: {
+                    /** @description The presigned URL of the object */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Not modified (`If-None-Match` matched) */
             304: {
                 headers: {
@@ -2452,6 +2462,15 @@ export interface operations {
             };
             /** @description A malformed query (a parameter given twice) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The media storage (`MEDIA_STORE`) is unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2741,6 +2760,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The media storage (`MEDIA_STORE`) is unavailable: nothing was stored, try again */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
