@@ -18,6 +18,7 @@ mod m20261203_000041_add_messages_reply_and_forward;
 mod m20261207_000050_create_user_profiles;
 mod m20261207_000060_add_member_roles;
 mod m20261207_000061_add_messages_deleted_by;
+mod m20261207_000080_create_erased_users;
 
 pub use m20261202_000020_create_message_search::POSTGRES_SEARCH_VECTOR;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000050_create_user_profiles::Migration),
             Box::new(m20261207_000060_add_member_roles::Migration),
             Box::new(m20261207_000061_add_messages_deleted_by::Migration),
+            Box::new(m20261207_000080_create_erased_users::Migration),
         ]
     }
 }

@@ -41,6 +41,7 @@ pub enum Command {
     MuteChat(MuteChat),
     PushDue(PushDue),
     UpsertUser(UpsertUser),
+    EraseUser(EraseUser),
 }
 
 impl Command {
@@ -65,6 +66,7 @@ impl Command {
             Command::MuteChat(_) => "mute_chat",
             Command::PushDue(_) => "push_due",
             Command::UpsertUser(_) => "upsert_user",
+            Command::EraseUser(_) => "erase_user",
         }
     }
 
@@ -88,6 +90,7 @@ impl Command {
             Command::MuteChat(c) => c.command_id.clone(),
             Command::PushDue(c) => c.dedupe_id(),
             Command::UpsertUser(c) => c.command_id.clone(),
+            Command::EraseUser(c) => c.command_id.clone(),
         }
     }
 
@@ -111,6 +114,7 @@ impl Command {
             Command::MuteChat(c) => c.reply_to.as_deref(),
             Command::PushDue(_) => None,
             Command::UpsertUser(c) => c.reply_to.as_deref(),
+            Command::EraseUser(c) => c.reply_to.as_deref(),
         }
     }
 
@@ -134,6 +138,7 @@ impl Command {
             Command::MuteChat(c) => Some(c.chat_id),
             Command::PushDue(c) => Some(c.chat_id),
             Command::UpsertUser(_) => None,
+            Command::EraseUser(_) => None,
         }
     }
 }
@@ -497,6 +502,23 @@ pub struct UpsertUser {
     pub reply_to: Option<String>,
 }
 
+/// Django's right-to-erasure (a user deleted there): the user's messages become tombstones,
+/// their uploads (rows and blobs), reactions, receipts, mutes, memberships and profile go,
+/// and the groups they owned pass on as when an owner leaves. Django's only: no socket or
+/// REST route sends it. Applied again (a redelivery, a second command) it finds nothing left
+/// and changes nothing; either way `user_erased` says it is done (docs/events.md, "Erasure").
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct EraseUser {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Unique per command (logs, dead letters, the outcome, `user_erased`).
+    pub command_id: String,
+    /// A positive id (Django's user id); one jetchat never saw is erased all the same.
+    pub user_id: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
 /// Something the persister committed, on `CHAT_EVENTS`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -519,6 +541,7 @@ pub enum Event {
     ChatMuted(ChatMuted),
     PushNeeded(PushNeeded),
     UserUpdated(UserUpdated),
+    UserErased(UserErased),
 }
 
 impl Event {
@@ -543,6 +566,7 @@ impl Event {
             Event::ChatMuted(_) => "chat_muted",
             Event::PushNeeded(_) => "push_needed",
             Event::UserUpdated(_) => "user_updated",
+            Event::UserErased(_) => "user_erased",
         }
     }
 
@@ -597,6 +621,7 @@ impl Event {
                 format!("push:{}:{}:{}", e.chat_id, e.user_id, e.through_message_id)
             }
             Event::UserUpdated(e) => format!("user:{}:{}", e.user.user_id, e.command_id),
+            Event::UserErased(e) => format!("erased:{}:{}", e.user_id, e.command_id),
         }
     }
 
@@ -620,7 +645,8 @@ impl Event {
             Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
-            | Event::UserUpdated(_) => None,
+            | Event::UserUpdated(_)
+            | Event::UserErased(_) => None,
         }
     }
 
@@ -643,7 +669,8 @@ impl Event {
             Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
-            | Event::UserUpdated(_) => None,
+            | Event::UserUpdated(_)
+            | Event::UserErased(_) => None,
         }
     }
 
@@ -665,7 +692,9 @@ impl Event {
             Event::ChatMuted(e) => e.chat_id,
             Event::PushNeeded(e) => e.chat_id,
             Event::CommandRejected(e) => return e.chat_id,
-            Event::UploadRegistered(_) | Event::UserUpdated(_) => return None,
+            Event::UploadRegistered(_) | Event::UserUpdated(_) | Event::UserErased(_) => {
+                return None;
+            }
         })
     }
 }
@@ -962,6 +991,21 @@ pub struct UserUpdated {
     pub user: crate::domain::UserProfile,
     /// The chats the user is a member of: whose members are told.
     pub chat_ids: Vec<ChatId>,
+}
+
+/// A user was erased (`erase_user`), or found erased by a repeat: on
+/// `chat.events.none.user_erased`, after the per-chat events of the erasure and after the
+/// user's blobs were deleted from storage. Django's sign that it is done.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct UserErased {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    pub user_id: UserId,
+    /// Messages that became tombstones now (0 for a repeat).
+    pub messages_erased: u64,
+    /// Groups left without a member, deleted with their history (`chat_deleted`).
+    pub chats_deleted: Vec<ChatId>,
 }
 
 /// An upload was recorded (or, for a repeat, found recorded): on `chat.events.none.`.

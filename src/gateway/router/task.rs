@@ -348,7 +348,8 @@ impl Router {
             | Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
-            | Event::UserUpdated(_) => {}
+            | Event::UserUpdated(_)
+            | Event::UserErased(_) => {}
         }
     }
 

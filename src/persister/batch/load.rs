@@ -87,7 +87,7 @@ impl BatchState {
                     marked_ids.insert(c.through_message_id);
                 }
                 // The directory row is read when applied (rare: no batch-wide load).
-                Command::UpsertUser(_) => {}
+                Command::UpsertUser(_) | Command::EraseUser(_) => {}
             }
         }
         let mut condition = sea_orm::Condition::any();
@@ -173,6 +173,7 @@ impl BatchState {
             moved_marks: HashSet::new(),
             told_receipts: HashMap::new(),
             messages_stored: 0,
+            erased_blobs: Vec::new(),
         })
     }
 }

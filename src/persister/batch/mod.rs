@@ -5,11 +5,12 @@
 //! (unique `create_command_id`) and re-emits the same events instead of writing twice.
 //!
 //! One file per kind of state: [`load`] reads what a batch refers to, [`messages`],
-//! [`receipts`], [`chats`], [`members`], [`groups`] (roles, settings, deletion), [`edits`], [`reactions`], [`uploads`], [`users`] (the directory) and [`push`]
+//! [`receipts`], [`chats`], [`members`], [`groups`] (roles, settings, deletion), [`edits`], [`reactions`], [`uploads`], [`users`] (the directory), [`erasure`] and [`push`]
 //! (mutes and push watermarks) apply the commands, [`rules`] checks their fields.
 
 mod chats;
 mod edits;
+mod erasure;
 mod groups;
 mod load;
 mod members;
@@ -66,6 +67,9 @@ pub struct Applied {
     /// `None`, for events pushed without one (rejections of commands the database refused or
     /// that are no command): a traced command's events continue its trace.
     pub origins: Vec<Option<u64>>,
+    /// Storage keys of blobs an erasure left without an upload row: deleted from media
+    /// storage once the transaction commits (`persister`), before its events go out.
+    pub erased_blobs: Vec<String>,
 }
 
 /// A member's watermarks and mute as this batch sees them.
@@ -258,6 +262,7 @@ impl Applied {
         self.replies.extend(other.replies);
         self.messages_stored += other.messages_stored;
         self.origins.extend(other.origins);
+        self.erased_blobs.extend(other.erased_blobs);
     }
 }
 
@@ -358,6 +363,11 @@ pub async fn apply(
                     .upsert_user(txn, cmd, at, &mut pending, &mut replies)
                     .await
             }
+            Command::EraseUser(cmd) => {
+                state
+                    .erase_user(txn, cmd, at, &mut pending, &mut replies)
+                    .await
+            }
         };
         match result {
             Ok(()) => {}
@@ -397,6 +407,7 @@ pub async fn apply(
         replies,
         messages_stored: state.messages_stored,
         origins,
+        erased_blobs: state.erased_blobs,
     })
 }
 
@@ -429,4 +440,6 @@ struct BatchState {
     told_receipts: HashMap<(ChatId, UserId, ReceiptStatus, UserId), usize>,
     /// Message rows inserted so far.
     messages_stored: u64,
+    /// Blobs an erasure left without an upload row (see [`Applied::erased_blobs`]).
+    erased_blobs: Vec<String>,
 }

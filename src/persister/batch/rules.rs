@@ -196,6 +196,10 @@ impl Rules {
                 display_name(&cmd.display_name)?;
                 cmd.avatar_url.as_deref().map_or(Ok(()), avatar_url)
             }
+            Command::EraseUser(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("user_id", cmd.user_id)
+            }
             Command::PushDue(cmd) => {
                 positive("chat_id", cmd.chat_id)?;
                 positive("user_id", cmd.user_id)?;
