@@ -59,6 +59,8 @@ user_updated = Signal()
 chat_updated = Signal()
 member_role_changed = Signal()
 chat_deleted = Signal()
+#: An ``erase_user`` is done (also sent for a repeat): ``event["user_id"]``.
+user_erased = Signal()
 
 #: Every event, known type or not, before its own signal (logging, metrics, a generic copy).
 event_received = Signal()
