@@ -3,7 +3,8 @@
 //! from the media directory unless another user's upload shares them, another member's
 //! catch-up replays the erasure exactly, a group they owned passes on and one they were alone
 //! in goes, a repeat changes nothing and is still answered `user_erased`, and the erased
-//! user's still-valid token starts nothing.
+//! user's still-valid token starts nothing. Blobs leave a bucket (`MEDIA_STORE=s3://…`) as they leave
+//! the local disk.
 
 use jetchat::store::{
     chat, chat_member, erased_user, message, message_reaction, message_revision, roles, upload,
@@ -405,4 +406,22 @@ async fn an_erased_users_token_starts_nothing() {
             .unwrap(),
         0
     );
+}
+
+#[tokio::test]
+async fn an_erased_users_blob_leaves_the_bucket_too() {
+    let server = crate::bucket::S3Server::start().await;
+    let app = crate::bucket::spawn_app_on(&server, &[]).await;
+    let uploaded = upload_file(&app, ANN, "a.mp4", ftyp(b"isom")).await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let object = server.object(uploaded.body["sha256"].as_str().unwrap());
+    assert!(
+        object.exists(),
+        "stored in the bucket: {}",
+        object.display()
+    );
+
+    erase(&app, ANN, "erase-1").await;
+
+    assert!(!object.exists(), "deleted from the bucket");
 }
