@@ -149,6 +149,7 @@ impl App {
                     rules: persister::batch::Rules::from_config(&config),
                     pipeline: pipeline.clone(),
                     metrics: metrics.clone(),
+                    storage: media.storage.clone(),
                 };
                 supervisor::restarting(
                     "persister",

@@ -43,6 +43,7 @@ pub enum Command {
     UpsertUser(UpsertUser),
     SetBlock(SetBlock),
     PinMessage(PinMessage),
+    EraseUser(EraseUser),
 }
 
 impl Command {
@@ -69,6 +70,7 @@ impl Command {
             Command::UpsertUser(_) => "upsert_user",
             Command::SetBlock(_) => "set_block",
             Command::PinMessage(_) => "pin_message",
+            Command::EraseUser(_) => "erase_user",
         }
     }
 
@@ -94,6 +96,7 @@ impl Command {
             Command::UpsertUser(c) => c.command_id.clone(),
             Command::SetBlock(c) => c.command_id.clone(),
             Command::PinMessage(c) => c.command_id.clone(),
+            Command::EraseUser(c) => c.command_id.clone(),
         }
     }
 
@@ -119,6 +122,7 @@ impl Command {
             Command::UpsertUser(c) => c.reply_to.as_deref(),
             Command::SetBlock(c) => c.reply_to.as_deref(),
             Command::PinMessage(c) => c.reply_to.as_deref(),
+            Command::EraseUser(c) => c.reply_to.as_deref(),
         }
     }
 
@@ -142,7 +146,7 @@ impl Command {
             Command::MuteChat(c) => Some(c.chat_id),
             Command::PushDue(c) => Some(c.chat_id),
             Command::PinMessage(c) => Some(c.chat_id),
-            Command::UpsertUser(_) | Command::SetBlock(_) => None,
+            Command::UpsertUser(_) | Command::SetBlock(_) | Command::EraseUser(_) => None,
         }
     }
 }
@@ -561,6 +565,23 @@ pub struct PinMessage {
     pub reply_to: Option<String>,
 }
 
+/// Django's right-to-erasure (a user deleted there): the user's messages become tombstones,
+/// their uploads (rows and blobs), reactions, receipts, mutes, memberships and profile go,
+/// and the groups they owned pass on as when an owner leaves. Django's only: no socket or
+/// REST route sends it. Applied again (a redelivery, a second command) it finds nothing left
+/// and changes nothing; either way `user_erased` says it is done (docs/events.md, "Erasure").
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct EraseUser {
+    #[serde(default = "version")]
+    pub v: u8,
+    /// Unique per command (logs, dead letters, the outcome, `user_erased`).
+    pub command_id: String,
+    /// A positive id (Django's user id); one jetchat never saw is erased all the same.
+    pub user_id: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
 /// Something the persister committed, on `CHAT_EVENTS`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -586,6 +607,7 @@ pub enum Event {
     BlockChanged(BlockChanged),
     MessagePinned(PinChange),
     MessageUnpinned(PinChange),
+    UserErased(UserErased),
 }
 
 impl Event {
@@ -613,6 +635,7 @@ impl Event {
             Event::BlockChanged(_) => "block_changed",
             Event::MessagePinned(_) => "message_pinned",
             Event::MessageUnpinned(_) => "message_unpinned",
+            Event::UserErased(_) => "user_erased",
         }
     }
 
@@ -672,6 +695,7 @@ impl Event {
             }
             Event::MessagePinned(e) => format!("pinned:{}:{}", e.message_id, e.command_id),
             Event::MessageUnpinned(e) => format!("unpinned:{}:{}", e.message_id, e.command_id),
+            Event::UserErased(e) => format!("erased:{}:{}", e.user_id, e.command_id),
         }
     }
 
@@ -697,7 +721,8 @@ impl Event {
             Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
-            | Event::UserUpdated(_) => None,
+            | Event::UserUpdated(_)
+            | Event::UserErased(_) => None,
         }
     }
 
@@ -722,7 +747,8 @@ impl Event {
             Event::CommandRejected(_)
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
-            | Event::UserUpdated(_) => None,
+            | Event::UserUpdated(_)
+            | Event::UserErased(_) => None,
         }
     }
 
@@ -745,7 +771,10 @@ impl Event {
             Event::PushNeeded(e) => e.chat_id,
             Event::MessagePinned(e) | Event::MessageUnpinned(e) => e.chat_id,
             Event::CommandRejected(e) => return e.chat_id,
-            Event::UploadRegistered(_) | Event::UserUpdated(_) | Event::BlockChanged(_) => {
+            Event::UploadRegistered(_)
+            | Event::UserUpdated(_)
+            | Event::BlockChanged(_)
+            | Event::UserErased(_) => {
                 return None;
             }
         })
@@ -1089,6 +1118,21 @@ pub struct BlockChanged {
     pub blocked_id: UserId,
     /// True: blocked now; false: the block was lifted.
     pub blocked: bool,
+}
+
+/// A user was erased (`erase_user`), or found erased by a repeat: on
+/// `chat.events.none.user_erased`, after the per-chat events of the erasure and after the
+/// user's blobs were deleted from storage. Django's sign that it is done.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct UserErased {
+    #[serde(default = "version")]
+    pub v: u8,
+    pub command_id: String,
+    pub user_id: UserId,
+    /// Messages that became tombstones now (0 for a repeat).
+    pub messages_erased: u64,
+    /// Groups left without a member, deleted with their history (`chat_deleted`).
+    pub chats_deleted: Vec<ChatId>,
 }
 
 /// An upload was recorded (or, for a repeat, found recorded): on `chat.events.none.`.

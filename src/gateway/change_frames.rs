@@ -183,7 +183,8 @@ pub fn frame(event: &Event) -> Option<(FrameOut, Utf8Bytes, Audience)> {
         | Event::CommandRejected(_)
         | Event::UploadRegistered(_)
         | Event::PushNeeded(_)
-        | Event::UserUpdated(_) => {
+        | Event::UserUpdated(_)
+        | Event::UserErased(_) => {
             return None;
         }
     };

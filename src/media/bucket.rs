@@ -201,6 +201,13 @@ impl Storage for BucketStorage {
         }
     }
 
+    async fn delete(&self, key: &str) -> io::Result<()> {
+        match self.store.delete(&self.path(key)?).await {
+            Err(e) if !matches!(e, object_store::Error::NotFound { .. }) => Err(io_error(e)),
+            _ => Ok(()),
+        }
+    }
+
     async fn presigned_url(&self, key: &str, ttl: Duration) -> io::Result<Option<url::Url>> {
         let url = self
             .store

@@ -36,6 +36,9 @@ pub trait Storage: Send + Sync + 'static {
     /// The blob's size in bytes, `None` when there is none under `key`.
     async fn size(&self, key: &str) -> io::Result<Option<u64>>;
 
+    /// Deletes the blob under `key`; none there is no error.
+    async fn delete(&self, key: &str) -> io::Result<()>;
+
     /// A URL of the store itself that fetches the blob without credentials for `ttl`;
     /// `None` for a backend that has no such URLs (the local disk).
     async fn presigned_url(&self, _key: &str, _ttl: Duration) -> io::Result<Option<url::Url>> {
@@ -117,6 +120,13 @@ impl Storage for LocalStorage {
             Ok(meta) => Ok(Some(meta.len())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> io::Result<()> {
+        match tokio::fs::remove_file(self.path(key)?).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
         }
     }
 }

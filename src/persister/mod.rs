@@ -81,6 +81,8 @@ pub struct Persister {
     pub pipeline: Arc<Pipeline>,
     /// Batch sizes, commit latencies, messages persisted.
     pub metrics: Arc<Metrics>,
+    /// Media storage, where an erasure's blobs are deleted after its commit.
+    pub storage: Arc<dyn crate::media::Storage>,
 }
 
 /// The `/healthz` problem source of the persister.
@@ -281,6 +283,8 @@ impl Persister {
                 }
             }
         };
+        self.delete_erased_blobs(&written.applied.erased_blobs)
+            .await;
         let trace_headers = spans.close();
         let metrics = &self.metrics;
         metrics
@@ -326,6 +330,19 @@ impl Persister {
             dead_letters,
             trace_headers,
         })
+    }
+}
+
+impl Persister {
+    /// Deletes the blobs a committed erasure left without an upload row, before its
+    /// `user_erased` goes out. A blob that cannot be deleted now is logged by key (a content
+    /// hash, no secret) for an operator: the erasure itself is committed and not repeated.
+    async fn delete_erased_blobs(&self, keys: &[String]) {
+        for key in keys {
+            if let Err(error) = self.storage.delete(key).await {
+                tracing::error!(%error, key, "an erased user's blob could not be deleted");
+            }
+        }
     }
 }
 

@@ -92,6 +92,27 @@ pub async fn forget_edits(
     txn.execute(&update).await.map(drop)
 }
 
+/// Drops the events of the journaled edits of every message `sender_id` wrote (their rows
+/// and cursors stay), as [`forget_edits`] does for one: an erased user's old texts are never
+/// sent again.
+pub async fn forget_edits_of_sender(
+    txn: &impl ConnectionTrait,
+    sender_id: UserId,
+) -> Result<(), DbErr> {
+    let theirs = Query::select()
+        .column(super::message::Column::Id)
+        .from(super::message::Entity)
+        .and_where(Expr::col(super::message::Column::SenderId).eq(sender_id))
+        .to_owned();
+    let update = Query::update()
+        .table(Changes::Table)
+        .value(Changes::Event, Option::<String>::None)
+        .and_where(Expr::col(Changes::Kind).eq(MESSAGE_EDITED))
+        .and_where(Expr::col(Changes::MessageId).in_subquery(theirs))
+        .to_owned();
+    txn.execute(&update).await.map(drop)
+}
+
 /// One journaled change.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {

@@ -4,6 +4,7 @@ pub mod blocks;
 pub mod changes;
 pub mod chat;
 pub mod chat_member;
+pub mod erased_user;
 pub mod message;
 pub mod message_reaction;
 pub mod message_revision;

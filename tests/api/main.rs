@@ -19,6 +19,7 @@ mod cors;
 mod db_outage;
 mod deletes;
 mod edits;
+mod erase;
 mod failures;
 mod frames;
 mod groups;

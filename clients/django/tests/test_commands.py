@@ -232,3 +232,22 @@ def test_without_nats_a_command_fails_fast_with_not_published(server):
         bus.close()  # back to the real jetchat for the next test
     assert time.monotonic() - started < 5
     assert "secret" not in str(failed.value)  # the password is not in messages or logs
+
+
+def test_erase_user_applied_once_sync_and_async(server, events, uid, user_ids):
+    ann, bob = user_ids(2)
+    chat_id = group(ann, [bob], uid)
+    message = jetchat.send_message(sender_id=ann, chat_id=chat_id, content="mine",
+                                   client_msg_id=uid("msg"))
+
+    first = jetchat.erase_user(user_id=ann, wait=True)
+    again = asyncio.run(jetchat.aerase_user(user_id=ann))
+
+    assert first.outcome["outcome"] == "applied"
+    assert first.nats_msg_id == again.nats_msg_id == f"erase_user:erase-{ann}"
+    assert again.duplicate and again.seq == first.seq
+    erased = events.exactly_once(of_type("user_erased", user_id=ann), "user_erased")
+    assert erased.event["messages_erased"] == 1
+    _, history = server.get(f"/chats/{chat_id}/messages", as_user=bob)
+    assert [(m["deleted"], m["content"]) for m in history
+            if m["message_id"] == message.seq] == [(True, "")]

@@ -86,3 +86,40 @@ def test_a_login_publishes_nothing(server, events, uid, user_ids):
 
     shown = server.get(f"/users?ids={eve_id}", as_user=bob)[1][0]
     assert shown["display_name"] == "Eve"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_user_erases_them(server, events, uid, user_ids):
+    from jetchat_django import signals
+
+    fay_id, bob = user_ids(2)
+    fay = get_user_model().objects.create(id=fay_id, username=f"fay{fay_id}", first_name="Fay")
+    chat_id = jetchat.create_chat(creator_id=fay_id, member_ids=[bob], name="Fay's",
+                                  command_id=uid("create")).outcome["chat"]["chat_id"]
+    sent = jetchat.send_message(sender_id=fay_id, chat_id=chat_id, content="remember me",
+                                client_msg_id=uid("msg"))
+    shown_to(server, bob, fay_id, "Fay")
+    erased = []
+
+    def on_erased(sender, event, meta, **kwargs):
+        erased.append(event)
+
+    signals.user_erased.connect(on_erased, weak=False)
+    try:
+        fay.delete()
+        seen = events.exactly_once(lambda e: e.get("type") == "user_erased"
+                                   and e["user_id"] == fay_id, "user_erased")
+    finally:
+        signals.user_erased.disconnect(on_erased)
+
+    assert seen.event["messages_erased"] == 1
+    assert [e["user_id"] for e in erased] == [fay_id], "the typed signal fired once"
+    # Her message is a tombstone in its place; the group is Bob's now; her name is gone.
+    _, history = server.get(f"/chats/{chat_id}/messages", as_user=bob)
+    assert [(m["deleted"], m["content"]) for m in history
+            if m["message_id"] == sent.seq] == [(True, "")]
+    _, chats = server.get("/chats/", as_user=bob)
+    chat = next(c for c in chats if c["chat_id"] == chat_id)
+    assert chat["owner_id"] == bob and chat["member_ids"] == [bob], chat
+    _, users = server.get(f"/users?ids={fay_id}", as_user=bob)
+    assert all(u["display_name"] != "Fay" for u in users), users

@@ -370,7 +370,8 @@ impl Router {
             | Event::UploadRegistered(_)
             | Event::PushNeeded(_)
             | Event::UserUpdated(_)
-            | Event::BlockChanged(_) => {}
+            | Event::BlockChanged(_)
+            | Event::UserErased(_) => {}
         }
     }
 

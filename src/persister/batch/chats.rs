@@ -28,6 +28,8 @@ impl BatchState {
         // Checked by `Rules::check`: the name, the ids. Members are as `other_members` has them:
         // each once, the creator not among them (however the command listed them).
         let others = cmd.other_members();
+        self.refuse_erased(db, others.iter().copied().chain([cmd.creator_id]))
+            .await?;
         let (chat_id, created) = if cmd.is_group {
             let ids = distinct(others.iter().copied().chain([cmd.creator_id]));
             if ids.len() > MAX_GROUP_MEMBERS {

@@ -87,7 +87,7 @@ impl BatchState {
                     marked_ids.insert(c.through_message_id);
                 }
                 // The directory row is read when applied (rare: no batch-wide load).
-                Command::UpsertUser(_) => {}
+                Command::UpsertUser(_) | Command::EraseUser(_) => {}
                 // Written when applied; a block's own pair needs no read.
                 Command::SetBlock(_) => {}
                 Command::PinMessage(c) => {
@@ -180,6 +180,7 @@ impl BatchState {
             told_receipts: HashMap::new(),
             messages_stored: 0,
             blocks,
+            erased_blobs: Vec::new(),
         })
     }
 }

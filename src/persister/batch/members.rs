@@ -62,6 +62,13 @@ impl BatchState {
             .copied()
             .filter(|id| !chat.members.contains_key(id))
             .collect();
+        self.refuse_erased(db, new.iter().copied()).await?;
+        let chat = self.group_state(cmd.chat_id)?;
+        let new: Vec<UserId> = requested
+            .iter()
+            .copied()
+            .filter(|id| !chat.members.contains_key(id))
+            .collect();
         if chat.members.len() + new.len() > MAX_GROUP_MEMBERS {
             return Err(refuse(
                 ErrorCode::TooManyMembers,

@@ -149,9 +149,26 @@ impl BatchState {
                     pending.push(Pending::Message { key });
                     return Ok(());
                 }
-                self.private_chat(db, cmd.sender_id, receiver_id, None, at, pending)
+                if new_chat {
+                    // An erased user's token is valid until it expires: it starts nothing.
+                    self.refuse_erased(db, [cmd.sender_id, receiver_id]).await?;
+                }
+                let chat_id = self
+                    .private_chat(db, cmd.sender_id, receiver_id, None, at, pending)
                     .await?
-                    .0
+                    .0;
+                // An erased sender is no member of their private chats any more.
+                if self
+                    .chats
+                    .get(&chat_id)
+                    .is_some_and(|chat| !chat.members.contains_key(&cmd.sender_id))
+                {
+                    return Err(refuse(
+                        ErrorCode::Forbidden,
+                        format!("you are not a member of chat {chat_id}"),
+                    ));
+                }
+                chat_id
             }
             (None, None) => {
                 return Err(refuse(

@@ -5,12 +5,14 @@
 //! (unique `create_command_id`) and re-emits the same events instead of writing twice.
 //!
 //! One file per kind of state: [`load`] reads what a batch refers to, [`messages`],
-//! [`receipts`], [`chats`], [`members`], [`groups`] (roles, settings, deletion), [`edits`], [`reactions`], [`uploads`], [`users`] (the directory), [`blocks`], [`pins`] and [`push`]
-//! (mutes and push watermarks) apply the commands, [`rules`] checks their fields.
+//! [`receipts`], [`chats`], [`members`], [`groups`] (roles, settings, deletion), [`edits`],
+//! [`reactions`], [`uploads`], [`users`] (the directory), [`blocks`], [`pins`], [`erasure`]
+//! and [`push`] (mutes and push watermarks) apply the commands, [`rules`] checks their fields.
 
 mod blocks;
 mod chats;
 mod edits;
+mod erasure;
 mod groups;
 mod load;
 mod members;
@@ -68,6 +70,9 @@ pub struct Applied {
     /// `None`, for events pushed without one (rejections of commands the database refused or
     /// that are no command): a traced command's events continue its trace.
     pub origins: Vec<Option<u64>>,
+    /// Storage keys of blobs an erasure left without an upload row: deleted from media
+    /// storage once the transaction commits (`persister`), before its events go out.
+    pub erased_blobs: Vec<String>,
 }
 
 /// A member's watermarks and mute as this batch sees them.
@@ -260,6 +265,7 @@ impl Applied {
         self.replies.extend(other.replies);
         self.messages_stored += other.messages_stored;
         self.origins.extend(other.origins);
+        self.erased_blobs.extend(other.erased_blobs);
     }
 }
 
@@ -366,6 +372,11 @@ pub async fn apply(
                     .await
             }
             Command::PinMessage(cmd) => state.pin(txn, cmd, at, &mut pending, &mut replies).await,
+            Command::EraseUser(cmd) => {
+                state
+                    .erase_user(txn, cmd, at, &mut pending, &mut replies)
+                    .await
+            }
         };
         match result {
             Ok(()) => {}
@@ -405,6 +416,7 @@ pub async fn apply(
         replies,
         messages_stored: state.messages_stored,
         origins,
+        erased_blobs: state.erased_blobs,
     })
 }
 
@@ -441,4 +453,6 @@ struct BatchState {
     /// batch's private messages and chats (read with the batch; kept current by its
     /// `set_block`s).
     blocks: HashSet<(UserId, UserId)>,
+    /// Blobs an erasure left without an upload row (see [`Applied::erased_blobs`]).
+    erased_blobs: Vec<String>,
 }

@@ -214,6 +214,10 @@ impl Rules {
                 }
                 Ok(())
             }
+            Command::EraseUser(cmd) => {
+                command_id(&cmd.command_id)?;
+                positive("user_id", cmd.user_id)
+            }
             Command::PushDue(cmd) => {
                 positive("chat_id", cmd.chat_id)?;
                 positive("user_id", cmd.user_id)?;

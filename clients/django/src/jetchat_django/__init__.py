@@ -20,6 +20,7 @@ from .commands import (
     adelete_message,
     amute_chat,
     aupsert_user,
+    aerase_user,
     create_chat,
     add_members,
     remove_members,
@@ -29,6 +30,7 @@ from .commands import (
     delete_message,
     mute_chat,
     upsert_user,
+    erase_user,
     MUTED_FOREVER,
 )
 from .errors import CommandRejected, NoOutcome, NotPublished
@@ -46,6 +48,7 @@ __all__ = [
     "aadd_members",
     "acreate_chat",
     "adelete_message",
+    "aerase_user",
     "add_members",
     "amute_chat",
     "arename_chat",
@@ -55,6 +58,7 @@ __all__ = [
     "aupsert_user",
     "create_chat",
     "delete_message",
+    "erase_user",
     "mute_chat",
     "remove_members",
     "rename_chat",

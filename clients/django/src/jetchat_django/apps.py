@@ -12,13 +12,15 @@ class JetchatConfig(AppConfig):
 
     def ready(self):
         from django.contrib.auth import get_user_model
-        from django.db.models.signals import post_save
+        from django.db.models.signals import post_delete, post_save
 
         from . import checks, push  # noqa: F401 - registers the checks
         from .conf import raw
-        from .users import user_saved
+        from .users import user_deleted, user_saved
 
         if raw().get("SYNC_USERS", True) is True:
             post_save.connect(user_saved, sender=get_user_model(),
                               dispatch_uid="jetchat_django.users.user_saved")
+            post_delete.connect(user_deleted, sender=get_user_model(),
+                                dispatch_uid="jetchat_django.users.user_deleted")
         push.connect()

@@ -8,12 +8,13 @@ repeat is dropped (``Published.duplicate``); after it, jetchat's database still 
 a private chat or a group's creation once.
 
 ``wait=True`` also waits for jetchat's outcome on a ``reply_to`` inbox, for the commands that
-have one (``create_chat`` → ``chat_ready``, ``delete_message`` and ``upsert_user`` → ``applied``,
+have one (``create_chat`` → ``chat_ready``, ``delete_message``, ``upsert_user`` and
+``erase_user`` → ``applied``,
 ``mute_chat`` → ``muted``); a refusal raises ``CommandRejected``. A duplicate gets no outcome
 (JetStream dropped it before jetchat saw it), except ``create_chat``'s: its chat is asked for
 again (below), so a retried call still learns its chat.
 
-Not yet: ``block`` and ``erase_user`` (jetchat has no such commands yet).
+Not yet: ``block`` (jetchat has no such command yet).
 """
 
 import asyncio
@@ -36,7 +37,7 @@ from .subjects import Subjects
 #: What ``mute_chat(until=MUTED_FOREVER)`` stores: a mute that never ends.
 MUTED_FOREVER = "9999-12-31T23:59:59Z"
 #: Outcomes a command may be waited for with ``wait=True``.
-WAITABLE = {"create_chat", "delete_message", "mute_chat", "upsert_user"}
+WAITABLE = {"create_chat", "delete_message", "erase_user", "mute_chat", "upsert_user"}
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,16 @@ def build_upsert_user(*, user_id: int, display_name: str, avatar_url: str | None
     return _command("upsert_user", _subjects().upsert_user(), body, command_id)
 
 
+def build_erase_user(*, user_id: int, command_id: str | None = None) -> Command:
+    """Erases the user from jetchat: their messages become tombstones, the rest of them goes
+    (docs/events.md, "Erasure"); ``user_erased`` says when it is done. A repeat changes
+    nothing and is answered ``user_erased`` again."""
+    # One id per user: a retried erasure is the same command (its Nats-Msg-Id too).
+    command_id = command_id or f"erase-{user_id}"
+    body: schema.EraseUser = {"command_id": command_id, "user_id": user_id}
+    return _command("erase_user", _subjects().erase_user(), body, command_id)
+
+
 async def publish(nc, command: Command, *, wait: bool = False) -> Published:
     """Publishes ``command`` through JetStream on ``nc``, retrying a lost ack with the same
     ``Nats-Msg-Id``; with ``wait``, returns jetchat's outcome too."""
@@ -297,3 +308,4 @@ rename_chat, arename_chat = _pair(build_rename_chat)
 delete_message, adelete_message = _pair(build_delete_message)
 mute_chat, amute_chat = _pair(build_mute_chat)
 upsert_user, aupsert_user = _pair(build_upsert_user)
+erase_user, aerase_user = _pair(build_erase_user)

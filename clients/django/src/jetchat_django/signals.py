@@ -62,6 +62,8 @@ chat_deleted = Signal()
 block_changed = Signal()
 message_pinned = Signal()
 message_unpinned = Signal()
+#: An ``erase_user`` is done (also sent for a repeat): ``event["user_id"]``.
+user_erased = Signal()
 
 #: Every event, known type or not, before its own signal (logging, metrics, a generic copy).
 event_received = Signal()

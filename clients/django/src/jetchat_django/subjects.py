@@ -47,6 +47,9 @@ class Subjects:
     def upsert_user(self) -> str:
         return f"{self.prefix}.in.users.upsert"
 
+    def erase_user(self) -> str:
+        return f"{self.prefix}.in.users.erase"
+
     def chat_command(self, chat_id: int, verb: str) -> str:
         """``add_members``, ``remove_members``, ``rename``, ``delete_message``, ``mute``…"""
         return f"{self.prefix}.in.{chat_id}.{verb}"

@@ -1,4 +1,5 @@
-"""Keeps jetchat's user directory in step with the user model: ``upsert_user`` on ``post_save``.
+"""Keeps jetchat's user directory in step with the user model: ``upsert_user`` on ``post_save``,
+``erase_user`` on ``post_delete``.
 
 Connected by ``apps.JetchatConfig.ready`` when ``SYNC_USERS`` is on. The command is published
 once the saving transaction commits (a rolled-back save tells jetchat nothing), stamped with the
@@ -6,8 +7,10 @@ time of the save so the newest change wins in jetchat whatever the order of arri
 that fails is logged, not raised: the user's save has happened; their next save, or the name
 claims of their next token, bring jetchat up to date.
 
-Not yet: ``post_delete`` → erasing the user from jetchat. jetchat has no ``erase_user`` command
-yet (issue #25); until it has, deleting a Django user leaves their messages and profile in jetchat.
+Deleting a user erases them from jetchat once the deleting transaction commits (docs/events.md,
+"Erasure": nothing is left but their messages' tombstones); ``signals.user_erased`` says when it
+is done. A publish that fails is logged, not raised (the user is deleted in Django): publish
+``erase_user(user_id=...)`` again, which is safe to repeat.
 """
 
 import logging
@@ -45,5 +48,20 @@ def user_saved(sender, instance, raw=False, using=None, update_fields=None, **kw
             publish_profile(instance, stamp)
         except Exception:  # noqa: BLE001 - see the module's docstring
             logger.exception("upsert_user for user %s not published", instance.pk)
+
+    transaction.on_commit(publish, using=using)
+
+
+def user_deleted(sender, instance, using=None, origin=None, **kwargs):
+    """``post_delete`` receiver of the user model: erases the user from jetchat."""
+    user_id = instance.pk
+    if user_id is None:
+        return
+
+    def publish():
+        try:
+            commands.erase_user(user_id=user_id)
+        except Exception:  # noqa: BLE001 - see the module's docstring
+            logger.exception("erase_user for user %s not published", user_id)
 
     transaction.on_commit(publish, using=using)

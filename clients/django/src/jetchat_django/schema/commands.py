@@ -103,6 +103,21 @@ class EditMessage(TypedDict):
     v: NotRequired[int]
 
 
+class EraseUser(TypedDict):
+    """Django's right-to-erasure (a user deleted there): the user's messages become tombstones,
+    their uploads (rows and blobs), reactions, receipts, mutes, memberships and profile go,
+    and the groups they owned pass on as when an owner leaves. Django's only: no socket or
+    REST route sends it. Applied again (a redelivery, a second command) it finds nothing left
+    and changes nothing; either way `user_erased` says it is done (docs/events.md, "Erasure").
+    """
+    command_id: str
+    """Unique per command (logs, dead letters, the outcome, `user_erased`)."""
+    reply_to: NotRequired[str | None]
+    user_id: int
+    """A positive id (Django's user id); one jetchat never saw is erased all the same."""
+    v: NotRequired[int]
+
+
 class MarkReceipt(TypedDict):
     """A member marks a message (and everything before it) delivered or read."""
     chat_id: int
@@ -377,4 +392,5 @@ COMMAND_TYPES: dict[str, type] = {
     'upsert_user': UpsertUser,
     'set_block': SetBlock,
     'pin_message': PinMessage,
+    'erase_user': EraseUser,
 }

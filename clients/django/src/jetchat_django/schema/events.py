@@ -400,6 +400,20 @@ class UploadRegistered(TypedDict):
     v: NotRequired[int]
 
 
+class UserErased(TypedDict):
+    """A user was erased (`erase_user`), or found erased by a repeat: on
+    `chat.events.none.user_erased`, after the per-chat events of the erasure and after the
+    user's blobs were deleted from storage. Django's sign that it is done.
+    """
+    chats_deleted: list[int]
+    """Groups left without a member, deleted with their history (`chat_deleted`)."""
+    command_id: str
+    messages_erased: int
+    """Messages that became tombstones now (0 for a repeat)."""
+    user_id: int
+    v: NotRequired[int]
+
+
 class UserProfile(TypedDict):
     """A user as the directory shows them: the name and avatar Django gave (access-token claims
     or `upsert_user`). A user the directory has no entry for reads as `"User <id>"` with no
@@ -452,4 +466,5 @@ EVENT_TYPES: dict[str, type] = {
     'block_changed': BlockChanged,
     'message_pinned': PinChange,
     'message_unpinned': PinChange,
+    'user_erased': UserErased,
 }
