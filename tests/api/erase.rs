@@ -8,7 +8,7 @@
 
 use jetchat::store::{
     chat, chat_member, erased_user, message, message_reaction, message_revision, roles, upload,
-    user_profile,
+    user_block, user_profile,
 };
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -195,6 +195,16 @@ async fn an_erased_user_leaves_nothing_but_tombstones() {
         )
         .await;
     }
+    // She blocks Cid, Bob blocks her, and Bob blocks Cid (which stays).
+    for (id, blocker, blocked) in [("k1", ANN, CID), ("k2", BOB, ANN), ("k3", BOB, CID)] {
+        apply(
+            &app,
+            "chat.in.users.block",
+            json!({"type": "set_block", "command_id": id, "user_id": blocker,
+                   "blocked_id": blocked, "blocked": true}),
+        )
+        .await;
+    }
     assert_eq!(blobs(&app).len(), 2);
     let (_, bobs_cursor) = sync_from(&app, BOB, 0).await;
 
@@ -259,6 +269,18 @@ async fn an_erased_user_leaves_nothing_but_tombstones() {
             .await
             .unwrap(),
         0
+    );
+    let blocks: Vec<(i64, i64)> = user_block::Entity::find()
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.blocker_id, b.blocked_id))
+        .collect();
+    assert_eq!(
+        blocks,
+        vec![(BOB, CID)],
+        "hers and those of her went, both ways"
     );
     assert!(
         user_profile::Entity::find_by_id(ANN)
