@@ -13,6 +13,8 @@ pub enum Close {
     SlowConsumer,
     /// The client kept sending over its rate limit, ignoring the refusals.
     RateLimited,
+    /// The socket's user was erased (`erase_user`): nothing of theirs is left to serve.
+    Erased,
 }
 
 impl Close {
@@ -24,6 +26,7 @@ impl Close {
             Close::TokenExpired => 4001,
             Close::SlowConsumer => 4008,
             Close::RateLimited => 4029,
+            Close::Erased => 4010,
         }
     }
 
@@ -35,6 +38,7 @@ impl Close {
             Close::TokenExpired => "token expired; reconnect with a new token",
             Close::SlowConsumer => "too many undelivered frames; reconnect and read history",
             Close::RateLimited => "too many frames over the rate limit",
+            Close::Erased => "the user was erased; do not reconnect",
         }
     }
 }
@@ -51,9 +55,10 @@ mod tests {
             Close::TokenExpired,
             Close::SlowConsumer,
             Close::RateLimited,
+            Close::Erased,
         ];
         let codes: Vec<u16> = all.iter().map(|c| c.code()).collect();
-        assert_eq!(codes, [1001, 1009, 4001, 4008, 4029]);
+        assert_eq!(codes, [1001, 1009, 4001, 4008, 4029, 4010]);
         let protocol = include_str!("../../docs/protocol.md");
         for close in all {
             assert!(

@@ -121,6 +121,10 @@ impl Socket {
                 self.joined(*m);
                 return Ok(());
             }
+            Outbound::Close(close) => {
+                self.closing = Some(close);
+                return Ok(());
+            }
             Outbound::Reply(outcome) => {
                 let applied = match &*outcome {
                     Outcome::Applied { command_id, .. } | Outcome::Muted { command_id, .. } => {

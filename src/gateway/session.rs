@@ -135,6 +135,7 @@ impl Session {
             sync_floor: 0,
             pending_sync: sync,
             last_sync: None,
+            closing: None,
         };
         let mut registration = Registration {
             router: router.clone(),

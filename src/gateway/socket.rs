@@ -135,6 +135,9 @@ async fn run(mut sink: Sink, mut stream: Stream, session: Box<Session>) {
             if written.is_err() || synced.is_err() || sink.flush().await.is_err() {
                 break Ending::Gone;
             }
+            if let Some(close) = socket.closing.take() {
+                break Ending::Server(close);
+            }
             if report_at.is_none() && !socket.delivered.is_empty() {
                 report_at = Some(tokio::time::Instant::now() + super::delivered::REPORT_EVERY);
             }

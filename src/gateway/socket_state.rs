@@ -110,6 +110,9 @@ pub(in crate::gateway) struct Socket {
     /// A catch-up to run when the current frame's turn is over.
     pub(in crate::gateway) pending_sync: Option<SyncRequest>,
     pub(in crate::gateway) last_sync: Option<tokio::time::Instant>,
+    /// The router asked the socket to close (the user was erased): it does, once what came
+    /// before is written.
+    pub(in crate::gateway) closing: Option<super::close::Close>,
 }
 
 /// When a socket whose token expires at `exp` is closed.

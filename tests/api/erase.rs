@@ -389,7 +389,22 @@ async fn an_erased_users_token_starts_nothing() {
     let app = spawn_app().await;
     let group = app.create_chat(BOB, true, &[ANN]).await;
     send(&app, ANN, json!({"receiver_id": BOB}), "before", json!({})).await;
+    // Her sockets open at the erasure are closed, told not to come back; Bob's stays.
+    let mut open = app.connect(ANN).await;
+    let mut bob = app.connect(BOB).await;
     erase(&app, ANN, "erase-1").await;
+    assert_eq!(open.close_code().await, 4010);
+    bob.send(json!({"action": "ping"})).await;
+    // Told of the erasure (her message deleted, her leaving), and still served.
+    let mut told = Vec::new();
+    loop {
+        let frame = bob.next().await;
+        if frame["action"] == "pong" {
+            break;
+        }
+        told.push(frame["action"].as_str().unwrap().to_owned());
+    }
+    assert!(told.contains(&"member_removed".to_owned()), "{told:?}");
 
     let mut ann = app.connect(ANN).await;
     // Not to Bob, whose private chat with her stays his; not to a new user; not in the group.

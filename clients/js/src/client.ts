@@ -63,8 +63,13 @@ export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 
 
 /** Why the client stopped reconnecting: the app closed it; a fixed token expired or was
  * refused (401, told only where the WebSocket shows handshake statuses, as `ws` in Node); the
- * page's origin is not allowed (403, the same). */
-export type StopReason = 'closed_by_app' | 'token_expired' | 'token_refused' | 'origin_refused';
+ * page's origin is not allowed (403, the same); the user was erased (close code 4010). */
+export type StopReason =
+  | 'closed_by_app'
+  | 'token_expired'
+  | 'token_refused'
+  | 'origin_refused'
+  | 'user_erased';
 
 export interface ClientOptions {
   /** jetchat's base URL, `http(s)://host:port`; the socket is its `/ws/chat`. */
@@ -652,6 +657,12 @@ export class Client extends Emitter<ClientEvents> {
       // Nothing a retry would change: the origin is not allowed, the fixed token is refused.
       this.emit('disconnected', { code, reason: `HTTP ${refusal}` });
       this.stop(refusal === 403 ? 'origin_refused' : 'token_refused');
+      return;
+    }
+    if (code === 4010) {
+      // The user was erased: nothing of theirs is left to come back to.
+      this.emit('disconnected', { code, reason });
+      this.stop('user_erased');
       return;
     }
     if (refusal === 422) {

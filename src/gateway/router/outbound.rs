@@ -69,6 +69,8 @@ pub enum Outbound {
     /// An outcome addressed to this socket (a refused command).
     /// Boxed: rare and large, it would otherwise size every slot of every socket's queue.
     Reply(Box<Outcome>),
+    /// The socket is to close with this reason, after the frames queued before it.
+    Close(crate::gateway::close::Close),
 }
 
 #[cfg(test)]

@@ -71,8 +71,8 @@ pub async fn spawn(
     ] {
         membership.push(bus.client.subscribe(bus.subjects.every_chat(kind)).await?);
     }
-    // Directory changes and blocks have no chat: one subject for each kind.
-    for kind in ["user_updated", "block_changed"] {
+    // Directory changes, blocks and erasures have no chat: one subject for each kind.
+    for kind in ["user_updated", "block_changed", "user_erased"] {
         membership.push(
             bus.client
                 .subscribe(bus.subjects.chat_event(None, kind))
@@ -491,6 +491,7 @@ impl Router {
             }
             Ok(Event::UserUpdated(e)) => self.user_updated(&e),
             Ok(Event::BlockChanged(e)) => self.block_changed(e),
+            Ok(Event::UserErased(e)) => self.user_erased(e.user_id),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "undecodable membership event ignored"),
         }
@@ -571,6 +572,20 @@ impl Router {
             }
         }
         for conn in kicked {
+            self.detach(conn);
+        }
+    }
+
+    /// Closes the erased user's sockets here (4010): their memberships went with the erasure,
+    /// so they would see nothing, and a client told to go away does not retry.
+    fn user_erased(&mut self, user_id: UserId) {
+        for conn in self.table.user_sockets(user_id).to_vec() {
+            if let Some(socket) = self.table.socket(conn) {
+                let close = Outbound::Close(crate::gateway::close::Close::Erased);
+                if socket.sink.outbox.try_send(close).is_err() {
+                    socket.sink.kick.cancel(); // a full queue: closed as too slow instead
+                }
+            }
             self.detach(conn);
         }
     }
