@@ -15,8 +15,9 @@ use crate::domain::UserId;
 /// Users per `IN (…)` list (well under SQLite's and PostgreSQL's parameter limits).
 const CHUNK: usize = 500;
 
-/// Pairs per `OR`: SQLite limits expression depth (1000 by default).
-const PAIR_CHUNK: usize = 200;
+/// Pairs per `OR`: SQLite limits expression depth (1000 by default); a power of two, so a
+/// padded chunk is no longer.
+const PAIR_CHUNK: usize = 128;
 
 /// The users `blocker` blocks, with when, oldest block first.
 pub async fn blocked_by(
@@ -51,15 +52,18 @@ pub async fn holding(
     let pairs: Vec<&(UserId, UserId)> = pairs.iter().collect();
     let mut found = HashSet::new();
     for chunk in pairs.chunks(PAIR_CHUNK) {
-        let any = chunk
-            .iter()
-            .fold(Condition::any(), |any, (blocker, blocked)| {
+        // Padded like an `IN` list: a batch's pair count takes a few statement shapes, not
+        // one per count.
+        let any = super::in_list(chunk.iter().copied()).into_iter().fold(
+            Condition::any(),
+            |any, (blocker, blocked)| {
                 any.add(
                     Condition::all()
                         .add(user_block::Column::BlockerId.eq(*blocker))
                         .add(user_block::Column::BlockedId.eq(*blocked)),
                 )
-            });
+            },
+        );
         let rows: Vec<(UserId, UserId)> = user_block::Entity::find()
             .select_only()
             .columns([user_block::Column::BlockerId, user_block::Column::BlockedId])

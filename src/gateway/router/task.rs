@@ -27,6 +27,7 @@ use crate::{
     domain::ChatId,
     domain::MessageId,
     domain::UserId,
+    gateway::close::Close,
     gateway::{
         change_frames::{self, Audience},
         directory::KnownProfiles,
@@ -49,6 +50,19 @@ const ROUTER_QUEUE: usize = 4096;
 struct SocketSink {
     outbox: Outbox,
     kick: CancellationToken,
+}
+
+impl SocketSink {
+    /// Queues `item`; a full queue kicks the socket instead (it reconnects and reads
+    /// history rather than slow everyone down): false then, and the caller detaches it.
+    fn offer(&self, conn: ConnId, user_id: UserId, item: Outbound) -> bool {
+        if let Err(flume::TrySendError::Full(_)) = self.outbox.try_send(item) {
+            tracing::warn!(conn, user_id, "socket queue full; closing it");
+            self.kick.cancel();
+            return false;
+        }
+        true
+    }
 }
 
 /// Starts the router task of instance `instance`.
@@ -273,13 +287,7 @@ impl Router {
     fn deliver(&mut self, chat_id: ChatId, audience: Audience, mut item: impl FnMut() -> Outbound) {
         let mut kicked = Vec::new();
         for (conn, socket) in self.table.recipients(chat_id, audience) {
-            if let Err(flume::TrySendError::Full(_)) = socket.sink.outbox.try_send(item()) {
-                tracing::warn!(
-                    conn,
-                    user_id = socket.user_id,
-                    "socket queue full; closing it"
-                );
-                socket.sink.kick.cancel();
+            if !socket.sink.offer(conn, socket.user_id, item()) {
                 kicked.push(conn);
             }
         }
@@ -560,15 +568,12 @@ impl Router {
         let frame = Arc::new(frame);
         let cursor = event.cursor().unwrap_or(0);
         let mut kicked = Vec::new();
-        for conn in self.table.user_sockets(blocker) {
-            let Some(socket) = self.table.socket(*conn) else {
-                continue;
-            };
+        for &conn in self.table.user_sockets(blocker) {
             let item = Outbound::Frame(kind, Arc::clone(&frame), cursor);
-            if let Err(flume::TrySendError::Full(_)) = socket.sink.outbox.try_send(item) {
-                tracing::warn!(conn, user_id = blocker, "socket queue full; closing it");
-                socket.sink.kick.cancel();
-                kicked.push(*conn);
+            if let Some(socket) = self.table.socket(conn)
+                && !socket.sink.offer(conn, blocker, item)
+            {
+                kicked.push(conn);
             }
         }
         for conn in kicked {
@@ -581,10 +586,10 @@ impl Router {
     fn user_erased(&mut self, user_id: UserId) {
         for conn in self.table.user_sockets(user_id).to_vec() {
             if let Some(socket) = self.table.socket(conn) {
-                let close = Outbound::Close(crate::gateway::close::Close::Erased);
-                if socket.sink.outbox.try_send(close).is_err() {
-                    socket.sink.kick.cancel(); // a full queue: closed as too slow instead
-                }
+                // A full queue closes it as too slow instead.
+                socket
+                    .sink
+                    .offer(conn, user_id, Outbound::Close(Close::Erased));
             }
             self.detach(conn);
         }

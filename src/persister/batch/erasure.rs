@@ -11,10 +11,10 @@ use sea_orm::{
 use super::{BatchState, Failure, Pending, Step, refuse};
 use crate::{
     bus::messages::{
-        ChatDeleted, EraseUser, Event, MemberRemoved, MemberRoleChanged, MessageDeleted, Outcome,
-        Reaction, UserErased, VERSION,
+        ChatDeleted, EraseUser, Event, MemberRemoved, MessageDeleted, Outcome, Reaction,
+        UserErased, VERSION,
     },
-    domain::{ChatId, ErrorCode, MessageId, Role, UserId},
+    domain::{ChatId, ErrorCode, MessageId, UserId},
     store::{
         changes, chat, chat_member, erased_user, message, message_reaction, message_revision,
         roles, upload, user_block, user_profile,
@@ -256,13 +256,7 @@ impl BatchState {
                 .count(db)
                 .await?;
             if is_group && left == 0 {
-                message::Entity::delete_many()
-                    .filter(message::Column::ChatId.eq(chat_id))
-                    .exec(db)
-                    .await?;
-                chat::Entity::delete_by_id(chat_id).exec(db).await?;
-                self.chats.remove(&chat_id);
-                self.marked.retain(|_, m| m.chat_id != chat_id);
+                self.drop_group(db, chat_id).await?;
                 pending.push(Pending::Ready(Event::ChatDeleted(ChatDeleted {
                     v: VERSION,
                     cursor: None,
@@ -282,21 +276,8 @@ impl BatchState {
                 command_id: Some(cmd.command_id.clone()),
                 removed_by: None,
             })));
-            if group_roles.owner_id == Some(user)
-                && let Some(heir) = roles::successor(db, chat_id).await?
-            {
-                roles::set(db, chat_id, heir, Role::Owner).await?;
-                pending.push(Pending::Ready(Event::MemberRoleChanged(
-                    MemberRoleChanged {
-                        v: VERSION,
-                        cursor: None,
-                        chat_id,
-                        user_id: heir,
-                        role: Role::Owner,
-                        changed_by: None,
-                        command_id: cmd.command_id.clone(),
-                    },
-                )));
+            if group_roles.owner_id == Some(user) {
+                super::groups::pass_ownership(db, chat_id, &cmd.command_id, pending).await?;
             }
         }
         Ok(deleted)

@@ -3,7 +3,7 @@
 //! (never on the message path); one without is Django's and acts as the system.
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
     sea_query::{Expr, SimpleExpr},
 };
 
@@ -271,17 +271,10 @@ impl BatchState {
         }
         // This batch's messages of the group are deleted with the others.
         self.flush_messages(db).await?;
-        let chat = self.chats.remove(&cmd.chat_id).expect("checked above");
+        let chat = self.chats.get(&cmd.chat_id).expect("checked above");
         let mut member_ids: Vec<UserId> = chat.members.keys().copied().collect();
         member_ids.sort_unstable();
-        // Messages first, so that SQLite's search triggers see each row go; the rest follows
-        // the chat by its foreign keys (members; reactions and revisions with their messages).
-        message::Entity::delete_many()
-            .filter(message::Column::ChatId.eq(cmd.chat_id))
-            .exec(db)
-            .await?;
-        chat::Entity::delete_by_id(cmd.chat_id).exec(db).await?;
-        self.marked.retain(|_, m| m.chat_id != cmd.chat_id);
+        self.drop_group(db, cmd.chat_id).await?;
         pending.push(Pending::Ready(Event::ChatDeleted(ChatDeleted {
             v: VERSION,
             cursor: None,
@@ -293,6 +286,51 @@ impl BatchState {
         super::applied(replies, cmd.reply_to.as_ref(), &cmd.command_id);
         Ok(())
     }
+}
+
+impl BatchState {
+    /// Deletes a group with its history and forgets what this batch knew of it. Messages
+    /// first, so that SQLite's search triggers see each row go; the rest follows the chat by
+    /// its foreign keys (members; reactions and revisions with their messages).
+    pub(super) async fn drop_group(
+        &mut self,
+        db: &impl ConnectionTrait,
+        chat_id: ChatId,
+    ) -> Result<(), DbErr> {
+        message::Entity::delete_many()
+            .filter(message::Column::ChatId.eq(chat_id))
+            .exec(db)
+            .await?;
+        chat::Entity::delete_by_id(chat_id).exec(db).await?;
+        self.chats.remove(&chat_id);
+        self.marked.retain(|_, m| m.chat_id != chat_id);
+        Ok(())
+    }
+}
+
+/// A group keeps an owner: after its owner left, the longest-serving admin, else member,
+/// takes it over (`member_role_changed`, by nobody). Nothing when no member is left.
+pub(super) async fn pass_ownership(
+    db: &impl ConnectionTrait,
+    chat_id: ChatId,
+    command_id: &str,
+    pending: &mut Vec<Pending>,
+) -> Result<(), DbErr> {
+    if let Some(heir) = roles::successor(db, chat_id).await? {
+        roles::set(db, chat_id, heir, Role::Owner).await?;
+        pending.push(Pending::Ready(Event::MemberRoleChanged(
+            MemberRoleChanged {
+                v: VERSION,
+                cursor: None,
+                chat_id,
+                user_id: heir,
+                role: Role::Owner,
+                changed_by: None,
+                command_id: command_id.to_owned(),
+            },
+        )));
+    }
+    Ok(())
 }
 
 /// The `member_role_changed` event of `cmd` for `user_id`.

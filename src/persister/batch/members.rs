@@ -12,15 +12,10 @@ use super::{
     distinct, refuse,
 };
 use crate::{
-    bus::messages::{
-        AddMembers, Event, MemberAdded, MemberRemoved, MemberRoleChanged, RemoveMembers, VERSION,
-    },
+    bus::messages::{AddMembers, Event, MemberAdded, MemberRemoved, RemoveMembers, VERSION},
     domain::ChatId,
     domain::UserId,
-    domain::{
-        Role,
-        roles::{GroupAction, authorize},
-    },
+    domain::roles::{GroupAction, authorize},
     store::{chat_member, message, roles},
 };
 
@@ -213,20 +208,8 @@ impl BatchState {
                 removed_by: cmd.actor_id,
             })));
         }
-        // A group keeps an owner: the longest-serving admin, else member, takes it over.
-        if owner_left && let Some(heir) = roles::successor(db, cmd.chat_id).await? {
-            roles::set(db, cmd.chat_id, heir, Role::Owner).await?;
-            pending.push(Pending::Ready(Event::MemberRoleChanged(
-                MemberRoleChanged {
-                    v: VERSION,
-                    cursor: None,
-                    chat_id: cmd.chat_id,
-                    user_id: heir,
-                    role: Role::Owner,
-                    changed_by: None,
-                    command_id: cmd.command_id.clone(),
-                },
-            )));
+        if owner_left {
+            super::groups::pass_ownership(db, cmd.chat_id, &cmd.command_id, pending).await?;
         }
         Ok(())
     }
