@@ -716,3 +716,79 @@ fn jetchat_ops(app: &TestApp, args: &[&str]) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+/// The commands of blocks, pins and erasure refuse a NUL in their `command_id` (the one string
+/// each carries) like every other command: rejected once, never retried, nothing changed,
+/// and a message still flows.
+#[tokio::test]
+async fn nul_in_the_new_commands_ids_is_refused_and_everyone_keeps_chatting() {
+    let app = spawn_app().await;
+    let chat_id = app.create_chat(1, true, &[2]).await;
+    let mut alice = app.connect(1).await;
+    let mut bob = app.connect(2).await;
+    let message_id = alice
+        .send_message(json!({"chat_id": chat_id, "content": "before"}))
+        .await["message_id"]
+        .as_i64()
+        .unwrap();
+    bob.expect("new_message").await;
+
+    let client = app.nats().await;
+    let mut rejected = client
+        .subscribe("chat.events.*.command_rejected")
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    for (subject, command) in [
+        (
+            "chat.in.users.block".to_owned(),
+            json!({"type":"set_block","command_id":"b\u{0}","user_id":2,"blocked_id":1,"blocked":true}),
+        ),
+        (
+            format!("chat.in.{chat_id}.pin_message"),
+            json!({"type":"pin_message","command_id":"p\u{0}","chat_id":chat_id,"message_id":message_id,"pinned":true}),
+        ),
+        (
+            "chat.in.users.erase".to_owned(),
+            json!({"type":"erase_user","command_id":"e\u{0}","user_id":1}),
+        ),
+    ] {
+        publish_command(&app, &subject, command).await;
+    }
+    let mut refused = Vec::new();
+    for _ in 0..3 {
+        let event = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::StreamExt::next(&mut rejected),
+        )
+        .await
+        .expect("a rejection in time")
+        .unwrap();
+        let event: Value = serde_json::from_slice(&event.payload).unwrap();
+        refused.push((
+            event["command_id"].as_str().unwrap().to_owned(),
+            event["code"].as_str().unwrap().to_owned(),
+        ));
+    }
+    refused.sort();
+    let invalid = "invalid_field".to_owned();
+    assert_eq!(
+        refused,
+        [
+            ("b\u{0}".to_owned(), invalid.clone()),
+            ("e\u{0}".to_owned(), invalid.clone()),
+            ("p\u{0}".to_owned(), invalid)
+        ]
+    );
+
+    // Alice was not erased: she and Bob keep chatting.
+    alice
+        .send_message(json!({"chat_id": chat_id, "content": "after the NULs"}))
+        .await;
+    assert_eq!(bob.expect("new_message").await["content"], "after the NULs");
+    assert_eq!(
+        history_field(&app, 1, chat_id, 2, "content").await,
+        ["before", "after the NULs"]
+    );
+    pipeline_drained(&app).await;
+}
