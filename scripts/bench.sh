@@ -252,9 +252,29 @@ STATUS=0
 # A scenario that runs longer than this has hung (a jetchat that stopped answering): it is
 # ended and counted as failed, and the suite goes on.
 if [ "$QUICK" = 1 ]; then SCENARIO_TIMEOUT=180; else SCENARIO_TIMEOUT=900; fi
+# Waits (at most 60 s) until jetchat and its nats-server are quiet: under 5 % of a core each
+# over a second. A scenario's aftermath must not be measured as the next one's cost: after
+# `idle`, its 19,000 users go offline at the end of PRESENCE_GRACE and their `last_seen` is
+# written, ~10 s of work for both processes that `pairs` measured as its own (2026-12-07:
+# `pairs` right after `idle` 3,203-3,375 msg/s, on a fresh jetchat 3,901-4,097).
+settle() {
+  [ "$QUICK" = 1 ] && return 0
+  local waited=0 j0 n0 j1 n1
+  while [ "$waited" -lt 60 ]; do
+    j0=$(cpu_ticks "$CPU_JETCHAT"); n0=$(cpu_ticks "$CPU_NATS")
+    sleep 1
+    waited=$((waited + 1))
+    j1=$(cpu_ticks "$CPU_JETCHAT"); n1=$(cpu_ticks "$CPU_NATS")
+    if [ $(( ${j1:-0} - ${j0:-0} )) -lt 5 ] && [ $(( ${n1:-0} - ${n0:-0} )) -lt 5 ]; then
+      break
+    fi
+  done
+  [ "$waited" -le 1 ] || echo "bench: waited ${waited} s for jetchat and nats-server to be quiet"
+}
 run() { # run <name> <scenario> <args...>: writes $WORK/<name>.json, and the CPU of $CPU_JETCHAT
-        # and $CPU_NATS over the scenario to $WORK/<name>.cpu
+        # and $CPU_NATS over the scenario to $WORK/<name>.cpu, once both are quiet (`settle`)
   local name=$1; shift
+  settle
   echo "bench: == $name: jetchat-load $*"
   mkdir -p "$(dirname "$WORK/$name")"
   local code=0 jetchat_before nats_before
