@@ -22,6 +22,7 @@ mod m20261207_000070_create_user_blocks;
 mod m20261207_000072_add_mentions;
 mod m20261207_000073_create_pinned_messages;
 mod m20261207_000080_create_erased_users;
+mod m20261207_000081_index_messages_mentions;
 
 pub use m20261202_000020_create_message_search::POSTGRES_SEARCH_VECTOR;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000072_add_mentions::Migration),
             Box::new(m20261207_000073_create_pinned_messages::Migration),
             Box::new(m20261207_000080_create_erased_users::Migration),
+            Box::new(m20261207_000081_index_messages_mentions::Migration),
         ]
     }
 }

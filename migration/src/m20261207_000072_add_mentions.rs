@@ -1,8 +1,7 @@
 //! Mentions: `messages.mentions`, the members a message names (their ids, comma-separated,
 //! ascending; null for none), and `chat_members.mentions_muted`, whether a member who muted a
-//! chat muted its mentions too. No index: unread mentions are counted over a member's unread
-//! messages (by `idx_messages_chat_id`), the push scanner reads the column of its window's
-//! messages only.
+//! chat muted its mentions too. Unread mentions are counted by `idx_messages_mentions`
+//! (migration 000081); the push scanner reads the column of its window's messages only.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

@@ -57,8 +57,10 @@ pub struct ChatSummary {
     #[serde(flatten)]
     pub chat: ChatView,
     pub last_message: Option<MessageView>,
+    /// How many messages from others I have not read, counted up to 1,000: 1000 means 1,000 or
+    /// more.
     pub unread_count: i64,
-    /// How many of those mention me (`mentions`).
+    /// How many of those mention me (`mentions`), counted up to 1,000.
     pub unread_mentions: i64,
     /// Whether my mute of the chat covers its mentions too (false when not muted).
     pub mentions_muted: bool,

@@ -256,3 +256,54 @@ async fn a_mention_is_pushed_through_a_mute_unless_mentions_are_muted_too() {
         assert_eq!(push["mentioned"], false, "{push}");
     }
 }
+
+/// A chat nobody reads counts its unread messages up to `UNREAD_MOST` (the greeting and
+/// `GET /chats/` would otherwise read every unread row, more with every message); its unread
+/// mentions, read by their own index, stay exact below that.
+#[tokio::test]
+async fn unread_counts_stop_at_their_cap_and_mentions_stay_exact() {
+    use jetchat::store::queries::UNREAD_MOST;
+    let app = spawn_app_with(&[("RATE_MESSAGES_PER_SEC", "0")]).await;
+    let group = app.create_chat(ALICE, true, &[BOB]).await;
+    let mut alice = app.connect(ALICE).await;
+    let sends = UNREAD_MOST as usize + 3;
+    let mentioning = [7, 700, sends - 1];
+    for chunk in (0..sends).collect::<Vec<_>>().chunks(100) {
+        for &i in chunk {
+            let mut frame = json!({"action": "send_message", "content_type": "text",
+                                   "chat_id": group, "content": format!("busy {i}")});
+            if mentioning.contains(&i) {
+                frame["mentions"] = json!([BOB]);
+            }
+            alice.send(frame).await;
+        }
+        let mut acked = 0;
+        while acked < chunk.len() {
+            let frame = alice.next().await;
+            assert_ne!(frame["action"], "error", "{frame}");
+            if frame["action"] == "message_ack" {
+                acked += 1;
+            }
+        }
+    }
+    pipeline_drained(&app).await;
+
+    let bobs = summary(&app, BOB, group).await;
+    assert_eq!(bobs["unread_count"], UNREAD_MOST, "{bobs}");
+    assert_eq!(bobs["unread_mentions"], mentioning.len(), "{bobs}");
+    let (stream, _) = tokio_tungstenite::connect_async(app.ws_url(&token(BOB)))
+        .await
+        .expect("WebSocket handshake succeeds");
+    let mut bob = crate::helpers::WsClient { stream };
+    let unread = bob.expect("unread").await;
+    let chat = unread["chats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chat_id"] == group)
+        .cloned()
+        .expect("the chat is in the greeting");
+    assert_eq!(chat["unread"], UNREAD_MOST, "{unread}");
+    // Alice's own messages are none of hers to read.
+    assert_eq!(summary(&app, ALICE, group).await["unread_count"], 0);
+}

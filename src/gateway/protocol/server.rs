@@ -283,6 +283,8 @@ pub enum ServerFrame<'a> {
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct UnreadChat {
     pub chat_id: ChatId,
+    /// Messages from others not read, counted up to 1,000 (`store::queries::UNREAD_MOST`):
+    /// 1000 means 1,000 or more.
     pub unread: i64,
     pub last_message_id: Option<MessageId>,
 }

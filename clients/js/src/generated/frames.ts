@@ -431,6 +431,10 @@ export interface GroupSettings1 {
 export interface UnreadChat {
   chat_id: number;
   last_message_id?: number | null;
+  /**
+   * Messages from others not read, counted up to 1,000 (`store::queries::UNREAD_MOST`):
+   * 1000 means 1,000 or more.
+   */
   unread: number;
 }
 /**

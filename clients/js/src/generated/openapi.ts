@@ -547,11 +547,15 @@ export type components = {
              */
             profiles: components["schemas"]["UserProfile"][];
             role?: components["schemas"]["Role"] | null;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description How many messages from others I have not read, counted up to 1,000: 1000 means 1,000 or
+             *     more.
+             */
             unread_count: number;
             /**
              * Format: int64
-             * @description How many of those mention me (`mentions`).
+             * @description How many of those mention me (`mentions`), counted up to 1,000.
              */
             unread_mentions: number;
         };
