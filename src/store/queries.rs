@@ -129,37 +129,55 @@ pub async fn memberships(
         .collect())
 }
 
-/// The chats of `user_id` with at most `most` members (0: every chat of theirs).
-pub async fn chats_up_to(
+/// Users per [`chats_of_each_up_to`] query: its `IN` list, padded to a power of two.
+const USERS_PER_QUERY: usize = 512;
+
+/// The chats of each of `users` with at most `most` members (0: every chat of theirs): one
+/// query per [`USERS_PER_QUERY`] users, run once per batch of presence changes, never on the
+/// message path. A user in no such chat is absent.
+pub async fn chats_of_each_up_to(
     db: &impl ConnectionTrait,
-    user_id: UserId,
+    users: &[UserId],
     most: u64,
-) -> Result<Vec<ChatId>, DbErr> {
-    if most == 0 {
-        return Ok(memberships(db, user_id)
-            .await?
-            .into_iter()
-            .map(|m| m.chat_id)
-            .collect());
-    }
-    // Counted in the members' primary key (chat, user), a walk of each chat's members: run
-    // once per presence change, never on the message path.
-    const SQL: &str = "SELECT m.chat_id FROM chat_members m WHERE m.user_id = ? AND \
-                       (SELECT COUNT(*) FROM chat_members c WHERE c.chat_id = m.chat_id) <= ?";
+) -> Result<HashMap<UserId, Vec<ChatId>>, DbErr> {
+    let mut chats: HashMap<UserId, Vec<ChatId>> = HashMap::new();
     let backend = db.get_database_backend();
-    let values: Vec<sea_orm::Value> = vec![
-        user_id.into(),
-        i64::try_from(most).unwrap_or(i64::MAX).into(),
-    ];
-    db.query_all_raw(sea_orm::Statement::from_sql_and_values(
-        backend,
-        super::placeholders(backend, SQL),
-        values,
-    ))
-    .await?
-    .into_iter()
-    .map(|row| row.try_get_by_index::<ChatId>(0))
-    .collect()
+    for chunk in users.chunks(USERS_PER_QUERY) {
+        let list = super::in_list(chunk.iter().copied());
+        let marks = vec!["?"; list.len()].join(", ");
+        // Counted in the members' primary key (chat, user): a walk of each chat's members.
+        let bound = if most == 0 {
+            String::new()
+        } else {
+            " AND (SELECT COUNT(*) FROM chat_members c WHERE c.chat_id = m.chat_id) <= ?".into()
+        };
+        let sql = format!(
+            "SELECT m.user_id, m.chat_id FROM chat_members m WHERE m.user_id IN ({marks}){bound}"
+        );
+        let mut values: Vec<sea_orm::Value> = list.into_iter().map(Into::into).collect();
+        if most != 0 {
+            values.push(i64::try_from(most).unwrap_or(i64::MAX).into());
+        }
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                super::placeholders(backend, &sql),
+                values,
+            ))
+            .await?;
+        for row in rows {
+            let user: UserId = row.try_get_by_index(0)?;
+            chats
+                .entry(user)
+                .or_default()
+                .push(row.try_get_by_index(1)?);
+        }
+    }
+    for list in chats.values_mut() {
+        list.sort_unstable();
+        list.dedup();
+    }
+    Ok(chats)
 }
 
 /// `user_id`'s membership of one chat, if any.

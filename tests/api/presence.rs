@@ -95,6 +95,73 @@ async fn kill_9_of_an_instance_takes_its_users_offline() {
     assert!(offline["last_seen"].is_string(), "{offline}");
 }
 
+/// Everyone on an instance that dies goes offline in one batch of changes: each is told in
+/// each of their small chats (but not in a group past `PRESENCE_MAX_MEMBERS`), and each has a
+/// `last_seen` a member reads back.
+#[tokio::test]
+async fn many_users_going_offline_together_are_each_told_with_a_last_seen() {
+    const USERS: i64 = 40;
+    let a = spawn_app_with(
+        &[
+            FAST,
+            &[("PRESENCE_MAX_MEMBERS", "2"), ("RATE_CHATS_PER_MIN", "0")],
+        ]
+        .concat(),
+    )
+    .await;
+    let mut chats = Vec::new();
+    for user in 2..2 + USERS {
+        chats.push((user, a.create_chat(1, false, &[user]).await));
+    }
+    // A group of three: past PRESENCE_MAX_MEMBERS, its members are told nothing there.
+    let group = a.create_chat(1, true, &[2, 3]).await;
+    let mut alice = a.connect(1).await;
+    let mut other = a.spawn_process().await;
+    let mut theirs = Vec::new();
+    for user in 2..2 + USERS {
+        theirs.push(connect_at(other.address, user).await);
+    }
+    let mut online = std::collections::HashSet::new();
+    while online.len() < USERS as usize {
+        let frame = alice.expect("presence").await;
+        assert_eq!(frame["status"], "online", "{frame}");
+        online.insert(frame["user_id"].as_i64().unwrap());
+    }
+
+    other.kill();
+    let mut offline = std::collections::HashSet::new();
+    while offline.len() < USERS as usize {
+        let frame = alice.expect("presence").await;
+        assert_eq!(frame["status"], "offline", "{frame}");
+        assert!(frame["last_seen"].is_string(), "{frame}");
+        assert!(
+            offline.insert(frame["user_id"].as_i64().unwrap()),
+            "told once per user (the group of three is past the limit): {frame}"
+        );
+    }
+    alice.expect_silence(Duration::from_millis(500)).await;
+    // Some of them (presence queries are limited to bursts of 20): the first, the last, between.
+    for &(user, chat) in chats.iter().step_by(9).chain(chats.last()) {
+        let answer: Value = a
+            .get(1, &format!("/chats/{chat}/presence"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let (status, last_seen) = &members(&answer)[&user];
+        assert_eq!(status, "offline", "{answer}");
+        assert!(last_seen.is_string(), "user {user}'s last_seen: {answer}");
+    }
+    let answer: Value = a
+        .get(1, &format!("/chats/{group}/presence"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(members(&answer)[&2].1.is_string(), "{answer}");
+    drop(theirs);
+}
+
 #[tokio::test]
 async fn a_reconnect_within_the_grace_tells_nothing() {
     let a = spawn_app_with(&[
