@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { Jetchat } from './jetchat.js';
-import { chatEntry, mine, say, signIn, startChat, theirs } from './app_page.js';
+import { chatEntry, mine, mineLocator, say, signIn, startChat, theirs } from './app_page.js';
 
 let jetchat, browser;
 
@@ -32,6 +32,8 @@ after(async () => {
 const member = (page, userId) => page.locator(`#group-members li[data-user-id="${userId}"]`);
 const hasRole = (page, userId, role) => member(page, userId).locator('[data-testid="role"]', { hasText: new RegExp(`^${role}$`) }).waitFor();
 const composer = (page) => page.getByRole('textbox', { name: 'Message' });
+/** My message with this text, once stored (its mark past "sending": sent, or further already). */
+const stored = (page, text) => mineLocator(page, text).locator('.mark:not([data-status="pending"]):not([data-status="failed"])').waitFor();
 /** A message (anyone's) of the open conversation whose text contains `text`. */
 const message = (page, text) => page.locator('#messages li.msg', { has: page.locator('.text', { hasText: text }) });
 
@@ -85,7 +87,7 @@ test('a group run by three: add, remove, a mention through a mute, a pin for all
   assert.equal(await composer(ann).inputValue(), '@Cat ');
   await composer(ann).pressSequentially('the rules: be kind');
   await composer(ann).press('Enter');
-  await mine(ann, '@Cat the rules: be kind', 'sent');
+  await stored(ann, '@Cat the rules: be kind');
   await message(ann, 'the rules').locator('.mention[data-user-id="53"]', { hasText: '@Cat' }).waitFor();
 
   // Cat's list: the muted group shows the mention badge.
@@ -159,7 +161,7 @@ test("a block from a private chat's header: the blocked user's message is refuse
   await eve.getByRole('button', { name: 'Unblock Fox' }).waitFor();
   await eve.locator('#composer-note', { hasText: 'You blocked Fox' }).waitFor();
   await say(eve, 'please stop');
-  await mine(eve, 'please stop', 'sent');
+  await stored(eve, 'please stop');
   await theirs(fox, 'please stop').waitFor();
   // Fox's page shows no block: he is never told.
   assert.equal(await fox.locator('#block').getAttribute('aria-pressed'), 'false');
@@ -167,6 +169,7 @@ test("a block from a private chat's header: the blocked user's message is refuse
   // Fox's message is refused: marked not sent, and his composer says why.
   await say(fox, 'why?');
   await mine(fox, 'why?', 'failed');
+  await mineLocator(fox, 'why?').getByRole('alert').filter({ hasText: 'Not sent: Eve does not accept messages from you.' }).waitFor();
   await fox.locator('#composer-note', { hasText: 'Eve does not accept messages from you.' }).waitFor();
   assert.equal(await theirs(eve, 'why?').count(), 0);
 

@@ -170,11 +170,14 @@ export class App {
     c.on('send_failed', ({ clientMsgId, error }) => {
       const shown = this.pendingAnywhere(clientMsgId);
       if (!shown) return;
+      let detail = error.detail;
       if (error.code === 'blocked') {
         this.refusedByBlock.add(shown.chatId);
         this.drawComposerNote();
+        const other = otherMember(this.chats.get(shown.chatId), this.me);
+        if (other !== undefined) detail = `${this.name(other)} does not accept messages from you.`;
       }
-      this.convo(shown.chatId).failed(shown, error.detail);
+      this.convo(shown.chatId).failed(shown, detail);
       this.conversation.redraw(shown);
     });
     c.on('status_update', (s) => {

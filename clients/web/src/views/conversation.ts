@@ -143,7 +143,7 @@ export class ConversationView {
       h('h3', { className: 'visually-hidden' }, 'Pinned messages'),
       h('ul', {}, ...rows.map((row) => h('li', { 'data-message-id': row.messageId },
         h('button', { type: 'button', className: 'pin-line', 'aria-label': row.label, onclick: () => this.reveal(row.messageId) },
-          h('span', { 'aria-hidden': 'true' }, '📌 '),
+          h('span', { className: 'pin-label', 'aria-hidden': 'true' }, 'Pinned'),
           h('span', { className: 'who' }, row.author), ': ',
           h('span', { className: 'pin-text' }, row.preview)),
         canUnpin ? h('button', { type: 'button', className: 'unpin', 'aria-label': `Unpin "${row.preview.slice(0, 40)}"`, onclick: () => this.actions.unpin(chatId, row.messageId) }, 'Unpin') : null))),

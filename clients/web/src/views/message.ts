@@ -76,7 +76,7 @@ export function drawMessage(shown: Shown, me: number, showSender: boolean, actio
       }, `${r.emoji} ${r.count}`))) : null,
     shown.message_id !== undefined && !shown.deleted && !shown.editing ? buttons(shown, mine, pin, actions) : null,
     h('div', { className: 'meta' },
-      pin.pinned ? h('span', { className: 'pin-mark', 'data-testid': 'pinned', title: 'Pinned' }, '📌 pinned') : null,
+      pin.pinned ? h('span', { className: 'pin-mark', 'data-testid': 'pinned' }, 'pinned') : null,
       shown.edited && !shown.deleted ? h('span', { className: 'edited', 'data-testid': 'edited' }, 'edited') : null,
       time ? h('time', { datetime: shown.timestamp }, time) : null,
       mark && shown.mark ? h('span', { className: 'mark', 'data-status': shown.mark, title: mark[1], 'aria-label': mark[1] }, mark[0]) : null),
