@@ -1,6 +1,7 @@
 // A real jetchat for the browser tests: started on a port and a data directory of its own,
 // stopped and started again on the same ones (a restart), with DEV_LOGIN for the web app;
-// `upsertUser` publishes Django's `upsert_user` on its embedded nats-server.
+// `upsertUser` publishes Django's `upsert_user` on its embedded nats-server, and `subscribe`
+// hears what jetchat publishes there (Django's side of `push_needed`).
 //
 //   JETCHAT_BIN (default ../../target/debug/jetchat), NATS_SERVER_BIN (for the embedded mode)
 
@@ -65,6 +66,14 @@ export class Jetchat {
     await natsPublish(url.hostname, Number(url.port), 'chat.in.users.upsert', JSON.stringify(command));
   }
 
+  /** A core-NATS subscription on the embedded nats-server (`chat.events.*.push_needed`, as
+   * Django subscribes): resolves once the server has it; `next(accept)` is the first event
+   * heard, before or after the call, that `accept` takes. */
+  async subscribe(subject) {
+    const url = new URL(readFileSync(join(this.dir, 'data/nats/url'), 'utf8').trim());
+    return natsSubscribe(url.hostname, Number(url.port), subject);
+  }
+
   async remove() {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
@@ -92,6 +101,58 @@ function natsPublish(host, port, subject, payload) {
       if (seen.includes('PONG')) {
         socket.end();
         resolve();
+      }
+    });
+  });
+}
+
+/** A core-NATS subscriber (the text protocol: CONNECT, SUB, PING until its PONG, then `MSG` or
+ * `HMSG` frames whose JSON payloads it keeps). */
+function natsSubscribe(host, port, subject) {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, host);
+    const heard = [];
+    const waiting = [];
+    let buffer = Buffer.alloc(0);
+    const subscription = {
+      next(accept = () => true) {
+        const found = heard.find(accept);
+        if (found) return Promise.resolve(found);
+        return new Promise((ok) => waiting.push({ accept, ok }));
+      },
+      close() {
+        socket.destroy();
+      },
+    };
+    const deliver = (event) => {
+      heard.push(event);
+      for (const waiter of waiting.filter((w) => w.accept(event))) {
+        waiting.splice(waiting.indexOf(waiter), 1);
+        waiter.ok(event);
+      }
+    };
+    socket.on('error', reject);
+    socket.on('data', (chunk) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      for (;;) {
+        const eol = buffer.indexOf('\r\n');
+        if (eol < 0) return;
+        const [op, ...args] = buffer.subarray(0, eol).toString().split(' ');
+        if (op === 'MSG' || op === 'HMSG') {
+          // MSG <subject> <sid> [reply] <bytes>; HMSG ... <header bytes> <total bytes>
+          const total = Number(args[args.length - 1]);
+          const headers = op === 'HMSG' ? Number(args[args.length - 2]) : 0;
+          if (buffer.length < eol + 2 + total + 2) return; // the rest is still coming
+          const payload = buffer.subarray(eol + 2 + headers, eol + 2 + total).toString();
+          buffer = buffer.subarray(eol + 2 + total + 2);
+          deliver(JSON.parse(payload));
+          continue;
+        }
+        buffer = buffer.subarray(eol + 2);
+        if (op === 'INFO') socket.write(`CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\nSUB ${subject} 1\r\nPING\r\n`);
+        else if (op === 'PONG') resolve(subscription);
+        else if (op === 'PING') socket.write('PONG\r\n');
+        else if (op === '-ERR') reject(new Error(`nats: ${args.join(' ')}`));
       }
     });
   });

@@ -4,11 +4,22 @@
  * It knows a chat from `load()` (`GET /chats/`), the socket's `unread`, and `chat_created`,
  * `member_added`, new messages and my own as they are stored; `change` is emitted with `list()`
  * after each change. It keeps the members' names and avatars too (`profile(userId)`), from the
- * same sources and `user_updated`. */
+ * same sources and `user_updated`; the unread messages that mention me; the users I block
+ * (`GET /users/me/blocks`, `block_changed`); and a chat's pinned messages once asked for
+ * (`loadPins`: `GET /chats/{id}`, then `message_pinned`/`message_unpinned`). */
 
 import type { Client } from './client.js';
 import { Emitter } from './emitter.js';
-import type { ChatView, GroupSettings, MessageAck, MessageView, Role, SendMessage, UserProfile } from './types.js';
+import type {
+  ChatView,
+  GroupSettings,
+  MessageAck,
+  MessageView,
+  PinnedMessage,
+  Role,
+  SendMessage,
+  UserProfile,
+} from './types.js';
 
 export interface ChatListEntry {
   chat_id: number;
@@ -18,11 +29,19 @@ export interface ChatListEntry {
   member_ids: number[];
   /** Messages from others not read yet. */
   unread: number;
+  /** How many of those mention me (`mentions`); cleared with them by `read()`. */
+  unread_mentions: number;
   last_message_id: number | null;
   /** The newest message, when it was seen (REST or live). */
   last_message: MessageView | null;
   /** Until when I muted the chat (RFC 3339; `9999-12-31…` for ever), `null` when not muted. */
   muted_until: string | null;
+  /** Whether my mute covers the chat's mentions of me too. */
+  mentions_muted: boolean;
+  /** A private chat whose other member I block (`false` for a group). */
+  blocked: boolean;
+  /** The chat's pinned messages, newest pin first; `null` until `loadPins(chatId)` asked. */
+  pinned: PinnedMessage[] | null;
   /** Who runs a group: its owner (`null` for a private chat, or until known) and its admins. */
   owner_id: number | null;
   admin_ids: number[];
@@ -56,6 +75,17 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
   private readonly chats = new Map<number, ChatListEntry>();
   private readonly profiles = new Map<number, UserProfile>();
   private readonly offs: (() => void)[] = [];
+  /** The users I block. */
+  private readonly blocks = new Set<number>();
+  /** For each `GET /users/me/blocks` on its way, the `block_changed` heard meanwhile: newer
+   * than its answer. */
+  private readonly blocksHeard = new Set<Map<number, boolean>>();
+  /** The chats whose pins are being asked for; `again`: a pin frame came meanwhile, so the
+   * answer may predate it. */
+  private readonly pinLoads = new Map<number, { promise: Promise<PinnedMessage[]>; again: boolean }>();
+  /** Per chat, the newest message the socket's `unread` counted: a resumed socket's catch-up
+   * brings those messages after it, already counted as unread. */
+  private readonly counted = new Map<number, number>();
 
   /** `userId`: the signed-in user, whose own messages do not count as unread. */
   constructor(
@@ -68,7 +98,9 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
         for (const chat of frame.chats) {
           const entry = this.entry(chat.chat_id);
           entry.unread = chat.unread;
+          entry.unread_mentions = Math.min(entry.unread_mentions, chat.unread);
           entry.last_message_id = chat.last_message_id ?? entry.last_message_id;
+          if (chat.last_message_id != null) this.counted.set(chat.chat_id, chat.last_message_id);
         }
         this.changed();
       }),
@@ -114,23 +146,55 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
         this.chats.delete(chat_id);
         this.changed();
       }),
-      client.on('chat_muted', ({ chat_id, muted_until }) => {
-        this.entry(chat_id).muted_until = muted_until ?? null;
+      client.on('chat_muted', ({ chat_id, muted_until, mentions_muted }) => {
+        const entry = this.entry(chat_id);
+        entry.muted_until = muted_until ?? null;
+        entry.mentions_muted = muted_until != null && mentions_muted;
         this.changed();
       }),
       client.on('message_edited', ({ chat_id, message_id, content, edited_at }) => {
-        const last = this.chats.get(chat_id)?.last_message;
-        if (last?.message_id !== message_id) return;
-        last.content = content;
-        last.edited_at = edited_at;
-        this.changed();
+        this.loadingPins(chat_id);
+        const entry = this.chats.get(chat_id);
+        const shown = [entry?.last_message, ...(entry?.pinned ?? [])].filter((m) => m?.message_id === message_id);
+        for (const m of shown) {
+          m!.content = content;
+          m!.edited_at = edited_at;
+        }
+        if (shown.length) this.changed();
       }),
       client.on('message_deleted', ({ chat_id, message_id }) => {
-        const last = this.chats.get(chat_id)?.last_message;
-        if (last?.message_id !== message_id) return;
-        last.content = '';
-        last.deleted = true;
-        last.file_url = null;
+        this.loadingPins(chat_id);
+        const entry = this.chats.get(chat_id);
+        if (!entry) return;
+        const last = entry.last_message;
+        const pinned = entry.pinned?.some((m) => m.message_id === message_id);
+        // A deleted message leaves the pins (GET /chats/{id} lists it no more).
+        if (pinned) entry.pinned = entry.pinned!.filter((m) => m.message_id !== message_id);
+        if (last?.message_id === message_id) {
+          last.content = '';
+          last.deleted = true;
+          last.file_url = null;
+        } else if (!pinned) return;
+        this.changed();
+      }),
+      client.on('block_changed', ({ user_id, blocked }) => {
+        this.block(user_id, blocked);
+        for (const heard of this.blocksHeard) heard.set(user_id, blocked);
+        this.changed();
+      }),
+      // The frame names the message only: a chat whose pins are shown asks for them again.
+      client.on('message_pinned', ({ chat_id, message_id }) => {
+        const loading = this.loadingPins(chat_id);
+        const pinned = this.chats.get(chat_id)?.pinned;
+        if (loading || !pinned || pinned.some((m) => m.message_id === message_id)) return;
+        this.loadPins(chat_id).catch(() => undefined); // kept as it was; the next load() asks again
+      }),
+      client.on('message_unpinned', ({ chat_id, message_id }) => {
+        this.loadingPins(chat_id);
+        const entry = this.chats.get(chat_id);
+        const pinned = entry?.pinned;
+        if (!entry || !pinned?.some((m) => m.message_id === message_id)) return;
+        entry.pinned = pinned.filter((m) => m.message_id !== message_id);
         this.changed();
       }),
       client.on('new_message', (message) => this.message(message)),
@@ -146,14 +210,22 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
     );
   }
 
-  /** Loads every chat over REST (`GET /chats/`): names, members, unread counts, newest
-   * messages and mutes, kept with what the list knew already; then emits `change`. A chat the
-   * list knew before the request and the answer no longer has (left, removed or deleted while
-   * no frame could say so) is dropped. Resolves with `list()`. Call it once connected and
-   * after `resync_required`. */
+  /** Loads every chat over REST (`GET /chats/`): names, members, unread counts (mentions
+   * too), newest messages and mutes, kept with what the list knew already, and the users I
+   * block (`GET /users/me/blocks`); then emits `change`. A chat the list knew before the
+   * request and the answer no longer has (left, removed or deleted while no frame could say
+   * so) is dropped; the pins of chats whose pins were loaded are asked for again. Resolves
+   * with `list()`. Call it once connected and after `resync_required`. */
   async load(): Promise<ChatListEntry[]> {
     const before = new Set(this.chats.keys());
-    const chats = await this.client.rest.chats();
+    const heard = new Map<number, boolean>();
+    this.blocksHeard.add(heard);
+    const [chats, blocked] = await Promise.all([this.client.rest.chats(), this.client.rest.blocks()]).finally(() =>
+      this.blocksHeard.delete(heard),
+    );
+    this.blocks.clear();
+    for (const { user_id } of blocked) this.blocks.add(user_id);
+    for (const [userId, isBlocked] of heard) this.block(userId, isBlocked);
     const answered = new Set(chats.map((chat) => chat.chat_id));
     // Only what was known before the request: a chat a frame brought meanwhile may be newer
     // than the answer.
@@ -165,12 +237,58 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
       this.put(chat, false);
       const entry = this.entry(chat.chat_id);
       entry.unread = chat.unread_count;
+      entry.unread_mentions = chat.unread_mentions ?? 0;
       entry.last_message = chat.last_message ?? null;
       entry.muted_until = chat.muted_until ?? null;
+      entry.mentions_muted = chat.mentions_muted ?? false;
       entry.last_message_id = chat.last_message?.message_id ?? entry.last_message_id;
     }
     this.changed();
+    const shownPins = this.list().filter((entry) => entry.pinned !== null);
+    // A pin that failed to load stays as it was; the next load() asks again.
+    await Promise.all(shownPins.map((entry) => this.loadPins(entry.chat_id).catch(() => undefined)));
     return this.list();
+  }
+
+  /** The chat's pinned messages, newest pin first (`GET /chats/{id}`, whose members, roles
+   * and settings it keeps too), kept in its entry's `pinned` from then on: an unpin, an edit
+   * or a delete changes them in place; a `message_pinned` asks again, its frame naming the
+   * message only. Resolves with `pinned`; a call while one is on its way shares it. */
+  loadPins(chatId: number): Promise<PinnedMessage[]> {
+    const loading = this.pinLoads.get(chatId);
+    if (loading) return loading.promise;
+    const state = { promise: Promise.resolve<PinnedMessage[]>([]), again: false };
+    const known = this.chats.has(chatId);
+    state.promise = (async () => {
+      try {
+        for (let attempt = 0; ; attempt++) {
+          state.again = false;
+          const detail = await this.client.rest.chat(chatId);
+          if (state.again && attempt < 3) continue;
+          // Left, removed or deleted meanwhile: not brought back.
+          if (known && !this.chats.has(chatId)) return [];
+          this.put(detail, false);
+          const entry = this.entry(chatId);
+          entry.pinned = detail.pinned.map((m) => ({ ...m }));
+          this.changed();
+          return entry.pinned;
+        }
+      } finally {
+        this.pinLoads.delete(chatId);
+      }
+    })();
+    this.pinLoads.set(chatId, state);
+    return state.promise;
+  }
+
+  /** Whether I block the user (`GET /users/me/blocks` in `load()`, then `block_changed`). */
+  isBlocked(userId: number): boolean {
+    return this.blocks.has(userId);
+  }
+
+  /** The users I block, ascending. */
+  blockedUsers(): number[] {
+    return [...this.blocks].sort((a, b) => a - b);
   }
 
   /** Every chat known, the one with the newest message first (by `last_message_id`; chats
@@ -208,7 +326,8 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
     return changed;
   }
 
-  /** Marks the chat read up to its newest message (tells the server) and clears its count. */
+  /** Marks the chat read up to its newest message (tells the server) and clears its counts
+   * (its mentions too). */
   read(chatId: number): void {
     const entry = this.chats.get(chatId);
     if (!entry) return;
@@ -216,6 +335,7 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
       this.client.markRead(entry.last_message_id, chatId);
     }
     entry.unread = 0;
+    entry.unread_mentions = 0;
     this.changed();
   }
 
@@ -224,12 +344,22 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
     for (const off of this.offs.splice(0)) off();
   }
 
+  /** A message stored in one of my chats: the chat's newest when it is, counted unread
+   * (and as a mention of me) unless the socket's `unread` counted it already — a resumed
+   * socket's catch-up comes after its `unread`, which named the newest message already. */
   private message(message: MessageView): void {
     const entry = this.entry(message.chat_id);
-    if ((entry.last_message_id ?? 0) < message.message_id) {
-      entry.last_message_id = message.message_id;
-      entry.last_message = message;
-      if (message.sender_id !== this.userId) entry.unread += 1;
+    // Older than the message held: a repeat (or an old one), nothing to count.
+    if (message.message_id > (entry.last_message?.message_id ?? 0)) {
+      if (message.message_id >= (entry.last_message_id ?? 0)) {
+        entry.last_message_id = message.message_id;
+        entry.last_message = message;
+      }
+      if (message.sender_id !== this.userId) {
+        if (message.message_id > (this.counted.get(message.chat_id) ?? 0)) entry.unread += 1;
+        // Never more than the unread: some the catch-up brings may have been read elsewhere.
+        if (message.mentions?.includes(this.userId)) entry.unread_mentions = Math.min(entry.unread_mentions + 1, entry.unread);
+      }
     }
     this.changed();
   }
@@ -273,9 +403,13 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
         is_group: false,
         member_ids: [],
         unread: 0,
+        unread_mentions: 0,
         last_message_id: null,
         last_message: null,
         muted_until: null,
+        mentions_muted: false,
+        blocked: false,
+        pinned: null,
         owner_id: null,
         admin_ids: [],
         settings: { members_can_add: false },
@@ -285,7 +419,23 @@ export class ChatList extends Emitter<{ change: ChatListEntry[] }> {
     return entry;
   }
 
+  /** Whether the chat's pins are being asked for; if so, the answer may predate the frame
+   * just heard: it is asked for once more. */
+  private loadingPins(chatId: number): boolean {
+    const loading = this.pinLoads.get(chatId);
+    if (loading) loading.again = true;
+    return loading !== undefined;
+  }
+
+  private block(userId: number, blocked: boolean): void {
+    if (blocked) this.blocks.add(userId);
+    else this.blocks.delete(userId);
+  }
+
   private changed(): void {
+    for (const entry of this.chats.values()) {
+      entry.blocked = !entry.is_group && entry.member_ids.some((id) => id !== this.userId && this.blocks.has(id));
+    }
     this.emit('change', this.list());
   }
 }

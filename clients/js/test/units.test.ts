@@ -157,9 +157,13 @@ describe('chat list order', () => {
       is_group: false,
       member_ids: [],
       unread: 0,
+      unread_mentions: 0,
       last_message_id,
       last_message: null,
       muted_until: null,
+      mentions_muted: false,
+      blocked: false,
+      pinned: null,
       owner_id: null,
       admin_ids: [],
       settings: { members_can_add: false },
@@ -231,6 +235,64 @@ describe('chat list events', () => {
     expect([entry.name, entry.settings.members_can_add]).toEqual(['renamed', true]);
     client.tell('chat_deleted', { action: 'chat_deleted', chat_id: 7, deleted_by: 2, cursor: 9 });
     expect(list.get(7)).toBeUndefined();
+  });
+
+  it('counts the unread messages that mention me until I read them', () => {
+    const client = new FakeClient();
+    const list = new ChatList(client as unknown as Client, 2);
+    const message = (message_id: number, sender_id: number, mentions?: number[]) => ({
+      action: 'new_message' as const, chat_id: 7, message_id, sender_id, client_msg_id: `c${message_id}`,
+      content: 'hi', content_type: 'text' as const, status: 'sent' as const, timestamp: 't', cursor: message_id,
+      ...(mentions ? { mentions } : {}),
+    });
+    client.tell('new_message', message(40, 1, [2]));
+    client.tell('new_message', message(41, 1));
+    client.tell('new_message', message(42, 1, [3]));
+    client.tell('new_message', message(43, 1, [2, 3]));
+    // A repeat of an older message counts nothing.
+    client.tell('new_message', message(40, 1, [2]));
+    const entry = list.get(7)!;
+    expect([entry.unread, entry.unread_mentions]).toEqual([4, 2]);
+    // Another device read some: never more mentions than unread messages.
+    client.tell('unread', { action: 'unread', chats: [{ chat_id: 7, unread: 1, last_message_id: 43 }], cursor: 50, epoch: 'e' });
+    expect([entry.unread, entry.unread_mentions]).toEqual([1, 1]);
+    client.tell('unread', { action: 'unread', chats: [{ chat_id: 7, unread: 0, last_message_id: 43 }], cursor: 51, epoch: 'e' });
+    expect(entry.unread_mentions).toBe(0);
+  });
+
+  it("takes a resumed socket's catch-up as the newest messages without counting them twice", () => {
+    const client = new FakeClient();
+    const list = new ChatList(client as unknown as Client, 2);
+    const message = (message_id: number, mentions?: number[]) => ({
+      action: 'new_message' as const, chat_id: 7, message_id, sender_id: 1, client_msg_id: `c${message_id}`,
+      content: `m${message_id}`, content_type: 'text' as const, status: 'sent' as const, timestamp: 't', cursor: message_id,
+      ...(mentions ? { mentions } : {}),
+    });
+    client.tell('new_message', message(10));
+    // Away, then back: `unread` counts what came meanwhile, the catch-up brings it after.
+    client.tell('unread', { action: 'unread', chats: [{ chat_id: 7, unread: 3, last_message_id: 12 }], cursor: 20, epoch: 'e' });
+    client.tell('new_message', message(11, [2]));
+    client.tell('new_message', message(12));
+    const entry = list.get(7)!;
+    expect([entry.unread, entry.unread_mentions, entry.last_message_id, entry.last_message?.content]).toEqual([3, 1, 12, 'm12']);
+    // A live one after it counts.
+    client.tell('new_message', message(13, [2]));
+    expect([entry.unread, entry.unread_mentions, entry.last_message?.content]).toEqual([4, 2, 'm13']);
+  });
+
+  it('marks a private chat blocked while I block its other member, never a group', () => {
+    const client = new FakeClient();
+    const list = new ChatList(client as unknown as Client, 1);
+    client.tell('chat_created', { action: 'chat_created', chat: { chat_id: 7, name: null, is_group: false, created_by: 1, created_at: 't', member_ids: [1, 2] }, profiles: [] });
+    client.tell('chat_created', { action: 'chat_created', chat: { chat_id: 8, name: 'g', is_group: true, created_by: 1, created_at: 't', member_ids: [1, 2] }, profiles: [] });
+    const changes: unknown[] = [];
+    list.on('change', (c) => changes.push(c));
+    client.tell('block_changed', { action: 'block_changed', user_id: 2, blocked: true, cursor: 3 });
+    expect([list.isBlocked(2), list.get(7)!.blocked, list.get(8)!.blocked]).toEqual([true, true, false]);
+    expect(list.blockedUsers()).toEqual([2]);
+    client.tell('block_changed', { action: 'block_changed', user_id: 2, blocked: false, cursor: 4 });
+    expect([list.isBlocked(2), list.get(7)!.blocked]).toEqual([false, false]);
+    expect(changes).toHaveLength(2);
   });
 
   it('orders profiles by updated_at, a real one over the fallback', () => {

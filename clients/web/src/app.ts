@@ -1,6 +1,7 @@
 /** The signed-in app: wires the views (top bar, search, chat list, conversation, composer) to
  * the SDK's client and its events; each chat's messages are a `Conversation` (model/); names
- * and avatars are the chat list's profiles, with `GET /users` for authors it has none of. */
+ * and avatars are the chat list's profiles, with `GET /users` for authors it has none of; the
+ * open chat's pins, the unread mentions and my blocks are the chat list's too. */
 
 import { ChatList, Client, roleIn, webStorageOutbox, type CreateChatRequest, type FrameOf } from '@jetchat/client';
 import { describe, h } from './dom';
@@ -9,6 +10,9 @@ import { chatFace, chatRows, chatTitle, isMuted, presenceText, type Directory } 
 import { ProfileRequests, userFace, type Face } from './model/people';
 import { Conversation, type Quote, type Shown } from './model/conversation';
 import { goneText, groupPermissions, memberRows } from './model/group';
+import { blockNote, otherMember } from './model/blocks';
+import { mentionIds, type Candidate } from './model/mentions';
+import { canPin, pinnedIds, pinRows } from './model/pins';
 import type { Mark } from './model/marks';
 import { Typers, typingText } from './model/typing';
 import { ChatListView } from './views/chat_list';
@@ -22,7 +26,7 @@ import { TopBar } from './views/topbar';
 const PAGE = 30;
 
 /** What `send` takes besides the chat. */
-type SendBody = { content: string; file_id?: number | string; content_type?: string; file_url?: string };
+type SendBody = { content: string; file_id?: number | string; content_type?: string; file_url?: string; mentions?: number[] };
 
 export class App {
   private readonly client: Client;
@@ -39,6 +43,11 @@ export class App {
   private open: number | undefined;
   /** The message the composer answers, shown above it. */
   private replyTo: (Quote & { chatId: number; messageId: number }) | undefined;
+  /** Private chats where a message of mine was refused with `blocked` (the other member
+   * blocks me: nothing else says so), until one of mine is stored there again. */
+  private readonly refusedByBlock = new Set<number>();
+  /** The open chat's pins and whether I may pin, as its messages were last drawn (`pinKey`). */
+  private pinsDrawn = '';
 
   private readonly shell: HTMLElement;
   private readonly topBar: TopBar;
@@ -95,6 +104,19 @@ export class App {
       toggleMute: (chatId) => void this.toggleMute(chatId),
       toggleGroupPanel: (chatId) => this.toggleGroupPanel(chatId),
       isGroup: (chatId) => !!this.chats.get(chatId)?.is_group,
+      toggleBlock: (chatId) => void this.toggleBlock(chatId),
+      unpin: (chatId, messageId) => void this.client.unpinMessage(chatId, messageId)
+        .catch((e) => this.conversation.showHistoryError(`Unpin: ${describe(e)}`)),
+      togglePin: (shown) => {
+        const pinned = pinnedIds(this.chats.get(shown.chatId)).has(shown.message_id!);
+        void this.attempt(shown, () => pinned
+          ? this.client.unpinMessage(shown.chatId, shown.message_id!)
+          : this.client.pinMessage(shown.chatId, shown.message_id!));
+      },
+      pinState: (shown) => ({
+        pinned: pinnedIds(this.chats.get(shown.chatId)).has(shown.message_id!),
+        canPin: canPin(this.chats.get(shown.chatId), this.me),
+      }),
       name: (userId) => this.name(userId),
       face: (userId) => this.face(userId),
       reply: (shown) => this.startReply(shown),
@@ -139,6 +161,7 @@ export class App {
     c.on('user_updated', () => this.redrawMessages());
     c.on('new_message', (m) => this.incoming(m));
     c.on('message_ack', (ack) => {
+      if (this.refusedByBlock.delete(ack.chat_id)) this.drawComposerNote();
       const conv = this.conversations.get(ack.chat_id);
       const shown = conv?.sent(ack.client_msg_id) ?? this.pendingAnywhere(ack.client_msg_id);
       if (!shown || !conv) return;
@@ -147,7 +170,14 @@ export class App {
     c.on('send_failed', ({ clientMsgId, error }) => {
       const shown = this.pendingAnywhere(clientMsgId);
       if (!shown) return;
-      this.convo(shown.chatId).failed(shown, error.detail);
+      let detail = error.detail;
+      if (error.code === 'blocked') {
+        this.refusedByBlock.add(shown.chatId);
+        this.drawComposerNote();
+        const other = otherMember(this.chats.get(shown.chatId), this.me);
+        if (other !== undefined) detail = `${this.name(other)} does not accept messages from you.`;
+      }
+      this.convo(shown.chatId).failed(shown, detail);
       this.conversation.redraw(shown);
     });
     c.on('status_update', (s) => {
@@ -194,6 +224,7 @@ export class App {
       await this.chats.load();
       this.chatList.showError('');
       if (this.open !== undefined) {
+        if (this.chats.get(this.open)?.pinned === null) void this.loadPins(this.open);
         const conv = this.conversations.get(this.open);
         if (conv) await this.loadNewer(conv);
         if (conv) await this.refreshNewest(conv);
@@ -227,7 +258,11 @@ export class App {
   private drawList(): void {
     this.chatList.draw(chatRows(this.chats.list(), this.me, this.open, this.directory));
     this.topBar.showName(this.name(this.me));
-    if (this.open !== undefined) this.drawHeader();
+    if (this.open !== undefined) {
+      this.drawHeader();
+      this.drawPins();
+      this.drawComposerNote();
+    }
   }
 
   private showList(): void {
@@ -260,7 +295,8 @@ export class App {
     const conv = this.convo(chatId);
     this.composer = new ComposerView({
       send: (text) => {
-        this.send(chatId, { content: text }, this.replyTo?.chatId === chatId ? this.replyTo : undefined);
+        const mentions = mentionIds(text, this.mentionable(chatId));
+        this.send(chatId, { content: text, ...(mentions.length ? { mentions } : {}) }, this.replyTo?.chatId === chatId ? this.replyTo : undefined);
         this.replyTo = undefined;
         this.composer?.showReply(undefined);
       },
@@ -276,7 +312,9 @@ export class App {
         this.composer?.showReply(undefined);
       },
       name: (userId) => this.name(userId),
+      members: () => this.mentionable(chatId),
     });
+    this.pinsDrawn = this.pinKey(chatId);
     this.conversation.show(chatId, conv.sorted(), this.composer, this.groupPanel.el);
     if (this.replyTo?.chatId !== chatId) this.replyTo = undefined;
     this.composer.showReply(this.replyTo);
@@ -285,6 +323,7 @@ export class App {
     this.conversation.scrollToEnd();
     this.drawList();
     void this.askPresence(chatId);
+    void this.loadPins(chatId);
     if (!conv.loaded) void this.loadOlder(conv).then(() => this.readOpen());
     else this.readOpen();
     this.composer.focus();
@@ -293,9 +332,69 @@ export class App {
   private drawHeader(): void {
     if (this.open === undefined) return;
     const entry = this.chats.get(this.open);
-    this.conversation.showHeader(chatFace(entry, this.open, this.me, this.directory), isMuted(entry), !!entry?.is_group);
+    const other = otherMember(entry, this.me);
+    this.conversation.showHeader(chatFace(entry, this.open, this.me, this.directory), isMuted(entry), !!entry?.is_group,
+      other === undefined ? undefined : entry!.blocked);
     this.drawPresence();
     this.drawGroupPanel();
+  }
+
+  // --- pins, mentions, blocks --------------------------------------------------------------
+
+  /** The chat's pins, asked for when it opens (the chat list keeps them current after). */
+  private async loadPins(chatId: number): Promise<void> {
+    try {
+      await this.chats.loadPins(chatId);
+    } catch (e) {
+      if (this.open === chatId) this.conversation.showHistoryError(`Pinned messages could not load: ${describe(e)}`);
+    }
+  }
+
+  /** The chat's pins and whether I may pin: its messages are drawn again when they change. */
+  private pinKey(chatId: number): string {
+    const entry = this.chats.get(chatId);
+    return `${[...pinnedIds(entry)].join()}|${canPin(entry, this.me)}`;
+  }
+
+  /** The open chat's pins at its top; its messages drawn again when the pins or who may pin
+   * changed (their Pin/Unpin button and mark). */
+  private drawPins(): void {
+    if (this.open === undefined) return;
+    const entry = this.chats.get(this.open);
+    const allowed = canPin(entry, this.me);
+    this.conversation.showPins(pinRows(entry?.pinned ?? [], (userId) => this.name(userId)), allowed);
+    const key = this.pinKey(this.open);
+    if (key === this.pinsDrawn) return;
+    this.pinsDrawn = key;
+    this.redrawMessages();
+  }
+
+  /** What the open private chat's composer says of a block. */
+  private drawComposerNote(): void {
+    if (this.open === undefined || !this.composer) return;
+    const entry = this.chats.get(this.open);
+    const other = otherMember(entry, this.me);
+    this.composer.showNote(other === undefined ? '' : blockNote(entry, this.name(other), this.refusedByBlock.has(this.open)));
+  }
+
+  /** The block button of a private chat: blocks the other member, or lifts the block. */
+  private async toggleBlock(chatId: number): Promise<void> {
+    const other = otherMember(this.chats.get(chatId), this.me);
+    if (other === undefined) return;
+    try {
+      if (this.chats.isBlocked(other)) await this.client.unblockUser(other);
+      else await this.client.blockUser(other);
+    } catch (e) {
+      this.conversation.showHistoryError(`Block: ${describe(e)}`);
+    }
+  }
+
+  /** The chat's other members, by the names shown: what the composer's `@` offers, and what
+   * a message's `mentions` are read from. */
+  private mentionable(chatId: number): Candidate[] {
+    return (this.chats.get(chatId)?.member_ids ?? [])
+      .filter((userId) => userId !== this.me)
+      .map((userId) => ({ userId, name: this.name(userId) }));
   }
 
   // --- a group's panel ---------------------------------------------------------------------
@@ -447,6 +546,7 @@ export class App {
     const pending = this.client.send({ chat_id: chatId, ...body, replyTo: reply?.messageId } as Parameters<Client['send']>[0]);
     const shown = conv.pending({
       clientMsgId: pending.clientMsgId, content: body.content, content_type: body.content_type, file_url: body.file_url,
+      mentions: body.mentions,
       reply: reply ? { sender_id: reply.sender_id, text: reply.text } : undefined,
     });
     this.conversation.place(chatId, conv.sorted(), [shown]);

@@ -17,9 +17,13 @@ function entry(chatId: number, extra: Partial<ChatListEntry> = {}): ChatListEntr
     is_group: false,
     member_ids: [ME, 2],
     unread: 0,
+    unread_mentions: 0,
     last_message_id: null,
     last_message: null,
     muted_until: null,
+    mentions_muted: false,
+    blocked: false,
+    pinned: null,
     owner_id: null,
     admin_ids: [],
     settings: { members_can_add: false },
@@ -59,6 +63,19 @@ describe('the chat list', () => {
     expect(rows[3]).toMatchObject({ preview: 'No messages yet' });
     expect(rows[4]).toMatchObject({ preview: 'Eve Moss: hello' }); // a group's line names its author
     expect(isMuted(entry(5, { muted_until: '9999-12-31T23:59:59Z' }), NOW)).toBe(true);
+  });
+
+  it('shows a mention badge while unread messages mention me, except for the open chat', () => {
+    const rows = chatRows([
+      entry(1, { is_group: true, name: 'team', unread: 3, unread_mentions: 1 }),
+      entry(2, { is_group: true, name: 'club', unread: 4, unread_mentions: 2 }),
+      entry(3, { unread: 2, unread_mentions: 2 }),
+    ], ME, 3, directory, NOW);
+    expect(rows.map((r) => [r.mentions, r.label])).toEqual([
+      [1, 'team, 3 unread, 1 mention of you'],
+      [2, 'club, 4 unread, 2 mentions of you'],
+      [0, 'User 2'],
+    ]);
   });
 
   it("tells a private chat's presence, and how many of a group are online", () => {

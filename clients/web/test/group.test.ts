@@ -14,7 +14,7 @@ const directory: Directory = (id) =>
 function group(extra: Partial<ChatListEntry> = {}): ChatListEntry {
   return {
     chat_id: 9, name: 'Team', is_group: true, member_ids: [1, 2, 3, 4, 5], unread: 0, last_message_id: null,
-    last_message: null, muted_until: null, owner_id: 1, admin_ids: [2], settings: { members_can_add: false }, ...extra,
+    last_message: null, muted_until: null, unread_mentions: 0, mentions_muted: false, blocked: false, pinned: null, owner_id: 1, admin_ids: [2], settings: { members_can_add: false }, ...extra,
   };
 }
 

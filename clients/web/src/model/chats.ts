@@ -43,6 +43,8 @@ export interface ChatRow {
   preview: string;
   /** The badge: none for the open chat, which is being read. */
   unread: number;
+  /** How many of the unread mention me (an `@` badge); none for the open chat. */
+  mentions: number;
   muted: boolean;
   current: boolean;
   /** What a screen reader says of the entry. */
@@ -56,6 +58,7 @@ export function chatRows(entries: ChatListEntry[], me: number, open: number | un
     const face = chatFace(entry, entry.chat_id, me, directory);
     const name = face.name;
     const unread = entry.chat_id === open ? 0 : entry.unread;
+    const mentions = entry.chat_id === open ? 0 : entry.unread_mentions;
     const muted = isMuted(entry, now);
     return {
       chatId: entry.chat_id,
@@ -63,9 +66,10 @@ export function chatRows(entries: ChatListEntry[], me: number, open: number | un
       face,
       preview: last ? `${author(entry, last.sender_id, me, directory)}${messagePreview(last)}` : 'No messages yet',
       unread,
+      mentions,
       muted,
       current: entry.chat_id === open,
-      label: `${name}${muted ? ', muted' : ''}${unread ? `, ${unread} unread` : ''}`,
+      label: `${name}${muted ? ', muted' : ''}${unread ? `, ${unread} unread` : ''}${mentions ? `, ${mentions === 1 ? '1 mention' : `${mentions} mentions`} of you` : ''}`,
     };
   });
 }

@@ -35,6 +35,8 @@ export interface Shown {
   edited?: boolean;
   deleted?: boolean;
   reactions: Reaction[];
+  /** The members it mentions (`mentions`), ascending; none for a tombstone. */
+  mentions: number[];
   reply_quote?: Quote | null;
   forwarded?: boolean;
   /** Its text is being edited here (a refresh leaves it alone). */
@@ -48,6 +50,8 @@ export interface PendingBody {
   content_type?: string;
   file_url?: string;
   reply?: Quote;
+  /** The members it mentions. */
+  mentions?: number[];
 }
 
 /** What storing messages changed: new messages to draw, my sends they settled to redraw. */
@@ -78,7 +82,7 @@ export class Conversation {
     const shown: Shown = {
       key: `c:${body.clientMsgId}`, chatId: this.chatId, client_msg_id: body.clientMsgId, sender_id: this.me,
       content: body.content, content_type: body.content_type ?? 'text', file_url: body.file_url,
-      mark: 'pending', reactions: [], reply_quote: body.reply ?? null,
+      mark: 'pending', reactions: [], mentions: [...(body.mentions ?? [])], reply_quote: body.reply ?? null,
     };
     this.byKey.set(shown.key, shown);
     this.byClientId.set(body.clientMsgId, shown);
@@ -123,6 +127,7 @@ export class Conversation {
         timestamp: m.timestamp, mark: m.sender_id === this.me ? (status ?? 'sent') : undefined,
         edited: !!m.edited_at, deleted: !!m.deleted,
         reactions: ((m as HistoryMessage).reactions ?? []).map((r) => ({ ...r })),
+        mentions: [...(m.mentions ?? [])],
         reply_quote: m.reply_quote ?? null, forwarded: !!m.forwarded_from,
       };
       this.byKey.set(shown.key, shown);
@@ -185,6 +190,7 @@ export class Conversation {
     shown.content = '';
     shown.file_url = null;
     shown.reactions = [];
+    shown.mentions = [];
     shown.editing = false;
   }
 
@@ -210,5 +216,6 @@ export class Conversation {
     shown.edited = !!m.edited_at;
     shown.deleted = !!m.deleted;
     shown.reactions = m.reactions.map((r) => ({ ...r }));
+    shown.mentions = [...(m.mentions ?? [])];
   }
 }

@@ -1,4 +1,5 @@
-/** The sidebar's chat list (avatar, name, newest message, unread badge, 🔕) and the new-chat form. */
+/** The sidebar's chat list (avatar, name, newest message, unread badge, an `@` badge for
+ * unread mentions of me, 🔕) and the new-chat form. */
 
 import type { CreateChatRequest } from '@jetchat/client';
 import { describe, h } from '../dom';
@@ -35,7 +36,9 @@ export class ChatListView {
       },
         avatar(row.face),
         h('span', { className: 'name' }, row.name, row.muted ? h('span', { className: 'muted-icon', title: 'Muted', 'data-testid': 'muted' }, ' 🔕') : null),
-        row.unread ? h('span', { className: 'badge', 'data-testid': 'unread' }, String(row.unread)) : null,
+        row.unread || row.mentions ? h('span', { className: 'badges' },
+          row.mentions ? h('span', { className: 'badge mention', 'data-testid': 'mentions', title: 'Mentions you' }, '@') : null,
+          row.unread ? h('span', { className: 'badge', 'data-testid': 'unread' }, String(row.unread)) : null) : null,
         h('span', { className: 'last' }, row.preview))));
     if (items.length === 0) items.push(h('li', { className: 'muted empty-list' }, 'No chats yet.'));
     this.list.replaceChildren(...items);

@@ -1,8 +1,10 @@
-/** The composer of the open chat: the message being answered, the text field, attach, record
- * (where the browser can), send, the upload's progress and what went wrong. */
+/** The composer of the open chat: the message being answered, what it says of a block, the
+ * text field with its `@` suggestions of members, attach, record (where the browser can),
+ * send, the upload's progress and what went wrong. */
 
 import { describe, h } from '../dom';
 import type { Quote } from '../model/conversation';
+import { applyMention, mentionQuery, suggestions, type Candidate, type MentionQuery } from '../model/mentions';
 import { quote } from './message';
 
 export interface ComposerActions {
@@ -14,6 +16,8 @@ export interface ComposerActions {
   cancelReply(): void;
   /** A user's name, for the quote of the message answered. */
   name?(userId: number): string;
+  /** The chat's other members, by the names shown: what `@` suggests. */
+  members?(): Candidate[];
 }
 
 export class ComposerView {
@@ -23,10 +27,20 @@ export class ComposerView {
   private readonly input: HTMLInputElement;
   private readonly progress: HTMLProgressElement;
   private readonly error: HTMLElement;
+  /** What the composer says of a block (above the field). */
+  private readonly note: HTMLElement;
+  /** The members an `@` being typed matches, as a listbox over the field. */
+  private readonly suggestionList: HTMLUListElement;
+  private suggesting: { at: MentionQuery; members: Candidate[]; active: number } | undefined;
 
   constructor(private readonly actions: ComposerActions) {
     this.replying = h('div', { id: 'replying', hidden: true });
-    const input = (this.input = h('input', { id: 'compose', type: 'text', autocomplete: 'off', placeholder: 'Message', maxlength: 10000, 'aria-label': 'Message' }));
+    const input = (this.input = h('input', {
+      id: 'compose', type: 'text', autocomplete: 'off', placeholder: 'Message', maxlength: 10000, 'aria-label': 'Message',
+      'aria-autocomplete': 'list', 'aria-controls': 'mention-list',
+    }));
+    this.note = h('p', { id: 'composer-note', role: 'status', hidden: true });
+    this.suggestionList = h('ul', { id: 'mention-list', role: 'listbox', 'aria-label': 'Members to mention', hidden: true });
     const error = (this.error = h('p', { className: 'error', role: 'alert', id: 'composer-error' }));
     this.progress = h('progress', { max: 1, value: 0, hidden: true, 'aria-label': 'Upload progress' });
     const file = h('input', {
@@ -48,13 +62,16 @@ export class ComposerView {
         try {
           actions.send(text);
           input.value = '';
+          this.closeSuggestions();
           actions.typing(false);
         } catch (e) {
           error.textContent = describe(e);
         }
       },
     },
+      this.note,
       input,
+      this.suggestionList,
       h('label', { for: 'attach', className: 'file' }, h('span', { role: 'button', tabindex: 0, className: 'attach', 'aria-label': 'Attach a voice note or video', title: 'Attach a voice note or video',
         onkeydown: (e: KeyboardEvent) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); file.click(); } },
       }, 'Attach')),
@@ -63,7 +80,80 @@ export class ComposerView {
       h('button', { type: 'submit', className: 'primary' }, 'Send'),
       this.progress,
       error);
-    input.addEventListener('input', () => actions.typing(input.value !== ''));
+    input.addEventListener('input', () => {
+      actions.typing(input.value !== '');
+      this.suggest();
+    });
+    input.addEventListener('keydown', (e: KeyboardEvent) => this.suggestionKey(e));
+    input.addEventListener('blur', () => this.closeSuggestions());
+  }
+
+  /** Says what a block means here (`''`: nothing). */
+  showNote(text: string): void {
+    this.note.hidden = !text;
+    this.note.textContent = text;
+  }
+
+  /** The members the `@` before the caret matches, listed under the field (none: closed). */
+  private suggest(): void {
+    const input = this.input;
+    const at = mentionQuery(input.value, input.selectionStart ?? input.value.length);
+    const members = at ? suggestions(at.query, this.actions.members?.() ?? []) : [];
+    if (!at || members.length === 0) return this.closeSuggestions();
+    const same = this.suggesting?.members.map((m) => m.userId).join() === members.map((m) => m.userId).join();
+    this.suggesting = { at, members, active: same ? this.suggesting!.active : 0 };
+    this.drawSuggestions();
+  }
+
+  private drawSuggestions(): void {
+    const s = this.suggesting;
+    this.suggestionList.hidden = !s;
+    this.input.setAttribute('aria-expanded', String(!!s));
+    if (!s) {
+      this.input.removeAttribute('aria-activedescendant');
+      return this.suggestionList.replaceChildren();
+    }
+    this.suggestionList.replaceChildren(...s.members.map((member, i) => h('li', {
+      id: `mention-option-${member.userId}`, role: 'option', 'aria-selected': String(i === s.active), 'data-user-id': member.userId,
+      // Chosen before the field loses focus (which closes the list).
+      onmousedown: (e: MouseEvent) => { e.preventDefault(); this.choose(member); },
+    }, `@${member.name}`)));
+    this.input.setAttribute('aria-activedescendant', `mention-option-${s.members[s.active]!.userId}`);
+  }
+
+  /** Arrows move through the suggestions, Enter or Tab takes one, Escape closes them. */
+  private suggestionKey(e: KeyboardEvent): void {
+    const s = this.suggesting;
+    if (!s) return;
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      s.active = (s.active + (e.key === 'ArrowDown' ? 1 : s.members.length - 1)) % s.members.length;
+      this.drawSuggestions();
+    } else if (e.key === 'Enter' || e.key === 'Tab') {
+      e.preventDefault();
+      this.choose(s.members[s.active]!);
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      this.closeSuggestions();
+    }
+  }
+
+  /** Puts `@<name> ` in place of the `@` being typed. */
+  private choose(member: Candidate): void {
+    const s = this.suggesting;
+    if (!s) return;
+    const { text, caret } = applyMention(this.input.value, s.at, member.name);
+    this.input.value = text;
+    this.input.setSelectionRange(caret, caret);
+    this.closeSuggestions();
+    this.input.focus();
+    this.actions.typing(true);
+  }
+
+  private closeSuggestions(): void {
+    if (!this.suggesting && this.suggestionList.hidden) return;
+    this.suggesting = undefined;
+    this.drawSuggestions();
   }
 
   focus(): void {

@@ -1,9 +1,11 @@
-/** The open conversation: its header (back, picture, title, presence, mute), the messages in order,
- * who is typing, and the composer below. */
+/** The open conversation: its header (back, picture, title, presence, block in a private
+ * chat, mute), its pinned messages, the messages in order, who is typing, and the composer
+ * below. */
 
 import { h } from '../dom';
 import type { Shown } from '../model/conversation';
 import type { Face } from '../model/people';
+import type { PinRow } from '../model/pins';
 import { avatar } from './avatar';
 import { drawMessage, type MessageActions, type People } from './message';
 import type { ComposerView } from './composer';
@@ -16,6 +18,10 @@ export interface ConversationActions extends MessageActions, People {
   toggleGroupPanel(chatId: number): void;
   /** Whether the open chat is a group (its messages then say who wrote them). */
   isGroup(chatId: number): boolean;
+  /** The block button of a private chat: blocks the other member, or lifts the block. */
+  toggleBlock(chatId: number): void;
+  /** A pinned message's "Unpin". */
+  unpin(chatId: number, messageId: number): void;
 }
 
 export class ConversationView {
@@ -28,6 +34,8 @@ export class ConversationView {
   private faceShown: string | undefined;
   private presence: HTMLElement | undefined;
   private mute: HTMLElement | undefined;
+  private blockButton: HTMLButtonElement | undefined;
+  private pins: HTMLElement | undefined;
   private groupButton: HTMLButtonElement | undefined;
   private historyError: HTMLElement | undefined;
   private typing: HTMLElement | undefined;
@@ -54,6 +62,8 @@ export class ConversationView {
     this.faceShown = undefined;
     this.presence = h('div', { id: 'chat-presence', className: 'muted', 'data-testid': 'presence' });
     this.mute = h('button', { id: 'mute', type: 'button', 'aria-pressed': 'false', onclick: () => this.actions.toggleMute(chatId) }, 'Mute');
+    this.blockButton = h('button', { id: 'block', type: 'button', hidden: true, 'aria-pressed': 'false', onclick: () => this.actions.toggleBlock(chatId) }, 'Block');
+    this.pins = h('section', { id: 'pinned', 'aria-label': 'Pinned messages', hidden: true });
     this.groupButton = h('button', {
       id: 'group-button', type: 'button', hidden: true, 'aria-expanded': 'false', 'aria-controls': 'group-panel',
       onclick: () => this.actions.toggleGroupPanel(chatId),
@@ -67,8 +77,10 @@ export class ConversationView {
         h('div', {}, this.title, this.presence),
         h('span', { className: 'spacer' }),
         this.groupButton,
+        this.blockButton,
         this.mute),
       groupPanel,
+      this.pins,
       this.historyError,
       list,
       this.typing,
@@ -82,7 +94,9 @@ export class ConversationView {
     return this.chatId === chatId && this.messages !== undefined;
   }
 
-  showHeader(face: Face, muted: boolean, group: boolean): void {
+  /** `blocked`: in a private chat, whether I block the other member (`undefined` in a group:
+   * no block button). */
+  showHeader(face: Face, muted: boolean, group: boolean, blocked?: boolean): void {
     if (!this.title || !this.mute || !this.face) return;
     this.title.textContent = face.name;
     // Drawn again only when it changed: an image is not asked for at every list change.
@@ -92,6 +106,12 @@ export class ConversationView {
       this.face.replaceChildren(avatar(face));
     }
     if (this.groupButton) this.groupButton.hidden = !group;
+    if (this.blockButton) {
+      this.blockButton.hidden = blocked === undefined;
+      this.blockButton.textContent = blocked ? 'Unblock' : 'Block';
+      this.blockButton.setAttribute('aria-pressed', String(!!blocked));
+      this.blockButton.setAttribute('aria-label', blocked ? `Unblock ${face.name}` : `Block ${face.name}`);
+    }
     this.mute.textContent = muted ? 'Unmute' : 'Mute';
     this.mute.setAttribute('aria-pressed', String(muted));
     this.mute.setAttribute('aria-label', muted ? 'Unmute this chat' : 'Mute this chat');
@@ -105,11 +125,38 @@ export class ConversationView {
   /** The chat went away while drawn (deleted, or I left or was removed): says so in its place. */
   showGone(text: string): void {
     this.chatId = undefined;
-    this.messages = this.title = this.face = this.presence = this.mute = this.groupButton = undefined;
+    this.messages = this.title = this.face = this.presence = this.mute = this.groupButton = this.blockButton = this.pins = undefined;
     this.historyError = this.typing = undefined;
     this.el.replaceChildren(
       h('header', {}, h('button', { id: 'back', type: 'button', 'aria-label': 'Back to chats', onclick: () => history.back() }, '←')),
       h('p', { className: 'empty', id: 'chat-gone', role: 'status' }, text));
+  }
+
+  /** The pinned messages at the top, newest pin first: each shows its message when it is
+   * drawn; "Unpin" for those allowed. */
+  showPins(rows: PinRow[], canUnpin: boolean): void {
+    const pins = this.pins;
+    const chatId = this.chatId;
+    if (!pins || chatId === undefined) return;
+    pins.hidden = rows.length === 0;
+    pins.replaceChildren(...(rows.length ? [
+      h('h3', { className: 'visually-hidden' }, 'Pinned messages'),
+      h('ul', {}, ...rows.map((row) => h('li', { 'data-message-id': row.messageId },
+        h('button', { type: 'button', className: 'pin-line', 'aria-label': row.label, onclick: () => this.reveal(row.messageId) },
+          h('span', { className: 'pin-label', 'aria-hidden': 'true' }, 'Pinned'),
+          h('span', { className: 'who' }, row.author), ': ',
+          h('span', { className: 'pin-text' }, row.preview)),
+        canUnpin ? h('button', { type: 'button', className: 'unpin', 'aria-label': `Unpin "${row.preview.slice(0, 40)}"`, onclick: () => this.actions.unpin(chatId, row.messageId) }, 'Unpin') : null))),
+    ] : []));
+  }
+
+  /** Scrolls to a message when it is drawn, and marks it (until another is shown so). */
+  private reveal(messageId: number): void {
+    const el = this.messages?.querySelector<HTMLElement>(`li[data-message-id="${messageId}"]`);
+    if (!el) return;
+    for (const other of this.messages!.querySelectorAll('li.revealed')) other.classList.remove('revealed');
+    el.scrollIntoView({ block: 'center' });
+    el.classList.add('revealed');
   }
 
   showPresence(text: string): void {

@@ -1,11 +1,12 @@
 /** One message as a list item: sender's name (in a group), forward and reply marks, text (its
- * http(s) links clickable, built as DOM nodes: no markup of the text is interpreted) or media,
- * reactions, the actions (reply, react, and on mine edit and delete), time and mark. */
+ * http(s) links clickable and the members it mentions highlighted, mine more: built as DOM
+ * nodes, no markup of the text is interpreted) or media, reactions, the actions (reply, react,
+ * pin or unpin for those allowed, and on mine edit and delete), a pin mark, time and mark. */
 
 import { h } from '../dom';
 import type { Mark } from '../model/marks';
 import type { Quote, Shown } from '../model/conversation';
-import { linkParts } from '../model/links';
+import { messageParts } from '../model/mentions';
 import type { Face } from '../model/people';
 import { avatar } from './avatar';
 
@@ -27,6 +28,10 @@ export interface MessageActions {
   cancelEditing(shown: Shown): void;
   saveEdit(shown: Shown, text: string): void;
   delete(shown: Shown): void;
+  /** Pins the message, or unpins it when pinned. */
+  togglePin(shown: Shown): void;
+  /** Whether the message is pinned, and whether I may pin and unpin in its chat. */
+  pinState(shown: Shown): { pinned: boolean; canPin: boolean };
 }
 
 /** A user's name. */
@@ -48,8 +53,10 @@ export function drawMessage(shown: Shown, me: number, showSender: boolean, actio
     ? h(shown.content_type as 'audio' | 'video', { controls: true, preload: 'metadata', src: shown.file_url, 'aria-label': shown.content_type === 'audio' ? 'Voice note' : 'Video' })
     : shown.file_url ? h('a', { href: shown.file_url, target: '_blank', rel: 'noopener' }, 'Open file') : null;
   const mark = shown.mark ? MARK_TEXT[shown.mark] : undefined;
+  const pin = shown.message_id !== undefined && !shown.deleted ? actions.pinState(shown) : { pinned: false, canPin: false };
+  const mentionsMe = !shown.deleted && shown.mentions.includes(me);
   return h('li', {
-    className: `msg${mine ? ' mine' : ''}`,
+    className: `msg${mine ? ' mine' : ''}${mentionsMe ? ' mentions-me' : ''}${pin.pinned ? ' pinned' : ''}`,
     'data-message-id': shown.message_id,
     'data-client-msg-id': shown.client_msg_id,
   },
@@ -59,7 +66,7 @@ export function drawMessage(shown: Shown, me: number, showSender: boolean, actio
     shown.deleted
       ? h('div', { className: 'tombstone', 'data-testid': 'tombstone' }, 'message deleted')
       : shown.editing ? editor(shown, actions)
-      : shown.content ? messageText(shown.content) : null,
+      : shown.content ? messageText(shown.content, shown.mentions.map((userId) => ({ userId, name: name(userId) })), me) : null,
     shown.deleted ? null : media,
     shown.reactions.length ? h('div', { className: 'reactions', role: 'group', 'aria-label': 'Reactions' },
       ...shown.reactions.map((r) => h('button', {
@@ -67,20 +74,24 @@ export function drawMessage(shown: Shown, me: number, showSender: boolean, actio
         'aria-label': `${r.emoji} ${r.count}${r.me ? ', yours: remove' : ''}`,
         onclick: () => actions.toggleReaction(shown, r.emoji),
       }, `${r.emoji} ${r.count}`))) : null,
-    shown.message_id !== undefined && !shown.deleted && !shown.editing ? buttons(shown, mine, actions) : null,
+    shown.message_id !== undefined && !shown.deleted && !shown.editing ? buttons(shown, mine, pin, actions) : null,
     h('div', { className: 'meta' },
+      pin.pinned ? h('span', { className: 'pin-mark', 'data-testid': 'pinned' }, 'pinned') : null,
       shown.edited && !shown.deleted ? h('span', { className: 'edited', 'data-testid': 'edited' }, 'edited') : null,
       time ? h('time', { datetime: shown.timestamp }, time) : null,
       mark && shown.mark ? h('span', { className: 'mark', 'data-status': shown.mark, title: mark[1], 'aria-label': mark[1] }, mark[0]) : null),
     shown.error ? h('div', { className: 'error', role: 'alert' }, `Not sent: ${shown.error}`) : null);
 }
 
-/** A message's text: text nodes, and its http(s) links as links that open in a new tab and
- * tell the target neither this page nor its address. */
-export function messageText(content: string): HTMLElement {
-  return h('div', { className: 'text' }, ...linkParts(content).map((part) => 'href' in part
+/** A message's text: text nodes, its http(s) links as links that open in a new tab and tell
+ * the target neither this page nor its address, and the `@name` of each member it mentions
+ * (`mentioned`, by the names shown) in a highlight, a stronger one for me. */
+export function messageText(content: string, mentioned: { userId: number; name: string }[] = [], me = 0): HTMLElement {
+  return h('div', { className: 'text' }, ...messageParts(content, mentioned, me).map((part) => 'href' in part
     ? h('a', { href: part.href, target: '_blank', rel: 'noopener noreferrer' }, part.text)
-    : part.text));
+    : 'mention' in part
+      ? h('span', { className: `mention${part.me ? ' me' : ''}`, 'data-user-id': part.mention, 'data-testid': 'mention' }, part.text)
+      : part.text));
 }
 
 /** The quote of an answered message. */
@@ -88,8 +99,9 @@ export function quote(q: Quote, name: Namer = userN): HTMLElement {
   return h('blockquote', { className: 'quote', 'data-testid': 'quote' }, h('span', { className: 'who' }, name(q.sender_id)), ' ', q.text);
 }
 
-/** Reply, react, and on my own message edit and delete: buttons, reachable by Tab. */
-function buttons(shown: Shown, mine: boolean, actions: MessageActions): HTMLElement {
+/** Reply, react, pin or unpin (when allowed), and on my own message edit and delete:
+ * buttons, reachable by Tab. */
+function buttons(shown: Shown, mine: boolean, pin: { pinned: boolean; canPin: boolean }, actions: MessageActions): HTMLElement {
   return h('div', { className: 'actions', role: 'group', 'aria-label': 'Message actions' },
     h('button', { type: 'button', 'aria-label': 'Reply', onclick: () => actions.reply(shown) }, 'Reply'),
     ...EMOJI.map((emoji) => h('button', {
@@ -97,6 +109,10 @@ function buttons(shown: Shown, mine: boolean, actions: MessageActions): HTMLElem
       'aria-pressed': String(!!shown.reactions.find((r) => r.emoji === emoji)?.me),
       onclick: () => actions.toggleReaction(shown, emoji),
     }, emoji)),
+    pin.canPin ? h('button', {
+      type: 'button', className: 'pin', 'aria-label': pin.pinned ? 'Unpin message' : 'Pin message',
+      onclick: () => actions.togglePin(shown),
+    }, pin.pinned ? 'Unpin' : 'Pin') : null,
     mine ? h('button', { type: 'button', 'aria-label': 'Edit message', onclick: () => actions.startEditing(shown) }, 'Edit') : null,
     mine ? h('button', { type: 'button', 'aria-label': 'Delete message', onclick: () => actions.delete(shown) }, 'Delete') : null);
 }
