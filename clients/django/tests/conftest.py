@@ -65,6 +65,18 @@ class Jetchat:
             return error.code, json.loads(error.read() or b"null")
 
 
+def pytest_collection_modifyitems(config, items):
+    """With jetchat on PostgreSQL (``django_package_test.sh --postgres``: the test command's
+    second pass) only the tests that talk to jetchat run. The others (system checks, schemas,
+    packaging, the vendored client, the pages' HTML) never reach jetchat's database and ran on
+    the SQLite pass already."""
+    if not os.environ.get("JETCHAT_DATABASE_URL"):
+        return
+    talks = [item for item in items if "server" in item.fixturenames]
+    config.hook.pytest_deselected(items=[item for item in items if item not in talks])
+    items[:] = talks
+
+
 @pytest.fixture(scope="session")
 def server():
     binary = os.environ.get("JETCHAT_BIN")
@@ -135,6 +147,7 @@ class Events:
 
     durable: str
     seen: list = field(default_factory=list)
+    typed: list = field(default_factory=list)
     lock: threading.Condition = field(default_factory=threading.Condition)
     consumer: object = None
     thread: threading.Thread | None = None
@@ -146,6 +159,11 @@ class Events:
         with self.lock:
             self.seen.append(Seen(event, meta))
             self.lock.notify_all()
+
+    def record_typed(self, sender, event, meta, **kwargs):
+        """What the signal of the event's own type (``signals.BY_TYPE``) delivered."""
+        with self.lock:
+            self.typed.append((sender, meta.event_id))
 
     def start(self):
         from jetchat_django.consumer import Consumer
@@ -205,21 +223,30 @@ class Events:
         time.sleep(QUIET)
         found = self.matching(predicate)
         assert len(found) == 1, f"{what} {len(found)} times: {[s.event for s in found]}"
+        kind = first.event.get("type")
+        with self.lock:
+            typed = self.typed.count((kind, first.meta.event_id))
+        assert typed == 1, f"{what}: signals.{kind} sent {typed} times"
         return first
 
 
 @pytest.fixture
 def events(server):
-    """Starts a consumer of the test's own; every event is recorded through ``event_received``."""
+    """Starts a consumer of the test's own; every event is recorded through ``event_received``,
+    and ``exactly_once`` checks the signal of its own type was sent once for it too."""
     from jetchat_django import signals
 
     recorder = Events(durable=f"test-{uuid.uuid4().hex[:10]}")
     signals.event_received.connect(recorder.record, weak=False)
+    for signal in signals.BY_TYPE.values():
+        signal.connect(recorder.record_typed, weak=False)
     try:
         yield recorder.start()
     finally:
         recorder.stop()
         signals.event_received.disconnect(recorder.record)
+        for signal in signals.BY_TYPE.values():
+            signal.disconnect(recorder.record_typed)
 
 
 @pytest.fixture

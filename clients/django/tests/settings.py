@@ -16,6 +16,8 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    # The live server serves the package's static files (the client) with it.
+    "django.contrib.staticfiles",
     "rest_framework_simplejwt",
     "push_notifications",
     "jetchat_django",
@@ -44,7 +46,7 @@ DATABASES = {
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# The live server (the browser test) serves static files from here (none).
+# The live server (the browser test) serves the apps' static files (the client) from here.
 STATIC_URL = "/static/"
 
 SIMPLE_JWT = {

@@ -2,6 +2,7 @@
 package publishes validates against those schemas."""
 
 import importlib.util
+import inspect
 import json
 from pathlib import Path
 
@@ -58,6 +59,22 @@ def test_every_event_type_has_its_signal():
     (commands.build_mute_chat, dict(chat_id=1, user_id=2)),
     (commands.build_mute_chat, dict(chat_id=1, user_id=2, until=None)),
     (commands.build_upsert_user, dict(user_id=1, display_name="Ann", avatar_url="https://a/b")),
+    (commands.build_erase_user, dict(user_id=1)),
+    (commands.build_add_members, dict(chat_id=1, user_ids=[2], actor_id=3)),
+    (commands.build_leave_chat, dict(chat_id=1, user_id=2)),
+    (commands.build_update_chat, dict(chat_id=1, name="New")),
+    (commands.build_update_chat, dict(chat_id=1, settings={"members_can_add": True}, actor_id=2)),
+    (commands.build_set_member_role, dict(chat_id=1, user_id=2, role="admin")),
+    (commands.build_delete_chat, dict(chat_id=1, actor_id=2)),
+    (commands.build_edit_message, dict(chat_id=1, message_id=9, editor_id=2, content="fixed")),
+    (commands.build_react, dict(chat_id=1, message_id=9, user_id=2, emoji="👍")),
+    (commands.build_unreact, dict(chat_id=1, message_id=9, user_id=2, emoji="👍")),
+    (commands.build_pin_message, dict(chat_id=1, message_id=9)),
+    (commands.build_pin_message, dict(chat_id=1, message_id=9, pinned=False, actor_id=2)),
+    (commands.build_mark_read, dict(chat_id=1, user_id=2, message_id=9)),
+    (commands.build_mark_delivered, dict(chat_id=1, user_id=2, message_id=9)),
+    (commands.build_set_block, dict(user_id=1, blocked_id=2)),
+    (commands.build_set_block, dict(user_id=1, blocked_id=2, blocked=False)),
 ])
 def test_each_command_validates_against_command_json(build, fields):
     schema = json.loads((SCHEMAS / "command.json").read_text())
@@ -69,3 +86,25 @@ def test_each_command_validates_against_command_json(build, fields):
     # oneOf alone would accept unknown keys; a typo in a field name must fail here.
     known = set(schema["$defs"][definition]["properties"]) | {"type"}
     assert set(command.payload) <= known, set(command.payload) - known
+
+
+def test_every_command_django_may_send_has_a_function():
+    """A command added to command.json fails here until the package wraps it (or names it
+    jetchat's own)."""
+    import jetchat_django
+
+    schema = json.loads((SCHEMAS / "command.json").read_text())
+    kinds = {entry["properties"]["type"]["const"] for entry in schema["oneOf"]}
+    jetchats_own = {"delivered_marks", "push_due", "register_upload"}
+    functions = [getattr(jetchat_django, name) for name in jetchat_django.__all__]
+    wrapped = {f.command_type for f in functions if hasattr(f, "command_type")}
+    assert kinds - jetchats_own == wrapped
+    sync = {f.__name__ for f in functions
+            if hasattr(f, "command_type") and not inspect.iscoroutinefunction(f)}
+    asynchronous = {f.__name__ for f in functions if inspect.iscoroutinefunction(f)}
+    assert {f"a{name}" for name in sync} == asynchronous  # each in sync and async code
+
+
+def test_an_update_with_nothing_to_change_is_refused_before_publishing():
+    with pytest.raises(ValueError, match="name or settings"):
+        commands.build_update_chat(chat_id=1)

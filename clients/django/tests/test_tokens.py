@@ -73,3 +73,36 @@ def test_the_template_tag_in_any_page(ann):
 def test_login_tokens_carry_the_profile_claims(ann):
     access = JetchatTokenObtainPairSerializer.get_token(ann).access_token
     assert access["name"] == "Ann Lee" and access["avatar"] == ""
+
+
+def test_the_client_page_names_the_client_and_its_settings(client, ann):
+    import json
+    import re
+
+    assert client.get("/chat/client/").status_code == 302  # to the login page
+    client.force_login(ann)
+
+    response = client.get("/chat/client/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    import_map = json.loads(re.search(r'<script type="importmap">(.*?)</script>', page, re.S)[1])
+    assert import_map == {"imports": {
+        "@jetchat/client": "/static/jetchat_django/client/index.js",
+        "jetchat-django": "/static/jetchat_django/jetchat-django.js"}}
+    config = json.loads(re.search(r'<script id="jetchat-config" type="application/json">(.*?)'
+                                  r"</script>", page, re.S)[1])
+    assert config["url"] == "http://127.0.0.1:8000/" and config["tokenUrl"] == "/chat/token/"
+    assert config["renewBeforeMs"] == 60_000 and config["csrfToken"]
+    # The import map comes before the module that uses it.
+    assert page.index('type="importmap"') < page.index("chat-page.js")
+
+
+def test_the_client_tag_needs_app_url(ann, settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.JETCHAT = {**settings.JETCHAT, "APP_URL": None}
+    request = RequestFactory().get("/")
+    request.user = ann
+    with pytest.raises(ImproperlyConfigured, match="APP_URL"):
+        Template("{% load jetchat %}{% jetchat_client %}").render(Context({"request": request}))

@@ -8,13 +8,15 @@ repeat is dropped (``Published.duplicate``); after it, jetchat's database still 
 a private chat or a group's creation once.
 
 ``wait=True`` also waits for jetchat's outcome on a ``reply_to`` inbox, for the commands that
-have one (``create_chat`` → ``chat_ready``, ``delete_message``, ``upsert_user`` and
-``erase_user`` → ``applied``,
-``mute_chat`` → ``muted``); a refusal raises ``CommandRejected``. A duplicate gets no outcome
-(JetStream dropped it before jetchat saw it), except ``create_chat``'s: its chat is asked for
-again (below), so a retried call still learns its chat.
+have one (``create_chat`` → ``chat_ready``, ``mute_chat`` → ``muted``, the others → ``applied``
+but ``rename_chat``, the receipts and Django's own ``add_members``/``remove_members``, those
+without ``actor_id``: jetchat answers them only when it refuses them); a refusal raises
+``CommandRejected``. A duplicate gets no outcome (JetStream dropped it before jetchat saw it),
+except ``create_chat``'s: its chat is asked for again (below), so a retried call still learns
+its chat.
 
-Not yet: ``block`` (jetchat has no such command yet).
+Every command of docs/events.md that Django may send is here; ``delivered_marks``,
+``push_due`` and ``register_upload`` are jetchat's own.
 """
 
 import asyncio
@@ -36,8 +38,19 @@ from .subjects import Subjects
 
 #: What ``mute_chat(until=MUTED_FOREVER)`` stores: a mute that never ends.
 MUTED_FOREVER = "9999-12-31T23:59:59Z"
-#: Outcomes a command may be waited for with ``wait=True``.
-WAITABLE = {"create_chat", "delete_message", "erase_user", "mute_chat", "upsert_user"}
+#: Commands jetchat answers on ``reply_to`` when applied, so ``wait=True`` may wait for them
+#: (docs/events.md, "Outcomes").
+WAITABLE = {"create_chat", "delete_chat", "delete_message", "edit_message", "erase_user",
+            "mute_chat", "pin_message", "react", "set_block", "set_member_role", "unreact",
+            "update_chat", "upsert_user"}
+#: Commands answered when applied only when a member acts (``actor_id``), not Django.
+WAITABLE_WITH_ACTOR = {"add_members", "remove_members"}
+
+
+def has_outcome(payload: dict) -> bool:
+    """Whether jetchat answers this command on ``reply_to`` when it applies it."""
+    kind = payload["type"]
+    return kind in WAITABLE or (kind in WAITABLE_WITH_ACTOR and "actor_id" in payload)
 
 
 @dataclass(frozen=True)
@@ -149,28 +162,76 @@ def build_create_chat(*, creator_id: int, member_ids: list[int], is_group: bool 
     return _command("create_chat", _subjects().create_chat(), body, command_id)
 
 
-def build_add_members(*, chat_id: int, user_ids: list[int],
+def build_add_members(*, chat_id: int, user_ids: list[int], actor_id: int | None = None,
                       command_id: str | None = None) -> Command:
+    """Without ``actor_id`` Django adds them (the system: no role needed); with it, that
+    member does, under the group's rules (``forbidden``, ``blocked``)."""
     command_id = command_id or _new_id()
     body: schema.AddMembers = {"command_id": command_id, "chat_id": chat_id,
-                               "user_ids": list(user_ids)}
+                               "user_ids": list(user_ids), "actor_id": actor_id}
     return _command("add_members", _subjects().chat_command(chat_id, "add_members"), body,
                     command_id)
 
 
-def build_remove_members(*, chat_id: int, user_ids: list[int],
+def build_remove_members(*, chat_id: int, user_ids: list[int], actor_id: int | None = None,
                          command_id: str | None = None) -> Command:
+    """Without ``actor_id`` Django removes them (anyone, the owner too: the group passes on);
+    with it, that member does, as an admin or the owner."""
     command_id = command_id or _new_id()
     body: schema.RemoveMembers = {"command_id": command_id, "chat_id": chat_id,
-                                  "user_ids": list(user_ids)}
+                                  "user_ids": list(user_ids), "actor_id": actor_id}
     return _command("remove_members", _subjects().chat_command(chat_id, "remove_members"), body,
                     command_id)
+
+
+def build_leave_chat(*, chat_id: int, user_id: int, command_id: str | None = None) -> Command:
+    """The member leaves the group (``remove_members`` with themselves as the actor); an owner
+    who leaves hands the group to the longest-serving admin, else member."""
+    return build_remove_members(chat_id=chat_id, user_ids=[user_id], actor_id=user_id,
+                                command_id=command_id)
 
 
 def build_rename_chat(*, chat_id: int, name: str, command_id: str | None = None) -> Command:
     command_id = command_id or _new_id()
     body: schema.RenameChat = {"command_id": command_id, "chat_id": chat_id, "name": name}
     return _command("rename_chat", _subjects().chat_command(chat_id, "rename"), body, command_id)
+
+
+def build_update_chat(*, chat_id: int, name: str | None = None,
+                      settings: schema.SettingsChange | None = None, actor_id: int | None = None,
+                      command_id: str | None = None) -> Command:
+    """Renames the group or changes its settings (``{"members_can_add": True}``; those left
+    out are kept); without ``actor_id`` as Django, with it as that admin or owner."""
+    if name is None and not settings:
+        raise ValueError("give a name or settings to change")
+    command_id = command_id or _new_id()
+    body: schema.UpdateChat = {"command_id": command_id, "chat_id": chat_id, "name": name,
+                               "settings": dict(settings) if settings else None,
+                               "actor_id": actor_id}
+    return _command("update_chat", _subjects().chat_command(chat_id, "update_chat"), body,
+                    command_id)
+
+
+def build_set_member_role(*, chat_id: int, user_id: int, role: schema.Role,
+                          actor_id: int | None = None, command_id: str | None = None) -> Command:
+    """``owner``, ``admin`` or ``member``; ``owner`` hands the group over (the owner until then
+    becomes an admin). Without ``actor_id`` as Django, with it as the owner."""
+    command_id = command_id or _new_id()
+    body: schema.SetMemberRole = {"command_id": command_id, "chat_id": chat_id,
+                                  "user_id": user_id, "role": role, "actor_id": actor_id}
+    return _command("set_member_role", _subjects().chat_command(chat_id, "set_member_role"), body,
+                    command_id)
+
+
+def build_delete_chat(*, chat_id: int, actor_id: int | None = None,
+                      command_id: str | None = None) -> Command:
+    """Deletes a group with its whole history, for everyone; without ``actor_id`` as Django,
+    with it as the owner. A private chat cannot be deleted (``not_a_group``)."""
+    command_id = command_id or _new_id()
+    body: schema.DeleteChat = {"command_id": command_id, "chat_id": chat_id,
+                               "actor_id": actor_id}
+    return _command("delete_chat", _subjects().chat_command(chat_id, "delete_chat"), body,
+                    command_id)
 
 
 def build_delete_message(*, chat_id: int, message_id: int, deleter_id: int | None = None,
@@ -190,6 +251,81 @@ def build_mute_chat(*, chat_id: int, user_id: int, until: datetime | str | None 
     body: schema.MuteChat = {"command_id": command_id, "chat_id": chat_id, "user_id": user_id,
                              "muted_until": _time(until)}
     return _command("mute_chat", _subjects().chat_command(chat_id, "mute"), body, command_id)
+
+
+def build_edit_message(*, chat_id: int, message_id: int, editor_id: int, content: str,
+                       command_id: str | None = None) -> Command:
+    """The author (``editor_id``) replaces the message's text; the old text is kept as a
+    revision (``forbidden`` for anyone else, ``edit_window_passed`` after ``EDIT_WINDOW``)."""
+    command_id = command_id or _new_id()
+    body: schema.EditMessage = {"command_id": command_id, "chat_id": chat_id,
+                                "message_id": message_id, "editor_id": editor_id,
+                                "content": content}
+    return _command("edit_message", _subjects().chat_command(chat_id, "edit_message"), body,
+                    command_id)
+
+
+def _reaction(kind: str, chat_id: int, message_id: int, user_id: int, emoji: str,
+              command_id: str | None) -> Command:
+    command_id = command_id or _new_id()
+    body: schema.ReactToMessage = {"command_id": command_id, "chat_id": chat_id,
+                                   "message_id": message_id, "user_id": user_id, "emoji": emoji}
+    return _command(kind, _subjects().chat_command(chat_id, kind), body, command_id)
+
+
+def build_react(*, chat_id: int, message_id: int, user_id: int, emoji: str,
+                command_id: str | None = None) -> Command:
+    """The member adds an emoji (one grapheme) to a message; one of each per user."""
+    return _reaction("react", chat_id, message_id, user_id, emoji, command_id)
+
+
+def build_unreact(*, chat_id: int, message_id: int, user_id: int, emoji: str,
+                  command_id: str | None = None) -> Command:
+    """The member takes their emoji back (one they do not have changes nothing)."""
+    return _reaction("unreact", chat_id, message_id, user_id, emoji, command_id)
+
+
+def build_pin_message(*, chat_id: int, message_id: int, pinned: bool = True,
+                      actor_id: int | None = None, command_id: str | None = None) -> Command:
+    """Pins the message (``pinned=False`` unpins it); without ``actor_id`` as Django, with it
+    as that member (a group's admins and owner, either member of a private chat)."""
+    command_id = command_id or _new_id()
+    body: schema.PinMessage = {"command_id": command_id, "chat_id": chat_id,
+                               "message_id": message_id, "pinned": pinned, "actor_id": actor_id}
+    return _command("pin_message", _subjects().chat_command(chat_id, "pin_message"), body,
+                    command_id)
+
+
+def _receipt(status: schema.ReceiptStatus, chat_id: int, user_id: int,
+             message_id: int) -> Command:
+    body: schema.MarkReceipt = {"chat_id": chat_id, "user_id": user_id, "message_id": message_id,
+                                "status": status}
+    # Derived from the mark (docs/events.md, "Headers"): a retry is the same mark, and marks
+    # only move forward anyway.
+    command_id = f"{user_id}:{chat_id}:{status}:{message_id}"
+    return _command("receipt", _subjects().chat_command(chat_id, "receipt"), body, command_id)
+
+
+def build_mark_read(*, chat_id: int, user_id: int, message_id: int) -> Command:
+    """The member has read the message and everything before it in the chat (read implies
+    delivered). No outcome: the ``receipt`` event, when a mark moved."""
+    return _receipt("read", chat_id, user_id, message_id)
+
+
+def build_mark_delivered(*, chat_id: int, user_id: int, message_id: int) -> Command:
+    """The message and everything before it reached the member (jetchat marks what its
+    sockets push by itself, ``AUTO_DELIVERED``). No outcome: the ``receipt`` event."""
+    return _receipt("delivered", chat_id, user_id, message_id)
+
+
+def build_set_block(*, user_id: int, blocked_id: int, blocked: bool = True,
+                    command_id: str | None = None) -> Command:
+    """``user_id`` blocks ``blocked_id`` (``blocked=False`` lifts it): the blocked user can no
+    longer open a private chat with them, write in it, or add them to a group."""
+    command_id = command_id or _new_id()
+    body: schema.SetBlock = {"command_id": command_id, "user_id": user_id,
+                             "blocked_id": blocked_id, "blocked": blocked}
+    return _command("set_block", _subjects().set_block(), body, command_id)
 
 
 def build_upsert_user(*, user_id: int, display_name: str, avatar_url: str | None = None,
@@ -219,8 +355,9 @@ async def publish(nc, command: Command, *, wait: bool = False) -> Published:
     ``Nats-Msg-Id``; with ``wait``, returns jetchat's outcome too."""
     conf = jetchat_settings()
     kind = command.payload["type"]
-    if wait and kind not in WAITABLE:
-        raise ValueError(f"{kind} has no outcome to wait for (only {sorted(WAITABLE)})")
+    if wait and not has_outcome(command.payload):
+        raise ValueError(f"{kind} has no outcome to wait for (only {sorted(WAITABLE)}, and "
+                         f"{sorted(WAITABLE_WITH_ACTOR)} with actor_id)")
     inbox = None
     payload = command.payload
     if wait:
@@ -271,6 +408,11 @@ def _timeout() -> float:
     return conf.PUBLISH_ATTEMPTS * (conf.PUBLISH_TIMEOUT + 2) + max(conf.PUBLISH_TIMEOUT, 10) + 5
 
 
+#: The command a function publishes, where its name is not the command's type.
+_PUBLISHES = {"leave_chat": "remove_members", "mark_read": "receipt",
+              "mark_delivered": "receipt", "send_system_message": "send_message"}
+
+
 def _pair(builder, default_wait: bool = False):
     """The sync and async public functions of one builder."""
 
@@ -293,6 +435,8 @@ def _pair(builder, default_wait: bool = False):
     sync.__signature__ = signature.replace(parameters=params, return_annotation=Published)
     asynchronous.__signature__ = sync.__signature__
     sync.__name__, asynchronous.__name__ = name, f"a{name}"
+    # What it publishes (a test checks every command Django may send has a function).
+    sync.command_type = asynchronous.command_type = _PUBLISHES.get(name, name)
     sync.__doc__ = f"Publishes ``{name}`` and returns once JetStream stored it. {doc}"
     asynchronous.__doc__ = f"``{name}`` from async code. {doc}"
     return sync, asynchronous
@@ -304,8 +448,19 @@ send_system_message, asend_system_message = _pair(build_send_system_message)
 create_chat, acreate_chat = _pair(build_create_chat, default_wait=True)
 add_members, aadd_members = _pair(build_add_members)
 remove_members, aremove_members = _pair(build_remove_members)
+leave_chat, aleave_chat = _pair(build_leave_chat)
 rename_chat, arename_chat = _pair(build_rename_chat)
+update_chat, aupdate_chat = _pair(build_update_chat)
+set_member_role, aset_member_role = _pair(build_set_member_role)
+delete_chat, adelete_chat = _pair(build_delete_chat)
 delete_message, adelete_message = _pair(build_delete_message)
+edit_message, aedit_message = _pair(build_edit_message)
+react, areact = _pair(build_react)
+unreact, aunreact = _pair(build_unreact)
+pin_message, apin_message = _pair(build_pin_message)
+mark_read, amark_read = _pair(build_mark_read)
+mark_delivered, amark_delivered = _pair(build_mark_delivered)
+set_block, aset_block = _pair(build_set_block)
 mute_chat, amute_chat = _pair(build_mute_chat)
 upsert_user, aupsert_user = _pair(build_upsert_user)
 erase_user, aerase_user = _pair(build_erase_user)

@@ -61,7 +61,11 @@ def push_needed(sender, event, meta, **kwargs):
         sent += len(web.send_message(json.dumps(note, separators=(",", ":"))))
     fcm = GCMDevice.objects.filter(user_id=user_id, active=True)
     if fcm.exists():  # needs firebase-admin and FCM credentials (django-push-notifications[FCM])
-        fcm.send_message(note["body"], extra={"title": note["title"], **_strings(note["data"])})
+        # django-push-notifications makes the title an Android notification's and takes
+        # collapse_key out of the data (AndroidConfig's); the rest is the message's data.
+        fcm.send_message(note["body"], extra={"title": note["title"],
+                                              "collapse_key": note["collapse_key"],
+                                              **_strings(note["data"])})
         sent += fcm.count()
     apns = APNSDevice.objects.filter(user_id=user_id, active=True)
     if apns.exists():  # needs aioapns or apns2 and APNs credentials

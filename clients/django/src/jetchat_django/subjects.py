@@ -50,6 +50,11 @@ class Subjects:
     def erase_user(self) -> str:
         return f"{self.prefix}.in.users.erase"
 
+    def set_block(self) -> str:
+        return f"{self.prefix}.in.users.block"
+
     def chat_command(self, chat_id: int, verb: str) -> str:
-        """``add_members``, ``remove_members``, ``rename``, ``delete_message``, ``mute``…"""
+        """``add_members``, ``remove_members``, ``rename``, ``update_chat``, ``set_member_role``,
+        ``delete_chat``, ``delete_message``, ``edit_message``, ``react``, ``unreact``,
+        ``pin_message``, ``receipt``, ``mute``."""
         return f"{self.prefix}.in.{chat_id}.{verb}"

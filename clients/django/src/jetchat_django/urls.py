@@ -1,4 +1,5 @@
-"""``path("chat/", include("jetchat_django.urls"))``: the page that opens the app, its tokens."""
+"""``path("chat/", include("jetchat_django.urls"))``: the page that opens the app, the page with
+the client, and their tokens."""
 
 from django.urls import path
 
@@ -7,5 +8,6 @@ from . import views
 app_name = "jetchat_django"
 urlpatterns = [
     path("", views.open_chat, name="open"),
+    path("client/", views.client_page, name="client"),
     path("token/", views.token, name="token"),
 ]

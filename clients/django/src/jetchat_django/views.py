@@ -1,4 +1,5 @@
-"""The web app for the signed-in user: a page that opens it, and the token it is handed.
+"""jetchat for the signed-in user: a page that opens the web app, a page with
+``@jetchat/client`` in it, and the tokens both are handed.
 
 The hand-over is the one jetchat's web app accepts (clients/web/src/signin.ts): the Django page
 opens the app in a new window; the app posts ``{type: "jetchat:ready"}`` to its opener; the
@@ -46,3 +47,10 @@ def open_chat(request):
     # Django's default (same-origin) would cut the app off from its opener: no hand-over.
     response["Cross-Origin-Opener-Policy"] = "same-origin-allow-popups"
     return response
+
+
+@never_cache
+@login_required
+def client_page(request):
+    """A chat in the Django page itself, on ``@jetchat/client`` (``{% jetchat_client %}``)."""
+    return render(request, "jetchat_django/client.html")

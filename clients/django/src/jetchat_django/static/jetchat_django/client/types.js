@@ -1,0 +1,3 @@
+/** Names for the generated types: frames by their `action`, REST bodies by their schema. */
+export {};
+//# sourceMappingURL=types.js.map
