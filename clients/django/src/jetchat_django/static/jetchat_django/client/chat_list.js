@@ -4,7 +4,9 @@
  * It knows a chat from `load()` (`GET /chats/`), the socket's `unread`, and `chat_created`,
  * `member_added`, new messages and my own as they are stored; `change` is emitted with `list()`
  * after each change. It keeps the members' names and avatars too (`profile(userId)`), from the
- * same sources and `user_updated`. */
+ * same sources and `user_updated`; the unread messages that mention me; the users I block
+ * (`GET /users/me/blocks`, `block_changed`); and a chat's pinned messages once asked for
+ * (`loadPins`: `GET /chats/{id}`, then `message_pinned`/`message_unpinned`). */
 import { Emitter } from './emitter.js';
 /** `userId`'s role in a group the list knows, `null` for a private chat. */
 export function roleIn(entry, userId) {
@@ -36,6 +38,17 @@ export class ChatList extends Emitter {
     chats = new Map();
     profiles = new Map();
     offs = [];
+    /** The users I block. */
+    blocks = new Set();
+    /** For each `GET /users/me/blocks` on its way, the `block_changed` heard meanwhile: newer
+     * than its answer. */
+    blocksHeard = new Set();
+    /** The chats whose pins are being asked for; `again`: a pin frame came meanwhile, so the
+     * answer may predate it. */
+    pinLoads = new Map();
+    /** Per chat, the newest message the socket's `unread` counted: a resumed socket's catch-up
+     * brings those messages after it, already counted as unread. */
+    counted = new Map();
     /** `userId`: the signed-in user, whose own messages do not count as unread. */
     constructor(client, userId) {
         super();
@@ -45,7 +58,10 @@ export class ChatList extends Emitter {
             for (const chat of frame.chats) {
                 const entry = this.entry(chat.chat_id);
                 entry.unread = chat.unread;
+                entry.unread_mentions = Math.min(entry.unread_mentions, chat.unread);
                 entry.last_message_id = chat.last_message_id ?? entry.last_message_id;
+                if (chat.last_message_id != null)
+                    this.counted.set(chat.chat_id, chat.last_message_id);
             }
             this.changed();
         }), client.on('chat_created', ({ chat, profiles }) => {
@@ -88,23 +104,59 @@ export class ChatList extends Emitter {
         }), client.on('chat_deleted', ({ chat_id }) => {
             this.chats.delete(chat_id);
             this.changed();
-        }), client.on('chat_muted', ({ chat_id, muted_until }) => {
-            this.entry(chat_id).muted_until = muted_until ?? null;
+        }), client.on('chat_muted', ({ chat_id, muted_until, mentions_muted }) => {
+            const entry = this.entry(chat_id);
+            entry.muted_until = muted_until ?? null;
+            entry.mentions_muted = muted_until != null && mentions_muted;
             this.changed();
         }), client.on('message_edited', ({ chat_id, message_id, content, edited_at }) => {
-            const last = this.chats.get(chat_id)?.last_message;
-            if (last?.message_id !== message_id)
-                return;
-            last.content = content;
-            last.edited_at = edited_at;
-            this.changed();
+            this.loadingPins(chat_id);
+            const entry = this.chats.get(chat_id);
+            const shown = [entry?.last_message, ...(entry?.pinned ?? [])].filter((m) => m?.message_id === message_id);
+            for (const m of shown) {
+                m.content = content;
+                m.edited_at = edited_at;
+            }
+            if (shown.length)
+                this.changed();
         }), client.on('message_deleted', ({ chat_id, message_id }) => {
-            const last = this.chats.get(chat_id)?.last_message;
-            if (last?.message_id !== message_id)
+            this.loadingPins(chat_id);
+            const entry = this.chats.get(chat_id);
+            if (!entry)
                 return;
-            last.content = '';
-            last.deleted = true;
-            last.file_url = null;
+            const last = entry.last_message;
+            const pinned = entry.pinned?.some((m) => m.message_id === message_id);
+            // A deleted message leaves the pins (GET /chats/{id} lists it no more).
+            if (pinned)
+                entry.pinned = entry.pinned.filter((m) => m.message_id !== message_id);
+            if (last?.message_id === message_id) {
+                last.content = '';
+                last.deleted = true;
+                last.file_url = null;
+            }
+            else if (!pinned)
+                return;
+            this.changed();
+        }), client.on('block_changed', ({ user_id, blocked }) => {
+            this.block(user_id, blocked);
+            for (const heard of this.blocksHeard)
+                heard.set(user_id, blocked);
+            this.changed();
+        }), 
+        // The frame names the message only: a chat whose pins are shown asks for them again.
+        client.on('message_pinned', ({ chat_id, message_id }) => {
+            const loading = this.loadingPins(chat_id);
+            const pinned = this.chats.get(chat_id)?.pinned;
+            if (loading || !pinned || pinned.some((m) => m.message_id === message_id))
+                return;
+            this.loadPins(chat_id).catch(() => undefined); // kept as it was; the next load() asks again
+        }), client.on('message_unpinned', ({ chat_id, message_id }) => {
+            this.loadingPins(chat_id);
+            const entry = this.chats.get(chat_id);
+            const pinned = entry?.pinned;
+            if (!entry || !pinned?.some((m) => m.message_id === message_id))
+                return;
+            entry.pinned = pinned.filter((m) => m.message_id !== message_id);
             this.changed();
         }), client.on('new_message', (message) => this.message(message)), client.on('message_ack', (ack) => {
             const entry = this.entry(ack.chat_id);
@@ -116,14 +168,22 @@ export class ChatList extends Emitter {
         // that sent it, so the line would keep its older message ("No messages yet" in a new chat).
         client.on('message_sent', ({ ack, frame }) => this.sent(ack, frame)), client.on('user_updated', ({ user }) => this.remember([user])));
     }
-    /** Loads every chat over REST (`GET /chats/`): names, members, unread counts, newest
-     * messages and mutes, kept with what the list knew already; then emits `change`. A chat the
-     * list knew before the request and the answer no longer has (left, removed or deleted while
-     * no frame could say so) is dropped. Resolves with `list()`. Call it once connected and
-     * after `resync_required`. */
+    /** Loads every chat over REST (`GET /chats/`): names, members, unread counts (mentions
+     * too), newest messages and mutes, kept with what the list knew already, and the users I
+     * block (`GET /users/me/blocks`); then emits `change`. A chat the list knew before the
+     * request and the answer no longer has (left, removed or deleted while no frame could say
+     * so) is dropped; the pins of chats whose pins were loaded are asked for again. Resolves
+     * with `list()`. Call it once connected and after `resync_required`. */
     async load() {
         const before = new Set(this.chats.keys());
-        const chats = await this.client.rest.chats();
+        const heard = new Map();
+        this.blocksHeard.add(heard);
+        const [chats, blocked] = await Promise.all([this.client.rest.chats(), this.client.rest.blocks()]).finally(() => this.blocksHeard.delete(heard));
+        this.blocks.clear();
+        for (const { user_id } of blocked)
+            this.blocks.add(user_id);
+        for (const [userId, isBlocked] of heard)
+            this.block(userId, isBlocked);
         const answered = new Set(chats.map((chat) => chat.chat_id));
         // Only what was known before the request: a chat a frame brought meanwhile may be newer
         // than the answer.
@@ -136,12 +196,59 @@ export class ChatList extends Emitter {
             this.put(chat, false);
             const entry = this.entry(chat.chat_id);
             entry.unread = chat.unread_count;
+            entry.unread_mentions = chat.unread_mentions ?? 0;
             entry.last_message = chat.last_message ?? null;
             entry.muted_until = chat.muted_until ?? null;
+            entry.mentions_muted = chat.mentions_muted ?? false;
             entry.last_message_id = chat.last_message?.message_id ?? entry.last_message_id;
         }
         this.changed();
+        const shownPins = this.list().filter((entry) => entry.pinned !== null);
+        // A pin that failed to load stays as it was; the next load() asks again.
+        await Promise.all(shownPins.map((entry) => this.loadPins(entry.chat_id).catch(() => undefined)));
         return this.list();
+    }
+    /** The chat's pinned messages, newest pin first (`GET /chats/{id}`, whose members, roles
+     * and settings it keeps too), kept in its entry's `pinned` from then on: an unpin, an edit
+     * or a delete changes them in place; a `message_pinned` asks again, its frame naming the
+     * message only. Resolves with `pinned`; a call while one is on its way shares it. */
+    loadPins(chatId) {
+        const loading = this.pinLoads.get(chatId);
+        if (loading)
+            return loading.promise;
+        const state = { promise: Promise.resolve([]), again: false };
+        const known = this.chats.has(chatId);
+        state.promise = (async () => {
+            try {
+                for (let attempt = 0;; attempt++) {
+                    state.again = false;
+                    const detail = await this.client.rest.chat(chatId);
+                    if (state.again && attempt < 3)
+                        continue;
+                    // Left, removed or deleted meanwhile: not brought back.
+                    if (known && !this.chats.has(chatId))
+                        return [];
+                    this.put(detail, false);
+                    const entry = this.entry(chatId);
+                    entry.pinned = detail.pinned.map((m) => ({ ...m }));
+                    this.changed();
+                    return entry.pinned;
+                }
+            }
+            finally {
+                this.pinLoads.delete(chatId);
+            }
+        })();
+        this.pinLoads.set(chatId, state);
+        return state.promise;
+    }
+    /** Whether I block the user (`GET /users/me/blocks` in `load()`, then `block_changed`). */
+    isBlocked(userId) {
+        return this.blocks.has(userId);
+    }
+    /** The users I block, ascending. */
+    blockedUsers() {
+        return [...this.blocks].sort((a, b) => a - b);
     }
     /** Every chat known, the one with the newest message first (by `last_message_id`; chats
      * without messages last, the newest chat first among equals). A new array each call; its
@@ -176,7 +283,8 @@ export class ChatList extends Emitter {
             this.changed();
         return changed;
     }
-    /** Marks the chat read up to its newest message (tells the server) and clears its count. */
+    /** Marks the chat read up to its newest message (tells the server) and clears its counts
+     * (its mentions too). */
     read(chatId) {
         const entry = this.chats.get(chatId);
         if (!entry)
@@ -185,6 +293,7 @@ export class ChatList extends Emitter {
             this.client.markRead(entry.last_message_id, chatId);
         }
         entry.unread = 0;
+        entry.unread_mentions = 0;
         this.changed();
     }
     /** Stops following the client's events. */
@@ -192,13 +301,24 @@ export class ChatList extends Emitter {
         for (const off of this.offs.splice(0))
             off();
     }
+    /** A message stored in one of my chats: the chat's newest when it is, counted unread
+     * (and as a mention of me) unless the socket's `unread` counted it already — a resumed
+     * socket's catch-up comes after its `unread`, which named the newest message already. */
     message(message) {
         const entry = this.entry(message.chat_id);
-        if ((entry.last_message_id ?? 0) < message.message_id) {
-            entry.last_message_id = message.message_id;
-            entry.last_message = message;
-            if (message.sender_id !== this.userId)
-                entry.unread += 1;
+        // Older than the message held: a repeat (or an old one), nothing to count.
+        if (message.message_id > (entry.last_message?.message_id ?? 0)) {
+            if (message.message_id >= (entry.last_message_id ?? 0)) {
+                entry.last_message_id = message.message_id;
+                entry.last_message = message;
+            }
+            if (message.sender_id !== this.userId) {
+                if (message.message_id > (this.counted.get(message.chat_id) ?? 0))
+                    entry.unread += 1;
+                // Never more than the unread: some the catch-up brings may have been read elsewhere.
+                if (message.mentions?.includes(this.userId))
+                    entry.unread_mentions = Math.min(entry.unread_mentions + 1, entry.unread);
+            }
         }
         this.changed();
     }
@@ -241,9 +361,13 @@ export class ChatList extends Emitter {
                 is_group: false,
                 member_ids: [],
                 unread: 0,
+                unread_mentions: 0,
                 last_message_id: null,
                 last_message: null,
                 muted_until: null,
+                mentions_muted: false,
+                blocked: false,
+                pinned: null,
                 owner_id: null,
                 admin_ids: [],
                 settings: { members_can_add: false },
@@ -252,7 +376,24 @@ export class ChatList extends Emitter {
         }
         return entry;
     }
+    /** Whether the chat's pins are being asked for; if so, the answer may predate the frame
+     * just heard: it is asked for once more. */
+    loadingPins(chatId) {
+        const loading = this.pinLoads.get(chatId);
+        if (loading)
+            loading.again = true;
+        return loading !== undefined;
+    }
+    block(userId, blocked) {
+        if (blocked)
+            this.blocks.add(userId);
+        else
+            this.blocks.delete(userId);
+    }
     changed() {
+        for (const entry of this.chats.values()) {
+            entry.blocked = !entry.is_group && entry.member_ids.some((id) => id !== this.userId && this.blocks.has(id));
+        }
         this.emit('change', this.list());
     }
 }
