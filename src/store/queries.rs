@@ -129,7 +129,7 @@ pub async fn memberships(
         .collect())
 }
 
-/// Users per [`chats_of_each_up_to`] query: its `IN` list, padded to a power of two.
+/// Users per [`chats_of_each_up_to`] query (its `IN` list, padded to a power of two).
 const USERS_PER_QUERY: usize = 512;
 
 /// The chats of each of `users` with at most `most` members (0: every chat of theirs): one
@@ -141,41 +141,37 @@ pub async fn chats_of_each_up_to(
     most: u64,
 ) -> Result<HashMap<UserId, Vec<ChatId>>, DbErr> {
     let mut chats: HashMap<UserId, Vec<ChatId>> = HashMap::new();
-    let backend = db.get_database_backend();
     for chunk in users.chunks(USERS_PER_QUERY) {
-        let list = super::in_list(chunk.iter().copied());
-        let marks = vec!["?"; list.len()].join(", ");
-        // Counted in the members' primary key (chat, user): a walk of each chat's members.
-        let bound = if most == 0 {
-            String::new()
-        } else {
-            " AND (SELECT COUNT(*) FROM chat_members c WHERE c.chat_id = m.chat_id) <= ?".into()
-        };
-        let sql = format!(
-            "SELECT m.user_id, m.chat_id FROM chat_members m WHERE m.user_id IN ({marks}){bound}"
-        );
-        let mut values: Vec<sea_orm::Value> = list.into_iter().map(Into::into).collect();
+        let mut query = Query::select();
+        query
+            .columns([chat_member::Column::UserId, chat_member::Column::ChatId])
+            .from(chat_member::Entity)
+            .and_where(
+                Expr::col(chat_member::Column::UserId).is_in(super::in_list(chunk.iter().copied())),
+            );
         if most != 0 {
-            values.push(i64::try_from(most).unwrap_or(i64::MAX).into());
+            // Counted in the members' primary key (chat, user): a walk of each chat's members.
+            let size = Query::select()
+                .expr(Expr::cust("COUNT(*)"))
+                .from_as(chat_member::Entity, "c")
+                .and_where(
+                    Expr::col(("c", chat_member::Column::ChatId))
+                        .equals((chat_member::Entity, chat_member::Column::ChatId)),
+                )
+                .to_owned();
+            query.and_where(
+                Expr::SubQuery(None, Box::new(size.into()))
+                    .lte(i64::try_from(most).unwrap_or(i64::MAX)),
+            );
         }
-        let rows = db
-            .query_all_raw(sea_orm::Statement::from_sql_and_values(
-                backend,
-                super::placeholders(backend, &sql),
-                values,
-            ))
-            .await?;
-        for row in rows {
+        // The members' primary key makes each (user, chat) pair one row.
+        for row in db.query_all(&query).await? {
             let user: UserId = row.try_get_by_index(0)?;
             chats
                 .entry(user)
                 .or_default()
                 .push(row.try_get_by_index(1)?);
         }
-    }
-    for list in chats.values_mut() {
-        list.sort_unstable();
-        list.dedup();
     }
     Ok(chats)
 }
@@ -500,7 +496,7 @@ async fn unread(
         .limit(UNREAD_MOST);
     let count = Query::select()
         .expr(Expr::cust("COUNT(*)"))
-        .from_subquery(window.to_owned(), "unread_window")
+        .from_subquery(window.take(), "unread_window")
         .to_owned();
     let query = Query::select()
         .column((chat_member::Entity, chat_member::Column::ChatId))
